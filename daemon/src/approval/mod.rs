@@ -1,0 +1,1 @@
+//! Per-seal approval policies and the stamp request state machine.

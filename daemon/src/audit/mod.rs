@@ -1,0 +1,1 @@
+//! Hash-chained usage log: append, retention, export, chain verification.

@@ -1,0 +1,1 @@
+//! `sealctl`: custodian and administrator commands, one module per command.

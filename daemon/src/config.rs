@@ -1,0 +1,143 @@
+//! The daemon's configuration file (`seald.toml`): typed, validated, every error naming its key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::device::{DeviceModel, ProfileSetting};
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7780";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the API listens on; must be a loopback address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// PKCS#11 modules to load.
+    #[serde(default, rename = "module")]
+    pub modules: Vec<ModuleConfig>,
+}
+
+/// One PKCS#11 module (`[[module]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleConfig {
+    /// A short name used in messages and the API.
+    pub name: String,
+    /// Path of the module's shared library.
+    pub path: PathBuf,
+    /// SM2 mechanism profile: a built-in name (`sansec`, `tass`, `luna`, `auto`) or a table.
+    /// Absent: the module offers no SM2 (P-256 ECDSA still works).
+    #[serde(default)]
+    pub profile: Option<ProfileSetting>,
+    /// What kind of device this is; decides how many sessions a token gets.
+    #[serde(default)]
+    pub model: DeviceModel,
+    /// Sessions per token for a cipher machine (a UKey always gets one).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN.parse().expect("valid default")
+}
+
+fn default_max_sessions() -> usize {
+    4
+}
+
+/// A configuration that could not be read or does not make sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or a key has the wrong type.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A value parsed but is not allowed.
+    #[error("config key `{key}`: {message}")]
+    Invalid {
+        /// The offending key.
+        key: String,
+        /// What was expected.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid {
+                key: "listen".into(),
+                message: format!(
+                    "{} is not a loopback address; seald serves this machine only (use 127.0.0.1 or [::1])",
+                    self.listen
+                ),
+            });
+        }
+        for (i, module) in self.modules.iter().enumerate() {
+            if module.max_sessions == 0 {
+                return Err(ConfigError::Invalid {
+                    key: format!("module[{i}].max_sessions"),
+                    message: "must be at least 1".into(),
+                });
+            }
+            if self.modules[..i].iter().any(|m| m.name == module.name) {
+                return Err(ConfigError::Invalid {
+                    key: format!("module[{i}].name"),
+                    message: format!("`{}` is used by another module", module.name),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            modules: Vec::new(),
+        }
+    }
+}

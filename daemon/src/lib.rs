@@ -1,0 +1,16 @@
+//! seald: electronic seals (电子印章) whose keys live in crypto hardware.
+//!
+//! Layers, pointing one way (see DESIGN.md §1): `api`, `cli` → `approval`, `seal`, `audit`
+//! → `ses`, `cert`, `crypto`, `device`, `store`.
+
+pub mod api;
+pub mod approval;
+pub mod audit;
+pub mod cert;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod device;
+pub mod seal;
+pub mod ses;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Seal registry and lifecycle rules.

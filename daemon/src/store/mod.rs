@@ -1,0 +1,1 @@
+//! Storage: embedded SQLite by default, with schema migrations.
