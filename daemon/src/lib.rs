@@ -8,6 +8,7 @@ pub mod approval;
 pub mod audit;
 pub mod cert;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod device;

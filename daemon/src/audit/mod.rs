@@ -1,1 +1,191 @@
-//! Hash-chained usage log: append, retention, export, chain verification.
+//! Hash-chained usage log: append (durable, group-committed), retention, export, chain
+//! verification.
+//!
+//! Each record's hash is SM3(prev_hash ‖ canonical record bytes) ([`chain`]). Records are
+//! written by the store's writer thread: an append returns only after its transaction is
+//! fsynced, and appends arriving together share one commit.
+
+pub mod chain;
+pub mod export;
+pub mod records;
+pub mod verify;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::store::model::{AuditAnchor, AuditKind, AuditRow, SealId};
+use crate::store::{Store, StoreError};
+
+pub use export::ExportFormat;
+pub use records::SignatureFacts;
+pub use verify::{BreakReason, ChainBreak, VerifyReport};
+
+/// Records younger than this many years may never be deleted.
+pub const RETENTION_YEARS: i32 = 3;
+
+/// A record to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    /// What it is about.
+    pub kind: AuditKind,
+    /// Who caused it (identity name, or "seald").
+    pub actor: String,
+    /// The seal concerned.
+    pub seal_id: Option<SealId>,
+    /// Details (digests and names, never document contents or PINs).
+    pub detail: serde_json::Value,
+}
+
+/// Usage-log errors.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A prune would delete records younger than the retention period.
+    #[error("records newer than {earliest_allowed} must be kept ({RETENTION_YEARS} years); refusing to prune up to {cutoff}")]
+    RetentionTooShort {
+        /// Requested cutoff.
+        cutoff: String,
+        /// The latest cutoff allowed now.
+        earliest_allowed: String,
+    },
+    /// Writing an export failed.
+    #[error("cannot write the export: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a prune did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Records deleted.
+    pub deleted: u64,
+    /// The new anchor, if anything was deleted.
+    pub anchor: Option<AuditAnchor>,
+}
+
+/// The usage log service.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The newest cutoff a prune may use at `now`: `now` minus [`RETENTION_YEARS`] calendar years
+/// (29 February maps to 28 February, the stricter choice).
+pub fn retention_limit(now: OffsetDateTime) -> OffsetDateTime {
+    let year = now.year() - RETENTION_YEARS;
+    now.replace_year(year)
+        .or_else(|_| now.replace_day(28).and_then(|t| t.replace_year(year)))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl AuditLog {
+    /// The log kept in `store`, timed by `clock`.
+    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// Appends a record; returns once it is durable.
+    pub fn append(&self, record: NewRecord) -> Result<AuditRow, AuditError> {
+        let clock = self.clock.clone();
+        self.store
+            .write(move |tx| Ok(chain::append(tx, &record, unix_ms(clock.now()))?))
+    }
+
+    /// Recomputes the chain; the report names the first broken record.
+    pub fn verify(&self) -> Result<VerifyReport, AuditError> {
+        Ok(self.store.read(verify::verify)?)
+    }
+
+    /// Writes the records with `from <= time < to` to `out`; returns how many.
+    pub fn export(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        format: ExportFormat,
+        out: &mut dyn Write,
+    ) -> Result<u64, AuditError> {
+        if format == ExportFormat::Csv {
+            writeln!(out, "{}", export::CSV_HEADER)?;
+        }
+        let (from_ms, to_ms) = (unix_ms(from), unix_ms(to));
+        let mut after = 0;
+        let mut count = 0;
+        loop {
+            let rows = self
+                .store
+                .read(|tx| tx.audit_rows_between(from_ms, to_ms, after, 2000))?;
+            let Some(last) = rows.last() else { break };
+            after = last.seq;
+            for row in &rows {
+                export::write_record(out, format, row)?;
+                count += 1;
+            }
+        }
+        out.flush()?;
+        Ok(count)
+    }
+
+    /// Deletes records older than `cutoff`, which must be at least [`RETENTION_YEARS`] ago.
+    /// The last deleted record's hash becomes the anchor the chain continues from, and a
+    /// `prune` record naming that anchor is appended, so the rest still verifies.
+    pub fn prune_before(
+        &self,
+        cutoff: OffsetDateTime,
+        actor: &str,
+    ) -> Result<PruneReport, AuditError> {
+        let now = self.clock.now();
+        let limit = retention_limit(now);
+        if cutoff > limit {
+            return Err(AuditError::RetentionTooShort {
+                cutoff: cutoff.to_string(),
+                earliest_allowed: limit.to_string(),
+            });
+        }
+        let actor = actor.to_owned();
+        let cutoff_ms = unix_ms(cutoff);
+        let now_ms = unix_ms(now);
+        self.store.write(move |tx| {
+            let Some(last) = tx.audit_last_before(cutoff_ms)? else {
+                return Ok(PruneReport {
+                    deleted: 0,
+                    anchor: None,
+                });
+            };
+            let anchor = AuditAnchor {
+                seq: last.seq,
+                hash: last.hash.clone(),
+            };
+            tx.set_audit_anchor(&anchor)?;
+            let deleted = tx.delete_audit_through(last.seq)?;
+            let record = NewRecord::new(
+                AuditKind::Prune,
+                actor,
+                None,
+                serde_json::json!({
+                    "anchor_seq": anchor.seq,
+                    "anchor_hash": hex::encode(&anchor.hash),
+                    "deleted": deleted,
+                    "cutoff_ms": cutoff_ms,
+                }),
+            );
+            chain::append(tx, &record, now_ms)?;
+            Ok(PruneReport {
+                deleted,
+                anchor: Some(anchor),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

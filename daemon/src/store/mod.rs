@@ -1,1 +1,12 @@
-//! Storage: embedded SQLite by default, with schema migrations.
+//! Storage: embedded SQLite by default (WAL, fsync per commit, group commit), versioned schema
+//! migrations, and the [`Tx`] interface the rules are written against.
+
+mod error;
+pub mod migrations;
+pub mod model;
+mod sqlite;
+mod tx;
+
+pub use error::StoreError;
+pub use sqlite::Store;
+pub use tx::{StoreResult, Tx};

@@ -1,0 +1,132 @@
+//! Constructors for the records the daemon writes, so every caller logs the same fields.
+//! Digests, never document contents; never a PIN.
+
+use serde_json::json;
+
+use crate::store::model::{AuditKind, Digest32, SealId};
+
+use super::NewRecord;
+
+/// The facts of one signature, as the usage log keeps them (DESIGN §2 step 5).
+#[derive(Debug, Clone)]
+pub struct SignatureFacts {
+    /// The seal used.
+    pub seal_id: SealId,
+    /// Serial of the seal's certificate, hex.
+    pub cert_serial: String,
+    /// SM3 of the document.
+    pub document_digest: Digest32,
+    /// The document's name.
+    pub document_name: String,
+    /// The stamp request.
+    pub request_id: i64,
+    /// The client app that asked.
+    pub client: String,
+    /// The client's origin, as the API saw it.
+    pub origin: Option<String>,
+    /// Who approved.
+    pub approvers: Vec<String>,
+    /// SM3 of the SES_Signature produced, if known.
+    pub signature_digest: Option<Digest32>,
+}
+
+impl NewRecord {
+    /// A record with free-form details.
+    pub fn new(
+        kind: AuditKind,
+        actor: impl Into<String>,
+        seal_id: Option<SealId>,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self {
+            kind,
+            actor: actor.into(),
+            seal_id,
+            detail,
+        }
+    }
+
+    /// A signature was made.
+    pub fn signature(actor: impl Into<String>, f: &SignatureFacts) -> Self {
+        Self::new(
+            AuditKind::Signature,
+            actor,
+            Some(f.seal_id),
+            json!({
+                "cert_serial": f.cert_serial,
+                "document_digest": f.document_digest,
+                "document_name": f.document_name,
+                "request_id": f.request_id,
+                "client": f.client,
+                "origin": f.origin,
+                "approvers": f.approvers,
+                "signature_digest": f.signature_digest,
+            }),
+        )
+    }
+
+    /// A custodian logged a token in (`ok`) or the token refused the PIN (`!ok`).
+    /// `tries_left` is what the device reported, when it does.
+    pub fn pin_login(
+        custodian: impl Into<String>,
+        device_serial: &str,
+        ok: bool,
+        tries_left: Option<u32>,
+    ) -> Self {
+        let kind = if ok {
+            AuditKind::PinLogin
+        } else {
+            AuditKind::PinFailure
+        };
+        Self::new(
+            kind,
+            custodian,
+            None,
+            json!({ "device_serial": device_serial, "tries_left": tries_left }),
+        )
+    }
+
+    /// A PIN was changed or unblocked (`what`: "change", "unblock").
+    pub fn pin_change(custodian: impl Into<String>, device_serial: &str, what: &str) -> Self {
+        Self::new(
+            AuditKind::PinChange,
+            custodian,
+            None,
+            json!({ "device_serial": device_serial, "what": what }),
+        )
+    }
+
+    /// A device event (`event`: "inserted", "removed", "error", …).
+    pub fn device(device_serial: &str, event: &str, detail: &str) -> Self {
+        Self::new(
+            AuditKind::Device,
+            "seald",
+            None,
+            json!({ "device_serial": device_serial, "event": event, "detail": detail }),
+        )
+    }
+
+    /// A verification was asked for, with its outcome.
+    pub fn verification(
+        actor: impl Into<String>,
+        document_digest: &Digest32,
+        outcome: &str,
+    ) -> Self {
+        Self::new(
+            AuditKind::Verification,
+            actor,
+            None,
+            json!({ "document_digest": document_digest, "outcome": outcome }),
+        )
+    }
+
+    /// The configuration was reloaded; `digest` is SM3 of the new file.
+    pub fn config_reload(actor: impl Into<String>, digest: &Digest32) -> Self {
+        Self::new(
+            AuditKind::ConfigReload,
+            actor,
+            None,
+            json!({ "config_digest": digest }),
+        )
+    }
+}

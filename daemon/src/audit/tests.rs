@@ -1,0 +1,254 @@
+use std::sync::Arc;
+
+use serde_json::json;
+use time::macros::datetime;
+
+use super::*;
+use crate::clock::ManualClock;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    clock: Arc<ManualClock>,
+    log: AuditLog,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seald.db");
+    let store = Arc::new(Store::open(&path).unwrap());
+    let clock = Arc::new(ManualClock::new(datetime!(2026-01-05 09:00 UTC)));
+    let log = AuditLog::new(store, clock.clone());
+    Fixture {
+        _dir: dir,
+        path,
+        clock,
+        log,
+    }
+}
+
+fn note(i: usize) -> NewRecord {
+    NewRecord::new(AuditKind::Note, "tester", None, json!({ "i": i }))
+}
+
+fn raw(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+#[test]
+fn appends_link_and_verify() {
+    let f = fixture();
+    let a = f.log.append(note(1)).unwrap();
+    let b = f.log.append(note(2)).unwrap();
+    assert_eq!((a.seq, b.seq), (1, 2));
+    assert_eq!(a.prev_hash, chain::GENESIS.to_vec());
+    assert_eq!(b.prev_hash, a.hash);
+    let report = f.log.verify().unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.records, 2);
+    assert_eq!(report.head.unwrap().0.to_vec(), b.hash);
+}
+
+#[test]
+fn ten_thousand_records_from_eight_threads_verify() {
+    let f = fixture();
+    let log = Arc::new(f.log.clone());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for i in 0..1250 {
+                    log.append(note(t * 10_000 + i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let report = f.log.verify().unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.records, 10_000);
+    assert_eq!(report.last_seq, Some(10_000));
+}
+
+#[test]
+fn edited_row_is_named() {
+    let f = fixture();
+    for i in 0..20 {
+        f.log.append(note(i)).unwrap();
+    }
+    raw(&f.path)
+        .execute(
+            "UPDATE audit_log SET detail = '{\"i\":99}' WHERE seq = 13",
+            [],
+        )
+        .unwrap();
+    let report = f.log.verify().unwrap();
+    assert_eq!(
+        report.broken,
+        Some(ChainBreak {
+            seq: 13,
+            reason: BreakReason::HashMismatch
+        })
+    );
+}
+
+#[test]
+fn rehashed_row_breaks_the_next_link() {
+    let f = fixture();
+    for i in 0..5 {
+        f.log.append(note(i)).unwrap();
+    }
+    // An attacker edits record 3 and recomputes its own hash: record 4 no longer links.
+    let conn = raw(&f.path);
+    let mut row = f.log.store.read(|tx| tx.audit_row(3)).unwrap().unwrap();
+    row.actor = "mallory".into();
+    let h = chain::record_hash(&row.prev_hash, &row);
+    conn.execute(
+        "UPDATE audit_log SET actor = 'mallory', hash = ?1 WHERE seq = 3",
+        [h.to_vec()],
+    )
+    .unwrap();
+    let report = f.log.verify().unwrap();
+    assert_eq!(report.broken.unwrap().seq, 4);
+}
+
+#[test]
+fn deleted_row_is_named() {
+    let f = fixture();
+    for i in 0..5 {
+        f.log.append(note(i)).unwrap();
+    }
+    raw(&f.path)
+        .execute("DELETE FROM audit_log WHERE seq = 2", [])
+        .unwrap();
+    let broken = f.log.verify().unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 2);
+    assert_eq!(broken.reason, BreakReason::Missing { found: 3 });
+}
+
+#[test]
+fn prune_refuses_records_younger_than_three_years() {
+    let f = fixture();
+    f.log.append(note(0)).unwrap();
+    let err = f
+        .log
+        .prune_before(datetime!(2023-02-01 00:00 UTC), "admin")
+        .unwrap_err();
+    assert!(matches!(err, AuditError::RetentionTooShort { .. }), "{err}");
+    assert_eq!(f.log.verify().unwrap().records, 1);
+}
+
+#[test]
+fn prune_keeps_the_rest_verifiable() {
+    let f = fixture();
+    f.clock.set(datetime!(2020-01-01 00:00 UTC));
+    for i in 0..10 {
+        f.log.append(note(i)).unwrap();
+    }
+    f.clock.set(datetime!(2022-06-01 00:00 UTC));
+    for i in 10..15 {
+        f.log.append(note(i)).unwrap();
+    }
+    f.clock.set(datetime!(2026-01-01 00:00 UTC));
+    let report = f
+        .log
+        .prune_before(datetime!(2021-01-01 00:00 UTC), "admin")
+        .unwrap();
+    assert_eq!(report.deleted, 10);
+    assert_eq!(report.anchor.as_ref().unwrap().seq, 10);
+    let after = f.log.append(note(99)).unwrap();
+    assert_eq!(after.seq, 17); // 11..15 kept, 16 = prune record
+    let v = f.log.verify().unwrap();
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(
+        (v.first_seq, v.records, v.anchor_seq),
+        (Some(11), 7, Some(10))
+    );
+
+    // Moving the anchor by hand is detected.
+    raw(&f.path)
+        .execute("UPDATE audit_anchor SET seq = 12", [])
+        .unwrap();
+    assert!(f.log.verify().unwrap().broken.is_some());
+}
+
+#[test]
+fn prune_of_everything_continues_the_chain() {
+    let f = fixture();
+    f.clock.set(datetime!(2019-01-01 00:00 UTC));
+    for i in 0..3 {
+        f.log.append(note(i)).unwrap();
+    }
+    f.clock.set(datetime!(2026-01-01 00:00 UTC));
+    f.log
+        .prune_before(datetime!(2022-01-01 00:00 UTC), "admin")
+        .unwrap();
+    let v = f.log.verify().unwrap();
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!((v.first_seq, v.records), (Some(4), 1));
+}
+
+#[test]
+fn export_selects_the_time_range() {
+    let f = fixture();
+    f.clock.set(datetime!(2026-01-01 00:00 UTC));
+    f.log.append(note(1)).unwrap();
+    f.clock.set(datetime!(2026-01-02 00:00 UTC));
+    f.log.append(note(2)).unwrap();
+    f.clock.set(datetime!(2026-01-03 00:00 UTC));
+    f.log.append(note(3)).unwrap();
+    let mut out = Vec::new();
+    let n = f
+        .log
+        .export(
+            datetime!(2026-01-02 00:00 UTC),
+            datetime!(2026-01-03 00:00 UTC),
+            ExportFormat::Jsonl,
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    let line: serde_json::Value = serde_json::from_slice(out.trim_ascii_end()).unwrap();
+    assert_eq!(line["detail"]["i"], 2);
+    assert_eq!(line["at"], "2026-01-02T00:00:00Z");
+
+    let mut csv = Vec::new();
+    f.log
+        .export(
+            datetime!(2026-01-01 00:00 UTC),
+            datetime!(2027-01-01 00:00 UTC),
+            ExportFormat::Csv,
+            &mut csv,
+        )
+        .unwrap();
+    let text = String::from_utf8(csv).unwrap();
+    assert_eq!(text.lines().count(), 4);
+    assert!(text.starts_with(export::CSV_HEADER));
+}
+
+#[test]
+fn retention_limit_is_three_calendar_years() {
+    assert_eq!(
+        retention_limit(datetime!(2026-03-10 12:00 UTC)),
+        datetime!(2023-03-10 12:00 UTC)
+    );
+    assert_eq!(
+        retention_limit(datetime!(2028-02-29 00:00 UTC)),
+        datetime!(2025-02-28 00:00 UTC)
+    );
+}
+
+#[test]
+fn store_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    f.log.append(note(1)).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = f.path.as_os_str().to_owned();
+        p.push(suffix);
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{p:?}");
+    }
+}

@@ -1,0 +1,126 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`.
+//!
+//! Each entry upgrades the schema by one version inside one transaction. Never edit a released
+//! migration: add a new one.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// The migrations in order; index `i` upgrades version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: identities, seals, policies, stamp requests, votes, usage log.
+    r#"
+CREATE TABLE identities (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    roles       TEXT NOT NULL,
+    token_hash  BLOB UNIQUE,
+    disabled    INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE seals (
+    id               INTEGER PRIMARY KEY,
+    kind             TEXT NOT NULL,
+    organisation     TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    image_format     TEXT NOT NULL,
+    image            BLOB NOT NULL,
+    width_mm         REAL NOT NULL,
+    height_mm        REAL NOT NULL,
+    es_id            TEXT NOT NULL UNIQUE,
+    device_serial    TEXT NOT NULL,
+    key_id           TEXT NOT NULL,
+    certificate      BLOB NOT NULL,
+    cert_org         TEXT,
+    cert_cn          TEXT NOT NULL,
+    cert_serial      TEXT NOT NULL,
+    cert_not_before  INTEGER NOT NULL,
+    cert_not_after   INTEGER NOT NULL,
+    valid_from       INTEGER NOT NULL,
+    valid_to         INTEGER NOT NULL,
+    state            TEXT NOT NULL,
+    state_changed_at INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    ses_seal         BLOB
+);
+CREATE UNIQUE INDEX seals_one_active_legal_name ON seals(organisation)
+    WHERE kind = 'legal-name' AND state = 'active';
+CREATE TABLE seal_events (
+    id          INTEGER PRIMARY KEY,
+    seal_id     INTEGER NOT NULL REFERENCES seals(id),
+    from_state  TEXT,
+    to_state    TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX seal_events_seal ON seal_events(seal_id);
+CREATE TABLE policies (
+    seal_id     INTEGER PRIMARY KEY REFERENCES seals(id),
+    body        TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE TABLE stamp_requests (
+    id          INTEGER PRIMARY KEY,
+    seal_id     INTEGER NOT NULL REFERENCES seals(id),
+    requester   INTEGER NOT NULL REFERENCES identities(id),
+    documents   TEXT NOT NULL,
+    doc_count   INTEGER NOT NULL,
+    purpose     TEXT NOT NULL,
+    origin      TEXT,
+    state       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    failure     TEXT
+);
+CREATE INDEX stamp_requests_state ON stamp_requests(state);
+CREATE INDEX stamp_requests_seal_created ON stamp_requests(seal_id, created_at);
+CREATE TABLE votes (
+    request_id  INTEGER NOT NULL REFERENCES stamp_requests(id),
+    approver    INTEGER NOT NULL REFERENCES identities(id),
+    approve     INTEGER NOT NULL,
+    comment     TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (request_id, approver)
+);
+CREATE TABLE audit_log (
+    seq         INTEGER PRIMARY KEY,
+    at_ms       INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    seal_id     INTEGER,
+    detail      TEXT NOT NULL,
+    prev_hash   BLOB NOT NULL,
+    hash        BLOB NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log(at_ms);
+CREATE TABLE audit_anchor (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    seq         INTEGER NOT NULL,
+    hash        BLOB NOT NULL
+);
+"#,
+];
+
+/// The schema version this build writes.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings the schema up to [`latest_version`]; refuses a store written by a newer build.
+pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let known = latest_version();
+    if found > known {
+        return Err(StoreError::NewerSchema { found, known });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(known)
+}

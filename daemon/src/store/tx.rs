@@ -1,0 +1,107 @@
+//! The storage interface the rules are written against. A backend (SQLite today, PostgreSQL
+//! later) implements [`Tx`]; `seal`, `identity`, `approval` and `audit` never see SQL.
+
+use crate::clock::Timestamp;
+
+use super::model::*;
+use super::StoreError;
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One unit of work: everything done through one `Tx` commits or rolls back together.
+pub trait Tx {
+    // identities
+    /// Adds an identity; `token_hash` is the keyed hash of its bearer token.
+    fn insert_identity(
+        &mut self,
+        name: &str,
+        roles: &[Role],
+        token_hash: &[u8],
+        at: Timestamp,
+    ) -> StoreResult<IdentityId>;
+    /// The identity with this id.
+    fn identity(&mut self, id: IdentityId) -> StoreResult<Option<Identity>>;
+    /// The identity with this name.
+    fn identity_by_name(&mut self, name: &str) -> StoreResult<Option<Identity>>;
+    /// The identity whose token hashes to `hash`, with the stored hash.
+    fn identity_by_token_hash(&mut self, hash: &[u8]) -> StoreResult<Option<(Identity, Vec<u8>)>>;
+    /// All identities, by name.
+    fn identities(&mut self) -> StoreResult<Vec<Identity>>;
+    /// Enables or disables an identity.
+    fn set_identity_disabled(&mut self, id: IdentityId, disabled: bool) -> StoreResult<()>;
+    /// Replaces an identity's token hash.
+    fn set_token_hash(&mut self, id: IdentityId, hash: &[u8]) -> StoreResult<()>;
+
+    // seals
+    /// Adds a seal (its `id` is ignored) and returns the new id.
+    fn insert_seal(&mut self, seal: &Seal) -> StoreResult<SealId>;
+    /// The seal with this id.
+    fn seal(&mut self, id: SealId) -> StoreResult<Option<Seal>>;
+    /// All seals, by id.
+    fn seals(&mut self) -> StoreResult<Vec<Seal>>;
+    /// The active legal-name seal of an organisation, if any.
+    fn active_legal_name_seal(&mut self, organisation: &str) -> StoreResult<Option<SealId>>;
+    /// Sets a seal's state.
+    fn set_seal_state(&mut self, id: SealId, state: SealState, at: Timestamp) -> StoreResult<()>;
+    /// Stores the seal's SES_Seal.
+    fn set_ses_seal(&mut self, id: SealId, der: &[u8]) -> StoreResult<()>;
+    /// Records a state change.
+    fn insert_seal_event(&mut self, event: &SealEvent) -> StoreResult<()>;
+    /// A seal's state changes, oldest first.
+    fn seal_events(&mut self, id: SealId) -> StoreResult<Vec<SealEvent>>;
+
+    // policies
+    /// Creates or replaces a seal's policy.
+    fn put_policy(&mut self, policy: &Policy, at: Timestamp) -> StoreResult<()>;
+    /// A seal's policy.
+    fn policy(&mut self, seal_id: SealId) -> StoreResult<Option<Policy>>;
+
+    // stamp requests
+    /// Adds a request (its `id` and votes are ignored) and returns the new id.
+    fn insert_request(&mut self, request: &StampRequest) -> StoreResult<RequestId>;
+    /// A request with its votes.
+    fn request(&mut self, id: RequestId) -> StoreResult<Option<StampRequest>>;
+    /// Requests in a state, oldest first.
+    fn requests_in_state(&mut self, state: RequestState) -> StoreResult<Vec<StampRequest>>;
+    /// Sets a request's state (and failure text).
+    fn set_request_state(
+        &mut self,
+        id: RequestId,
+        state: RequestState,
+        at: Timestamp,
+        failure: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Adds a vote; a second vote by the same approver is a constraint error.
+    fn insert_vote(&mut self, request: RequestId, vote: &Vote) -> StoreResult<()>;
+    /// Documents in requests for a seal created at or after `since` that are pending,
+    /// approved or signed (what counts against a daily quota).
+    fn documents_requested_since(&mut self, seal_id: SealId, since: Timestamp) -> StoreResult<u64>;
+
+    // usage log
+    /// The last record's sequence number and hash.
+    fn audit_last(&mut self) -> StoreResult<Option<(i64, Vec<u8>)>>;
+    /// Appends a record whose hash the caller computed.
+    fn insert_audit(&mut self, row: &AuditRow) -> StoreResult<()>;
+    /// Up to `limit` records with `seq > after_seq`, in order.
+    fn audit_rows(&mut self, after_seq: i64, limit: usize) -> StoreResult<Vec<AuditRow>>;
+    /// Up to `limit` records with `from_ms <= at_ms < to_ms` and `seq > after_seq`, in order.
+    fn audit_rows_between(
+        &mut self,
+        from_ms: i64,
+        to_ms: i64,
+        after_seq: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditRow>>;
+    /// The record with this sequence number.
+    fn audit_row(&mut self, seq: i64) -> StoreResult<Option<AuditRow>>;
+    /// The last record before the first record with `at_ms >= before_ms` (the newest record a
+    /// prune at `before_ms` may delete).
+    fn audit_last_before(&mut self, before_ms: i64) -> StoreResult<Option<AuditRow>>;
+    /// The anchor left by the last prune.
+    fn audit_anchor(&mut self) -> StoreResult<Option<AuditAnchor>>;
+    /// Sets the anchor.
+    fn set_audit_anchor(&mut self, anchor: &AuditAnchor) -> StoreResult<()>;
+    /// Deletes records with `seq <= through`; returns how many.
+    fn delete_audit_through(&mut self, through: i64) -> StoreResult<u64>;
+}
