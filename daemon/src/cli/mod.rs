@@ -1,1 +1,4 @@
 //! `sealctl`: custodian and administrator commands, one module per command.
+
+pub mod audit;
+pub mod user;

@@ -1,0 +1,147 @@
+//! `sealctl audit verify|export|prune`: check, export and prune the usage log.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime};
+
+use crate::audit::{AuditLog, ExportFormat, NewRecord};
+use crate::clock::SystemClock;
+use crate::identity::Caller;
+use crate::store::model::AuditKind;
+use crate::store::Store;
+
+/// Check, export or prune the usage log.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The seald store (SQLite file).
+    #[arg(long, value_name = "PATH")]
+    pub store: PathBuf,
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain; name the first broken record (exit status 1 if broken).
+    Verify,
+    /// Write records with FROM <= time < TO as JSON lines or CSV to standard output.
+    Export {
+        /// Start (RFC 3339, or YYYY-MM-DD meaning 00:00 UTC).
+        #[arg(long, value_parser = parse_time)]
+        from: OffsetDateTime,
+        /// End, exclusive (RFC 3339, or YYYY-MM-DD meaning 00:00 UTC).
+        #[arg(long, value_parser = parse_time)]
+        to: OffsetDateTime,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+    /// Delete records older than BEFORE (refused unless BEFORE is at least 3 years ago).
+    Prune {
+        /// Cutoff (RFC 3339, or YYYY-MM-DD meaning 00:00 UTC).
+        #[arg(long, value_parser = parse_time)]
+        before: OffsetDateTime,
+    },
+    /// Test helper: append records from several threads until killed, printing
+    /// "thread index seq" after each acknowledged append.
+    #[command(hide = true)]
+    AppendLoop {
+        /// Writer threads.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
+}
+
+/// Parses RFC 3339 or a bare date (midnight UTC).
+pub fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    Date::parse(s, format_description!("[year]-[month]-[day]"))
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| format!("{s:?} is not a date: use 2026-01-31 or 2026-01-31T08:00:00+08:00"))
+}
+
+/// Runs `sealctl audit …`.
+pub fn run(args: AuditArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let store = Arc::new(Store::open(&args.store)?);
+    let log = AuditLog::new(store, Arc::new(SystemClock));
+    match args.command {
+        AuditCommand::Verify => {
+            let report = log.verify()?;
+            match &report.broken {
+                None => {
+                    println!(
+                        "chain intact: {} records ({}..{}), head {}",
+                        report.records,
+                        report.first_seq.unwrap_or(0),
+                        report.last_seq.unwrap_or(0),
+                        report
+                            .head
+                            .map(|h| h.to_hex())
+                            .unwrap_or_else(|| "-".into())
+                    );
+                    if let Some(a) = report.anchor_seq {
+                        println!(
+                            "records up to {a} were pruned; the chain continues from their anchor"
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(broken) => {
+                    println!("CHAIN BROKEN at record {}: {broken}", broken.seq);
+                    println!("{} records before it verified", report.records);
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        AuditCommand::Export { from, to, format } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let n = log.export(from, to, format, &mut out)?;
+            eprintln!("exported {n} records");
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Prune { before } => {
+            let report = log.prune_before(before, &Caller::local_from_env().name())?;
+            eprintln!("pruned {} records", report.deleted);
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::AppendLoop { threads } => {
+            let log = Arc::new(log);
+            let handles: Vec<_> = (0..threads.max(1))
+                .map(|t| {
+                    let log = log.clone();
+                    std::thread::spawn(move || -> Result<(), String> {
+                        for i in 0u64.. {
+                            let rec = NewRecord::new(
+                                AuditKind::Note,
+                                "append-loop",
+                                None,
+                                json!({ "thread": t, "i": i }),
+                            );
+                            let row = log.append(rec).map_err(|e| e.to_string())?;
+                            let mut out = std::io::stdout().lock();
+                            writeln!(out, "{t} {i} {}", row.seq).map_err(|e| e.to_string())?;
+                            out.flush().map_err(|e| e.to_string())?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                if let Ok(Err(e)) = h.join() {
+                    return Err(e.into());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

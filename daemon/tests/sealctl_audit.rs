@@ -1,0 +1,150 @@
+//! `sealctl audit` and `sealctl user` as a custodian runs them.
+
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use seald::audit::{AuditLog, NewRecord};
+use seald::clock::SystemClock;
+use seald::store::model::AuditKind;
+use seald::store::Store;
+
+fn sealctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sealctl"))
+        .args(args)
+        .output()
+        .expect("run sealctl")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn flipped_byte_in_the_database_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seald.db");
+    {
+        let store = Arc::new(Store::open(&path).unwrap());
+        let log = AuditLog::new(store, Arc::new(SystemClock));
+        for i in 1..=30 {
+            let marker = format!("marker-{i:04}-abcdefgh");
+            log.append(NewRecord::new(
+                AuditKind::Note,
+                "tester",
+                None,
+                serde_json::json!({ "m": marker }),
+            ))
+            .unwrap();
+        }
+    } // last connection closed: SQLite checkpoints the WAL into the main file
+
+    let p = path.to_str().unwrap();
+    let ok = sealctl(&["audit", "--store", p, "verify"]);
+    assert!(ok.status.success(), "{}", text(&ok.stdout));
+    assert!(text(&ok.stdout).contains("30 records"));
+
+    let mut bytes = std::fs::read(&path).unwrap();
+    let needle = b"marker-0017-abcdefgh";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("record 17 is in the main database file");
+    bytes[at + needle.len() - 1] ^= 0x01; // 'h' -> 'i'
+    std::fs::write(&path, &bytes).unwrap();
+
+    let out = sealctl(&["audit", "--store", p, "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("CHAIN BROKEN at record 17"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn export_and_prune_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seald.db");
+    let p = path.to_str().unwrap();
+    let add = sealctl(&["user", "--store", p, "add", "app", "--role", "client"]);
+    assert!(add.status.success(), "{}", text(&add.stderr));
+
+    let out = sealctl(&[
+        "audit",
+        "--store",
+        p,
+        "export",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2100-01-01",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(line["kind"], "identity");
+    assert_eq!(line["detail"]["name"], "app");
+
+    let csv = sealctl(&[
+        "audit",
+        "--store",
+        p,
+        "export",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2100-01-01",
+        "--format",
+        "csv",
+    ]);
+    assert!(text(&csv.stdout).starts_with("seq,at,kind"));
+
+    let prune = sealctl(&["audit", "--store", p, "prune", "--before", "2099-01-01"]);
+    assert!(!prune.status.success());
+    assert!(
+        text(&prune.stderr).contains("must be kept"),
+        "{}",
+        text(&prune.stderr)
+    );
+}
+
+#[test]
+fn user_commands_issue_list_disable_and_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seald.db");
+    let p = path.to_str().unwrap();
+    let add = sealctl(&[
+        "user",
+        "--store",
+        p,
+        "add",
+        "alice",
+        "--role",
+        "approver",
+        "--role",
+        "custodian",
+    ]);
+    assert!(add.status.success(), "{}", text(&add.stderr));
+    let token = text(&add.stdout).trim().to_owned();
+    assert!(token.starts_with("sld_") && token.len() == 68, "{token}");
+
+    let bad = sealctl(&["user", "--store", p, "add", "bob", "--role", "king"]);
+    assert!(!bad.status.success());
+
+    let list = sealctl(&["user", "--store", p, "list"]);
+    let listing = text(&list.stdout);
+    assert!(listing.contains("alice") && listing.contains("approver,custodian"));
+    assert!(!listing.contains(&token), "tokens are never listed");
+
+    assert!(sealctl(&["user", "--store", p, "disable", "alice"])
+        .status
+        .success());
+    assert!(text(&sealctl(&["user", "--store", p, "list"]).stdout).contains("disabled"));
+
+    let rotated = sealctl(&["user", "--store", p, "token", "alice"]);
+    let new_token = text(&rotated.stdout).trim().to_owned();
+    assert_ne!(new_token, token);
+
+    let missing = sealctl(&["user", "--store", p, "token", "nobody"]);
+    assert!(text(&missing.stderr).contains("no identity named"));
+}
