@@ -122,6 +122,15 @@ impl Config {
                     message: "must be at least 1".into(),
                 });
             }
+            if self.modules[..i].iter().any(|m| m.path == module.path) {
+                return Err(ConfigError::Invalid {
+                    key: format!("module[{i}].path"),
+                    message: format!(
+                        "{} is loaded by another module entry; a library can be loaded once per process",
+                        module.path.display()
+                    ),
+                });
+            }
             if self.modules[..i].iter().any(|m| m.name == module.name) {
                 return Err(ConfigError::Invalid {
                     key: format!("module[{i}].name"),

@@ -1,1 +1,6 @@
-//! Shared harness for the end-to-end tests: temporary SoftHSM and hsm-sim tokens, daemon processes.
+//! Shared harness for the end-to-end tests: temporary SoftHSM and hsm-sim tokens, the real
+//! binaries, log capture.
+
+pub mod bins;
+pub mod logs;
+pub mod softhsm;

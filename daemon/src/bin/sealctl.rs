@@ -1,33 +1,51 @@
 //! `sealctl`: custodian and administrator tool.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use seald::cli;
+use clap::{Parser, Subcommand};
+use seald::config::Config;
 
 /// Custodian and administrator tool for seald.
 #[derive(Debug, Parser)]
 #[command(version)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short, global = true, default_value = "config/seald.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
-    /// Show the version (placeholder until the first command lands).
-    Version,
+    /// List PKCS#11 modules, their tokens and PIN state (no PIN needed).
+    Devices {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage identities (client apps, approvers, custodians, auditors, admins).
-    User(cli::user::UserArgs),
+    User(seald::cli::user::UserArgs),
     /// Verify, export or prune the usage log.
-    Audit(cli::audit::AuditArgs),
+    Audit(seald::cli::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
-    let result = match Command::parse() {
-        Command::Version => {
-            println!("sealctl {}", env!("CARGO_PKG_VERSION"));
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::User(args) => cli::user::run(args),
-        Command::Audit(args) => cli::audit::run(args),
+    let cli = Cli::parse();
+    let result: Result<ExitCode, Box<dyn std::error::Error>> = match cli.command {
+        Command::Devices { json } => Config::load(&cli.config)
+            .map_err(Into::into)
+            .and_then(|config| seald::cli::devices::run(&config, json, &mut std::io::stdout()))
+            .map(|()| ExitCode::SUCCESS),
+        Command::User(args) => seald::cli::user::run(args),
+        Command::Audit(args) => seald::cli::audit::run(args),
     };
-    result.unwrap_or_else(|e| {
-        eprintln!("sealctl: {e}");
-        ExitCode::FAILURE
-    })
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sealctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,4 +1,5 @@
 //! `sealctl`: custodian and administrator commands, one module per command.
 
 pub mod audit;
+pub mod devices;
 pub mod user;

@@ -1,9 +1,34 @@
 //! Hardware: PKCS#11 modules and tokens, vendor mechanism profiles, PC/SC watcher.
+//!
+//! [`Devices`] loads the configured modules and hands out one [`TokenOwner`] per token serial.
 
-use serde::Deserialize;
+mod error;
+mod key;
+mod keys;
+mod module;
+mod owner;
+mod pin;
+mod profile;
+mod token;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{DeviceError, DeviceResult, TriesLeft};
+pub use key::{certificate_der, KeySelector, TokenKey};
+pub use keys::{curve_from_params, point_from_attribute, P256_OID_DER, SM2_OID_DER};
+pub use module::Module;
+pub use owner::{FinalTry, TokenOwner};
+pub use pin::Pin;
+pub use profile::{builtin, probe, MechanismProfile, ProfileSetting, SignatureEncoding};
+pub use token::{PinState, TokenInfo};
+
+use crate::config::ModuleConfig;
 
 /// What kind of device a module drives.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceModel {
     /// A USB key: one operation at a time, one session.
@@ -13,6 +38,90 @@ pub enum DeviceModel {
     CipherMachine,
 }
 
-/// Placeholder until the profile module lands.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProfileSetting;
+/// All configured modules and the owners of the tokens found in them.
+#[derive(Debug, Default)]
+pub struct Devices {
+    modules: Vec<Arc<Module>>,
+    owners: Mutex<HashMap<String, Arc<TokenOwner>>>,
+}
+
+/// One module's state for `sealctl devices` and the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleReport {
+    /// Configured name.
+    pub name: String,
+    /// Library path.
+    pub path: String,
+    /// Device model.
+    pub model: DeviceModel,
+    /// SM2 profile name, if any is known yet.
+    pub profile: Option<String>,
+    /// Tokens present now.
+    pub tokens: Vec<TokenInfo>,
+    /// Why the tokens could not be listed, if they could not.
+    pub error: Option<String>,
+}
+
+impl Devices {
+    /// Loads every configured module; the first that fails stops start-up with its reason.
+    pub fn open(configs: &[ModuleConfig]) -> DeviceResult<Self> {
+        let modules = configs
+            .iter()
+            .map(|config| Module::open(config).map(Arc::new))
+            .collect::<DeviceResult<_>>()?;
+        Ok(Self {
+            modules,
+            owners: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The loaded modules.
+    pub fn modules(&self) -> &[Arc<Module>] {
+        &self.modules
+    }
+
+    /// Lists every module and its present tokens.
+    pub fn scan(&self) -> Vec<ModuleReport> {
+        self.modules
+            .iter()
+            .map(|module| {
+                let (tokens, error) = match module.tokens() {
+                    Ok(tokens) => (tokens.into_iter().map(|(_, info)| info).collect(), None),
+                    Err(e) => (Vec::new(), Some(e.to_string())),
+                };
+                let profile = module
+                    .tokens()
+                    .ok()
+                    .and_then(|t| t.first().map(|(slot, _)| *slot))
+                    .and_then(|slot| module.profile(slot).ok())
+                    .map(|p| p.name);
+                ModuleReport {
+                    name: module.name().to_owned(),
+                    path: module.path().display().to_string(),
+                    model: module.model(),
+                    profile,
+                    tokens,
+                    error,
+                }
+            })
+            .collect()
+    }
+
+    /// The owner of the token with this serial, in whichever module holds it now.
+    pub fn token(&self, serial: &str) -> DeviceResult<Arc<TokenOwner>> {
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(owner) = owners.get(serial) {
+            return Ok(owner.clone());
+        }
+        for module in &self.modules {
+            if module.find_slot(serial).is_ok() {
+                let owner = Arc::new(TokenOwner::new(module.clone(), serial));
+                owners.insert(serial.to_owned(), owner.clone());
+                return Ok(owner);
+            }
+        }
+        Err(DeviceError::TokenNotPresent {
+            serial: serial.to_owned(),
+        })
+    }
+}

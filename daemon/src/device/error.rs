@@ -1,0 +1,189 @@
+//! Typed device errors, each with a message a custodian understands.
+
+use cryptoki::error::{Error as CkError, RvError};
+
+/// What went wrong talking to a token, in words a custodian can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The PIN was wrong. `tries` says what the token reports about the tries left.
+    #[error("the PIN is incorrect{}", .tries.suffix())]
+    PinIncorrect {
+        /// What the token says about the remaining tries after this failure.
+        tries: TriesLeft,
+    },
+    /// The PIN is locked after too many failures.
+    #[error("the PIN is locked after too many wrong tries; the security officer must unblock it (sealctl pin unblock)")]
+    PinLocked,
+    /// The token reports one try left and the caller did not confirm the attempt.
+    #[error("the token has one PIN try left before it locks; seald will not spend it without an explicit confirmation")]
+    FinalTryNotConfirmed,
+    /// The PIN's length is outside the token's limits.
+    #[error("the PIN's length is outside what the token accepts ({min}–{max} characters)")]
+    PinLenRange {
+        /// Shortest PIN the token accepts.
+        min: usize,
+        /// Longest PIN the token accepts.
+        max: usize,
+    },
+    /// The token refuses the PIN's characters or strength.
+    #[error("the token refuses this PIN (invalid characters or too weak)")]
+    PinInvalid,
+    /// The PIN has expired on the token and must be changed.
+    #[error("the PIN has expired on the token; change it before use")]
+    PinExpired,
+    /// The user PIN was never set.
+    #[error("the token's user PIN has not been set; the security officer must initialise it")]
+    UserPinNotInitialized,
+    /// An operation needs a logged-in user.
+    #[error("the token is not logged in; the custodian must log in with the PIN first")]
+    UserNotLoggedIn,
+    /// A login was attempted while already logged in.
+    #[error("the token is already logged in; log out first to log in again")]
+    AlreadyLoggedIn,
+    /// The token was pulled out or powered off during the operation.
+    #[error("the device was removed; insert it and log in again")]
+    DeviceRemoved,
+    /// No token with the requested serial number is present.
+    #[error("no token with serial number {serial} is present; insert the device")]
+    TokenNotPresent {
+        /// The serial number that was looked for.
+        serial: String,
+    },
+    /// The module does not offer the mechanism a profile names.
+    #[error("the device does not support mechanism {mechanism:#x} ({what}); check the module's mechanism profile")]
+    MechanismInvalid {
+        /// The mechanism code.
+        mechanism: u64,
+        /// What the mechanism was for.
+        what: &'static str,
+    },
+    /// The module's profile has no SM2 support.
+    #[error("module `{module}` has no SM2 mechanism profile; set `profile` for it in the config")]
+    NoSm2Profile {
+        /// The module's configured name.
+        module: String,
+    },
+    /// The session went away (closed by the module or after a removal).
+    #[error(
+        "the device session is no longer valid; the token will be opened again on the next request"
+    )]
+    SessionHandleInvalid,
+    /// A key or certificate was not found.
+    #[error("no {what} matching {selector} on token {serial}")]
+    ObjectNotFound {
+        /// What was looked for.
+        what: &'static str,
+        /// How it was looked for.
+        selector: String,
+        /// The token.
+        serial: String,
+    },
+    /// A cached key handle no longer names an object (the key was deleted or replaced).
+    #[error("the key on token {serial} changed since it was opened; try again")]
+    KeyHandleInvalid {
+        /// The token.
+        serial: String,
+    },
+    /// A key attribute is missing or malformed.
+    #[error("the key on the token is unusable: {0}")]
+    BadKey(String),
+    /// The signature the device returned could not be read.
+    #[error("the device returned a signature seald cannot read: {0}")]
+    BadSignature(String),
+    /// The module could not be loaded.
+    #[error("cannot load PKCS#11 module {path}: {reason}")]
+    ModuleLoad {
+        /// The library path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The device reported a hardware or memory failure.
+    #[error("the device reported a hardware failure ({0}); try again, and replace the device if it persists")]
+    DeviceFailure(RvError),
+    /// Any other PKCS#11 failure, with the function that returned it.
+    #[error("the device refused the operation: {0}")]
+    Other(String),
+}
+
+/// What a token says about the PIN tries left, from its token-info flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TriesLeft {
+    /// The token gives no warning.
+    NotReported,
+    /// The token reports that the count is low.
+    Few,
+    /// The next wrong PIN locks the token.
+    One,
+}
+
+impl TriesLeft {
+    fn suffix(&self) -> &'static str {
+        match self {
+            TriesLeft::NotReported => "",
+            TriesLeft::Few => "; the token reports few tries left",
+            TriesLeft::One => "; one try left before the token locks",
+        }
+    }
+}
+
+impl DeviceError {
+    /// True when the error means the token's sessions and login are gone.
+    pub fn is_removal(&self) -> bool {
+        matches!(
+            self,
+            DeviceError::DeviceRemoved
+                | DeviceError::TokenNotPresent { .. }
+                | DeviceError::SessionHandleInvalid
+        )
+    }
+
+    /// Maps a cryptoki error; `serial` names the token for TokenNotPresent.
+    pub(crate) fn from_cryptoki(error: CkError, serial: &str) -> Self {
+        let CkError::Pkcs11(rv, function) = error else {
+            return DeviceError::Other(error.to_string());
+        };
+        match rv {
+            RvError::PinIncorrect => DeviceError::PinIncorrect {
+                tries: TriesLeft::NotReported,
+            },
+            RvError::PinLocked => DeviceError::PinLocked,
+            RvError::PinLenRange => DeviceError::PinLenRange { min: 0, max: 0 },
+            RvError::PinInvalid | RvError::PinTooWeak => DeviceError::PinInvalid,
+            RvError::PinExpired => DeviceError::PinExpired,
+            RvError::UserPinNotInitialized => DeviceError::UserPinNotInitialized,
+            RvError::UserNotLoggedIn => DeviceError::UserNotLoggedIn,
+            RvError::UserAlreadyLoggedIn | RvError::UserAnotherAlreadyLoggedIn => {
+                DeviceError::AlreadyLoggedIn
+            }
+            RvError::MechanismInvalid | RvError::MechanismParamInvalid => {
+                DeviceError::MechanismInvalid {
+                    mechanism: 0,
+                    what: "the requested operation",
+                }
+            }
+            RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid => {
+                DeviceError::KeyHandleInvalid {
+                    serial: serial.to_owned(),
+                }
+            }
+            RvError::DeviceRemoved => DeviceError::DeviceRemoved,
+            RvError::TokenNotPresent | RvError::TokenNotRecognized => {
+                DeviceError::TokenNotPresent {
+                    serial: serial.to_owned(),
+                }
+            }
+            RvError::SessionHandleInvalid | RvError::SessionClosed => {
+                DeviceError::SessionHandleInvalid
+            }
+            RvError::DeviceError | RvError::DeviceMemory | RvError::GeneralError => {
+                DeviceError::DeviceFailure(rv)
+            }
+            other => DeviceError::Other(format!("{function}: {other}")),
+        }
+    }
+}
+
+/// Result of a device operation.
+pub type DeviceResult<T> = Result<T, DeviceError>;

@@ -1,0 +1,328 @@
+//! The token owner: one per token (found by serial), owning its sessions and login state.
+//!
+//! A UKey gets one session, a cipher machine a pool. PKCS#11 login state is per token and per
+//! process, so a login on any pooled session applies to all of them; the pool keeps its sessions
+//! open so the login lasts. When the token goes away every session is dropped and the next call
+//! finds the token again by serial, in whatever slot it now sits.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+
+use super::error::{DeviceError, DeviceResult};
+use super::module::Module;
+use super::pin::Pin;
+use super::token::TokenInfo;
+
+/// Sessions and login state of one token.
+#[derive(Debug)]
+pub struct TokenOwner {
+    module: Arc<Module>,
+    serial: String,
+    capacity: usize,
+    pool: Mutex<Pool>,
+    returned: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    slot: Option<Slot>,
+    idle: Vec<Session>,
+    open: usize,
+    generation: u64,
+}
+
+/// A session borrowed from the pool; returned on drop unless the token went away meanwhile.
+pub(crate) struct Lease<'a> {
+    owner: &'a TokenOwner,
+    session: Option<Session>,
+    /// The pool generation the session belongs to; bumped on every reset.
+    pub(crate) generation: u64,
+    pub(crate) slot: Slot,
+}
+
+impl Lease<'_> {
+    pub(crate) fn session(&self) -> &Session {
+        self.session.as_ref().expect("session present until drop")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            let mut pool = self.owner.lock();
+            if pool.generation == self.generation {
+                pool.idle.push(session);
+            } else {
+                drop(pool);
+                drop(session); // from before a reset: close it
+            }
+            self.owner.returned.notify_one();
+        }
+    }
+}
+
+/// Whether a login may spend the token's last PIN try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalTry {
+    /// Refuse when the token reports final try (automatic and unconfirmed logins).
+    Refuse,
+    /// A person saw the warning and confirmed.
+    Confirmed,
+}
+
+impl TokenOwner {
+    /// An owner for the token with this serial on `module`; sessions open on first use.
+    pub fn new(module: Arc<Module>, serial: impl Into<String>) -> Self {
+        let capacity = module.sessions_per_token();
+        Self {
+            module,
+            serial: serial.into(),
+            capacity,
+            pool: Mutex::new(Pool::default()),
+            returned: Condvar::new(),
+        }
+    }
+
+    /// The token's serial number.
+    pub fn serial(&self) -> &str {
+        &self.serial
+    }
+
+    /// The module the token sits in.
+    pub fn module(&self) -> &Arc<Module> {
+        &self.module
+    }
+
+    /// How many sessions this owner may hold at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Counts resets: changes whenever the token's sessions were dropped after a removal.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pool> {
+        // A panic while holding the pool lock leaves nothing half-written worth refusing over.
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Maps a cryptoki error for this token.
+    pub(crate) fn error(&self, e: cryptoki::error::Error) -> DeviceError {
+        DeviceError::from_cryptoki(e, &self.serial)
+    }
+
+    /// Drops every session and with them the login: after a removal, or to log out at once.
+    pub fn reset(&self) {
+        let mut pool = self.lock();
+        let idle = std::mem::take(&mut pool.idle);
+        pool.open = 0;
+        pool.slot = None;
+        pool.generation += 1;
+        drop(pool);
+        drop(idle);
+        self.returned.notify_all();
+    }
+
+    fn slot(&self, pool: &mut Pool) -> DeviceResult<Slot> {
+        if let Some(slot) = pool.slot {
+            return Ok(slot);
+        }
+        let slot = self.module.find_slot(&self.serial)?;
+        pool.slot = Some(slot);
+        Ok(slot)
+    }
+
+    /// Borrows a session, opening one if the pool has room, else waiting for one.
+    pub(crate) fn checkout(&self) -> DeviceResult<Lease<'_>> {
+        let mut pool = self.lock();
+        loop {
+            let slot = self.slot(&mut pool)?;
+            if let Some(session) = pool.idle.pop() {
+                return Ok(Lease {
+                    owner: self,
+                    session: Some(session),
+                    generation: pool.generation,
+                    slot,
+                });
+            }
+            if pool.open < self.capacity {
+                pool.open += 1;
+                let generation = pool.generation;
+                drop(pool);
+                return match self.module.context().open_rw_session(slot) {
+                    Ok(session) => Ok(Lease {
+                        owner: self,
+                        session: Some(session),
+                        generation,
+                        slot,
+                    }),
+                    Err(e) => {
+                        let mut pool = self.lock();
+                        if pool.generation == generation {
+                            pool.open -= 1;
+                        }
+                        drop(pool);
+                        self.returned.notify_one();
+                        let error = self.error(e);
+                        if error.is_removal() {
+                            self.reset();
+                        }
+                        Err(error)
+                    }
+                };
+            }
+            pool = self.returned.wait(pool).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Runs `op` on a pooled session; a removal drops all sessions so the next call starts afresh.
+    pub(crate) fn run<T>(&self, op: impl FnOnce(&Lease<'_>) -> DeviceResult<T>) -> DeviceResult<T> {
+        let lease = self.checkout()?;
+        let result = op(&lease);
+        if let Err(error) = &result {
+            if error.is_removal() {
+                let generation = lease.generation;
+                drop(lease);
+                if self.generation() == generation {
+                    self.reset();
+                }
+            }
+        }
+        result
+    }
+
+    /// The token's current information and PIN flags.
+    pub fn info(&self) -> DeviceResult<TokenInfo> {
+        let slot = {
+            let mut pool = self.lock();
+            self.slot(&mut pool)?
+        };
+        match self.module.context().get_token_info(slot) {
+            Ok(info) => Ok(TokenInfo::from(&info)),
+            Err(e) => {
+                let error = self.error(e);
+                if error.is_removal() {
+                    self.reset();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// True when the token's sessions are logged in as the user.
+    pub fn logged_in(&self) -> DeviceResult<bool> {
+        self.run(|lease| super::key::is_user_session(self, lease.session()))
+    }
+
+    fn check_pin_length(info: &TokenInfo, pin: &Pin) -> DeviceResult<()> {
+        let (min, max) = info.pin_length;
+        if max > 0 && (pin.len() < min || pin.len() > max) {
+            return Err(DeviceError::PinLenRange { min, max });
+        }
+        Ok(())
+    }
+
+    /// Re-reads the flags after a PIN failure to say how many tries are left.
+    fn explain_pin_failure(&self, error: DeviceError) -> DeviceError {
+        match error {
+            DeviceError::PinIncorrect { .. } => match self.info() {
+                Ok(info) if info.pin.locked => DeviceError::PinLocked,
+                Ok(info) => DeviceError::PinIncorrect {
+                    tries: info.pin.tries_left(),
+                },
+                Err(_) => error,
+            },
+            other => other,
+        }
+    }
+
+    /// Logs the user in. Never retried: one call spends at most one PIN try.
+    pub fn login(&self, pin: &Pin, final_try: FinalTry) -> DeviceResult<()> {
+        let info = self.info()?;
+        if info.pin.locked {
+            return Err(DeviceError::PinLocked);
+        }
+        if info.pin.final_try && final_try == FinalTry::Refuse {
+            return Err(DeviceError::FinalTryNotConfirmed);
+        }
+        Self::check_pin_length(&info, pin)?;
+        let result = self.run(|lease| {
+            lease
+                .session()
+                .login(UserType::User, Some(pin.auth()))
+                .map_err(|e| self.error(e))
+        });
+        match result {
+            Ok(()) => {
+                tracing::info!(token = %self.serial, "user login accepted");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(token = %self.serial, error = %error, "user login refused");
+                Err(self.explain_pin_failure(error))
+            }
+        }
+    }
+
+    /// Logs the user out (all sessions of this token). Logging out twice is not an error.
+    pub fn logout(&self) -> DeviceResult<()> {
+        let result = self.run(|lease| lease.session().logout().map_err(|e| self.error(e)));
+        match result {
+            Ok(()) | Err(DeviceError::UserNotLoggedIn) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Changes the user PIN (C_SetPIN). A wrong old PIN spends one try, like a login.
+    pub fn change_pin(&self, old: &Pin, new: &Pin) -> DeviceResult<()> {
+        let info = self.info()?;
+        if info.pin.locked {
+            return Err(DeviceError::PinLocked);
+        }
+        Self::check_pin_length(&info, new)?;
+        let result = self.run(|lease| {
+            lease
+                .session()
+                .set_pin(old.auth(), new.auth())
+                .map_err(|e| self.error(e))
+        });
+        match result {
+            Ok(()) => {
+                tracing::info!(token = %self.serial, "user PIN changed");
+                Ok(())
+            }
+            Err(error) => Err(self.explain_pin_failure(error)),
+        }
+    }
+
+    /// Unblocks (or re-sets) the user PIN as the security officer: SO login, C_InitPIN, logout.
+    /// Drops the pool first, since the SO cannot log in while the user is.
+    pub fn unblock(&self, so_pin: &Pin, new_user_pin: &Pin) -> DeviceResult<()> {
+        let info = self.info()?;
+        Self::check_pin_length(&info, new_user_pin)?;
+        self.reset();
+        let slot = {
+            let mut pool = self.lock();
+            self.slot(&mut pool)?
+        };
+        let session = self
+            .module
+            .context()
+            .open_rw_session(slot)
+            .map_err(|e| self.error(e))?;
+        session
+            .login(UserType::So, Some(so_pin.auth()))
+            .map_err(|e| self.error(e))?;
+        let result = session
+            .init_pin(new_user_pin.auth())
+            .map_err(|e| self.error(e));
+        let _ = session.logout();
+        result?;
+        tracing::info!(token = %self.serial, "user PIN re-set by the security officer");
+        Ok(())
+    }
+}
