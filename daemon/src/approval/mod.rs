@@ -1,1 +1,688 @@
 //! Per-seal approval policies and the stamp request state machine.
+//!
+//! pending → approved → signed, or rejected / expired / failed. The API layer authenticates
+//! and passes the caller as a [`Caller`] value into every call; the signing worker (inside
+//! seald) calls [`Approvals::begin_signing`], signs on the device, then
+//! [`Approvals::mark_signed`] or [`Approvals::mark_failed`].
+
+pub mod rules;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::audit::{chain, unix_ms, NewRecord, SignatureFacts};
+use crate::clock::{Clock, Timestamp};
+use crate::identity::{Caller, Forbidden, Role};
+use crate::seal::{check_usable, Seal, SealError};
+use crate::store::model::{AuditKind, Digest32, IdentityId, SealId};
+use crate::store::{Store, StoreError, Tx};
+
+pub use crate::store::model::{
+    OfficeHours, PinMode, Policy, RequestId, RequestState, StampDocument, StampRequest, Vote,
+};
+
+/// Most documents in one batch request.
+pub const MAX_BATCH_DOCUMENTS: usize = 10_000;
+
+/// Approval errors, each naming the rule that refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The caller lacks a role.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// The seal cannot be used (state, validity) or does not exist.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// Only an authenticated identity can do this (not a local or daemon caller).
+    #[error("this needs an authenticated identity")]
+    NeedsIdentity,
+    /// The seal has no policy.
+    #[error(
+        "seal {0} has no approval policy; an administrator must set one before it can be used"
+    )]
+    NoPolicy(SealId),
+    /// The policy is malformed.
+    #[error("invalid approval policy: {0}")]
+    BadPolicy(String),
+    /// The client app may not ask for this seal.
+    #[error("client {client} may not ask for seal {seal_id}")]
+    ClientNotAllowed {
+        /// Client name.
+        client: String,
+        /// The seal.
+        seal_id: SealId,
+    },
+    /// The caller is not an approver of this seal.
+    #[error("{who} is not an approver of seal {seal_id}")]
+    NotAnApprover {
+        /// Caller name.
+        who: String,
+        /// The seal.
+        seal_id: SealId,
+    },
+    /// The requester tried to approve their own request.
+    #[error("{who} made request {id} and may not decide on it")]
+    SelfApproval {
+        /// Caller name.
+        who: String,
+        /// The request.
+        id: RequestId,
+    },
+    /// A second vote by the same approver.
+    #[error("{who} has already voted on request {id}")]
+    AlreadyVoted {
+        /// Caller name.
+        who: String,
+        /// The request.
+        id: RequestId,
+    },
+    /// The daily quota would be exceeded.
+    #[error("seal {seal_id} may stamp {quota} documents a day; {used} are already asked for today and this request adds {requested}")]
+    QuotaExceeded {
+        /// The seal.
+        seal_id: SealId,
+        /// Daily quota.
+        quota: u32,
+        /// Documents already counted today.
+        used: u64,
+        /// Documents in this request.
+        requested: usize,
+    },
+    /// Outside the policy's office hours.
+    #[error("stamping is allowed only in office hours ({hours}); it is now {local_time}")]
+    OutsideOfficeHours {
+        /// Local time now.
+        local_time: String,
+        /// The allowed hours.
+        hours: String,
+    },
+    /// A transition the state machine does not allow.
+    #[error("request {id} is {from} and cannot become {to}")]
+    IllegalTransition {
+        /// The request.
+        id: RequestId,
+        /// Current state.
+        from: RequestState,
+        /// State asked for.
+        to: RequestState,
+    },
+    /// The request timed out (it is now marked expired).
+    #[error("request {0} has expired; ask again")]
+    Expired(RequestId),
+    /// No such request (or not visible to the caller).
+    #[error("no stamp request {0}")]
+    NotFound(RequestId),
+    /// The request names no documents, too many, or a bad one.
+    #[error("invalid documents: {0}")]
+    BadDocuments(String),
+    /// A digest that the request did not approve, or an incomplete batch.
+    #[error("request {id}: {problem}")]
+    DigestMismatch {
+        /// The request.
+        id: RequestId,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// What a client app asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewStampRequest {
+    /// The seal.
+    pub seal_id: SealId,
+    /// One document, or a batch under one approval.
+    pub documents: Vec<StampDocument>,
+    /// Why.
+    pub purpose: String,
+    /// The browser Origin or app name the API saw.
+    pub origin: Option<String>,
+}
+
+/// An approver's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// Approve.
+    Approve,
+    /// Reject (one rejection rejects the request).
+    Reject,
+}
+
+/// What the signing worker needs, checked just before it signs.
+#[derive(Debug, Clone)]
+pub struct SigningTicket {
+    /// The approved request.
+    pub request: StampRequest,
+    /// The seal (active and inside its validity when checked).
+    pub seal: Seal,
+    /// When the PIN is needed.
+    pub pin_mode: PinMode,
+    /// The requesting client's name.
+    pub client: String,
+    /// Names of those who approved.
+    pub approvers: Vec<String>,
+}
+
+/// One signed document reported back by the signing worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedDocument {
+    /// The document digest that was signed.
+    pub digest: Digest32,
+    /// SM3 of the SES_Signature produced.
+    pub signature_digest: Option<Digest32>,
+}
+
+/// The approval service.
+#[derive(Debug, Clone)]
+pub struct Approvals {
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+}
+
+fn user(by: &Caller) -> Result<&crate::identity::Identity, ApprovalError> {
+    by.identity().ok_or(ApprovalError::NeedsIdentity)
+}
+
+fn load_request(tx: &mut dyn Tx, id: RequestId) -> Result<StampRequest, ApprovalError> {
+    tx.request(id)?.ok_or(ApprovalError::NotFound(id))
+}
+
+fn load_policy(tx: &mut dyn Tx, seal_id: SealId) -> Result<Policy, ApprovalError> {
+    tx.policy(seal_id)?.ok_or(ApprovalError::NoPolicy(seal_id))
+}
+
+fn load_seal(tx: &mut dyn Tx, seal_id: SealId) -> Result<Seal, ApprovalError> {
+    Ok(tx.seal(seal_id)?.ok_or(SealError::NotFound(seal_id))?)
+}
+
+/// Moves a request to `to` inside `tx`, with a usage record.
+fn transition(
+    tx: &mut dyn Tx,
+    request: &mut StampRequest,
+    to: RequestState,
+    actor: &str,
+    failure: Option<&str>,
+    now_ms: i64,
+) -> Result<(), ApprovalError> {
+    rules::check_transition(request.id, request.state, to)?;
+    let now = now_ms.div_euclid(1000);
+    tx.set_request_state(request.id, to, now, failure)?;
+    if matches!(to, RequestState::Expired | RequestState::Failed) {
+        let rec = NewRecord::new(
+            AuditKind::RequestState,
+            actor,
+            Some(request.seal_id),
+            json!({ "request_id": request.id, "from": request.state, "to": to, "failure": failure }),
+        );
+        chain::append(tx, &rec, now_ms)?;
+    }
+    request.state = to;
+    request.updated_at = now;
+    if failure.is_some() {
+        request.failure = failure.map(str::to_owned);
+    }
+    Ok(())
+}
+
+/// Outcome of a write that may have to record an expiry before refusing.
+enum Step<T> {
+    Done(T),
+    ExpiredNow(RequestId),
+}
+
+fn finish<T>(step: Result<Step<T>, ApprovalError>) -> Result<T, ApprovalError> {
+    match step? {
+        Step::Done(v) => Ok(v),
+        Step::ExpiredNow(id) => Err(ApprovalError::Expired(id)),
+    }
+}
+
+/// Expires `request` if it is open and past its time; returns whether it did.
+fn expire_if_due(
+    tx: &mut dyn Tx,
+    request: &mut StampRequest,
+    now_ms: i64,
+) -> Result<bool, ApprovalError> {
+    let open = matches!(
+        request.state,
+        RequestState::Pending | RequestState::Approved
+    );
+    if open && now_ms.div_euclid(1000) >= request.expires_at {
+        transition(tx, request, RequestState::Expired, "seald", None, now_ms)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+fn check_documents(docs: &[StampDocument]) -> Result<(), ApprovalError> {
+    if docs.is_empty() {
+        return Err(ApprovalError::BadDocuments(
+            "no document digest given".into(),
+        ));
+    }
+    if docs.len() > MAX_BATCH_DOCUMENTS {
+        return Err(ApprovalError::BadDocuments(format!(
+            "{} documents; at most {MAX_BATCH_DOCUMENTS} per request",
+            docs.len()
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    for d in docs {
+        if d.name.trim().is_empty() || d.name.chars().count() > 256 {
+            return Err(ApprovalError::BadDocuments(format!(
+                "document {} needs a name of 1-256 characters",
+                d.digest
+            )));
+        }
+        if !seen.insert(d.digest) {
+            return Err(ApprovalError::BadDocuments(format!(
+                "digest {} appears twice",
+                d.digest
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn identity_name(tx: &mut dyn Tx, id: IdentityId) -> Result<String, ApprovalError> {
+    Ok(tx
+        .identity(id)?
+        .map(|i| i.name)
+        .unwrap_or_else(|| format!("#{id}")))
+}
+
+impl Approvals {
+    /// The approval engine over `store`.
+    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// Sets a seal's policy (admins). Clients and approvers must exist with those roles.
+    pub fn set_policy(&self, by: &Caller, policy: Policy) -> Result<Policy, ApprovalError> {
+        by.require(Role::Admin)?;
+        rules::check_policy_shape(&policy)?;
+        let actor = by.name();
+        let now_ms = unix_ms(self.clock.now());
+        self.store.write(move |tx| {
+            load_seal(tx, policy.seal_id)?;
+            for (ids, role) in [
+                (&policy.allowed_clients, Role::Client),
+                (&policy.approvers, Role::Approver),
+            ] {
+                for &id in ids {
+                    match tx.identity(id)? {
+                        Some(i) if i.has_role(role) => {}
+                        Some(i) => {
+                            return Err(ApprovalError::BadPolicy(format!(
+                                "{} does not have the {role} role",
+                                i.name
+                            )))
+                        }
+                        None => return Err(ApprovalError::BadPolicy(format!("no identity #{id}"))),
+                    }
+                }
+            }
+            tx.put_policy(&policy, now_ms.div_euclid(1000))?;
+            let rec = NewRecord::new(
+                AuditKind::Policy,
+                actor,
+                Some(policy.seal_id),
+                serde_json::to_value(&policy).unwrap_or_default(),
+            );
+            chain::append(tx, &rec, now_ms)?;
+            Ok(policy)
+        })
+    }
+
+    /// A seal's policy.
+    pub fn policy(&self, seal_id: SealId) -> Result<Option<Policy>, ApprovalError> {
+        Ok(self.store.read(|tx| tx.policy(seal_id))?)
+    }
+
+    /// A client app asks to stamp one document or a batch.
+    pub fn create_request(
+        &self,
+        by: &Caller,
+        new: NewStampRequest,
+    ) -> Result<StampRequest, ApprovalError> {
+        by.require(Role::Client)?;
+        let client = user(by)?.clone();
+        check_documents(&new.documents)?;
+        let now = self.clock.now();
+        self.store.write(move |tx| {
+            let now_s = now.unix_timestamp();
+            let seal = load_seal(tx, new.seal_id)?;
+            check_usable(&seal, now_s)?;
+            let policy = load_policy(tx, seal.id)?;
+            if !policy.allowed_clients.contains(&client.id) {
+                return Err(ApprovalError::ClientNotAllowed {
+                    client: client.name,
+                    seal_id: seal.id,
+                });
+            }
+            if let Some(hours) = &policy.office_hours {
+                rules::check_office_hours(hours, now)?;
+            }
+            if let Some(quota) = policy.daily_quota {
+                let since = rules::start_of_local_day(now, policy.quota_utc_offset_minutes)?;
+                let used = tx.documents_requested_since(seal.id, since)?;
+                if used + new.documents.len() as u64 > u64::from(quota) {
+                    return Err(ApprovalError::QuotaExceeded {
+                        seal_id: seal.id,
+                        quota,
+                        used,
+                        requested: new.documents.len(),
+                    });
+                }
+            }
+            let mut request = StampRequest {
+                id: 0,
+                seal_id: seal.id,
+                requester: client.id,
+                documents: new.documents,
+                purpose: new.purpose,
+                origin: new.origin,
+                state: RequestState::Pending,
+                created_at: now_s,
+                expires_at: now_s.saturating_add(policy.request_ttl_secs),
+                updated_at: now_s,
+                failure: None,
+                votes: Vec::new(),
+            };
+            request.id = tx.insert_request(&request)?;
+            let rec = NewRecord::new(
+                AuditKind::StampRequest,
+                &client.name,
+                Some(seal.id),
+                json!({
+                    "request_id": request.id,
+                    "documents": request.documents,
+                    "purpose": request.purpose,
+                    "origin": request.origin,
+                    "cert_serial": seal.cert.serial_hex,
+                }),
+            );
+            chain::append(tx, &rec, unix_ms(now))?;
+            Ok(request)
+        })
+    }
+
+    /// An approver approves or rejects. N approvals approve; one rejection rejects.
+    pub fn decide(
+        &self,
+        by: &Caller,
+        id: RequestId,
+        decision: Decision,
+        comment: &str,
+    ) -> Result<StampRequest, ApprovalError> {
+        by.require(Role::Approver)?;
+        let approver = user(by)?.clone();
+        let comment = comment.to_owned();
+        let now_ms = unix_ms(self.clock.now());
+        finish(self.store.write(move |tx| {
+            let mut request = load_request(tx, id)?;
+            if expire_if_due(tx, &mut request, now_ms)? {
+                return Ok(Step::ExpiredNow(id));
+            }
+            let target = match decision {
+                Decision::Approve => RequestState::Approved,
+                Decision::Reject => RequestState::Rejected,
+            };
+            rules::check_transition(id, request.state, target)?;
+            let policy = load_policy(tx, request.seal_id)?;
+            if !policy.approvers.contains(&approver.id) {
+                return Err(ApprovalError::NotAnApprover {
+                    who: approver.name,
+                    seal_id: request.seal_id,
+                });
+            }
+            if request.requester == approver.id {
+                return Err(ApprovalError::SelfApproval {
+                    who: approver.name,
+                    id,
+                });
+            }
+            if request.votes.iter().any(|v| v.approver == approver.id) {
+                return Err(ApprovalError::AlreadyVoted {
+                    who: approver.name,
+                    id,
+                });
+            }
+            let vote = Vote {
+                approver: approver.id,
+                approve: decision == Decision::Approve,
+                comment,
+                at: now_ms.div_euclid(1000),
+            };
+            tx.insert_vote(id, &vote)?;
+            request.votes.push(vote.clone());
+            let approvals = request.votes.iter().filter(|v| v.approve).count();
+            let reached = match decision {
+                Decision::Reject => Some(RequestState::Rejected),
+                Decision::Approve if approvals >= policy.required_approvals as usize => {
+                    Some(RequestState::Approved)
+                }
+                Decision::Approve => None,
+            };
+            if let Some(to) = reached {
+                transition(tx, &mut request, to, &approver.name, None, now_ms)?;
+            }
+            let rec = NewRecord::new(
+                AuditKind::Decision,
+                &approver.name,
+                Some(request.seal_id),
+                json!({
+                    "request_id": id,
+                    "decision": decision,
+                    "comment": vote.comment,
+                    "approvals": approvals,
+                    "required": policy.required_approvals,
+                    "state": request.state,
+                }),
+            );
+            chain::append(tx, &rec, now_ms)?;
+            Ok(Step::Done(request))
+        }))
+    }
+
+    /// Checks an approved request just before signing: not expired, seal usable, office hours.
+    /// Expires the request if its time has passed.
+    pub fn begin_signing(&self, id: RequestId) -> Result<SigningTicket, ApprovalError> {
+        let now = self.clock.now();
+        finish(self.store.write(move |tx| {
+            let now_ms = unix_ms(now);
+            let mut request = load_request(tx, id)?;
+            if expire_if_due(tx, &mut request, now_ms)? {
+                return Ok(Step::ExpiredNow(id));
+            }
+            rules::check_transition(id, request.state, RequestState::Signed)?;
+            let seal = load_seal(tx, request.seal_id)?;
+            check_usable(&seal, now.unix_timestamp())?;
+            let policy = load_policy(tx, seal.id)?;
+            if let Some(hours) = &policy.office_hours {
+                rules::check_office_hours(hours, now)?;
+            }
+            let client = identity_name(tx, request.requester)?;
+            let mut approvers = Vec::new();
+            for v in request.votes.iter().filter(|v| v.approve) {
+                approvers.push(identity_name(tx, v.approver)?);
+            }
+            Ok(Step::Done(SigningTicket {
+                request,
+                seal,
+                pin_mode: policy.pin_mode,
+                client,
+                approvers,
+            }))
+        }))
+    }
+
+    /// Records the signatures of an approved request (every document of the batch) and marks
+    /// it signed. Each signature becomes a usage record; all are durable before this returns.
+    pub fn mark_signed(
+        &self,
+        id: RequestId,
+        signed: Vec<SignedDocument>,
+    ) -> Result<StampRequest, ApprovalError> {
+        let now_ms = unix_ms(self.clock.now());
+        self.store.write(move |tx| {
+            let mut request = load_request(tx, id)?;
+            rules::check_transition(id, request.state, RequestState::Signed)?;
+            let wanted: HashMap<Digest32, &StampDocument> =
+                request.documents.iter().map(|d| (d.digest, d)).collect();
+            let mut seen = BTreeSet::new();
+            for s in &signed {
+                if !wanted.contains_key(&s.digest) {
+                    return Err(ApprovalError::DigestMismatch {
+                        id,
+                        problem: format!("digest {} was not approved", s.digest),
+                    });
+                }
+                if !seen.insert(s.digest) {
+                    return Err(ApprovalError::DigestMismatch {
+                        id,
+                        problem: format!("digest {} reported twice", s.digest),
+                    });
+                }
+            }
+            if seen.len() != wanted.len() {
+                return Err(ApprovalError::DigestMismatch {
+                    id,
+                    problem: format!(
+                        "{} of {} documents reported signed; report every document or mark the request failed",
+                        seen.len(),
+                        wanted.len()
+                    ),
+                });
+            }
+            let seal = load_seal(tx, request.seal_id)?;
+            let client = identity_name(tx, request.requester)?;
+            let mut approvers = Vec::new();
+            for v in request.votes.iter().filter(|v| v.approve) {
+                approvers.push(identity_name(tx, v.approver)?);
+            }
+            for s in &signed {
+                let doc = wanted[&s.digest];
+                let facts = SignatureFacts {
+                    seal_id: seal.id,
+                    cert_serial: seal.cert.serial_hex.clone(),
+                    document_digest: doc.digest,
+                    document_name: doc.name.clone(),
+                    request_id: id,
+                    client: client.clone(),
+                    origin: request.origin.clone(),
+                    approvers: approvers.clone(),
+                    signature_digest: s.signature_digest,
+                };
+                chain::append(tx, &NewRecord::signature("seald", &facts), now_ms)?;
+            }
+            transition(tx, &mut request, RequestState::Signed, "seald", None, now_ms)?;
+            Ok(request)
+        })
+    }
+
+    /// Marks an approved request failed (device removed, PIN refused, signature invalid).
+    pub fn mark_failed(&self, id: RequestId, reason: &str) -> Result<StampRequest, ApprovalError> {
+        let reason = reason.to_owned();
+        let now_ms = unix_ms(self.clock.now());
+        self.store.write(move |tx| {
+            let mut request = load_request(tx, id)?;
+            transition(
+                tx,
+                &mut request,
+                RequestState::Failed,
+                "seald",
+                Some(&reason),
+                now_ms,
+            )?;
+            Ok(request)
+        })
+    }
+
+    /// Marks every open request past its time expired; returns their ids.
+    pub fn expire_stale(&self) -> Result<Vec<RequestId>, ApprovalError> {
+        let now_ms = unix_ms(self.clock.now());
+        self.store.write(move |tx| {
+            let mut expired = Vec::new();
+            for state in [RequestState::Pending, RequestState::Approved] {
+                for mut r in tx.requests_in_state(state)? {
+                    if expire_if_due(tx, &mut r, now_ms)? {
+                        expired.push(r.id);
+                    }
+                }
+            }
+            Ok(expired)
+        })
+    }
+
+    /// A request, if the caller may see it: admins and auditors see all, clients their own,
+    /// approvers those of their seals.
+    pub fn get(&self, by: &Caller, id: RequestId) -> Result<StampRequest, ApprovalError> {
+        let found = self.store.read(|tx| -> Result<_, ApprovalError> {
+            let Some(r) = tx.request(id)? else {
+                return Ok(None);
+            };
+            let policy = tx.policy(r.seal_id)?;
+            Ok(visible(by, &r, policy.as_ref()).then_some(r))
+        })?;
+        found.ok_or(ApprovalError::NotFound(id))
+    }
+
+    /// Pending requests the caller may see; for an approver, those still waiting for their vote.
+    pub fn list_pending(&self, by: &Caller) -> Result<Vec<StampRequest>, ApprovalError> {
+        let now = self.clock.timestamp();
+        self.store.read(|tx| {
+            let mut policies: HashMap<SealId, Option<Policy>> = HashMap::new();
+            let mut out = Vec::new();
+            for r in tx.requests_in_state(RequestState::Pending)? {
+                if r.expires_at <= now {
+                    continue;
+                }
+                let policy = match policies.entry(r.seal_id) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(tx.policy(r.seal_id)?),
+                };
+                let policy = policy.as_ref();
+                if visible(by, &r, policy) && !already_handled_by(by, &r) {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Whether `by` may see request `r`.
+fn visible(by: &Caller, r: &StampRequest, policy: Option<&Policy>) -> bool {
+    let Some(me) = by.identity() else {
+        return true; // local operator, daemon
+    };
+    me.has_role(Role::Admin)
+        || me.has_role(Role::Auditor)
+        || (me.has_role(Role::Client) && r.requester == me.id)
+        || (me.has_role(Role::Approver) && policy.is_some_and(|p| p.approvers.contains(&me.id)))
+}
+
+/// For a pure approver: they made it, or already voted on it.
+fn already_handled_by(by: &Caller, r: &StampRequest) -> bool {
+    let Some(me) = by.identity() else {
+        return false;
+    };
+    if me.has_role(Role::Admin) || me.has_role(Role::Auditor) || me.has_role(Role::Client) {
+        return false;
+    }
+    r.requester == me.id || r.votes.iter().any(|v| v.approver == me.id)
+}
+
+/// Whether a stamp at `now` needs the PIN under `policy`, given the token's last login.
+pub fn pin_needed(policy: &Policy, last_login: Option<Timestamp>, now: Timestamp) -> bool {
+    rules::pin_needed(&policy.pin_mode, last_login, now)
+}
+
+#[cfg(test)]
+mod tests;

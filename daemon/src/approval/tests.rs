@@ -1,0 +1,603 @@
+use std::sync::Arc;
+
+use time::macros::datetime;
+
+use super::*;
+use crate::identity::{Identities, TokenKey};
+use crate::seal::tests::{admin, enrol_legal, fixture, Fixture};
+use crate::seal::{Registry, SealState};
+
+struct World {
+    f: Fixture,
+    approvals: Approvals,
+    seal: SealId,
+    client: Caller,
+    other_client: Caller,
+    a: Caller,
+    b: Caller,
+    c: Caller,
+    stranger: Caller,
+}
+
+fn caller(ids: &Identities, name: &str, roles: &[Role]) -> Caller {
+    let (identity, _token) = ids.add(&admin(), name, roles).unwrap();
+    Caller::User(identity)
+}
+
+fn id_of(c: &Caller) -> IdentityId {
+    c.identity().unwrap().id
+}
+
+fn policy(w_seal: SealId, clients: &[&Caller], approvers: &[&Caller], n: u32) -> Policy {
+    Policy {
+        seal_id: w_seal,
+        allowed_clients: clients.iter().map(|c| id_of(c)).collect(),
+        approvers: approvers.iter().map(|c| id_of(c)).collect(),
+        required_approvals: n,
+        daily_quota: None,
+        quota_utc_offset_minutes: 480,
+        office_hours: None,
+        pin_mode: PinMode::EachStamp,
+        request_ttl_secs: 3600,
+    }
+}
+
+/// A legal-name seal with a 2-of-3 policy; Monday 2026-01-05 09:00 UTC (17:00 Beijing).
+fn world() -> World {
+    let f = fixture();
+    let ids = Identities::new(
+        f.store.clone(),
+        f.clock.clone(),
+        Arc::new(TokenKey::from_bytes([3; 32])),
+    );
+    let client = caller(&ids, "oa-app", &[Role::Client]);
+    let other_client = caller(&ids, "crm-app", &[Role::Client]);
+    let a = caller(&ids, "alice", &[Role::Approver]);
+    let b = caller(&ids, "bob", &[Role::Approver]);
+    let c = caller(&ids, "carol", &[Role::Approver]);
+    let stranger = caller(&ids, "dave", &[Role::Approver]);
+    let seal = enrol_legal(&f, "ES-1").id;
+    let approvals = Approvals::new(f.store.clone(), f.clock.clone());
+    approvals
+        .set_policy(&admin(), policy(seal, &[&client], &[&a, &b, &c], 2))
+        .unwrap();
+    World {
+        f,
+        approvals,
+        seal,
+        client,
+        other_client,
+        a,
+        b,
+        c,
+        stranger,
+    }
+}
+
+fn doc(n: u8) -> StampDocument {
+    StampDocument {
+        digest: Digest32([n; 32]),
+        name: format!("contract-{n}.ofd"),
+    }
+}
+
+fn ask(w: &World, docs: &[u8]) -> Result<StampRequest, ApprovalError> {
+    w.approvals.create_request(
+        &w.client,
+        NewStampRequest {
+            seal_id: w.seal,
+            documents: docs.iter().map(|&n| doc(n)).collect(),
+            purpose: "sign contract".into(),
+            origin: Some("https://oa.example.cn".into()),
+        },
+    )
+}
+
+fn approved(w: &World, docs: &[u8]) -> StampRequest {
+    let r = ask(w, docs).unwrap();
+    w.approvals
+        .decide(&w.a, r.id, Decision::Approve, "")
+        .unwrap();
+    let r = w
+        .approvals
+        .decide(&w.b, r.id, Decision::Approve, "")
+        .unwrap();
+    assert_eq!(r.state, RequestState::Approved);
+    r
+}
+
+fn signed_all(r: &StampRequest) -> Vec<SignedDocument> {
+    r.documents
+        .iter()
+        .map(|d| SignedDocument {
+            digest: d.digest,
+            signature_digest: Some(Digest32([0xEE; 32])),
+        })
+        .collect()
+}
+
+fn set_policy(w: &World, edit: impl FnOnce(&mut Policy)) {
+    let mut p = w.approvals.policy(w.seal).unwrap().unwrap();
+    edit(&mut p);
+    w.approvals.set_policy(&admin(), p).unwrap();
+}
+
+#[test]
+fn two_of_three_then_signed_with_a_full_usage_record() {
+    let w = world();
+    let r = ask(&w, &[1]).unwrap();
+    assert_eq!(r.state, RequestState::Pending);
+    let r = w
+        .approvals
+        .decide(&w.a, r.id, Decision::Approve, "ok")
+        .unwrap();
+    assert_eq!(r.state, RequestState::Pending, "one of two is not enough");
+    let r = w
+        .approvals
+        .decide(&w.c, r.id, Decision::Approve, "ok")
+        .unwrap();
+    assert_eq!(r.state, RequestState::Approved);
+
+    let ticket = w.approvals.begin_signing(r.id).unwrap();
+    assert_eq!(ticket.client, "oa-app");
+    assert_eq!(ticket.approvers, vec!["alice", "carol"]);
+    let r = w.approvals.mark_signed(r.id, signed_all(&r)).unwrap();
+    assert_eq!(r.state, RequestState::Signed);
+
+    let rows = w.f.store.read(|tx| tx.audit_rows(0, 1000)).unwrap();
+    let sig = rows.iter().find(|r| r.kind == "signature").unwrap();
+    let d: serde_json::Value = serde_json::from_str(&sig.detail).unwrap();
+    assert_eq!(d["document_digest"], Digest32([1; 32]).to_hex());
+    assert_eq!(d["document_name"], "contract-1.ofd");
+    assert_eq!(d["client"], "oa-app");
+    assert_eq!(d["origin"], "https://oa.example.cn");
+    assert_eq!(d["approvers"], serde_json::json!(["alice", "carol"]));
+    assert_eq!(d["cert_serial"], "0a1b2c");
+    assert_eq!(sig.seal_id, Some(w.seal));
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+    for k in ["stamp-request", "decision", "signature"] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    let log = crate::audit::AuditLog::new(w.f.store.clone(), w.f.clock.clone());
+    assert!(log.verify().unwrap().is_intact());
+}
+
+#[test]
+fn the_requester_may_never_approve() {
+    let w = world();
+    let ids = Identities::new(
+        w.f.store.clone(),
+        w.f.clock.clone(),
+        Arc::new(TokenKey::from_bytes([3; 32])),
+    );
+    let both = caller(&ids, "selfish", &[Role::Client, Role::Approver]);
+    set_policy(&w, |p| {
+        p.allowed_clients.push(id_of(&both));
+        p.approvers.push(id_of(&both));
+    });
+    let r = w
+        .approvals
+        .create_request(
+            &both,
+            NewStampRequest {
+                seal_id: w.seal,
+                documents: vec![doc(1)],
+                purpose: "mine".into(),
+                origin: None,
+            },
+        )
+        .unwrap();
+    let err = w
+        .approvals
+        .decide(&both, r.id, Decision::Approve, "")
+        .unwrap_err();
+    assert!(matches!(err, ApprovalError::SelfApproval { .. }), "{err}");
+    assert!(w.approvals.get(&admin(), r.id).unwrap().votes.is_empty());
+}
+
+#[test]
+fn one_vote_per_approver() {
+    let w = world();
+    let r = ask(&w, &[1]).unwrap();
+    w.approvals
+        .decide(&w.a, r.id, Decision::Approve, "")
+        .unwrap();
+    for d in [Decision::Approve, Decision::Reject] {
+        let err = w.approvals.decide(&w.a, r.id, d, "again").unwrap_err();
+        assert!(matches!(err, ApprovalError::AlreadyVoted { .. }), "{err}");
+    }
+    let r = w.approvals.get(&admin(), r.id).unwrap();
+    assert_eq!((r.state, r.votes.len()), (RequestState::Pending, 1));
+}
+
+#[test]
+fn only_listed_clients_and_approvers() {
+    let w = world();
+    let err = w
+        .approvals
+        .create_request(
+            &w.other_client,
+            NewStampRequest {
+                seal_id: w.seal,
+                documents: vec![doc(1)],
+                purpose: "x".into(),
+                origin: None,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, ApprovalError::ClientNotAllowed { .. }),
+        "{err}"
+    );
+    let r = ask(&w, &[1]).unwrap();
+    let err = w
+        .approvals
+        .decide(&w.stranger, r.id, Decision::Approve, "")
+        .unwrap_err();
+    assert!(matches!(err, ApprovalError::NotAnApprover { .. }), "{err}");
+    // A client cannot approve, an approver cannot ask.
+    assert!(matches!(
+        w.approvals.decide(&w.client, r.id, Decision::Approve, ""),
+        Err(ApprovalError::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.approvals.create_request(
+            &w.a,
+            NewStampRequest {
+                seal_id: w.seal,
+                documents: vec![doc(2)],
+                purpose: "x".into(),
+                origin: None
+            }
+        ),
+        Err(ApprovalError::Forbidden(_))
+    ));
+}
+
+#[test]
+fn one_rejection_rejects() {
+    let w = world();
+    let r = ask(&w, &[1]).unwrap();
+    w.approvals
+        .decide(&w.a, r.id, Decision::Approve, "")
+        .unwrap();
+    let r = w
+        .approvals
+        .decide(&w.b, r.id, Decision::Reject, "wrong party")
+        .unwrap();
+    assert_eq!(r.state, RequestState::Rejected);
+}
+
+#[test]
+fn daily_quota_counts_documents_per_local_day() {
+    let w = world();
+    set_policy(&w, |p| p.daily_quota = Some(3));
+    // 2026-01-05 09:00 UTC = 17:00 Beijing.
+    let first = ask(&w, &[1, 2]).unwrap();
+    let err = ask(&w, &[3, 4]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApprovalError::QuotaExceeded {
+                quota: 3,
+                used: 2,
+                requested: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    ask(&w, &[3]).unwrap();
+    assert!(ask(&w, &[4]).is_err());
+    // A rejected request gives its documents back.
+    w.approvals
+        .decide(&w.a, first.id, Decision::Reject, "")
+        .unwrap();
+    ask(&w, &[4, 5]).unwrap();
+    assert!(ask(&w, &[6]).is_err());
+    // 16:00 UTC is midnight in Beijing: a new day.
+    w.f.clock.set(datetime!(2026-01-05 15:59 UTC));
+    assert!(ask(&w, &[6]).is_err());
+    w.f.clock.set(datetime!(2026-01-05 16:00 UTC));
+    ask(&w, &[6, 7, 8]).unwrap();
+}
+
+#[test]
+fn office_hours_in_their_time_zone() {
+    let w = world();
+    set_policy(&w, |p| {
+        p.request_ttl_secs = 86_400;
+        p.office_hours = Some(OfficeHours {
+            utc_offset_minutes: 480,
+            weekdays: vec![1, 2, 3, 4, 5],
+            start_minute: 9 * 60,
+            end_minute: 18 * 60,
+        })
+    });
+    // Tuesday 00:30 UTC (the seal became valid on Monday 09:00 UTC) = 08:30 Beijing.
+    w.f.clock.set(datetime!(2026-01-06 00:30 UTC));
+    let err = ask(&w, &[1]).unwrap_err();
+    assert!(
+        matches!(err, ApprovalError::OutsideOfficeHours { .. }),
+        "{err}"
+    );
+    // 01:00 UTC = 09:00 Beijing.
+    w.f.clock.set(datetime!(2026-01-06 01:00 UTC));
+    let r = approved(&w, &[1]);
+    // Signing is checked too: 10:00 UTC = 18:00 Beijing.
+    w.f.clock.set(datetime!(2026-01-06 09:59 UTC));
+    w.approvals.begin_signing(r.id).unwrap();
+    w.f.clock.set(datetime!(2026-01-06 10:00 UTC));
+    assert!(matches!(
+        w.approvals.begin_signing(r.id),
+        Err(ApprovalError::OutsideOfficeHours { .. })
+    ));
+    // Saturday in Beijing.
+    w.f.clock.set(datetime!(2026-01-10 02:00 UTC));
+    assert!(matches!(
+        ask(&w, &[2]),
+        Err(ApprovalError::OutsideOfficeHours { .. })
+    ));
+}
+
+/// Puts a request into `state` by allowed steps.
+fn request_in(w: &World, state: RequestState, n: u8) -> RequestId {
+    match state {
+        RequestState::Pending => ask(w, &[n]).unwrap().id,
+        RequestState::Approved => approved(w, &[n]).id,
+        RequestState::Signed => {
+            let r = approved(w, &[n]);
+            w.approvals.mark_signed(r.id, signed_all(&r)).unwrap().id
+        }
+        RequestState::Rejected => {
+            let r = ask(w, &[n]).unwrap();
+            w.approvals
+                .decide(&w.a, r.id, Decision::Reject, "")
+                .unwrap()
+                .id
+        }
+        RequestState::Failed => {
+            let r = approved(w, &[n]);
+            w.approvals.mark_failed(r.id, "UKey removed").unwrap().id
+        }
+        RequestState::Expired => {
+            let r = ask(w, &[n]).unwrap();
+            w.f.clock.advance(time::Duration::hours(2));
+            assert_eq!(w.approvals.expire_stale().unwrap(), vec![r.id]);
+            r.id
+        }
+    }
+}
+
+#[test]
+fn every_illegal_transition_is_refused() {
+    #[derive(Debug, Clone, Copy)]
+    enum Op {
+        Approve,
+        Reject,
+        Sign,
+        Fail,
+    }
+    let mut n = 0u8;
+    for &from in RequestState::ALL {
+        for op in [Op::Approve, Op::Reject, Op::Sign, Op::Fail] {
+            n += 1;
+            let w = world(); // fresh clock and quota for each case
+            let id = request_in(&w, from, n);
+            let r = w.approvals.get(&admin(), id).unwrap();
+            let (to, result) = match op {
+                // The approve that completes the quorum (c has not voted in any setup).
+                Op::Approve => (
+                    RequestState::Approved,
+                    w.approvals.decide(&w.c, id, Decision::Approve, ""),
+                ),
+                Op::Reject => (
+                    RequestState::Rejected,
+                    w.approvals.decide(&w.c, id, Decision::Reject, ""),
+                ),
+                Op::Sign => (
+                    RequestState::Signed,
+                    w.approvals.mark_signed(id, signed_all(&r)),
+                ),
+                Op::Fail => (RequestState::Failed, w.approvals.mark_failed(id, "x")),
+            };
+            if from == RequestState::Pending && matches!(op, Op::Approve) {
+                // One approval of two leaves it pending: legal, no transition yet.
+                assert_eq!(result.unwrap().state, RequestState::Pending);
+                continue;
+            }
+            if rules::transition_allowed(from, to) {
+                assert_eq!(result.unwrap().state, to, "{from} --{op:?}-->");
+            } else {
+                let err = result.unwrap_err();
+                assert!(
+                    matches!(err, ApprovalError::IllegalTransition { from: f, to: t, .. } if f == from && t == to),
+                    "{from} --{op:?}--> {to}: {err}"
+                );
+                assert_eq!(w.approvals.get(&admin(), id).unwrap().state, from);
+            }
+        }
+    }
+    // Expiry only takes open requests.
+    let w = world();
+    let done = request_in(&w, RequestState::Signed, 1);
+    w.f.clock.advance(time::Duration::days(2));
+    assert!(w.approvals.expire_stale().unwrap().is_empty());
+    assert_eq!(
+        w.approvals.get(&admin(), done).unwrap().state,
+        RequestState::Signed
+    );
+    // begin_signing on a pending request is the pending → signed transition.
+    let p = request_in(&w, RequestState::Pending, 2);
+    assert!(matches!(
+        w.approvals.begin_signing(p),
+        Err(ApprovalError::IllegalTransition { .. })
+    ));
+}
+
+#[test]
+fn late_decisions_expire_the_request() {
+    let w = world();
+    let r = ask(&w, &[1]).unwrap();
+    w.f.clock.advance(time::Duration::seconds(3600));
+    let err = w
+        .approvals
+        .decide(&w.a, r.id, Decision::Approve, "")
+        .unwrap_err();
+    assert!(
+        matches!(err, ApprovalError::Expired(id) if id == r.id),
+        "{err}"
+    );
+    assert_eq!(
+        w.approvals.get(&admin(), r.id).unwrap().state,
+        RequestState::Expired,
+        "the expiry is recorded even though the call failed"
+    );
+    // An approved request not signed in time expires too.
+    let r = approved(&w, &[2]);
+    w.f.clock.advance(time::Duration::seconds(3600));
+    assert!(matches!(
+        w.approvals.begin_signing(r.id),
+        Err(ApprovalError::Expired(_))
+    ));
+}
+
+#[test]
+fn unusable_seal_refuses_at_once() {
+    let w = world();
+    let r = approved(&w, &[1]);
+    let registry = Registry::new(w.f.store.clone(), w.f.clock.clone());
+    registry
+        .change_state(&admin(), w.seal, SealState::Suspended, "inspection")
+        .unwrap();
+    assert!(matches!(
+        ask(&w, &[2]),
+        Err(ApprovalError::Seal(SealError::NotUsable { .. }))
+    ));
+    assert!(matches!(
+        w.approvals.begin_signing(r.id),
+        Err(ApprovalError::Seal(SealError::NotUsable { .. }))
+    ));
+}
+
+#[test]
+fn only_approved_digests_are_signed_and_batches_complete() {
+    let w = world();
+    let r = approved(&w, &[1, 2, 3]);
+    let mut wrong = signed_all(&r);
+    wrong[0].digest = Digest32([9; 32]);
+    assert!(matches!(
+        w.approvals.mark_signed(r.id, wrong),
+        Err(ApprovalError::DigestMismatch { .. })
+    ));
+    let partial = signed_all(&r)[..2].to_vec();
+    assert!(matches!(
+        w.approvals.mark_signed(r.id, partial),
+        Err(ApprovalError::DigestMismatch { .. })
+    ));
+    let r = w.approvals.mark_signed(r.id, signed_all(&r)).unwrap();
+    assert_eq!(r.state, RequestState::Signed);
+    let sigs =
+        w.f.store
+            .read(|tx| tx.audit_rows(0, 1000))
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.kind == "signature")
+            .count();
+    assert_eq!(sigs, 3, "one usage record per document");
+}
+
+#[test]
+fn bad_documents_are_refused() {
+    let w = world();
+    assert!(matches!(ask(&w, &[]), Err(ApprovalError::BadDocuments(_))));
+    assert!(matches!(
+        ask(&w, &[1, 1]),
+        Err(ApprovalError::BadDocuments(_))
+    ));
+}
+
+#[test]
+fn pending_lists_follow_the_caller() {
+    let w = world();
+    let r1 = ask(&w, &[1]).unwrap();
+    let r2 = ask(&w, &[2]).unwrap();
+    w.approvals
+        .decide(&w.a, r1.id, Decision::Approve, "")
+        .unwrap();
+    let ids = |c: &Caller| -> Vec<RequestId> {
+        w.approvals
+            .list_pending(c)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    assert_eq!(ids(&w.a), vec![r2.id], "alice already voted on r1");
+    assert_eq!(ids(&w.b), vec![r1.id, r2.id]);
+    assert_eq!(ids(&w.client), vec![r1.id, r2.id]);
+    assert!(ids(&w.other_client).is_empty());
+    assert!(ids(&w.stranger).is_empty());
+    assert!(matches!(
+        w.approvals.get(&w.stranger, r1.id),
+        Err(ApprovalError::NotFound(_))
+    ));
+}
+
+#[test]
+fn policies_are_checked() {
+    let w = world();
+    let mut p = w.approvals.policy(w.seal).unwrap().unwrap();
+    p.required_approvals = 4;
+    assert!(matches!(
+        w.approvals.set_policy(&admin(), p.clone()),
+        Err(ApprovalError::BadPolicy(_))
+    ));
+    p.required_approvals = 1;
+    p.approvers.push(id_of(&w.client)); // a client, not an approver
+    assert!(matches!(
+        w.approvals.set_policy(&admin(), p.clone()),
+        Err(ApprovalError::BadPolicy(_))
+    ));
+    p.approvers.pop();
+    assert!(matches!(
+        w.approvals.set_policy(&w.a, p),
+        Err(ApprovalError::Forbidden(_))
+    ));
+    // No policy, no stamping.
+    let other =
+        w.f.registry
+            .enrol(
+                &admin(),
+                crate::seal::tests::new_seal(
+                    &w.f,
+                    crate::seal::SealKind::Contract,
+                    crate::seal::tests::ORG,
+                    "ES-9",
+                ),
+                None,
+            )
+            .unwrap();
+    let err = w
+        .approvals
+        .create_request(
+            &w.client,
+            NewStampRequest {
+                seal_id: other.id,
+                documents: vec![doc(1)],
+                purpose: "x".into(),
+                origin: None,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, ApprovalError::NoPolicy(_)), "{err}");
+}
+
+#[test]
+fn pin_modes() {
+    let mut p = policy(1, &[], &[], 1);
+    assert!(pin_needed(&p, Some(0), 0));
+    p.pin_mode = PinMode::Window { minutes: 15 };
+    assert!(!pin_needed(&p, Some(0), 899));
+    assert!(pin_needed(&p, Some(0), 900));
+}
