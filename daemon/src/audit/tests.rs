@@ -70,6 +70,49 @@ fn ten_thousand_records_from_eight_threads_verify() {
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.records, 10_000);
     assert_eq!(report.last_seq, Some(10_000));
+    let stats = f.log.store.stats();
+    assert_eq!(stats.writes, 10_000);
+    assert!(stats.commits < stats.writes, "no group commit: {stats:?}");
+}
+
+#[test]
+fn appends_arriving_together_share_one_commit() {
+    let f = fixture();
+    let store = f.log.store.clone();
+    let before = store.stats();
+    // Hold the writer busy so the appends below queue up behind it.
+    let (started, wait_started) = std::sync::mpsc::channel();
+    let blocker = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store
+                .write(move |_tx| {
+                    started.send(()).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap()
+        })
+    };
+    wait_started.recv().unwrap();
+    let appenders: Vec<_> = (0..32)
+        .map(|i| {
+            let log = f.log.clone();
+            std::thread::spawn(move || log.append(note(i)).unwrap())
+        })
+        .collect();
+    blocker.join().unwrap();
+    for a in appenders {
+        a.join().unwrap();
+    }
+    let after = store.stats();
+    assert_eq!(after.writes - before.writes, 33);
+    assert!(
+        after.commits - before.commits <= 3,
+        "32 queued appends took {} commits",
+        after.commits - before.commits
+    );
+    assert!(f.log.verify().unwrap().is_intact());
 }
 
 #[test]

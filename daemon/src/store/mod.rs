@@ -8,5 +8,5 @@ mod sqlite;
 mod tx;
 
 pub use error::StoreError;
-pub use sqlite::Store;
+pub use sqlite::{Store, StoreStats};
 pub use tx::{StoreResult, Tx};

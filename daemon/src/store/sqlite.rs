@@ -5,8 +5,9 @@ use std::fs::{OpenOptions, Permissions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rusqlite::types::ValueRef;
@@ -34,6 +35,22 @@ pub struct Store {
     writer: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     reader: Mutex<Connection>,
+    stats: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// How much group commit saved: writes committed and the transactions they took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Write transactions committed since open.
+    pub commits: u64,
+    /// Writes (calls to [`Store::write`]) committed since open.
+    pub writes: u64,
 }
 
 impl Store {
@@ -66,15 +83,18 @@ impl Store {
         reader.pragma_update(None, "query_only", true)?;
 
         let (tx, rx) = mpsc::channel::<Job>();
+        let stats = Arc::new(Counters::default());
+        let counters = stats.clone();
         let thread = std::thread::Builder::new()
             .name("seald-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &counters))
             .map_err(|e| StoreError::io(&path, e))?;
         Ok(Self {
             path,
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             reader: Mutex::new(reader),
+            stats,
         })
     }
 
@@ -133,6 +153,14 @@ impl Store {
         Ok(out)
     }
 
+    /// Commit counters since open.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            writes: self.stats.writes.load(Ordering::Relaxed),
+        }
+    }
+
     /// Stops the writer after the writes already queued; later writes fail.
     pub fn close(&self) {
         self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -167,7 +195,7 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(path, e))
 }
 
-fn writer_loop(mut conn: Connection, jobs: Receiver<Job>) {
+fn writer_loop(mut conn: Connection, jobs: Receiver<Job>, stats: &Counters) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -176,13 +204,17 @@ fn writer_loop(mut conn: Connection, jobs: Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, batch);
+        let n = batch.len() as u64;
+        if run_batch(&mut conn, batch) {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats.writes.fetch_add(n, Ordering::Relaxed);
+        }
     }
 }
 
 /// Runs a batch in one transaction, each job in its own savepoint, then acknowledges every job
-/// with the commit's outcome.
-fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+/// with the commit's outcome. Returns whether the batch committed.
+fn run_batch(conn: &mut Connection, batch: Vec<Job>) -> bool {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -192,7 +224,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
                 drop(job);
                 tracing::error!("store: cannot begin a write transaction: {msg}");
             }
-            return;
+            return false;
         }
     };
     let mut completions: Vec<(Completion, Option<StoreError>)> = Vec::with_capacity(batch.len());
@@ -221,6 +253,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
         }
     }
     let committed = tx.commit().map_err(|e| e.to_string());
+    let ok = committed.is_ok();
     for (completion, own_err) in completions {
         match (&committed, own_err) {
             (Ok(()), None) => completion(Ok(())),
@@ -230,6 +263,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
             )))),
         }
     }
+    ok
 }
 
 /// [`Tx`] over a SQLite connection inside a transaction or savepoint.
