@@ -31,8 +31,15 @@ fn note(i: usize) -> NewRecord {
     NewRecord::new(AuditKind::Note, "tester", None, json!({ "i": i }))
 }
 
+/// A direct connection, as an attacker with the file would have: the append-only triggers
+/// dropped first.
 fn raw(path: &std::path::Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(path).unwrap()
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_retention;",
+    )
+    .unwrap();
+    conn
 }
 
 #[test]

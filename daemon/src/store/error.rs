@@ -27,8 +27,8 @@ pub enum StoreError {
     /// A stored value could not be read back (damaged or edited by hand).
     #[error("the store holds a value it cannot read ({0}); run `sealctl audit verify` and restore from backup if needed")]
     Corrupt(String),
-    /// The writer thread has stopped, so nothing more can be written.
-    #[error("the store's writer has stopped; restart seald")]
+    /// The writer thread has stopped, or failed on this write; nothing of it was written.
+    #[error("the write was not stored: the store's writer stopped or failed on it (see seald's log); restart seald if it persists")]
     WriterStopped,
 }
 

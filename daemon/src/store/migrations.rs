@@ -102,6 +102,19 @@ CREATE TABLE audit_anchor (
     hash        BLOB NOT NULL
 );
 "#,
+    // 2: the usage log is append-only, and records younger than 3 years cannot be deleted,
+    // whoever asks (defence in depth: the library refuses first, against its own clock).
+    r#"
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'usage-log records cannot be changed');
+END;
+CREATE TRIGGER audit_log_retention BEFORE DELETE ON audit_log
+WHEN old.at_ms > CAST(strftime('%s', 'now', '-3 years') AS INTEGER) * 1000
+BEGIN
+    SELECT RAISE(ABORT, 'usage-log records younger than 3 years cannot be deleted');
+END;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -123,4 +136,58 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
         tx.commit()?;
     }
     Ok(known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_a_fresh_store_and_refuses_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut conn = Connection::open(&path).unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), latest_version());
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, latest_version());
+        // Idempotent.
+        assert_eq!(migrate(&mut conn).unwrap(), latest_version());
+        conn.pragma_update(None, "user_version", latest_version() + 1)
+            .unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(StoreError::NewerSchema { .. })
+        ));
+    }
+
+    #[test]
+    fn the_database_itself_refuses_edits_and_early_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("s.db")).unwrap();
+        migrate(&mut conn).unwrap();
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let old_ms = now_ms - 4 * 366 * 86_400_000;
+        for (seq, at) in [(1, old_ms), (2, now_ms)] {
+            conn.execute(
+                "INSERT INTO audit_log VALUES (?1, ?2, 'note', 'a', NULL, '{}', x'00', x'00')",
+                rusqlite::params![seq, at],
+            )
+            .unwrap();
+        }
+        let err = conn
+            .execute("UPDATE audit_log SET actor = 'b' WHERE seq = 1", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot be changed"), "{err}");
+        let err = conn
+            .execute("DELETE FROM audit_log WHERE seq = 2", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("younger than 3 years"), "{err}");
+        assert_eq!(
+            conn.execute("DELETE FROM audit_log WHERE seq = 1", [])
+                .unwrap(),
+            1
+        );
+    }
 }

@@ -34,7 +34,7 @@ pub struct Store {
     path: PathBuf,
     writer: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    reader: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
     stats: Arc<Counters>,
 }
 
@@ -78,9 +78,7 @@ impl Store {
             }
         }
 
-        let reader = Connection::open(&path)?;
-        reader.busy_timeout(std::time::Duration::from_secs(10))?;
-        reader.pragma_update(None, "query_only", true)?;
+        let reader = open_reader(&path)?;
 
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(Counters::default());
@@ -93,7 +91,7 @@ impl Store {
             path,
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
-            reader: Mutex::new(reader),
+            readers: Mutex::new(vec![reader]),
             stats,
         })
     }
@@ -139,18 +137,32 @@ impl Store {
     }
 
     /// Runs `f` on a consistent read-only snapshot. Writes through the `Tx` fail.
+    ///
+    /// Reads run in parallel with each other and with the writer (WAL): a long chain check
+    /// never holds up token lookups.
     pub fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         E: From<StoreError>,
         F: FnOnce(&mut dyn Tx) -> Result<T, E>,
     {
-        let mut conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(StoreError::from)?;
-        let out = f(&mut SqliteTx { conn: &tx })?;
-        tx.finish().map_err(StoreError::from)?;
-        Ok(out)
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let out = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(StoreError::from)?;
+            let out = f(&mut SqliteTx { conn: &tx })?;
+            tx.finish().map_err(StoreError::from)?;
+            Ok(out)
+        })();
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        out
     }
 
     /// Commit counters since open.
@@ -174,6 +186,16 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 4;
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let reader = Connection::open(path)?;
+    reader.busy_timeout(std::time::Duration::from_secs(10))?;
+    reader.pragma_update(None, "query_only", true)?;
+    Ok(reader)
 }
 
 fn sidecar(path: &Path, suffix: &str) -> PathBuf {
