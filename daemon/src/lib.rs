@@ -14,5 +14,6 @@ pub mod crypto;
 pub mod device;
 pub mod identity;
 pub mod seal;
+pub mod services;
 pub mod ses;
 pub mod store;

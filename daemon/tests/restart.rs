@@ -5,27 +5,26 @@ use std::sync::Arc;
 use seald::approval::{Approvals, Decision, NewStampRequest, PinMode, Policy, RequestState};
 use seald::audit::{AuditLog, NewRecord};
 use seald::clock::{Clock, ManualClock};
-use seald::identity::{key_path_for, Caller, Identities, Role, TokenKey};
+use seald::identity::{Caller, Identities, Role};
 use seald::seal::{CertFacts, NewSeal, Registry, SealKind, SealState};
+use seald::services::Services;
 use seald::store::model::{AuditKind, Digest32, StampDocument};
-use seald::store::Store;
 use time::macros::datetime;
 
-struct Services {
+struct Opened {
     log: AuditLog,
     ids: Identities,
     registry: Registry,
     approvals: Approvals,
 }
 
-fn open(path: &std::path::Path, clock: Arc<ManualClock>) -> Services {
-    let store = Arc::new(Store::open(path).unwrap());
-    let key = Arc::new(TokenKey::load_or_create(&key_path_for(path)).unwrap());
-    Services {
-        log: AuditLog::new(store.clone(), clock.clone()),
-        ids: Identities::new(store.clone(), clock.clone(), key),
-        registry: Registry::new(store.clone(), clock.clone()),
-        approvals: Approvals::new(store, clock),
+fn open(path: &std::path::Path, clock: Arc<ManualClock>) -> Opened {
+    let s = Services::open(path, clock).unwrap();
+    Opened {
+        log: s.audit,
+        ids: s.identities,
+        registry: s.registry,
+        approvals: s.approvals,
     }
 }
 

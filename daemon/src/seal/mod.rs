@@ -103,6 +103,9 @@ pub enum SealError {
         /// Certificate notAfter.
         not_after: Timestamp,
     },
+    /// The esID is not printable ASCII of 1-64 characters (it is an IA5String in the SES_Seal).
+    #[error("esID {0:?} is invalid: use 1-64 printable ASCII characters")]
+    BadEsId(String),
     /// The esID is already used.
     #[error("esID {0:?} is already used by another seal")]
     EsIdTaken(String),
@@ -291,6 +294,11 @@ impl Registry {
     ) -> Result<Seal, SealError> {
         by.require(Role::Admin)?;
         let now = self.clock.now();
+        let es_ok =
+            (1..=64).contains(&new.es_id.len()) && new.es_id.bytes().all(|b| b.is_ascii_graphic());
+        if !es_ok {
+            return Err(SealError::BadEsId(new.es_id));
+        }
         let image = image::check(new.image, new.width_mm, new.height_mm)?;
         rules::check_name(new.kind, &new.organisation, &new.name, &new.cert)?;
         let (valid_from, valid_to) = rules::validity(

@@ -219,8 +219,15 @@ fn image_must_be_png_gif_or_jpeg() {
 }
 
 #[test]
-fn es_id_is_unique() {
+fn es_id_is_unique_and_ascii() {
     let f = fixture();
+    for bad in ["", "印章1", "ES 1"] {
+        let s = new_seal(&f, SealKind::LegalName, ORG, bad);
+        assert!(matches!(
+            f.registry.enrol(&admin(), s, None),
+            Err(SealError::BadEsId(_))
+        ));
+    }
     enrol_legal(&f, "ES-1");
     let c = new_seal(&f, SealKind::Contract, ORG, "ES-1");
     assert!(matches!(
