@@ -41,6 +41,9 @@ pub enum ApprovalError {
     /// Only an authenticated identity can do this (not a local or daemon caller).
     #[error("this needs an authenticated identity")]
     NeedsIdentity,
+    /// Only seald's signing worker records signatures and failures.
+    #[error("{0} may not record signatures: only seald's signing worker does")]
+    DaemonOnly(String),
     /// The seal has no policy.
     #[error(
         "seal {0} has no approval policy; an administrator must set one before it can be used"
@@ -186,6 +189,13 @@ pub struct Approvals {
 
 fn user(by: &Caller) -> Result<&crate::identity::Identity, ApprovalError> {
     by.identity().ok_or(ApprovalError::NeedsIdentity)
+}
+
+fn require_daemon(by: &Caller) -> Result<(), ApprovalError> {
+    match by {
+        Caller::User(i) => Err(ApprovalError::DaemonOnly(i.name.clone())),
+        _ => Ok(()),
+    }
 }
 
 fn load_request(tx: &mut dyn Tx, id: RequestId) -> Result<StampRequest, ApprovalError> {
@@ -492,7 +502,12 @@ impl Approvals {
 
     /// Checks an approved request just before signing: not expired, seal usable, office hours.
     /// Expires the request if its time has passed.
-    pub fn begin_signing(&self, id: RequestId) -> Result<SigningTicket, ApprovalError> {
+    pub fn begin_signing(
+        &self,
+        by: &Caller,
+        id: RequestId,
+    ) -> Result<SigningTicket, ApprovalError> {
+        require_daemon(by)?;
         let now = self.clock.now();
         finish(self.store.write(move |tx| {
             let now_ms = unix_ms(now);
@@ -526,9 +541,12 @@ impl Approvals {
     /// it signed. Each signature becomes a usage record; all are durable before this returns.
     pub fn mark_signed(
         &self,
+        by: &Caller,
         id: RequestId,
         signed: Vec<SignedDocument>,
     ) -> Result<StampRequest, ApprovalError> {
+        require_daemon(by)?;
+        let actor = by.name();
         let now_ms = unix_ms(self.clock.now());
         self.store.write(move |tx| {
             let mut request = load_request(tx, id)?;
@@ -579,15 +597,22 @@ impl Approvals {
                     approvers: approvers.clone(),
                     signature_digest: s.signature_digest,
                 };
-                chain::append(tx, &NewRecord::signature("seald", &facts), now_ms)?;
+                chain::append(tx, &NewRecord::signature(&actor, &facts), now_ms)?;
             }
-            transition(tx, &mut request, RequestState::Signed, "seald", None, now_ms)?;
+            transition(tx, &mut request, RequestState::Signed, &actor, None, now_ms)?;
             Ok(request)
         })
     }
 
     /// Marks an approved request failed (device removed, PIN refused, signature invalid).
-    pub fn mark_failed(&self, id: RequestId, reason: &str) -> Result<StampRequest, ApprovalError> {
+    pub fn mark_failed(
+        &self,
+        by: &Caller,
+        id: RequestId,
+        reason: &str,
+    ) -> Result<StampRequest, ApprovalError> {
+        require_daemon(by)?;
+        let actor = by.name();
         let reason = reason.to_owned();
         let now_ms = unix_ms(self.clock.now());
         self.store.write(move |tx| {
@@ -596,7 +621,7 @@ impl Approvals {
                 tx,
                 &mut request,
                 RequestState::Failed,
-                "seald",
+                &actor,
                 Some(&reason),
                 now_ms,
             )?;

@@ -138,10 +138,17 @@ fn two_of_three_then_signed_with_a_full_usage_record() {
         .unwrap();
     assert_eq!(r.state, RequestState::Approved);
 
-    let ticket = w.approvals.begin_signing(r.id).unwrap();
+    let ticket = w.approvals.begin_signing(&Caller::Daemon, r.id).unwrap();
     assert_eq!(ticket.client, "oa-app");
     assert_eq!(ticket.approvers, vec!["alice", "carol"]);
-    let r = w.approvals.mark_signed(r.id, signed_all(&r)).unwrap();
+    assert!(matches!(
+        w.approvals.mark_signed(&w.a, r.id, signed_all(&r)),
+        Err(ApprovalError::DaemonOnly(_))
+    ));
+    let r = w
+        .approvals
+        .mark_signed(&Caller::Daemon, r.id, signed_all(&r))
+        .unwrap();
     assert_eq!(r.state, RequestState::Signed);
 
     let rows = w.f.store.read(|tx| tx.audit_rows(0, 1000)).unwrap();
@@ -326,10 +333,10 @@ fn office_hours_in_their_time_zone() {
     let r = approved(&w, &[1]);
     // Signing is checked too: 10:00 UTC = 18:00 Beijing.
     w.f.clock.set(datetime!(2026-01-06 09:59 UTC));
-    w.approvals.begin_signing(r.id).unwrap();
+    w.approvals.begin_signing(&Caller::Daemon, r.id).unwrap();
     w.f.clock.set(datetime!(2026-01-06 10:00 UTC));
     assert!(matches!(
-        w.approvals.begin_signing(r.id),
+        w.approvals.begin_signing(&Caller::Daemon, r.id),
         Err(ApprovalError::OutsideOfficeHours { .. })
     ));
     // Saturday in Beijing.
@@ -347,7 +354,10 @@ fn request_in(w: &World, state: RequestState, n: u8) -> RequestId {
         RequestState::Approved => approved(w, &[n]).id,
         RequestState::Signed => {
             let r = approved(w, &[n]);
-            w.approvals.mark_signed(r.id, signed_all(&r)).unwrap().id
+            w.approvals
+                .mark_signed(&Caller::Daemon, r.id, signed_all(&r))
+                .unwrap()
+                .id
         }
         RequestState::Rejected => {
             let r = ask(w, &[n]).unwrap();
@@ -358,7 +368,10 @@ fn request_in(w: &World, state: RequestState, n: u8) -> RequestId {
         }
         RequestState::Failed => {
             let r = approved(w, &[n]);
-            w.approvals.mark_failed(r.id, "UKey removed").unwrap().id
+            w.approvals
+                .mark_failed(&Caller::Daemon, r.id, "UKey removed")
+                .unwrap()
+                .id
         }
         RequestState::Expired => {
             let r = ask(w, &[n]).unwrap();
@@ -397,9 +410,12 @@ fn every_illegal_transition_is_refused() {
                 ),
                 Op::Sign => (
                     RequestState::Signed,
-                    w.approvals.mark_signed(id, signed_all(&r)),
+                    w.approvals.mark_signed(&Caller::Daemon, id, signed_all(&r)),
                 ),
-                Op::Fail => (RequestState::Failed, w.approvals.mark_failed(id, "x")),
+                Op::Fail => (
+                    RequestState::Failed,
+                    w.approvals.mark_failed(&Caller::Daemon, id, "x"),
+                ),
             };
             if from == RequestState::Pending && matches!(op, Op::Approve) {
                 // One approval of two leaves it pending: legal, no transition yet.
@@ -430,7 +446,7 @@ fn every_illegal_transition_is_refused() {
     // begin_signing on a pending request is the pending → signed transition.
     let p = request_in(&w, RequestState::Pending, 2);
     assert!(matches!(
-        w.approvals.begin_signing(p),
+        w.approvals.begin_signing(&Caller::Daemon, p),
         Err(ApprovalError::IllegalTransition { .. })
     ));
 }
@@ -457,7 +473,7 @@ fn late_decisions_expire_the_request() {
     let r = approved(&w, &[2]);
     w.f.clock.advance(time::Duration::seconds(3600));
     assert!(matches!(
-        w.approvals.begin_signing(r.id),
+        w.approvals.begin_signing(&Caller::Daemon, r.id),
         Err(ApprovalError::Expired(_))
     ));
 }
@@ -475,7 +491,7 @@ fn unusable_seal_refuses_at_once() {
         Err(ApprovalError::Seal(SealError::NotUsable { .. }))
     ));
     assert!(matches!(
-        w.approvals.begin_signing(r.id),
+        w.approvals.begin_signing(&Caller::Daemon, r.id),
         Err(ApprovalError::Seal(SealError::NotUsable { .. }))
     ));
 }
@@ -487,15 +503,18 @@ fn only_approved_digests_are_signed_and_batches_complete() {
     let mut wrong = signed_all(&r);
     wrong[0].digest = Digest32([9; 32]);
     assert!(matches!(
-        w.approvals.mark_signed(r.id, wrong),
+        w.approvals.mark_signed(&Caller::Daemon, r.id, wrong),
         Err(ApprovalError::DigestMismatch { .. })
     ));
     let partial = signed_all(&r)[..2].to_vec();
     assert!(matches!(
-        w.approvals.mark_signed(r.id, partial),
+        w.approvals.mark_signed(&Caller::Daemon, r.id, partial),
         Err(ApprovalError::DigestMismatch { .. })
     ));
-    let r = w.approvals.mark_signed(r.id, signed_all(&r)).unwrap();
+    let r = w
+        .approvals
+        .mark_signed(&Caller::Daemon, r.id, signed_all(&r))
+        .unwrap();
     assert_eq!(r.state, RequestState::Signed);
     let sigs =
         w.f.store

@@ -105,7 +105,8 @@ impl Store {
     ///
     /// Concurrent calls are committed together. If `f` fails, its changes are rolled back
     /// (and only its own). Blocking: call from `spawn_blocking` in async code. Never do slow
-    /// work (device signing) inside `f`.
+    /// work (device signing) inside `f`, and never call the store from inside `f` (a nested
+    /// write would wait for itself).
     pub fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
