@@ -7,8 +7,21 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 use crate::ffi_stubs as stubs;
-use crate::module::{self, with, Attr};
+use crate::module::{self, with, Attr, Op};
 use crate::token::Rv;
+
+/// Like `guard`, but any failure except CKR_BUFFER_TOO_SMALL ends the session's `op`
+/// (the standard's rule for C_Sign, C_Verify, C_Digest and their Final forms).
+fn guard_op(h: CK_SESSION_HANDLE, op: Op, f: impl FnOnce() -> Rv<()>) -> CK_RV {
+    let rv = guard(f);
+    if rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL {
+        let _ = with(|m| {
+            m.end(h, op);
+            Ok(())
+        });
+    }
+    rv
+}
 
 /// Runs `f`, turning errors into return values and panics into CKR_GENERAL_ERROR.
 fn guard(f: impl FnOnce() -> Rv<()>) -> CK_RV {
@@ -515,7 +528,7 @@ unsafe extern "C" fn C_Digest(
     buf: *mut u8,
     len: *mut CK_ULONG,
 ) -> CK_RV {
-    guard(|| {
+    guard_op(h, Op::Digest, || {
         // SAFETY: caller contract.
         let data = unsafe { bytes(data, n) }?;
         // SAFETY: caller contract.
@@ -537,7 +550,7 @@ unsafe extern "C" fn C_DigestFinal(
     len: *mut CK_ULONG,
 ) -> CK_RV {
     // SAFETY: caller contract.
-    guard(|| unsafe { digest_out(h, None, buf, len) })
+    guard_op(h, Op::Digest, || unsafe { digest_out(h, None, buf, len) })
 }
 
 unsafe extern "C" fn C_SignInit(
@@ -590,7 +603,7 @@ unsafe extern "C" fn C_Sign(
     sig: *mut u8,
     len: *mut CK_ULONG,
 ) -> CK_RV {
-    guard(|| {
+    guard_op(h, Op::Sign, || {
         // SAFETY: caller contract.
         let data = unsafe { bytes(data, n) }?;
         // SAFETY: caller contract.
@@ -608,7 +621,7 @@ unsafe extern "C" fn C_SignUpdate(h: CK_SESSION_HANDLE, data: *mut u8, n: CK_ULO
 
 unsafe extern "C" fn C_SignFinal(h: CK_SESSION_HANDLE, sig: *mut u8, len: *mut CK_ULONG) -> CK_RV {
     // SAFETY: caller contract.
-    guard(|| unsafe { sign_out(h, None, sig, len) })
+    guard_op(h, Op::Sign, || unsafe { sign_out(h, None, sig, len) })
 }
 
 unsafe extern "C" fn C_VerifyInit(
@@ -630,7 +643,7 @@ unsafe extern "C" fn C_Verify(
     sig: *mut u8,
     sig_len: CK_ULONG,
 ) -> CK_RV {
-    guard(|| {
+    guard_op(h, Op::Verify, || {
         // SAFETY: caller contract.
         let (data, sig) = unsafe { (bytes(data, n)?, bytes(sig, sig_len)?) };
         with(|m| m.verify(h, Some(data), sig))
@@ -646,7 +659,7 @@ unsafe extern "C" fn C_VerifyUpdate(h: CK_SESSION_HANDLE, data: *mut u8, n: CK_U
 }
 
 unsafe extern "C" fn C_VerifyFinal(h: CK_SESSION_HANDLE, sig: *mut u8, sig_len: CK_ULONG) -> CK_RV {
-    guard(|| {
+    guard_op(h, Op::Verify, || {
         // SAFETY: caller contract.
         let sig = unsafe { bytes(sig, sig_len) }?;
         with(|m| m.verify(h, None, sig))

@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 #[allow(non_snake_case)]
 mod ffi;
+pub use ffi::C_GetFunctionList;
 #[allow(non_snake_case, clippy::missing_safety_doc)]
 mod ffi_stubs;
 pub mod module;

@@ -85,6 +85,17 @@ impl Engines {
     }
 }
 
+/// Kinds of multi-call operations a session holds.
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    /// C_SignInit…C_Sign.
+    Sign,
+    /// C_VerifyInit…C_Verify.
+    Verify,
+    /// C_DigestInit…C_Digest.
+    Digest,
+}
+
 /// A signature to compute outside the global lock.
 #[derive(Debug)]
 pub struct SignJob {
@@ -883,8 +894,17 @@ impl Module {
 
     /// Ends the sign operation of a session (if it still exists).
     pub fn end_sign(&mut self, h: u64) {
+        self.end(h, Op::Sign);
+    }
+
+    /// Ends an operation of a session (if it still exists).
+    pub fn end(&mut self, h: u64, op: Op) {
         if let Some(s) = self.sessions.get_mut(&h) {
-            s.sign = None;
+            match op {
+                Op::Sign => s.sign = None,
+                Op::Verify => s.verify = None,
+                Op::Digest => s.digest = None,
+            }
         }
     }
 
