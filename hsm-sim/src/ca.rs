@@ -10,7 +10,9 @@ use sm2::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use x509_cert::attr::AttributeTypeAndValue;
-use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+};
 use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
@@ -49,17 +51,28 @@ pub struct Window {
 impl Window {
     /// From now (minus a minute of clock slack) for `days` days.
     pub fn days(days: u64) -> Window {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        Window { not_before: now.saturating_sub(60), not_after: now + days * 86_400 }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Window {
+            not_before: now.saturating_sub(60),
+            not_after: now + days * 86_400,
+        }
     }
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SSZ` (or `YYYY-MM-DD`) to seconds since the epoch.
 pub fn parse_time(s: &str) -> CaResult<u64> {
     let bad = || format!("bad time {s:?}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ");
-    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u16>().ok()).ok_or_else(bad);
+    let num =
+        |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u16>().ok()).ok_or_else(bad);
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = if s.len() > 10 { (num(11..13)?, num(14..16)?, num(17..19)?) } else { (0, 0, 0) };
+    let (h, mi, se) = if s.len() > 10 {
+        (num(11..13)?, num(14..16)?, num(17..19)?)
+    } else {
+        (0, 0, 0)
+    };
     let dt = DateTime::new(y, mo as u8, d as u8, h as u8, mi as u8, se as u8).map_err(|_| bad())?;
     Ok(dt.unix_duration().as_secs())
 }
@@ -84,7 +97,9 @@ pub fn name(parts: &[(ObjectIdentifier, &str)]) -> CaResult<Name> {
         }
         .map_err(e("name"))?;
         let atv = AttributeTypeAndValue { oid: *oid, value };
-        rdns.push(RelativeDistinguishedName(SetOfVec::try_from(vec![atv]).map_err(e("name"))?));
+        rdns.push(RelativeDistinguishedName(
+            SetOfVec::try_from(vec![atv]).map_err(e("name"))?,
+        ));
     }
     Ok(RdnSequence(rdns))
 }
@@ -92,13 +107,21 @@ pub fn name(parts: &[(ObjectIdentifier, &str)]) -> CaResult<Name> {
 /// SubjectPublicKeyInfo of an SM2 point 04‖x‖y.
 pub fn spki(point: &[u8]) -> CaResult<SubjectPublicKeyInfoOwned> {
     Ok(SubjectPublicKeyInfoOwned {
-        algorithm: AlgorithmIdentifierOwned { oid: EC_PUBLIC_KEY, parameters: Some(Any::encode_from(&SM2_CURVE).map_err(e("spki"))?) },
+        algorithm: AlgorithmIdentifierOwned {
+            oid: EC_PUBLIC_KEY,
+            parameters: Some(Any::encode_from(&SM2_CURVE).map_err(e("spki"))?),
+        },
         subject_public_key: BitString::from_bytes(point).map_err(e("spki"))?,
     })
 }
 
 fn ext<T: Encode>(oid: ObjectIdentifier, critical: bool, v: &T) -> CaResult<Extension> {
-    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(v.to_der().map_err(e("extension"))?).map_err(e("extension"))? })
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(v.to_der().map_err(e("extension"))?)
+            .map_err(e("extension"))?,
+    })
 }
 
 fn key_id(point: &[u8]) -> Vec<u8> {
@@ -119,7 +142,12 @@ pub struct Request<'a> {
 }
 
 /// Builds and signs a certificate with the issuer's key `d` (issuer = `issuer`, its point `issuer_point`).
-pub fn sign_cert(req: &Request, issuer: &Name, d: &[u8], issuer_point: &[u8]) -> CaResult<Certificate> {
+pub fn sign_cert(
+    req: &Request,
+    issuer: &Name,
+    d: &[u8],
+    issuer_point: &[u8],
+) -> CaResult<Certificate> {
     let mut serial = crypto::random(16);
     serial[0] &= 0x7f;
     serial[0] |= 0x10;
@@ -129,22 +157,43 @@ pub fn sign_cert(req: &Request, issuer: &Name, d: &[u8], issuer_point: &[u8]) ->
         KeyUsages::DigitalSignature | KeyUsages::NonRepudiation
     };
     let exts = vec![
-        ext(ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: req.ca, path_len_constraint: None })?,
+        ext(
+            ID_CE_BASIC_CONSTRAINTS,
+            true,
+            &BasicConstraints {
+                ca: req.ca,
+                path_len_constraint: None,
+            },
+        )?,
         ext(ID_CE_KEY_USAGE, true, &KeyUsage(usage))?,
-        ext(ID_CE_SKI, false, &SubjectKeyIdentifier(OctetString::new(key_id(req.point)).map_err(e("ski"))?))?,
+        ext(
+            ID_CE_SKI,
+            false,
+            &SubjectKeyIdentifier(OctetString::new(key_id(req.point)).map_err(e("ski"))?),
+        )?,
         ext(
             ID_CE_AKI,
             false,
-            &AuthorityKeyIdentifier { key_identifier: Some(OctetString::new(key_id(issuer_point)).map_err(e("aki"))?), authority_cert_issuer: None, authority_cert_serial_number: None },
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(key_id(issuer_point)).map_err(e("aki"))?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
         )?,
     ];
-    let alg = AlgorithmIdentifierOwned { oid: SM2_SM3, parameters: None };
+    let alg = AlgorithmIdentifierOwned {
+        oid: SM2_SM3,
+        parameters: None,
+    };
     let tbs = TbsCertificate {
         version: Version::V3,
         serial_number: SerialNumber::new(&serial).map_err(e("serial"))?,
         signature: alg.clone(),
         issuer: issuer.clone(),
-        validity: Validity { not_before: time(req.window.not_before)?, not_after: time(req.window.not_after)? },
+        validity: Validity {
+            not_before: time(req.window.not_before)?,
+            not_after: time(req.window.not_after)?,
+        },
         subject: req.subject.clone(),
         subject_public_key_info: spki(req.point)?,
         issuer_unique_id: None,
@@ -155,7 +204,11 @@ pub fn sign_cert(req: &Request, issuer: &Name, d: &[u8], issuer_point: &[u8]) ->
     let ev = crypto::e_value(crypto::DEFAULT_ID, issuer_point, &tbs_der).ok_or("bad issuer key")?;
     let rs = crypto::sign_e(d, &ev).ok_or("signing failed")?;
     let sig = crypto::der_sig(&rs);
-    Ok(Certificate { tbs_certificate: tbs, signature_algorithm: alg, signature: BitString::from_bytes(&sig).map_err(e("sig"))? })
+    Ok(Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: alg,
+        signature: BitString::from_bytes(&sig).map_err(e("sig"))?,
+    })
 }
 
 const ID_CE_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
@@ -202,7 +255,9 @@ pub struct CaDir {
 impl CaDir {
     /// A CA directory (not necessarily initialized).
     pub fn new(dir: &Path) -> CaDir {
-        CaDir { dir: dir.to_path_buf() }
+        CaDir {
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// Creates the root key and self-signed root certificate.
@@ -211,7 +266,12 @@ impl CaDir {
         let sk = sm2::SecretKey::random(&mut rand_core::OsRng);
         let point = sk.public_key().to_encoded_point(false).as_bytes().to_vec();
         let subject = name(&[(AT_C, "CN"), (AT_O, org), (AT_CN, cn)])?;
-        let req = Request { subject: subject.clone(), point: &point, window: Window::days(days), ca: true };
+        let req = Request {
+            subject: subject.clone(),
+            point: &point,
+            window: Window::days(days),
+            ca: true,
+        };
         let cert = sign_cert(&req, &subject, &sk.to_bytes(), &point)?;
         let der = cert.to_der().map_err(e("encode"))?;
         let key_pem = sk.to_pkcs8_pem(LineEnding::LF).map_err(e("key"))?;
@@ -223,8 +283,17 @@ impl CaDir {
     }
 
     /// Issues a certificate for `point`; writes `issued/<name>.pem|.der`; returns the DER and subject DER.
-    pub fn issue(&self, point: &[u8], org: &str, cn: &str, maker: bool, window: Window, file: &str) -> CaResult<(Vec<u8>, Vec<u8>, PathBuf)> {
-        let key_pem = std::fs::read_to_string(self.dir.join("root.key.pem")).map_err(e("read root key (run `hsm-sim ca init` first)"))?;
+    pub fn issue(
+        &self,
+        point: &[u8],
+        org: &str,
+        cn: &str,
+        maker: bool,
+        window: Window,
+        file: &str,
+    ) -> CaResult<(Vec<u8>, Vec<u8>, PathBuf)> {
+        let key_pem = std::fs::read_to_string(self.dir.join("root.key.pem"))
+            .map_err(e("read root key (run `hsm-sim ca init` first)"))?;
         let sk = sm2::SecretKey::from_pkcs8_pem(&key_pem).map_err(e("root key"))?;
         let root_der = std::fs::read(self.dir.join("root.der")).map_err(e("read root cert"))?;
         let root = Certificate::from_der(&root_der).map_err(e("root cert"))?;
@@ -235,7 +304,12 @@ impl CaDir {
         }
         parts.push((AT_CN, cn));
         let subject = name(&parts)?;
-        let req = Request { subject: subject.clone(), point, window, ca: false };
+        let req = Request {
+            subject: subject.clone(),
+            point,
+            window,
+            ca: false,
+        };
         let cert = sign_cert(&req, &root.tbs_certificate.subject, &sk.to_bytes(), &ipoint)?;
         let der = cert.to_der().map_err(e("encode"))?;
         let out = self.dir.join("issued");
@@ -250,6 +324,12 @@ impl CaDir {
 fn write_private(path: &Path, data: &[u8]) -> CaResult<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path).map_err(e("write key"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(e("write key"))?;
     f.write_all(data).map_err(e("write key"))
 }

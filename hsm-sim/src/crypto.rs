@@ -75,7 +75,7 @@ pub fn sign_e(d: &[u8], e: &[u8]) -> Option<[u8; 64]> {
     let sig: Signature =
         signature::hazmat::RandomizedPrehashSigner::sign_prehash_with_rng(&key, &mut OsRng, e)
             .ok()?;
-    Some(sig.to_bytes().into())
+    Some(sig.to_bytes())
 }
 
 /// Verifies r‖s over a 32-byte e with the point 04‖x‖y.

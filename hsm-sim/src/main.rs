@@ -14,7 +14,10 @@ use hsm_sim::store::Store;
 use hsm_sim::token::{self, Who};
 
 #[derive(Parser, Debug)]
-#[command(name = "hsm-sim", about = "SM2 PKCS#11 token simulator: provisioning and test CA")]
+#[command(
+    name = "hsm-sim",
+    about = "SM2 PKCS#11 token simulator: provisioning and test CA"
+)]
 struct Cli {
     /// Config file (default: $HSM_SIM_CONF).
     #[arg(long, global = true)]
@@ -135,18 +138,29 @@ fn open(cli_conf: &Option<PathBuf>) -> Res<(Config, Store)> {
         Some(p) => Config::load(p)?,
         None => Config::from_env()?,
     };
-    let store = Store::open(&cfg.store, cfg.slots, |s| cfg.serial_for_slot(s)).map_err(|e| format!("store {}: {e}", cfg.store.display()))?;
+    let store = Store::open(&cfg.store, cfg.slots, |s| cfg.serial_for_slot(s))
+        .map_err(|e| format!("store {}: {e}", cfg.store.display()))?;
     Ok((cfg, store))
 }
 
 fn slot_of(cfg: &Config, store: &Store, serial: &str) -> Res<u64> {
-    store.find_serial(cfg.slots, serial).ok_or_else(|| format!("no token with serial {serial}; `hsm-sim list` shows them"))
+    store
+        .find_serial(cfg.slots, serial)
+        .ok_or_else(|| format!("no token with serial {serial}; `hsm-sim list` shows them"))
 }
 
 /// Reads one PIN line from stdin.
-fn read_pin(lines: &mut impl Iterator<Item = std::io::Result<String>>, what: &str) -> Res<Zeroizing<String>> {
-    let line = lines.next().ok_or_else(|| format!("expected the {what} on standard input"))?.map_err(|e| e.to_string())?;
-    Ok(Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string()))
+fn read_pin(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    what: &str,
+) -> Res<Zeroizing<String>> {
+    let line = lines
+        .next()
+        .ok_or_else(|| format!("expected the {what} on standard input"))?
+        .map_err(|e| e.to_string())?;
+    Ok(Zeroizing::new(
+        line.trim_end_matches(['\r', '\n']).to_string(),
+    ))
 }
 
 fn rv(what: &str, r: cryptoki_sys::CK_RV) -> String {
@@ -166,16 +180,24 @@ fn run(cli: Cli) -> Res<()> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     match cli.cmd {
-        Cmd::InitToken { slot, serial, label } => {
+        Cmd::InitToken {
+            slot,
+            serial,
+            label,
+        } => {
             let (cfg, store) = open(&cli.config)?;
             let slot = match (slot, serial) {
                 (Some(s), _) if s < cfg.slots => s,
-                (Some(s), _) => return Err(format!("slot {s} does not exist ({} slots)", cfg.slots)),
+                (Some(s), _) => {
+                    return Err(format!("slot {s} does not exist ({} slots)", cfg.slots))
+                }
                 (None, Some(sn)) => slot_of(&cfg, &store, &sn)?,
                 (None, None) => return Err("give --slot or --serial".into()),
             };
             let so = read_pin(&mut lines, "SO PIN")?;
-            let user = read_pin(&mut lines, "user PIN").ok().filter(|p| !p.is_empty());
+            let user = read_pin(&mut lines, "user PIN")
+                .ok()
+                .filter(|p| !p.is_empty());
             let st = store.read(slot).map_err(|e| e.to_string())?;
             let s = cfg.settings(slot, &st.serial);
             let serial = store
@@ -203,10 +225,22 @@ fn run(cli: Cli) -> Res<()> {
                         return Err(cryptoki_sys::CKR_TOKEN_NOT_PRESENT);
                     }
                     let key = token::verify_pin(st, Who::User, pin.as_bytes(), &s)?;
-                    let tmpl = [(cryptoki_sys::CKA_ID, id.clone()), (cryptoki_sys::CKA_LABEL, label.as_bytes().to_vec())];
-                    let (p, k) = token::keypair_objects(&key, s.profile.key_type, s.profile.mechs[0].0, &tmpl, &tmpl)?;
+                    let tmpl = [
+                        (cryptoki_sys::CKA_ID, id.clone()),
+                        (cryptoki_sys::CKA_LABEL, label.as_bytes().to_vec()),
+                    ];
+                    let (p, k) = token::keypair_objects(
+                        &key,
+                        s.profile.key_type,
+                        s.profile.mechs[0].0,
+                        &tmpl,
+                        &tmpl,
+                    )?;
                     let point = k.point.clone().unwrap_or_default();
-                    let t = st.token.as_mut().ok_or(cryptoki_sys::CKR_TOKEN_NOT_RECOGNIZED)?;
+                    let t = st
+                        .token
+                        .as_mut()
+                        .ok_or(cryptoki_sys::CKR_TOKEN_NOT_RECOGNIZED)?;
                     token::add_object(t, p);
                     token::add_object(t, k);
                     Ok(point)
@@ -220,7 +254,13 @@ fn run(cli: Cli) -> Res<()> {
             for slot in 0..cfg.slots {
                 let st = store.read(slot).map_err(|e| e.to_string())?;
                 let s = cfg.settings(slot, &st.serial);
-                let state = if !st.present { "EJECTED" } else if st.token.is_none() { "uninitialized" } else { "present" };
+                let state = if !st.present {
+                    "EJECTED"
+                } else if st.token.is_none() {
+                    "uninitialized"
+                } else {
+                    "present"
+                };
                 println!(
                     "slot {slot}: serial {} {state} profile={} encoding={:?} model={:?}",
                     st.serial, s.profile.name, s.encoding, s.model
@@ -241,8 +281,16 @@ fn run(cli: Cli) -> Res<()> {
                             Some(cryptoki_sys::CKO_DATA) => "data",
                             _ => "other",
                         };
-                        let id = o.attrs.get(&cryptoki_sys::CKA_ID).map(hex::encode).unwrap_or_default();
-                        let label = o.attrs.get(&cryptoki_sys::CKA_LABEL).map(|l| String::from_utf8_lossy(l).to_string()).unwrap_or_default();
+                        let id = o
+                            .attrs
+                            .get(&cryptoki_sys::CKA_ID)
+                            .map(hex::encode)
+                            .unwrap_or_default();
+                        let label = o
+                            .attrs
+                            .get(&cryptoki_sys::CKA_LABEL)
+                            .map(|l| String::from_utf8_lossy(l).to_string())
+                            .unwrap_or_default();
                         println!("  object {} {class} id={id} label={label:?}", o.handle);
                     }
                 }
@@ -274,30 +322,55 @@ fn ca_cmd(conf: &Option<PathBuf>, cmd: CaCmd) -> Res<()> {
             let path = CaDir::new(&dir).init(&org, &cn, days)?;
             println!("{}", path.display());
         }
-        CaCmd::Issue { dir, serial, id, org, cn, maker, days, not_before, not_after } => {
+        CaCmd::Issue {
+            dir,
+            serial,
+            id,
+            org,
+            cn,
+            maker,
+            days,
+            not_before,
+            not_after,
+        } => {
             let (cfg, store) = open(conf)?;
             let slot = slot_of(&cfg, &store, &serial)?;
             let idb = hex::decode(&id).map_err(|e| format!("--id is not hex: {e}"))?;
             let window = match (not_before, not_after) {
-                (Some(a), Some(b)) => Window { not_before: ca::parse_time(&a)?, not_after: ca::parse_time(&b)? },
+                (Some(a), Some(b)) => Window {
+                    not_before: ca::parse_time(&a)?,
+                    not_after: ca::parse_time(&b)?,
+                },
                 _ => Window::days(days),
             };
             let st = store.read(slot).map_err(|e| e.to_string())?;
             let t = st.token.as_ref().ok_or("token not initialized")?;
-            let id_match = |o: &&hsm_sim::store::Obj| o.attrs.get(&cryptoki_sys::CKA_ID) == Some(&idb);
+            let id_match =
+                |o: &&hsm_sim::store::Obj| o.attrs.get(&cryptoki_sys::CKA_ID) == Some(&idb);
             let point = t
                 .objects
                 .iter()
                 .filter(id_match)
                 .find_map(|o| {
-                    o.point.clone().or_else(|| o.attrs.get(&cryptoki_sys::CKA_EC_POINT).and_then(|p| hsm_sim::crypto::point_from_attr(p)))
+                    o.point.clone().or_else(|| {
+                        o.attrs
+                            .get(&cryptoki_sys::CKA_EC_POINT)
+                            .and_then(|p| hsm_sim::crypto::point_from_attr(p))
+                    })
                 })
                 .ok_or_else(|| format!("no SM2 key with id {id} on token {serial}"))?;
             let file = format!("{}-{}", serial.trim(), id.to_lowercase());
-            let (der, subject, path) = CaDir::new(&dir).issue(&point, &org, &cn, maker, window, &file)?;
+            let (der, subject, path) =
+                CaDir::new(&dir).issue(&point, &org, &cn, maker, window, &file)?;
             let tmpl = vec![
-                (cryptoki_sys::CKA_CLASS, token::ulong(cryptoki_sys::CKO_CERTIFICATE)),
-                (cryptoki_sys::CKA_CERTIFICATE_TYPE, token::ulong(cryptoki_sys::CKC_X_509)),
+                (
+                    cryptoki_sys::CKA_CLASS,
+                    token::ulong(cryptoki_sys::CKO_CERTIFICATE),
+                ),
+                (
+                    cryptoki_sys::CKA_CERTIFICATE_TYPE,
+                    token::ulong(cryptoki_sys::CKC_X_509),
+                ),
                 (cryptoki_sys::CKA_TOKEN, token::bool_attr(true)),
                 (cryptoki_sys::CKA_PRIVATE, token::bool_attr(false)),
                 (cryptoki_sys::CKA_ID, idb.clone()),
@@ -306,13 +379,17 @@ fn ca_cmd(conf: &Option<PathBuf>, cmd: CaCmd) -> Res<()> {
                 (cryptoki_sys::CKA_VALUE, der),
             ];
             let s = cfg.settings(slot, &serial);
-            let obj = token::object_from_template(None, s.profile.key_type, &tmpl).map_err(|r| rv("certificate", r))?;
+            let obj = token::object_from_template(None, s.profile.key_type, &tmpl)
+                .map_err(|r| rv("certificate", r))?;
             store
                 .update(slot, |st| {
                     if !st.present {
                         return Err(cryptoki_sys::CKR_TOKEN_NOT_PRESENT);
                     }
-                    let t = st.token.as_mut().ok_or(cryptoki_sys::CKR_TOKEN_NOT_RECOGNIZED)?;
+                    let t = st
+                        .token
+                        .as_mut()
+                        .ok_or(cryptoki_sys::CKR_TOKEN_NOT_RECOGNIZED)?;
                     Ok(token::add_object(t, obj))
                 })
                 .map_err(|e| e.to_string())?

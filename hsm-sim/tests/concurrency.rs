@@ -35,7 +35,10 @@ fn cipher_machine_signs_in_parallel() {
     let env = Env::new("model = \"cipher-machine\"\nparallel = 4\nsign_latency_ms = 100");
     let t = sign_from_threads(&env, 8, 2);
     // 16 signatures × 100 ms on 4 engines ≈ 400 ms; serially it would be 1.6 s.
-    assert!(t >= Duration::from_millis(390), "{t:?}: faster than 4 engines allow");
+    assert!(
+        t >= Duration::from_millis(390),
+        "{t:?}: faster than 4 engines allow"
+    );
     assert!(t < Duration::from_millis(1200), "{t:?}: not parallel");
 }
 
@@ -44,5 +47,8 @@ fn ukey_does_one_operation_at_a_time() {
     let env = Env::new("model = \"ukey\"\nsign_latency_ms = 80");
     let t = sign_from_threads(&env, 4, 2);
     // 8 signatures × 80 ms, one at a time.
-    assert!(t >= Duration::from_millis(640), "{t:?}: a UKey cannot sign in parallel");
+    assert!(
+        t >= Duration::from_millis(640),
+        "{t:?}: a UKey cannot sign in parallel"
+    );
 }

@@ -10,8 +10,15 @@ const MSG: &[u8] = b"seal this contract";
 
 #[test]
 fn every_profile_and_encoding_signs_verifiably() {
-    for (profile, enc) in [("sansec", "raw"), ("sansec", "der"), ("tass", "raw"), ("tass", "der")] {
-        let env = Env::new(&format!("profile = \"{profile}\"\nsignature_encoding = \"{enc}\""));
+    for (profile, enc) in [
+        ("sansec", "raw"),
+        ("sansec", "der"),
+        ("tass", "raw"),
+        ("tass", "der"),
+    ] {
+        let env = Env::new(&format!(
+            "profile = \"{profile}\"\nsignature_encoding = \"{enc}\""
+        ));
         let (kt, _, raw, sm3sm2, _) = codes(profile);
         let slot = env.init_token(0, "sign");
         let s = env.user_session(slot);
@@ -20,11 +27,28 @@ fn every_profile_and_encoding_signs_verifiably() {
 
         // Key attributes: vendor key type, SM2 OID, sensitive and never extractable.
         let a = s
-            .get_attributes(privk, &[AttributeType::KeyType, AttributeType::EcParams, AttributeType::Sensitive, AttributeType::Extractable])
+            .get_attributes(
+                privk,
+                &[
+                    AttributeType::KeyType,
+                    AttributeType::EcParams,
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                ],
+            )
             .unwrap();
-        assert!(a.contains(&Attribute::KeyType(KeyType::new_vendor_defined(kt).unwrap())), "{profile}: {a:?}");
-        assert!(a.contains(&Attribute::EcParams(vec![0x06, 0x08, 0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x82, 0x2D])));
-        assert!(a.contains(&Attribute::Sensitive(true)) && a.contains(&Attribute::Extractable(false)));
+        assert!(
+            a.contains(&Attribute::KeyType(
+                KeyType::new_vendor_defined(kt).unwrap()
+            )),
+            "{profile}: {a:?}"
+        );
+        assert!(a.contains(&Attribute::EcParams(vec![
+            0x06, 0x08, 0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x82, 0x2D
+        ])));
+        assert!(
+            a.contains(&Attribute::Sensitive(true)) && a.contains(&Attribute::Extractable(false))
+        );
 
         // SM3-with-SM2 over the message (the module computes Z).
         let sig = s.sign(&mech(sm3sm2), privk, MSG).unwrap();
@@ -33,29 +57,54 @@ fn every_profile_and_encoding_signs_verifiably() {
             _ => assert_eq!(sig[0], 0x30, "{profile}/{enc} DER SEQUENCE"),
         }
         let rs = rs_of(&sig);
-        assert!(sm2_verify_msg(&pt, MSG, &rs), "{profile}/{enc}: sm2 crate rejects");
-        assert!(openssl_verify(env.dir.path(), &pt, MSG, &rs), "{profile}/{enc}: OpenSSL rejects");
+        assert!(
+            sm2_verify_msg(&pt, MSG, &rs),
+            "{profile}/{enc}: sm2 crate rejects"
+        );
+        assert!(
+            openssl_verify(env.dir.path(), &pt, MSG, &rs),
+            "{profile}/{enc}: OpenSSL rejects"
+        );
         s.verify(&mech(sm3sm2), pubk, MSG, &sig).unwrap();
 
         // Raw SM2 over a caller-computed e = SM3(Z ‖ M).
         let e = hsm_sim::crypto::e_value(b"1234567812345678", &pt, MSG).unwrap();
         let sig = s.sign(&mech(raw), privk, &e).unwrap();
         let rs = rs_of(&sig);
-        assert!(sm2_verify_msg(&pt, MSG, &rs), "{profile}/{enc}: raw sign over e");
+        assert!(
+            sm2_verify_msg(&pt, MSG, &rs),
+            "{profile}/{enc}: raw sign over e"
+        );
         assert!(openssl_verify(env.dir.path(), &pt, MSG, &rs));
         s.verify(&mech(raw), pubk, &e, &sig).unwrap();
 
         // A tampered signature fails; a wrong-length e is refused.
         let mut bad = rs;
         bad[40] ^= 1;
-        assert_eq!(rv(s.verify(&mech(raw), pubk, &e, &bad).unwrap_err()), RvError::SignatureInvalid);
-        assert!(!openssl_verify(env.dir.path(), &pt, MSG, &bad), "OpenSSL oracle must be able to fail");
+        assert_eq!(
+            rv(s.verify(&mech(raw), pubk, &e, &bad).unwrap_err()),
+            RvError::SignatureInvalid
+        );
+        assert!(
+            !openssl_verify(env.dir.path(), &pt, MSG, &bad),
+            "OpenSSL oracle must be able to fail"
+        );
         assert!(!sm2_verify_msg(&pt, MSG, &bad));
-        assert_eq!(rv(s.sign(&mech(raw), privk, &e[..31]).unwrap_err()), RvError::DataLenRange);
+        assert_eq!(
+            rv(s.sign(&mech(raw), privk, &e[..31]).unwrap_err()),
+            RvError::DataLenRange
+        );
 
         // The other family's raw code is not offered here.
-        let other = if profile == "sansec" { 0x8000_8000 } else { 0x8000_8104 };
-        assert_eq!(rv(s.sign(&mech(other), privk, &e).unwrap_err()), RvError::MechanismInvalid);
+        let other = if profile == "sansec" {
+            0x8000_8000
+        } else {
+            0x8000_8104
+        };
+        assert_eq!(
+            rv(s.sign(&mech(other), privk, &e).unwrap_err()),
+            RvError::MechanismInvalid
+        );
     }
 }
 
@@ -80,12 +129,18 @@ fn gbt_32918_vector_checks_digest_z_and_e() {
     let s = env.user_session(slot);
 
     // SM3 vectors through C_Digest and multi-part digest.
-    assert_eq!(hex::encode_upper(s.digest(&mech(sm3), b"abc").unwrap()), "66C7F0F462EEEDD9D1F2D46BDC10E4E24167C4875CF2F7A2297DA02B8F4BA8E0");
+    assert_eq!(
+        hex::encode_upper(s.digest(&mech(sm3), b"abc").unwrap()),
+        "66C7F0F462EEEDD9D1F2D46BDC10E4E24167C4875CF2F7A2297DA02B8F4BA8E0"
+    );
     s.digest_init(&mech(sm3)).unwrap();
     for _ in 0..16 {
         s.digest_update(b"abcd").unwrap();
     }
-    assert_eq!(hex::encode_upper(s.digest_final().unwrap()), "DEBE9FF92275B8A138604889C18E5A4D6FDB70E5387E5765293DCBA39C0C5732");
+    assert_eq!(
+        hex::encode_upper(s.digest_final().unwrap()),
+        "DEBE9FF92275B8A138604889C18E5A4D6FDB70E5387E5765293DCBA39C0C5732"
+    );
 
     // Z and e through the token's SM3.
     let d = hex::decode(D).unwrap();
@@ -109,7 +164,9 @@ fn gbt_32918_vector_checks_digest_z_and_e() {
             Attribute::KeyType(KeyType::new_vendor_defined(kt).unwrap()),
             Attribute::Token(true),
             Attribute::Id(b"vec".to_vec()),
-            Attribute::EcParams(vec![0x06, 0x08, 0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x82, 0x2D]),
+            Attribute::EcParams(vec![
+                0x06, 0x08, 0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x82, 0x2D,
+            ]),
         ]
     };
     let mut pt_t = common(ObjectClass::PUBLIC_KEY);
@@ -119,13 +176,27 @@ fn gbt_32918_vector_checks_digest_z_and_e() {
     pk_t.push(Attribute::Value(d.clone()));
     let privk = s.create_object(&pk_t).unwrap();
     let rs = hex::decode(format!("{R}{S}")).unwrap();
-    s.verify(&mech(sm3sm2), pubk, b"message digest", &rs).unwrap();
-    s.verify(&mech(raw), pubk, &hex::decode(E).unwrap(), &rs).unwrap();
-    assert_eq!(rv(s.verify(&mech(sm3sm2), pubk, b"message digesT", &rs).unwrap_err()), RvError::SignatureInvalid);
+    s.verify(&mech(sm3sm2), pubk, b"message digest", &rs)
+        .unwrap();
+    s.verify(&mech(raw), pubk, &hex::decode(E).unwrap(), &rs)
+        .unwrap();
+    assert_eq!(
+        rv(s.verify(&mech(sm3sm2), pubk, b"message digesT", &rs)
+            .unwrap_err()),
+        RvError::SignatureInvalid
+    );
 
     // The imported private value is sensitive.
-    let info = s.get_attribute_info(privk, &[AttributeType::Value, AttributeType::Id]).unwrap();
-    assert!(matches!(info[..], [AttributeInfo::Sensitive, AttributeInfo::Available(3)]), "{info:?}");
+    let info = s
+        .get_attribute_info(privk, &[AttributeType::Value, AttributeType::Id])
+        .unwrap();
+    assert!(
+        matches!(
+            info[..],
+            [AttributeInfo::Sensitive, AttributeInfo::Available(3)]
+        ),
+        "{info:?}"
+    );
 
     // A new signature by the module over M is a signature over the vector's e.
     let sig = s.sign(&mech(sm3sm2), privk, b"message digest").unwrap();
@@ -139,10 +210,16 @@ fn gbt_32918_vector_checks_digest_z_and_e() {
     s.sign_update(b"message ").unwrap();
     s.sign_update(b"digest").unwrap();
     let sig = s.sign_final().unwrap();
-    vk.verify_prehash(&hex::decode(E).unwrap(), &sm2::dsa::Signature::from_slice(&rs_of(&sig)).unwrap()).unwrap();
+    vk.verify_prehash(
+        &hex::decode(E).unwrap(),
+        &sm2::dsa::Signature::from_slice(&rs_of(&sig)).unwrap(),
+    )
+    .unwrap();
     let id = b"ALICE123@YAHOO.COM";
     let sig = s.sign(&mech_with(sm3sm2, id), privk, MSG).unwrap();
     let vk_alice = sm2::dsa::VerifyingKey::from_sec1_bytes("ALICE123@YAHOO.COM", &pt).unwrap();
     use sm2::dsa::signature::Verifier;
-    vk_alice.verify(MSG, &sm2::dsa::Signature::from_slice(&rs_of(&sig)).unwrap()).unwrap();
+    vk_alice
+        .verify(MSG, &sm2::dsa::Signature::from_slice(&rs_of(&sig)).unwrap())
+        .unwrap();
 }

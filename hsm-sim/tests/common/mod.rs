@@ -32,7 +32,11 @@ pub fn cli_path() -> PathBuf {
 /// Path of the cdylib: built beside the binary in the same target directory.
 pub fn lib_path() -> PathBuf {
     let p = cli_path().with_file_name("libhsm_sim.so");
-    assert!(p.exists(), "{} missing: the cdylib is built with the crate", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: the cdylib is built with the crate",
+        p.display()
+    );
     p
 }
 
@@ -55,8 +59,20 @@ pub fn pin(s: &str) -> AuthPin {
 /// Codes of a profile: (key type, keygen, raw sign, sm3+sm2, sm3).
 pub fn codes(profile: &str) -> (u64, u64, u64, u64, u64) {
     match profile {
-        "sansec" => (0x8000_0004, 0x8000_8001, 0x8000_8104, 0x8000_8100, 0x8000_9001),
-        "tass" => (0x8000_0004, 0x8000_8001, 0x8000_8000, 0x8000_8100, 0x8000_0005),
+        "sansec" => (
+            0x8000_0004,
+            0x8000_8001,
+            0x8000_8104,
+            0x8000_8100,
+            0x8000_9001,
+        ),
+        "tass" => (
+            0x8000_0004,
+            0x8000_8001,
+            0x8000_8000,
+            0x8000_8100,
+            0x8000_0005,
+        ),
         _ => panic!("profile"),
     }
 }
@@ -83,8 +99,14 @@ impl Env {
         // Set while holding the lock; the module reads it in C_Initialize.
         std::env::set_var("HSM_SIM_CONF", &conf);
         let p11 = Pkcs11::new(lib_path()).expect("load module");
-        p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
-        Env { p11: Some(p11), dir, conf, _guard: guard }
+        p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .expect("C_Initialize");
+        Env {
+            p11: Some(p11),
+            dir,
+            conf,
+            _guard: guard,
+        }
     }
 
     pub fn p11(&self) -> &Pkcs11 {
@@ -97,7 +119,8 @@ impl Env {
             p.finalize().expect("C_Finalize");
         }
         let p11 = Pkcs11::new(lib_path()).expect("load module");
-        p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
+        p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .expect("C_Initialize");
         self.p11 = Some(p11);
     }
 
@@ -109,7 +132,11 @@ impl Env {
     /// Runs the CLI and insists on success; returns stdout.
     pub fn cli_ok(&self, args: &[&str], stdin: &str) -> String {
         let out = self.cli(args, stdin);
-        assert!(out.status.success(), "hsm-sim {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "hsm-sim {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
@@ -120,7 +147,9 @@ impl Env {
     /// Initializes slot `idx` through the API with SO_PIN and USER_PIN.
     pub fn init_token(&self, idx: usize, label: &str) -> Slot {
         let slot = self.slot(idx);
-        self.p11().init_token(slot, &pin(SO_PIN), label).expect("C_InitToken");
+        self.p11()
+            .init_token(slot, &pin(SO_PIN), label)
+            .expect("C_InitToken");
         let s = self.p11().open_rw_session(slot).expect("open");
         s.login(UserType::So, Some(&pin(SO_PIN))).expect("SO login");
         s.init_pin(&pin(USER_PIN)).expect("C_InitPIN");
@@ -131,7 +160,8 @@ impl Env {
     /// A R/W session logged in as the user.
     pub fn user_session(&self, slot: Slot) -> Session {
         let s = self.p11().open_rw_session(slot).expect("open");
-        s.login(UserType::User, Some(&pin(USER_PIN))).expect("login");
+        s.login(UserType::User, Some(&pin(USER_PIN)))
+            .expect("login");
         s
     }
 }
@@ -164,14 +194,26 @@ pub fn run_cli(conf: &Path, args: &[&str], stdin: &str) -> Output {
 /// Generates an SM2 key pair with CKA_ID `id`; returns (public, private) handles.
 pub fn keygen(s: &Session, profile: &str, id: &[u8]) -> (ObjectHandle, ObjectHandle) {
     let (_, kg, _, _, _) = codes(profile);
-    let pub_t = [Attribute::Token(true), Attribute::Id(id.to_vec()), Attribute::Label(b"seal".to_vec())];
-    let priv_t = [Attribute::Token(true), Attribute::Id(id.to_vec()), Attribute::Label(b"seal".to_vec()), Attribute::Sign(true)];
-    s.generate_key_pair(&mech(kg), &pub_t, &priv_t).expect("C_GenerateKeyPair")
+    let pub_t = [
+        Attribute::Token(true),
+        Attribute::Id(id.to_vec()),
+        Attribute::Label(b"seal".to_vec()),
+    ];
+    let priv_t = [
+        Attribute::Token(true),
+        Attribute::Id(id.to_vec()),
+        Attribute::Label(b"seal".to_vec()),
+        Attribute::Sign(true),
+    ];
+    s.generate_key_pair(&mech(kg), &pub_t, &priv_t)
+        .expect("C_GenerateKeyPair")
 }
 
 /// The public point 04‖x‖y of a public key object (unwrapping the DER OCTET STRING).
 pub fn point(s: &Session, pubk: ObjectHandle) -> Vec<u8> {
-    let attrs = s.get_attributes(pubk, &[AttributeType::EcPoint]).expect("get EC_POINT");
+    let attrs = s
+        .get_attributes(pubk, &[AttributeType::EcPoint])
+        .expect("get EC_POINT");
     match &attrs[0] {
         Attribute::EcPoint(p) => {
             assert_eq!(&p[..2], &[0x04, 65], "CKA_EC_POINT is a DER OCTET STRING");
@@ -183,7 +225,8 @@ pub fn point(s: &Session, pubk: ObjectHandle) -> Vec<u8> {
 
 /// Finds objects of a class with an id.
 pub fn find(s: &Session, class: ObjectClass, id: &[u8]) -> Vec<ObjectHandle> {
-    s.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())]).expect("find")
+    s.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
+        .expect("find")
 }
 
 /// r‖s from raw or DER.
@@ -203,8 +246,14 @@ pub fn sm2_verify_msg(point: &[u8], msg: &[u8], rs: &[u8; 64]) -> bool {
 pub fn openssl_verify(dir: &Path, point: &[u8], msg: &[u8], rs: &[u8; 64]) -> bool {
     use sm2::pkcs8::EncodePublicKey;
     let pk = sm2::PublicKey::from_sec1_bytes(point).expect("point");
-    let pem = pk.to_public_key_pem(sm2::pkcs8::LineEnding::LF).expect("pem");
-    let (p, s, m) = (dir.join("pub.pem"), dir.join("sig.der"), dir.join("msg.bin"));
+    let pem = pk
+        .to_public_key_pem(sm2::pkcs8::LineEnding::LF)
+        .expect("pem");
+    let (p, s, m) = (
+        dir.join("pub.pem"),
+        dir.join("sig.der"),
+        dir.join("msg.bin"),
+    );
     std::fs::write(&p, pem).expect("write");
     std::fs::write(&s, hsm_sim::crypto::der_sig(rs)).expect("write");
     std::fs::write(&m, msg).expect("write");
