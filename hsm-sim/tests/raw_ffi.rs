@@ -667,7 +667,10 @@ fn c_boundary_checks_and_size_queries() {
     assert_eq!(call!(f, C_GetSessionInfo(h2, &mut si)), CKR_OK);
     assert_eq!(si.state, CKS_RO_PUBLIC_SESSION);
 
-    assert_eq!(call!(f, C_Finalize(std::ptr::dangling_mut())), CKR_ARGUMENTS_BAD);
+    assert_eq!(
+        call!(f, C_Finalize(std::ptr::dangling_mut())),
+        CKR_ARGUMENTS_BAD
+    );
     assert_eq!(call!(f, C_Finalize(null_mut())), CKR_OK);
     assert_eq!(
         call!(f, C_GetSlotList(CK_TRUE, null_mut(), &mut n)),

@@ -29,9 +29,16 @@ pub fn cli_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hsm-sim"))
 }
 
-/// Path of the cdylib: built beside the binary in the same target directory.
+/// Path of the cdylib built with this test: cargo builds the crate's lib (all its crate
+/// types) into `deps/` of the binary's target directory; `cargo build` also copies it up.
 pub fn lib_path() -> PathBuf {
-    let p = cli_path().with_file_name("libhsm_sim.so");
+    let dir = cli_path().parent().expect("target dir").to_path_buf();
+    let fresh = dir.join("deps/libhsm_sim.so");
+    let p = if fresh.exists() {
+        fresh
+    } else {
+        dir.join("libhsm_sim.so")
+    };
     assert!(
         p.exists(),
         "{} missing: the cdylib is built with the crate",
