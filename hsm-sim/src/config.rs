@@ -224,3 +224,49 @@ fn default_settings() -> TokenSettings {
         max_pin_len: 16,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).map_err(|e| e.to_string())?;
+        Config::load(&p)
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = parse(
+            "store = \"t\"\nprofile = \"tass\"\n[[token]]\nslot = 1\nserial = \"AAAA\"\nmodel = \"cipher-machine\"\n[[token]]\nserial = \"BBBB\"\nsignature_encoding = \"raw\"\nuser_pin_max_tries = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.slots, 4);
+        let s0 = c.settings(0, "X");
+        assert_eq!(
+            (
+                s0.profile.name,
+                s0.encoding,
+                s0.model,
+                s0.user_pin_max_tries
+            ),
+            ("tass", SigEncoding::Der, Model::Ukey, 6)
+        );
+        let s1 = c.settings(1, "AAAA");
+        assert_eq!((s1.model, s1.parallel), (Model::CipherMachine, 8));
+        assert_eq!(c.serial_for_slot(1).as_deref(), Some("AAAA"));
+        let s2 = c.settings(2, "BBBB");
+        assert_eq!((s2.encoding, s2.user_pin_max_tries), (SigEncoding::Raw, 3));
+    }
+
+    #[test]
+    fn rejects_unknown_values() {
+        assert!(parse("store = \"t\"\nprofile = \"luna\"\n")
+            .unwrap_err()
+            .contains("unknown profile"));
+        assert!(parse("store = \"t\"\nsignature_encoding = \"ber\"\n").is_err());
+        assert!(parse("store = \"t\"\nmodle = \"ukey\"\n").is_err());
+        assert!(parse("store = \"t\"\nmin_pin_len = 8\nmax_pin_len = 6\n").is_err());
+    }
+}

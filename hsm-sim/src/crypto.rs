@@ -249,3 +249,57 @@ pub fn unwrap(w: &Wrapped, pin: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     let k = pin_key(pin, &w.salt);
     open(&*k, &w.key, b"hsm-sim token key")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_signature_round_trip_and_rejects() {
+        let mut rs = [0u8; 64];
+        rs[0] = 0x80; // r needs a leading zero in DER
+        rs[33] = 0x01; // s has leading zeros to strip
+        rs[63] = 0x7f;
+        let der = der_sig(&rs);
+        assert_eq!(der[0], 0x30);
+        assert_eq!(&der[2..5], &[0x02, 33, 0x00]);
+        assert_eq!(decode_sig(&der), Some(rs));
+        assert_eq!(decode_sig(&rs), Some(rs));
+        assert_eq!(decode_sig(&der[..der.len() - 1]), None);
+        let mut trailing = der.clone();
+        trailing.push(0);
+        assert_eq!(decode_sig(&trailing), None);
+    }
+
+    #[test]
+    fn z_of_the_standard_vector() {
+        let d = hex::decode("3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8")
+            .unwrap();
+        let point = public_of(&d).unwrap();
+        let z = z_value(DEFAULT_ID, &point).unwrap();
+        assert_eq!(
+            hex::encode_upper(z),
+            "B2E14C5C79C6DF5B85F4FE7ED8DB7A262B9DA7E07CCB0EA9F4747B8CCDA8A4F3"
+        );
+        let e = e_value(DEFAULT_ID, &point, b"message digest").unwrap();
+        assert_eq!(
+            hex::encode_upper(e),
+            "F0B43E94BA45ACCAACE692ED534382EB17E6AB5A19CE7B31F4486FDFC0D28640"
+        );
+        assert!(z_value(DEFAULT_ID, &point[1..]).is_none());
+    }
+
+    #[test]
+    fn wrapped_token_key_opens_only_with_its_pin() {
+        let key = random(32);
+        let w = wrap(&key, b"123456");
+        assert_eq!(unwrap(&w, b"123456").as_deref(), Some(&key));
+        assert!(unwrap(&w, b"123457").is_none());
+        let s = seal(&key, b"secret", b"ctx");
+        assert!(open(&key, &s, b"other").is_none());
+        assert_eq!(
+            open(&key, &s, b"ctx").as_deref().map(|v| v.as_slice()),
+            Some(&b"secret"[..])
+        );
+    }
+}
