@@ -524,7 +524,7 @@ impl Module {
     }
 
     /// Objects visible to a session, by handle.
-    fn visible(&self, h: u64, slot: u64, st: &SlotState) -> Vec<Obj> {
+    fn visible(&self, slot: u64, st: &SlotState) -> Vec<Obj> {
         let logged = self.user_key(slot, st).is_some();
         let token_objs = st.token.iter().flat_map(|t| t.objects.iter());
         let sess_objs = self
@@ -532,7 +532,6 @@ impl Module {
             .values()
             .filter(|o| o.slot == slot && self.sessions.contains_key(&o.session))
             .map(|o| &o.obj);
-        let _ = h;
         token_objs
             .chain(sess_objs)
             .filter(|o| logged || !token::is_private(o))
@@ -540,8 +539,8 @@ impl Module {
             .collect()
     }
 
-    fn object(&self, h: u64, slot: u64, st: &SlotState, oh: u64) -> Rv<Obj> {
-        self.visible(h, slot, st)
+    fn object(&self, slot: u64, st: &SlotState, oh: u64) -> Rv<Obj> {
+        self.visible(slot, st)
             .into_iter()
             .find(|o| o.handle == oh)
             .ok_or(CKR_OBJECT_HANDLE_INVALID)
@@ -588,7 +587,8 @@ impl Module {
     /// C_DestroyObject.
     pub fn destroy_object(&mut self, h: u64, oh: u64) -> Rv<()> {
         let (slot, st) = self.session(h)?;
-        let o = self.object(h, slot, &st, oh)?;
+        // Must exist and be visible to this session.
+        self.object(slot, &st, oh)?;
         if oh >= SESSION_OBJ_BASE {
             self.sobjs.remove(&oh);
             return Ok(());
@@ -596,7 +596,6 @@ impl Module {
         if !self.sess_mut(h)?.rw {
             return Err(CKR_SESSION_READ_ONLY);
         }
-        let _ = o;
         io(self.store.update(slot, |st| {
             if let Some(t) = st.token.as_mut() {
                 t.objects.retain(|x| x.handle != oh);
@@ -611,7 +610,7 @@ impl Module {
             return Err(CKR_OPERATION_ACTIVE);
         }
         let mut found: Vec<u64> = self
-            .visible(h, slot, &st)
+            .visible(slot, &st)
             .iter()
             .filter(|o| token::matches(o, tmpl))
             .map(|o| o.handle)
@@ -650,7 +649,7 @@ impl Module {
     /// C_GetAttributeValue: one result per requested type.
     pub fn get_attrs(&mut self, h: u64, oh: u64, types: &[u64]) -> Rv<Vec<Attr>> {
         let (slot, st) = self.session(h)?;
-        let o = self.object(h, slot, &st, oh)?;
+        let o = self.object(slot, &st, oh)?;
         Ok(types
             .iter()
             .map(|t| {
@@ -669,7 +668,7 @@ impl Module {
     /// C_SetAttributeValue.
     pub fn set_attrs(&mut self, h: u64, oh: u64, tmpl: &[(u64, Vec<u8>)]) -> Rv<()> {
         let (slot, st) = self.session(h)?;
-        let o = self.object(h, slot, &st, oh)?;
+        let o = self.object(slot, &st, oh)?;
         if token::get_bool(&o.attrs, CKA_MODIFIABLE) == Some(false) {
             return Err(CKR_ATTRIBUTE_READ_ONLY);
         }
@@ -753,7 +752,7 @@ impl Module {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         let o = self
-            .object(h, slot, &st, key)
+            .object(slot, &st, key)
             .map_err(|_| CKR_KEY_HANDLE_INVALID)?;
         if token::get_ulong(&o.attrs, CKA_KEY_TYPE) != Some(s.profile.key_type) {
             return Err(CKR_KEY_TYPE_INCONSISTENT);
@@ -859,7 +858,7 @@ impl Module {
         let res = (|| {
             let key = self.user_key(slot, &st).ok_or(CKR_USER_NOT_LOGGED_IN)?;
             let o = self
-                .object(h, slot, &st, op.key)
+                .object(slot, &st, op.key)
                 .map_err(|_| CKR_KEY_HANDLE_INVALID)?;
             let sealed = o.secret.as_ref().ok_or(CKR_KEY_HANDLE_INVALID)?;
             let d = crypto::open(key, sealed, b"hsm-sim private key").ok_or(CKR_DEVICE_ERROR)?;
@@ -917,7 +916,7 @@ impl Module {
             .take()
             .ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
         let o = self
-            .object(h, slot, &st, op.key)
+            .object(slot, &st, op.key)
             .map_err(|_| CKR_KEY_HANDLE_INVALID)?;
         let point = match &o.point {
             Some(p) => p.clone(),

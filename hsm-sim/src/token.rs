@@ -136,8 +136,7 @@ pub fn set_pin(st: &mut SlotState, who: Who, old: &[u8], new: &[u8], s: &TokenSe
 
 /// A cached token key is stale if the token was re-initialized meanwhile.
 fn check_key(t: &TokenData, key: &[u8]) -> Rv<()> {
-    // The SO wrap always exists; trial-unwrapping is costly, so compare via a sealed probe
-    // only when objects exist: opening any secret proves the key.
+    // Opening any sealed private key proves the key (cheaper than a PBKDF2 trial unwrap).
     if let Some(sec) = t.objects.iter().find_map(|o| o.secret.as_ref()) {
         crypto::open(key, sec, b"hsm-sim private key").ok_or(CKR_USER_NOT_LOGGED_IN)?;
     }
