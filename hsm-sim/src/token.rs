@@ -243,6 +243,7 @@ pub fn keypair_objects(
     privk.insert(CKA_ALWAYS_SENSITIVE, bool_attr(true));
     privk.insert(CKA_EXTRACTABLE, bool_attr(false));
     privk.insert(CKA_NEVER_EXTRACTABLE, bool_attr(true));
+    privk.insert(CKA_ALWAYS_AUTHENTICATE, bool_attr(false));
     privk.extend(priv_tmpl.iter().cloned());
     let secret = crypto::seal(key, &d, b"hsm-sim private key");
     Ok((
@@ -328,6 +329,7 @@ pub fn object_from_template(
             obj.attrs.insert(CKA_EXTRACTABLE, bool_attr(false));
             obj.attrs.insert(CKA_ALWAYS_SENSITIVE, bool_attr(false));
             obj.attrs.insert(CKA_NEVER_EXTRACTABLE, bool_attr(false));
+            obj.attrs.insert(CKA_ALWAYS_AUTHENTICATE, bool_attr(false));
             obj.attrs.insert(CKA_LOCAL, bool_attr(false));
             obj.attrs.entry(CKA_SIGN).or_insert(bool_attr(true));
             obj.attrs.entry(CKA_ID).or_default();

@@ -67,6 +67,50 @@ fn lists_slots_and_vendor_mechanisms() {
 }
 
 #[test]
+fn signs_with_the_vendor_mechanism() {
+    let (d, conf) = store("tass");
+    assert!(run_cli(
+        &conf,
+        &["init-token", "--slot", "0", "--label", "tool"],
+        &format!("{SO_PIN}\n{USER_PIN}\n")
+    )
+    .status
+    .success());
+    let out = run_cli(
+        &conf,
+        &["keygen", "--serial", SERIAL0, "--id", "0a", "--label", "k"],
+        &format!("{USER_PIN}\n"),
+    );
+    let pt = hex::decode(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let (msg, sig) = (d.path().join("m.bin"), d.path().join("s.bin"));
+    std::fs::write(&msg, b"signed by pkcs11-tool").unwrap();
+    let (ok, out) = tool(
+        &conf,
+        &[
+            "--slot",
+            "0",
+            "--login",
+            "--pin",
+            USER_PIN,
+            "--sign",
+            "-m",
+            "0x80008100",
+            "--id",
+            "0a",
+            "-i",
+            msg.to_str().unwrap(),
+            "-o",
+            sig.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(!out.contains("ALWAYS_AUTHENTICATE"), "{out}");
+    let rs = rs_of(&std::fs::read(&sig).unwrap());
+    assert!(sm2_verify_msg(&pt, b"signed by pkcs11-tool", &rs));
+    assert!(openssl_verify(d.path(), &pt, b"signed by pkcs11-tool", &rs));
+}
+
+#[test]
 fn login_list_change_pin_and_init_pin() {
     let (_d, conf) = store("sansec");
     assert!(run_cli(
