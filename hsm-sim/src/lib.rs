@@ -15,3 +15,21 @@ pub mod module;
 pub mod profile;
 pub mod store;
 pub mod token;
+
+/// Finds the built module for a test binary of any workspace crate: cargo puts test binaries
+/// and the cdylib in `target/<profile>/deps/`, and `cargo build` copies the cdylib up one level.
+/// `HSM_SIM_MODULE` overrides the search.
+pub fn module_path() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("HSM_SIM_MODULE") {
+        return Some(p.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [
+        dir.join("libhsm_sim.so"),
+        dir.join("deps/libhsm_sim.so"),
+        dir.parent()?.join("libhsm_sim.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}

@@ -29,21 +29,10 @@ pub fn cli_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hsm-sim"))
 }
 
-/// Path of the cdylib built with this test: cargo builds the crate's lib (all its crate
-/// types) into `deps/` of the binary's target directory; `cargo build` also copies it up.
+/// Path of the cdylib built with this test (found beside the test binary in `deps/`).
 pub fn lib_path() -> PathBuf {
-    let dir = cli_path().parent().expect("target dir").to_path_buf();
-    let fresh = dir.join("deps/libhsm_sim.so");
-    let p = if fresh.exists() {
-        fresh
-    } else {
-        dir.join("libhsm_sim.so")
-    };
-    assert!(
-        p.exists(),
-        "{} missing: the cdylib is built with the crate",
-        p.display()
-    );
+    let p = hsm_sim::module_path().expect("libhsm_sim.so is built with the crate's tests");
+    assert!(p.exists(), "{} missing", p.display());
     p
 }
 
