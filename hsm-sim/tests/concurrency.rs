@@ -34,12 +34,13 @@ fn sign_from_threads(env: &Env, threads: usize, per_thread: usize) -> Duration {
 fn cipher_machine_signs_in_parallel() {
     let env = Env::new("model = \"cipher-machine\"\nparallel = 4\nsign_latency_ms = 100");
     let t = sign_from_threads(&env, 8, 2);
-    // 16 signatures × 100 ms on 4 engines ≈ 400 ms; serially it would be 1.6 s.
+    // 16 signatures × 100 ms: at least 400 ms on 4 engines, and a serial device can never take
+    // less than 1.6 s, so anything below that proves operations overlapped.
     assert!(
         t >= Duration::from_millis(390),
         "{t:?}: faster than 4 engines allow"
     );
-    assert!(t < Duration::from_millis(1200), "{t:?}: not parallel");
+    assert!(t < Duration::from_millis(1600), "{t:?}: not parallel");
 }
 
 #[test]
