@@ -2,5 +2,6 @@
 //! binaries, log capture.
 
 pub mod bins;
+pub mod daemon;
 pub mod logs;
 pub mod softhsm;

@@ -21,6 +21,8 @@ async fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("SEALD_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     match run(args).await {
@@ -37,7 +39,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "seald listening");
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "seald listening");
+    // One line on stdout for scripts and tests that start seald on port 0.
+    println!("seald listening on http://{address}");
     axum::serve(listener, seald::api::router())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
