@@ -130,13 +130,11 @@ mod tests {
     #[test]
     fn probe_tells_vendor_families_apart() {
         let tass = [0x8000_8001, 0x8000_8000, 0x8000_0005, 0x1041];
-        assert_eq!(probe(&tass).unwrap().name, "tass");
+        assert_eq!(probe(&|m| tass.contains(&m)).unwrap().name, "tass");
         let sansec = [0x8000_8001, 0x8000_8104, 0x8000_9001];
-        assert_eq!(probe(&sansec).unwrap().name, "sansec");
-        assert!(
-            probe(&[0x1041, 0x1040]).is_none(),
-            "SoftHSM-like list has no SM2"
-        );
+        assert_eq!(probe(&|m| sansec.contains(&m)).unwrap().name, "sansec");
+        let softhsm = [0x1041, 0x1040];
+        assert!(probe(&|m| softhsm.contains(&m)).is_none(), "no SM2");
     }
 
     #[test]
