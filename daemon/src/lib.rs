@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod device;
+pub mod hardening;
 pub mod seal;
 pub mod ses;
 pub mod store;
