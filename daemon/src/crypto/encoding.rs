@@ -114,7 +114,11 @@ fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), EncodingError> {
                 .ok_or(EncodingError::Unrecognised("truncated length"))?;
             (usize::from(n), input)
         }
-        _ => return Err(EncodingError::Unrecognised("length too large for a signature")),
+        _ => {
+            return Err(EncodingError::Unrecognised(
+                "length too large for a signature",
+            ))
+        }
     };
     if input.len() < len {
         return Err(EncodingError::Unrecognised("truncated value"));

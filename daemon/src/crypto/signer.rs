@@ -28,7 +28,12 @@ pub struct PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({:?}, {})", self.algorithm, hex::encode(self.point))
+        write!(
+            f,
+            "PublicKey({:?}, {})",
+            self.algorithm,
+            hex::encode(self.point)
+        )
     }
 }
 
