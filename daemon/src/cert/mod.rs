@@ -31,7 +31,7 @@ pub enum CertError {
     #[error("not a readable X.509 certificate: {0}")]
     Malformed(String),
     /// Past its notAfter at the time of judgement.
-    #[error("certificate {subject} expired on {not_after} (judged at {at})")]
+    #[error("certificate {subject} expired on {} (judged at {})", rfc3339(.not_after), rfc3339(.at))]
     Expired {
         /// Subject CN (or DN).
         subject: String,
@@ -41,7 +41,7 @@ pub enum CertError {
         at: OffsetDateTime,
     },
     /// Before its notBefore at the time of judgement.
-    #[error("certificate {subject} is not valid before {not_before} (judged at {at})")]
+    #[error("certificate {subject} is not valid before {} (judged at {})", rfc3339(.not_before), rfc3339(.at))]
     NotYetValid {
         /// Subject CN (or DN).
         subject: String,
@@ -80,6 +80,12 @@ pub enum CertError {
     /// The chain is longer than any real one.
     #[error("the certificate chain is longer than {0} certificates")]
     ChainTooLong(usize),
+}
+
+/// A time as RFC 3339 text, for messages.
+pub fn rfc3339(t: &OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// Key usage bits relevant to seals.

@@ -1,3 +1,17 @@
 //! GB/T 38540 v4 SES_Seal / SES_Signature: build, parse (also GM/T 0031 v1), verify.
 
 pub mod der;
+mod parse;
+mod types;
+pub mod verify;
+
+pub use parse::{detect, ObjectKind, ParseError};
+pub use types::*;
+pub use verify::{
+    verify_seal, verify_signature, Check, CheckStatus, Document, Report, VerifyOptions,
+};
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod tests;
