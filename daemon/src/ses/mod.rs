@@ -1,10 +1,12 @@
 //! GB/T 38540 v4 SES_Seal / SES_Signature: build, parse (also GM/T 0031 v1), verify.
 
 pub mod der;
+pub mod ofd;
 mod parse;
 mod types;
 pub mod verify;
 
+pub use ofd::{verify_ofd, OfdError, OfdOutcome, OfdSignature};
 pub use parse::{detect, ObjectKind, ParseError};
 pub use types::*;
 pub use verify::{

@@ -72,3 +72,73 @@ fn bare_signature_verifies() {
     );
     assert!(r.valid, "{:?}", statuses(&r));
 }
+
+fn ofd(name: &str) -> Vec<OfdSignature> {
+    let bytes = fixture(&format!("ses/{name}"));
+    verify_ofd(std::io::Cursor::new(bytes), None).unwrap()
+}
+
+fn report(entry: &OfdSignature) -> &Report {
+    match &entry.outcome {
+        OfdOutcome::Verified { report } => report,
+        other => panic!("{}: {other:?}", entry.signature_xml),
+    }
+}
+
+#[test]
+fn ofd_fixtures_verify_as_documented() {
+    for (file, sign) in [
+        ("gomain-999.ofd", "Sign_0"),
+        ("antchain-signscale.ofd", "Sign_0"),
+        ("ofdrw-ride-right.ofd", "Sign_0"),
+        ("tongzhiweiye-keyword.ofd", "Sign_1"),
+    ] {
+        let entries = ofd(file);
+        let e = entries
+            .iter()
+            .find(|e| e.signature_xml.contains(sign))
+            .unwrap_or_else(|| panic!("{file}: {sign} not found"));
+        let r = report(e);
+        eprintln!("{file}\n{}", r.to_text());
+        for id in [
+            "maker-signature",
+            "signer-signature",
+            "data-hash",
+            "signer-in-seal",
+            "seal-validity",
+        ] {
+            assert_eq!(
+                r.check(id).unwrap().status,
+                CheckStatus::Passed,
+                "{file} {id}"
+            );
+        }
+        assert!(r.valid, "{file}");
+        assert!(entries.iter().all(OfdSignature::is_valid), "{file}");
+    }
+    let gomain = ofd("gomain-999.ofd");
+    let r = report(&gomain[0]);
+    assert_eq!(r.seal.vid, "GOMAIN");
+    assert_eq!(r.seal.es_id, "50011200000323");
+    assert_eq!(r.seal.seal_type, 3);
+    assert!(r.seal.picture.starts_with("ofd 30x20"));
+    let tz = ofd("tongzhiweiye-keyword.ofd");
+    let sign1 = report(
+        tz.iter()
+            .find(|e| e.signature_xml.contains("Sign_1"))
+            .unwrap(),
+    );
+    assert!(sign1
+        .check("signer-signature")
+        .unwrap()
+        .detail
+        .starts_with("raw r||s"));
+    assert_eq!(sign1.seal.vid, "SHANDONG.TONGZHIWEIYE");
+    let sign3 = tz
+        .iter()
+        .find(|e| e.signature_xml.contains("Sign_3"))
+        .unwrap();
+    assert!(
+        matches!(&sign3.outcome, OfdOutcome::NotSes { found } if found.contains("1.2.156.10197.6.1.4.2.2"))
+    );
+}
