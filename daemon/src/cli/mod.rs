@@ -1,1 +1,3 @@
 //! `sealctl`: custodian and administrator commands, one module per command.
+
+pub mod verify;
