@@ -81,7 +81,7 @@ impl PrehashSigner for SoftSigner {
         let bytes: [u8; 64] = match &self.key {
             Key::Sm2(k) => {
                 let sig: sm2::dsa::Signature = k.sign_prehash(digest)?;
-                sig.to_bytes().into()
+                sig.to_bytes()
             }
             Key::P256(k) => {
                 let sig: p256::ecdsa::Signature = k.sign_prehash(digest)?;

@@ -122,7 +122,7 @@ fn built_objects_read_back_identically_and_verify() {
         assert_eq!(SesSignature::parse(&sig.der).unwrap(), sig);
         assert_eq!(sig.tbs.seal, seal);
         assert_eq!(sig.tbs.time_info, Some(datetime!(2025-06-01 08:00:00 UTC)));
-        assert_eq!(sig.tbs.ext_datas.as_ref().unwrap()[0].critical, true);
+        assert!(sig.tbs.ext_datas.as_ref().unwrap()[0].critical);
         // The maker signed exactly the encoding of the info we gave.
         assert_eq!(seal.signed_bytes, encode_seal_info(&seal_info(&p)).unwrap());
 
