@@ -245,3 +245,94 @@ fn wrong_tags_and_absurd_lengths_are_errors() {
         let _ = detect(&data);
     }
 }
+
+/// A GM/T 0031 v1 SES_Signature around the v1 fixture seal, signed by a test key.
+#[test]
+fn v1_signature_reads_and_verifies_over_its_tbs() {
+    use crate::cert::testing::{issue, name, CertSpec};
+    use crate::crypto::soft::SoftSigner;
+    use crate::crypto::{KeyAlgorithm, PrehashSigner};
+    use der::write;
+    use time::macros::datetime;
+
+    let seal_der = fixture("ses/user-v1.esl");
+    let key = SoftSigner::from_seed(KeyAlgorithm::Sm2, 60);
+    let n = name("OFD R&W", "v1 signer");
+    let spec = CertSpec {
+        cn: "v1 signer".into(),
+        o: "OFD R&W".into(),
+        serial: 1,
+        not_before: datetime!(2020-01-01 0:00 UTC),
+        not_after: datetime!(2022-01-01 0:00 UTC),
+        key_usage: Some(0x80),
+        ca: false,
+    };
+    let cert = issue(&spec, key.public_key(), &n, &key);
+    let document = b"v1 protected bytes";
+    let tbs = write::seq(&[
+        &write::int(1),
+        &seal_der,
+        &write::bits(b"20210301120000Z"),
+        &write::bits(&crate::crypto::sm3(document)),
+        &write::ia5("/Doc_0/Signs/Sign_0/Signature.xml"),
+        &write::octets(&cert),
+        &write::oid(crate::cert::OID_SM2_SM3).unwrap(),
+    ]);
+    let sig = build::sign_message(&key, &tbs).unwrap();
+    let der = write::seq(&[&tbs, &write::bits(&sig.to_der())]);
+
+    assert_eq!(detect(&der), ObjectKind::Signature);
+    let parsed = SesSignature::parse(&der).unwrap();
+    assert_eq!(parsed.version, FormatVersion::V1);
+    assert_eq!(parsed.tbs.seal.version, FormatVersion::V1);
+    assert_eq!(
+        parsed.tbs.time_info,
+        Some(datetime!(2021-03-01 12:00:00 UTC))
+    );
+    assert_eq!(parsed.signer_cert, cert);
+    assert_eq!(parsed.signed_bytes, tbs);
+    let r = verify_signature(
+        &parsed,
+        &VerifyOptions {
+            document: Document::Bytes(document),
+            ..VerifyOptions::default()
+        },
+    );
+    for id in [
+        "maker-signature",
+        "signer-signature",
+        "data-hash",
+        "seal-validity",
+        "signer-certificate-validity",
+    ] {
+        assert_eq!(
+            r.check(id).unwrap().status,
+            CheckStatus::Passed,
+            "{id}: {}",
+            r.to_text()
+        );
+    }
+    // The test signer is not in the real seal's certificate list, and that is reported.
+    assert_eq!(
+        r.check("signer-in-seal").unwrap().status,
+        CheckStatus::Failed
+    );
+    assert!(!r.valid);
+    // v1 objects are read-only: no v4 signature is built around a v1 seal.
+    let built = build_signature(
+        &SignRequest {
+            seal: &parsed.tbs.seal,
+            time_info: datetime!(2021-03-01 12:00:00 UTC),
+            data_hash: &[0; 32],
+            property_info: "x",
+            ext_datas: None,
+            signer_cert: &cert,
+        },
+        &key,
+    );
+    assert!(matches!(built, Err(BuildError::Unsupported(_))));
+    // Every truncation of it is an error too.
+    for cut in 0..der.len() {
+        assert!(SesSignature::parse(&der[..cut]).is_err(), "cut at {cut}");
+    }
+}
