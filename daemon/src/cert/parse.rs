@@ -70,7 +70,7 @@ impl Certificate {
         }
         let tbs_bytes: &[u8] = cert.tbs_certificate.as_ref();
         let tbs_start = (tbs_bytes.as_ptr() as usize).wrapping_sub(der.as_ptr() as usize);
-        let tbs = tbs_start..tbs_start + tbs_bytes.len();
+        let tbs = tbs_start..tbs_start.saturating_add(tbs_bytes.len());
         if der.get(tbs.clone()) != Some(tbs_bytes) {
             return Err(CertError::Malformed(
                 "TBS certificate not inside the input".into(),

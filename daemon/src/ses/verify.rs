@@ -4,7 +4,6 @@
 //! Signatures are verified over the bytes found in the file. Validity of the seal and of the
 //! certificates is judged at the signature's `timeInfo`, never at "now".
 
-use std::io::Read;
 use std::path::Path;
 
 use time::OffsetDateTime;
@@ -375,7 +374,7 @@ fn digest_for(alg: KeyAlgorithm, doc: Document<'_>) -> Result<Option<Vec<u8>>, S
             let file = std::fs::File::open(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             Some(
-                data_digest_reader(alg, std::io::BufReader::new(file).take(u64::MAX))
+                data_digest_reader(alg, file)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?
                     .to_vec(),
             )
