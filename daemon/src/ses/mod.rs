@@ -14,7 +14,7 @@ pub use ofd::{verify_ofd, OfdError, OfdOutcome, OfdSignature};
 pub use parse::{detect, ObjectKind, ParseError};
 pub use types::*;
 pub use verify::{
-    verify_seal, verify_signature, Check, CheckStatus, Document, Report, VerifyOptions,
+    verify_der, verify_seal, verify_signature, Check, CheckStatus, Document, Report, VerifyOptions,
 };
 
 #[cfg(test)]

@@ -336,3 +336,36 @@ fn v1_signature_reads_and_verifies_over_its_tbs() {
         assert!(SesSignature::parse(&der[..cut]).is_err(), "cut at {cut}");
     }
 }
+
+#[test]
+fn verify_der_picks_the_object_kind() {
+    let opts = VerifyOptions::default();
+    assert_eq!(
+        verify_der(&fixture("ses/user-v4.esl"), &opts)
+            .unwrap()
+            .object,
+        "seal"
+    );
+    assert_eq!(
+        verify_der(&fixture("ses/signed-value-v4.dat"), &opts)
+            .unwrap()
+            .object,
+        "signature"
+    );
+    assert!(
+        !verify_der(&fixture("ses/hebei-bad-maker-sig.der"), &opts)
+            .unwrap()
+            .valid
+    );
+    let cms = [
+        0x30, 0x0e, 0x06, 0x0a, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x06, 0x01, 0x04, 0x02, 0x02, 0xa0,
+        0x00,
+    ];
+    assert!(
+        matches!(verify_der(&cms, &opts), Err(ParseError::NotSes(m)) if m.contains("1.2.156.10197.6.1.4.2.2"))
+    );
+    assert!(matches!(
+        verify_der(b"nope", &opts),
+        Err(ParseError::Der(_))
+    ));
+}

@@ -596,3 +596,17 @@ impl Report {
         self.checks.iter().find(|c| c.id == id)
     }
 }
+
+/// Parses `bytes` as whichever of SESeal or SES_Signature they hold and verifies it.
+pub fn verify_der(bytes: &[u8], options: &VerifyOptions<'_>) -> Result<Report, super::ParseError> {
+    use super::parse::{detect, ObjectKind, ParseError};
+    match detect(bytes) {
+        ObjectKind::Seal => Ok(verify_seal(&Seal::parse(bytes)?, options)),
+        ObjectKind::Cms(oid) => Err(ParseError::NotSes(format!(
+            "a CMS ContentInfo ({oid}), e.g. a GB/T 35275 signature"
+        ))),
+        ObjectKind::Signature | ObjectKind::Unknown => {
+            Ok(verify_signature(&SesSignature::parse(bytes)?, options))
+        }
+    }
+}
