@@ -25,6 +25,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Verify a seal (.esl), a SES_Signature (.dat/.der) or every signature in an OFD file.
+    Verify(seald::cli::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,8 @@ fn main() -> ExitCode {
         Command::Devices { json } => Config::load(&cli.config)
             .map_err(Into::into)
             .and_then(|config| seald::cli::devices::run(&config, json, &mut std::io::stdout())),
+        // Exit codes: 0 valid, 1 invalid, 2 could not read.
+        Command::Verify(args) => return ExitCode::from(seald::cli::verify::run(&args) as u8),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
