@@ -20,6 +20,46 @@ pub struct Config {
     /// PKCS#11 modules to load.
     #[serde(default, rename = "module")]
     pub modules: Vec<ModuleConfig>,
+    /// HTTP guards.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// The `[api]` table: who may talk to the daemon, and how much.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Extra `Host` header values to accept (`name:port`), beyond the loopback names of the port.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the API. Empty: none.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Largest request body in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Seconds before a request is abandoned.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_body_bytes: default_max_body_bytes(),
+            request_timeout_secs: default_request_timeout_secs(),
+        }
+    }
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+
+fn default_request_timeout_secs() -> u64 {
+    30
 }
 
 /// One PKCS#11 module (`[[module]]`).
@@ -115,6 +155,25 @@ impl Config {
                 ),
             });
         }
+        for (i, origin) in self.api.allowed_origins.iter().enumerate() {
+            let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.trim_end_matches('/').contains('*')
+                && !origin.ends_with('/');
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    key: format!("api.allowed_origins[{i}]"),
+                    message: format!(
+                        "`{origin}` is not an origin; write scheme://host[:port] with no path and no wildcard"
+                    ),
+                });
+            }
+        }
+        if self.api.max_body_bytes == 0 || self.api.request_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "api.max_body_bytes / api.request_timeout_secs".into(),
+                message: "must be greater than zero".into(),
+            });
+        }
         for (i, module) in self.modules.iter().enumerate() {
             if module.max_sessions == 0 {
                 return Err(ConfigError::Invalid {
@@ -147,6 +206,7 @@ impl Default for Config {
         Self {
             listen: default_listen(),
             modules: Vec::new(),
+            api: ApiConfig::default(),
         }
     }
 }

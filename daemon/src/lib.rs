@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod device;
+pub mod hardening;
 pub mod identity;
 pub mod seal;
 pub mod services;

@@ -35,27 +35,53 @@ fn newest_source(dir: &Path, skip: &Path) -> SystemTime {
     newest
 }
 
-/// Path of a binary of the `seald` crate (`sealctl`, `seald`), refusing a stale one.
-pub fn bin(name: &str) -> PathBuf {
-    let path = target_dir().join(name);
-    let built = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} is missing: run `cargo test --workspace`",
-                path.display()
-            )
-        });
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../daemon/src");
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Refuses an artifact older than its crate's sources (other binaries' sources aside).
+fn fresh(path: PathBuf, crate_dir: &str, own_source: &str) -> PathBuf {
+    let built = modified(&path).unwrap_or_else(|| {
+        panic!(
+            "{} is missing: run `cargo test --workspace`",
+            path.display()
+        )
+    });
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(crate_dir)
+        .join("src");
     let bins = src.join("bin");
-    let own = std::fs::metadata(bins.join(format!("{name}.rs")))
-        .and_then(|m| m.modified())
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let own = modified(&src.join(own_source)).unwrap_or(SystemTime::UNIX_EPOCH);
     let sources = newest_source(&src, &bins).max(own);
     assert!(
         built >= sources,
-        "{} is older than daemon/src: run `cargo test --workspace` (or `cargo build --bins`) so the binary is rebuilt",
+        "{} is older than {crate_dir}/src: run `cargo test --workspace` (or `cargo build --workspace`) so it is rebuilt",
         path.display()
     );
     path
+}
+
+/// Path of a binary of the `seald` crate (`sealctl`, `seald`), refusing a stale one.
+pub fn bin(name: &str) -> PathBuf {
+    fresh(target_dir().join(name), "daemon", &format!("bin/{name}.rs"))
+}
+
+/// Path of the `hsm-sim` provisioning CLI.
+pub fn hsm_sim_cli() -> PathBuf {
+    fresh(target_dir().join("hsm-sim"), "hsm-sim", "main.rs")
+}
+
+/// Path of hsm-sim's PKCS#11 module: the newest of the copies cargo leaves in the target dir.
+pub fn hsm_sim_module() -> PathBuf {
+    let candidates = [
+        target_dir().join("libhsm_sim.so"),
+        target_dir().join("deps/libhsm_sim.so"),
+    ];
+    let newest = candidates
+        .into_iter()
+        .filter(|p| p.exists())
+        .max_by_key(|p| modified(p))
+        .expect("libhsm_sim.so is missing: run `cargo test --workspace`");
+    fresh(newest, "hsm-sim", "lib.rs")
 }

@@ -3,5 +3,6 @@
 
 pub mod bins;
 pub mod daemon;
+pub mod hsmsim;
 pub mod logs;
 pub mod softhsm;

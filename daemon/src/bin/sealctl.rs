@@ -29,6 +29,8 @@ enum Command {
     User(seald::cli::user::UserArgs),
     /// Verify, export or prune the usage log.
     Audit(seald::cli::audit::AuditArgs),
+    /// Verify a seal (.esl), a SES_Signature (.dat/.der) or every signature in an OFD file.
+    Verify(seald::cli::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,8 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS),
         Command::User(args) => seald::cli::user::run(args),
         Command::Audit(args) => seald::cli::audit::run(args),
+        // Exit codes: 0 valid, 1 invalid, 2 could not read.
+        Command::Verify(args) => return ExitCode::from(seald::cli::verify::run(&args) as u8),
     };
     match result {
         Ok(code) => code,

@@ -25,6 +25,7 @@ async fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    seald::hardening::forbid_core_dumps();
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -40,10 +41,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let address = listener.local_addr()?;
+    let policy = seald::api::GuardPolicy::new(
+        address,
+        &config.api.allowed_hosts,
+        &config.api.allowed_origins,
+        config.api.max_body_bytes,
+        std::time::Duration::from_secs(config.api.request_timeout_secs),
+    );
     tracing::info!(%address, "seald listening");
     // One line on stdout for scripts and tests that start seald on port 0.
     println!("seald listening on http://{address}");
-    axum::serve(listener, seald::api::router())
+    axum::serve(listener, seald::api::router(std::sync::Arc::new(policy)))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -3,3 +3,4 @@
 pub mod audit;
 pub mod devices;
 pub mod user;
+pub mod verify;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::MechanismType;
 use cryptoki::slot::Slot;
 
 use super::error::{DeviceError, DeviceResult};
@@ -92,22 +93,23 @@ impl Module {
             module: self.name.clone(),
         };
         let setting = self.profile_setting.as_ref().ok_or_else(no_profile)?;
-        let mechanisms = self.mechanisms(slot)?;
+        let supports = |code: u64| self.supports(slot, code);
         let profile = setting
-            .resolve(Some(&mechanisms))
+            .resolve(Some(&supports))
             .map_err(DeviceError::Other)?
             .ok_or_else(no_profile)?;
         *cached = Some(profile.clone());
         Ok(profile)
     }
 
-    /// The mechanism codes a slot's token offers.
-    pub fn mechanisms(&self, slot: Slot) -> DeviceResult<Vec<u64>> {
-        let list = self
-            .context()
-            .get_mechanism_list(slot)
-            .map_err(|e| DeviceError::from_cryptoki(e, ""))?;
-        Ok(list.into_iter().map(u64::from).collect())
+    /// True when the slot's token offers mechanism `code`. Asked one code at a time with
+    /// C_GetMechanismInfo: cryptoki's C_GetMechanismList wrapper drops vendor-defined codes.
+    pub fn supports(&self, slot: Slot, code: u64) -> bool {
+        let kind = match code {
+            c if c >= 0x8000_0000 => MechanismType::new_vendor_defined(c),
+            c => MechanismType::try_from(c),
+        };
+        kind.is_ok_and(|kind| self.context().get_mechanism_info(slot, kind).is_ok())
     }
 
     /// Every present token with its slot (slots are looked up afresh each time).

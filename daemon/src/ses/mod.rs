@@ -1,1 +1,25 @@
 //! GB/T 38540 v4 SES_Seal / SES_Signature: build, parse (also GM/T 0031 v1), verify.
+
+pub mod build;
+pub mod der;
+pub mod ofd;
+mod parse;
+mod types;
+pub mod verify;
+
+pub use build::{
+    build_seal, build_signature, encode_seal_info, sign_message, BuildError, SignRequest,
+};
+pub use ofd::{verify_ofd, OfdError, OfdOutcome, OfdSignature};
+pub use parse::{detect, ObjectKind, ParseError};
+pub use types::*;
+pub use verify::{
+    verify_der, verify_seal, verify_signature, Check, CheckStatus, Document, Report, VerifyOptions,
+};
+
+#[cfg(test)]
+mod build_tests;
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+//! Request guards in front of every route: Host allow-list (DNS rebinding), browser Origin
+//! allow-list with CORS and Private Network Access preflights, JSON-only bodies, size and time
+//! limits. An unknown Origin is never echoed.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+
+/// What the guards allow.
+#[derive(Debug, Clone)]
+pub struct GuardPolicy {
+    hosts: HashSet<String>,
+    origins: HashSet<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Longest a request may take before it is answered with `timeout`.
+    pub request_timeout: Duration,
+}
+
+const PREFLIGHT_REQUEST_METHOD: &str = "access-control-request-method";
+const PREFLIGHT_PRIVATE_NETWORK: &str = "access-control-request-private-network";
+
+impl GuardPolicy {
+    /// A policy for a daemon bound to `bound`: the loopback names of that port, plus `extra_hosts`
+    /// (each `name:port`) and `origins` (each `scheme://host[:port]`).
+    pub fn new(
+        bound: SocketAddr,
+        extra_hosts: &[String],
+        origins: &[String],
+        max_body_bytes: usize,
+        request_timeout: Duration,
+    ) -> Self {
+        let port = bound.port();
+        let mut hosts: HashSet<String> = [
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ]
+        .into();
+        hosts.extend(extra_hosts.iter().map(|h| h.to_ascii_lowercase()));
+        Self {
+            hosts,
+            origins: origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
+            max_body_bytes,
+            request_timeout,
+        }
+    }
+
+    fn host_allowed(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| self.hosts.contains(&h.to_ascii_lowercase()))
+    }
+
+    fn origin_allowed(&self, origin: &HeaderValue) -> bool {
+        origin
+            .to_str()
+            .is_ok_and(|o| self.origins.contains(&o.to_ascii_lowercase()))
+    }
+}
+
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || content_length(headers).is_some_and(|len| len > 0)
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The guard middleware; install with `axum::middleware::from_fn_with_state`.
+pub async fn guard(
+    State(policy): State<Arc<GuardPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    if !policy.host_allowed(headers) {
+        return ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "host_not_allowed",
+            "this daemon answers only to its loopback address (the Host header is not on the allow-list)",
+        )
+        .into_response();
+    }
+    let origin = headers.get(header::ORIGIN).cloned();
+    if let Some(origin) = &origin {
+        if !policy.origin_allowed(origin) {
+            return ApiError::forbidden(
+                "origin_not_allowed",
+                "requests from this web page's origin are not allowed; an administrator can add it to `api.allowed_origins`",
+            )
+            .into_response();
+        }
+    }
+    if request.method() == Method::OPTIONS && headers.contains_key(PREFLIGHT_REQUEST_METHOD) {
+        return match origin {
+            Some(origin) => preflight(&origin, headers),
+            None => ApiError::forbidden("origin_not_allowed", "a CORS preflight needs an Origin")
+                .into_response(),
+        };
+    }
+    if has_body(headers) && !is_json(headers) {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        )
+        .into_response();
+    }
+    if content_length(headers).is_some_and(|len| len > policy.max_body_bytes as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is larger than {} bytes",
+                policy.max_body_bytes
+            ),
+        )
+        .into_response();
+    }
+    let mut response = match tokio::time::timeout(policy.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long and was abandoned; try again",
+        )
+        .into_response(),
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(origin) = origin {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+/// Answers a CORS preflight from an allowed origin, including Private Network Access.
+fn preflight(origin: &HeaderValue, request: &HeaderMap) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    if request
+        .get(PREFLIGHT_PRIVATE_NETWORK)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+    {
+        headers.insert(
+            "access-control-allow-private-network",
+            HeaderValue::from_static("true"),
+        );
+    }
+    response
+}

@@ -1,0 +1,111 @@
+//! Test certificates: a tiny X.509 v3 writer signing with any [`PrehashSigner`] (tests only).
+
+use time::OffsetDateTime;
+
+use super::{signature_oid, OID_EC_PUBLIC_KEY, OID_P256_CURVE, OID_SM2_CURVE};
+use crate::crypto::{KeyAlgorithm, PrehashSigner, PublicKey, VerifyingKey};
+use crate::ses::der::{tag, write};
+
+/// What to put in a test certificate.
+#[derive(Debug, Clone)]
+pub struct CertSpec {
+    /// Subject CN.
+    pub cn: String,
+    /// Subject O.
+    pub o: String,
+    /// Serial number.
+    pub serial: u64,
+    /// Validity start.
+    pub not_before: OffsetDateTime,
+    /// Validity end.
+    pub not_after: OffsetDateTime,
+    /// Key usage bits as in the DER first byte (0x80 digitalSignature, 0x40 nonRepudiation,
+    /// 0x04 keyCertSign); `None` leaves the extension out.
+    pub key_usage: Option<u8>,
+    /// basicConstraints cA.
+    pub ca: bool,
+}
+
+fn oid(s: &str) -> Vec<u8> {
+    write::oid(s).unwrap_or_else(|| unreachable!("constant OID {s}"))
+}
+
+/// The DER Name `C=CN, O=o, CN=cn`.
+pub fn name(o: &str, cn: &str) -> Vec<u8> {
+    let rdn = |attr: &str, value: Vec<u8>| {
+        write::constructed(tag::SET, &[&write::seq(&[&oid(attr), &value])])
+    };
+    write::seq(&[
+        &rdn("2.5.4.6", write::printable("CN")),
+        &rdn("2.5.4.10", write::utf8(o)),
+        &rdn("2.5.4.3", write::utf8(cn)),
+    ])
+}
+
+fn spki(key: &PublicKey) -> Vec<u8> {
+    let curve = match key.algorithm {
+        KeyAlgorithm::Sm2 => OID_SM2_CURVE,
+        KeyAlgorithm::P256 => OID_P256_CURVE,
+    };
+    write::seq(&[
+        &write::seq(&[&oid(OID_EC_PUBLIC_KEY), &oid(curve)]),
+        &write::bits(&key.point),
+    ])
+}
+
+/// Issues a certificate for `subject_key`, signed by `issuer` whose name is `issuer_name`
+/// (pass the subject's own name and signer for a self-signed root).
+pub fn issue(
+    spec: &CertSpec,
+    subject_key: &PublicKey,
+    issuer_name: &[u8],
+    issuer: &dyn PrehashSigner,
+) -> Vec<u8> {
+    let alg = write::seq(&[&oid(signature_oid(issuer.public_key().algorithm))]);
+    let mut exts: Vec<Vec<u8>> = Vec::new();
+    if spec.ca {
+        let bc = write::seq(&[&write::boolean(true)]);
+        exts.push(write::seq(&[
+            &oid("2.5.29.19"),
+            &write::boolean(true),
+            &write::octets(&bc),
+        ]));
+    }
+    if let Some(bits) = spec.key_usage {
+        let unused = if bits == 0 {
+            0
+        } else {
+            bits.trailing_zeros() as u8
+        };
+        let ku = write::tlv(tag::BIT_STRING, &[unused, bits]);
+        exts.push(write::seq(&[
+            &oid("2.5.29.15"),
+            &write::boolean(true),
+            &write::octets(&ku),
+        ]));
+    }
+    let ext_refs: Vec<&[u8]> = exts.iter().map(Vec::as_slice).collect();
+    let mut parts: Vec<Vec<u8>> = vec![
+        write::constructed(0xa0, &[&write::int(2)]),
+        write::int(spec.serial),
+        alg.clone(),
+        issuer_name.to_vec(),
+        write::seq(&[
+            &write::generalized_time(spec.not_before),
+            &write::generalized_time(spec.not_after),
+        ]),
+        name(&spec.o, &spec.cn),
+        spki(subject_key),
+    ];
+    if !exts.is_empty() {
+        parts.push(write::constructed(0xa3, &[&write::seq(&ext_refs)]));
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    let tbs = write::seq(&refs);
+    let vk = VerifyingKey::new(issuer.public_key())
+        .unwrap_or_else(|e| unreachable!("test signer key is valid: {e}"));
+    let sig = issuer
+        .sign_prehash(&vk.message_digest(&tbs))
+        .unwrap_or_else(|e| unreachable!("test signer signs: {e}"));
+    write::seq(&[&tbs, &alg, &write::bits(&sig.to_der())])
+}

@@ -1,0 +1,222 @@
+//! `sealctl verify FILE`: checks a seal (.esl), a SES_Signature (.dat/.der) or every signature
+//! in an OFD file, and prints a readable report (or JSON with `--json`).
+//!
+//! Exit status: 0 when every required check passes, 1 when something is invalid,
+//! 2 when the input could not be read.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use crate::cert::TrustStore;
+use crate::ses::{
+    detect, verify_ofd, verify_seal, verify_signature, Document, ObjectKind, OfdOutcome, Seal,
+    SesSignature, VerifyOptions,
+};
+
+/// Every required check passed.
+pub const EXIT_VALID: i32 = 0;
+/// Some required check failed.
+pub const EXIT_INVALID: i32 = 1;
+/// The input (or an option's file) could not be read.
+pub const EXIT_UNREADABLE: i32 = 2;
+
+/// Largest seal or signature file read into memory.
+const MAX_OBJECT: u64 = 64 * 1024 * 1024;
+
+/// Arguments of `sealctl verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The file: a seal (.esl), a SES_Signature (.dat, .der) or an OFD document.
+    pub file: PathBuf,
+    /// The signed document, to check a signature's dataHash (hashed as a stream).
+    #[arg(long, conflicts_with = "digest")]
+    pub data: Option<PathBuf>,
+    /// The signed document's digest in hex (SM3 for SM2 signatures), to check dataHash.
+    #[arg(long)]
+    pub digest: Option<String>,
+    /// Trust roots (PEM or DER certificates) for the chain checks; may be repeated.
+    #[arg(long = "trust")]
+    pub trust: Vec<PathBuf>,
+    /// For a bare seal: the time (RFC 3339) at which to judge its validity.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Print JSON instead of the readable report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Unreadable(String);
+
+/// Runs the command, printing to stdout (and errors to stderr); returns the exit status.
+pub fn run(args: &VerifyArgs) -> i32 {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match verify_file(args, &mut out) {
+        Ok(code) => code,
+        Err(Unreadable(msg)) => {
+            if args.json {
+                let v = serde_json::json!({ "file": args.file, "error": msg });
+                let _ = writeln!(out, "{v:#}");
+            }
+            eprintln!("sealctl verify: {msg}");
+            EXIT_UNREADABLE
+        }
+    }
+}
+
+fn load_trust(paths: &[PathBuf]) -> Result<Option<TrustStore>, Unreadable> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let mut store = TrustStore::default();
+    for p in paths {
+        let bytes = std::fs::read(p)
+            .map_err(|e| Unreadable(format!("cannot read trust root {}: {e}", p.display())))?;
+        let roots = TrustStore::from_pem_or_der(&bytes)
+            .map_err(|e| Unreadable(format!("trust root {}: {e}", p.display())))?;
+        for r in roots.roots() {
+            store.add(r.clone());
+        }
+    }
+    Ok(Some(store))
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, Unreadable> {
+    let file =
+        File::open(path).map_err(|e| Unreadable(format!("cannot open {}: {e}", path.display())))?;
+    let mut buf = Vec::new();
+    file.take(MAX_OBJECT + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Unreadable(format!("cannot read {}: {e}", path.display())))?;
+    if buf.len() as u64 > MAX_OBJECT {
+        return Err(Unreadable(format!(
+            "{} is larger than {MAX_OBJECT} bytes",
+            path.display()
+        )));
+    }
+    Ok(buf)
+}
+
+fn emit(out: &mut dyn Write, json: bool, value: serde_json::Value, text: &str) {
+    let _ = if json {
+        writeln!(out, "{value:#}")
+    } else {
+        write!(out, "{text}")
+    };
+}
+
+fn verify_file(args: &VerifyArgs, out: &mut dyn Write) -> Result<i32, Unreadable> {
+    let trust = load_trust(&args.trust)?;
+    let at = match &args.at {
+        None => None,
+        Some(s) => Some(
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| Unreadable(format!("--at {s:?} is not an RFC 3339 time: {e}")))?,
+        ),
+    };
+    let digest = match &args.digest {
+        None => None,
+        Some(h) => Some(
+            hex::decode(h.trim()).map_err(|e| Unreadable(format!("--digest is not hex: {e}")))?,
+        ),
+    };
+    let document = match (&digest, &args.data) {
+        (Some(d), _) => Document::Digest(d),
+        (None, Some(p)) => {
+            File::open(p)
+                .map_err(|e| Unreadable(format!("cannot open --data {}: {e}", p.display())))?;
+            Document::File(p)
+        }
+        (None, None) => Document::None,
+    };
+    let options = VerifyOptions {
+        document,
+        trust: trust.as_ref(),
+        at,
+    };
+    let mut magic = [0u8; 4];
+    let is_zip = File::open(&args.file)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map(|()| &magic == b"PK\x03\x04")
+        .unwrap_or(false);
+    if is_zip {
+        return verify_ofd_file(args, &options, out);
+    }
+    let bytes = read_bounded(&args.file)?;
+    let report = match detect(&bytes) {
+        ObjectKind::Seal => {
+            let seal = Seal::parse(&bytes).map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
+            verify_seal(&seal, &options)
+        }
+        ObjectKind::Cms(oid) => {
+            return Err(Unreadable(format!(
+                "{} is a CMS ContentInfo ({oid}), e.g. a GB/T 35275 signature, not a GB/T 38540 seal or signature",
+                args.file.display()
+            )))
+        }
+        ObjectKind::Signature | ObjectKind::Unknown => {
+            let sig =
+                SesSignature::parse(&bytes).map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
+            verify_signature(&sig, &options)
+        }
+    };
+    let value = serde_json::json!({ "file": args.file, "valid": report.valid, "report": report });
+    let text = format!("{}: {}", args.file.display(), report.to_text());
+    emit(out, args.json, value, &text);
+    Ok(if report.valid {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    })
+}
+
+fn verify_ofd_file(
+    args: &VerifyArgs,
+    options: &VerifyOptions<'_>,
+    out: &mut dyn Write,
+) -> Result<i32, Unreadable> {
+    let file = File::open(&args.file)
+        .map_err(|e| Unreadable(format!("cannot open {}: {e}", args.file.display())))?;
+    let entries = verify_ofd(std::io::BufReader::new(file), options.trust)
+        .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
+    let valid = entries.iter().all(|e| e.is_valid());
+    let verified = entries
+        .iter()
+        .filter(|e| matches!(e.outcome, OfdOutcome::Verified { .. }))
+        .count();
+    let mut text = format!(
+        "{}: OFD with {} signature(s), {} verified by seald: {}\n",
+        args.file.display(),
+        entries.len(),
+        verified,
+        if valid && verified > 0 {
+            "VALID"
+        } else {
+            "INVALID"
+        }
+    );
+    if !matches!(options.document, Document::None) {
+        text.push_str("  note: --data/--digest are ignored for OFD files; each signature covers its Signature.xml\n");
+    }
+    for e in &entries {
+        text.push_str(&format!(
+            "\n{} (SignedValue {}):\n",
+            e.signature_xml, e.signed_value
+        ));
+        match &e.outcome {
+            OfdOutcome::Verified { report } => text.push_str(&report.to_text()),
+            OfdOutcome::NotSes { found } => text.push_str(&format!("  not checked: {found}\n")),
+            OfdOutcome::Unreadable { reason } => {
+                text.push_str(&format!("  INVALID: unreadable: {reason}\n"))
+            }
+        }
+    }
+    // An OFD with no SES_Signature at all proves nothing: invalid.
+    let valid = valid && verified > 0;
+    let value = serde_json::json!({ "file": args.file, "valid": valid, "signatures": entries });
+    emit(out, args.json, value, &text);
+    Ok(if valid { EXIT_VALID } else { EXIT_INVALID })
+}

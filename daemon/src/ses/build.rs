@@ -1,0 +1,213 @@
+//! DER builders for v4 SESeal and SES_Signature. Keys stay wherever the [`PrehashSigner`] keeps
+//! them (usually a token); the digest is computed here in software, and every signature a
+//! device returns is verified before it is used.
+
+use time::OffsetDateTime;
+
+use super::der::{tag, write};
+use super::parse::ParseError;
+use super::types::{CertList, ExtData, FormatVersion, Seal, SealInfo, SesSignature};
+use crate::cert::{signature_oid, CertError, Certificate};
+use crate::crypto::{PrehashSigner, RawSignature, SignerError, VerifyError, VerifyingKey};
+
+/// Why a seal or signature could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The device (or software key) refused or failed to sign.
+    #[error("the signing key failed to sign: {0}")]
+    Signer(SignerError),
+    /// The device returned a signature that does not verify: nothing was produced.
+    #[error(
+        "the signing device returned a signature that does not verify ({0}); nothing was produced"
+    )]
+    BadDeviceSignature(VerifyError),
+    /// The signer's public key cannot be used.
+    #[error("the signer's public key is unusable: {0}")]
+    BadKey(VerifyError),
+    /// The certificate given is unreadable.
+    #[error("the certificate is unusable: {0}")]
+    Cert(#[from] CertError),
+    /// The certificate does not hold the signer's key.
+    #[error("the certificate does not belong to the signing key")]
+    KeyMismatch,
+    /// A field cannot be encoded (bad OID, wrong string type, …).
+    #[error("cannot encode {0}")]
+    Field(String),
+    /// Only v4 (GB/T 38540) objects are written.
+    #[error("seald writes GB/T 38540 v4 only; {0}")]
+    Unsupported(&'static str),
+    /// The encoded result did not read back (a bug).
+    #[error("the encoded result does not read back: {0}")]
+    ReadBack(#[from] ParseError),
+}
+
+fn oid(dotted: &str) -> Result<Vec<u8>, BuildError> {
+    write::oid(dotted).ok_or_else(|| BuildError::Field(format!("OID {dotted:?}")))
+}
+
+fn ia5(field: &str, s: &str) -> Result<Vec<u8>, BuildError> {
+    if s.is_ascii() {
+        Ok(write::ia5(s))
+    } else {
+        Err(BuildError::Field(format!(
+            "{field}: IA5String must be ASCII"
+        )))
+    }
+}
+
+fn int(field: &str, v: i64) -> Result<Vec<u8>, BuildError> {
+    u64::try_from(v)
+        .map(write::int)
+        .map_err(|_| BuildError::Field(format!("{field}: negative integer")))
+}
+
+fn ext_datas(list: &[ExtData]) -> Result<Vec<u8>, BuildError> {
+    let mut items = Vec::with_capacity(list.len());
+    for e in list {
+        let mut parts = vec![oid(&e.id)?];
+        if e.critical {
+            parts.push(write::boolean(true)); // DEFAULT FALSE is omitted in DER
+        }
+        parts.push(write::octets(&e.value));
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        items.push(write::seq(&refs));
+    }
+    let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    Ok(write::seq(&refs))
+}
+
+/// DER of a v4 SES_SealInfo: exactly the bytes the seal maker signs.
+pub fn encode_seal_info(info: &SealInfo) -> Result<Vec<u8>, BuildError> {
+    let h = &info.header;
+    let header = write::seq(&[
+        &ia5("header.ID", &h.id)?,
+        &int("header.version", h.version)?,
+        &ia5("header.Vid", &h.vid)?,
+    ]);
+    let p = &info.property;
+    let (list_type, list) = match &p.cert_list {
+        CertList::Certs(certs) => {
+            let items: Vec<Vec<u8>> = certs.iter().map(|c| write::octets(c)).collect();
+            let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+            (1, write::seq(&refs))
+        }
+        CertList::Digests(digests) => {
+            let items: Vec<Vec<u8>> = digests
+                .iter()
+                .map(|d| write::seq(&[&write::printable(&d.algorithm), &write::octets(&d.value)]))
+                .collect();
+            let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+            (2, write::seq(&refs))
+        }
+    };
+    let list_type = p.cert_list_type.unwrap_or(list_type);
+    let property = write::seq(&[
+        &int("property.type", p.seal_type)?,
+        &write::utf8(&p.name),
+        &int("property.certListType", list_type)?,
+        &list,
+        &write::generalized_time(p.create_date),
+        &write::generalized_time(p.valid_start),
+        &write::generalized_time(p.valid_end),
+    ]);
+    let pic = &info.picture;
+    let picture = write::seq(&[
+        &ia5("picture.type", &pic.kind)?,
+        &write::octets(&pic.data),
+        &int("picture.width", pic.width)?,
+        &int("picture.height", pic.height)?,
+    ]);
+    let mut parts = vec![header, ia5("esID", &info.es_id)?, property, picture];
+    if let Some(list) = &info.ext_datas {
+        parts.push(ext_datas(list)?);
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Ok(write::seq(&refs))
+}
+
+/// Signs `message` with `signer` (digest computed here) and verifies the result.
+pub fn sign_message(
+    signer: &dyn PrehashSigner,
+    message: &[u8],
+) -> Result<RawSignature, BuildError> {
+    let vk = VerifyingKey::cached(signer.public_key()).map_err(BuildError::BadKey)?;
+    let digest = vk.message_digest(message);
+    let sig = signer.sign_prehash(&digest).map_err(BuildError::Signer)?;
+    vk.verify_digest(&digest, &sig)
+        .map_err(BuildError::BadDeviceSignature)?;
+    Ok(sig)
+}
+
+fn check_cert_key(cert_der: &[u8], signer: &dyn PrehashSigner) -> Result<(), BuildError> {
+    let cert = Certificate::from_der(cert_der)?;
+    if cert.public_key()? != signer.public_key() {
+        return Err(BuildError::KeyMismatch);
+    }
+    Ok(())
+}
+
+/// Builds a v4 SESeal: the maker signs DER(SES_SealInfo) with the key of `maker_cert`.
+pub fn build_seal(
+    info: &SealInfo,
+    maker_cert: &[u8],
+    maker: &dyn PrehashSigner,
+) -> Result<Seal, BuildError> {
+    check_cert_key(maker_cert, maker)?;
+    let info_der = encode_seal_info(info)?;
+    let sig = sign_message(maker, &info_der)?;
+    let der = write::seq(&[
+        &info_der,
+        &write::octets(maker_cert),
+        &oid(signature_oid(maker.public_key().algorithm))?,
+        &write::bits(&sig.to_der()),
+    ]);
+    Ok(Seal::parse(&der)?)
+}
+
+/// What a document signature says besides the seal.
+#[derive(Debug, Clone, Copy)]
+pub struct SignRequest<'a> {
+    /// The seal, as parsed (its original bytes are embedded).
+    pub seal: &'a Seal,
+    /// timeInfo: when the document is signed.
+    pub time_info: OffsetDateTime,
+    /// dataHash: SM3 (SM2 keys) or SHA-256 (P-256 keys) of the protected data.
+    pub data_hash: &'a [u8],
+    /// propertyInfo: e.g. the path of the protected file in an OFD.
+    pub property_info: &'a str,
+    /// extDatas of TBS_Sign.
+    pub ext_datas: Option<&'a [ExtData]>,
+    /// The signer's certificate (DER).
+    pub signer_cert: &'a [u8],
+}
+
+/// Builds a v4 SES_Signature: the signer signs DER(TBS_Sign) with the key of `signer_cert`.
+pub fn build_signature(
+    req: &SignRequest<'_>,
+    signer: &dyn PrehashSigner,
+) -> Result<SesSignature, BuildError> {
+    if req.seal.version != FormatVersion::V4 {
+        return Err(BuildError::Unsupported("GM/T 0031 v1 seals are read-only"));
+    }
+    check_cert_key(req.signer_cert, signer)?;
+    let mut parts = vec![
+        write::int(4),
+        req.seal.der.clone(),
+        write::generalized_time(req.time_info),
+        write::bits(req.data_hash),
+        ia5("propertyInfo", req.property_info)?,
+    ];
+    if let Some(list) = req.ext_datas {
+        parts.push(write::constructed(tag::CONTEXT_0, &[&ext_datas(list)?]));
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    let tbs = write::seq(&refs);
+    let sig = sign_message(signer, &tbs)?;
+    let der = write::seq(&[
+        &tbs,
+        &write::octets(req.signer_cert),
+        &oid(signature_oid(signer.public_key().algorithm))?,
+        &write::bits(&sig.to_der()),
+    ]);
+    Ok(SesSignature::parse(&der)?)
+}
