@@ -5,7 +5,7 @@ use time::macros::datetime;
 use super::*;
 use crate::identity::{Identities, TokenKey};
 use crate::seal::tests::{admin, enrol_legal, fixture, Fixture};
-use crate::seal::{Registry, SealState};
+use crate::seal::SealState;
 
 struct World {
     f: Fixture,
@@ -482,8 +482,7 @@ fn late_decisions_expire_the_request() {
 fn unusable_seal_refuses_at_once() {
     let w = world();
     let r = approved(&w, &[1]);
-    let registry = Registry::new(w.f.store.clone(), w.f.clock.clone());
-    registry
+    w.f.registry
         .change_state(&admin(), w.seal, SealState::Suspended, "inspection")
         .unwrap();
     assert!(matches!(
@@ -584,19 +583,16 @@ fn policies_are_checked() {
         Err(ApprovalError::Forbidden(_))
     ));
     // No policy, no stamping.
-    let other =
-        w.f.registry
-            .enrol(
-                &admin(),
-                crate::seal::tests::new_seal(
-                    &w.f,
-                    crate::seal::SealKind::Contract,
-                    crate::seal::tests::ORG,
-                    "ES-9",
-                ),
-                None,
-            )
-            .unwrap();
+    let other = crate::seal::tests::enrol(
+        &w.f,
+        crate::seal::tests::new_seal(
+            &w.f,
+            crate::seal::SealKind::Contract,
+            crate::seal::tests::ORG,
+            "ES-9",
+        ),
+    )
+    .unwrap();
     let err = w
         .approvals
         .create_request(

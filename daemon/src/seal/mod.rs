@@ -12,6 +12,7 @@ use serde_json::json;
 use sm3::{Digest, Sm3};
 
 use crate::audit::{chain, unix_ms, NewRecord};
+use crate::cert::{CertError, Certificate, TrustStore};
 use crate::clock::{Clock, Timestamp};
 use crate::identity::{Caller, Forbidden, Role};
 use crate::store::model::AuditKind;
@@ -33,6 +34,9 @@ pub enum SealError {
     /// The caller lacks the role.
     #[error(transparent)]
     Forbidden(#[from] Forbidden),
+    /// The certificate is unreadable, untrusted, expired or not for signing.
+    #[error("the seal's certificate is refused: {0}")]
+    Certificate(#[from] CertError),
     /// The image was refused.
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -168,8 +172,8 @@ pub struct NewSeal {
     pub key_id: String,
     /// The signing certificate, DER.
     pub certificate: Vec<u8>,
-    /// Facts read from the certificate (by `cert`).
-    pub cert: CertFacts,
+    /// Intermediate CA certificates (DER) between it and a configured root, if any.
+    pub intermediates: Vec<Vec<u8>>,
     /// Requested start of validity (default: now, or the certificate's start if later).
     pub valid_from: Option<Timestamp>,
     /// Requested end of validity (default: the certificate's end; later is refused).
@@ -194,6 +198,19 @@ pub struct ExpiryWarning {
 pub struct Registry {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
+    trust: Arc<TrustStore>,
+}
+
+/// The registry's facts of a parsed certificate.
+pub fn cert_facts(cert: &Certificate) -> CertFacts {
+    let f = cert.facts();
+    CertFacts {
+        organisation: f.subject_o.clone(),
+        common_name: f.subject_cn.clone().unwrap_or_default(),
+        serial_hex: f.serial_hex.clone(),
+        not_before: f.not_before.unix_timestamp(),
+        not_after: f.not_after.unix_timestamp(),
+    }
 }
 
 /// Refuses a seal that cannot stamp at `now`: not active, or outside its validity.
@@ -279,34 +296,49 @@ fn apply_transition(
 }
 
 impl Registry {
-    /// The registry kept in `store`.
-    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+    /// The registry kept in `store`; seal certificates must chain to a root in `trust`.
+    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>, trust: Arc<TrustStore>) -> Self {
+        Self {
+            store,
+            clock,
+            trust,
+        }
     }
 
-    /// Enrols a seal after checking every rule; with a `maker`, its SES_Seal is built and
-    /// signed by the seal-maker key first (see [`SealMaker`]).
+    /// Enrols a seal after checking every rule, and makes its SES_Seal signed by the
+    /// seal-maker key (see [`SealMaker`]). The certificate must chain to a configured root, be
+    /// valid now and allow digital signatures.
     pub fn enrol(
         &self,
         by: &Caller,
         new: NewSeal,
-        maker: Option<&SealMaker<'_>>,
+        maker: &SealMaker<'_>,
     ) -> Result<Seal, SealError> {
         by.require(Role::Admin)?;
         let now = self.clock.now();
+        let leaf = Certificate::from_der(&new.certificate)?;
+        let intermediates = new
+            .intermediates
+            .iter()
+            .map(|der| Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cert = cert_facts(&leaf);
+        if cert.not_after <= now.unix_timestamp() {
+            return Err(SealError::CertificateExpired {
+                not_after: cert.not_after,
+            });
+        }
+        self.trust
+            .verify_signing_chain(&leaf, &intermediates, now)?;
         let es_ok =
             (1..=64).contains(&new.es_id.len()) && new.es_id.bytes().all(|b| b.is_ascii_graphic());
         if !es_ok {
             return Err(SealError::BadEsId(new.es_id));
         }
         let image = image::check(new.image, new.width_mm, new.height_mm)?;
-        rules::check_name(new.kind, &new.organisation, &new.name, &new.cert)?;
-        let (valid_from, valid_to) = rules::validity(
-            new.valid_from,
-            new.valid_to,
-            &new.cert,
-            now.unix_timestamp(),
-        )?;
+        rules::check_name(new.kind, &new.organisation, &new.name, &cert)?;
+        let (valid_from, valid_to) =
+            rules::validity(new.valid_from, new.valid_to, &cert, now.unix_timestamp())?;
         let mut seal = Seal {
             id: 0,
             kind: new.kind,
@@ -317,7 +349,7 @@ impl Registry {
             device_serial: new.device_serial,
             key_id: new.key_id,
             certificate: new.certificate,
-            cert: new.cert,
+            cert,
             valid_from,
             valid_to,
             state: SealState::Active,
@@ -328,9 +360,7 @@ impl Registry {
         // Fail early, before asking a device to sign; checked again in the transaction.
         self.store
             .read(|tx| require_no_other_legal_seal(tx, seal.kind, &seal.organisation, None))?;
-        if let Some(maker) = maker {
-            seal.ses_seal = Some(ses_seal::make(&seal, maker, now)?);
-        }
+        seal.ses_seal = Some(ses_seal::make(&seal, maker, now)?);
         let actor = by.name();
         let now_ms = unix_ms(now);
         self.store.write(move |tx| {

@@ -3,28 +3,137 @@ use std::sync::Arc;
 use time::macros::datetime;
 
 use super::*;
+use crate::cert::testing::{issue, name, CertSpec};
+use crate::cert::Certificate;
 use crate::clock::ManualClock;
+use crate::crypto::soft::SoftSigner;
+use crate::crypto::{KeyAlgorithm, PrehashSigner};
 
 pub(crate) const DAY: i64 = 86_400;
 pub(crate) const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+/// A test PKI: a root CA (the configured trust root), the seal maker and the seal's key.
+pub(crate) struct Pki {
+    root: SoftSigner,
+    root_name: Vec<u8>,
+    pub root_cert: Vec<u8>,
+    pub maker: SoftSigner,
+    pub maker_cert: Vec<u8>,
+    seal_key: SoftSigner,
+}
+
+impl Pki {
+    pub(crate) fn new(seed: u8, now: Timestamp) -> Self {
+        let root = SoftSigner::from_seed(KeyAlgorithm::Sm2, seed);
+        let maker = SoftSigner::from_seed(KeyAlgorithm::Sm2, seed.wrapping_add(1));
+        let seal_key = SoftSigner::from_seed(KeyAlgorithm::Sm2, seed.wrapping_add(2));
+        let root_name = name("测试根CA", "Test Root");
+        let spec = |cn: &str, ca: bool, ku: u8| CertSpec {
+            cn: cn.into(),
+            o: "测试根CA".into(),
+            serial: 1,
+            not_before: ts(now - 3650 * DAY),
+            not_after: ts(now + 3650 * DAY),
+            key_usage: Some(ku),
+            ca,
+        };
+        let root_cert = issue(
+            &spec("Test Root", true, 0x06),
+            root.public_key(),
+            &root_name,
+            &root,
+        );
+        let maker_cert = issue(
+            &spec("Seal maker", false, 0x80),
+            maker.public_key(),
+            &root_name,
+            &root,
+        );
+        Self {
+            root,
+            root_name,
+            root_cert,
+            maker,
+            maker_cert,
+            seal_key,
+        }
+    }
+
+    /// A seal certificate (digitalSignature + nonRepudiation) issued by the root.
+    pub(crate) fn seal_cert(
+        &self,
+        o: &str,
+        cn: &str,
+        not_before: Timestamp,
+        not_after: Timestamp,
+    ) -> Vec<u8> {
+        self.seal_cert_with_usage(o, cn, not_before, not_after, 0xc0)
+    }
+
+    pub(crate) fn seal_cert_with_usage(
+        &self,
+        o: &str,
+        cn: &str,
+        not_before: Timestamp,
+        not_after: Timestamp,
+        key_usage: u8,
+    ) -> Vec<u8> {
+        let spec = CertSpec {
+            cn: cn.into(),
+            o: o.into(),
+            serial: 0x0a1b2c,
+            not_before: ts(not_before),
+            not_after: ts(not_after),
+            key_usage: Some(key_usage),
+            ca: false,
+        };
+        issue(
+            &spec,
+            self.seal_key.public_key(),
+            &self.root_name,
+            &self.root,
+        )
+    }
+
+    pub(crate) fn trust(&self) -> Arc<TrustStore> {
+        Arc::new(TrustStore::new(vec![Certificate::from_der(
+            &self.root_cert,
+        )
+        .unwrap()]))
+    }
+
+    pub(crate) fn maker(&self) -> SealMaker<'_> {
+        SealMaker {
+            signer: &self.maker,
+            certificate: &self.maker_cert,
+        }
+    }
+}
+
+fn ts(t: Timestamp) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(t).unwrap()
+}
 
 pub(crate) struct Fixture {
     pub dir: tempfile::TempDir,
     pub store: Arc<Store>,
     pub clock: Arc<ManualClock>,
     pub registry: Registry,
+    pub pki: Pki,
 }
 
 pub(crate) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path().join("seald.db")).unwrap());
     let clock = Arc::new(ManualClock::new(datetime!(2026-01-05 09:00 UTC)));
-    let registry = Registry::new(store.clone(), clock.clone());
+    let pki = Pki::new(40, clock.timestamp());
+    let registry = Registry::new(store.clone(), clock.clone(), pki.trust());
     Fixture {
         dir,
         store,
         clock,
         registry,
+        pki,
     }
 }
 
@@ -36,19 +145,9 @@ pub(crate) fn now(f: &Fixture) -> Timestamp {
     f.clock.timestamp()
 }
 
-/// A certificate for 示例科技（北京）有限公司 valid from a year ago to a year ahead.
-pub(crate) fn cert(f: &Fixture, org: &str, cn: &str) -> CertFacts {
-    CertFacts {
-        organisation: Some(org.to_owned()),
-        common_name: cn.to_owned(),
-        serial_hex: "0a1b2c".into(),
-        not_before: now(f) - 365 * DAY,
-        not_after: now(f) + 365 * DAY,
-    }
-}
-
 pub(crate) const ORG: &str = "示例科技（北京）有限公司";
 
+/// A seal of `ORG` with a certificate valid from a year ago to a year ahead.
 pub(crate) fn new_seal(f: &Fixture, kind: SealKind, name: &str, es_id: &str) -> NewSeal {
     NewSeal {
         kind,
@@ -60,17 +159,24 @@ pub(crate) fn new_seal(f: &Fixture, kind: SealKind, name: &str, es_id: &str) -> 
         es_id: es_id.into(),
         device_serial: "UKEY-0001".into(),
         key_id: "01".into(),
-        certificate: vec![0x30, 0x00],
-        cert: cert(f, ORG, "示例科技电子印章"),
+        certificate: f.pki.seal_cert(
+            ORG,
+            "示例科技电子印章",
+            now(f) - 365 * DAY,
+            now(f) + 365 * DAY,
+        ),
+        intermediates: Vec::new(),
         valid_from: None,
         valid_to: None,
     }
 }
 
+pub(crate) fn enrol(f: &Fixture, new: NewSeal) -> Result<Seal, SealError> {
+    f.registry.enrol(&admin(), new, &f.pki.maker())
+}
+
 pub(crate) fn enrol_legal(f: &Fixture, es_id: &str) -> Seal {
-    f.registry
-        .enrol(&admin(), new_seal(f, SealKind::LegalName, ORG, es_id), None)
-        .unwrap()
+    enrol(f, new_seal(f, SealKind::LegalName, ORG, es_id)).unwrap()
 }
 
 #[test]
@@ -96,7 +202,7 @@ fn second_active_legal_name_seal_is_refused() {
         .enrol(
             &admin(),
             new_seal(&f, SealKind::LegalName, ORG, "ES-2"),
-            None,
+            &f.pki.maker(),
         )
         .unwrap_err();
     assert!(
@@ -115,7 +221,7 @@ fn second_active_legal_name_seal_is_refused() {
             .enrol(
                 &admin(),
                 new_seal(&f, SealKind::Contract, name, &format!("ES-C{i}")),
-                None,
+                &f.pki.maker(),
             )
             .unwrap();
     }
@@ -144,65 +250,65 @@ fn name_must_match_the_certificate() {
     let f = fixture();
     let mut s = new_seal(&f, SealKind::LegalName, "示例科技有限公司", "ES-1");
     assert!(matches!(
-        f.registry.enrol(&admin(), s.clone(), None),
+        enrol(&f, s.clone()),
         Err(SealError::NameMismatch { field: "O", .. })
     ));
     s.name = ORG.into();
     s.organisation = "别的公司".into();
     assert!(matches!(
-        f.registry.enrol(&admin(), s.clone(), None),
+        enrol(&f, s.clone()),
         Err(SealError::OrganisationMismatch { .. })
     ));
     // A special-purpose seal must carry the organisation's name.
     let c = new_seal(&f, SealKind::Contract, "合同专用章", "ES-2");
-    assert!(matches!(
-        f.registry.enrol(&admin(), c, None),
-        Err(SealError::NameMismatch { .. })
-    ));
+    assert!(matches!(enrol(&f, c), Err(SealError::NameMismatch { .. })));
     // Full-width and half-width parentheses are the same name.
     let half = new_seal(&f, SealKind::LegalName, "示例科技(北京)有限公司", "ES-3");
-    f.registry.enrol(&admin(), half, None).unwrap();
+    enrol(&f, half).unwrap();
 }
 
 #[test]
 fn personal_seal_name_must_be_the_certificate_cn() {
     let f = fixture();
     let mut p = new_seal(&f, SealKind::PersonalName, "李四", "ES-P");
-    p.cert = cert(&f, ORG, "张三");
+    p.certificate = f
+        .pki
+        .seal_cert(ORG, "张三", now(&f) - DAY, now(&f) + 365 * DAY);
     assert!(matches!(
-        f.registry.enrol(&admin(), p.clone(), None),
+        enrol(&f, p.clone()),
         Err(SealError::NameMismatch { field: "CN", .. })
     ));
     p.name = "张三".into();
-    f.registry.enrol(&admin(), p, None).unwrap();
+    enrol(&f, p).unwrap();
 }
 
 #[test]
 fn validity_never_passes_the_certificate() {
     let f = fixture();
     let mut s = new_seal(&f, SealKind::LegalName, ORG, "ES-1");
-    let not_after = s.cert.not_after;
+    let (not_before, not_after) = (now(&f) - 10 * DAY, now(&f) + 100 * DAY);
+    s.certificate = f.pki.seal_cert(ORG, "公章", not_before, not_after);
     s.valid_to = Some(not_after + 1);
-    let err = f.registry.enrol(&admin(), s.clone(), None).unwrap_err();
+    let err = enrol(&f, s.clone()).unwrap_err();
     assert!(
         matches!(err, SealError::ValidityPastCertificate { requested, .. } if requested == not_after + 1),
         "{err}"
     );
     s.valid_to = None;
-    s.valid_from = Some(s.cert.not_before - 1);
+    s.valid_from = Some(not_before - 1);
     assert!(matches!(
-        f.registry.enrol(&admin(), s.clone(), None),
+        enrol(&f, s.clone()),
         Err(SealError::ValidityBeforeCertificate { .. })
     ));
     s.valid_from = None;
-    let seal = f.registry.enrol(&admin(), s, None).unwrap();
+    let seal = enrol(&f, s).unwrap();
     assert_eq!(seal.valid_to, not_after, "default end is the certificate's");
     assert_eq!(seal.valid_from, now(&f));
 
     let mut old = new_seal(&f, SealKind::Contract, ORG, "ES-2");
-    old.cert.not_after = now(&f) - 1;
+    old.certificate = f.pki.seal_cert(ORG, "x", now(&f) - 100 * DAY, now(&f) - 1);
     assert!(matches!(
-        f.registry.enrol(&admin(), old, None),
+        enrol(&f, old),
         Err(SealError::CertificateExpired { .. })
     ));
 }
@@ -213,7 +319,7 @@ fn image_must_be_png_gif_or_jpeg() {
     let mut s = new_seal(&f, SealKind::LegalName, ORG, "ES-1");
     s.image = b"<svg xmlns=...".to_vec();
     assert!(matches!(
-        f.registry.enrol(&admin(), s, None),
+        enrol(&f, s),
         Err(SealError::Image(ImageError::UnknownFormat(_)))
     ));
 }
@@ -223,17 +329,11 @@ fn es_id_is_unique_and_ascii() {
     let f = fixture();
     for bad in ["", "印章1", "ES 1"] {
         let s = new_seal(&f, SealKind::LegalName, ORG, bad);
-        assert!(matches!(
-            f.registry.enrol(&admin(), s, None),
-            Err(SealError::BadEsId(_))
-        ));
+        assert!(matches!(enrol(&f, s), Err(SealError::BadEsId(_))));
     }
     enrol_legal(&f, "ES-1");
     let c = new_seal(&f, SealKind::Contract, ORG, "ES-1");
-    assert!(matches!(
-        f.registry.enrol(&admin(), c, None),
-        Err(SealError::EsIdTaken(_))
-    ));
+    assert!(matches!(enrol(&f, c), Err(SealError::EsIdTaken(_))));
 }
 
 /// Puts a fresh seal into `state` by allowed steps.
@@ -243,7 +343,7 @@ fn seal_in(f: &Fixture, state: SealState, n: usize) -> SealId {
         .enrol(
             &admin(),
             new_seal(f, SealKind::Contract, ORG, &format!("ES-{state}-{n}")),
-            None,
+            &f.pki.maker(),
         )
         .unwrap();
     if state != SealState::Active {
@@ -361,29 +461,113 @@ fn expiry_warning_from_thirty_days_and_sweep() {
 }
 
 #[test]
-fn enrolment_with_a_maker_never_fakes_an_ses_seal() {
+fn enrolment_makes_a_verifiable_ses_seal() {
+    let f = fixture();
+    let seal = enrol_legal(&f, "ES-1");
+    let der = seal
+        .ses_seal
+        .as_deref()
+        .expect("SES_Seal made at enrolment");
+    let parsed = crate::ses::Seal::parse(der).unwrap();
+    assert_eq!(parsed.info.es_id, "ES-1");
+    assert_eq!(parsed.info.property.name, ORG);
+    assert_eq!(parsed.info.property.seal_type, 1);
+    assert_eq!(
+        parsed.info.property.valid_end.unix_timestamp(),
+        seal.valid_to
+    );
+    assert_eq!(parsed.info.picture.kind, "PNG");
+    assert_eq!(parsed.info.picture.width, 42);
+    assert_eq!(
+        parsed.info.property.cert_list,
+        crate::ses::CertList::Certs(vec![seal.certificate.clone()])
+    );
+    let trust = f.pki.trust();
+    let report = crate::ses::verify_seal(
+        &parsed,
+        &crate::ses::VerifyOptions {
+            document: crate::ses::Document::None,
+            trust: Some(&trust),
+            at: Some(f.clock.now()),
+        },
+    );
+    assert!(report.valid, "{report:?}");
+    // Kept across reads.
+    assert_eq!(
+        f.registry.get(seal.id).unwrap().ses_seal.as_deref(),
+        Some(der)
+    );
+}
+
+#[test]
+fn personal_seal_gets_the_personal_ses_type() {
+    let f = fixture();
+    let mut p = new_seal(&f, SealKind::PersonalName, "张三", "ES-P");
+    p.certificate = f
+        .pki
+        .seal_cert(ORG, "张三", now(&f) - DAY, now(&f) + 365 * DAY);
+    let seal = enrol(&f, p).unwrap();
+    let parsed = crate::ses::Seal::parse(seal.ses_seal.as_deref().unwrap()).unwrap();
+    assert_eq!(parsed.info.property.seal_type, 2);
+}
+
+#[test]
+fn certificate_must_chain_to_a_root_and_allow_signing() {
+    let f = fixture();
+    let stranger = Pki::new(90, now(&f));
+    let mut s = new_seal(&f, SealKind::LegalName, ORG, "ES-1");
+    s.certificate = stranger.seal_cert(ORG, "公章", now(&f) - DAY, now(&f) + 365 * DAY);
+    let err = enrol(&f, s.clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SealError::Certificate(
+                crate::cert::CertError::UnknownIssuer { .. }
+                    | crate::cert::CertError::BadSignature { .. }
+            )
+        ),
+        "{err}"
+    );
+    // keyCertSign only: not a signing certificate.
+    s.certificate =
+        f.pki
+            .seal_cert_with_usage(ORG, "公章", now(&f) - DAY, now(&f) + 365 * DAY, 0x04);
+    let err = enrol(&f, s.clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SealError::Certificate(crate::cert::CertError::WrongKeyUsage { .. })
+        ),
+        "{err}"
+    );
+    s.certificate = b"not a certificate".to_vec();
+    assert!(matches!(enrol(&f, s), Err(SealError::Certificate(_))));
+    assert!(f.registry.list().unwrap().is_empty());
+}
+
+#[test]
+fn a_failing_maker_leaves_nothing_behind() {
     let f = fixture();
     let _ = &f.dir;
-    struct NoSigner;
-    impl crate::crypto::PrehashSigner for NoSigner {
+    struct Broken(crate::crypto::PublicKey);
+    impl PrehashSigner for Broken {
         fn public_key(&self) -> &crate::crypto::PublicKey {
-            unreachable!("not asked")
+            &self.0
         }
         fn sign_prehash(
             &self,
             _: &[u8; 32],
         ) -> Result<crate::crypto::RawSignature, crate::crypto::SignerError> {
-            Err("no key".into())
+            Err("the UKey was removed".into())
         }
     }
+    let broken = Broken(f.pki.maker.public_key().clone());
     let maker = SealMaker {
-        signer: &NoSigner,
-        certificate: &[],
+        signer: &broken,
+        certificate: &f.pki.maker_cert,
     };
     let s = new_seal(&f, SealKind::LegalName, ORG, "ES-1");
-    assert!(matches!(
-        f.registry.enrol(&admin(), s, Some(&maker)),
-        Err(SealError::SesSeal(_))
-    ));
+    let err = f.registry.enrol(&admin(), s, &maker).unwrap_err();
+    assert!(matches!(err, SealError::SesSeal(_)), "{err}");
     assert!(f.registry.list().unwrap().is_empty());
 }

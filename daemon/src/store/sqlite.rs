@@ -227,17 +227,14 @@ fn writer_loop(mut conn: Connection, jobs: Receiver<Job>, stats: &Counters) {
                 Err(_) => break,
             }
         }
-        let n = batch.len() as u64;
-        if run_batch(&mut conn, batch) {
-            stats.commits.fetch_add(1, Ordering::Relaxed);
-            stats.writes.fetch_add(n, Ordering::Relaxed);
-        }
+        run_batch(&mut conn, batch, stats);
     }
 }
 
 /// Runs a batch in one transaction, each job in its own savepoint, then acknowledges every job
-/// with the commit's outcome. Returns whether the batch committed.
-fn run_batch(conn: &mut Connection, batch: Vec<Job>) -> bool {
+/// with the commit's outcome.
+fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &Counters) {
+    let n = batch.len() as u64;
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -247,7 +244,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) -> bool {
                 drop(job);
                 tracing::error!("store: cannot begin a write transaction: {msg}");
             }
-            return false;
+            return;
         }
     };
     let mut completions: Vec<(Completion, Option<StoreError>)> = Vec::with_capacity(batch.len());
@@ -276,7 +273,10 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) -> bool {
         }
     }
     let committed = tx.commit().map_err(|e| e.to_string());
-    let ok = committed.is_ok();
+    if committed.is_ok() {
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats.writes.fetch_add(n, Ordering::Relaxed);
+    }
     for (completion, own_err) in completions {
         match (&committed, own_err) {
             (Ok(()), None) => completion(Ok(())),
@@ -286,7 +286,6 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) -> bool {
             )))),
         }
     }
-    ok
 }
 
 /// [`Tx`] over a SQLite connection inside a transaction or savepoint.
