@@ -69,6 +69,7 @@ mod tests {
     use crate::approval::{Approvals, Decision, NewStampRequest, PinMode, Policy, RequestState};
     use crate::audit::{AuditLog, NewRecord};
     use crate::clock::{Clock, ManualClock};
+    use crate::crypto::PrehashSigner;
     use crate::identity::{Caller, Identities, Role};
     use crate::seal::tests::Pki;
     use crate::seal::{NewSeal, Registry, SealKind, SealState};
@@ -119,6 +120,7 @@ mod tests {
                         es_id: "31000012345678".into(),
                         device_serial: "TOKEN-7".into(),
                         key_id: "a1".into(),
+                        device_key: pki.seal_key.public_key().clone(),
                         certificate: pki.seal_cert(org, "财务", now - 86_400, now + 400 * 86_400),
                         intermediates: Vec::new(),
                         valid_from: None,

@@ -14,6 +14,7 @@ use sm3::{Digest, Sm3};
 use crate::audit::{chain, unix_ms, NewRecord};
 use crate::cert::{CertError, Certificate, TrustStore};
 use crate::clock::{Clock, Timestamp};
+use crate::crypto::PublicKey;
 use crate::identity::{Caller, Forbidden, Role};
 use crate::store::model::AuditKind;
 use crate::store::{Store, StoreError, Tx};
@@ -37,6 +38,14 @@ pub enum SealError {
     /// The certificate is unreadable, untrusted, expired or not for signing.
     #[error("the seal's certificate is refused: {0}")]
     Certificate(#[from] CertError),
+    /// The certificate is not for the key on the device.
+    #[error("the certificate's public key is not the key {key_id} on device {device_serial}; enrol with the certificate issued for that key")]
+    KeyMismatch {
+        /// Token serial.
+        device_serial: String,
+        /// Key id.
+        key_id: String,
+    },
     /// The image was refused.
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -170,6 +179,8 @@ pub struct NewSeal {
     pub device_serial: String,
     /// CKA_ID of the key, hex.
     pub key_id: String,
+    /// The public key the device reports for that key: it must be the certificate's.
+    pub device_key: PublicKey,
     /// The signing certificate, DER.
     pub certificate: Vec<u8>,
     /// Intermediate CA certificates (DER) between it and a configured root, if any.
@@ -330,6 +341,12 @@ impl Registry {
         }
         self.trust
             .verify_signing_chain(&leaf, &intermediates, now)?;
+        if leaf.public_key()? != &new.device_key {
+            return Err(SealError::KeyMismatch {
+                device_serial: new.device_serial,
+                key_id: new.key_id,
+            });
+        }
         let es_ok =
             (1..=64).contains(&new.es_id.len()) && new.es_id.bytes().all(|b| b.is_ascii_graphic());
         if !es_ok {

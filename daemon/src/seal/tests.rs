@@ -19,7 +19,7 @@ pub(crate) struct Pki {
     pub root_cert: Vec<u8>,
     pub maker: SoftSigner,
     pub maker_cert: Vec<u8>,
-    seal_key: SoftSigner,
+    pub seal_key: SoftSigner,
 }
 
 impl Pki {
@@ -159,6 +159,7 @@ pub(crate) fn new_seal(f: &Fixture, kind: SealKind, name: &str, es_id: &str) -> 
         es_id: es_id.into(),
         device_serial: "UKEY-0001".into(),
         key_id: "01".into(),
+        device_key: f.pki.seal_key.public_key().clone(),
         certificate: f.pki.seal_cert(
             ORG,
             "示例科技电子印章",
@@ -543,6 +544,15 @@ fn certificate_must_chain_to_a_root_and_allow_signing() {
     s.certificate = b"not a certificate".to_vec();
     assert!(matches!(enrol(&f, s), Err(SealError::Certificate(_))));
     assert!(f.registry.list().unwrap().is_empty());
+}
+
+#[test]
+fn certificate_must_be_for_the_key_on_the_device() {
+    let f = fixture();
+    let mut s = new_seal(&f, SealKind::LegalName, ORG, "ES-1");
+    s.device_key = f.pki.maker.public_key().clone();
+    let err = enrol(&f, s).unwrap_err();
+    assert!(matches!(err, SealError::KeyMismatch { .. }), "{err}");
 }
 
 #[test]
