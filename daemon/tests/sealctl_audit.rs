@@ -99,6 +99,16 @@ fn export_and_prune_from_the_command_line() {
     ]);
     assert!(text(&csv.stdout).starts_with("seq,at,kind"));
 
+    let missing = dir.path().join("nope.db");
+    let out = sealctl(&["audit", "--store", missing.to_str().unwrap(), "verify"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no seald store"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!missing.exists(), "verify must not create a store");
+
     let prune = sealctl(&["audit", "--store", p, "prune", "--before", "2099-01-01"]);
     assert!(!prune.status.success());
     assert!(

@@ -71,7 +71,11 @@ pub fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
 
 /// Runs `sealctl audit …`.
 pub fn run(args: AuditArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let store = Arc::new(Store::open(&args.store)?);
+    // Only the test helper may create a store; the real commands check an existing one.
+    let store = Arc::new(match args.command {
+        AuditCommand::AppendLoop { .. } => Store::open(&args.store)?,
+        _ => Store::open_existing(&args.store)?,
+    });
     let log = AuditLog::new(store, Arc::new(SystemClock));
     match args.command {
         AuditCommand::Verify => {

@@ -16,6 +16,9 @@ pub enum StoreError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// No store at the path given.
+    #[error("there is no seald store at {0}; check --store")]
+    Missing(PathBuf),
     /// The store was written by a newer seald.
     #[error("the store has schema version {found} but this seald knows only up to {known}; upgrade seald")]
     NewerSchema {

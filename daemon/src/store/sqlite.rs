@@ -96,6 +96,15 @@ impl Store {
         })
     }
 
+    /// Opens an existing store; refuses to create one (for commands that only read or check).
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        Self::open(path)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
