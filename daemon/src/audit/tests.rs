@@ -123,6 +123,61 @@ fn appends_arriving_together_share_one_commit() {
 }
 
 #[test]
+fn a_failed_write_in_a_batch_leaves_the_others_and_the_chain_intact() {
+    let f = fixture();
+    let store = f.log.store.clone();
+    let (started, wait_started) = std::sync::mpsc::channel();
+    let blocker = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store
+                .write(move |_tx| {
+                    started.send(()).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap()
+        })
+    };
+    wait_started.recv().unwrap();
+    let mut handles = Vec::new();
+    for i in 0..10 {
+        let store = store.clone();
+        handles.push(std::thread::spawn(move || {
+            store.write(move |tx| {
+                chain::append(tx, &note(i), 1_700_000_000_000)?;
+                if i % 3 == 0 {
+                    // A rule refuses after the record was written: all of it must vanish.
+                    return Err(AuditError::Io(std::io::Error::other("refused")));
+                }
+                Ok(())
+            })
+        }));
+    }
+    blocker.join().unwrap();
+    let failed = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(Result::is_err)
+        .count();
+    assert_eq!(failed, 4);
+    let report = f.log.verify().unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.records, 6);
+    let kept: Vec<i64> = store
+        .read(|tx| tx.audit_rows(0, 100))
+        .unwrap()
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.detail).unwrap()["i"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert!(kept.iter().all(|i| i % 3 != 0), "{kept:?}");
+}
+
+#[test]
 fn edited_row_is_named() {
     let f = fixture();
     for i in 0..20 {

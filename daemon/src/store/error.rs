@@ -30,6 +30,9 @@ pub enum StoreError {
     /// A stored value could not be read back (damaged or edited by hand).
     #[error("the store holds a value it cannot read ({0}); run `sealctl audit verify` and restore from backup if needed")]
     Corrupt(String),
+    /// A write could not be committed; nothing of it was stored.
+    #[error("the store could not write ({0}); nothing of this change was stored")]
+    Failed(String),
     /// The writer thread has stopped, or failed on this write; nothing of it was written.
     #[error("the write was not stored: the store's writer stopped or failed on it (see seald's log); restart seald if it persists")]
     WriterStopped,

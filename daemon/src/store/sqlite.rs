@@ -22,10 +22,15 @@ use super::{migrations, StoreError};
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
-/// Called once the batch holding a write has committed (or failed to).
-type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// A write: runs inside the batch transaction, says whether it succeeded.
-type Job = Box<dyn FnOnce(&mut dyn Tx) -> (bool, Completion) + Send>;
+/// A queued write: `run` executes inside the batch transaction and says whether it succeeded;
+/// `complete` is called once the batch has committed (or failed to), never before.
+struct Job {
+    run: RunFn,
+    complete: CompleteFn,
+}
+
+type RunFn = Box<dyn FnOnce(&mut dyn Tx) -> bool + Send>;
+type CompleteFn = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 /// The embedded store. Writes go through one thread that commits concurrent writes together
 /// (group commit); a write returns only after its transaction is durable on disk.
@@ -123,18 +128,27 @@ impl Store {
         F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     {
         let (done, wait) = mpsc::sync_channel::<Result<T, E>>(1);
-        let job: Job = Box::new(move |tx: &mut dyn Tx| {
-            let result = f(tx);
-            let ok = result.is_ok();
-            let completion: Completion = Box::new(move |commit| {
-                let outcome = match commit {
-                    Ok(()) => result,
-                    Err(e) => Err(E::from(e)),
+        let slot = Arc::new(Mutex::new(None::<Result<T, E>>));
+        let filled = slot.clone();
+        let job = Job {
+            run: Box::new(move |tx: &mut dyn Tx| {
+                let result = f(tx);
+                let ok = result.is_ok();
+                *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                ok
+            }),
+            complete: Box::new(move |commit| {
+                let result = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let outcome = match (commit, result) {
+                    (Ok(()), Some(result)) => result,
+                    (Err(e), _) => Err(E::from(e)),
+                    (Ok(()), None) => {
+                        Err(E::from(StoreError::Failed("the write did not run".into())))
+                    }
                 };
                 let _ = done.send(outcome);
-            });
-            (ok, completion)
-        });
+            }),
+        };
         let sender = self
             .writer
             .lock()
@@ -247,37 +261,39 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &Counters) {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
-            let msg = e.to_string();
+            tracing::error!("store: cannot begin a write transaction: {e}");
             for job in batch {
-                // Run nothing: report the failure through a no-op Tx-less path.
-                drop(job);
-                tracing::error!("store: cannot begin a write transaction: {msg}");
+                (job.complete)(Err(StoreError::Failed(format!(
+                    "cannot begin a transaction: {e}"
+                ))));
             }
             return;
         }
     };
-    let mut completions: Vec<(Completion, Option<StoreError>)> = Vec::with_capacity(batch.len());
-    for job in batch {
+    let mut completions = Vec::with_capacity(batch.len());
+    for Job { run, complete } in batch {
         let mut sp = match tx.savepoint() {
             Ok(sp) => sp,
             Err(e) => {
-                tracing::error!("store: cannot open a savepoint: {e}");
-                continue; // dropping the job makes its caller see WriterStopped
+                complete(Err(StoreError::Failed(format!(
+                    "cannot open a savepoint: {e}"
+                ))));
+                continue;
             }
         };
-        let ran = catch_unwind(AssertUnwindSafe(|| job(&mut SqliteTx { conn: &sp })));
-        match ran {
-            Ok((true, completion)) => {
+        match catch_unwind(AssertUnwindSafe(|| run(&mut SqliteTx { conn: &sp }))) {
+            Ok(true) => {
                 let err = sp.commit().err().map(StoreError::from);
-                completions.push((completion, err));
+                completions.push((complete, err));
             }
-            Ok((false, completion)) => {
+            Ok(false) => {
                 let _ = sp.rollback();
-                completions.push((completion, None));
+                completions.push((complete, None));
             }
             Err(_) => {
                 let _ = sp.rollback();
                 tracing::error!("store: a write panicked; its changes were rolled back");
+                complete(Err(StoreError::Failed("the write panicked (a bug)".into())));
             }
         }
     }
@@ -286,13 +302,11 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &Counters) {
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.writes.fetch_add(n, Ordering::Relaxed);
     }
-    for (completion, own_err) in completions {
+    for (complete, own_err) in completions {
         match (&committed, own_err) {
-            (Ok(()), None) => completion(Ok(())),
-            (Ok(()), Some(e)) => completion(Err(e)),
-            (Err(msg), _) => completion(Err(StoreError::Corrupt(format!(
-                "commit failed, nothing was written: {msg}"
-            )))),
+            (Ok(()), None) => complete(Ok(())),
+            (Ok(()), Some(e)) => complete(Err(e)),
+            (Err(msg), _) => complete(Err(StoreError::Failed(format!("commit failed: {msg}")))),
         }
     }
 }
