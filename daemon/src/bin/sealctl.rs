@@ -29,6 +29,8 @@ enum Command {
     User(seald::cli::user::UserArgs),
     /// Verify, export or prune the usage log.
     Audit(seald::cli::audit::AuditArgs),
+    /// List seals, show their history, suspend, resume, revoke or report them lost.
+    Seal(seald::cli::seal::SealArgs),
     /// Verify a seal (.esl), a SES_Signature (.dat/.der) or every signature in an OFD file.
     Verify(seald::cli::verify::VerifyArgs),
 }
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS),
         Command::User(args) => seald::cli::user::run(args),
         Command::Audit(args) => seald::cli::audit::run(args),
+        Command::Seal(args) => seald::cli::seal::run(args),
         // Exit codes: 0 valid, 1 invalid, 2 could not read.
         Command::Verify(args) => return ExitCode::from(seald::cli::verify::run(&args) as u8),
     };

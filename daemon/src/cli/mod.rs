@@ -2,5 +2,6 @@
 
 pub mod audit;
 pub mod devices;
+pub mod seal;
 pub mod user;
 pub mod verify;

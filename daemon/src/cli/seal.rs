@@ -1,0 +1,189 @@
+//! `sealctl seal list|history|expiring|suspend|resume|revoke|report-lost`: the seal registry,
+//! directly in the store. Enrolment needs the device and the seal-maker key: it goes through
+//! seald.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::cert::TrustStore;
+use crate::clock::{SystemClock, Timestamp};
+use crate::identity::Caller;
+use crate::seal::{Registry, SealId, SealState};
+use crate::store::Store;
+
+/// Show seals and change their state (revoked and lost are final).
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// The seald store (SQLite file).
+    #[arg(long, value_name = "PATH")]
+    pub store: PathBuf,
+    #[command(subcommand)]
+    command: SealCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum SealCommand {
+    /// List seals with state and validity.
+    List,
+    /// A seal's state changes, with reason, actor and time.
+    History {
+        /// Seal id.
+        id: SealId,
+    },
+    /// Seals that expire within 30 days or have expired.
+    Expiring,
+    /// Suspend a seal (it refuses stamps until resumed).
+    Suspend {
+        /// Seal id.
+        id: SealId,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Return a suspended seal to active.
+    Resume {
+        /// Seal id.
+        id: SealId,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Revoke a seal for good.
+    Revoke {
+        /// Seal id.
+        id: SealId,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Report a seal's key or device lost (final; the seal refuses at once).
+    ReportLost {
+        /// Seal id.
+        id: SealId,
+        /// What happened.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn when(ts: Timestamp) -> String {
+    OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ts.to_string())
+}
+
+/// Runs `sealctl seal …`.
+pub fn run(args: SealArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let store = Arc::new(Store::open_existing(&args.store)?);
+    // No enrolment here, so no trust roots are needed.
+    let registry = Registry::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(TrustStore::default()),
+    );
+    let me = Caller::local_from_env();
+    let change = |id, to, reason: &str| -> Result<ExitCode, Box<dyn std::error::Error>> {
+        let seal = registry.change_state(&me, id, to, reason)?;
+        eprintln!("seal {id} ({}) is now {}", seal.name, seal.state);
+        Ok(ExitCode::SUCCESS)
+    };
+    match args.command {
+        SealCommand::List => {
+            println!(
+                "{:<5} {:<14} {:<10} {:<26} {:<26} name",
+                "id", "kind", "state", "valid from", "valid to"
+            );
+            for s in registry.list()? {
+                println!(
+                    "{:<5} {:<14} {:<10} {:<26} {:<26} {}",
+                    s.id,
+                    s.kind,
+                    s.state,
+                    when(s.valid_from),
+                    when(s.valid_to),
+                    s.name
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SealCommand::History { id } => {
+            registry.get(id)?;
+            for e in registry.history(id)? {
+                let from = e.from.map(|s| s.as_str()).unwrap_or("-");
+                println!(
+                    "{} {from} -> {} by {}: {}",
+                    when(e.at),
+                    e.to,
+                    e.actor,
+                    e.reason
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SealCommand::Expiring => {
+            for w in registry.expiry_warnings()? {
+                println!(
+                    "seal {} ({}) ends {}: {}",
+                    w.seal_id,
+                    w.name,
+                    when(w.valid_to),
+                    serde_json::to_string(&w.expiry)?
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SealCommand::Suspend { id, reason } => change(id, SealState::Suspended, &reason),
+        SealCommand::Resume { id, reason } => change(id, SealState::Active, &reason),
+        SealCommand::Revoke { id, reason } => change(id, SealState::Revoked, &reason),
+        SealCommand::ReportLost { id, reason } => change(id, SealState::Lost, &reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::seal::tests::{enrol_legal, fixture};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SealArgs,
+    }
+
+    fn sealctl(args: &[&str]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+        run(Cli::try_parse_from([&["seal"], args].concat())?.args)
+    }
+
+    #[test]
+    fn state_changes_from_the_command_line() {
+        let f = fixture();
+        let seal = enrol_legal(&f, "ES-1");
+        let path = f.dir.path().join("seald.db");
+        let p = path.to_str().unwrap();
+        let id = seal.id.to_string();
+        sealctl(&["--store", p, "list"]).unwrap();
+        sealctl(&["--store", p, "suspend", &id, "--reason", "inspection"]).unwrap();
+        assert_eq!(f.registry.get(seal.id).unwrap().state, SealState::Suspended);
+        sealctl(&["--store", p, "resume", &id, "--reason", "done"]).unwrap();
+        sealctl(&["--store", p, "report-lost", &id, "--reason", "UKey lost"]).unwrap();
+        assert_eq!(f.registry.get(seal.id).unwrap().state, SealState::Lost);
+        // Lost is final.
+        let err = sealctl(&["--store", p, "resume", &id, "--reason", "found it"]).unwrap_err();
+        assert!(err.to_string().contains("final"), "{err}");
+        // A reason is required.
+        assert!(sealctl(&["--store", p, "revoke", &id]).is_err());
+        let history = f.registry.history(seal.id).unwrap();
+        assert_eq!(history.len(), 4);
+        assert!(history[1].actor.starts_with("local:"));
+        sealctl(&["--store", p, "history", &id]).unwrap();
+        assert!(sealctl(&["--store", p, "history", "99"]).is_err());
+    }
+}
