@@ -13,7 +13,7 @@ pub mod apdu;
 pub mod atr;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -66,18 +66,32 @@ fn install_signal_handlers() {
     }
 }
 
-fn connect(options: &Options) -> Result<TcpStream, String> {
+/// Connects, retrying until the deadline; `Ok(None)` when a signal arrived meanwhile.
+fn connect(options: &Options) -> Result<Option<TcpStream>, String> {
     let address = format!("{}:{}", options.host, options.port);
     let deadline = Instant::now() + options.connect_timeout;
     loop {
-        match TcpStream::connect(&address) {
-            Ok(stream) => return Ok(stream),
+        if STOP.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        // A bounded attempt: a full listen backlog drops SYNs, and a plain connect would then
+        // block for minutes, deaf to SIGTERM.
+        let attempt = address
+            .to_socket_addrs()
+            .map_err(|e| format!("bad vpcd address {address}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{address} resolves to nothing"))
+            .and_then(|a| {
+                TcpStream::connect_timeout(&a, Duration::from_millis(500))
+                    .map_err(|e| e.to_string())
+            });
+        match attempt {
+            Ok(stream) => return Ok(Some(stream)),
             Err(e) if Instant::now() >= deadline => {
                 return Err(format!(
                     "cannot reach pcscd's vpcd reader at {address}: {e} (is pcscd running with the vsmartcard-vpcd driver?)"
                 ))
             }
-            Err(_) if STOP.load(Ordering::SeqCst) => return Err("stopped while connecting".into()),
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
@@ -133,7 +147,10 @@ pub fn run(
 ) -> Result<Ended, String> {
     install_signal_handlers();
     present(true)?;
-    let result = connect(options).and_then(|stream| serve(stream, serial));
+    let result = connect(options).and_then(|stream| match stream {
+        Some(stream) => serve(stream, serial),
+        None => Ok(Ended::Signal),
+    });
     let ejected = present(false);
     let ended = result?;
     ejected?;
