@@ -91,7 +91,17 @@ impl Watcher {
         table: AtrTable,
         options: WatcherOptions,
     ) -> std::io::Result<Self> {
-        let (events, _) = broadcast::channel(CHANNEL_CAPACITY);
+        Self::start_subscribed(devices, table, options).map(|(watcher, _)| watcher)
+    }
+
+    /// Like [`Watcher::start`], with a receiver subscribed before the thread runs, so even the
+    /// first events (the cards present at start, pcscd unavailable) are received.
+    pub fn start_subscribed(
+        devices: Arc<Devices>,
+        table: AtrTable,
+        options: WatcherOptions,
+    ) -> std::io::Result<(Self, broadcast::Receiver<DeviceEvent>)> {
+        let (events, receiver) = broadcast::channel(CHANNEL_CAPACITY);
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             context: Mutex::new(None),
@@ -111,10 +121,11 @@ impl Watcher {
                 };
                 run.main();
             })?;
-        Ok(Self {
+        let watcher = Self {
             shared,
             thread: Some(thread),
-        })
+        };
+        Ok((watcher, receiver))
     }
 
     /// A receiver of every event from now on (the API forwards them as server-sent events;
