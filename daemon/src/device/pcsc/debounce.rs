@@ -69,7 +69,9 @@ pub fn diff(old: &Seen, new: &Seen) -> Vec<Change> {
 mod tests {
     use super::*;
 
-    fn seen(entries: &[(&str, Option<(&[u8], u32)>)]) -> Seen {
+    type Entry<'a> = (&'a str, Option<(&'a [u8], u32)>);
+
+    fn seen(entries: &[Entry<'_>]) -> Seen {
         entries
             .iter()
             .map(|(r, c)| {

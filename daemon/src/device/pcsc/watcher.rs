@@ -347,8 +347,14 @@ impl Run {
     fn apply(&mut self, context: Option<&Context>, changes: Vec<Change>) {
         for change in changes {
             let event = match change {
-                Change::ReaderAdded(reader) => DeviceEvent::ReaderAdded { reader },
-                Change::ReaderRemoved(reader) => DeviceEvent::ReaderRemoved { reader },
+                Change::ReaderAdded(reader) => {
+                    tracing::info!(%reader, "card reader added");
+                    DeviceEvent::ReaderAdded { reader }
+                }
+                Change::ReaderRemoved(reader) => {
+                    tracing::info!(%reader, "card reader removed");
+                    DeviceEvent::ReaderRemoved { reader }
+                }
                 Change::CardRemoved(reader, atr) => self.mapper.removed(&reader, &atr),
                 Change::CardInserted(reader, atr) => match context {
                     Some(context) => self.mapper.inserted(context, &reader, &atr),
