@@ -292,3 +292,51 @@ fn event_json_shapes() {
         serde_json::json!({"event": "pcsc-unavailable", "reason": "pcscd is not running"})
     );
 }
+
+#[test]
+fn a_bouncing_plug_is_one_insertion() {
+    require_pcscd();
+    let _readers = reader_lock();
+    let sim = sim();
+    let token = sim.new_token("bounce");
+    sim.eject(&token);
+    let config = Config::parse(&format!(
+        "[[module]]\nname = \"hsm-sim\"\npath = \"{}\"\n{VCARD_ATR_TOML}",
+        sim.module_path().display()
+    ))
+    .unwrap();
+    // A long window: the card goes in, out and in again well inside it, like a UKey's contacts
+    // bouncing or its chip rebooting while it is pushed in.
+    let (watcher, mut events) = Watcher::start_subscribed(
+        sim.devices.clone(),
+        config.atr_table().unwrap(),
+        WatcherOptions {
+            debounce: Duration::from_millis(2500),
+            retry: Duration::from_millis(200),
+        },
+    )
+    .unwrap();
+    wait_until("the watcher lists the vpcd reader", || {
+        watcher.report().readers.iter().any(|r| r.reader == READER)
+    });
+    while events.try_recv().is_ok() {} // reader-added and friends from start-up
+    let first = VCard::insert(&sim.conf_path(), &token.serial, PORT);
+    std::thread::sleep(Duration::from_millis(800));
+    first.remove();
+    std::thread::sleep(Duration::from_millis(800));
+    let card = VCard::insert(&sim.conf_path(), &token.serial, PORT);
+    wait_for(&mut events, "card inserted", inserted(&token.serial));
+    // Quiet for longer than a window: nothing else was reported for the bounce.
+    std::thread::sleep(Duration::from_millis(3000));
+    let mut extra = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        extra.push(event);
+    }
+    assert!(
+        extra.is_empty(),
+        "one insertion only, then nothing: {extra:?}"
+    );
+    card.remove();
+    wait_for(&mut events, "card removed", removed(&token.serial));
+    watcher.stop();
+}
