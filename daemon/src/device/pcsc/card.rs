@@ -81,7 +81,7 @@ impl CardMapper {
 
     /// Identifies a card: its ATR entry, module, model and tokens (read by APDU if the entry
     /// says how, else the module's present tokens no other reader claims).
-    fn identify(&self, context: &pcsc::Context, reader: &str, atr: &[u8]) -> Known {
+    fn identify_known(&self, context: &pcsc::Context, reader: &str, atr: &[u8]) -> Known {
         let mut report = CardReport {
             atr: format_atr(atr),
             name: None,
@@ -137,9 +137,14 @@ impl CardMapper {
         }
     }
 
+    /// What a card is (ATR entry, module, model, tokens), without remembering it.
+    pub fn identify(&self, context: &pcsc::Context, reader: &str, atr: &[u8]) -> CardReport {
+        self.identify_known(context, reader, atr).report
+    }
+
     /// A card arrived: identify it and remember it.
     pub fn inserted(&mut self, context: &pcsc::Context, reader: &str, atr: &[u8]) -> DeviceEvent {
-        let known = self.identify(context, reader, atr);
+        let known = self.identify_known(context, reader, atr);
         let card = known.report.clone();
         self.cards.insert(reader.to_owned(), known);
         tracing::info!(%reader, atr = %card.atr, module = ?card.module, tokens = ?card.tokens, "card inserted");

@@ -7,7 +7,7 @@ use pcsc::{Context, ReaderState, Scope, State};
 
 use super::atr::AtrTable;
 use super::card::CardMapper;
-use super::event::{DeviceEvent, PcscReport, PcscStatus, ReaderReport};
+use super::event::{PcscReport, PcscStatus, ReaderReport};
 use crate::device::Devices;
 
 /// Readers, cards, ATRs and the tokens each card became, read once. pcscd not running is a
@@ -47,16 +47,13 @@ fn read(devices: Arc<Devices>, table: AtrTable) -> Result<Vec<ReaderReport>, pcs
         Ok(()) | Err(pcsc::Error::Timeout) => {}
         Err(e) => return Err(e),
     }
-    let mut mapper = CardMapper::new(devices, table);
+    let mapper = CardMapper::new(devices, table);
     let mut readers = Vec::with_capacity(states.len());
     for state in &states {
         let reader = state.name().to_string_lossy().into_owned();
         let flags = state.event_state();
         let card = if flags.contains(State::PRESENT) && !flags.contains(State::MUTE) {
-            match mapper.inserted(&context, &reader, state.atr()) {
-                DeviceEvent::CardInserted { card, .. } => Some(card),
-                _ => None,
-            }
+            Some(mapper.identify(&context, &reader, state.atr()))
         } else {
             None
         };
