@@ -127,3 +127,72 @@ fn write_readers(report: &PcscReport, out: &mut dyn Write) -> std::io::Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::pcsc::{CardReport, ReaderReport};
+
+    fn table(report: &PcscReport) -> String {
+        let mut out = Vec::new();
+        write_readers(report, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn readers_table_for_each_status() {
+        let off = PcscReport {
+            status: PcscStatus::Off,
+            ..PcscReport::default()
+        };
+        assert!(table(&off).contains("off"));
+        let absent = PcscReport {
+            status: PcscStatus::Unavailable,
+            error: Some("pcscd is not running".into()),
+            readers: vec![],
+        };
+        assert!(table(&absent).starts_with("PC/SC: pcscd is not running; the PKCS#11 tokens"));
+        let card = CardReport {
+            atr: "3B 8D".into(),
+            name: Some("virtual".into()),
+            module: Some("ukey".into()),
+            profile: None,
+            model: None,
+            tokens: vec!["S1".into()],
+        };
+        let unknown = CardReport {
+            module: None,
+            name: None,
+            tokens: vec![],
+            ..card.clone()
+        };
+        let readers = PcscReport {
+            status: PcscStatus::Available,
+            error: None,
+            readers: vec![
+                ReaderReport {
+                    reader: "R0".into(),
+                    card: Some(card),
+                },
+                ReaderReport {
+                    reader: "R1".into(),
+                    card: None,
+                },
+                ReaderReport {
+                    reader: "R2".into(),
+                    card: Some(unknown),
+                },
+            ],
+        };
+        let text = table(&readers);
+        assert!(
+            text.contains("R0: card ATR 3B 8D\n    virtual → module ukey, token(s) S1"),
+            "{text}"
+        );
+        assert!(text.contains("R1: no card"), "{text}");
+        assert!(
+            text.contains("R2: card ATR 3B 8D\n    no [[atr]] entry matches"),
+            "{text}"
+        );
+    }
+}
