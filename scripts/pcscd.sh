@@ -13,10 +13,11 @@ sudo=""
 vpcd_listening() { # port 35963 = 0x8C7B in LISTEN (0A) state
   grep -qi ':8C7B 00000000:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
-pcscd_alive() { # any pcscd that is not a zombie
-  local p
-  for p in $(pgrep -x pcscd); do
-    grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null || return 0
+pcscd_alive() { # any pcscd that is not a zombie (reads /proc: procps may not be installed)
+  local status
+  for status in /proc/[0-9]*/status; do
+    grep -q '^Name:[[:space:]]*pcscd$' "$status" 2>/dev/null &&
+      ! grep -q '^State:[[:space:]]*Z' "$status" 2>/dev/null && return 0
   done
   return 1
 }
@@ -28,6 +29,7 @@ case "${1:-}" in
 start)
   if pcscd_alive; then
     if vpcd_listening; then
+      ours_running || rm -f "$pidfile" # a stale pid file must not name someone else's pcscd
       echo "pcscd: already running with the vpcd reader; using it"
       exit 0
     fi
