@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::device::pcsc::{AtrConfig, AtrTable};
 use crate::device::{DeviceModel, ProfileSetting};
 
 /// Default listen address: loopback only.
@@ -23,6 +24,12 @@ pub struct Config {
     /// HTTP guards.
     #[serde(default)]
     pub api: ApiConfig,
+    /// The PC/SC watcher (`[pcsc]`).
+    #[serde(default)]
+    pub pcsc: PcscConfig,
+    /// Cards by ATR (`[[atr]]`): which module, profile and model each card is.
+    #[serde(default, rename = "atr")]
+    pub atrs: Vec<AtrConfig>,
 }
 
 /// The `[api]` table: who may talk to the daemon, and how much.
@@ -54,12 +61,49 @@ impl Default for ApiConfig {
     }
 }
 
+/// The PC/SC watcher's settings (`[pcsc]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcscConfig {
+    /// Watch readers through pcscd (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Events closer together than this (milliseconds) are collapsed into their final state.
+    #[serde(default = "default_debounce_ms")]
+    pub debounce_ms: u64,
+    /// How often to try reaching pcscd again while it is not running (milliseconds).
+    #[serde(default = "default_retry_ms")]
+    pub retry_ms: u64,
+}
+
+impl Default for PcscConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            debounce_ms: default_debounce_ms(),
+            retry_ms: default_retry_ms(),
+        }
+    }
+}
+
 fn default_max_body_bytes() -> usize {
     1024 * 1024
 }
 
 fn default_request_timeout_secs() -> u64 {
     30
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_debounce_ms() -> u64 {
+    200
+}
+
+fn default_retry_ms() -> u64 {
+    5000
 }
 
 /// One PKCS#11 module (`[[module]]`).
@@ -197,7 +241,40 @@ impl Config {
                 });
             }
         }
+        if self.pcsc.debounce_ms > 10_000 {
+            return Err(ConfigError::Invalid {
+                key: "pcsc.debounce_ms".into(),
+                message: "must be at most 10000 (10 s); a UKey settles in well under a second"
+                    .into(),
+            });
+        }
+        if self.pcsc.retry_ms < 100 {
+            return Err(ConfigError::Invalid {
+                key: "pcsc.retry_ms".into(),
+                message: "must be at least 100".into(),
+            });
+        }
+        self.atr_table()?;
+        for (i, atr) in self.atrs.iter().enumerate() {
+            if !self.modules.iter().any(|m| m.name == atr.module) {
+                return Err(ConfigError::Invalid {
+                    key: format!("atr[{i}].module"),
+                    message: format!(
+                        "no [[module]] is named `{}`; name one of the configured modules",
+                        atr.module
+                    ),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The parsed `[[atr]]` table; the error names the bad key (`atr[2].mask`).
+    pub fn atr_table(&self) -> Result<AtrTable, ConfigError> {
+        AtrTable::from_config(&self.atrs).map_err(|(i, e)| ConfigError::Invalid {
+            key: format!("atr[{i}].{}", e.field),
+            message: e.message,
+        })
     }
 }
 
@@ -207,6 +284,64 @@ impl Default for Config {
             listen: default_listen(),
             modules: Vec::new(),
             api: ApiConfig::default(),
+            pcsc: PcscConfig::default(),
+            atrs: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODULE: &str = "[[module]]\nname = \"ukey\"\npath = \"/x.so\"\n";
+
+    fn invalid_key(text: &str) -> String {
+        match Config::parse(text) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pcsc_and_atr_tables_parse() {
+        let config = Config::parse(&format!(
+            "{MODULE}[pcsc]\ndebounce_ms = 50\n[[atr]]\nname = \"virtual\"\natr = \"3B 8D 01\"\nprefix = true\nmodule = \"ukey\"\nmodel = \"ukey\"\nserial_apdus = [\"80CA010100\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(config.pcsc.debounce_ms, 50);
+        assert!(config.pcsc.enabled);
+        let table = config.atr_table().unwrap();
+        let entry = table.lookup(&[0x3B, 0x8D, 0x01, 0x80]).unwrap();
+        assert_eq!(entry.name, "virtual");
+        assert_eq!(entry.serial_apdus, vec![vec![0x80, 0xCA, 1, 1, 0]]);
+    }
+
+    #[test]
+    fn bad_atr_entries_name_their_key() {
+        let atr = |body: &str| format!("{MODULE}[[atr]]\nmodule = \"ukey\"\n{body}\n");
+        assert_eq!(invalid_key(&atr("atr = \"zz\"")), "atr[0].atr");
+        assert_eq!(
+            invalid_key(&atr("atr = \"3B 8D\"\nmask = \"FF\"")),
+            "atr[0].mask"
+        );
+        assert_eq!(
+            invalid_key(&atr("atr = \"3B\"\nserial_apdus = [\"80\"]")),
+            "atr[0].serial_apdus"
+        );
+        assert_eq!(
+            invalid_key(&format!(
+                "{MODULE}[[atr]]\natr = \"3B\"\nmodule = \"other\"\n"
+            )),
+            "atr[0].module"
+        );
+        assert_eq!(
+            invalid_key("[pcsc]\ndebounce_ms = 60000\n"),
+            "pcsc.debounce_ms"
+        );
+        assert!(matches!(
+            Config::parse("[[atr]]\natr = \"3B\"\nmodule = \"m\"\nbogus = 1\n"),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 }

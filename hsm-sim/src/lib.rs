@@ -15,6 +15,7 @@ pub mod module;
 pub mod profile;
 pub mod store;
 pub mod token;
+pub mod vcard;
 
 /// Finds the built module for a test binary of any workspace crate: cargo puts test binaries
 /// and the cdylib in `target/<profile>/deps/`, and `cargo build` copies the cdylib up one level.

@@ -64,6 +64,22 @@ enum Cmd {
         /// Token serial.
         serial: String,
     },
+    /// Play the token as a UKey in pcscd's virtual reader (vsmartcard vpcd): inserts the token,
+    /// serves the reader until SIGTERM/SIGINT or the reader closes, then ejects it.
+    Vcard {
+        /// Token serial.
+        #[arg(long)]
+        token: String,
+        /// vpcd's TCP port (35963 is the first virtual reader, 35964 the second).
+        #[arg(long, default_value_t = hsm_sim::vcard::DEFAULT_PORT)]
+        port: u16,
+        /// vpcd's host (loopback by default).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Seconds to keep retrying while pcscd is not up yet.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+    },
     /// Test CA.
     Ca {
         #[command(subcommand)]
@@ -298,6 +314,24 @@ fn run(cli: Cli) -> Res<()> {
         }
         Cmd::Eject { serial } => presence(&cli.config, &serial, false)?,
         Cmd::Insert { serial } => presence(&cli.config, &serial, true)?,
+        Cmd::Vcard {
+            token,
+            port,
+            host,
+            wait,
+        } => {
+            // Check the serial before touching the reader.
+            let (cfg, store) = open(&cli.config)?;
+            slot_of(&cfg, &store, &token)?;
+            let options = hsm_sim::vcard::Options {
+                host,
+                port,
+                connect_timeout: std::time::Duration::from_secs(wait),
+            };
+            let mut present = |on: bool| presence(&cli.config, &token, on);
+            let ended = hsm_sim::vcard::run(&token, &options, &mut present)?;
+            eprintln!("hsm-sim vcard: {ended:?}; token {token} ejected");
+        }
         Cmd::Ca { cmd } => ca_cmd(&cli.config, cmd)?,
     }
     Ok(())

@@ -46,6 +46,20 @@ impl Daemon {
     /// Starts `seald` with `config` (TOML; `listen` is set to a free port unless given) and waits
     /// until it prints its address. `env` adds variables such as `SOFTHSM2_CONF`.
     pub fn start(config: &str, env: &[(&str, &Path)]) -> Self {
+        Self::spawn(config, env, false)
+    }
+
+    /// Like [`Daemon::start`], with the daemon's log (stderr) kept for [`Daemon::log`].
+    pub fn start_logged(config: &str, env: &[(&str, &Path)]) -> Self {
+        Self::spawn(config, env, true)
+    }
+
+    /// What the daemon has logged so far (empty unless started with [`Daemon::start_logged`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("seald.log")).unwrap_or_default()
+    }
+
+    fn spawn(config: &str, env: &[(&str, &Path)], logged: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("seald.toml");
         let config = if config.contains("listen") {
@@ -59,7 +73,11 @@ impl Daemon {
             .arg("--config")
             .arg(&path)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(if logged {
+                Stdio::from(std::fs::File::create(dir.path().join("seald.log")).expect("log file"))
+            } else {
+                Stdio::inherit()
+            });
         for (key, value) in env {
             command.env(key, value);
         }

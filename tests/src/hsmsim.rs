@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use seald::config::ModuleConfig;
 use seald::device::{DeviceModel, Devices, ProfileSetting};
@@ -28,7 +28,7 @@ const SLOTS: usize = 32;
 pub struct HsmSim {
     dir: tempfile::TempDir,
     /// The device layer with one module, `hsm-sim`.
-    pub devices: Devices,
+    pub devices: Arc<Devices>,
     next_slot: AtomicUsize,
 }
 
@@ -62,13 +62,18 @@ impl HsmSim {
                 model,
                 max_sessions: 4,
             };
-            let devices = Devices::open(&[module]).expect("load hsm-sim");
+            let devices = Arc::new(Devices::open(&[module]).expect("load hsm-sim"));
             HsmSim {
                 dir,
                 devices,
                 next_slot: AtomicUsize::new(0),
             }
         })
+    }
+
+    /// The module entry the device layer was opened with (for a seald/sealctl config).
+    pub fn module_path(&self) -> PathBuf {
+        hsm_sim_module()
     }
 
     /// The simulator's config file, for child processes.

@@ -5,4 +5,5 @@ pub mod bins;
 pub mod daemon;
 pub mod hsmsim;
 pub mod logs;
+pub mod pcsc;
 pub mod softhsm;

@@ -51,7 +51,7 @@ fn sealctl_devices_lists_tokens_and_pin_state() {
         String::from_utf8(output.stdout).unwrap()
     };
     let reports: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
-    let tokens = reports[0]["tokens"].as_array().unwrap();
+    let tokens = reports["modules"][0]["tokens"].as_array().unwrap();
     let listed = tokens
         .iter()
         .find(|t| t["serial"] == token.serial.as_str())

@@ -37,6 +37,18 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(&args.config)?;
+    let table = config.atr_table()?;
+    let devices = std::sync::Arc::new(seald::device::Devices::open(&config.modules)?);
+    // UKey hot-plug: a thread of its own, off the runtime; removals reset token owners at once.
+    let watcher = if config.pcsc.enabled {
+        Some(seald::device::pcsc::Watcher::start(
+            devices.clone(),
+            table,
+            (&config.pcsc).into(),
+        )?)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -56,5 +68,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    if let Some(watcher) = watcher {
+        watcher.stop();
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod key;
 mod keys;
 mod module;
 mod owner;
+pub mod pcsc;
 mod pin;
 mod profile;
 mod token;
@@ -105,6 +106,28 @@ impl Devices {
                 }
             })
             .collect()
+    }
+
+    /// The loaded module with this configured name.
+    pub fn module_named(&self, name: &str) -> Option<&Arc<Module>> {
+        self.modules.iter().find(|m| m.name() == name)
+    }
+
+    /// After a card left: resets (logs out, drops the sessions of) the owners of `serials`, and
+    /// of every token of `module` that is no longer present. Returns the serials reset.
+    pub fn reset_removed(&self, module: &str, serials: &[String]) -> Vec<String> {
+        let owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reset = Vec::new();
+        for (serial, owner) in owners.iter() {
+            if owner.module().name() != module {
+                continue;
+            }
+            if serials.contains(serial) || owner.module().find_slot(serial).is_err() {
+                owner.reset();
+                reset.push(serial.clone());
+            }
+        }
+        reset
     }
 
     /// The owner of the token with this serial, in whichever module holds it now.

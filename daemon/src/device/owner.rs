@@ -105,6 +105,11 @@ impl TokenOwner {
         self.lock().generation
     }
 
+    /// Sessions open now (idle and lent out); zero after a reset until the next use.
+    pub fn open_sessions(&self) -> usize {
+        self.lock().open
+    }
+
     fn lock(&self) -> MutexGuard<'_, Pool> {
         // A panic while holding the pool lock leaves nothing half-written worth refusing over.
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
