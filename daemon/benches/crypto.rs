@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use seald::crypto::soft::SoftSigner;
-use seald::crypto::{e_digest, sm3, z_a, KeyAlgorithm, PrehashSigner, VerifyingKey, DEFAULT_USER_ID};
+use seald::crypto::{
+    e_digest, sm3, z_a, KeyAlgorithm, PrehashSigner, VerifyingKey, DEFAULT_USER_ID,
+};
 
 /// Short runs: the whole `cargo bench` should take a few minutes.
 fn quick() -> Criterion {
@@ -57,7 +59,10 @@ fn bench_sign_verify(c: &mut Criterion) {
             b.iter(|| signer.sign_prehash(std::hint::black_box(&digest)).unwrap())
         });
         group.bench_function("verify_prehash", |b| {
-            b.iter(|| vk.verify_digest(std::hint::black_box(&digest), &sig).unwrap())
+            b.iter(|| {
+                vk.verify_digest(std::hint::black_box(&digest), &sig)
+                    .unwrap()
+            })
         });
         group.bench_function("verify_msg", |b| {
             b.iter(|| {

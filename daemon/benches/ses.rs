@@ -45,7 +45,9 @@ fn parties() -> Parties {
         ca,
     };
     let root_name = name("示例科技有限公司", "Test Root");
-    let cert = |cn, ca, ku, key: &SoftSigner| issue(&spec(cn, ca, ku), key.public_key(), &root_name, &root);
+    let cert = |cn, ca, ku, key: &SoftSigner| {
+        issue(&spec(cn, ca, ku), key.public_key(), &root_name, &root)
+    };
     Parties {
         root_cert: cert("Test Root", true, 0x06, &root),
         maker_cert: cert("Seal maker", false, 0x80, &maker),

@@ -24,12 +24,12 @@ use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use secrecy::SecretString;
 use seald::config::ModuleConfig;
 use seald::crypto::{KeyAlgorithm, PrehashSigner};
 use seald::device::{DeviceModel, Devices, FinalTry, KeySelector, Pin, ProfileSetting, TokenKey};
 use seald_tests::hsmsim::{self, HsmSim};
 use seald_tests::softhsm::{self, Curve, SoftHsm};
+use secrecy::SecretString;
 
 /// One measured operation, run by many workers at once.
 pub trait Workload: Sync {
@@ -158,7 +158,10 @@ impl Workload for DeviceLayer {
         "TokenKey::sign".into()
     }
     fn run(&self, _: usize) -> Result<(), String> {
-        self.key.sign(&self.digest).map(drop).map_err(|e| e.to_string())
+        self.key
+            .sign(&self.digest)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -291,7 +294,9 @@ fn run_scenario(scenario: &Scenario, secs: f64) -> Vec<Figures> {
         .collect();
     let first = sessions[0].lock().expect("session lock");
     match first.login(UserType::User, Some(&SecretString::from(pin.to_owned()))) {
-        Ok(()) | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {}
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
+        }
         Err(e) => panic!("login: {e}"),
     }
     let handle = first
@@ -362,7 +367,11 @@ fn main() {
             _ => {
                 eprintln!(
                     "usage: seald-load [--secs S] [--scenario {}]",
-                    SCENARIOS.iter().map(|s| s.name).collect::<Vec<_>>().join("|")
+                    SCENARIOS
+                        .iter()
+                        .map(|s| s.name)
+                        .collect::<Vec<_>>()
+                        .join("|")
                 );
                 std::process::exit(2);
             }
@@ -388,7 +397,13 @@ fn main() {
     for scenario in chosen {
         // A fresh process per scenario: each PKCS#11 library initialises once per process.
         let status = Command::new(&exe)
-            .args(["--child", "--secs", &secs.to_string(), "--scenario", scenario.name])
+            .args([
+                "--child",
+                "--secs",
+                &secs.to_string(),
+                "--scenario",
+                scenario.name,
+            ])
             .status()
             .expect("run scenario");
         assert!(status.success(), "scenario {} failed", scenario.name);
