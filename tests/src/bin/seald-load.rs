@@ -12,6 +12,8 @@
 //! - `TokenKey::sign`: the daemon's device layer, through the `TokenOwner` session pool;
 //! - `sign+verify`: `ses::sign_message`, i.e. e = SM3(Z ‖ M), device sign, software verify.
 //!
+//! The paths alternate in three rounds so drift in a shared machine's load hits them alike.
+//!
 //! It prints ops/s, p50/p99 latency, CPU µs per op of this process, and the ratio to the bare
 //! loop. Parts (b) API batch stamping and (c) single stamps plug in as further [`Workload`]s once
 //! the HTTP API is on main (see [`api_workloads`]).
@@ -69,9 +71,17 @@ fn cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// Runs `workload` on `workers` threads for `secs` (after a short warm-up).
-fn measure(workload: &dyn Workload, workers: usize, secs: f64) -> Figures {
-    let warm = Instant::now() + Duration::from_millis(200);
+/// Latencies and CPU time of one or more timed runs of a workload.
+#[derive(Debug, Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    secs: f64,
+    cpu: Duration,
+}
+
+/// Runs `workload` on `workers` threads for `secs` (after a short warm-up), adding to `into`.
+fn measure(workload: &dyn Workload, workers: usize, secs: f64, into: &mut Samples) {
+    let warm = Instant::now() + Duration::from_millis(100);
     std::thread::scope(|s| {
         for w in 0..workers {
             s.spawn(move || {
@@ -84,7 +94,7 @@ fn measure(workload: &dyn Workload, workers: usize, secs: f64) -> Figures {
     let cpu0 = cpu_time();
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(secs);
-    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 s.spawn(move || {
@@ -98,23 +108,41 @@ fn measure(workload: &dyn Workload, workers: usize, secs: f64) -> Figures {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker"))
-            .collect()
+        for h in handles {
+            into.latencies.extend(h.join().expect("worker"));
+        }
     });
-    let elapsed = start.elapsed().as_secs_f64();
-    let cpu = (cpu_time() - cpu0).as_secs_f64();
-    latencies.sort_unstable();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    Figures {
-        name: workload.name(),
-        ops: latencies.len(),
-        secs: elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        cpu_us_per_op: cpu * 1e6 / latencies.len() as f64,
+    into.secs += start.elapsed().as_secs_f64();
+    into.cpu += cpu_time() - cpu0;
+}
+
+/// Runs every workload in turn, `ROUNDS` times, so drift in the machine's load (shared
+/// cores) spreads over all of them alike; `secs` is the total per workload.
+fn measure_all(workloads: &[Box<dyn Workload>], workers: usize, secs: f64) -> Vec<Figures> {
+    const ROUNDS: usize = 3;
+    let mut samples: Vec<Samples> = workloads.iter().map(|_| Samples::default()).collect();
+    for _ in 0..ROUNDS {
+        for (w, into) in workloads.iter().zip(&mut samples) {
+            measure(w.as_ref(), workers, secs / ROUNDS as f64, into);
+        }
     }
+    workloads
+        .iter()
+        .zip(samples)
+        .map(|(w, mut s)| {
+            s.latencies.sort_unstable();
+            let n = s.latencies.len();
+            let pct = |p: f64| s.latencies[((n as f64 * p) as usize).min(n - 1)];
+            Figures {
+                name: w.name(),
+                ops: n,
+                secs: s.secs,
+                p50: pct(0.50),
+                p99: pct(0.99),
+                cpu_us_per_op: s.cpu.as_secs_f64() * 1e6 / n as f64,
+            }
+        })
+        .collect()
 }
 
 /// The bare loop: one session per worker, logged in (login is per token and process).
@@ -329,10 +357,7 @@ fn run_scenario(scenario: &Scenario, secs: f64) -> Vec<Figures> {
         }),
     ];
     workloads.extend(api_workloads(scenario));
-    workloads
-        .iter()
-        .map(|w| measure(w.as_ref(), scenario.sessions, secs.max(scenario.min_secs)))
-        .collect()
+    measure_all(&workloads, scenario.sessions, secs.max(scenario.min_secs))
 }
 
 fn print_table(scenario: &Scenario, figures: &[Figures]) {
@@ -392,7 +417,7 @@ fn main() {
         }
         return;
     }
-    println!("# seald-load: {secs} s per path, workers = sessions");
+    println!("# seald-load: {secs} s per path (3 alternating rounds), workers = sessions");
     let exe = std::env::current_exe().expect("own path");
     for scenario in chosen {
         // A fresh process per scenario: each PKCS#11 library initialises once per process.
