@@ -73,18 +73,18 @@ fn bench_append(c: &mut Criterion) {
     let mut group = c.benchmark_group("usage_log/append");
     group.throughput(Throughput::Elements(1));
     for writers in [1u64, 8, 64, 256] {
+        let before = store.stats();
         group.bench_with_input(BenchmarkId::new("writers", writers), &writers, |b, &w| {
             b.iter_custom(|iters| append_from(&log, w, iters.max(w)))
         });
+        let after = store.stats();
+        let (writes, commits) = (after.writes - before.writes, after.commits - before.commits);
+        eprintln!(
+            "usage_log, {writers} writers: {writes} records in {commits} commits ({:.1} per commit)",
+            writes as f64 / commits.max(1) as f64
+        );
     }
     group.finish();
-    let stats = store.stats();
-    eprintln!(
-        "usage_log: {} records in {} commits ({:.1} per commit)",
-        stats.writes,
-        stats.commits,
-        stats.writes as f64 / stats.commits.max(1) as f64
-    );
 }
 
 /// The floor under one commit: a 4 KiB write and `fdatasync` (SQLite's WAL commit is at least
