@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Each scenario runs in its own child process (a PKCS#11 library is initialised once per
-//! process) and measures, one after another on the same token and the same number of sessions:
+//! process) and measures, taking turns on the same token and the same number of sessions:
 //!
 //! - `cryptoki`: a bare `C_Sign` loop, one thread per session (the device's own limit);
 //! - `TokenKey::sign`: the daemon's device layer, through the `TokenOwner` session pool;
