@@ -4,14 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// The target directory the running test binary lives in (`target/<profile>`).
+/// The target directory the running binary lives in (`target/<profile>`): test binaries sit in
+/// its `deps/`, the harness's own binaries (`seald-load`) in it directly.
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test binary>
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary inside target/<profile>/deps")
-        .to_path_buf()
+    let dir = exe.parent().expect("binary inside target/<profile>");
+    if dir.ends_with("deps") {
+        dir.parent().expect("deps inside target/<profile>")
+    } else {
+        dir
+    }
+    .to_path_buf()
 }
 
 /// Newest modification time below `dir`, skipping `skip` (other binaries' sources).

@@ -42,6 +42,16 @@ impl HsmSim {
         profile: ProfileSetting,
         model: DeviceModel,
     ) -> &'static HsmSim {
+        Self::shared_with_sessions(sim_config, profile, model, 4)
+    }
+
+    /// [`Self::shared`] with `max_sessions` pooled sessions per token for a cipher machine.
+    pub fn shared_with_sessions(
+        sim_config: &str,
+        profile: ProfileSetting,
+        model: DeviceModel,
+        max_sessions: usize,
+    ) -> &'static HsmSim {
         SHARED.get_or_init(|| {
             let dir = tempfile::tempdir().expect("temp dir");
             let conf = dir.path().join("hsm-sim.toml");
@@ -60,7 +70,7 @@ impl HsmSim {
                 path: hsm_sim_module(),
                 profile: Some(profile),
                 model,
-                max_sessions: 4,
+                max_sessions,
             };
             let devices = Arc::new(Devices::open(&[module]).expect("load hsm-sim"));
             HsmSim {

@@ -58,6 +58,12 @@ fn secret(pin: &str) -> SecretString {
 impl SoftHsm {
     /// The process-wide SoftHSM store, created on first use.
     pub fn shared() -> &'static SoftHsm {
+        Self::shared_with(Self::module_config())
+    }
+
+    /// [`Self::shared`] with another module entry (model, sessions); the first call in a
+    /// process decides, later ones get the same store.
+    pub fn shared_with(module: ModuleConfig) -> &'static SoftHsm {
         SHARED.get_or_init(|| {
             assert!(
                 Path::new(LIBRARY).exists(),
@@ -76,7 +82,7 @@ impl SoftHsm {
             .expect("write softhsm2.conf");
             // Read by SoftHSM at C_Initialize; set once, before the module loads.
             std::env::set_var("SOFTHSM2_CONF", &conf);
-            let devices = Devices::open(&[Self::module_config()]).expect("load SoftHSM");
+            let devices = Devices::open(&[module]).expect("load SoftHSM");
             SoftHsm {
                 dir,
                 devices,

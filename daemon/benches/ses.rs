@@ -1,0 +1,151 @@
+//! SES_Signature (GB/T 38540 v4) build, parse and full verification.
+//!
+//! `cargo bench -p seald --bench ses`. Build = TBS_Sign encoding + e + software sign + the
+//! verify-before-use check + re-parse; with a device the sign step is the token's instead.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use seald::cert::testing::{issue, name, CertSpec};
+use seald::cert::{Certificate, TrustStore};
+use seald::crypto::soft::SoftSigner;
+use seald::crypto::{data_digest, KeyAlgorithm, PrehashSigner};
+use seald::ses::{
+    build_seal, build_signature, verify_der, CertList, Document, Header, Picture, PropertyInfo,
+    SealInfo, SesSignature, SignRequest, VerifyOptions,
+};
+use time::macros::datetime;
+
+fn quick() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+}
+
+/// A root, a seal maker and a signer (SM2 software keys) and their certificates.
+struct Parties {
+    root_cert: Vec<u8>,
+    maker: SoftSigner,
+    maker_cert: Vec<u8>,
+    signer: SoftSigner,
+    signer_cert: Vec<u8>,
+}
+
+fn parties() -> Parties {
+    let [root, maker, signer] = [40, 41, 42].map(|s| SoftSigner::from_seed(KeyAlgorithm::Sm2, s));
+    let spec = |cn: &str, ca: bool, ku: u8| CertSpec {
+        cn: cn.into(),
+        o: "示例科技有限公司".into(),
+        serial: 77,
+        not_before: datetime!(2024-01-01 0:00 UTC),
+        not_after: datetime!(2034-01-01 0:00 UTC),
+        key_usage: Some(ku),
+        ca,
+    };
+    let root_name = name("示例科技有限公司", "Test Root");
+    let cert = |cn, ca, ku, key: &SoftSigner| {
+        issue(&spec(cn, ca, ku), key.public_key(), &root_name, &root)
+    };
+    Parties {
+        root_cert: cert("Test Root", true, 0x06, &root),
+        maker_cert: cert("Seal maker", false, 0x80, &maker),
+        signer_cert: cert("合同专用章", false, 0xc0, &signer),
+        maker,
+        signer,
+    }
+}
+
+fn seal_info(p: &Parties) -> SealInfo {
+    SealInfo {
+        header: Header {
+            id: "ES".into(),
+            version: 4,
+            vid: "seald".into(),
+        },
+        es_id: "11010800000001".into(),
+        property: PropertyInfo {
+            seal_type: 1,
+            name: "示例科技有限公司合同专用章".into(),
+            cert_list_type: Some(1),
+            cert_list: CertList::Certs(vec![p.signer_cert.clone()]),
+            create_date: datetime!(2025-01-02 03:04:05 UTC),
+            valid_start: datetime!(2025-01-02 0:00 UTC),
+            valid_end: datetime!(2027-01-02 0:00 UTC),
+        },
+        // A stamp image of a realistic size (a few KiB of PNG).
+        picture: Picture {
+            kind: "PNG".into(),
+            data: vec![0x89; 8 * 1024],
+            width: 40,
+            height: 40,
+        },
+        ext_datas: None,
+    }
+}
+
+/// A third-party file from the shared fixtures, if present (`$SEALD_FIXTURES` or
+/// `shared/fixtures` above this crate).
+fn fixture(rel: &str) -> Option<Vec<u8>> {
+    let dir = std::env::var_os("SEALD_FIXTURES")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .map(|d| d.join("shared/fixtures"))
+                .find(|d| d.is_dir())
+        })?;
+    std::fs::read(dir.join(rel)).ok()
+}
+
+fn bench_ses(c: &mut Criterion) {
+    let p = parties();
+    let seal = build_seal(&seal_info(&p), &p.maker_cert, &p.maker).unwrap();
+    let document = vec![0x77u8; 4096];
+    let hash = data_digest(KeyAlgorithm::Sm2, &document);
+    let request = SignRequest {
+        seal: &seal,
+        time_info: datetime!(2025-06-01 08:00:00 UTC),
+        data_hash: &hash,
+        property_info: "/Doc_0/Signs/Sign_0/Signature.xml",
+        ext_datas: None,
+        signer_cert: &p.signer_cert,
+    };
+    let built = build_signature(&request, &p.signer).unwrap();
+    let roots = TrustStore::new(vec![Certificate::from_der(&p.root_cert).unwrap()]);
+
+    c.bench_function("ses/build_signature_sm2", |b| {
+        b.iter(|| build_signature(&request, &p.signer).unwrap())
+    });
+    c.bench_function("ses/parse_ours", |b| {
+        b.iter(|| SesSignature::parse(std::hint::black_box(&built.der)).unwrap())
+    });
+    c.bench_function("ses/verify_der_ours", |b| {
+        let options = VerifyOptions {
+            document: Document::Digest(&hash),
+            trust: Some(&roots),
+            at: None,
+        };
+        b.iter(|| {
+            let report = verify_der(&built.der, &options).unwrap();
+            assert!(report.valid);
+        })
+    });
+    if let Some(der) = fixture("ses/signed-value-v4.dat") {
+        c.bench_function("ses/parse_fixture_v4", |b| {
+            b.iter(|| SesSignature::parse(std::hint::black_box(&der)).unwrap())
+        });
+        c.bench_function("ses/verify_der_fixture_v4", |b| {
+            let options = VerifyOptions::default();
+            b.iter(|| verify_der(&der, &options).unwrap())
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = quick();
+    targets = bench_ses
+}
+criterion_main!(benches);

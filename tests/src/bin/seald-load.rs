@@ -1,0 +1,436 @@
+//! Load benchmark: how fast a token signs directly through `cryptoki`, and through seald.
+//!
+//! ```text
+//! cargo build --release -p hsm-sim -p seald-tests
+//! target/release/seald-load [--secs S] [--scenario NAME]
+//! ```
+//!
+//! Each scenario runs in its own child process (a PKCS#11 library is initialised once per
+//! process) and measures, taking turns on the same token and the same number of sessions:
+//!
+//! - `cryptoki`: a bare `C_Sign` loop, one thread per session (the device's own limit);
+//! - `TokenKey::sign`: the daemon's device layer, through the `TokenOwner` session pool;
+//! - `sign+verify`: `ses::sign_message`, i.e. e = SM3(Z ‖ M), device sign, software verify.
+//!
+//! The paths alternate in three rounds so drift in a shared machine's load hits them alike.
+//!
+//! It prints ops/s, p50/p99 latency, CPU µs per op of this process, and the ratio to the bare
+//! loop. Parts (b) API batch stamping and (c) single stamps plug in as further [`Workload`]s once
+//! the HTTP API is on main (see [`api_workloads`]).
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use seald::config::ModuleConfig;
+use seald::crypto::{KeyAlgorithm, PrehashSigner};
+use seald::device::{DeviceModel, Devices, FinalTry, KeySelector, Pin, ProfileSetting, TokenKey};
+use seald_tests::hsmsim::{self, HsmSim};
+use seald_tests::softhsm::{self, Curve, SoftHsm};
+use secrecy::SecretString;
+
+/// One measured operation, run by many workers at once.
+pub trait Workload: Sync {
+    /// Column label.
+    fn name(&self) -> String;
+    /// Does one operation as worker `worker` (0..workers).
+    fn run(&self, worker: usize) -> Result<(), String>;
+}
+
+/// What one workload achieved.
+#[derive(Debug, Clone)]
+struct Figures {
+    name: String,
+    ops: usize,
+    secs: f64,
+    p50: Duration,
+    p99: Duration,
+    cpu_us_per_op: f64,
+}
+
+impl Figures {
+    fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+}
+
+/// User + system CPU time of this process (the device, when it is an in-process module such as
+/// SoftHSM or hsm-sim, counts too: compare rows, not absolute values).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the struct we pass; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Latencies and CPU time of one or more timed runs of a workload.
+#[derive(Debug, Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    secs: f64,
+    cpu: Duration,
+}
+
+/// Runs `workload` on `workers` threads for `secs` (after a short warm-up), adding to `into`.
+fn measure(workload: &dyn Workload, workers: usize, secs: f64, into: &mut Samples) {
+    let warm = Instant::now() + Duration::from_millis(100);
+    std::thread::scope(|s| {
+        for w in 0..workers {
+            s.spawn(move || {
+                while Instant::now() < warm {
+                    workload.run(w).expect("warm-up operation");
+                }
+            });
+        }
+    });
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(secs);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                s.spawn(move || {
+                    let mut own = Vec::new();
+                    while Instant::now() < until {
+                        let t = Instant::now();
+                        workload.run(w).expect("operation");
+                        own.push(t.elapsed());
+                    }
+                    own
+                })
+            })
+            .collect();
+        for h in handles {
+            into.latencies.extend(h.join().expect("worker"));
+        }
+    });
+    into.secs += start.elapsed().as_secs_f64();
+    into.cpu += cpu_time() - cpu0;
+}
+
+/// Runs every workload in turn, `ROUNDS` times, so drift in the machine's load (shared
+/// cores) spreads over all of them alike; `secs` is the total per workload.
+fn measure_all(workloads: &[Box<dyn Workload>], workers: usize, secs: f64) -> Vec<Figures> {
+    const ROUNDS: usize = 3;
+    let mut samples: Vec<Samples> = workloads.iter().map(|_| Samples::default()).collect();
+    for _ in 0..ROUNDS {
+        for (w, into) in workloads.iter().zip(&mut samples) {
+            measure(w.as_ref(), workers, secs / ROUNDS as f64, into);
+        }
+    }
+    workloads
+        .iter()
+        .zip(samples)
+        .map(|(w, mut s)| {
+            s.latencies.sort_unstable();
+            let n = s.latencies.len();
+            let pct = |p: f64| s.latencies[((n as f64 * p) as usize).min(n - 1)];
+            Figures {
+                name: w.name(),
+                ops: n,
+                secs: s.secs,
+                p50: pct(0.50),
+                p99: pct(0.99),
+                cpu_us_per_op: s.cpu.as_secs_f64() * 1e6 / n as f64,
+            }
+        })
+        .collect()
+}
+
+/// The bare loop: one session per worker, logged in (login is per token and process).
+struct RawLoop {
+    sessions: Vec<Mutex<Session>>,
+    /// `None`: CKM_ECDSA; else the profile's vendor-defined raw SM2 sign.
+    vendor_mechanism: Option<u64>,
+    key: ObjectHandle,
+    digest: [u8; 32],
+}
+
+impl Workload for RawLoop {
+    fn name(&self) -> String {
+        "cryptoki C_Sign".into()
+    }
+    fn run(&self, worker: usize) -> Result<(), String> {
+        // Built per call, as the daemon does (a `Mechanism` is not `Sync`).
+        let mechanism = match self.vendor_mechanism {
+            None => Mechanism::Ecdsa,
+            Some(code) => Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+                MechanismType::new_vendor_defined(code).map_err(|e| e.to_string())?,
+                None,
+            )),
+        };
+        let session = self.sessions[worker].lock().expect("session lock");
+        session
+            .sign(&mechanism, self.key, &self.digest)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// `TokenKey::sign` through the token owner's pool.
+struct DeviceLayer {
+    key: TokenKey,
+    digest: [u8; 32],
+}
+
+impl Workload for DeviceLayer {
+    fn name(&self) -> String {
+        "TokenKey::sign".into()
+    }
+    fn run(&self, _: usize) -> Result<(), String> {
+        self.key
+            .sign(&self.digest)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What a stamp does around the device: e from a TBS-sized message, sign, verify in software.
+struct SignVerify {
+    key: Arc<TokenKey>,
+    tbs: Vec<u8>,
+}
+
+impl Workload for SignVerify {
+    fn name(&self) -> String {
+        "sign+verify".into()
+    }
+    fn run(&self, _: usize) -> Result<(), String> {
+        seald::ses::sign_message(self.key.as_ref(), &self.tbs)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Parts (b) and (c) of the load benchmark, over the daemon's HTTP API: (b) one approval for a
+/// batch of digests, stamped concurrently; (c) single stamps, each with its own request and
+/// approval. Empty until the API is on main; each will be a [`Workload`] measured beside the
+/// others with the same `workers`.
+fn api_workloads(_scenario: &Scenario) -> Vec<Box<dyn Workload>> {
+    Vec::new()
+}
+
+/// A token and how the daemon drives it.
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    name: &'static str,
+    what: &'static str,
+    /// Sessions (= workers) on the token.
+    sessions: usize,
+    /// Least seconds per path, so slow devices still give enough samples for a p99.
+    min_secs: f64,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    SoftHsmP256,
+    /// hsm-sim with this config text.
+    HsmSim(&'static str, DeviceModel),
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "softhsm-p256-1",
+        what: "SoftHSM 2 ECDSA P-256, 1 session",
+        sessions: 1,
+        min_secs: 0.0,
+        kind: Kind::SoftHsmP256,
+    },
+    Scenario {
+        name: "softhsm-p256-2",
+        what: "SoftHSM 2 ECDSA P-256, 2 sessions",
+        sessions: 2,
+        min_secs: 0.0,
+        kind: Kind::SoftHsmP256,
+    },
+    Scenario {
+        name: "hsmsim-ukey",
+        what: "hsm-sim SM2 ukey, 80 ms/signature, 1 session",
+        sessions: 1,
+        min_secs: 10.0,
+        kind: Kind::HsmSim(
+            "profile = \"sansec\"\nmodel = \"ukey\"\nsign_latency_ms = 80",
+            DeviceModel::Ukey,
+        ),
+    },
+    Scenario {
+        name: "hsmsim-cipher",
+        what: "hsm-sim SM2 cipher-machine, 8 engines x 5 ms, 8 sessions",
+        sessions: 8,
+        min_secs: 0.0,
+        kind: Kind::HsmSim(
+            "profile = \"sansec\"\nmodel = \"cipher-machine\"\nparallel = 8\nsign_latency_ms = 5",
+            DeviceModel::CipherMachine,
+        ),
+    },
+];
+
+/// Provisions the scenario's token and key; returns the devices, the serial and the user PIN.
+fn provision(scenario: &Scenario) -> (&'static Devices, String, &'static str) {
+    let id = b"load".to_vec();
+    match scenario.kind {
+        Kind::SoftHsmP256 => {
+            let hsm = SoftHsm::shared_with(ModuleConfig {
+                name: "softhsm".into(),
+                path: softhsm::LIBRARY.into(),
+                profile: None,
+                model: DeviceModel::CipherMachine,
+                max_sessions: scenario.sessions,
+            });
+            let token = hsm.new_token("load");
+            hsm.generate_key(&token, &id, Curve::P256);
+            (&hsm.devices, token.serial, softhsm::USER_PIN)
+        }
+        Kind::HsmSim(config, model) => {
+            let sim = HsmSim::shared_with_sessions(
+                config,
+                ProfileSetting::Named("sansec".into()),
+                model,
+                scenario.sessions,
+            );
+            let token = sim.new_token("load");
+            sim.keygen(&token, &id);
+            (&sim.devices, token.serial, hsmsim::USER_PIN)
+        }
+    }
+}
+
+fn run_scenario(scenario: &Scenario, secs: f64) -> Vec<Figures> {
+    let (devices, serial, pin) = provision(scenario);
+    let owner = devices.token(&serial).expect("token owner");
+    owner
+        .login(&Pin::new(pin), FinalTry::Refuse)
+        .expect("user login");
+    let selector = KeySelector::Id(b"load".to_vec());
+    let key = Arc::new(TokenKey::open(owner.clone(), selector).expect("open key"));
+    let digest = [0x5au8; 32];
+
+    // The bare loop opens its own sessions (the pool's stay idle meanwhile).
+    let module = owner.module();
+    let slot = module.find_slot(&serial).expect("slot");
+    let sessions: Vec<Mutex<Session>> = (0..scenario.sessions)
+        .map(|_| Mutex::new(module.context().open_rw_session(slot).expect("session")))
+        .collect();
+    let first = sessions[0].lock().expect("session lock");
+    match first.login(UserType::User, Some(&SecretString::from(pin.to_owned()))) {
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
+        }
+        Err(e) => panic!("login: {e}"),
+    }
+    let handle = first
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(b"load".to_vec()),
+        ])
+        .expect("find key")[0];
+    drop(first);
+    let vendor_mechanism = match key.public_key().algorithm {
+        KeyAlgorithm::P256 => None,
+        KeyAlgorithm::Sm2 => Some(module.profile(slot).expect("profile").sign_raw),
+    };
+    let raw = RawLoop {
+        sessions,
+        vendor_mechanism,
+        key: handle,
+        digest,
+    };
+
+    let mut workloads: Vec<Box<dyn Workload>> = vec![
+        Box::new(raw),
+        Box::new(DeviceLayer {
+            key: TokenKey::open(owner.clone(), KeySelector::Id(b"load".to_vec())).expect("key"),
+            digest,
+        }),
+        Box::new(SignVerify {
+            key,
+            tbs: vec![0x30; 2048],
+        }),
+    ];
+    workloads.extend(api_workloads(scenario));
+    measure_all(&workloads, scenario.sessions, secs.max(scenario.min_secs))
+}
+
+fn print_table(scenario: &Scenario, figures: &[Figures]) {
+    println!("\n## {} — {}\n", scenario.name, scenario.what);
+    println!("| path | ops | ops/s | p50 ms | p99 ms | CPU µs/op | ratio to cryptoki |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let base = figures[0].ops_per_sec();
+    for f in figures {
+        println!(
+            "| {} | {} | {:.1} | {:.3} | {:.3} | {:.1} | {:.3} |",
+            f.name,
+            f.ops,
+            f.ops_per_sec(),
+            f.p50.as_secs_f64() * 1e3,
+            f.p99.as_secs_f64() * 1e3,
+            f.cpu_us_per_op,
+            f.ops_per_sec() / base
+        );
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut secs = 3.0;
+    let mut only: Option<String> = None;
+    let mut child = false;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--secs" => secs = args.next().and_then(|s| s.parse().ok()).expect("--secs N"),
+            "--scenario" => only = args.next(),
+            "--child" => child = true,
+            _ => {
+                eprintln!(
+                    "usage: seald-load [--secs S] [--scenario {}]",
+                    SCENARIOS
+                        .iter()
+                        .map(|s| s.name)
+                        .collect::<Vec<_>>()
+                        .join("|")
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    let chosen: Vec<&Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| only.as_deref().is_none_or(|o| o == s.name))
+        .collect();
+    if chosen.is_empty() {
+        eprintln!("no scenario named {only:?}");
+        std::process::exit(2);
+    }
+    if child {
+        for scenario in chosen {
+            let figures = run_scenario(scenario, secs);
+            print_table(scenario, &figures);
+        }
+        return;
+    }
+    println!("# seald-load: {secs} s per path (3 alternating rounds), workers = sessions");
+    let exe = std::env::current_exe().expect("own path");
+    for scenario in chosen {
+        // A fresh process per scenario: each PKCS#11 library initialises once per process.
+        let status = Command::new(&exe)
+            .args([
+                "--child",
+                "--secs",
+                &secs.to_string(),
+                "--scenario",
+                scenario.name,
+            ])
+            .status()
+            .expect("run scenario");
+        assert!(status.success(), "scenario {} failed", scenario.name);
+    }
+}
