@@ -23,6 +23,9 @@ pub struct Config {
     /// HTTP guards.
     #[serde(default)]
     pub api: ApiConfig,
+    /// What new PINs must look like and how old they may grow.
+    #[serde(default)]
+    pub pin_policy: crate::custody::PinPolicy,
 }
 
 /// The `[api]` table: who may talk to the daemon, and how much.
@@ -174,6 +177,14 @@ impl Config {
                 message: "must be greater than zero".into(),
             });
         }
+        if self.pin_policy.max_age_days != 0
+            && self.pin_policy.warn_days >= self.pin_policy.max_age_days
+        {
+            return Err(ConfigError::Invalid {
+                key: "pin_policy.warn_days".into(),
+                message: "must be shorter than pin_policy.max_age_days".into(),
+            });
+        }
         for (i, module) in self.modules.iter().enumerate() {
             if module.max_sessions == 0 {
                 return Err(ConfigError::Invalid {
@@ -207,6 +218,7 @@ impl Default for Config {
             listen: default_listen(),
             modules: Vec::new(),
             api: ApiConfig::default(),
+            pin_policy: crate::custody::PinPolicy::default(),
         }
     }
 }
