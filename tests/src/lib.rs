@@ -5,4 +5,6 @@ pub mod bins;
 pub mod daemon;
 pub mod hsmsim;
 pub mod logs;
+pub mod pty;
+pub mod sealctl;
 pub mod softhsm;
