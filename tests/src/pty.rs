@@ -111,13 +111,23 @@ impl PtyChild {
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 while self.pump(Instant::now() + Duration::from_millis(200)) {}
-                return (status, self.transcript);
+                return (status, std::mem::take(&mut self.transcript));
             }
             if Instant::now() >= until {
                 let _ = self.child.kill();
                 panic!("child did not exit; got:\n{}", self.transcript);
             }
             self.pump(Instant::now() + Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for PtyChild {
+    /// A child still running when the test lets go of it is killed and reaped.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
