@@ -324,3 +324,65 @@ fn sm2_key_and_csr_verify_with_openssl_and_a_certificate_for_another_key_is_refu
     );
     assert_no_pin("sealctl's output", refused.as_bytes(), &[USER_PIN]);
 }
+
+#[test]
+fn library_login_and_pin_change_are_recorded_without_the_pin() {
+    use std::sync::Arc;
+
+    use seald::clock::SystemClock;
+    use seald::custody::{Custodians, CustodyError, PinPolicy};
+    use seald::device::{DeviceError, FinalTry, Pin};
+
+    let sim = sim();
+    let token = sim.new_token("custody-lib");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(seald::store::Store::open(dir.path().join("seald.db")).unwrap());
+    let custodians = Custodians::new(store.clone(), Arc::new(SystemClock));
+    let owner = sim.devices.token(&token.serial).unwrap();
+    let err = custodians
+        .login(&owner, "wang", &Pin::new(WRONG), FinalTry::Refuse)
+        .unwrap_err();
+    assert!(
+        matches!(err, CustodyError::Device(DeviceError::PinIncorrect { .. })),
+        "{err}"
+    );
+    custodians
+        .login(&owner, "wang", &Pin::new(USER_PIN), FinalTry::Refuse)
+        .unwrap();
+    owner.logout().unwrap();
+    let policy = PinPolicy::default();
+    let weak = custodians
+        .change_pin(
+            &owner,
+            "wang",
+            &Pin::new(USER_PIN),
+            &Pin::new("short"),
+            &policy,
+        )
+        .unwrap_err();
+    assert!(matches!(weak, CustodyError::Policy(_)), "{weak}");
+    custodians
+        .change_pin(
+            &owner,
+            "wang",
+            &Pin::new(USER_PIN),
+            &Pin::new(NEW_1),
+            &policy,
+        )
+        .unwrap();
+    let status = custodians.pin_status(&owner, &policy).unwrap();
+    assert_eq!(status.age.age_days, Some(0));
+    let kinds: Vec<String> = store
+        .read(|tx| tx.audit_rows(0, 100))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(kinds, ["pin-failure", "pin-login", "pin-change"]);
+    store.close();
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        bytes.extend(std::fs::read(entry.path()).unwrap_or_default());
+    }
+    assert_no_pin("the store", &bytes, &[USER_PIN, NEW_1, WRONG, "short"]);
+}

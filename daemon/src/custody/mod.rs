@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::audit::{chain, unix_ms, NewRecord};
 use crate::clock::Clock;
-use crate::device::{DeviceError, Pin, PinState, TokenOwner, TriesLeft};
+use crate::device::{DeviceError, FinalTry, Pin, PinState, TokenOwner, TriesLeft};
 use crate::store::model::{AuditKind, Custody, Role, SealId};
 use crate::store::{Store, StoreError};
 
@@ -177,6 +177,30 @@ impl Custodians {
             .write(move |tx| chain::append(tx, &record, at).map(|_| ()))
         {
             tracing::error!(error = %e, "cannot record a PIN failure");
+        }
+    }
+
+    /// Logs the token in for the custodian (one PIN try at most, the last one only when
+    /// `final_try` says a person confirmed it) and records the outcome, never the PIN.
+    pub fn login(
+        &self,
+        owner: &TokenOwner,
+        actor: &str,
+        pin: &Pin,
+        final_try: FinalTry,
+    ) -> Result<(), CustodyError> {
+        match owner.login(pin, final_try) {
+            Ok(()) => {
+                let at = unix_ms(self.clock.now());
+                let record = NewRecord::pin_login(actor, owner.serial(), true, None);
+                self.store
+                    .write(move |tx| chain::append(tx, &record, at).map(|_| ()))?;
+                Ok(())
+            }
+            Err(error) => {
+                self.record_failure(actor, owner.serial(), &error);
+                Err(error.into())
+            }
         }
     }
 
