@@ -198,13 +198,22 @@ fn side(path: &Path, suffix: &str) -> PathBuf {
 
 /// Replaces the store at `store` with the backup: refuses a broken chain or a store in use.
 pub fn restore(backup: &Path, store: &Path) -> Result<RestoreReport, BackupError> {
-    let log = check(backup)?;
+    check(backup)?;
     let _lock =
         StoreLock::exclusive(store)?.ok_or_else(|| BackupError::InUse(store.to_path_buf()))?;
     let staging = side(store, ".restoring");
     let _ = std::fs::remove_file(&staging);
     std::fs::copy(backup, &staging).map_err(io(&staging))?;
     std::fs::set_permissions(&staging, PermissionsExt::from_mode(0o600)).map_err(io(&staging))?;
+    // Checked again on the copy that becomes the store, so a file swapped after the first check
+    // cannot slip through.
+    let log = match check(&staging) {
+        Ok(log) => log,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staging);
+            return Err(e);
+        }
+    };
     let key = {
         let conn = Connection::open(&staging).map_err(StoreError::from)?;
         let key: Option<Vec<u8>> = conn
