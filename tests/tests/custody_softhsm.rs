@@ -76,12 +76,15 @@ fn p256_key_csr_and_certificate_import() {
     let s = setup(hsm);
     let dir = s.dir.path();
     let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let store = s.store.to_str().unwrap();
     let key = |id: &str, args: &[&str]| {
         let mut all = vec![
             "key",
             "--token",
             token.serial.as_str(),
             "--pin-stdin",
+            "--store",
+            store,
             "--id",
             id,
         ];
@@ -188,9 +191,28 @@ fn p256_key_csr_and_certificate_import() {
         &path("0a.der"),
     ]);
     assert_eq!(der, std::fs::read(path("0a.der")).unwrap(), "{pem}");
+    // Each step is in the usage log, which still verifies.
+    let log = s.ok(
+        &[
+            "audit",
+            "--store",
+            store,
+            "export",
+            "--from",
+            "2000-01-01",
+            "--to",
+            "2100-01-01",
+        ],
+        "",
+    );
+    for event in ["\"generated\"", "\"csr\"", "\"certificate-imported\""] {
+        assert!(log.contains(event), "{event} missing from the log:\n{log}");
+    }
+    s.ok(&["audit", "--store", store, "verify"], "");
+    assert_no_pin("the store", &s.store_bytes(), &[USER_PIN]);
     assert_no_pin(
         "sealctl's output",
-        (refused + &imported).as_bytes(),
+        (refused + &imported + &log).as_bytes(),
         &[USER_PIN],
     );
 }

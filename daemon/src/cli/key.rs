@@ -3,15 +3,20 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::prompt::PinSource;
 use super::token::{self, TokenArgs};
+use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::crypto::KeyAlgorithm;
 use crate::custody::csr::{pem, Subject};
-use crate::custody::keys;
+use crate::custody::{keys, Custodians};
 use crate::device::NewKeyPair;
+use crate::identity::Caller;
+use crate::store::Store;
 
 /// Generate a key pair, request a certificate, import the CA's certificate.
 #[derive(Debug, Args)]
@@ -21,6 +26,9 @@ pub struct KeyArgs {
     /// CKA_ID of the key, hex.
     #[arg(long, value_name = "HEX", value_parser = parse_id)]
     id: KeyId,
+    /// The seald store whose usage log records what was done (recommended).
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
     #[command(subcommand)]
     command: KeyCommand,
 }
@@ -84,8 +92,25 @@ fn parse_id(text: &str) -> Result<KeyId, String> {
 
 /// Runs `sealctl key …`.
 pub fn run(config: &Config, args: KeyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let custodians = match &args.store {
+        Some(path) => Some(Custodians::new(
+            Arc::new(Store::open_existing(path)?),
+            Arc::new(SystemClock),
+        )),
+        None => None,
+    };
+    let actor = Caller::local_from_env().name();
     let (_devices, owner) = token::open(config, &args.token)?;
     let id = args.id.0;
+    let record =
+        |event: &str, detail: serde_json::Value| -> Result<(), Box<dyn std::error::Error>> {
+            if let Some(c) = &custodians {
+                let mut detail = detail;
+                detail["key_id"] = hex::encode(&id).into();
+                c.record_key_event(&actor, owner.serial(), event, detail)?;
+            }
+            Ok(())
+        };
     let mut pins = PinSource::open(args.token.pin_stdin)?;
     token::login(&owner, &mut pins)?;
     let result = (|| -> Result<(), Box<dyn std::error::Error>> {
@@ -101,6 +126,10 @@ pub fn run(config: &Config, args: KeyArgs) -> Result<ExitCode, Box<dyn std::erro
                     label,
                 };
                 let key = keys::generate(&owner, &spec)?;
+                record(
+                    "generated",
+                    serde_json::json!({ "algorithm": algorithm, "public_key": hex::encode(key.point) }),
+                )?;
                 println!("{}", hex::encode(key.point));
                 eprintln!(
                     "generated a {algorithm:?} key pair with CKA_ID {} on token {}",
@@ -122,6 +151,14 @@ pub fn run(config: &Config, args: KeyArgs) -> Result<ExitCode, Box<dyn std::erro
                     common_name,
                 };
                 let der = keys::csr(owner.clone(), &id, &subject)?;
+                record(
+                    "csr",
+                    serde_json::json!({
+                        "organisation": subject.organisation,
+                        "common_name": subject.common_name,
+                        "csr_sm3": hex::encode(crate::crypto::sm3(&der)),
+                    }),
+                )?;
                 std::fs::write(&out, pem("CERTIFICATE REQUEST", &der))
                     .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
                 eprintln!("wrote the certificate request to {}", out.display());
@@ -131,6 +168,14 @@ pub fn run(config: &Config, args: KeyArgs) -> Result<ExitCode, Box<dyn std::erro
                     .map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
                 let certificate = keys::read_certificate(&bytes)?;
                 let subject = keys::import_certificate(owner.clone(), &id, &certificate, &label)?;
+                record(
+                    "certificate-imported",
+                    serde_json::json!({
+                        "subject": subject,
+                        "cert_serial": certificate.facts().serial_hex,
+                        "cert_sm3": hex::encode(crate::crypto::sm3(certificate.der())),
+                    }),
+                )?;
                 eprintln!(
                     "imported the certificate of {subject} with CKA_ID {} on token {}",
                     hex::encode(&id),

@@ -132,6 +132,26 @@ impl Custodians {
         })
     }
 
+    /// Records a key-lifecycle event on a token (`event`: "generated", "csr",
+    /// "certificate-imported") with its public facts (ids, digests, subjects; never a PIN).
+    pub fn record_key_event(
+        &self,
+        actor: &str,
+        device_serial: &str,
+        event: &str,
+        mut detail: serde_json::Value,
+    ) -> Result<(), CustodyError> {
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("device_serial".into(), device_serial.into());
+            map.insert("event".into(), event.into());
+        }
+        let at = unix_ms(self.clock.now());
+        let record = NewRecord::new(AuditKind::Key, actor, None, detail);
+        self.store
+            .write(move |tx| chain::append(tx, &record, at).map(|_| ()))?;
+        Ok(())
+    }
+
     /// A seal's custodian, if one was assigned.
     pub fn custody(&self, seal: SealId) -> Result<Option<Custody>, CustodyError> {
         Ok(self.store.read(|tx| tx.custody(seal))?)

@@ -442,6 +442,8 @@ text_enum! {
         Prune = "prune",
         /// A seal was handed to another custodian.
         Custody = "custody",
+        /// A key pair was generated, a CSR made, or a certificate imported on a token.
+        Key = "key",
         /// Test and tooling records.
         Note = "note",
     }
