@@ -322,7 +322,84 @@ fn sm2_key_and_csr_verify_with_openssl_and_a_certificate_for_another_key_is_refu
         refused.contains("this certificate is for another key"),
         "{refused}"
     );
-    assert_no_pin("sealctl's output", refused.as_bytes(), &[USER_PIN]);
+
+    // An SM2 CA (OpenSSL) certifies the request; that certificate is accepted and stored.
+    let path = |name: &str| s.dir.path().join(name).to_str().unwrap().to_owned();
+    let distid = "distid:1234567812345678";
+    for args in [
+        vec!["genpkey", "-algorithm", "SM2", "-out", &path("ca.key")],
+        vec![
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &path("ca.key"),
+            "-sm3",
+            "-sigopt",
+            distid,
+            "-subj",
+            "/CN=SM2 Test CA",
+            "-days",
+            "30",
+            "-out",
+            &path("ca.pem"),
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            csr.to_str().unwrap(),
+            "-CA",
+            &path("ca.pem"),
+            "-CAkey",
+            &path("ca.key"),
+            "-sm3",
+            "-sigopt",
+            distid,
+            "-vfyopt",
+            distid,
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-out",
+            &path("0a.pem"),
+        ],
+    ] {
+        let (ok, text) = openssl(&args);
+        assert!(ok, "openssl {args:?}: {text}");
+    }
+    let imported = s.ok(
+        &[
+            "key",
+            "--token",
+            &token.serial,
+            "--pin-stdin",
+            "--id",
+            "0a",
+            "import-cert",
+            "--cert",
+            &path("0a.pem"),
+        ],
+        &format!("{USER_PIN}\n"),
+    );
+    assert!(
+        imported.contains("imported the certificate of"),
+        "{imported}"
+    );
+    let owner = sim.devices.token(&token.serial).unwrap();
+    let stored =
+        seald::device::certificate_der(&owner, &seald::device::KeySelector::Id(vec![0x0a]))
+            .unwrap();
+    let cert = seald::cert::Certificate::from_der(&stored).unwrap();
+    assert_eq!(
+        cert.facts().subject_cn.as_deref(),
+        Some("某某市人民政府公章")
+    );
+    assert_no_pin(
+        "sealctl's output",
+        (refused + &imported).as_bytes(),
+        &[USER_PIN],
+    );
 }
 
 #[test]
