@@ -158,18 +158,20 @@ fn read_token_key(path: &Path) -> Result<Option<Vec<u8>>, BackupError> {
 
 /// Checks a backup without restoring it: its metadata and its usage-log chain.
 pub fn check(backup: &Path) -> Result<VerifyReport, BackupError> {
-    let has_meta = Store::read_file(backup, |_| Ok::<_, StoreError>(())).and_then(|()| {
-        let conn = Connection::open_with_flags(backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        Ok(conn
-            .query_row(
+    if !backup.is_file() {
+        return Err(StoreError::Missing(backup.to_path_buf()).into());
+    }
+    // Any failure to read the metadata (not SQLite, no such table) means "not a backup".
+    let format = Connection::open_with_flags(backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|conn| {
+            conn.query_row(
                 &format!("SELECT format FROM {META_TABLE} WHERE id = 1"),
                 [],
                 |r| r.get::<_, i64>(0),
             )
             .optional()
-            .unwrap_or(None))
-    })?;
-    if has_meta != Some(FORMAT) {
+        });
+    if !matches!(format, Ok(Some(FORMAT))) {
         return Err(BackupError::NotABackup(backup.to_path_buf()));
     }
     let report = Store::read_file(backup, |tx| verify::verify(tx))?;

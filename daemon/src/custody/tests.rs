@@ -158,6 +158,10 @@ fn backup_round_trip_and_tamper_refusal() {
     // A file that is not a backup is refused too.
     let err = backup::restore(&store_path, &dir.path().join("other.db")).unwrap_err();
     assert!(matches!(err, BackupError::NotABackup(_)), "{err}");
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not a database at all").unwrap();
+    let err = backup::restore(&text, &store_path).unwrap_err();
+    assert!(matches!(err, BackupError::NotABackup(_)), "{err}");
 }
 
 #[test]
