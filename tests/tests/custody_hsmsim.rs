@@ -116,14 +116,22 @@ fn pin_lifecycle_on_a_terminal_with_lockout_unblock_and_age_warnings() {
         status.contains("final try") && status.contains("one (the next wrong PIN locks"),
         "{status}"
     );
-    let third = run_fail(&["--pin-stdin", "change"], &wrong);
+    // The last try is not spent without --final-try.
+    let unconfirmed = run_fail(&["--pin-stdin", "change"], &wrong);
+    assert!(
+        unconfirmed.contains("one PIN try left") && unconfirmed.contains("--final-try"),
+        "{unconfirmed}"
+    );
+    let status = run_ok(&["status"], "");
+    assert!(status.contains("final try"), "{status}");
+    let third = run_fail(&["--pin-stdin", "change", "--final-try"], &wrong);
     assert!(third.contains("locked"), "{third}");
     let locked = run_fail(
         &["--pin-stdin", "change"],
         &format!("{NEW_1}\n{NEW_2}\n{NEW_2}\n"),
     );
     assert!(locked.contains("sealctl pin unblock"), "{locked}");
-    transcripts.push_str(&(first + &second + &third + &locked));
+    transcripts.push_str(&(first + &second + &unconfirmed + &third + &locked));
 
     // 4. Unblock with the SO PIN on a terminal, then the custodian changes it.
     let args = pin(&["unblock"]);
@@ -435,6 +443,7 @@ fn library_login_and_pin_change_are_recorded_without_the_pin() {
             &Pin::new(USER_PIN),
             &Pin::new("short"),
             &policy,
+            FinalTry::Refuse,
         )
         .unwrap_err();
     assert!(matches!(weak, CustodyError::Policy(_)), "{weak}");
@@ -445,6 +454,7 @@ fn library_login_and_pin_change_are_recorded_without_the_pin() {
             &Pin::new(USER_PIN),
             &Pin::new(NEW_1),
             &policy,
+            FinalTry::Refuse,
         )
         .unwrap();
     let status = custodians.pin_status(&owner, &policy).unwrap();

@@ -13,7 +13,8 @@ use super::prompt::PinSource;
 use super::token::{self, TokenArgs};
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::Config;
-use crate::custody::{AgeStatus, Custodians};
+use crate::custody::{AgeStatus, Custodians, CustodyError};
+use crate::device::{DeviceError, FinalTry};
 use crate::identity::Caller;
 use crate::store::Store;
 
@@ -32,7 +33,11 @@ pub struct PinArgs {
 #[derive(Debug, Subcommand)]
 enum PinCommand {
     /// Change the user PIN: the current PIN, then the new one twice.
-    Change,
+    Change {
+        /// Spend the token's last PIN try if it reports one left (a wrong PIN then locks it).
+        #[arg(long)]
+        final_try: bool,
+    },
     /// Unblock (re-set) the user PIN with the security officer's PIN, then the new one twice.
     Unblock,
     /// Tries left (where the device says), last change and age against the PIN policy.
@@ -69,11 +74,24 @@ pub fn run(config: &Config, args: PinArgs) -> Result<ExitCode, Box<dyn std::erro
     let actor = Caller::local_from_env().name();
     let policy = &config.pin_policy;
     match args.command {
-        PinCommand::Change => {
+        PinCommand::Change { final_try } => {
             let mut pins = PinSource::open(args.token.pin_stdin)?;
             let old = pins.read(&format!("current PIN of token {}", owner.serial()))?;
             let new = pins.read_new("new PIN")?;
-            custodians.change_pin(&owner, &actor, &old, &new, policy)?;
+            let final_try = if final_try {
+                FinalTry::Confirmed
+            } else {
+                FinalTry::Refuse
+            };
+            custodians
+                .change_pin(&owner, &actor, &old, &new, policy, final_try)
+                .map_err(|e| match e {
+                    CustodyError::Device(DeviceError::FinalTryNotConfirmed) => format!(
+                        "{e}; if you are sure of the current PIN, run again with --final-try"
+                    )
+                    .into(),
+                    other => Box::<dyn std::error::Error>::from(other),
+                })?;
             println!("the PIN of token {} was changed", owner.serial());
         }
         PinCommand::Unblock => {

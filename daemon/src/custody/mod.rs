@@ -249,6 +249,9 @@ impl Custodians {
     /// Changes the user PIN: the policy first (nothing reaches the device if it refuses), then
     /// C_SetPIN (a wrong old PIN spends one try and says what the device reports), then the
     /// record. The owner must not be logged in by someone else's session in another process.
+    ///
+    /// When the token reports one try left, the change is refused unless `final_try` is
+    /// [`FinalTry::Confirmed`] (a person saw the warning and confirmed).
     pub fn change_pin(
         &self,
         owner: &TokenOwner,
@@ -256,8 +259,12 @@ impl Custodians {
         old: &Pin,
         new: &Pin,
         policy: &PinPolicy,
+        final_try: FinalTry,
     ) -> Result<(), CustodyError> {
         check_new_pin(new, Some(old), policy)?;
+        if final_try == FinalTry::Refuse && owner.info()?.pin.final_try {
+            return Err(DeviceError::FinalTryNotConfirmed.into());
+        }
         if let Err(error) = owner.change_pin(old, new) {
             self.record_failure(actor, owner.serial(), &error);
             return Err(error.into());
