@@ -30,6 +30,9 @@ pub struct Config {
     /// Cards by ATR (`[[atr]]`): which module, profile and model each card is.
     #[serde(default, rename = "atr")]
     pub atrs: Vec<AtrConfig>,
+    /// What new PINs must look like and how old they may grow.
+    #[serde(default)]
+    pub pin_policy: crate::custody::PinPolicy,
 }
 
 /// The `[api]` table: who may talk to the daemon, and how much.
@@ -218,6 +221,14 @@ impl Config {
                 message: "must be greater than zero".into(),
             });
         }
+        if self.pin_policy.max_age_days != 0
+            && self.pin_policy.warn_days >= self.pin_policy.max_age_days
+        {
+            return Err(ConfigError::Invalid {
+                key: "pin_policy.warn_days".into(),
+                message: "must be shorter than pin_policy.max_age_days".into(),
+            });
+        }
         for (i, module) in self.modules.iter().enumerate() {
             if module.max_sessions == 0 {
                 return Err(ConfigError::Invalid {
@@ -286,6 +297,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             pcsc: PcscConfig::default(),
             atrs: Vec::new(),
+            pin_policy: crate::custody::PinPolicy::default(),
         }
     }
 }

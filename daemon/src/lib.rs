@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod custody;
 pub mod device;
 pub mod hardening;
 pub mod identity;

@@ -6,4 +6,6 @@ pub mod daemon;
 pub mod hsmsim;
 pub mod logs;
 pub mod pcsc;
+pub mod pty;
+pub mod sealctl;
 pub mod softhsm;

@@ -44,6 +44,14 @@ pub enum ApprovalError {
     /// Only seald's signing worker records signatures and failures.
     #[error("{0} may not record signatures: only seald's signing worker does")]
     DaemonOnly(String),
+    /// The seal changed hands and its new custodian has not yet changed the PIN.
+    #[error("seal {seal_id} was handed to {custodian}, who must change the token PIN (sealctl pin change) before it can stamp again")]
+    PinChangeRequired {
+        /// The seal.
+        seal_id: SealId,
+        /// Its custodian.
+        custodian: String,
+    },
     /// The seal has no policy.
     #[error(
         "seal {0} has no approval policy; an administrator must set one before it can be used"
@@ -518,6 +526,12 @@ impl Approvals {
             rules::check_transition(id, request.state, RequestState::Signed)?;
             let seal = load_seal(tx, request.seal_id)?;
             check_usable(&seal, now.unix_timestamp())?;
+            if let Some(custody) = tx.custody(seal.id)?.filter(|c| c.pin_change_required) {
+                return Err(ApprovalError::PinChangeRequired {
+                    seal_id: seal.id,
+                    custodian: custody.custodian,
+                });
+            }
             let policy = load_policy(tx, seal.id)?;
             if let Some(hours) = &policy.office_hours {
                 rules::check_office_hours(hours, now)?;

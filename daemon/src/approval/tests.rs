@@ -616,3 +616,34 @@ fn pin_modes() {
     assert!(!pin_needed(&p, Some(0), 899));
     assert!(pin_needed(&p, Some(0), 900));
 }
+
+#[test]
+fn a_custody_transfer_holds_signing_until_the_new_custodian_changes_the_pin() {
+    let w = world();
+    let ids = Identities::new(
+        w.f.store.clone(),
+        w.f.clock.clone(),
+        Arc::new(TokenKey::from_bytes([3; 32])),
+    );
+    caller(&ids, "wang", &[Role::Custodian]);
+    let custodians = crate::custody::Custodians::new(w.f.store.clone(), w.f.clock.clone());
+    let r = approved(&w, &[1]);
+    custodians.transfer("root", w.seal, "wang").unwrap();
+    let err = w
+        .approvals
+        .begin_signing(&Caller::Daemon, r.id)
+        .unwrap_err();
+    assert!(
+        matches!(err, ApprovalError::PinChangeRequired { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("must change the token PIN"),
+        "{err}"
+    );
+    let serial = w.f.registry.get(w.seal).unwrap().device_serial;
+    custodians
+        .record_pin_change("wang", &serial, "change")
+        .unwrap();
+    w.approvals.begin_signing(&Caller::Daemon, r.id).unwrap();
+}

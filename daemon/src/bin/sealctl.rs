@@ -31,17 +31,38 @@ enum Command {
     Audit(seald::cli::audit::AuditArgs),
     /// List seals, show their history, suspend, resume, revoke or report them lost.
     Seal(seald::cli::seal::SealArgs),
+    /// Generate a key pair on a token, write a CSR signed on it, import the CA's certificate.
+    Key(seald::cli::key::KeyArgs),
+    /// Change, unblock or inspect a token's user PIN (read from the terminal, never argv).
+    Pin(seald::cli::pin::PinArgs),
+    /// Hand a seal to another custodian (who must then change the PIN).
+    Custody(seald::cli::custody::CustodyArgs),
+    /// Write a consistent snapshot of the store, usage log and token key (works while seald runs).
+    Backup(seald::cli::backup::BackupArgs),
+    /// Replace the store with a backup whose usage log verifies (seald must be stopped).
+    Restore(seald::cli::backup::BackupArgs),
     /// Verify a seal (.esl), a SES_Signature (.dat/.der) or every signature in an OFD file.
     Verify(seald::cli::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // PINs pass through this process: no core dumps.
+    seald::hardening::forbid_core_dumps();
     let result: Result<ExitCode, Box<dyn std::error::Error>> = match cli.command {
         Command::Devices { json } => Config::load(&cli.config)
             .map_err(Into::into)
             .and_then(|config| seald::cli::devices::run(&config, json, &mut std::io::stdout()))
             .map(|()| ExitCode::SUCCESS),
+        Command::Key(args) => Config::load(&cli.config)
+            .map_err(Into::into)
+            .and_then(|config| seald::cli::key::run(&config, args)),
+        Command::Pin(args) => Config::load(&cli.config)
+            .map_err(Into::into)
+            .and_then(|config| seald::cli::pin::run(&config, args)),
+        Command::Custody(args) => seald::cli::custody::run(args),
+        Command::Backup(args) => seald::cli::backup::run_backup(args),
+        Command::Restore(args) => seald::cli::backup::run_restore(args),
         Command::User(args) => seald::cli::user::run(args),
         Command::Audit(args) => seald::cli::audit::run(args),
         Command::Seal(args) => seald::cli::seal::run(args),

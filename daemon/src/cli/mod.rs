@@ -1,7 +1,13 @@
 //! `sealctl`: custodian and administrator commands, one module per command.
 
 pub mod audit;
+pub mod backup;
+pub mod custody;
 pub mod devices;
+pub mod key;
+pub mod pin;
+pub mod prompt;
 pub mod seal;
+pub mod token;
 pub mod user;
 pub mod verify;

@@ -4,6 +4,7 @@
 
 mod error;
 mod key;
+mod keygen;
 mod keys;
 mod module;
 mod owner;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{DeviceError, DeviceResult, TriesLeft};
 pub use key::{certificate_der, KeySelector, TokenKey};
+pub use keygen::{generate_key_pair, store_certificate, NewKeyPair};
 pub use keys::{curve_from_params, point_from_attribute, P256_OID_DER, SM2_OID_DER};
 pub use module::Module;
 pub use owner::{FinalTry, TokenOwner};

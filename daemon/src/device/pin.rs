@@ -23,6 +23,11 @@ impl Pin {
         self.0.expose_secret().is_empty()
     }
 
+    /// True when both PINs are the same text (for "enter it again" checks).
+    pub fn same_as(&self, other: &Pin) -> bool {
+        self.0.expose_secret() == other.0.expose_secret()
+    }
+
     /// The secret, for handing to cryptoki only.
     pub(crate) fn auth(&self) -> &SecretString {
         &self.0

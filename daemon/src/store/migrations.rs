@@ -115,6 +115,16 @@ BEGIN
     SELECT RAISE(ABORT, 'usage-log records younger than 3 years cannot be deleted');
 END;
 "#,
+    // 3: who holds each seal, and whether that custodian must change the PIN before stamping.
+    r#"
+CREATE TABLE seal_custody (
+    seal_id              INTEGER PRIMARY KEY REFERENCES seals(id),
+    custodian            TEXT NOT NULL,
+    assigned_by          TEXT NOT NULL,
+    assigned_at          INTEGER NOT NULL,
+    pin_change_required  INTEGER NOT NULL DEFAULT 0
+);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -2,11 +2,13 @@
 //! migrations, and the [`Tx`] interface the rules are written against.
 
 mod error;
+pub mod lock;
 pub mod migrations;
 pub mod model;
 mod sqlite;
 mod tx;
 
 pub use error::StoreError;
+pub use lock::StoreLock;
 pub use sqlite::{Store, StoreStats};
 pub use tx::{StoreResult, Tx};

@@ -440,9 +440,28 @@ text_enum! {
         ConfigReload = "config-reload",
         /// Old records were pruned (the record carries the anchor).
         Prune = "prune",
+        /// A seal was handed to another custodian.
+        Custody = "custody",
+        /// A key pair was generated, a CSR made, or a certificate imported on a token.
+        Key = "key",
         /// Test and tooling records.
         Note = "note",
     }
+}
+
+/// Who holds a seal now (`sealctl custody transfer`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Custody {
+    /// The seal.
+    pub seal_id: SealId,
+    /// The custodian's identity name.
+    pub custodian: String,
+    /// Who handed it over.
+    pub assigned_by: String,
+    /// When.
+    pub assigned_at: Timestamp,
+    /// The PIN must be changed before the custodian's first stamp.
+    pub pin_change_required: bool,
 }
 
 /// One usage-log record as stored. Text fields are kept exactly as hashed.

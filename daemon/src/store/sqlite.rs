@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::clock::Timestamp;
 
+use super::lock::StoreLock;
 use super::model::*;
 use super::tx::{StoreResult, Tx};
 use super::{migrations, StoreError};
@@ -41,6 +42,7 @@ pub struct Store {
     thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     stats: Arc<Counters>,
+    _lock: StoreLock,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +64,12 @@ impl Store {
     /// Opens (creating if needed) the store at `path`, owner-only (0600), and migrates it.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        let lock = StoreLock::shared(&path)?.ok_or_else(|| {
+            StoreError::Failed(format!(
+                "{} is being restored from a backup; try again when the restore has finished",
+                path.display()
+            ))
+        })?;
         create_private(&path)?;
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -98,6 +106,7 @@ impl Store {
             thread: Mutex::new(Some(thread)),
             readers: Mutex::new(vec![reader]),
             stats,
+            _lock: lock,
         })
     }
 
@@ -108,6 +117,34 @@ impl Store {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
         Self::open(path)
+    }
+
+    /// Runs `f` on a read-only connection to a database file that is not a live store (a
+    /// backup): no migration, no lock, no WAL switch. Refuses a schema newer than this build.
+    pub fn read_file<T, E, F>(path: &Path, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E>,
+    {
+        if !path.is_file() {
+            return Err(StoreError::Missing(path.to_path_buf()).into());
+        }
+        let mut conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(StoreError::from)?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(StoreError::from)?;
+        let known = migrations::latest_version();
+        if found > known {
+            return Err(StoreError::NewerSchema { found, known }.into());
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(StoreError::from)?;
+        let out = f(&mut SqliteTx { conn: &tx })?;
+        tx.finish().map_err(StoreError::from)?;
+        Ok(out)
     }
 
     /// The database file.
@@ -827,6 +864,45 @@ impl Tx for SqliteTx<'_> {
             params![a.seq, a.hash],
         )?;
         Ok(())
+    }
+
+    fn custody(&mut self, seal_id: SealId) -> StoreResult<Option<Custody>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seal_id, custodian, assigned_by, assigned_at, pin_change_required \
+                 FROM seal_custody WHERE seal_id = ?1",
+                [seal_id],
+                |row| {
+                    Ok(Custody {
+                        seal_id: row.get(0)?,
+                        custodian: row.get(1)?,
+                        assigned_by: row.get(2)?,
+                        assigned_at: row.get(3)?,
+                        pin_change_required: row.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn put_custody(&mut self, c: &Custody) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT INTO seal_custody (seal_id, custodian, assigned_by, assigned_at, pin_change_required) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(seal_id) DO UPDATE SET custodian = ?2, \
+             assigned_by = ?3, assigned_at = ?4, pin_change_required = ?5",
+            params![c.seal_id, c.custodian, c.assigned_by, c.assigned_at, c.pin_change_required],
+        )?;
+        Ok(())
+    }
+
+    fn clear_pin_change_required(&mut self, device_serial: &str) -> StoreResult<u64> {
+        let n = self.conn.execute(
+            "UPDATE seal_custody SET pin_change_required = 0 WHERE pin_change_required = 1 \
+             AND seal_id IN (SELECT id FROM seals WHERE device_serial = ?1)",
+            [device_serial],
+        )?;
+        Ok(n as u64)
     }
 
     fn delete_audit_through(&mut self, through: i64) -> StoreResult<u64> {

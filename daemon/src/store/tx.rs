@@ -78,6 +78,15 @@ pub trait Tx {
     /// approved or signed (what counts against a daily quota).
     fn documents_requested_since(&mut self, seal_id: SealId, since: Timestamp) -> StoreResult<u64>;
 
+    // custody
+    /// A seal's current custodian, if one was ever assigned.
+    fn custody(&mut self, seal_id: SealId) -> StoreResult<Option<Custody>>;
+    /// Sets a seal's custodian (replacing the previous one).
+    fn put_custody(&mut self, custody: &Custody) -> StoreResult<()>;
+    /// Clears the PIN-change flag of every seal whose key is on the device with this serial;
+    /// returns how many seals were cleared.
+    fn clear_pin_change_required(&mut self, device_serial: &str) -> StoreResult<u64>;
+
     // usage log
     /// The last record's sequence number and hash.
     fn audit_last(&mut self) -> StoreResult<Option<(i64, Vec<u8>)>>;

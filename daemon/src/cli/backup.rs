@@ -1,0 +1,60 @@
+//! `sealctl backup FILE` / `sealctl restore FILE`: see [`crate::custody::backup`].
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::custody::backup;
+
+/// Where the store is and which backup file.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The seald store (SQLite file).
+    #[arg(long, value_name = "PATH")]
+    store: PathBuf,
+    /// The backup file.
+    file: PathBuf,
+}
+
+fn head(report: &crate::audit::VerifyReport) -> String {
+    report
+        .head
+        .map(|h| h.to_hex())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `sealctl backup`.
+pub fn run_backup(args: BackupArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let report = backup::create(&args.store, &args.file)?;
+    println!(
+        "backup written to {} ({} bytes, mode 0600): {} usage-log records, chain head {}, token key {}",
+        report.file.display(),
+        report.bytes,
+        report.log.records,
+        head(&report.log),
+        if report.token_key { "included" } else { "absent" }
+    );
+    println!("keep it as secret as the store: it holds the token key that bearer tokens are checked with");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sealctl restore`.
+pub fn run_restore(args: BackupArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let report = backup::restore(&args.file, &args.store)?;
+    println!(
+        "restored {} from {}: {} usage-log records verified, chain head {}",
+        args.store.display(),
+        args.file.display(),
+        report.log.records,
+        head(&report.log)
+    );
+    if let Some(previous) = &report.previous {
+        println!("the replaced store was kept as {}", display(previous));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}

@@ -1,0 +1,265 @@
+//! `sealctl backup` / `restore`: a consistent snapshot of the store and usage log while seald
+//! runs (SQLite `VACUUM INTO`, a transaction-consistent copy), in one 0600 file.
+//!
+//! The backup also carries the token key (`<store>.token-key`): bearer tokens are stored only as
+//! HMACs under that key, so a store restored without it would refuse every client, approver and
+//! custodian until each was given a new token. The price is that the backup file is as secret as
+//! the store and key together: it is written 0600 and must be kept like them.
+//!
+//! A restore checks the backup's usage-log chain first and refuses a broken one; it refuses too
+//! while any process holds the store open ([`StoreLock`]: seald holds it shared for its whole
+//! run). The store it replaces is kept beside it as `<store>.pre-restore-<ms>`.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::audit::{verify, ChainBreak, VerifyReport};
+use crate::identity::key_path_for;
+use crate::store::{Store, StoreError, StoreLock};
+
+/// Format version of the metadata table a backup carries.
+const FORMAT: i64 = 1;
+const META_TABLE: &str = "seald_backup";
+
+/// Why a backup or restore was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file could not be written or read.
+    #[error("cannot use {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The target file already exists.
+    #[error("{0} already exists; choose a new file name (a backup never overwrites)")]
+    Exists(PathBuf),
+    /// The file is not a seald backup.
+    #[error("{0} is not a seald backup (no backup metadata); refusing to restore it")]
+    NotABackup(PathBuf),
+    /// The backup's usage log does not verify.
+    #[error("the backup's usage log does not verify ({0}); refusing to restore a tampered or damaged backup")]
+    BrokenChain(ChainBreak),
+    /// A process has the store open.
+    #[error("{0} is open in a running seald or another sealctl (its lock file is held); stop seald and retry")]
+    InUse(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What a backup holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    /// The backup file.
+    pub file: PathBuf,
+    /// The usage log in it, as verified.
+    pub log: VerifyReport,
+    /// Whether the token key was included.
+    pub token_key: bool,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// Writes a snapshot of the store at `store` (and its token key, if there is one) to `dest`,
+/// which must not exist. Safe while seald runs: readers never block the writer under WAL.
+pub fn create(store: &Path, dest: &Path) -> Result<BackupReport, BackupError> {
+    if !store.is_file() {
+        return Err(StoreError::Missing(store.to_path_buf()).into());
+    }
+    // Created empty and 0600 first: VACUUM INTO fills an empty file and keeps its mode.
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                BackupError::Exists(dest.to_path_buf())
+            } else {
+                BackupError::Io {
+                    path: dest.to_path_buf(),
+                    source: e,
+                }
+            }
+        })?;
+    let result = (|| {
+        let conn = Connection::open(store).map_err(StoreError::from)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(StoreError::from)?;
+        let target = dest.to_str().ok_or_else(|| BackupError::Io {
+            path: dest.to_path_buf(),
+            source: std::io::Error::other("the path is not UTF-8"),
+        })?;
+        conn.execute("VACUUM INTO ?1", [target])
+            .map_err(StoreError::from)?;
+        drop(conn);
+        let key = read_token_key(&key_path_for(store))?;
+        let backup = Connection::open(dest).map_err(StoreError::from)?;
+        backup
+            .execute_batch(&format!(
+                "CREATE TABLE {META_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), \
+                 format INTEGER NOT NULL, created_ms INTEGER NOT NULL, token_key BLOB)"
+            ))
+            .map_err(StoreError::from)?;
+        backup
+            .execute(
+                &format!("INSERT INTO {META_TABLE} VALUES (1, ?1, ?2, ?3)"),
+                rusqlite::params![
+                    FORMAT,
+                    crate::audit::unix_ms(time::OffsetDateTime::now_utc()),
+                    key
+                ],
+            )
+            .map_err(StoreError::from)?;
+        drop(backup);
+        std::fs::set_permissions(dest, PermissionsExt::from_mode(0o600)).map_err(io(dest))?;
+        File::open(dest)
+            .and_then(|f| f.sync_all())
+            .map_err(io(dest))?;
+        let log = Store::read_file(dest, |tx| verify::verify(tx))?;
+        let bytes = std::fs::metadata(dest).map_err(io(dest))?.len();
+        Ok(BackupReport {
+            file: dest.to_path_buf(),
+            log,
+            token_key: key.is_some(),
+            bytes,
+        })
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    result
+}
+
+fn read_token_key(path: &Path) -> Result<Option<Vec<u8>>, BackupError> {
+    match std::fs::read(path) {
+        Ok(key) => Ok(Some(key)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BackupError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// Checks a backup without restoring it: its metadata and its usage-log chain.
+pub fn check(backup: &Path) -> Result<VerifyReport, BackupError> {
+    if !backup.is_file() {
+        return Err(StoreError::Missing(backup.to_path_buf()).into());
+    }
+    // Any failure to read the metadata (not SQLite, no such table) means "not a backup".
+    let format = Connection::open_with_flags(backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|conn| {
+            conn.query_row(
+                &format!("SELECT format FROM {META_TABLE} WHERE id = 1"),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+        });
+    if !matches!(format, Ok(Some(FORMAT))) {
+        return Err(BackupError::NotABackup(backup.to_path_buf()));
+    }
+    let report = Store::read_file(backup, |tx| verify::verify(tx))?;
+    if let Some(broken) = report.broken.clone() {
+        return Err(BackupError::BrokenChain(broken));
+    }
+    Ok(report)
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// The usage log restored, as verified.
+    pub log: VerifyReport,
+    /// Where the replaced store was moved, if there was one.
+    pub previous: Option<PathBuf>,
+    /// Whether the token key was restored.
+    pub token_key: bool,
+}
+
+fn side(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Replaces the store at `store` with the backup: refuses a broken chain or a store in use.
+pub fn restore(backup: &Path, store: &Path) -> Result<RestoreReport, BackupError> {
+    check(backup)?;
+    let _lock =
+        StoreLock::exclusive(store)?.ok_or_else(|| BackupError::InUse(store.to_path_buf()))?;
+    let staging = side(store, ".restoring");
+    let _ = std::fs::remove_file(&staging);
+    std::fs::copy(backup, &staging).map_err(io(&staging))?;
+    std::fs::set_permissions(&staging, PermissionsExt::from_mode(0o600)).map_err(io(&staging))?;
+    // Checked again on the copy that becomes the store, so a file swapped after the first check
+    // cannot slip through.
+    let log = match check(&staging) {
+        Ok(log) => log,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staging);
+            return Err(e);
+        }
+    };
+    let key = {
+        let conn = Connection::open(&staging).map_err(StoreError::from)?;
+        let key: Option<Vec<u8>> = conn
+            .query_row(
+                &format!("SELECT token_key FROM {META_TABLE} WHERE id = 1"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(StoreError::from)?;
+        conn.execute_batch(&format!("DROP TABLE {META_TABLE}"))
+            .map_err(StoreError::from)?;
+        key
+    };
+    File::open(&staging)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&staging))?;
+    let previous = if store.exists() {
+        let stamp = crate::audit::unix_ms(time::OffsetDateTime::now_utc());
+        let moved = side(store, &format!(".pre-restore-{stamp}"));
+        for suffix in ["", "-wal", "-shm", ".token-key"] {
+            let from = side(store, suffix);
+            if from.exists() {
+                std::fs::rename(&from, side(&moved, suffix)).map_err(io(&from))?;
+            }
+        }
+        Some(moved)
+    } else {
+        None
+    };
+    std::fs::rename(&staging, store).map_err(io(store))?;
+    if let Some(key) = &key {
+        let path = key_path_for(store);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.write_all(key).map_err(io(&path))?;
+        file.sync_all().map_err(io(&path))?;
+    }
+    Ok(RestoreReport {
+        log,
+        previous,
+        token_key: key.is_some(),
+    })
+}

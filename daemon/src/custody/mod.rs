@@ -1,0 +1,307 @@
+//! Custodian operations (保管人): PIN change, unblock and status against the PIN policy, custody
+//! transfer, key generation / CSR / certificate import, backup and restore.
+//!
+//! Everything here is a library function taking the caller's name as a value, so `sealctl`
+//! (directly on the device and store) and the HTTP API call the same code.
+
+pub mod backup;
+pub mod csr;
+pub mod keys;
+pub mod policy;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::audit::{chain, unix_ms, NewRecord};
+use crate::clock::Clock;
+use crate::device::{DeviceError, FinalTry, Pin, PinState, TokenOwner, TriesLeft};
+use crate::store::model::{AuditKind, Custody, Role, SealId};
+use crate::store::{Store, StoreError};
+
+pub use policy::{check_new_pin, AgeStatus, PinAge, PinPolicy, PolicyViolation};
+
+/// Why a custodian operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CustodyError {
+    /// The store or log failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The device refused or failed (wrong PIN with tries left, locked, removed, …).
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The new PIN breaks the policy; nothing was sent to the device.
+    #[error(transparent)]
+    Policy(#[from] PolicyViolation),
+    /// No such seal.
+    #[error("there is no seal {0}")]
+    UnknownSeal(SealId),
+    /// The new custodian is unknown, disabled or lacks the custodian role.
+    #[error("`{0}` cannot hold seals: {1}")]
+    NotACustodian(String, &'static str),
+    /// The seal already has this custodian.
+    #[error("seal {seal} is already held by `{custodian}`")]
+    SameCustodian {
+        /// The seal.
+        seal: SealId,
+        /// Its custodian.
+        custodian: String,
+    },
+}
+
+/// What `pin status` shows: the device's PIN flags, and the PIN's age from seald's own records.
+#[derive(Debug, Clone, Serialize)]
+pub struct PinStatus {
+    /// The token's serial.
+    pub serial: String,
+    /// The PIN flags the device reports.
+    pub flags: PinState,
+    /// What the device says about tries left.
+    pub tries_left: TriesLeft,
+    /// Age against policy.
+    pub age: PinAge,
+}
+
+/// Custody and PIN records over the store's usage log.
+#[derive(Debug, Clone)]
+pub struct Custodians {
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+}
+
+fn tries_number(tries: TriesLeft) -> Option<u32> {
+    match tries {
+        TriesLeft::One => Some(1),
+        _ => None,
+    }
+}
+
+impl Custodians {
+    /// Custody records in `store`, timed by `clock`.
+    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// Hands `seal` to the identity named `to` (a custodian) and requires a PIN change before
+    /// the new custodian's first stamp. Logged as a `custody` record.
+    pub fn transfer(&self, actor: &str, seal: SealId, to: &str) -> Result<Custody, CustodyError> {
+        let now = self.clock.now();
+        let (actor, to) = (actor.to_owned(), to.to_owned());
+        self.store.write(move |tx| {
+            let found = tx.seal(seal)?.ok_or(CustodyError::UnknownSeal(seal))?;
+            let who = tx
+                .identity_by_name(&to)?
+                .ok_or_else(|| CustodyError::NotACustodian(to.clone(), "no such identity"))?;
+            if who.disabled {
+                return Err(CustodyError::NotACustodian(to, "the identity is disabled"));
+            }
+            if !who.has_role(Role::Custodian) {
+                return Err(CustodyError::NotACustodian(
+                    to,
+                    "the identity lacks the custodian role",
+                ));
+            }
+            let previous = tx.custody(seal)?;
+            if previous.as_ref().is_some_and(|p| p.custodian == to) {
+                return Err(CustodyError::SameCustodian {
+                    seal,
+                    custodian: to,
+                });
+            }
+            let custody = Custody {
+                seal_id: seal,
+                custodian: to.clone(),
+                assigned_by: actor.clone(),
+                assigned_at: now.unix_timestamp(),
+                pin_change_required: true,
+            };
+            tx.put_custody(&custody)?;
+            let record = NewRecord::new(
+                AuditKind::Custody,
+                actor,
+                Some(seal),
+                serde_json::json!({
+                    "from": previous.map(|p| p.custodian),
+                    "to": to,
+                    "device_serial": found.device_serial,
+                    "pin_change_required": true,
+                }),
+            );
+            chain::append(tx, &record, unix_ms(now))?;
+            Ok(custody)
+        })
+    }
+
+    /// Records a key-lifecycle event on a token (`event`: "generated", "csr",
+    /// "certificate-imported") with its public facts (ids, digests, subjects; never a PIN).
+    pub fn record_key_event(
+        &self,
+        actor: &str,
+        device_serial: &str,
+        event: &str,
+        mut detail: serde_json::Value,
+    ) -> Result<(), CustodyError> {
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("device_serial".into(), device_serial.into());
+            map.insert("event".into(), event.into());
+        }
+        let at = unix_ms(self.clock.now());
+        let record = NewRecord::new(AuditKind::Key, actor, None, detail);
+        self.store
+            .write(move |tx| chain::append(tx, &record, at).map(|_| ()))?;
+        Ok(())
+    }
+
+    /// A seal's custodian, if one was assigned.
+    pub fn custody(&self, seal: SealId) -> Result<Option<Custody>, CustodyError> {
+        Ok(self.store.read(|tx| tx.custody(seal))?)
+    }
+
+    /// True when the seal's custodian must change the PIN before stamping (after a transfer).
+    /// The stamping worker refuses such a seal with a message saying so.
+    pub fn pin_change_required(&self, seal: SealId) -> Result<bool, CustodyError> {
+        Ok(self.custody(seal)?.is_some_and(|c| c.pin_change_required))
+    }
+
+    /// Records a PIN change or unblock (`what`) on the device; a change also clears the
+    /// PIN-change flag of every seal on that device. Never records the PIN.
+    pub fn record_pin_change(
+        &self,
+        actor: &str,
+        device_serial: &str,
+        what: &'static str,
+    ) -> Result<(), CustodyError> {
+        let at = unix_ms(self.clock.now());
+        let record = NewRecord::pin_change(actor, device_serial, what);
+        let serial = device_serial.to_owned();
+        self.store.write(move |tx| {
+            chain::append(tx, &record, at)?;
+            if what == "change" {
+                tx.clear_pin_change_required(&serial)?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(())
+    }
+
+    fn record_failure(&self, actor: &str, serial: &str, error: &DeviceError) {
+        let tries = match error {
+            DeviceError::PinIncorrect { tries } => tries_number(*tries),
+            DeviceError::PinLocked => Some(0),
+            _ => return,
+        };
+        let at = unix_ms(self.clock.now());
+        let record = NewRecord::pin_login(actor, serial, false, tries);
+        if let Err(e) = self
+            .store
+            .write(move |tx| chain::append(tx, &record, at).map(|_| ()))
+        {
+            tracing::error!(error = %e, "cannot record a PIN failure");
+        }
+    }
+
+    /// Logs the token in for the custodian (one PIN try at most, the last one only when
+    /// `final_try` says a person confirmed it) and records the outcome, never the PIN.
+    pub fn login(
+        &self,
+        owner: &TokenOwner,
+        actor: &str,
+        pin: &Pin,
+        final_try: FinalTry,
+    ) -> Result<(), CustodyError> {
+        match owner.login(pin, final_try) {
+            Ok(()) => {
+                let at = unix_ms(self.clock.now());
+                let record = NewRecord::pin_login(actor, owner.serial(), true, None);
+                self.store
+                    .write(move |tx| chain::append(tx, &record, at).map(|_| ()))?;
+                Ok(())
+            }
+            Err(error) => {
+                self.record_failure(actor, owner.serial(), &error);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// When seald last recorded a PIN change or unblock for the device (Unix ms).
+    pub fn last_pin_change(&self, device_serial: &str) -> Result<Option<i64>, CustodyError> {
+        let kind = AuditKind::PinChange.as_str();
+        Ok(self.store.read(|tx| {
+            let mut after = 0;
+            let mut last = None;
+            loop {
+                let rows = tx.audit_rows(after, 2000)?;
+                let Some(end) = rows.last() else { break };
+                after = end.seq;
+                for row in rows.iter().filter(|r| r.kind == kind) {
+                    let detail: serde_json::Value =
+                        serde_json::from_str(&row.detail).unwrap_or_default();
+                    if detail["device_serial"] == device_serial {
+                        last = Some(row.at_ms);
+                    }
+                }
+            }
+            Ok::<_, StoreError>(last)
+        })?)
+    }
+
+    /// Changes the user PIN: the policy first (nothing reaches the device if it refuses), then
+    /// C_SetPIN (a wrong old PIN spends one try and says what the device reports), then the
+    /// record. The owner must not be logged in by someone else's session in another process.
+    ///
+    /// When the token reports one try left, the change is refused unless `final_try` is
+    /// [`FinalTry::Confirmed`] (a person saw the warning and confirmed).
+    pub fn change_pin(
+        &self,
+        owner: &TokenOwner,
+        actor: &str,
+        old: &Pin,
+        new: &Pin,
+        policy: &PinPolicy,
+        final_try: FinalTry,
+    ) -> Result<(), CustodyError> {
+        check_new_pin(new, Some(old), policy)?;
+        if final_try == FinalTry::Refuse && owner.info()?.pin.final_try {
+            return Err(DeviceError::FinalTryNotConfirmed.into());
+        }
+        if let Err(error) = owner.change_pin(old, new) {
+            self.record_failure(actor, owner.serial(), &error);
+            return Err(error.into());
+        }
+        self.record_pin_change(actor, owner.serial(), "change")
+    }
+
+    /// Unblocks the user PIN with the SO PIN and sets `new` (checked against the policy).
+    pub fn unblock(
+        &self,
+        owner: &TokenOwner,
+        actor: &str,
+        so_pin: &Pin,
+        new: &Pin,
+        policy: &PinPolicy,
+    ) -> Result<(), CustodyError> {
+        check_new_pin(new, None, policy)?;
+        owner.unblock(so_pin, new)?;
+        self.record_pin_change(actor, owner.serial(), "unblock")
+    }
+
+    /// The device's PIN flags and the PIN's age against `policy`, now.
+    pub fn pin_status(
+        &self,
+        owner: &TokenOwner,
+        policy: &PinPolicy,
+    ) -> Result<PinStatus, CustodyError> {
+        let info = owner.info()?;
+        let last = self.last_pin_change(owner.serial())?;
+        Ok(PinStatus {
+            serial: info.serial,
+            flags: info.pin,
+            tries_left: info.pin.tries_left(),
+            age: PinAge::judge(last, policy, self.clock.now()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
