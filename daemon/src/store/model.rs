@@ -440,6 +440,8 @@ text_enum! {
         ConfigReload = "config-reload",
         /// Old records were pruned (the record carries the anchor).
         Prune = "prune",
+        /// The API refused a request (status, code, path; never secrets).
+        Refusal = "refusal",
         /// Test and tooling records.
         Note = "note",
     }
