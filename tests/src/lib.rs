@@ -2,7 +2,10 @@
 //! binaries, log capture.
 
 pub mod bins;
+pub mod checks;
 pub mod daemon;
+pub mod deployment;
 pub mod hsmsim;
 pub mod logs;
 pub mod softhsm;
+pub mod stamping;
