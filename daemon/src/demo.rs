@@ -268,8 +268,17 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
         ("bob", "APPROVER2_TOKEN", Role::Approver),
         ("carol", "CUSTODIAN_TOKEN", Role::Custodian),
         ("audrey", "AUDITOR_TOKEN", Role::Auditor),
+        ("dave", "DUAL_TOKEN", Role::Approver),
     ] {
-        let (identity, token) = ids.add(&admin, name, &[role]).map_err(|e| e.to_string())?;
+        if name == "dave" && !opts.extra_seals {
+            continue;
+        }
+        let roles: &[Role] = if name == "dave" {
+            &[Role::Client, Role::Approver]
+        } else {
+            &[role]
+        };
+        let (identity, token) = ids.add(&admin, name, roles).map_err(|e| e.to_string())?;
         tokens.push_str(&format!("{var}={}\n", token.expose()));
         people.push(identity);
     }
@@ -330,8 +339,17 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
                 &admin,
                 Policy {
                     seal_id: seal.id,
-                    allowed_clients: vec![people[0].id],
-                    approvers: vec![people[1].id, people[2].id],
+                    // Tests: on seal 2, dave (client and approver) may ask and approve.
+                    allowed_clients: if i == 1 {
+                        vec![people[0].id, people[5].id]
+                    } else {
+                        vec![people[0].id]
+                    },
+                    approvers: if i == 1 {
+                        vec![people[1].id, people[2].id, people[5].id]
+                    } else {
+                        vec![people[1].id, people[2].id]
+                    },
                     required_approvals: 2,
                     daily_quota: None,
                     quota_utc_offset_minutes: 480,

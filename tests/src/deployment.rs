@@ -41,6 +41,8 @@ pub enum Who {
     Custodian,
     /// audrey.
     Auditor,
+    /// dave: client and approver (seal 2 lets him ask and approve).
+    Dual,
 }
 
 impl Who {
@@ -51,6 +53,7 @@ impl Who {
             Who::Approver2 => "APPROVER2_TOKEN",
             Who::Custodian => "CUSTODIAN_TOKEN",
             Who::Auditor => "AUDITOR_TOKEN",
+            Who::Dual => "DUAL_TOKEN",
         }
     }
 }
@@ -168,15 +171,20 @@ impl Deployment {
         );
     }
 
-    /// Asks for a stamp of `digests` with `seal`; returns the request id.
-    pub fn request(&self, seal: i64, digests: &[[u8; 32]]) -> i64 {
+    /// `who` asks for a stamp of `digests` with `seal`; the raw answer.
+    pub fn request_as(&self, who: Who, seal: i64, digests: &[[u8; 32]]) -> RawResponse {
         let hex: Vec<String> = digests.iter().map(hex::encode).collect();
-        let r = self.call(
+        self.call(
             "POST",
             "/v1/stamp-requests",
-            Some(Who::Client),
+            Some(who),
             Some(&serde_json::json!({ "seal_id": seal, "digests": hex, "document_name": "contract.pdf", "purpose": "test" })),
-        );
+        )
+    }
+
+    /// The client asks for a stamp of `digests` with `seal`; returns the request id.
+    pub fn request(&self, seal: i64, digests: &[[u8; 32]]) -> i64 {
+        let r = self.request_as(Who::Client, seal, digests);
         assert_eq!(r.status, 202, "{}", r.body);
         r.json()["id"].as_i64().expect("id")
     }
