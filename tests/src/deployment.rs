@@ -84,10 +84,15 @@ pub fn provision(dir: &Path, profile: &str) {
 impl Deployment {
     /// Provisions with hsm-sim's `profile` (`sansec` raw, `tass` DER) and starts the daemon.
     pub fn hsm_sim(profile: &str) -> Self {
+        Self::hsm_sim_with(profile, "")
+    }
+
+    /// Like [`Deployment::hsm_sim`], with `extra` TOML appended to the daemon's config.
+    pub fn hsm_sim_with(profile: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let demo = dir.path().join("demo");
         provision(&demo, profile);
-        let config_text = std::fs::read_to_string(demo.join("seald.toml")).expect("config");
+        let config_text = std::fs::read_to_string(demo.join("seald.toml")).expect("config") + extra;
         let hsm_sim_conf = demo.join("hsm-sim.toml");
         let tokens = std::fs::read_to_string(demo.join("tokens.env"))
             .expect("tokens")
