@@ -101,12 +101,27 @@ fn demo(
     if setup_only {
         return Ok(());
     }
-    let mut child = std::process::Command::new(std::env::current_exe()?)
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command
         .arg("--config")
         .arg(&made.config)
         .env("HSM_SIM_CONF", &made.hsm_sim_conf)
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
+        .stdout(std::process::Stdio::piped());
+    // The daemon stops when the demo does, however the demo ends.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn()?;
     let stdout = child.stdout.take().ok_or("no stdout from the daemon")?;
     let mut lines = std::io::BufReader::new(stdout).lines();
     let first = lines.next().ok_or("the daemon exited before listening")??;
