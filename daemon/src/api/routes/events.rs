@@ -17,22 +17,15 @@ pub async fn stream(
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let receiver = state.events.subscribe();
     let events = stream::unfold(receiver, |mut receiver| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(event) => {
-                    let sse = SseEvent::default()
-                        .event(event.name())
-                        .json_data(&event)
-                        .unwrap_or_else(|_| SseEvent::default().comment("unencodable event"));
-                    return Some((Ok(sse), receiver));
-                }
-                Err(RecvError::Lagged(n)) => {
-                    let sse = SseEvent::default().event("lagged").data(n.to_string());
-                    return Some((Ok(sse), receiver));
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
+        let sse = match receiver.recv().await {
+            Ok(event) => SseEvent::default()
+                .event(event.name())
+                .json_data(&event)
+                .unwrap_or_else(|_| SseEvent::default().comment("unencodable event")),
+            Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(sse), receiver))
     });
     Sse::new(events).keep_alive(KeepAlive::default())
 }
