@@ -36,6 +36,11 @@ pub fn format_layer_accepts(der: &[u8], digest: &[u8; 32], root_pem: &Path) -> S
 /// OpenSSL verifies the SM2 signature over TBS_Sign with the signer certificate's key
 /// (`openssl dgst -sm3 -verify PUB -signature SIG -sigopt distid:1234567812345678 TBS`).
 pub fn openssl_accepts(sig: &SesSignature, dir: &Path, label: &str) {
+    openssl_accepts_with(sig, dir, label, true)
+}
+
+/// Like [`openssl_accepts`]; `sm2 = false` checks an ECDSA P-256 signature over SHA-256.
+pub fn openssl_accepts_with(sig: &SesSignature, dir: &Path, label: &str, sm2: bool) {
     let cert = dir.join(format!("{label}.cer"));
     let pubkey = dir.join(format!("{label}.pub.pem"));
     let sigfile = dir.join(format!("{label}.sig"));
@@ -68,16 +73,13 @@ pub fn openssl_accepts(sig: &SesSignature, dir: &Path, label: &str) {
         "-out",
         &p(&pubkey),
     ]);
-    let out = run(&[
-        "dgst",
-        "-sm3",
-        "-verify",
-        &p(&pubkey),
-        "-signature",
-        &p(&sigfile),
-        "-sigopt",
-        "distid:1234567812345678",
-        &p(&tbs),
-    ]);
+    let (pubkey, sigfile, tbs) = (p(&pubkey), p(&sigfile), p(&tbs));
+    let md = if sm2 { "-sm3" } else { "-sha256" };
+    let mut args = vec!["dgst", md, "-verify", &pubkey, "-signature", &sigfile];
+    if sm2 {
+        args.extend(["-sigopt", "distid:1234567812345678"]);
+    }
+    args.push(&tbs);
+    let out = run(&args);
     assert!(out.contains("Verified OK"), "{out}");
 }

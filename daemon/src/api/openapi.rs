@@ -146,6 +146,6 @@ mod tests {
                 "{method} {path} missing from the OpenAPI document"
             );
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 13);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 14);
     }
 }
