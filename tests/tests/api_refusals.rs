@@ -282,6 +282,16 @@ fn refusals_have_codes_sign_nothing_and_are_logged() {
         "JSON",
     );
 
+    // A malformed login body is refused without quoting the PIN anywhere.
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/login"),
+        Some(Who::Custodian),
+        Some(&serde_json::json!({ "pin": 97531864 })),
+    );
+    assert!(!r.body.contains("97531864"), "{}", r.body);
+    expect(r, 422, "invalid_request", "pin");
+
     // Nothing was signed, and every refusal is in the usage log.
     assert!(d.audit("signature").is_empty(), "nothing may be signed");
     let logged = d.audit("refusal");
@@ -294,6 +304,7 @@ fn refusals_have_codes_sign_nothing_and_are_logged() {
     assert!(logged
         .iter()
         .any(|r| r["actor"] == "demo-client" && r["detail"]["code"] == "forbidden"));
+    assert!(!logged.iter().any(|r| r.to_string().contains("97531864")));
     let out = d.sealctl("audit", &["verify"]);
     assert!(out.contains("chain intact"), "{out}");
 }

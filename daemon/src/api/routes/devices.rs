@@ -1,6 +1,8 @@
 //! `GET /v1/devices`; custodian `POST /v1/devices/{serial}/login` and `/logout`.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -9,7 +11,6 @@ use crate::api::auth::Auth;
 use crate::api::error::ApiError;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
-use crate::api::ApiJson;
 use crate::audit::NewRecord;
 use crate::device::{DeviceError, FinalTry, ModuleReport, Pin, TokenInfo, TriesLeft};
 use crate::identity::Role;
@@ -89,9 +90,21 @@ pub async fn login(
     State(state): State<SharedState>,
     auth: Auth,
     Path(serial): Path<String>,
-    ApiJson(body): ApiJson<LoginBody>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(Role::Custodian)?;
+    // Parsed here, not by ApiJson: serde's messages can quote values, and this one is a PIN.
+    let body: LoginBody = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::bad_request("malformed_json", "the body is not valid JSON")
+        } else {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "send {\"pin\": \"...\"} (a string), optionally with \"confirm_final_try\": true",
+            )
+        }
+    })?;
     let who = auth.0.name.clone();
     blocking(move || {
         let owner = state.devices.token(&serial)?;
