@@ -179,3 +179,39 @@ fn openapi_documents_every_route_the_daemon_serves() {
         "not_found"
     );
 }
+
+#[test]
+fn a_removed_token_fails_the_stamp_clearly_until_reinserted_and_logged_in() {
+    let d = Deployment::hsm_sim("sansec");
+    d.login_custodian();
+    let sim = |verb: &str| {
+        let out = std::process::Command::new(seald_tests::bins::hsm_sim_cli())
+            .arg("--config")
+            .arg(d.hsm_sim_conf())
+            .args([verb, seald_tests::deployment::SERIAL])
+            .output()
+            .expect("hsm-sim");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sim("eject");
+    let id = d.request(1, &[digest(8, 1)]);
+    d.approve_both(id);
+    let v = d.wait_final(id);
+    assert_eq!(v["state"], "failed", "{v}");
+    let failure = v["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("insert"),
+        "the reason says what to do: {failure}"
+    );
+    assert!(d.audit("signature").is_empty());
+
+    sim("insert");
+    d.login_custodian();
+    let id = d.request(1, &[digest(8, 2)]);
+    d.approve_both(id);
+    check_signed(&d, &d.wait_final(id), &[digest(8, 2)], 0);
+}

@@ -93,6 +93,9 @@ pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampEr
                 )
             ) {
                 state.set_login(&serial, None);
+                state.events.publish(Event::DeviceRemoved {
+                    serial: serial.clone(),
+                });
             }
             state.events.publish(Event::RequestFailed {
                 request_id: id,
