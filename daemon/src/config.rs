@@ -33,6 +33,30 @@ pub struct Config {
     /// What new PINs must look like and how old they may grow.
     #[serde(default)]
     pub pin_policy: crate::custody::PinPolicy,
+    /// The store (SQLite): identities, seals, requests and the usage log. Relative paths are
+    /// relative to the config file.
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// Trust roots (PEM or DER files) that seal certificates must chain to.
+    #[serde(default)]
+    pub trust_roots: Vec<PathBuf>,
+    /// The seal-maker key, used when seals are enrolled (its certificate is read from the token).
+    #[serde(default)]
+    pub maker: Option<MakerConfig>,
+}
+
+/// The `[maker]` table: where the seal-maker's key lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MakerConfig {
+    /// Serial of the token holding the key.
+    pub device_serial: String,
+    /// CKA_ID of the key, hex.
+    pub key_id: String,
+}
+
+fn default_store() -> PathBuf {
+    PathBuf::from("seald.db")
 }
 
 /// The `[api]` table: who may talk to the daemon, and how much.
@@ -51,6 +75,20 @@ pub struct ApiConfig {
     /// Seconds before a request is abandoned.
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
+    /// Requests one identity may make in a burst (token bucket size).
+    #[serde(default = "default_rate_limit_burst")]
+    pub rate_limit_burst: u32,
+    /// Requests per second one identity may keep up (bucket refill rate).
+    #[serde(default = "default_rate_limit_per_second")]
+    pub rate_limit_per_second: u32,
+}
+
+fn default_rate_limit_burst() -> u32 {
+    200
+}
+
+fn default_rate_limit_per_second() -> u32 {
+    50
 }
 
 impl Default for ApiConfig {
@@ -60,6 +98,8 @@ impl Default for ApiConfig {
             allowed_origins: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
             request_timeout_secs: default_request_timeout_secs(),
+            rate_limit_burst: default_rate_limit_burst(),
+            rate_limit_per_second: default_rate_limit_per_second(),
         }
     }
 }
@@ -173,13 +213,43 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text).map_err(|e| match e {
+        let mut config = Self::parse(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
             },
             other => other,
-        })
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.store = base.join(&config.store);
+        for root in &mut config.trust_roots {
+            *root = base.join(&*root);
+        }
+        Ok(config)
+    }
+
+    /// Reads the trust roots named by `trust_roots`; an unreadable or malformed file is an
+    /// error naming its key.
+    pub fn load_trust(&self) -> Result<crate::cert::TrustStore, ConfigError> {
+        let mut trust = crate::cert::TrustStore::new(Vec::new());
+        for (i, path) in self.trust_roots.iter().enumerate() {
+            let invalid = |message: String| ConfigError::Invalid {
+                key: format!("trust_roots[{i}]"),
+                message,
+            };
+            let bytes = std::fs::read(path)
+                .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+            let roots = crate::cert::TrustStore::from_pem_or_der(&bytes).map_err(|e| {
+                invalid(format!(
+                    "{} is not a PEM or DER certificate: {e}",
+                    path.display()
+                ))
+            })?;
+            for root in roots.roots() {
+                trust.add(root.clone());
+            }
+        }
+        Ok(trust)
     }
 
     /// Parses and validates config text.
@@ -212,6 +282,33 @@ impl Config {
                     message: format!(
                         "`{origin}` is not an origin; write scheme://host[:port] with no path and no wildcard"
                     ),
+                });
+            }
+        }
+        if self.api.rate_limit_burst == 0 || self.api.rate_limit_per_second == 0 {
+            return Err(ConfigError::Invalid {
+                key: "api.rate_limit_burst / api.rate_limit_per_second".into(),
+                message: "must be greater than zero".into(),
+            });
+        }
+        if self.store.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "store".into(),
+                message: "must name the store file, e.g. \"seald.db\"".into(),
+            });
+        }
+        if let Some(maker) = &self.maker {
+            if maker.device_serial.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "maker.device_serial".into(),
+                    message: "must be the serial number of the token holding the seal-maker key"
+                        .into(),
+                });
+            }
+            if maker.key_id.is_empty() || hex::decode(&maker.key_id).is_err() {
+                return Err(ConfigError::Invalid {
+                    key: "maker.key_id".into(),
+                    message: format!("`{}` is not a hex CKA_ID (e.g. \"a1\")", maker.key_id),
                 });
             }
         }
@@ -298,6 +395,9 @@ impl Default for Config {
             pcsc: PcscConfig::default(),
             atrs: Vec::new(),
             pin_policy: crate::custody::PinPolicy::default(),
+            store: default_store(),
+            trust_roots: Vec::new(),
+            maker: None,
         }
     }
 }

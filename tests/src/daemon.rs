@@ -115,6 +115,8 @@ impl Daemon {
     ) -> RawResponse {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.authority()).expect("connect");
+        // Every wait is bounded: no answer takes this long.
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(120)));
         let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
         if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
             head.push_str(&format!("Host: {}\r\n", self.authority()));

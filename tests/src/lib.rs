@@ -2,10 +2,13 @@
 //! binaries, log capture.
 
 pub mod bins;
+pub mod checks;
 pub mod daemon;
+pub mod deployment;
 pub mod hsmsim;
 pub mod logs;
 pub mod pcsc;
 pub mod pty;
 pub mod sealctl;
 pub mod softhsm;
+pub mod stamping;

@@ -37,6 +37,16 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, code, message)
     }
 
+    /// 500: something inside seald failed (the message says what, never a secret).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// 409 with a code.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
     /// 404 for an unknown path or resource.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
@@ -53,6 +63,20 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        let mut response = (self.status, Json(&self)).into_response();
+        response.extensions_mut().insert(Refused {
+            code: self.code,
+            message: self.message,
+        });
+        response
     }
+}
+
+/// Put on every error response so the refusal log can record the code and message.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The error code.
+    pub code: &'static str,
+    /// The message sent.
+    pub message: String,
 }

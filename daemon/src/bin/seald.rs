@@ -1,8 +1,9 @@
 //! `seald`: the electronic seal daemon.
 
+use std::io::BufRead;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use seald::config::Config;
 
 /// The electronic seal daemon: serves the localhost API.
@@ -12,10 +13,34 @@ struct Args {
     /// Configuration file (TOML).
     #[arg(long, short, default_value = "config/seald.toml")]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Cmd>,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Makes a demo store, hsm-sim token, seal and identities, starts the API and prints curl
+    /// lines that carry one stamp from request to verified signature.
+    Demo {
+        /// Directory to create (default: a new one under the temp directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// hsm-sim vendor profile: sansec (raw signatures) or tass (DER signatures).
+        #[arg(long, default_value = "sansec")]
+        profile: String,
+        /// Address to listen on.
+        #[arg(long, default_value = seald::config::DEFAULT_LISTEN)]
+        listen: String,
+        /// Also enrol seals 2-4 (4 valid for a few seconds), for tests.
+        #[arg(long, hide = true)]
+        extra_seals: bool,
+        /// Set up only; do not start the daemon.
+        #[arg(long)]
+        setup_only: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SEALD_LOG")
@@ -26,7 +51,21 @@ async fn main() -> std::process::ExitCode {
         .init();
     let args = Args::parse();
     seald::hardening::forbid_core_dumps();
-    match run(args).await {
+    let result = match args.command {
+        Some(Cmd::Demo {
+            dir,
+            profile,
+            listen,
+            extra_seals,
+            setup_only,
+        }) => demo(dir, profile, listen, extra_seals, setup_only),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.into())
+            .and_then(|rt| rt.block_on(run(args.config))),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("seald: {e}");
@@ -35,35 +74,109 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::load(&args.config)?;
-    let table = config.atr_table()?;
-    let devices = std::sync::Arc::new(seald::device::Devices::open(&config.modules)?);
-    // UKey hot-plug: a thread of its own, off the runtime; removals reset token owners at once.
-    let watcher = if config.pcsc.enabled {
-        Some(seald::device::pcsc::Watcher::start(
-            devices.clone(),
-            table,
-            (&config.pcsc).into(),
-        )?)
+/// Provisions (single-threaded: it sets `HSM_SIM_CONF` for the simulator), then runs the daemon
+/// as a child process on the demo config and prints the curl lines.
+fn demo(
+    dir: Option<PathBuf>,
+    profile: String,
+    listen: String,
+    extra_seals: bool,
+    setup_only: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = dir.unwrap_or_else(|| {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        std::env::temp_dir().join(format!("seald-demo-{}-{stamp}", std::process::id()))
+    });
+    let made = seald::demo::provision(&seald::demo::DemoOptions {
+        dir: dir.clone(),
+        profile,
+        extra_seals,
+        listen,
+    })?;
+    println!("demo directory: {}", dir.display());
+    println!("config: {}", made.config.display());
+    if setup_only {
+        return Ok(());
+    }
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command
+        .arg("--config")
+        .arg(&made.config)
+        .env("HSM_SIM_CONF", &made.hsm_sim_conf)
+        .stdout(std::process::Stdio::piped());
+    // The daemon stops when the demo does, however the demo ends.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout from the daemon")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().ok_or("the daemon exited before listening")??;
+    let base = first
+        .strip_prefix("seald listening on ")
+        .ok_or_else(|| format!("unexpected daemon output: {first}"))?
+        .to_owned();
+    println!("{first}");
+    println!(
+        "# Tokens are in {} (0600); the custodian's PIN in {} (0600).",
+        made.tokens.display(),
+        made.login_body.display()
+    );
+    println!("# Paste these lines into bash: custodian login, request, two approvals, signature, verify.");
+    print!("{}", seald::demo::curl_script(&base, &made));
+    println!("# end of curl lines");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    for line in lines.map_while(Result::ok) {
+        println!("{line}");
+    }
+    let status = child.wait()?;
+    if status.success() {
+        Ok(())
     } else {
-        None
-    };
+        Err(format!("the daemon exited: {status}").into())
+    }
+}
+
+async fn run(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::load(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let address = listener.local_addr()?;
-    let policy = seald::api::GuardPolicy::new(
-        address,
-        &config.api.allowed_hosts,
-        &config.api.allowed_origins,
-        config.api.max_body_bytes,
-        std::time::Duration::from_secs(config.api.request_timeout_secs),
-    );
+    let state = seald::api::server::build_state(&config, address)?;
+    seald::api::server::spawn_background(state.clone());
+    // UKey hot-plug: a thread of its own, off the runtime; removals reset token owners at once.
+    let watcher = if config.pcsc.enabled {
+        let (watcher, changes) = seald::device::pcsc::Watcher::start_subscribed(
+            state.devices.clone(),
+            config.atr_table()?,
+            (&config.pcsc).into(),
+        )?;
+        seald::api::hotplug::bridge(state.clone(), changes);
+        Some(watcher)
+    } else {
+        None
+    };
     tracing::info!(%address, "seald listening");
     // One line on stdout for scripts and tests that start seald on port 0.
     println!("seald listening on http://{address}");
-    axum::serve(listener, seald::api::router(std::sync::Arc::new(policy)))
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    axum::serve(listener, seald::api::app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

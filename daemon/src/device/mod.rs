@@ -44,8 +44,9 @@ pub enum DeviceModel {
 /// All configured modules and the owners of the tokens found in them.
 #[derive(Debug, Default)]
 pub struct Devices {
-    modules: Vec<Arc<Module>>,
+    // Owners first: fields drop in order, and sessions must close before the module finalizes.
     owners: Mutex<HashMap<String, Arc<TokenOwner>>>,
+    modules: Vec<Arc<Module>>,
 }
 
 /// One module's state for `sealctl devices` and the API.

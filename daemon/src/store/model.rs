@@ -444,6 +444,8 @@ text_enum! {
         Custody = "custody",
         /// A key pair was generated, a CSR made, or a certificate imported on a token.
         Key = "key",
+        /// The API refused a request (status, code, path; never secrets).
+        Refusal = "refusal",
         /// Test and tooling records.
         Note = "note",
     }

@@ -1,0 +1,103 @@
+//! Bearer-token authentication (no cookies) and role checks, as an extractor.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+
+use crate::identity::{AuthError, Caller, Identity, Role};
+
+use super::error::ApiError;
+use super::state::SharedState;
+
+/// Filled by the auth extractor so the refusal log can name who was refused.
+#[derive(Debug, Clone, Default)]
+pub struct CallerSlot(pub Arc<Mutex<Option<String>>>);
+
+/// An authenticated caller: `Authorization: Bearer <token>`.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Identity);
+
+impl Auth {
+    /// The caller as the core services take it.
+    pub fn caller(&self) -> Caller {
+        Caller::User(self.0.clone())
+    }
+
+    /// Refuses with 403 `forbidden` unless the caller holds `role`.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.0.has_role(role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "forbidden",
+                format!("{} may not do this: it needs the {role} role", self.0.name),
+            ))
+        }
+    }
+
+    /// Refuses unless the caller holds one of `roles`.
+    pub fn require_any(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.iter().any(|r| self.0.has_role(*r)) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            Err(ApiError::forbidden(
+                "forbidden",
+                format!(
+                    "{} may not do this: it needs one of the roles {}",
+                    self.0.name,
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn unauthenticated(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+}
+
+impl FromRequestParts<SharedState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned())
+            .ok_or_else(|| unauthenticated("send your token as `Authorization: Bearer <token>`"))?;
+        let identities = state.services.identities.clone();
+        let found = tokio::task::spawn_blocking(move || identities.authenticate(&token))
+            .await
+            .map_err(|_| ApiError::internal("authentication failed unexpectedly"))?;
+        let identity = match found {
+            Ok(identity) => identity,
+            Err(AuthError::Unavailable(e)) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!("cannot check the token now: {e}"),
+                ))
+            }
+            Err(e) => return Err(unauthenticated(&e.to_string())),
+        };
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(identity.name.clone());
+        }
+        if !state.limiter.allow(identity.id) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this client; slow down and retry in a moment",
+            ));
+        }
+        Ok(Auth(identity))
+    }
+}

@@ -1,0 +1,110 @@
+//! How core errors become API errors: a stable code and the core's sentence.
+
+use axum::http::StatusCode;
+
+use crate::approval::ApprovalError;
+use crate::audit::AuditError;
+use crate::device::DeviceError;
+use crate::seal::SealError;
+
+use super::error::ApiError;
+
+impl From<SealError> for ApiError {
+    fn from(e: SealError) -> Self {
+        let message = e.to_string();
+        match e {
+            SealError::Forbidden(_) => ApiError::forbidden("forbidden", message),
+            SealError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "seal_not_found", message)
+            }
+            SealError::NotUsable { .. } | SealError::OutsideValidity { .. } => {
+                ApiError::conflict("seal_not_usable", message)
+            }
+            SealError::Store(_) => ApiError::internal(message),
+            _ => ApiError::conflict("seal_refused", message),
+        }
+    }
+}
+
+impl From<ApprovalError> for ApiError {
+    fn from(e: ApprovalError) -> Self {
+        let message = e.to_string();
+        match e {
+            ApprovalError::Seal(seal) => seal.into(),
+            ApprovalError::Forbidden(_) | ApprovalError::NeedsIdentity => {
+                ApiError::forbidden("forbidden", message)
+            }
+            ApprovalError::NoPolicy(_) => ApiError::conflict("no_policy", message),
+            ApprovalError::ClientNotAllowed { .. } => {
+                ApiError::forbidden("client_not_allowed", message)
+            }
+            ApprovalError::NotAnApprover { .. } => ApiError::forbidden("not_an_approver", message),
+            ApprovalError::SelfApproval { .. } => ApiError::forbidden("self_approval", message),
+            ApprovalError::AlreadyVoted { .. } => ApiError::conflict("already_voted", message),
+            ApprovalError::QuotaExceeded { .. } => ApiError::conflict("quota_exceeded", message),
+            ApprovalError::OutsideOfficeHours { .. } => {
+                ApiError::conflict("outside_office_hours", message)
+            }
+            ApprovalError::IllegalTransition { .. } => ApiError::conflict("invalid_state", message),
+            ApprovalError::Expired(_) => ApiError::conflict("request_expired", message),
+            ApprovalError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "request_not_found", message)
+            }
+            ApprovalError::BadDocuments(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_documents",
+                message,
+            ),
+            ApprovalError::BadPolicy(_) => ApiError::conflict("bad_policy", message),
+            ApprovalError::PinChangeRequired { .. } => {
+                ApiError::conflict("pin_change_required", message)
+            }
+            _ => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
+impl From<DeviceError> for ApiError {
+    fn from(e: DeviceError) -> Self {
+        let message = e.to_string();
+        let (status, code) = match e {
+            DeviceError::PinIncorrect { .. } => (StatusCode::FORBIDDEN, "pin_incorrect"),
+            DeviceError::PinLocked => (StatusCode::LOCKED, "pin_locked"),
+            DeviceError::FinalTryNotConfirmed => (StatusCode::CONFLICT, "pin_final_try"),
+            DeviceError::PinLenRange { .. } | DeviceError::PinInvalid => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "pin_invalid")
+            }
+            DeviceError::PinExpired => (StatusCode::CONFLICT, "pin_expired"),
+            DeviceError::UserPinNotInitialized => (StatusCode::CONFLICT, "pin_not_initialized"),
+            DeviceError::UserNotLoggedIn => (StatusCode::CONFLICT, "device_not_logged_in"),
+            DeviceError::AlreadyLoggedIn => (StatusCode::CONFLICT, "already_logged_in"),
+            DeviceError::DeviceRemoved | DeviceError::TokenNotPresent { .. } => {
+                (StatusCode::NOT_FOUND, "device_not_present")
+            }
+            _ => (StatusCode::BAD_GATEWAY, "device_error"),
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
+/// Runs blocking core work off the async threads.
+pub async fn blocking<T, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(ApiError::internal(
+            "a worker thread failed; see seald's log",
+        )),
+    }
+}

@@ -1,0 +1,93 @@
+//! `GET /v1/audit` (auditor): usage-log records with filters and paging.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::auth::Auth;
+use crate::api::error::ApiError;
+use crate::api::mapping::blocking;
+use crate::api::state::SharedState;
+use crate::identity::Role;
+use crate::store::model::{AuditKind, SealId};
+
+/// Filters and paging.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only records of this kind (`signature`, `refusal`, `decision`, …).
+    pub kind: Option<String>,
+    /// Only records about this seal.
+    pub seal_id: Option<SealId>,
+    /// Only records by this actor.
+    pub actor: Option<String>,
+    /// Records after this sequence number (paging: pass the previous `next_after`).
+    #[serde(default)]
+    pub after: i64,
+    /// Most records to return (1–1000, default 100).
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/audit`.
+pub async fn list(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require_any(&[Role::Auditor, Role::Admin])?;
+    let kind = match &q.kind {
+        Some(k) => Some(
+            k.parse::<AuditKind>()
+                .map_err(|e| ApiError::bad_request("invalid_query", format!("`kind`: {e}")))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`limit` must be between 1 and 1000",
+        ));
+    }
+    blocking(move || {
+        let mut out = Vec::new();
+        let mut after = q.after;
+        let mut end = false;
+        while out.len() < limit && !end {
+            let rows = state
+                .services
+                .store
+                .read(|tx| tx.audit_rows(after, 1000))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            end = rows.len() < 1000;
+            for row in rows {
+                after = row.seq;
+                let wanted = kind.is_none_or(|k| row.kind == k.as_str())
+                    && q.seal_id.is_none_or(|s| row.seal_id == Some(s))
+                    && q.actor.as_deref().is_none_or(|a| row.actor == a);
+                if wanted {
+                    out.push(json!({
+                        "seq": row.seq,
+                        "at_ms": row.at_ms,
+                        "kind": row.kind,
+                        "actor": row.actor,
+                        "seal_id": row.seal_id,
+                        "detail": serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
+                        "hash": hex::encode(&row.hash),
+                    }));
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        let next_after = if out.len() == limit {
+            Some(after)
+        } else {
+            None
+        };
+        Ok::<_, ApiError>(Json(json!({ "records": out, "next_after": next_after })))
+    })
+    .await
+}

@@ -1,0 +1,166 @@
+//! `GET /v1/devices`; custodian `POST /v1/devices/{serial}/login` and `/logout`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::api::auth::Auth;
+use crate::api::error::ApiError;
+use crate::api::mapping::blocking;
+use crate::api::state::SharedState;
+use crate::audit::NewRecord;
+use crate::device::{DeviceError, FinalTry, ModuleReport, Pin, TokenInfo, TriesLeft};
+use crate::identity::Role;
+
+/// A token as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    /// What the token says about itself (serial, label, PIN flags).
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// Whether seald holds a login on it.
+    pub logged_in: bool,
+    /// The PIN flags in a word or two.
+    pub pin_summary: String,
+}
+
+/// A module and its tokens.
+#[derive(Debug, Serialize)]
+pub struct ModuleView {
+    /// Configured name.
+    pub name: String,
+    /// Device model.
+    pub model: crate::device::DeviceModel,
+    /// SM2 profile in use, if known.
+    pub profile: Option<String>,
+    /// Tokens present now.
+    pub tokens: Vec<TokenView>,
+    /// Why tokens could not be listed.
+    pub error: Option<String>,
+}
+
+/// `GET /v1/devices`: modules, tokens present, PIN state and login (any role).
+pub async fn list(State(state): State<SharedState>, _auth: Auth) -> Result<Json<Value>, ApiError> {
+    let modules = blocking(move || {
+        let reports: Vec<ModuleReport> = state.devices.scan();
+        let views: Vec<ModuleView> = reports
+            .into_iter()
+            .map(|m| ModuleView {
+                tokens: m
+                    .tokens
+                    .into_iter()
+                    .map(|info| TokenView {
+                        logged_in: state
+                            .devices
+                            .token(&info.serial)
+                            .and_then(|o| o.logged_in())
+                            .unwrap_or(false),
+                        pin_summary: info.pin.summary(),
+                        info,
+                    })
+                    .collect(),
+                name: m.name,
+                model: m.model,
+                profile: m.profile,
+                error: m.error,
+            })
+            .collect();
+        Ok::<_, ApiError>(views)
+    })
+    .await?;
+    Ok(Json(json!({ "modules": modules })))
+}
+
+/// Body of a login: the PIN, and the confirmation to spend a final try.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// The token's user PIN (never logged).
+    pub pin: Pin,
+    /// Set when the custodian saw the final-try warning and wants to go on.
+    #[serde(default)]
+    pub confirm_final_try: bool,
+}
+
+/// `POST /v1/devices/{serial}/login` (custodian): logs the token in with the PIN.
+pub async fn login(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path(serial): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(Role::Custodian)?;
+    // Parsed here, not by ApiJson: serde's messages can quote values, and this one is a PIN.
+    let body: LoginBody = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::bad_request("malformed_json", "the body is not valid JSON")
+        } else {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "send {\"pin\": \"...\"} (a string), optionally with \"confirm_final_try\": true",
+            )
+        }
+    })?;
+    let who = auth.0.name.clone();
+    blocking(move || {
+        let owner = state.devices.token(&serial)?;
+        let final_try = if body.confirm_final_try {
+            FinalTry::Confirmed
+        } else {
+            FinalTry::Refuse
+        };
+        let result = owner.login(&body.pin, final_try);
+        drop(body);
+        let record = match &result {
+            Ok(()) => Some(NewRecord::pin_login(&who, &serial, true, None)),
+            Err(DeviceError::PinIncorrect { tries }) => Some(NewRecord::pin_login(
+                &who,
+                &serial,
+                false,
+                match tries {
+                    TriesLeft::One => Some(1),
+                    _ => None,
+                },
+            )),
+            Err(DeviceError::PinLocked) => {
+                Some(NewRecord::pin_login(&who, &serial, false, Some(0)))
+            }
+            Err(_) => None,
+        };
+        if let Some(record) = record {
+            state.services.audit.append(record)?;
+        }
+        result?;
+        state.set_login(&serial, Some(state.clock.timestamp()));
+        tracing::info!(%serial, custodian = %who, "token logged in");
+        Ok::<_, ApiError>(Json(json!({ "serial": serial, "logged_in": true })))
+    })
+    .await
+}
+
+/// `POST /v1/devices/{serial}/logout` (custodian).
+pub async fn logout(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path(serial): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(Role::Custodian)?;
+    let who = auth.0.name.clone();
+    blocking(move || {
+        let owner = state.devices.token(&serial)?;
+        owner.logout()?;
+        state.set_login(&serial, None);
+        state.services.audit.append(NewRecord::new(
+            crate::store::model::AuditKind::PinLogin,
+            &who,
+            None,
+            json!({ "device_serial": serial, "logout": true }),
+        ))?;
+        Ok::<_, ApiError>(Json(json!({ "serial": serial, "logged_in": false })))
+    })
+    .await
+}

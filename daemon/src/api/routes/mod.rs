@@ -1,0 +1,8 @@
+//! The `/v1` handlers, one module per resource.
+
+pub mod audit;
+pub mod devices;
+pub mod events;
+pub mod seals;
+pub mod stamp;
+pub mod verify;

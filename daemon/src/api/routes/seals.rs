@@ -1,0 +1,101 @@
+//! `GET /v1/seals` and `GET /v1/seals/{id}`: state, validity and expiry warning.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::api::auth::Auth;
+use crate::api::error::ApiError;
+use crate::api::mapping::blocking;
+use crate::api::state::SharedState;
+use crate::clock::Timestamp;
+use crate::seal::rules::expiry;
+use crate::seal::{Expiry, SealEvent};
+use crate::store::model::{CertFacts, Seal, SealId, SealKind, SealState};
+
+/// A seal as the API shows it (no image bytes, no key material).
+#[derive(Debug, Serialize)]
+pub struct SealView {
+    /// Id.
+    pub id: SealId,
+    /// Type.
+    pub kind: SealKind,
+    /// Owner organisation.
+    pub organisation: String,
+    /// Name on the seal.
+    pub name: String,
+    /// esID.
+    pub es_id: String,
+    /// Token serial holding the key.
+    pub device_serial: String,
+    /// Key id on the token.
+    pub key_id: String,
+    /// The certificate's facts.
+    pub certificate: CertFacts,
+    /// Start of validity (Unix seconds).
+    pub valid_from: Timestamp,
+    /// End of validity (Unix seconds).
+    pub valid_to: Timestamp,
+    /// Lifecycle state.
+    pub state: SealState,
+    /// Whether it can stamp now (active and inside its validity).
+    pub usable: bool,
+    /// Expiry status: `valid`, `expires-soon` (renew within 30 days), `expired`, `not-yet-valid`.
+    pub expiry: Expiry,
+}
+
+impl SealView {
+    /// The view of `seal` at `now`.
+    pub fn new(seal: Seal, now: Timestamp) -> Self {
+        Self {
+            usable: crate::seal::check_usable(&seal, now).is_ok(),
+            expiry: expiry(seal.valid_from, seal.valid_to, now),
+            id: seal.id,
+            kind: seal.kind,
+            organisation: seal.organisation,
+            name: seal.name,
+            es_id: seal.es_id,
+            device_serial: seal.device_serial,
+            key_id: seal.key_id,
+            certificate: seal.cert,
+            valid_from: seal.valid_from,
+            valid_to: seal.valid_to,
+            state: seal.state,
+        }
+    }
+}
+
+/// `GET /v1/seals`: every seal (any role).
+pub async fn list(State(state): State<SharedState>, _auth: Auth) -> Result<Json<Value>, ApiError> {
+    let seals = blocking(move || {
+        let now = state.clock.timestamp();
+        let seals = state.services.registry.list()?;
+        Ok::<_, ApiError>(
+            seals
+                .into_iter()
+                .map(|s| SealView::new(s, now))
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await?;
+    Ok(Json(json!({ "seals": seals })))
+}
+
+/// `GET /v1/seals/{id}`: one seal with its state history.
+pub async fn get(
+    State(state): State<SharedState>,
+    _auth: Auth,
+    Path(id): Path<SealId>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let now = state.clock.timestamp();
+        let seal = state.services.registry.get(id)?;
+        let history: Vec<SealEvent> = state.services.registry.history(id)?;
+        Ok::<_, ApiError>(Json(json!({
+            "seal": SealView::new(seal, now),
+            "history": history,
+        })))
+    })
+    .await
+}

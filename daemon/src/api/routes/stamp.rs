@@ -1,0 +1,259 @@
+//! Stamp requests: create (client), read, list pending (approvers), approve and reject.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::api::auth::Auth;
+use crate::api::error::ApiError;
+use crate::api::events::Event;
+use crate::api::mapping::blocking;
+use crate::api::state::{AppState, SharedState};
+use crate::api::ApiJson;
+use crate::approval::{Decision, NewStampRequest, RequestId, RequestState, StampRequest};
+use crate::identity::Role;
+use crate::stamp::results::SignedResult;
+use crate::store::model::{Digest32, SealId, StampDocument};
+
+/// `POST /v1/stamp-requests` body: one digest, a batch of digests, or named documents.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    /// The seal to stamp with.
+    pub seal_id: SealId,
+    /// One document's SM3 digest (hex).
+    #[serde(default)]
+    pub digest: Option<Digest32>,
+    /// A batch of digests under one approval.
+    #[serde(default)]
+    pub digests: Vec<Digest32>,
+    /// Documents with their own names.
+    #[serde(default)]
+    pub documents: Vec<StampDocument>,
+    /// Name shown to approvers (batch members get `name #n`).
+    #[serde(default)]
+    pub document_name: Option<String>,
+    /// Why.
+    pub purpose: String,
+}
+
+impl CreateBody {
+    fn documents(self) -> Result<(SealId, Vec<StampDocument>, String), ApiError> {
+        let name = self.document_name.unwrap_or_else(|| "document".into());
+        let mut docs = self.documents;
+        if let Some(digest) = self.digest {
+            docs.push(StampDocument {
+                digest,
+                name: name.clone(),
+            });
+        }
+        let batch = self.digests.len();
+        for (i, digest) in self.digests.into_iter().enumerate() {
+            docs.push(StampDocument {
+                digest,
+                name: if batch == 1 {
+                    name.clone()
+                } else {
+                    format!("{name} #{}", i + 1)
+                },
+            });
+        }
+        if docs.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_documents",
+                "name at least one document: `digest`, `digests` or `documents`",
+            ));
+        }
+        Ok((self.seal_id, docs, self.purpose))
+    }
+}
+
+/// A stamp request as the API shows it; `signatures` once it is signed.
+#[derive(Debug, Serialize)]
+pub struct RequestView {
+    /// The request.
+    #[serde(flatten)]
+    pub request: StampRequest,
+    /// The SES_Signatures (base64 DER), present only when `state` is `signed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<Vec<SignedResult>>,
+}
+
+fn view(state: &AppState, request: StampRequest) -> Result<RequestView, ApiError> {
+    let signatures = if request.state == RequestState::Signed {
+        state
+            .results
+            .get(request.id)
+            .map_err(|e| ApiError::internal(format!("cannot read the request's signatures: {e}")))?
+    } else {
+        None
+    };
+    Ok(RequestView {
+        request,
+        signatures,
+    })
+}
+
+/// `POST /v1/stamp-requests` (client): records the request; 202 with its id.
+pub async fn create(
+    State(state): State<SharedState>,
+    auth: Auth,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require(Role::Client)?;
+    let (seal_id, documents, purpose) = body.documents()?;
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let caller = auth.caller();
+    let st = state.clone();
+    let request = blocking(move || {
+        st.services.approvals.create_request(
+            &caller,
+            NewStampRequest {
+                seal_id,
+                documents,
+                purpose,
+                origin,
+            },
+        )
+    })
+    .await?;
+    state.events.publish(Event::RequestCreated {
+        request_id: request.id,
+        seal_id: request.seal_id,
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": request.id, "state": request.state })),
+    ))
+}
+
+/// `GET /v1/stamp-requests/{id}`: the request, with its signatures once signed.
+pub async fn get(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path(id): Path<RequestId>,
+) -> Result<Json<RequestView>, ApiError> {
+    let caller = auth.caller();
+    blocking(move || {
+        let request = state.services.approvals.get(&caller, id)?;
+        view(&state, request).map(Json)
+    })
+    .await
+}
+
+/// Query of `GET /v1/stamp-requests`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Only `pending` is listed.
+    pub state: Option<String>,
+}
+
+/// `GET /v1/stamp-requests?state=pending`: requests waiting for the caller's decision.
+pub async fn list(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if query.state.as_deref().unwrap_or("pending") != "pending" {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "only `state=pending` can be listed; fetch other requests by id",
+        ));
+    }
+    let caller = auth.caller();
+    let requests = blocking(move || state.services.approvals.list_pending(&caller)).await?;
+    Ok(Json(json!({ "requests": requests })))
+}
+
+/// Optional body of approve / reject.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideBody {
+    /// Free text kept with the vote.
+    #[serde(default)]
+    pub comment: String,
+}
+
+fn decide_body(bytes: &Bytes) -> Result<DecideBody, ApiError> {
+    if bytes.is_empty() {
+        return Ok(DecideBody::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+        } else {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                format!("the JSON does not match what this endpoint takes: {e}"),
+            )
+        }
+    })
+}
+
+async fn decide(
+    state: SharedState,
+    auth: Auth,
+    id: RequestId,
+    decision: Decision,
+    body: Bytes,
+) -> Result<Json<RequestView>, ApiError> {
+    auth.require(Role::Approver)?;
+    let body = decide_body(&body)?;
+    let caller = auth.caller();
+    let st = state.clone();
+    let request = blocking(move || {
+        st.services
+            .approvals
+            .decide(&caller, id, decision, &body.comment)
+    })
+    .await?;
+    state.events.publish(Event::RequestDecided {
+        request_id: id,
+        state: request.state,
+    });
+    if request.state == RequestState::Approved {
+        spawn_signing(state.clone(), id);
+    }
+    let st = state.clone();
+    blocking(move || view(&st, request)).await.map(Json)
+}
+
+/// Starts the signing worker for an approved request.
+pub fn spawn_signing(state: Arc<AppState>, id: RequestId) {
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = crate::stamp::worker::run(&state, id) {
+            tracing::warn!(request = id, error = %e, "request not signed");
+        }
+    });
+}
+
+/// `POST /v1/stamp-requests/{id}/approve` (approver).
+pub async fn approve(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path(id): Path<RequestId>,
+    body: Bytes,
+) -> Result<Json<RequestView>, ApiError> {
+    decide(state, auth, id, Decision::Approve, body).await
+}
+
+/// `POST /v1/stamp-requests/{id}/reject` (approver).
+pub async fn reject(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path(id): Path<RequestId>,
+    body: Bytes,
+) -> Result<Json<RequestView>, ApiError> {
+    decide(state, auth, id, Decision::Reject, body).await
+}

@@ -1,0 +1,4 @@
+//! Stamping approved requests on the device, and keeping their signatures.
+
+pub mod results;
+pub mod worker;

@@ -1,0 +1,188 @@
+//! The signing worker: stamps one approved request on its seal's device.
+//!
+//! begin_signing (as seald) → seal usable, device present and logged in → per digest:
+//! TBS_Sign with the seal's SES_Seal, timeInfo, dataHash, propertyInfo; e signed on the device
+//! through the profile; verified in software (`build_signature`) → results synced to disk →
+//! `mark_signed` (usage records durable) → only then is the request `signed`. Any failure marks
+//! the request failed with a reason and nothing is returned.
+
+use std::sync::Arc;
+
+use crate::api::events::Event;
+use crate::api::state::AppState;
+use crate::approval::{rules, PinMode, RequestId, SignedDocument, SigningTicket, StampRequest};
+use crate::crypto::sm3;
+use crate::device::{DeviceError, KeySelector, TokenKey};
+use crate::identity::Caller;
+use crate::ses::{build_signature, Seal as SesSeal, SignRequest};
+use crate::store::model::Digest32;
+
+use super::results::SignedResult;
+
+/// Why a request could not be signed (becomes its failure reason).
+#[derive(Debug, thiserror::Error)]
+pub enum StampError {
+    /// The request could not be started or recorded.
+    #[error(transparent)]
+    Approval(#[from] crate::approval::ApprovalError),
+    /// The device refused or is missing.
+    #[error("{0}")]
+    Device(#[from] DeviceError),
+    /// The device is present but no custodian logged it in.
+    #[error("the seal's token {0} is not logged in; a custodian must log in with the PIN (POST /v1/devices/{0}/login), then ask again")]
+    NotLoggedIn(String),
+    /// The login window of the seal's policy has passed.
+    #[error(
+        "the login of token {0} is older than the seal's PIN window; a custodian must log in again"
+    )]
+    LoginWindowPassed(String),
+    /// The seal record is unusable for signing.
+    #[error("the seal's data cannot be used for signing: {0}")]
+    SealData(String),
+    /// Building or checking the SES_Signature failed (the device's signature did not verify).
+    #[error("the signature could not be made or did not verify: {0}")]
+    Build(String),
+    /// The signatures could not be kept.
+    #[error("cannot keep the signatures: {0}")]
+    Results(std::io::Error),
+}
+
+/// Signs request `id` (blocking). On failure, the request is marked failed with the reason.
+pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampError> {
+    let approvals = &state.services.approvals;
+    let ticket = match approvals.begin_signing(&Caller::Daemon, id) {
+        Ok(ticket) => ticket,
+        Err(e) => {
+            let reason = e.to_string();
+            // An expired request is already final; anything else (seal revoked meanwhile, …)
+            // fails the request so the client sees why.
+            if approvals.mark_failed(&Caller::Daemon, id, &reason).is_ok() {
+                state.events.publish(Event::RequestFailed {
+                    request_id: id,
+                    reason,
+                });
+            }
+            return Err(e.into());
+        }
+    };
+    let serial = ticket.seal.device_serial.clone();
+    match sign(state, &ticket) {
+        Ok(request) => {
+            if ticket.pin_mode == PinMode::EachStamp {
+                if let Ok(owner) = state.devices.token(&serial) {
+                    let _ = owner.logout();
+                }
+                state.set_login(&serial, None);
+            }
+            state
+                .events
+                .publish(Event::RequestSigned { request_id: id });
+            Ok(request)
+        }
+        Err(e) => {
+            state.results.discard(id);
+            let reason = e.to_string();
+            tracing::warn!(request = id, %reason, "stamp failed");
+            if let Err(mark) = approvals.mark_failed(&Caller::Daemon, id, &reason) {
+                tracing::error!(request = id, error = %mark, "cannot mark the request failed");
+            }
+            if matches!(
+                e,
+                StampError::Device(
+                    DeviceError::DeviceRemoved | DeviceError::TokenNotPresent { .. }
+                )
+            ) {
+                state.set_login(&serial, None);
+                state.events.publish(Event::DeviceRemoved {
+                    serial: serial.clone(),
+                });
+            }
+            state.events.publish(Event::RequestFailed {
+                request_id: id,
+                reason,
+            });
+            Err(e)
+        }
+    }
+}
+
+fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampError> {
+    let seal = &ticket.seal;
+    let id = ticket.request.id;
+    let owner = state.devices.token(&seal.device_serial)?;
+    if !owner.logged_in()? {
+        return Err(StampError::NotLoggedIn(seal.device_serial.clone()));
+    }
+    if let PinMode::Window { .. } = ticket.pin_mode {
+        let now = state.clock.timestamp();
+        if rules::pin_needed(&ticket.pin_mode, state.last_login(&seal.device_serial), now) {
+            let _ = owner.logout();
+            state.set_login(&seal.device_serial, None);
+            return Err(StampError::LoginWindowPassed(seal.device_serial.clone()));
+        }
+    }
+    let key_id = hex::decode(&seal.key_id)
+        .map_err(|_| StampError::SealData(format!("key id {:?} is not hex", seal.key_id)))?;
+    let key = TokenKey::open(owner, KeySelector::Id(key_id))?;
+    let ses_seal_der = seal
+        .ses_seal
+        .as_deref()
+        .ok_or_else(|| StampError::SealData("the seal has no SES_Seal".into()))?;
+    let ses_seal = SesSeal::parse(ses_seal_der).map_err(|e| StampError::SealData(e.to_string()))?;
+    let time_info = state.clock.now();
+    let mut results = Vec::with_capacity(ticket.request.documents.len());
+    let mut signed = Vec::with_capacity(ticket.request.documents.len());
+    for (i, doc) in ticket.request.documents.iter().enumerate() {
+        let property_info = format!("seald:request/{id}/document/{}", i + 1);
+        let built = build_signature(
+            &SignRequest {
+                seal: &ses_seal,
+                time_info,
+                data_hash: &doc.digest.0,
+                property_info: &property_info,
+                ext_datas: None,
+                signer_cert: &seal.certificate,
+            },
+            &key,
+        )
+        .map_err(|e| match device_cause(&e) {
+            Some(device) => StampError::Device(device),
+            None => StampError::Build(e.to_string()),
+        })?;
+        signed.push(SignedDocument {
+            digest: doc.digest,
+            signature_digest: Some(Digest32(sm3(&built.der))),
+        });
+        results.push(SignedResult {
+            digest: doc.digest,
+            name: doc.name.clone(),
+            ses_signature: base64_encode(&built.der),
+        });
+    }
+    state
+        .results
+        .put(id, &results)
+        .map_err(StampError::Results)?;
+    Ok(state
+        .services
+        .approvals
+        .mark_signed(&Caller::Daemon, id, signed)?)
+}
+
+/// Whether a build error came from the device (so its message says what to do).
+fn device_cause(e: &crate::ses::BuildError) -> Option<DeviceError> {
+    let text = e.to_string();
+    if text.contains("removed") {
+        Some(DeviceError::DeviceRemoved)
+    } else if text.contains("not logged in") {
+        Some(DeviceError::UserNotLoggedIn)
+    } else {
+        None
+    }
+}
+
+/// Standard base64 with padding.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -1,0 +1,271 @@
+//! A whole deployment for API tests: `seald demo --setup-only` makes an hsm-sim token with a CA,
+//! maker and seal keys, a store with identities, seals and policies and a config; the real
+//! `seald` then runs on it as a child with its own `HSM_SIM_CONF`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::bins::bin;
+use crate::daemon::{Daemon, RawResponse};
+
+/// The demo token's serial.
+pub const SERIAL: &str = "DEMOUKEY00000001";
+
+/// A provisioned deployment and its running daemon.
+#[derive(Debug)]
+pub struct Deployment {
+    /// The demo directory.
+    pub dir: tempfile::TempDir,
+    /// The running daemon.
+    pub daemon: Daemon,
+    /// Tokens by variable name (`CLIENT_TOKEN`, `APPROVER1_TOKEN`, …).
+    pub tokens: HashMap<String, String>,
+    config_text: String,
+    hsm_sim_conf: PathBuf,
+}
+
+/// The roles of the demo identities.
+#[derive(Debug, Clone, Copy)]
+pub enum Who {
+    /// demo-client.
+    Client,
+    /// alice.
+    Approver1,
+    /// bob.
+    Approver2,
+    /// carol.
+    Custodian,
+    /// audrey.
+    Auditor,
+    /// dave: client and approver (seal 2 lets him ask and approve).
+    Dual,
+}
+
+impl Who {
+    fn var(self) -> &'static str {
+        match self {
+            Who::Client => "CLIENT_TOKEN",
+            Who::Approver1 => "APPROVER1_TOKEN",
+            Who::Approver2 => "APPROVER2_TOKEN",
+            Who::Custodian => "CUSTODIAN_TOKEN",
+            Who::Auditor => "AUDITOR_TOKEN",
+            Who::Dual => "DUAL_TOKEN",
+        }
+    }
+}
+
+/// Runs `seald demo --setup-only` into `dir`; returns its stdout.
+pub fn provision(dir: &Path, profile: &str) {
+    let out = Command::new(bin("seald"))
+        .args([
+            "demo",
+            "--setup-only",
+            "--extra-seals",
+            "--listen",
+            "127.0.0.1:0",
+            "--profile",
+            profile,
+            "--dir",
+        ])
+        .arg(dir)
+        .output()
+        .expect("run seald demo");
+    assert!(
+        out.status.success(),
+        "seald demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Deployment {
+    /// Provisions with hsm-sim's `profile` (`sansec` raw, `tass` DER) and starts the daemon.
+    pub fn hsm_sim(profile: &str) -> Self {
+        Self::hsm_sim_with(profile, "")
+    }
+
+    /// Like [`Deployment::hsm_sim`], with `extra` TOML appended to the daemon's config.
+    pub fn hsm_sim_with(profile: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let demo = dir.path().join("demo");
+        provision(&demo, profile);
+        let config_text = std::fs::read_to_string(demo.join("seald.toml")).expect("config") + extra;
+        let hsm_sim_conf = demo.join("hsm-sim.toml");
+        let tokens = std::fs::read_to_string(demo.join("tokens.env"))
+            .expect("tokens")
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let daemon = Daemon::start(&config_text, &[("HSM_SIM_CONF", &hsm_sim_conf)]);
+        Self {
+            dir,
+            daemon,
+            tokens,
+            config_text,
+            hsm_sim_conf,
+        }
+    }
+
+    /// The demo directory.
+    pub fn demo_dir(&self) -> PathBuf {
+        self.dir.path().join("demo")
+    }
+
+    /// The store file.
+    pub fn store(&self) -> PathBuf {
+        self.demo_dir().join("seald.db")
+    }
+
+    /// The hsm-sim config.
+    pub fn hsm_sim_conf(&self) -> &Path {
+        &self.hsm_sim_conf
+    }
+
+    /// Stops the daemon and starts a new one on the same store and token.
+    pub fn restart(&mut self) {
+        let new = Daemon::start(&self.config_text, &[("HSM_SIM_CONF", &self.hsm_sim_conf)]);
+        self.daemon = new; // the old one is killed on drop
+    }
+
+    /// The bearer token of `who`.
+    pub fn token(&self, who: Who) -> &str {
+        &self.tokens[who.var()]
+    }
+
+    /// Sends a JSON request as `who` (or anonymously).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        who: Option<Who>,
+        body: Option<&Value>,
+    ) -> RawResponse {
+        let auth = who.map(|w| format!("Bearer {}", self.token(w)));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth));
+        }
+        let bytes = body.map(|b| serde_json::to_vec(b).expect("json"));
+        if bytes.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        self.daemon.raw(method, path, &headers, bytes.as_deref())
+    }
+
+    /// Logs the custodian in with the PIN from the demo's 0600 file.
+    pub fn login_custodian(&self) {
+        let body: Value = serde_json::from_slice(
+            &std::fs::read(self.demo_dir().join("login.json")).expect("login.json"),
+        )
+        .expect("login json");
+        let r = self.call(
+            "POST",
+            &format!("/v1/devices/{SERIAL}/login"),
+            Some(Who::Custodian),
+            Some(&body),
+        );
+        assert!(
+            r.status == 200 || r.json()["code"] == "already_logged_in",
+            "login: {} {}",
+            r.status,
+            r.body
+        );
+    }
+
+    /// `who` asks for a stamp of `digests` with `seal`; the raw answer.
+    pub fn request_as(&self, who: Who, seal: i64, digests: &[[u8; 32]]) -> RawResponse {
+        let hex: Vec<String> = digests.iter().map(hex::encode).collect();
+        self.call(
+            "POST",
+            "/v1/stamp-requests",
+            Some(who),
+            Some(&serde_json::json!({ "seal_id": seal, "digests": hex, "document_name": "contract.pdf", "purpose": "test" })),
+        )
+    }
+
+    /// The client asks for a stamp of `digests` with `seal`; returns the request id.
+    pub fn request(&self, seal: i64, digests: &[[u8; 32]]) -> i64 {
+        let r = self.request_as(Who::Client, seal, digests);
+        assert_eq!(r.status, 202, "{}", r.body);
+        r.json()["id"].as_i64().expect("id")
+    }
+
+    /// Both approvers approve request `id`.
+    pub fn approve_both(&self, id: i64) {
+        for who in [Who::Approver1, Who::Approver2] {
+            let r = self.call(
+                "POST",
+                &format!("/v1/stamp-requests/{id}/approve"),
+                Some(who),
+                None,
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    }
+
+    /// Waits (bounded) until request `id` is final; returns it.
+    pub fn wait_final(&self, id: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.call(
+                "GET",
+                &format!("/v1/stamp-requests/{id}"),
+                Some(Who::Client),
+                None,
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
+            let v = r.json();
+            let state = v["state"].as_str().unwrap_or_default().to_owned();
+            if ["signed", "failed", "rejected", "expired"].contains(&state.as_str()) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {id} still {state} after 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `sealctl` with `args` (the store is appended as `--store`) and returns its stdout.
+    pub fn sealctl(&self, group: &str, args: &[&str]) -> String {
+        let out = Command::new(bin("sealctl"))
+            .arg(group)
+            .arg("--store")
+            .arg(self.store())
+            .args(args)
+            .output()
+            .expect("run sealctl");
+        assert!(
+            out.status.success(),
+            "sealctl {group} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The usage-log records of `kind` (as the auditor sees them).
+    pub fn audit(&self, kind: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let r = self.call(
+                "GET",
+                &format!("/v1/audit?kind={kind}&after={after}&limit=1000"),
+                Some(Who::Auditor),
+                None,
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
+            let v = r.json();
+            out.extend(v["records"].as_array().cloned().unwrap_or_default());
+            match v["next_after"].as_i64() {
+                Some(next) => after = next,
+                None => return out,
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Concurrency, events, rate limits and the OpenAPI document, against the real daemon.
+
+use std::io::{BufRead, BufReader, Write};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use seald_tests::deployment::{Deployment, Who};
+use seald_tests::stamping::{check_signed, digest};
+
+const UNLIMITED: &str = "\n[api]\nrate_limit_burst = 1000000\nrate_limit_per_second = 1000000\n";
+
+#[test]
+fn fifty_concurrent_stamps_are_each_signed_and_logged_once() {
+    let d = Deployment::hsm_sim_with("sansec", UNLIMITED);
+    d.login_custodian();
+    let ids: Vec<i64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50u32)
+            .map(|i| {
+                let d = &d;
+                s.spawn(move || {
+                    let id = d.request(1, &[digest(5, i)]);
+                    d.approve_both(id);
+                    id
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("stamp thread"))
+            .collect()
+    });
+    std::thread::scope(|s| {
+        for (i, id) in ids.iter().enumerate() {
+            let d = &d;
+            s.spawn(move || {
+                let v = d.wait_final(*id);
+                check_signed(d, &v, &[digest(5, i as u32)], 0);
+            });
+        }
+    });
+    let signatures = d.audit("signature");
+    assert_eq!(signatures.len(), 50);
+    for id in &ids {
+        let n = signatures
+            .iter()
+            .filter(|r| r["detail"]["request_id"] == *id)
+            .count();
+        assert_eq!(n, 1, "request {id} logged {n} times");
+    }
+    let out = d.sealctl("audit", &["verify"]);
+    assert!(out.contains("chain intact"), "{out}");
+}
+
+#[test]
+fn events_tell_of_requests_decisions_and_signatures() {
+    let d = Deployment::hsm_sim("sansec");
+    d.login_custodian();
+    let (tx, rx) = mpsc::channel::<String>();
+    let mut stream = std::net::TcpStream::connect(d.daemon.authority()).expect("connect");
+    write!(
+        stream,
+        "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
+        d.daemon.authority(),
+        d.token(Who::Approver1)
+    )
+    .expect("send");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The subscription is live once the response head arrived.
+    let head = rx.recv_timeout(Duration::from_secs(10)).expect("SSE head");
+    assert!(head.contains("200"), "{head}");
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        if line.is_empty() {
+            break;
+        }
+    }
+    let id = d.request(1, &[digest(6, 1)]);
+    d.approve_both(id);
+    assert_eq!(d.wait_final(id)["state"], "signed");
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("request-signed")) {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no request-signed event; saw {seen:?}"));
+        if line.starts_with("event:") || line.starts_with("data:") {
+            seen.push(line);
+        }
+    }
+    for name in ["request-created", "request-decided", "request-signed"] {
+        assert!(
+            seen.iter().any(|l| l == &format!("event: {name}")),
+            "{name} missing: {seen:?}"
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains(&format!("\"request_id\":{id}"))),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_client_over_its_rate_is_refused_and_logged() {
+    let d = Deployment::hsm_sim_with(
+        "sansec",
+        "\n[api]\nrate_limit_burst = 5\nrate_limit_per_second = 1\n",
+    );
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| d.call("GET", "/v1/seals", Some(Who::Client), None).status)
+        .collect();
+    assert!(statuses[..5].iter().all(|s| *s == 200), "{statuses:?}");
+    let limited = d.call("GET", "/v1/seals", Some(Who::Client), None);
+    assert_eq!(limited.status, 429, "{statuses:?}");
+    assert_eq!(limited.json()["code"], "rate_limited");
+    // Another identity has its own bucket.
+    assert_eq!(
+        d.call("GET", "/v1/seals", Some(Who::Approver1), None)
+            .status,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let records = d.call("GET", "/v1/audit?kind=refusal", Some(Who::Auditor), None);
+    assert!(records.body.contains("rate_limited"), "{}", records.body);
+}
+
+#[test]
+fn openapi_documents_every_route_the_daemon_serves() {
+    let d = Deployment::hsm_sim("sansec");
+    let r = d.call("GET", "/v1/openapi.json", None, None);
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut documented = 0;
+    for (path, item) in paths {
+        for method in item.as_object().expect("path item").keys() {
+            documented += 1;
+            if path == "/v1/events" {
+                continue; // a stream that never ends: checked by the events test
+            }
+            let concrete = path
+                .replace("{serial}", seald_tests::deployment::SERIAL)
+                .replace("{id}", "1");
+            let r = d.call(
+                &method.to_ascii_uppercase(),
+                &concrete,
+                Some(Who::Auditor),
+                None,
+            );
+            assert!(
+                !r.body.contains("no such endpoint"),
+                "{method} {path} is documented but not served: {}",
+                r.body
+            );
+            assert_ne!(
+                r.status, 405,
+                "{method} {path} is documented but not served"
+            );
+        }
+    }
+    for (method, path) in seald::api::openapi::ROUTES {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} undocumented"
+        );
+    }
+    assert_eq!(documented, seald::api::openapi::ROUTES.len());
+    // Unknown routes answer with the JSON 404.
+    assert_eq!(
+        d.call("GET", "/v1/nope", Some(Who::Auditor), None).json()["code"],
+        "not_found"
+    );
+}
+
+#[test]
+fn a_removed_token_fails_the_stamp_clearly_until_reinserted_and_logged_in() {
+    let d = Deployment::hsm_sim("sansec");
+    d.login_custodian();
+    let sim = |verb: &str| {
+        let out = std::process::Command::new(seald_tests::bins::hsm_sim_cli())
+            .arg("--config")
+            .arg(d.hsm_sim_conf())
+            .args([verb, seald_tests::deployment::SERIAL])
+            .output()
+            .expect("hsm-sim");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sim("eject");
+    let id = d.request(1, &[digest(8, 1)]);
+    d.approve_both(id);
+    let v = d.wait_final(id);
+    assert_eq!(v["state"], "failed", "{v}");
+    let failure = v["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("insert"),
+        "the reason says what to do: {failure}"
+    );
+    assert!(d.audit("signature").is_empty());
+
+    sim("insert");
+    d.login_custodian();
+    let id = d.request(1, &[digest(8, 2)]);
+    d.approve_both(id);
+    check_signed(&d, &d.wait_final(id), &[digest(8, 2)], 0);
+}
