@@ -1,20 +1,17 @@
 //! The HTTP guards of the real `seald`: Host and Origin allow-lists, preflights, JSON-only
 //! bodies, size limits, JSON errors everywhere.
 
-use std::sync::OnceLock;
-
 use seald_tests::daemon::Daemon;
 
 const ALLOWED_ORIGIN: &str = "http://localhost:5173";
 
-fn daemon() -> &'static Daemon {
-    static DAEMON: OnceLock<Daemon> = OnceLock::new();
-    DAEMON.get_or_init(|| {
-        Daemon::start(
-            &format!("[api]\nallowed_origins = [\"{ALLOWED_ORIGIN}\"]\nmax_body_bytes = 1024\n"),
-            &[],
-        )
-    })
+/// A daemon of the test's own, stopped when the test drops it (a `static` one would outlive the
+/// test process).
+fn daemon() -> Daemon {
+    Daemon::start(
+        &format!("[api]\nallowed_origins = [\"{ALLOWED_ORIGIN}\"]\nmax_body_bytes = 1024\n"),
+        &[],
+    )
 }
 
 #[test]
