@@ -80,19 +80,27 @@ fn random_pin() -> Result<String, DemoError> {
     Ok(hex::encode(bytes))
 }
 
-/// `hsm-sim` and `libhsm_sim.so` beside this executable.
+/// `hsm-sim` and `libhsm_sim.so` beside this executable. The module may also be in `deps/`:
+/// `cargo test` builds the cdylib there without copying it up; the newer copy wins.
 pub fn hsm_sim_paths() -> Result<(PathBuf, PathBuf), DemoError> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find seald's path: {e}"))?;
     let dir = exe.parent().unwrap_or(Path::new("."));
-    let (cli, module) = (dir.join("hsm-sim"), dir.join("libhsm_sim.so"));
-    for p in [&cli, &module] {
-        if !p.exists() {
-            return Err(format!(
-                "{} is missing; build the workspace first (cargo build --workspace)",
-                p.display()
-            ));
-        }
+    let missing = |p: &Path| {
+        format!(
+            "{} is missing; build the workspace first (cargo build --workspace)",
+            p.display()
+        )
+    };
+    let cli = dir.join("hsm-sim");
+    if !cli.exists() {
+        return Err(missing(&cli));
     }
+    let module = [dir.join("libhsm_sim.so"), dir.join("deps/libhsm_sim.so")]
+        .into_iter()
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .ok_or_else(|| missing(&dir.join("libhsm_sim.so")))?;
     Ok((cli, module))
 }
 
