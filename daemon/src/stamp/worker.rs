@@ -3,7 +3,10 @@
 //! begin_signing (as seald) → seal usable, device present and logged in → per digest:
 //! TBS_Sign with the seal's SES_Seal, timeInfo, dataHash, propertyInfo; e signed on the device
 //! through the profile; verified in software (`build_signature`) → results synced to disk →
-//! `mark_signed` (usage records durable) → only then is the request `signed`. Any failure marks
+//! `mark_signed` (usage records durable) → only then is the request `signed`. If the token's
+//! sessions were dropped while it signed (the UKey was pulled, even if put back), the signatures
+//! are thrown away and the request fails with the removal: nothing is signed without the login
+//! it was approved under. Any failure marks
 //! the request failed with a reason and nothing is returned.
 
 use std::sync::Arc;
@@ -110,6 +113,9 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampE
     let seal = &ticket.seal;
     let id = ticket.request.id;
     let owner = state.devices.token(&seal.device_serial)?;
+    // Sessions dropped after this point (the UKey pulled and maybe put back) bump the generation;
+    // a signature that straddles that must not be used: the login it ran under is gone.
+    let generation = owner.generation();
     if !owner.logged_in()? {
         return Err(StampError::NotLoggedIn(seal.device_serial.clone()));
     }
@@ -123,7 +129,7 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampE
     }
     let key_id = hex::decode(&seal.key_id)
         .map_err(|_| StampError::SealData(format!("key id {:?} is not hex", seal.key_id)))?;
-    let key = TokenKey::open(owner, KeySelector::Id(key_id))?;
+    let key = TokenKey::open(owner.clone(), KeySelector::Id(key_id))?;
     let ses_seal_der = seal
         .ses_seal
         .as_deref()
@@ -158,6 +164,9 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampE
             name: doc.name.clone(),
             ses_signature: base64_encode(&built.der),
         });
+    }
+    if owner.generation() != generation {
+        return Err(StampError::Device(DeviceError::DeviceRemoved));
     }
     state
         .results
