@@ -183,6 +183,22 @@ fn insert_remove_mid_stamp_and_reinsert() {
         "{v}"
     );
     assert_eq!(signatures_of(&d, id), 0);
+    let failed: Vec<Value> = d
+        .audit("request-state")
+        .into_iter()
+        .filter(|r| r["detail"]["request_id"] == id && r["detail"]["to"] == "failed")
+        .collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "one usage record of the failure: {failed:?}"
+    );
+    assert!(
+        failed[0]["detail"]["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("removed")),
+        "{failed:?}"
+    );
     events.wait("device-removed", SERIAL);
     wait_listed(&d, false);
     wait_until("a device removal record", || {
