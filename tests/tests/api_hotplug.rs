@@ -16,7 +16,7 @@ use seald_tests::pcsc::{reader_lock, require_pcscd, wait_until, VCard, PORT, VCA
 use seald_tests::stamping::{check_signed, digest};
 
 /// Each signature takes this long on the simulated UKey: the window to pull it mid-stamp.
-const SIGN_LATENCY_MS: u64 = 1500;
+const SIGN_LATENCY_MS: u64 = 3000;
 
 /// A deployment whose token starts ejected, with the vcard's ATR entry and a slow signer.
 fn deployment(sign_latency_ms: u64) -> Deployment {
@@ -242,9 +242,19 @@ fn twenty_rapid_cycles_leave_a_consistent_daemon() {
     card.remove();
     wait_listed(&d, false);
     let baseline = d.daemon.threads().expect("daemon threads");
-    for _ in 0..20 {
+    for cycle in 0..20 {
         let card = VCard::insert(&conf, SERIAL, PORT);
-        std::thread::sleep(Duration::from_millis(30));
+        if cycle % 2 == 0 {
+            // Seen by the daemon (token re-opened) before it is pulled again at once.
+            wait_listed(&d, true);
+            if cycle == 10 {
+                // A login that must not outlive the next pull.
+                d.login_custodian();
+            }
+        } else {
+            // Pulled before the debounce settles.
+            std::thread::sleep(Duration::from_millis(30));
+        }
         card.remove();
     }
     wait_listed(&d, false);
@@ -256,6 +266,7 @@ fn twenty_rapid_cycles_leave_a_consistent_daemon() {
     let id = approved(&d, 0x42, 1);
     check_signed(&d, &d.wait_final(id), &[digest(0x42, 1)], 1);
     let after = d.daemon.threads().expect("daemon threads");
+    eprintln!("daemon threads: {baseline} before 20 plug cycles, {after} after");
     assert!(
         after <= baseline + 8,
         "daemon threads grew from {baseline} to {after} over 20 plug cycles"
