@@ -209,7 +209,11 @@ fn insert_remove_mid_stamp_and_reinsert() {
     let absent = approved(&d, 0x41, 2);
     let v = d.wait_final(absent);
     assert_eq!(v["state"], "failed", "{v}");
-    assert!(v["failure"].to_string().contains("insert"), "{v}");
+    let failure = v["failure"].as_str().unwrap_or_default();
+    assert!(
+        failure.contains("UKey was removed") && failure.contains("log in again"),
+        "{v}"
+    );
 
     // Reinsert: the login is gone; a stamp fails until a custodian logs in again.
     let card = VCard::insert(&conf, SERIAL, PORT);

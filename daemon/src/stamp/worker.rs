@@ -30,7 +30,10 @@ pub enum StampError {
     Approval(#[from] crate::approval::ApprovalError),
     /// The device refused or is missing.
     #[error("{0}")]
-    Device(#[from] DeviceError),
+    Device(DeviceError),
+    /// The seal's token is not inserted (removed before or while the request waited).
+    #[error("the seal's token {0} is not inserted (the UKey was removed); insert it, have a custodian log in again (POST /v1/devices/{0}/login), then ask again")]
+    TokenAbsent(String),
     /// The device is present but no custodian logged it in.
     #[error("the seal's token {0} is not logged in; a custodian must log in with the PIN (POST /v1/devices/{0}/login), then ask again")]
     NotLoggedIn(String),
@@ -48,6 +51,16 @@ pub enum StampError {
     /// The signatures could not be kept.
     #[error("cannot keep the signatures: {0}")]
     Results(std::io::Error),
+}
+
+impl From<DeviceError> for StampError {
+    /// A missing token is told as a removal: whoever approved expects the UKey to be in.
+    fn from(e: DeviceError) -> Self {
+        match e {
+            DeviceError::TokenNotPresent { serial } => StampError::TokenAbsent(serial),
+            other => StampError::Device(other),
+        }
+    }
 }
 
 /// Signs request `id` (blocking). On failure, the request is marked failed with the reason.
@@ -91,9 +104,10 @@ pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampEr
             }
             if matches!(
                 e,
-                StampError::Device(
-                    DeviceError::DeviceRemoved | DeviceError::TokenNotPresent { .. }
-                )
+                StampError::TokenAbsent(_)
+                    | StampError::Device(
+                        DeviceError::DeviceRemoved | DeviceError::TokenNotPresent { .. }
+                    )
             ) {
                 state.set_login(&serial, None);
                 state.events.publish(Event::DeviceRemoved {
