@@ -100,6 +100,20 @@ impl Daemon {
     }
 
     /// `host:port` of the daemon.
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The daemon's thread count (`Threads:` in /proc/PID/status), if readable.
+    pub fn threads(&self) -> Option<usize> {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
     pub fn authority(&self) -> &str {
         self.url.trim_start_matches("http://")
     }

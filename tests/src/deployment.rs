@@ -89,9 +89,32 @@ impl Deployment {
 
     /// Like [`Deployment::hsm_sim`], with `extra` TOML appended to the daemon's config.
     pub fn hsm_sim_with(profile: &str, extra: &str) -> Self {
+        Self::build(profile, extra, |_| {}, &[], false)
+    }
+
+    /// Like [`Deployment::hsm_sim_with`]; `prepare` runs on the provisioned demo directory
+    /// before the daemon starts (to change the hsm-sim config, eject the token, …) and `env`
+    /// is added to the daemon's environment. The daemon's log is kept (`daemon.log()`).
+    pub fn hsm_sim_prepared(
+        profile: &str,
+        extra: &str,
+        prepare: impl FnOnce(&Path),
+        env: &[(&str, &Path)],
+    ) -> Self {
+        Self::build(profile, extra, prepare, env, true)
+    }
+
+    fn build(
+        profile: &str,
+        extra: &str,
+        prepare: impl FnOnce(&Path),
+        env: &[(&str, &Path)],
+        logged: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let demo = dir.path().join("demo");
         provision(&demo, profile);
+        prepare(&demo);
         let config_text = std::fs::read_to_string(demo.join("seald.toml")).expect("config") + extra;
         let hsm_sim_conf = demo.join("hsm-sim.toml");
         let tokens = std::fs::read_to_string(demo.join("tokens.env"))
@@ -100,7 +123,13 @@ impl Deployment {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        let daemon = Daemon::start(&config_text, &[("HSM_SIM_CONF", &hsm_sim_conf)]);
+        let mut daemon_env = vec![("HSM_SIM_CONF", hsm_sim_conf.as_path())];
+        daemon_env.extend_from_slice(env);
+        let daemon = if logged {
+            Daemon::start_logged(&config_text, &daemon_env)
+        } else {
+            Daemon::start(&config_text, &daemon_env)
+        };
         Self {
             dir,
             daemon,

@@ -3,7 +3,10 @@
 //! begin_signing (as seald) → seal usable, device present and logged in → per digest:
 //! TBS_Sign with the seal's SES_Seal, timeInfo, dataHash, propertyInfo; e signed on the device
 //! through the profile; verified in software (`build_signature`) → results synced to disk →
-//! `mark_signed` (usage records durable) → only then is the request `signed`. Any failure marks
+//! `mark_signed` (usage records durable) → only then is the request `signed`. If the token's
+//! sessions were dropped while it signed (the UKey was pulled, even if put back), the signatures
+//! are thrown away and the request fails with the removal: nothing is signed without the login
+//! it was approved under. Any failure marks
 //! the request failed with a reason and nothing is returned.
 
 use std::sync::Arc;
@@ -27,7 +30,10 @@ pub enum StampError {
     Approval(#[from] crate::approval::ApprovalError),
     /// The device refused or is missing.
     #[error("{0}")]
-    Device(#[from] DeviceError),
+    Device(DeviceError),
+    /// The seal's token is not inserted (removed before or while the request waited).
+    #[error("the seal's token {0} is not inserted (the UKey was removed); insert it, have a custodian log in again (POST /v1/devices/{0}/login), then ask again")]
+    TokenAbsent(String),
     /// The device is present but no custodian logged it in.
     #[error("the seal's token {0} is not logged in; a custodian must log in with the PIN (POST /v1/devices/{0}/login), then ask again")]
     NotLoggedIn(String),
@@ -45,6 +51,16 @@ pub enum StampError {
     /// The signatures could not be kept.
     #[error("cannot keep the signatures: {0}")]
     Results(std::io::Error),
+}
+
+impl From<DeviceError> for StampError {
+    /// A missing token is told as a removal: whoever approved expects the UKey to be in.
+    fn from(e: DeviceError) -> Self {
+        match e {
+            DeviceError::TokenNotPresent { serial } => StampError::TokenAbsent(serial),
+            other => StampError::Device(other),
+        }
+    }
 }
 
 /// Signs request `id` (blocking). On failure, the request is marked failed with the reason.
@@ -88,9 +104,10 @@ pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampEr
             }
             if matches!(
                 e,
-                StampError::Device(
-                    DeviceError::DeviceRemoved | DeviceError::TokenNotPresent { .. }
-                )
+                StampError::TokenAbsent(_)
+                    | StampError::Device(
+                        DeviceError::DeviceRemoved | DeviceError::TokenNotPresent { .. }
+                    )
             ) {
                 state.set_login(&serial, None);
                 state.events.publish(Event::DeviceRemoved {
@@ -110,6 +127,9 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampE
     let seal = &ticket.seal;
     let id = ticket.request.id;
     let owner = state.devices.token(&seal.device_serial)?;
+    // Sessions dropped after this point (the UKey pulled and maybe put back) bump the generation;
+    // a signature that straddles that must not be used: the login it ran under is gone.
+    let generation = owner.generation();
     if !owner.logged_in()? {
         return Err(StampError::NotLoggedIn(seal.device_serial.clone()));
     }
@@ -123,7 +143,7 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampE
     }
     let key_id = hex::decode(&seal.key_id)
         .map_err(|_| StampError::SealData(format!("key id {:?} is not hex", seal.key_id)))?;
-    let key = TokenKey::open(owner, KeySelector::Id(key_id))?;
+    let key = TokenKey::open(owner.clone(), KeySelector::Id(key_id))?;
     let ses_seal_der = seal
         .ses_seal
         .as_deref()
@@ -158,6 +178,9 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampE
             name: doc.name.clone(),
             ses_signature: base64_encode(&built.der),
         });
+    }
+    if owner.generation() != generation {
+        return Err(StampError::Device(DeviceError::DeviceRemoved));
     }
     state
         .results
