@@ -99,6 +99,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id (to read its CPU time from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `host:port` of the daemon.
     pub fn authority(&self) -> &str {
         self.url.trim_start_matches("http://")

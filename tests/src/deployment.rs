@@ -15,6 +15,9 @@ use crate::daemon::{Daemon, RawResponse};
 /// The demo token's serial.
 pub const SERIAL: &str = "DEMOUKEY00000001";
 
+/// The device model line `seald demo` writes in both hsm-sim's config and the daemon's.
+const DEMO_MODEL: &str = "model = \"ukey\"";
+
 /// A provisioned deployment and its running daemon.
 #[derive(Debug)]
 pub struct Deployment {
@@ -89,11 +92,26 @@ impl Deployment {
 
     /// Like [`Deployment::hsm_sim`], with `extra` TOML appended to the daemon's config.
     pub fn hsm_sim_with(profile: &str, extra: &str) -> Self {
+        Self::hsm_sim_tuned(profile, DEMO_MODEL, DEMO_MODEL, extra)
+    }
+
+    /// Like [`Deployment::hsm_sim_with`], with the demo's `model = "ukey"` line replaced by
+    /// `device` in hsm-sim's config (e.g. `model = "cipher-machine"\nparallel = 8`) and by
+    /// `module` in the daemon's `[[module]]` (e.g. `model = "cipher-machine"\nmax_sessions = 8`).
+    pub fn hsm_sim_tuned(profile: &str, device: &str, module: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let demo = dir.path().join("demo");
         provision(&demo, profile);
-        let config_text = std::fs::read_to_string(demo.join("seald.toml")).expect("config") + extra;
         let hsm_sim_conf = demo.join("hsm-sim.toml");
+        let replace_model = |path: &Path, with: &str| {
+            let text = std::fs::read_to_string(path).expect("demo config");
+            assert!(text.contains(DEMO_MODEL), "{} has no {DEMO_MODEL}", path.display());
+            let text = text.replacen(DEMO_MODEL, with, 1);
+            std::fs::write(path, &text).expect("write demo config");
+            text
+        };
+        replace_model(&hsm_sim_conf, device);
+        let config_text = replace_model(&demo.join("seald.toml"), module) + extra;
         let tokens = std::fs::read_to_string(demo.join("tokens.env"))
             .expect("tokens")
             .lines()
