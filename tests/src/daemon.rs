@@ -68,7 +68,17 @@ impl Daemon {
             format!("listen = \"127.0.0.1:0\"\n{config}")
         };
         std::fs::write(&path, config).expect("write config");
-        let mut command = Command::new(bin("seald"));
+        // `SEALD_WRAPPER="valgrind --tool=callgrind …"` runs the daemon under a profiler.
+        let wrapper = std::env::var("SEALD_WRAPPER").unwrap_or_default();
+        let mut wrapper = wrapper.split_whitespace();
+        let mut command = match wrapper.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(wrapper).arg(bin("seald"));
+                c
+            }
+            None => Command::new(bin("seald")),
+        };
         command
             .arg("--config")
             .arg(&path)

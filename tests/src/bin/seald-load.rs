@@ -58,6 +58,10 @@ pub trait Workload: Sync {
     fn other_cpu(&self) -> Option<Duration> {
         None
     }
+    /// Anything to print under the table (a latency breakdown).
+    fn notes(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What one workload achieved.
@@ -264,7 +268,10 @@ fn api_workloads(scenario: &Scenario) -> Vec<Box<dyn Workload>> {
             api: api.clone(),
             size: scenario.batch,
         }),
-        Box::new(api::Single { api }),
+        Box::new(api::Single {
+            api,
+            phases: Default::default(),
+        }),
     ]
 }
 
@@ -360,7 +367,7 @@ fn provision(scenario: &Scenario) -> (&'static Devices, String, &'static str) {
     }
 }
 
-fn run_scenario(scenario: &Scenario, secs: f64) -> Vec<Figures> {
+fn run_scenario(scenario: &Scenario, secs: f64) -> (Vec<Figures>, Vec<String>) {
     let (devices, serial, pin) = provision(scenario);
     let owner = devices.token(&serial).expect("token owner");
     owner
@@ -413,7 +420,9 @@ fn run_scenario(scenario: &Scenario, secs: f64) -> Vec<Figures> {
         }),
     ];
     workloads.extend(api_workloads(scenario));
-    measure_all(&workloads, scenario.sessions, secs.max(scenario.min_secs))
+    let figures = measure_all(&workloads, scenario.sessions, secs.max(scenario.min_secs));
+    let notes = workloads.iter().filter_map(|w| w.notes()).collect();
+    (figures, notes)
 }
 
 fn print_table(scenario: &Scenario, figures: &[Figures]) {
@@ -472,8 +481,11 @@ fn main() {
     }
     if child {
         for scenario in chosen {
-            let figures = run_scenario(scenario, secs);
+            let (figures, notes) = run_scenario(scenario, secs);
             print_table(scenario, &figures);
+            for note in notes {
+                println!("\n{note}");
+            }
         }
         return;
     }
@@ -540,6 +552,8 @@ mod api {
     pub struct Api {
         deployment: Deployment,
         outcomes: Arc<Outcomes>,
+        /// The daemon's CPU use when idle (logged in, nothing to do), in cores.
+        pub idle_cpu_share: f64,
         /// Makes every digest distinct.
         counter: AtomicU32,
     }
@@ -558,11 +572,18 @@ mod api {
             deployment.login_custodian();
             let outcomes = Arc::new(Outcomes::default());
             listen(&deployment, outcomes.clone());
-            Self {
+            let mut api = Self {
                 deployment,
                 outcomes,
+                idle_cpu_share: 0.0,
                 counter: AtomicU32::new(0),
-            }
+            };
+            // What the daemon burns doing nothing counts in every CPU-per-stamp figure.
+            std::thread::sleep(Duration::from_millis(500));
+            let (cpu0, t0) = (api.daemon_cpu(), Instant::now());
+            std::thread::sleep(Duration::from_secs(2));
+            api.idle_cpu_share = (api.daemon_cpu() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+            api
         }
 
         /// User + system CPU of the daemon so far, from `/proc/PID/stat`.
@@ -681,6 +702,8 @@ mod api {
     #[derive(Debug)]
     pub struct Single {
         pub api: Arc<Api>,
+        /// Per stamp: request, first approval, second approval, second approval → `signed`.
+        pub phases: Mutex<Vec<[Duration; 4]>>,
     }
 
     impl Workload for Single {
@@ -691,11 +714,44 @@ mod api {
             self.run_timed(worker).map(drop)
         }
         fn run_timed(&self, _: usize) -> Result<Duration, String> {
-            let t = Instant::now();
+            let t0 = Instant::now();
             let id = self.api.request(1)?;
+            let t1 = Instant::now();
             self.api.approve(id, Who::Approver1)?;
+            let t2 = Instant::now();
             self.api.approve(id, Who::Approver2)?;
-            Ok(self.api.outcomes.wait(id)? - t)
+            let t3 = Instant::now();
+            let signed = self.api.outcomes.wait(id)?;
+            self.phases
+                .lock()
+                .expect("phases lock")
+                .push([t1 - t0, t2 - t1, t3 - t2, signed - t3]);
+            Ok(signed - t0)
+        }
+        fn notes(&self) -> Option<String> {
+            let mut phases = self.phases.lock().expect("phases lock");
+            let n = phases.len();
+            if n == 0 {
+                return None;
+            }
+            let names = [
+                "POST /v1/stamp-requests",
+                "approve (1st)",
+                "approve (2nd)",
+                "2nd approval answered → signed event",
+            ];
+            let mut out = format!(
+                "API single, median per phase ({n} stamps; daemon idle CPU {:.1} % of a core):\n",
+                self.api.idle_cpu_share * 100.0
+            );
+            for (i, name) in names.iter().enumerate() {
+                phases.sort_unstable_by_key(|p| p[i]);
+                out += &format!(
+                    "- {name}: {:.3} ms\n",
+                    phases[n / 2][i].as_secs_f64() * 1e3
+                );
+            }
+            Some(out)
         }
         fn workers(&self, _: usize) -> usize {
             1
