@@ -105,7 +105,11 @@ impl Deployment {
         let hsm_sim_conf = demo.join("hsm-sim.toml");
         let replace_model = |path: &Path, with: &str| {
             let text = std::fs::read_to_string(path).expect("demo config");
-            assert!(text.contains(DEMO_MODEL), "{} has no {DEMO_MODEL}", path.display());
+            assert!(
+                text.contains(DEMO_MODEL),
+                "{} has no {DEMO_MODEL}",
+                path.display()
+            );
             let text = text.replacen(DEMO_MODEL, with, 1);
             std::fs::write(path, &text).expect("write demo config");
             text

@@ -542,7 +542,11 @@ mod api {
                 if left.is_zero() {
                     return Err(format!("request {id} not final after 120 s"));
                 }
-                done = self.changed.wait_timeout(done, left).expect("outcomes lock").0;
+                done = self
+                    .changed
+                    .wait_timeout(done, left)
+                    .expect("outcomes lock")
+                    .0;
             }
         }
     }
@@ -582,21 +586,30 @@ mod api {
             std::thread::sleep(Duration::from_millis(500));
             let (cpu0, t0) = (api.daemon_cpu(), Instant::now());
             std::thread::sleep(Duration::from_secs(2));
-            api.idle_cpu_share = (api.daemon_cpu() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+            api.idle_cpu_share =
+                (api.daemon_cpu() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
             api
         }
 
         /// User + system CPU of the daemon so far, from `/proc/PID/stat`.
         fn daemon_cpu(&self) -> Duration {
-            let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.deployment.daemon.pid()))
-                .expect("daemon stat");
+            let (user, system) = self.daemon_cpu_split();
+            user + system
+        }
+
+        /// User and system CPU of the daemon so far.
+        fn daemon_cpu_split(&self) -> (Duration, Duration) {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{}/stat", self.deployment.daemon.pid()))
+                    .expect("daemon stat");
             // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
             let rest = &stat[stat.rfind(')').expect("stat comm") + 2..];
             let fields: Vec<&str> = rest.split_whitespace().collect();
             let ticks = |i: usize| fields[i - 3].parse::<u64>().expect("stat field");
             // SAFETY: sysconf has no preconditions.
             let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-            Duration::from_micros((ticks(14) + ticks(15)) * 1_000_000 / hz)
+            let time = |i: usize| Duration::from_micros(ticks(i) * 1_000_000 / hz);
+            (time(14), time(15))
         }
 
         /// The client asks for `n` new digests with seal 1; the request id.
@@ -702,8 +715,9 @@ mod api {
     #[derive(Debug)]
     pub struct Single {
         pub api: Arc<Api>,
-        /// Per stamp: request, first approval, second approval, second approval → `signed`.
-        pub phases: Mutex<Vec<[Duration; 4]>>,
+        /// Per stamp: request, first approval, second approval, second approval → `signed`,
+        /// then the daemon's user and system CPU over the stamp.
+        pub phases: Mutex<Vec<[Duration; 6]>>,
     }
 
     impl Workload for Single {
@@ -714,6 +728,7 @@ mod api {
             self.run_timed(worker).map(drop)
         }
         fn run_timed(&self, _: usize) -> Result<Duration, String> {
+            let (user0, system0) = self.api.daemon_cpu_split();
             let t0 = Instant::now();
             let id = self.api.request(1)?;
             let t1 = Instant::now();
@@ -722,10 +737,15 @@ mod api {
             self.api.approve(id, Who::Approver2)?;
             let t3 = Instant::now();
             let signed = self.api.outcomes.wait(id)?;
-            self.phases
-                .lock()
-                .expect("phases lock")
-                .push([t1 - t0, t2 - t1, t3 - t2, signed - t3]);
+            let (user1, system1) = self.api.daemon_cpu_split();
+            self.phases.lock().expect("phases lock").push([
+                t1 - t0,
+                t2 - t1,
+                t3 - t2,
+                signed - t3,
+                user1 - user0,
+                system1 - system0,
+            ]);
             Ok(signed - t0)
         }
         fn notes(&self) -> Option<String> {
@@ -739,17 +759,21 @@ mod api {
                 "approve (1st)",
                 "approve (2nd)",
                 "2nd approval answered → signed event",
+                "daemon user CPU (clock ticks, so a mean)",
+                "daemon system CPU (mean)",
             ];
             let mut out = format!(
                 "API single, median per phase ({n} stamps; daemon idle CPU {:.1} % of a core):\n",
                 self.api.idle_cpu_share * 100.0
             );
             for (i, name) in names.iter().enumerate() {
+                if i >= 4 {
+                    let sum: Duration = phases.iter().map(|p| p[i]).sum();
+                    out += &format!("- {name}: {:.3} ms\n", sum.as_secs_f64() * 1e3 / n as f64);
+                    continue;
+                }
                 phases.sort_unstable_by_key(|p| p[i]);
-                out += &format!(
-                    "- {name}: {:.3} ms\n",
-                    phases[n / 2][i].as_secs_f64() * 1e3
-                );
+                out += &format!("- {name}: {:.3} ms\n", phases[n / 2][i].as_secs_f64() * 1e3);
             }
             Some(out)
         }
