@@ -14,9 +14,12 @@
 //!
 //! The paths alternate in three rounds so drift in a shared machine's load hits them alike.
 //!
-//! It prints ops/s, p50/p99 latency, CPU µs per op of this process, and the ratio to the bare
-//! loop. Parts (b) API batch stamping and (c) single stamps plug in as further [`Workload`]s once
-//! the HTTP API is on main (see [`api_workloads`]).
+//! On hsm-sim scenarios, two more rows go through the real `seald` release binary over HTTP
+//! (see [`api_workloads`]): (b) batches approved once and signed by the worker, (c) single stamps
+//! each with its own request and two approvals.
+//!
+//! It prints signatures/s, p50/p99 latency, CPU µs per op of this process and of the daemon, and
+//! the ratio to the bare loop.
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -240,10 +243,10 @@ impl Workload for SignVerify {
     }
 }
 
-/// Parts (b) and (c) of the load benchmark, over the daemon's HTTP API: (b) one approval for a
-/// batch of digests, stamped concurrently; (c) single stamps, each with its own request and
-/// approval. Empty until the API is on main; each will be a [`Workload`] measured beside the
-/// others with the same `workers`.
+/// Parts (b) and (c) of the load benchmark, over the daemon's HTTP API on a `seald demo`
+/// deployment whose token has the scenario's device model: (b) batches of `scenario.batch`
+/// digests, `sessions` of them at once; (c) single stamps one at a time. Empty for SoftHSM, which
+/// `seald demo` does not provision.
 fn api_workloads(scenario: &Scenario) -> Vec<Box<dyn Workload>> {
     let Kind::HsmSim(device, model) = scenario.kind else {
         // `seald demo` provisions hsm-sim (SM2) only; see BENCHMARKS.md for P-256.
