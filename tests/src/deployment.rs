@@ -15,6 +15,9 @@ use crate::daemon::{Daemon, RawResponse};
 /// The demo token's serial.
 pub const SERIAL: &str = "DEMOUKEY00000001";
 
+/// The device model line `seald demo` writes in both hsm-sim's config and the daemon's.
+const DEMO_MODEL: &str = "model = \"ukey\"";
+
 /// A provisioned deployment and its running daemon.
 #[derive(Debug)]
 pub struct Deployment {
@@ -102,6 +105,17 @@ impl Deployment {
         env: &[(&str, &Path)],
     ) -> Self {
         Self::build(profile, extra, prepare, env, true)
+    }
+
+    /// Like [`Deployment::hsm_sim_with`], with the demo's `model = "ukey"` line replaced by
+    /// `device` in hsm-sim's config (e.g. `model = "cipher-machine"\nparallel = 8`) and by
+    /// `module` in the daemon's `[[module]]` (e.g. `model = "cipher-machine"\nmax_sessions = 8`).
+    pub fn hsm_sim_tuned(profile: &str, device: &str, module: &str, extra: &str) -> Self {
+        let tune = |demo: &Path| {
+            replace_model(&demo.join("hsm-sim.toml"), device);
+            replace_model(&demo.join("seald.toml"), module);
+        };
+        Self::build(profile, extra, tune, &[], false)
     }
 
     fn build(
@@ -297,4 +311,15 @@ impl Deployment {
             }
         }
     }
+}
+
+/// Replaces the demo's `model = "ukey"` line in a config file.
+fn replace_model(path: &Path, with: &str) {
+    let text = std::fs::read_to_string(path).expect("demo config");
+    assert!(
+        text.contains(DEMO_MODEL),
+        "{} has no {DEMO_MODEL}",
+        path.display()
+    );
+    std::fs::write(path, text.replacen(DEMO_MODEL, with, 1)).expect("write demo config");
 }

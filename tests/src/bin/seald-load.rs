@@ -14,9 +14,12 @@
 //!
 //! The paths alternate in three rounds so drift in a shared machine's load hits them alike.
 //!
-//! It prints ops/s, p50/p99 latency, CPU µs per op of this process, and the ratio to the bare
-//! loop. Parts (b) API batch stamping and (c) single stamps plug in as further [`Workload`]s once
-//! the HTTP API is on main (see [`api_workloads`]).
+//! On hsm-sim scenarios, two more rows go through the real `seald` release binary over HTTP
+//! (see [`api_workloads`]): (b) batches approved once and signed by the worker, (c) single stamps
+//! each with its own request and two approvals.
+//!
+//! It prints signatures/s, p50/p99 latency, CPU µs per op of this process and of the daemon, and
+//! the ratio to the bare loop.
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -39,6 +42,29 @@ pub trait Workload: Sync {
     fn name(&self) -> String;
     /// Does one operation as worker `worker` (0..workers).
     fn run(&self, worker: usize) -> Result<(), String>;
+    /// Does one operation and returns its latency: by default the whole call; an API batch
+    /// times only from its last approval to `signed`.
+    fn run_timed(&self, worker: usize) -> Result<Duration, String> {
+        let t = Instant::now();
+        self.run(worker)?;
+        Ok(t.elapsed())
+    }
+    /// Signatures one operation makes (a batch: its size); ops/s counts signatures.
+    fn per_run(&self) -> usize {
+        1
+    }
+    /// Workers for this workload, given the scenario's (single stamps run one at a time).
+    fn workers(&self, scenario_workers: usize) -> usize {
+        scenario_workers
+    }
+    /// User + system CPU of a separate process doing the work (the daemon), if any.
+    fn other_cpu(&self) -> Option<Duration> {
+        None
+    }
+    /// Anything to print under the table (a latency breakdown).
+    fn notes(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What one workload achieved.
@@ -50,6 +76,8 @@ struct Figures {
     p50: Duration,
     p99: Duration,
     cpu_us_per_op: f64,
+    /// The daemon's CPU per signature, for API workloads.
+    daemon_cpu_us_per_op: Option<f64>,
 }
 
 impl Figures {
@@ -77,6 +105,7 @@ struct Samples {
     latencies: Vec<Duration>,
     secs: f64,
     cpu: Duration,
+    other_cpu: Option<Duration>,
 }
 
 /// Runs `workload` on `workers` threads for `secs` (after a short warm-up), adding to `into`.
@@ -86,12 +115,13 @@ fn measure(workload: &dyn Workload, workers: usize, secs: f64, into: &mut Sample
         for w in 0..workers {
             s.spawn(move || {
                 while Instant::now() < warm {
-                    workload.run(w).expect("warm-up operation");
+                    workload.run_timed(w).expect("warm-up operation");
                 }
             });
         }
     });
     let cpu0 = cpu_time();
+    let other0 = workload.other_cpu();
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(secs);
     std::thread::scope(|s| {
@@ -100,9 +130,7 @@ fn measure(workload: &dyn Workload, workers: usize, secs: f64, into: &mut Sample
                 s.spawn(move || {
                     let mut own = Vec::new();
                     while Instant::now() < until {
-                        let t = Instant::now();
-                        workload.run(w).expect("operation");
-                        own.push(t.elapsed());
+                        own.push(workload.run_timed(w).expect("operation"));
                     }
                     own
                 })
@@ -114,6 +142,9 @@ fn measure(workload: &dyn Workload, workers: usize, secs: f64, into: &mut Sample
     });
     into.secs += start.elapsed().as_secs_f64();
     into.cpu += cpu_time() - cpu0;
+    if let (Some(before), Some(after)) = (other0, workload.other_cpu()) {
+        *into.other_cpu.get_or_insert(Duration::ZERO) += after - before;
+    }
 }
 
 /// Runs every workload in turn, `ROUNDS` times, so drift in the machine's load (shared
@@ -123,7 +154,7 @@ fn measure_all(workloads: &[Box<dyn Workload>], workers: usize, secs: f64) -> Ve
     let mut samples: Vec<Samples> = workloads.iter().map(|_| Samples::default()).collect();
     for _ in 0..ROUNDS {
         for (w, into) in workloads.iter().zip(&mut samples) {
-            measure(w.as_ref(), workers, secs / ROUNDS as f64, into);
+            measure(w.as_ref(), w.workers(workers), secs / ROUNDS as f64, into);
         }
     }
     workloads
@@ -133,13 +164,15 @@ fn measure_all(workloads: &[Box<dyn Workload>], workers: usize, secs: f64) -> Ve
             s.latencies.sort_unstable();
             let n = s.latencies.len();
             let pct = |p: f64| s.latencies[((n as f64 * p) as usize).min(n - 1)];
+            let ops = n * w.per_run();
             Figures {
                 name: w.name(),
-                ops: n,
+                ops,
                 secs: s.secs,
                 p50: pct(0.50),
                 p99: pct(0.99),
-                cpu_us_per_op: s.cpu.as_secs_f64() * 1e6 / n as f64,
+                cpu_us_per_op: s.cpu.as_secs_f64() * 1e6 / ops as f64,
+                daemon_cpu_us_per_op: s.other_cpu.map(|c| c.as_secs_f64() * 1e6 / ops as f64),
             }
         })
         .collect()
@@ -210,12 +243,39 @@ impl Workload for SignVerify {
     }
 }
 
-/// Parts (b) and (c) of the load benchmark, over the daemon's HTTP API: (b) one approval for a
-/// batch of digests, stamped concurrently; (c) single stamps, each with its own request and
-/// approval. Empty until the API is on main; each will be a [`Workload`] measured beside the
-/// others with the same `workers`.
-fn api_workloads(_scenario: &Scenario) -> Vec<Box<dyn Workload>> {
-    Vec::new()
+/// Parts (b) and (c) of the load benchmark, over the daemon's HTTP API on a `seald demo`
+/// deployment whose token has the scenario's device model: (b) batches of `scenario.batch`
+/// digests, `sessions` of them at once; (c) single stamps one at a time. Empty for SoftHSM, which
+/// `seald demo` does not provision.
+fn api_workloads(scenario: &Scenario) -> Vec<Box<dyn Workload>> {
+    let Kind::HsmSim(device, model) = scenario.kind else {
+        // `seald demo` provisions hsm-sim (SM2) only; see BENCHMARKS.md for P-256.
+        return Vec::new();
+    };
+    // The demo's hsm-sim token gets the scenario's device model; its profile stays the demo's.
+    let device: String = device
+        .lines()
+        .filter(|l| !l.starts_with("profile"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let module = match model {
+        DeviceModel::Ukey => "model = \"ukey\"\n".to_owned(),
+        DeviceModel::CipherMachine => format!(
+            "model = \"cipher-machine\"\nmax_sessions = {}\n",
+            scenario.sessions
+        ),
+    };
+    let api = Arc::new(api::Api::start(&device, &module));
+    vec![
+        Box::new(api::Batch {
+            api: api.clone(),
+            size: scenario.batch,
+        }),
+        Box::new(api::Single {
+            api,
+            phases: Default::default(),
+        }),
+    ]
 }
 
 /// A token and how the daemon drives it.
@@ -227,6 +287,8 @@ struct Scenario {
     sessions: usize,
     /// Least seconds per path, so slow devices still give enough samples for a p99.
     min_secs: f64,
+    /// Digests per API batch request.
+    batch: usize,
     kind: Kind,
 }
 
@@ -243,6 +305,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "SoftHSM 2 ECDSA P-256, 1 session",
         sessions: 1,
         min_secs: 0.0,
+        batch: 0,
         kind: Kind::SoftHsmP256,
     },
     Scenario {
@@ -250,6 +313,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "SoftHSM 2 ECDSA P-256, 2 sessions",
         sessions: 2,
         min_secs: 0.0,
+        batch: 0,
         kind: Kind::SoftHsmP256,
     },
     Scenario {
@@ -257,6 +321,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "hsm-sim SM2 ukey, 80 ms/signature, 1 session",
         sessions: 1,
         min_secs: 10.0,
+        batch: 10,
         kind: Kind::HsmSim(
             "profile = \"sansec\"\nmodel = \"ukey\"\nsign_latency_ms = 80",
             DeviceModel::Ukey,
@@ -267,6 +332,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "hsm-sim SM2 cipher-machine, 8 engines x 5 ms, 8 sessions",
         sessions: 8,
         min_secs: 0.0,
+        batch: 40,
         kind: Kind::HsmSim(
             "profile = \"sansec\"\nmodel = \"cipher-machine\"\nparallel = 8\nsign_latency_ms = 5",
             DeviceModel::CipherMachine,
@@ -304,7 +370,7 @@ fn provision(scenario: &Scenario) -> (&'static Devices, String, &'static str) {
     }
 }
 
-fn run_scenario(scenario: &Scenario, secs: f64) -> Vec<Figures> {
+fn run_scenario(scenario: &Scenario, secs: f64) -> (Vec<Figures>, Vec<String>) {
     let (devices, serial, pin) = provision(scenario);
     let owner = devices.token(&serial).expect("token owner");
     owner
@@ -357,23 +423,29 @@ fn run_scenario(scenario: &Scenario, secs: f64) -> Vec<Figures> {
         }),
     ];
     workloads.extend(api_workloads(scenario));
-    measure_all(&workloads, scenario.sessions, secs.max(scenario.min_secs))
+    let figures = measure_all(&workloads, scenario.sessions, secs.max(scenario.min_secs));
+    let notes = workloads.iter().filter_map(|w| w.notes()).collect();
+    (figures, notes)
 }
 
 fn print_table(scenario: &Scenario, figures: &[Figures]) {
     println!("\n## {} — {}\n", scenario.name, scenario.what);
-    println!("| path | ops | ops/s | p50 ms | p99 ms | CPU µs/op | ratio to cryptoki |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| path | signatures | ops/s | p50 ms | p99 ms | CPU µs/op (this process) | daemon CPU µs/op | ratio to cryptoki |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let base = figures[0].ops_per_sec();
     for f in figures {
         println!(
-            "| {} | {} | {:.1} | {:.3} | {:.3} | {:.1} | {:.3} |",
+            "| {} | {} | {:.1} | {:.3} | {:.3} | {:.1} | {} | {:.3} |",
             f.name,
             f.ops,
             f.ops_per_sec(),
             f.p50.as_secs_f64() * 1e3,
             f.p99.as_secs_f64() * 1e3,
             f.cpu_us_per_op,
+            f.daemon_cpu_us_per_op
+                .map_or_else(|| "–".to_owned(), |c| format!("{c:.1}")),
             f.ops_per_sec() / base
         );
     }
@@ -412,8 +484,11 @@ fn main() {
     }
     if child {
         for scenario in chosen {
-            let figures = run_scenario(scenario, secs);
+            let (figures, notes) = run_scenario(scenario, secs);
             print_table(scenario, &figures);
+            for note in notes {
+                println!("\n{note}");
+            }
         }
         return;
     }
@@ -432,5 +507,284 @@ fn main() {
             .status()
             .expect("run scenario");
         assert!(status.success(), "scenario {} failed", scenario.name);
+    }
+}
+
+/// Parts (b) and (c): the real `seald` release binary, provisioned by `seald demo`, driven over
+/// HTTP as its client, approvers and custodian would.
+mod api {
+    use std::collections::HashMap;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    use seald_tests::deployment::{Deployment, Who};
+    use seald_tests::stamping::digest;
+
+    use super::Workload;
+
+    /// When each request reached `signed` (or why it failed), as `/v1/events` announced it.
+    #[derive(Debug, Default)]
+    struct Outcomes {
+        done: Mutex<HashMap<i64, Result<Instant, String>>>,
+        changed: Condvar,
+    }
+
+    impl Outcomes {
+        /// Blocks (bounded) until request `id` is final; returns when it was signed.
+        fn wait(&self, id: i64) -> Result<Instant, String> {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut done = self.done.lock().expect("outcomes lock");
+            loop {
+                if let Some(outcome) = done.remove(&id) {
+                    return outcome;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(format!("request {id} not final after 120 s"));
+                }
+                done = self
+                    .changed
+                    .wait_timeout(done, left)
+                    .expect("outcomes lock")
+                    .0;
+            }
+        }
+    }
+
+    /// A running daemon on a demo deployment, its custodian logged in, and an event listener.
+    #[derive(Debug)]
+    pub struct Api {
+        deployment: Deployment,
+        outcomes: Arc<Outcomes>,
+        /// The daemon's CPU use when idle (logged in, nothing to do), in cores.
+        pub idle_cpu_share: f64,
+        /// Makes every digest distinct.
+        counter: AtomicU32,
+    }
+
+    impl Api {
+        /// Provisions with `seald demo`, sets the token's device model (`device`, hsm-sim's
+        /// config) and the daemon's module model (`module`), lifts the per-client rate limit
+        /// (the benchmark is one client) and logs the custodian in.
+        pub fn start(device: &str, module: &str) -> Self {
+            let deployment = Deployment::hsm_sim_tuned(
+                "sansec",
+                device,
+                module,
+                "\n[api]\nrate_limit_burst = 1000000\nrate_limit_per_second = 1000000\n",
+            );
+            deployment.login_custodian();
+            let outcomes = Arc::new(Outcomes::default());
+            listen(&deployment, outcomes.clone());
+            let mut api = Self {
+                deployment,
+                outcomes,
+                idle_cpu_share: 0.0,
+                counter: AtomicU32::new(0),
+            };
+            // What the daemon burns doing nothing counts in every CPU-per-stamp figure.
+            std::thread::sleep(Duration::from_millis(500));
+            let (cpu0, t0) = (api.daemon_cpu(), Instant::now());
+            std::thread::sleep(Duration::from_secs(2));
+            api.idle_cpu_share =
+                (api.daemon_cpu() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+            api
+        }
+
+        /// User + system CPU of the daemon so far, from `/proc/PID/stat`.
+        fn daemon_cpu(&self) -> Duration {
+            let (user, system) = self.daemon_cpu_split();
+            user + system
+        }
+
+        /// User and system CPU of the daemon so far.
+        fn daemon_cpu_split(&self) -> (Duration, Duration) {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{}/stat", self.deployment.daemon.pid()))
+                    .expect("daemon stat");
+            // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+            let rest = &stat[stat.rfind(')').expect("stat comm") + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| fields[i - 3].parse::<u64>().expect("stat field");
+            // SAFETY: sysconf has no preconditions.
+            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+            let time = |i: usize| Duration::from_micros(ticks(i) * 1_000_000 / hz);
+            (time(14), time(15))
+        }
+
+        /// The client asks for `n` new digests with seal 1; the request id.
+        fn request(&self, n: usize) -> Result<i64, String> {
+            let digests: Vec<[u8; 32]> = (0..n)
+                .map(|_| digest(0xb0, self.counter.fetch_add(1, Ordering::Relaxed)))
+                .collect();
+            let r = self.deployment.request_as(Who::Client, 1, &digests);
+            if r.status != 202 {
+                return Err(format!("request: {} {}", r.status, r.body));
+            }
+            r.json()["id"].as_i64().ok_or("request: no id".into())
+        }
+
+        fn approve(&self, id: i64, who: Who) -> Result<(), String> {
+            let r = self.deployment.call(
+                "POST",
+                &format!("/v1/stamp-requests/{id}/approve"),
+                Some(who),
+                None,
+            );
+            if r.status != 200 {
+                return Err(format!("approve: {} {}", r.status, r.body));
+            }
+            Ok(())
+        }
+    }
+
+    /// Follows `/v1/events` on a thread of its own, recording `request-signed` and
+    /// `request-failed` in `outcomes`; returns once subscribed.
+    fn listen(deployment: &Deployment, outcomes: Arc<Outcomes>) {
+        let mut stream = TcpStream::connect(deployment.daemon.authority()).expect("connect events");
+        write!(
+            stream,
+            "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
+            deployment.daemon.authority(),
+            deployment.token(Who::Client)
+        )
+        .expect("send events request");
+        let mut reader = BufReader::new(stream);
+        let mut status = String::new();
+        reader.read_line(&mut status).expect("events status");
+        assert!(status.contains(" 200 "), "events: {status}");
+        std::thread::spawn(move || {
+            for line in reader.lines() {
+                let Ok(line) = line else { return };
+                // Chunk-size lines of the chunked encoding are skipped with everything else.
+                let Some(data) = line.strip_prefix("data:") else {
+                    continue;
+                };
+                let Ok(event) = serde_json::from_str::<serde_json::Value>(data.trim()) else {
+                    continue;
+                };
+                let Some(id) = event["request_id"].as_i64() else {
+                    continue;
+                };
+                let outcome = match event["type"].as_str() {
+                    Some("request-signed") => Ok(Instant::now()),
+                    Some("request-failed") => Err(format!("request {id} failed: {event}")),
+                    _ => continue,
+                };
+                outcomes
+                    .done
+                    .lock()
+                    .expect("outcomes lock")
+                    .insert(id, outcome);
+                outcomes.changed.notify_all();
+            }
+        });
+    }
+
+    /// (b): one request for `size` digests, approved by both approvers, signed by the worker.
+    /// Latency is from the second approval to `signed`; workers are concurrent batches.
+    #[derive(Debug)]
+    pub struct Batch {
+        pub api: Arc<Api>,
+        pub size: usize,
+    }
+
+    impl Workload for Batch {
+        fn name(&self) -> String {
+            format!("API batch ×{} (latency per batch)", self.size)
+        }
+        fn run(&self, worker: usize) -> Result<(), String> {
+            self.run_timed(worker).map(drop)
+        }
+        fn run_timed(&self, _: usize) -> Result<Duration, String> {
+            let id = self.api.request(self.size)?;
+            self.api.approve(id, Who::Approver1)?;
+            let t = Instant::now();
+            self.api.approve(id, Who::Approver2)?;
+            Ok(self.api.outcomes.wait(id)? - t)
+        }
+        fn per_run(&self) -> usize {
+            self.size
+        }
+        fn other_cpu(&self) -> Option<Duration> {
+            Some(self.api.daemon_cpu())
+        }
+    }
+
+    /// (c): one digest per request, request → 2 approvals → `signed`, one at a time.
+    #[derive(Debug)]
+    pub struct Single {
+        pub api: Arc<Api>,
+        /// Per stamp: request, first approval, second approval, second approval → `signed`,
+        /// then the daemon's user and system CPU over the stamp.
+        pub phases: Mutex<Vec<[Duration; 6]>>,
+    }
+
+    impl Workload for Single {
+        fn name(&self) -> String {
+            "API single (request→signed, 1 worker)".into()
+        }
+        fn run(&self, worker: usize) -> Result<(), String> {
+            self.run_timed(worker).map(drop)
+        }
+        fn run_timed(&self, _: usize) -> Result<Duration, String> {
+            let (user0, system0) = self.api.daemon_cpu_split();
+            let t0 = Instant::now();
+            let id = self.api.request(1)?;
+            let t1 = Instant::now();
+            self.api.approve(id, Who::Approver1)?;
+            let t2 = Instant::now();
+            self.api.approve(id, Who::Approver2)?;
+            let t3 = Instant::now();
+            let signed = self.api.outcomes.wait(id)?;
+            let (user1, system1) = self.api.daemon_cpu_split();
+            self.phases.lock().expect("phases lock").push([
+                t1 - t0,
+                t2 - t1,
+                t3 - t2,
+                signed - t3,
+                user1 - user0,
+                system1 - system0,
+            ]);
+            Ok(signed - t0)
+        }
+        fn notes(&self) -> Option<String> {
+            let mut phases = self.phases.lock().expect("phases lock");
+            let n = phases.len();
+            if n == 0 {
+                return None;
+            }
+            let names = [
+                "POST /v1/stamp-requests",
+                "approve (1st)",
+                "approve (2nd)",
+                "2nd approval answered → signed event",
+                "daemon user CPU (clock ticks, so a mean)",
+                "daemon system CPU (mean)",
+            ];
+            let mut out = format!(
+                "API single, median per phase ({n} stamps; daemon idle CPU {:.1} % of a core):\n",
+                self.api.idle_cpu_share * 100.0
+            );
+            for (i, name) in names.iter().enumerate() {
+                if i >= 4 {
+                    let sum: Duration = phases.iter().map(|p| p[i]).sum();
+                    out += &format!("- {name}: {:.3} ms\n", sum.as_secs_f64() * 1e3 / n as f64);
+                    continue;
+                }
+                phases.sort_unstable_by_key(|p| p[i]);
+                out += &format!("- {name}: {:.3} ms\n", phases[n / 2][i].as_secs_f64() * 1e3);
+            }
+            Some(out)
+        }
+        fn workers(&self, _: usize) -> usize {
+            1
+        }
+        fn other_cpu(&self) -> Option<Duration> {
+            Some(self.api.daemon_cpu())
+        }
     }
 }
