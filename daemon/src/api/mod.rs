@@ -52,6 +52,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/v1/devices/{serial}/logout", post(devices::logout))
         .route("/v1/seals", get(seals::list))
         .route("/v1/seals/{id}", get(seals::get))
+        .route("/v1/seals/{id}/status", get(seals::status))
         .route("/v1/stamp-requests", post(stamp::create).get(stamp::list))
         .route("/v1/stamp-requests/{id}", get(stamp::get))
         .route("/v1/stamp-requests/{id}/approve", post(stamp::approve))

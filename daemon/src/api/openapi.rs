@@ -22,6 +22,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/devices/{serial}/logout"),
     ("get", "/v1/seals"),
     ("get", "/v1/seals/{id}"),
+    ("get", "/v1/seals/{id}/status"),
     ("post", "/v1/stamp-requests"),
     ("get", "/v1/stamp-requests"),
     ("get", "/v1/stamp-requests/{id}"),
@@ -55,6 +56,7 @@ fn ops() -> Vec<Op> {
         Op { method: "post", path: "/v1/devices/{serial}/logout", summary: "Custodian: log the token out", auth: true, body: None, ok: "200", errors: &["device_not_present", "device_error"] },
         Op { method: "get", path: "/v1/seals", summary: "Seals with state, validity and expiry warning", auth: true, body: None, ok: "200", errors: &[] },
         Op { method: "get", path: "/v1/seals/{id}", summary: "One seal and its state history", auth: true, body: None, ok: "200", errors: &["seal_not_found"] },
+        Op { method: "get", path: "/v1/seals/{id}/status", summary: "Public seal status for verifiers (no token): state, when it changed, validity", auth: false, body: None, ok: "200", errors: &["seal_not_found", "rate_limited"] },
         Op { method: "post", path: "/v1/stamp-requests", summary: "Client: ask to stamp one digest or a batch; 202 with the request id", auth: true,
              body: Some(json!({"type": "object", "required": ["seal_id", "purpose"], "properties": {
                  "seal_id": {"type": "integer"}, "digest": digest, "digests": {"type": "array", "items": digest},
@@ -146,6 +148,6 @@ mod tests {
                 "{method} {path} missing from the OpenAPI document"
             );
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 14);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 15);
     }
 }
