@@ -43,6 +43,8 @@ pub enum Who {
     Auditor,
     /// dave: client and approver (seal 2 lets him ask and approve).
     Dual,
+    /// erin: admin (seal states).
+    Admin,
 }
 
 impl Who {
@@ -54,6 +56,7 @@ impl Who {
             Who::Custodian => "CUSTODIAN_TOKEN",
             Who::Auditor => "AUDITOR_TOKEN",
             Who::Dual => "DUAL_TOKEN",
+            Who::Admin => "ADMIN_TOKEN",
         }
     }
 }

@@ -18,7 +18,10 @@ fn seal_status_answers_without_a_token_and_follows_state_changes() {
     assert_eq!(v["usable"], true);
     assert!(v["valid_from"].as_i64().is_some() && v["valid_to"].as_i64().is_some());
     assert!(v["state_changed_at"].as_i64().is_some());
-    assert!(v.get("device_serial").is_none(), "no device facts for strangers");
+    assert!(
+        v.get("device_serial").is_none(),
+        "no device facts for strangers"
+    );
 
     d.sealctl("seal", &["suspend", "1", "--reason", "inspection"]);
     let v = d.call("GET", "/v1/seals/1/status", None, None).json();

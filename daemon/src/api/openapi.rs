@@ -23,6 +23,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/seals"),
     ("get", "/v1/seals/{id}"),
     ("get", "/v1/seals/{id}/status"),
+    ("post", "/v1/seals/{id}/revoke"),
+    ("post", "/v1/seals/{id}/suspend"),
+    ("post", "/v1/seals/{id}/resume"),
+    ("post", "/v1/seals/{id}/report-lost"),
     ("post", "/v1/stamp-requests"),
     ("get", "/v1/stamp-requests"),
     ("get", "/v1/stamp-requests/{id}"),
@@ -44,6 +48,12 @@ const COMMON: &[&str] = &[
 ];
 const AUTH: &[&str] = &["unauthenticated", "forbidden", "rate_limited"];
 
+const SEAL_STATE_ERRORS: &[&str] = &["seal_not_found", "seal_refused"];
+
+fn reason() -> Value {
+    json!({"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}})
+}
+
 fn ops() -> Vec<Op> {
     let digest = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
     vec![
@@ -57,6 +67,10 @@ fn ops() -> Vec<Op> {
         Op { method: "get", path: "/v1/seals", summary: "Seals with state, validity and expiry warning", auth: true, body: None, ok: "200", errors: &[] },
         Op { method: "get", path: "/v1/seals/{id}", summary: "One seal and its state history", auth: true, body: None, ok: "200", errors: &["seal_not_found"] },
         Op { method: "get", path: "/v1/seals/{id}/status", summary: "Public seal status for verifiers (no token): state, when it changed, validity", auth: false, body: None, ok: "200", errors: &["seal_not_found", "rate_limited"] },
+        Op { method: "post", path: "/v1/seals/{id}/revoke", summary: "Admin: revoke for good; open requests of the seal fail with the reason; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
+        Op { method: "post", path: "/v1/seals/{id}/suspend", summary: "Admin: suspend; open requests of the seal fail with the reason; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
+        Op { method: "post", path: "/v1/seals/{id}/resume", summary: "Admin: a suspended seal stamps again; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
+        Op { method: "post", path: "/v1/seals/{id}/report-lost", summary: "Admin or custodian: key or device lost; open requests fail with the reason; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
         Op { method: "post", path: "/v1/stamp-requests", summary: "Client: ask to stamp one digest or a batch; 202 with the request id", auth: true,
              body: Some(json!({"type": "object", "required": ["seal_id", "purpose"], "properties": {
                  "seal_id": {"type": "integer"}, "digest": digest, "digests": {"type": "array", "items": digest},
@@ -148,6 +162,6 @@ mod tests {
                 "{method} {path} missing from the OpenAPI document"
             );
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 15);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 19);
     }
 }

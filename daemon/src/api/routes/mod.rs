@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod devices;
 pub mod events;
+pub mod seal_state;
 pub mod seals;
 pub mod stamp;
 pub mod verify;

@@ -1,0 +1,151 @@
+//! Seal state changes over the API (admin): effective at once. A revocation in the middle of
+//! an approval stops that stamp: the request fails with the reason, the second approval is
+//! refused, nothing is signed; `seal-state` goes out on the events stream; the usage log keeps it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use seald_tests::deployment::{Deployment, Who};
+use seald_tests::stamping::digest;
+
+/// Subscribes to `GET /v1/events` as `who`; lines arrive on the channel (bounded reads).
+fn subscribe(d: &Deployment, who: Who) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    let mut stream = std::net::TcpStream::connect(d.daemon.authority()).expect("connect");
+    write!(
+        stream,
+        "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
+        d.daemon.authority(),
+        d.token(who)
+    )
+    .expect("send");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let head = rx.recv_timeout(Duration::from_secs(10)).expect("SSE head");
+    assert!(head.contains("200"), "{head}");
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        if line.is_empty() {
+            break;
+        }
+    }
+    rx
+}
+
+#[test]
+fn revocation_in_the_middle_of_an_approval_stops_that_stamp() {
+    let d = Deployment::hsm_sim("sansec");
+    d.login_custodian();
+    let events = subscribe(&d, Who::Admin);
+    let doc = [digest(9, 1)];
+    let id = d.request(1, &doc);
+    let r = d.call(
+        "POST",
+        &format!("/v1/stamp-requests/{id}/approve"),
+        Some(Who::Approver1),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["state"], "pending", "1 of 2 approvals");
+
+    // Only an admin may revoke; a reason is required.
+    let body = serde_json::json!({"reason": "key compromised"});
+    let r = d.call(
+        "POST",
+        "/v1/seals/1/revoke",
+        Some(Who::Approver2),
+        Some(&body),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = d.call(
+        "POST",
+        "/v1/seals/1/revoke",
+        Some(Who::Admin),
+        Some(&serde_json::json!({"reason": "  "})),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.json()["code"], "seal_refused");
+
+    let r = d.call("POST", "/v1/seals/1/revoke", Some(Who::Admin), Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["seal"]["state"], "revoked", "{v}");
+    assert_eq!(v["failed_requests"], serde_json::json!([id]));
+
+    // The second approval is refused; the request ended failed with the reason.
+    let r = d.call(
+        "POST",
+        &format!("/v1/stamp-requests/{id}/approve"),
+        Some(Who::Approver2),
+        None,
+    );
+    assert!(r.status == 409, "{}", r.body);
+    let v = d.wait_final(id);
+    assert_eq!(v["state"], "failed", "{v}");
+    let failure = v["failure"].as_str().unwrap_or_default();
+    assert!(
+        failure.contains("revoked") && failure.contains("key compromised"),
+        "{v}"
+    );
+
+    // Nothing signed; the change is in the usage log; the status page shows it.
+    assert!(d.audit("signature").is_empty(), "nothing may be signed");
+    let changes = d.audit("seal-state");
+    assert!(
+        changes
+            .iter()
+            .any(|r| r.to_string().contains("key compromised")),
+        "{changes:?}"
+    );
+    let s = d.call("GET", "/v1/seals/1/status", None, None).json();
+    assert_eq!(s["state"], "revoked");
+
+    // A new request for the seal is refused at once.
+    let r = d.request_as(Who::Client, 1, &[digest(9, 2)]);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.json()["code"], "seal_not_usable");
+
+    // The events stream told of it.
+    let mut seen = Vec::new();
+    let told = |seen: &[String], kind: &str| seen.iter().any(|l| l == &format!("event: {kind}"));
+    let reason = |seen: &[String]| seen.iter().any(|l| l.contains("key compromised"));
+    while !(told(&seen, "seal-state") && told(&seen, "request-failed") && reason(&seen)) {
+        let line = events
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no seal-state or request-failed event; saw {seen:?}"));
+        if line.starts_with("event:") || line.starts_with("data:") {
+            seen.push(line);
+        }
+    }
+}
+
+#[test]
+fn suspend_and_resume_over_the_api() {
+    let d = Deployment::hsm_sim("sansec");
+    d.login_custodian();
+    let body = serde_json::json!({"reason": "audit"});
+    let r = d.call("POST", "/v1/seals/1/suspend", Some(Who::Admin), Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = d.request_as(Who::Client, 1, &[digest(9, 3)]);
+    assert_eq!(r.json()["code"], "seal_not_usable", "{}", r.body);
+    let r = d.call("POST", "/v1/seals/1/resume", Some(Who::Admin), Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = d.request(1, &[digest(9, 4)]);
+    d.approve_both(id);
+    assert_eq!(d.wait_final(id)["state"], "signed");
+    let r = d.call(
+        "POST",
+        "/v1/seals/999/revoke",
+        Some(Who::Admin),
+        Some(&body),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+}
