@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use seald_tests::bins::bin;
 use seald_tests::deployment::{Deployment, Who};
 use seald_tests::stamping::digest;
 
@@ -148,4 +149,80 @@ fn suspend_and_resume_over_the_api() {
         Some(&body),
     );
     assert_eq!(r.status, 404, "{}", r.body);
+}
+
+/// Runs `sealctl seal ARGS --daemon URL` with the token file named by `file_flag` or the env.
+fn sealctl_daemon(
+    d: &Deployment,
+    args: &[&str],
+    token_file: &std::path::Path,
+    by_env: bool,
+) -> std::process::Output {
+    let url = format!("http://{}", d.daemon.authority());
+    let mut cmd = std::process::Command::new(bin("sealctl"));
+    cmd.arg("seal").args(["--daemon", &url]);
+    if by_env {
+        cmd.env("SEALD_TOKEN_FILE", token_file);
+    } else {
+        cmd.arg("--token-file").arg(token_file);
+    }
+    cmd.args(args).output().expect("run sealctl")
+}
+
+#[test]
+fn sealctl_changes_state_through_the_daemon_with_a_private_token_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Deployment::hsm_sim("sansec");
+    let events = subscribe(&d, Who::Auditor);
+    let file = d.dir.path().join("admin.token");
+    std::fs::write(&file, d.token(Who::Admin)).expect("token file");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = sealctl_daemon(&d, &["suspend", "1", "--reason", "audit"], &file, false);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chmod 600"),
+        "{out:?}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let id = d.request(1, &[digest(9, 5)]);
+    let out = sealctl_daemon(&d, &["suspend", "1", "--reason", "audit"], &file, true);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("suspended"),
+        "{out:?}"
+    );
+    assert_eq!(d.wait_final(id)["state"], "failed");
+    let out = sealctl_daemon(&d, &["resume", "1", "--reason", "audit done"], &file, false);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        d.call("GET", "/v1/seals/1/status", None, None).json()["state"],
+        "active"
+    );
+
+    // A refusal names the daemon's code; a client token may not change states.
+    let client = d.dir.path().join("client.token");
+    std::fs::write(&client, d.token(Who::Client)).expect("token file");
+    std::fs::set_permissions(&client, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = sealctl_daemon(&d, &["revoke", "1", "--reason", "x"], &client, false);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forbidden"),
+        "{out:?}"
+    );
+
+    // The running daemon announced both changes.
+    let mut states = Vec::new();
+    while states.len() < 2 {
+        let line = events
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("seal-state events missing; saw {states:?}"));
+        if line.starts_with("data:") && line.contains("seal-state") {
+            states.push(line);
+        }
+    }
+    assert!(
+        states[0].contains("suspended") && states[1].contains("active"),
+        "{states:?}"
+    );
 }

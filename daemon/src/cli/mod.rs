@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod client;
 pub mod custody;
 pub mod devices;
 pub mod key;
