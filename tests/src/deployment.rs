@@ -92,6 +92,15 @@ impl Deployment {
 
     /// Like [`Deployment::hsm_sim`], with `extra` TOML appended to the daemon's config.
     pub fn hsm_sim_with(profile: &str, extra: &str) -> Self {
+        Self::provisioned(profile, extra, false)
+    }
+
+    /// Like [`Deployment::hsm_sim_with`], with the daemon's log kept (`self.daemon.log()`).
+    pub fn hsm_sim_logged(profile: &str, extra: &str) -> Self {
+        Self::provisioned(profile, extra, true)
+    }
+
+    fn provisioned(profile: &str, extra: &str, logged: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let demo = dir.path().join("demo");
         provision(&demo, profile);
@@ -103,7 +112,12 @@ impl Deployment {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        let daemon = Daemon::start(&config_text, &[("HSM_SIM_CONF", &hsm_sim_conf)]);
+        let env = [("HSM_SIM_CONF", hsm_sim_conf.as_path())];
+        let daemon = if logged {
+            Daemon::start_logged(&config_text, &env)
+        } else {
+            Daemon::start(&config_text, &env)
+        };
         Self {
             dir,
             daemon,
@@ -170,6 +184,22 @@ impl Deployment {
             &format!("/v1/devices/{SERIAL}/login"),
             Some(Who::Custodian),
             Some(&body),
+        );
+        assert!(
+            r.status == 200 || r.json()["code"] == "already_logged_in",
+            "login: {} {}",
+            r.status,
+            r.body
+        );
+    }
+
+    /// Logs the custodian in with `pin` (or finds the token already logged in).
+    pub fn login_custodian_with(&self, pin: &str) {
+        let r = self.call(
+            "POST",
+            &format!("/v1/devices/{SERIAL}/login"),
+            Some(Who::Custodian),
+            Some(&serde_json::json!({ "pin": pin })),
         );
         assert!(
             r.status == 200 || r.json()["code"] == "already_logged_in",

@@ -20,6 +20,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/devices"),
     ("post", "/v1/devices/{serial}/login"),
     ("post", "/v1/devices/{serial}/logout"),
+    ("post", "/v1/devices/{serial}/pin"),
+    ("get", "/v1/devices/{serial}/pin-status"),
     ("get", "/v1/seals"),
     ("get", "/v1/seals/{id}"),
     ("get", "/v1/seals/{id}/status"),
@@ -64,6 +66,10 @@ fn ops() -> Vec<Op> {
              body: Some(json!({"type": "object", "required": ["pin"], "properties": {"pin": {"type": "string", "format": "password"}, "confirm_final_try": {"type": "boolean"}}})),
              ok: "200", errors: &["pin_incorrect", "pin_locked", "pin_final_try", "pin_invalid", "already_logged_in", "device_not_present", "device_error"] },
         Op { method: "post", path: "/v1/devices/{serial}/logout", summary: "Custodian: log the token out", auth: true, body: None, ok: "200", errors: &["device_not_present", "device_error"] },
+        Op { method: "post", path: "/v1/devices/{serial}/pin", summary: "Custodian: change the user PIN (policy from `[pin_policy]`; PINs never logged or echoed)", auth: true,
+             body: Some(json!({"type": "object", "required": ["old_pin", "new_pin"], "properties": {"old_pin": {"type": "string", "format": "password"}, "new_pin": {"type": "string", "format": "password"}, "confirm_final_try": {"type": "boolean"}}})),
+             ok: "200", errors: &["pin_incorrect", "pin_locked", "pin_final_try", "pin_invalid", "pin_policy", "device_not_present", "device_error"] },
+        Op { method: "get", path: "/v1/devices/{serial}/pin-status", summary: "Custodian, admin or auditor: tries left, last change, PIN age against policy, warning", auth: true, body: None, ok: "200", errors: &["device_not_present", "device_error"] },
         Op { method: "get", path: "/v1/seals", summary: "Seals with state, validity and expiry warning", auth: true, body: None, ok: "200", errors: &[] },
         Op { method: "get", path: "/v1/seals/{id}", summary: "One seal and its state history", auth: true, body: None, ok: "200", errors: &["seal_not_found"] },
         Op { method: "get", path: "/v1/seals/{id}/status", summary: "Public seal status for verifiers (no token): state, when it changed, validity", auth: false, body: None, ok: "200", errors: &["seal_not_found", "rate_limited"] },
@@ -162,6 +168,6 @@ mod tests {
                 "{method} {path} missing from the OpenAPI document"
             );
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 19);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 21);
     }
 }
