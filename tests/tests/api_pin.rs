@@ -19,6 +19,19 @@ fn change(d: &Deployment, who: Who, old: &str, new: &str) -> seald_tests::daemon
     )
 }
 
+/// The demo token's `pin_warning` in `GET /v1/devices`.
+fn device_warning(d: &Deployment) -> Option<String> {
+    let v = d.call("GET", "/v1/devices", Some(Who::Client), None).json();
+    let token = v["modules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["tokens"].as_array().cloned().unwrap_or_default())
+        .find(|t| t["serial"] == SERIAL)
+        .expect("the demo token is listed");
+    token["pin_warning"].as_str().map(str::to_owned)
+}
+
 fn grep_pins(d: &Deployment, pins: &[&str]) {
     let log = d.daemon.log();
     assert!(!log.is_empty(), "the daemon's log was kept");
@@ -50,7 +63,33 @@ fn pin_change_over_the_api_and_custody_transfer_forces_it() {
     )
     .expect("login json");
     let pin = login["pin"].as_str().expect("pin").to_owned();
-    d.login_custodian();
+
+    // No change recorded yet: the login, the device list and the events stream warn.
+    let events = d.subscribe(Who::Custodian);
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/login"),
+        Some(Who::Custodian),
+        Some(&login),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let warning = r.json()["pin_warning"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(warning.contains("no record of a PIN change"), "{}", r.body);
+    assert_eq!(device_warning(&d), Some(warning.clone()));
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("no record of a PIN change"))
+    {
+        let line = events
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no pin-age event; saw {seen:?}"));
+        seen.push(line);
+    }
+    assert!(seen.iter().any(|l| l == "event: pin-age"), "{seen:?}");
 
     // Only custodians; the policy refuses a weak PIN and says why, without the PIN.
     let r = change(&d, Who::Client, &pin, NEW_PIN);
@@ -104,6 +143,7 @@ fn pin_change_over_the_api_and_custody_transfer_forces_it() {
     let s = r.json();
     assert!(s["age"].is_object(), "{s}");
     assert!(s["warning"].is_null(), "a fresh PIN has no warning: {s}");
+    assert_eq!(device_warning(&d), None, "no warning once changed");
 
     d.login_custodian_with(NEW_PIN);
     let id = d.request(1, &[digest(11, 2)]);

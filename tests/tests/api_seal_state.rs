@@ -2,50 +2,17 @@
 //! an approval stops that stamp: the request fails with the reason, the second approval is
 //! refused, nothing is signed; `seal-state` goes out on the events stream; the usage log keeps it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use seald_tests::bins::bin;
 use seald_tests::deployment::{Deployment, Who};
 use seald_tests::stamping::digest;
 
-/// Subscribes to `GET /v1/events` as `who`; lines arrive on the channel (bounded reads).
-fn subscribe(d: &Deployment, who: Who) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel::<String>();
-    let mut stream = std::net::TcpStream::connect(d.daemon.authority()).expect("connect");
-    write!(
-        stream,
-        "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
-        d.daemon.authority(),
-        d.token(who)
-    )
-    .expect("send");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let head = rx.recv_timeout(Duration::from_secs(10)).expect("SSE head");
-    assert!(head.contains("200"), "{head}");
-    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-        if line.is_empty() {
-            break;
-        }
-    }
-    rx
-}
-
 #[test]
 fn revocation_in_the_middle_of_an_approval_stops_that_stamp() {
     let d = Deployment::hsm_sim("sansec");
     d.login_custodian();
-    let events = subscribe(&d, Who::Admin);
+    let events = d.subscribe(Who::Admin);
     let doc = [digest(9, 1)];
     let id = d.request(1, &doc);
     let r = d.call(
@@ -173,7 +140,7 @@ fn sealctl_daemon(
 fn sealctl_changes_state_through_the_daemon_with_a_private_token_file() {
     use std::os::unix::fs::PermissionsExt;
     let d = Deployment::hsm_sim("sansec");
-    let events = subscribe(&d, Who::Auditor);
+    let events = d.subscribe(Who::Auditor);
     let file = d.dir.path().join("admin.token");
     std::fs::write(&file, d.token(Who::Admin)).expect("token file");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");

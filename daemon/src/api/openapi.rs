@@ -95,7 +95,7 @@ fn ops() -> Vec<Op> {
              body: Some(json!({"type": "object", "required": ["ses_signature", "digest"], "properties": {"ses_signature": {"type": "string", "format": "byte"}, "digest": digest}})),
              ok: "200", errors: &["invalid_signature_encoding", "unreadable_signature"] },
         Op { method: "get", path: "/v1/audit", summary: "Auditor: usage-log records (`kind`, `seal_id`, `actor`, `after`, `limit`)", auth: true, body: None, ok: "200", errors: &["invalid_query"] },
-        Op { method: "get", path: "/v1/events", summary: "Server-sent events: request-created/decided/signed/failed, seal-state, device-inserted/removed", auth: true, body: None, ok: "200", errors: &[] },
+        Op { method: "get", path: "/v1/events", summary: "Server-sent events: request-created/decided/signed/failed, seal-state, pin-age, device-inserted/removed", auth: true, body: None, ok: "200", errors: &[] },
     ]
 }
 
