@@ -152,3 +152,85 @@ fn pin_change_over_the_api_and_custody_transfer_forces_it() {
 
     grep_pins(&d, &[&pin, NEW_PIN, WEAK_PIN, WRONG_PIN]);
 }
+
+/// Runs `sealctl GROUP --daemon URL --token-file F --token SERIAL --pin-stdin` with `stdin`.
+fn sealctl_remote(
+    d: &Deployment,
+    group: &str,
+    token_file: &std::path::Path,
+    stdin: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(seald_tests::bins::bin("sealctl"))
+        .arg(group)
+        .args(["--daemon", &format!("http://{}", d.daemon.authority())])
+        .arg("--token-file")
+        .arg(token_file)
+        .args(["--token", SERIAL, "--pin-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sealctl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write PINs");
+    child.wait_with_output().expect("sealctl output")
+}
+
+#[test]
+fn sealctl_login_pin_change_and_logout_through_the_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Deployment::hsm_sim_logged("sansec", "");
+    let pin = std::fs::read_to_string(d.demo_dir().join("custodian.pin"))
+        .expect("pin file")
+        .trim()
+        .to_owned();
+    let file = d.dir.path().join("carol.token");
+    std::fs::write(&file, d.token(Who::Custodian)).expect("token file");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let out = sealctl_remote(&d, "login", &file, &format!("{WRONG_PIN}\n"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pin_incorrect"),
+        "{out:?}"
+    );
+    let out = sealctl_remote(&d, "login", &file, &format!("{pin}\n"));
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("logged in"),
+        "{out:?}"
+    );
+
+    let out = sealctl_remote(
+        &d,
+        "pin-change",
+        &file,
+        &format!("{pin}\n{WEAK_PIN}\n{WEAK_PIN}\n"),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("pin_policy") && !err.contains(WEAK_PIN),
+        "{err}"
+    );
+    let out = sealctl_remote(
+        &d,
+        "pin-change",
+        &file,
+        &format!("{pin}\n{NEW_PIN}\n{NEW_PIN}\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = sealctl_remote(&d, "logout", &file, "");
+    assert!(out.status.success(), "{out:?}");
+    d.login_custodian_with(NEW_PIN);
+    let id = d.request(1, &[digest(12, 1)]);
+    d.approve_both(id);
+    assert_eq!(d.wait_final(id)["state"], "signed");
+
+    grep_pins(&d, &[&pin, NEW_PIN, WEAK_PIN, WRONG_PIN]);
+}

@@ -110,6 +110,18 @@ impl DaemonClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
+        let bytes = body.map(|b| Zeroizing::new(b.to_string()));
+        self.call_bytes(method, path, bytes.as_ref().map(|b| b.as_bytes()))
+    }
+
+    /// Like [`DaemonClient::call`] with a body already serialised (e.g. holding a PIN in
+    /// memory the caller wipes).
+    pub fn call_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Value, ClientError> {
         let connect = |source| ClientError::Connect {
             url: self.url.clone(),
             source,
@@ -118,7 +130,7 @@ impl DaemonClient {
         let timeout = Some(Duration::from_secs(60));
         stream.set_read_timeout(timeout).map_err(connect)?;
         stream.set_write_timeout(timeout).map_err(connect)?;
-        let bytes = Zeroizing::new(body.map(|b| b.to_string()).unwrap_or_default());
+        let bytes = body.unwrap_or_default();
         let mut head = Zeroizing::new(format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nContent-Length: {}\r\n",
             self.authority,
@@ -130,7 +142,7 @@ impl DaemonClient {
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).map_err(connect)?;
-        stream.write_all(bytes.as_bytes()).map_err(connect)?;
+        stream.write_all(bytes).map_err(connect)?;
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).map_err(connect)?;
         parse_answer(&answer)

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod key;
 pub mod pin;
 pub mod prompt;
+pub mod remote;
 pub mod seal;
 pub mod token;
 pub mod user;
