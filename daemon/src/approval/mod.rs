@@ -452,10 +452,6 @@ impl Approvals {
                 Decision::Reject => RequestState::Rejected,
             };
             rules::check_transition(id, request.state, target)?;
-            if decision == Decision::Approve {
-                let seal = load_seal(tx, request.seal_id)?;
-                check_usable(&seal, now_ms.div_euclid(1000))?;
-            }
             let policy = load_policy(tx, request.seal_id)?;
             if !policy.approvers.contains(&approver.id) {
                 return Err(ApprovalError::NotAnApprover {
