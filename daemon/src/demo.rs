@@ -277,6 +277,7 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
         ("carol", "CUSTODIAN_TOKEN", Role::Custodian),
         ("audrey", "AUDITOR_TOKEN", Role::Auditor),
         ("dave", "DUAL_TOKEN", Role::Approver),
+        ("erin", "ADMIN_TOKEN", Role::Admin),
     ] {
         if name == "dave" && !opts.extra_seals {
             continue;

@@ -3,8 +3,10 @@
 //! `seald` then runs on it as a child with its own `HSM_SIM_CONF`.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -46,6 +48,8 @@ pub enum Who {
     Auditor,
     /// dave: client and approver (seal 2 lets him ask and approve).
     Dual,
+    /// erin: admin (seal states).
+    Admin,
 }
 
 impl Who {
@@ -57,6 +61,7 @@ impl Who {
             Who::Custodian => "CUSTODIAN_TOKEN",
             Who::Auditor => "AUDITOR_TOKEN",
             Who::Dual => "DUAL_TOKEN",
+            Who::Admin => "ADMIN_TOKEN",
         }
     }
 }
@@ -105,6 +110,11 @@ impl Deployment {
         env: &[(&str, &Path)],
     ) -> Self {
         Self::build(profile, extra, prepare, env, true)
+    }
+
+    /// Like [`Deployment::hsm_sim_with`], with the daemon's log kept (`self.daemon.log()`).
+    pub fn hsm_sim_logged(profile: &str, extra: &str) -> Self {
+        Self::build(profile, extra, |_| {}, &[], true)
     }
 
     /// Like [`Deployment::hsm_sim_with`], with the demo's `model = "ukey"` line replaced by
@@ -210,6 +220,53 @@ impl Deployment {
             &format!("/v1/devices/{SERIAL}/login"),
             Some(Who::Custodian),
             Some(&body),
+        );
+        assert!(
+            r.status == 200 || r.json()["code"] == "already_logged_in",
+            "login: {} {}",
+            r.status,
+            r.body
+        );
+    }
+
+    /// Subscribes to `GET /v1/events` as `who`; lines arrive on the channel (bounded reads).
+    pub fn subscribe(&self, who: Who) -> mpsc::Receiver<String> {
+        let (tx, rx) = mpsc::channel::<String>();
+        let mut stream = std::net::TcpStream::connect(self.daemon.authority()).expect("connect");
+        write!(
+            stream,
+            "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
+            self.daemon.authority(),
+            self.token(who)
+        )
+        .expect("send");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let head = rx.recv_timeout(Duration::from_secs(10)).expect("SSE head");
+        assert!(head.contains("200"), "{head}");
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            if line.is_empty() {
+                break;
+            }
+        }
+        rx
+    }
+
+    /// Logs the custodian in with `pin` (or finds the token already logged in).
+    pub fn login_custodian_with(&self, pin: &str) {
+        let r = self.call(
+            "POST",
+            &format!("/v1/devices/{SERIAL}/login"),
+            Some(Who::Custodian),
+            Some(&serde_json::json!({ "pin": pin })),
         );
         assert!(
             r.status == 200 || r.json()["code"] == "already_logged_in",

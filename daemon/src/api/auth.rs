@@ -55,6 +55,34 @@ impl Auth {
     }
 }
 
+/// A caller without a token, on a route open to all (e.g. seal status for verifiers);
+/// rate-limited in one shared bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct Anonymous;
+
+impl FromRequestParts<SharedState> for Anonymous {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.limiter.allow(super::ratelimit::ANONYMOUS) {
+            Ok(Anonymous)
+        } else {
+            Err(rate_limited())
+        }
+    }
+}
+
+fn rate_limited() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests from this client; slow down and retry in a moment",
+    )
+}
+
 fn unauthenticated(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
 }
@@ -92,11 +120,7 @@ impl FromRequestParts<SharedState> for Auth {
             *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(identity.name.clone());
         }
         if !state.limiter.allow(identity.id) {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests from this client; slow down and retry in a moment",
-            ));
+            return Err(rate_limited());
         }
         Ok(Auth(identity))
     }

@@ -59,6 +59,14 @@ pub enum Event {
         /// The watcher's event (`reader-added`, `card-removed`, `pcsc-unavailable`, …).
         change: crate::device::pcsc::DeviceEvent,
     },
+    /// At a custodian's login: the token's PIN is due for a change soon, overdue, or of
+    /// unknown age (no change recorded by seald).
+    PinAge {
+        /// Token serial.
+        serial: String,
+        /// The warning for the custodian.
+        warning: String,
+    },
 }
 
 impl Event {
@@ -73,6 +81,7 @@ impl Event {
             Event::DeviceInserted { .. } => "device-inserted",
             Event::DeviceRemoved { .. } => "device-removed",
             Event::Pcsc { .. } => "pcsc",
+            Event::PinAge { .. } => "pin-age",
         }
     }
 }

@@ -64,6 +64,27 @@ impl From<ApprovalError> for ApiError {
     }
 }
 
+impl From<crate::custody::CustodyError> for ApiError {
+    fn from(e: crate::custody::CustodyError) -> Self {
+        use crate::custody::CustodyError;
+        match e {
+            CustodyError::Device(d) => d.into(),
+            CustodyError::Policy(v) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "pin_policy",
+                v.to_string(),
+            ),
+            CustodyError::UnknownSeal(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "seal_not_found", e.to_string())
+            }
+            CustodyError::NotACustodian(..) | CustodyError::SameCustodian { .. } => {
+                ApiError::conflict("custody_refused", e.to_string())
+            }
+            CustodyError::Store(_) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
 impl From<AuditError> for ApiError {
     fn from(e: AuditError) -> Self {
         ApiError::internal(e.to_string())

@@ -20,8 +20,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/devices"),
     ("post", "/v1/devices/{serial}/login"),
     ("post", "/v1/devices/{serial}/logout"),
+    ("post", "/v1/devices/{serial}/pin"),
+    ("get", "/v1/devices/{serial}/pin-status"),
     ("get", "/v1/seals"),
     ("get", "/v1/seals/{id}"),
+    ("get", "/v1/seals/{id}/status"),
+    ("post", "/v1/seals/{id}/revoke"),
+    ("post", "/v1/seals/{id}/suspend"),
+    ("post", "/v1/seals/{id}/resume"),
+    ("post", "/v1/seals/{id}/report-lost"),
     ("post", "/v1/stamp-requests"),
     ("get", "/v1/stamp-requests"),
     ("get", "/v1/stamp-requests/{id}"),
@@ -43,6 +50,12 @@ const COMMON: &[&str] = &[
 ];
 const AUTH: &[&str] = &["unauthenticated", "forbidden", "rate_limited"];
 
+const SEAL_STATE_ERRORS: &[&str] = &["seal_not_found", "seal_refused"];
+
+fn reason() -> Value {
+    json!({"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}})
+}
+
 fn ops() -> Vec<Op> {
     let digest = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
     vec![
@@ -53,8 +66,17 @@ fn ops() -> Vec<Op> {
              body: Some(json!({"type": "object", "required": ["pin"], "properties": {"pin": {"type": "string", "format": "password"}, "confirm_final_try": {"type": "boolean"}}})),
              ok: "200", errors: &["pin_incorrect", "pin_locked", "pin_final_try", "pin_invalid", "already_logged_in", "device_not_present", "device_error"] },
         Op { method: "post", path: "/v1/devices/{serial}/logout", summary: "Custodian: log the token out", auth: true, body: None, ok: "200", errors: &["device_not_present", "device_error"] },
+        Op { method: "post", path: "/v1/devices/{serial}/pin", summary: "Custodian: change the user PIN (policy from `[pin_policy]`; PINs never logged or echoed)", auth: true,
+             body: Some(json!({"type": "object", "required": ["old_pin", "new_pin"], "properties": {"old_pin": {"type": "string", "format": "password"}, "new_pin": {"type": "string", "format": "password"}, "confirm_final_try": {"type": "boolean"}}})),
+             ok: "200", errors: &["pin_incorrect", "pin_locked", "pin_final_try", "pin_invalid", "pin_policy", "device_not_present", "device_error"] },
+        Op { method: "get", path: "/v1/devices/{serial}/pin-status", summary: "Custodian, admin or auditor: tries left, last change, PIN age against policy, warning", auth: true, body: None, ok: "200", errors: &["device_not_present", "device_error"] },
         Op { method: "get", path: "/v1/seals", summary: "Seals with state, validity and expiry warning", auth: true, body: None, ok: "200", errors: &[] },
         Op { method: "get", path: "/v1/seals/{id}", summary: "One seal and its state history", auth: true, body: None, ok: "200", errors: &["seal_not_found"] },
+        Op { method: "get", path: "/v1/seals/{id}/status", summary: "Public seal status for verifiers (no token): state, when it changed, validity", auth: false, body: None, ok: "200", errors: &["seal_not_found", "rate_limited"] },
+        Op { method: "post", path: "/v1/seals/{id}/revoke", summary: "Admin: revoke for good; open requests of the seal fail with the reason; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
+        Op { method: "post", path: "/v1/seals/{id}/suspend", summary: "Admin: suspend; open requests of the seal fail with the reason; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
+        Op { method: "post", path: "/v1/seals/{id}/resume", summary: "Admin: a suspended seal stamps again; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
+        Op { method: "post", path: "/v1/seals/{id}/report-lost", summary: "Admin or custodian: key or device lost; open requests fail with the reason; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
         Op { method: "post", path: "/v1/stamp-requests", summary: "Client: ask to stamp one digest or a batch; 202 with the request id", auth: true,
              body: Some(json!({"type": "object", "required": ["seal_id", "purpose"], "properties": {
                  "seal_id": {"type": "integer"}, "digest": digest, "digests": {"type": "array", "items": digest},
@@ -73,7 +95,7 @@ fn ops() -> Vec<Op> {
              body: Some(json!({"type": "object", "required": ["ses_signature", "digest"], "properties": {"ses_signature": {"type": "string", "format": "byte"}, "digest": digest}})),
              ok: "200", errors: &["invalid_signature_encoding", "unreadable_signature"] },
         Op { method: "get", path: "/v1/audit", summary: "Auditor: usage-log records (`kind`, `seal_id`, `actor`, `after`, `limit`)", auth: true, body: None, ok: "200", errors: &["invalid_query"] },
-        Op { method: "get", path: "/v1/events", summary: "Server-sent events: request-created/decided/signed/failed, seal-state, device-inserted/removed", auth: true, body: None, ok: "200", errors: &[] },
+        Op { method: "get", path: "/v1/events", summary: "Server-sent events: request-created/decided/signed/failed, seal-state, pin-age, device-inserted/removed", auth: true, body: None, ok: "200", errors: &[] },
     ]
 }
 
@@ -146,6 +168,6 @@ mod tests {
                 "{method} {path} missing from the OpenAPI document"
             );
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 14);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 21);
     }
 }

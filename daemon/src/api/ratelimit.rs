@@ -6,6 +6,9 @@ use std::time::Instant;
 
 use crate::identity::IdentityId;
 
+/// The bucket shared by callers without a token (loopback only, so they share one address).
+pub const ANONYMOUS: IdentityId = -1;
+
 /// Token buckets keyed by identity.
 #[derive(Debug)]
 pub struct RateLimiter {

@@ -42,7 +42,10 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
         config.api.max_body_bytes,
         Duration::from_secs(config.api.request_timeout_secs),
     );
+    let custodians = crate::custody::Custodians::new(services.store.clone(), clock.clone());
     Ok(Arc::new(AppState {
+        custodians,
+        pin_policy: config.pin_policy.clone(),
         services,
         devices: Arc::new(devices),
         clock,

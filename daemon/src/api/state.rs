@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::cert::TrustStore;
 use crate::clock::{Clock, Timestamp};
+use crate::custody::{Custodians, PinPolicy};
 use crate::device::Devices;
 use crate::services::Services;
 use crate::stamp::results::ResultStore;
@@ -32,6 +33,10 @@ pub struct AppState {
     pub trust: Arc<TrustStore>,
     /// Signed results (SES_Signatures) of finished requests.
     pub results: ResultStore,
+    /// Custody and PIN-change records (PIN age comes from these, never from a stored PIN).
+    pub custodians: Custodians,
+    /// The `[pin_policy]` of the config: new PINs and PIN age are judged by it.
+    pub pin_policy: PinPolicy,
     /// When each token (by serial) was last logged in through the API.
     pub logins: Mutex<HashMap<String, Timestamp>>,
 }

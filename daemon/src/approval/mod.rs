@@ -643,6 +643,39 @@ impl Approvals {
         })
     }
 
+    /// Fails every open (pending or approved, not yet signed) request of `seal_id` with
+    /// `reason`, after the seal stopped being usable; returns their ids.
+    pub fn fail_open_for_seal(
+        &self,
+        by: &Caller,
+        seal_id: SealId,
+        reason: &str,
+    ) -> Result<Vec<RequestId>, ApprovalError> {
+        require_daemon(by)?;
+        let actor = by.name();
+        let reason = reason.to_owned();
+        let now_ms = unix_ms(self.clock.now());
+        self.store.write(move |tx| {
+            let mut failed = Vec::new();
+            for state in [RequestState::Pending, RequestState::Approved] {
+                for mut r in tx.requests_in_state(state)? {
+                    if r.seal_id == seal_id {
+                        transition(
+                            tx,
+                            &mut r,
+                            RequestState::Failed,
+                            &actor,
+                            Some(&reason),
+                            now_ms,
+                        )?;
+                        failed.push(r.id);
+                    }
+                }
+            }
+            Ok(failed)
+        })
+    }
+
     /// Marks every open request past its time expired; returns their ids.
     pub fn expire_stale(&self) -> Result<Vec<RequestId>, ApprovalError> {
         let now_ms = unix_ms(self.clock.now());

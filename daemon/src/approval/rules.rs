@@ -8,12 +8,13 @@ use crate::store::model::{OfficeHours, PinMode, Policy, RequestState};
 use super::ApprovalError;
 
 /// Whether a request may go from `from` to `to`:
-/// pending → approved | rejected | expired; approved → signed | failed | expired; the rest final.
+/// pending → approved | rejected | expired | failed (its seal stopped); approved → signed |
+/// failed | expired; the rest final.
 pub fn transition_allowed(from: RequestState, to: RequestState) -> bool {
     use RequestState::*;
     matches!(
         (from, to),
-        (Pending, Approved | Rejected | Expired) | (Approved, Signed | Failed | Expired)
+        (Pending, Approved | Rejected | Expired | Failed) | (Approved, Signed | Failed | Expired)
     )
 }
 
@@ -179,6 +180,7 @@ mod tests {
             (Pending, Approved),
             (Pending, Rejected),
             (Pending, Expired),
+            (Pending, Failed),
             (Approved, Signed),
             (Approved, Failed),
             (Approved, Expired),

@@ -35,6 +35,12 @@ enum Command {
     Key(seald::cli::key::KeyArgs),
     /// Change, unblock or inspect a token's user PIN (read from the terminal, never argv).
     Pin(seald::cli::pin::PinArgs),
+    /// Log a token in through the running daemon (PIN from the terminal, or --pin-stdin).
+    Login(seald::cli::remote::RemoteArgs),
+    /// Log a token out through the running daemon.
+    Logout(seald::cli::remote::RemoteArgs),
+    /// Change a token's user PIN through the running daemon (current, then new twice).
+    PinChange(seald::cli::remote::RemoteArgs),
     /// Hand a seal to another custodian (who must then change the PIN).
     Custody(seald::cli::custody::CustodyArgs),
     /// Write a consistent snapshot of the store, usage log and token key (works while seald runs).
@@ -61,6 +67,9 @@ fn main() -> ExitCode {
             .map_err(Into::into)
             .and_then(|config| seald::cli::pin::run(&config, args)),
         Command::Custody(args) => seald::cli::custody::run(args),
+        Command::Login(args) => seald::cli::remote::login(args),
+        Command::Logout(args) => seald::cli::remote::logout(args),
+        Command::PinChange(args) => seald::cli::remote::pin_change(args),
         Command::Backup(args) => seald::cli::backup::run_backup(args),
         Command::Restore(args) => seald::cli::backup::run_restore(args),
         Command::User(args) => seald::cli::user::run(args),

@@ -2,11 +2,13 @@
 
 pub mod audit;
 pub mod backup;
+pub mod client;
 pub mod custody;
 pub mod devices;
 pub mod key;
 pub mod pin;
 pub mod prompt;
+pub mod remote;
 pub mod seal;
 pub mod token;
 pub mod user;

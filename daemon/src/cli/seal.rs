@@ -1,5 +1,6 @@
 //! `sealctl seal list|history|expiring|suspend|resume|revoke|report-lost`: the seal registry,
-//! directly in the store. Enrolment needs the device and the seal-maker key: it goes through
+//! directly in the store, or for state changes through a running daemon (`--daemon URL`), so
+//! it fails the seal's open requests and announces the change on its events stream. Enrolment needs the device and the seal-maker key: it goes through
 //! seald.
 
 use std::path::PathBuf;
@@ -10,7 +11,10 @@ use clap::{Args, Subcommand};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use serde_json::Value;
+
 use crate::cert::TrustStore;
+use crate::cli::client::DaemonClient;
 use crate::clock::{SystemClock, Timestamp};
 use crate::identity::Caller;
 use crate::seal::{Registry, SealId, SealState};
@@ -20,8 +24,14 @@ use crate::store::Store;
 #[derive(Debug, Args)]
 pub struct SealArgs {
     /// The seald store (SQLite file).
-    #[arg(long, value_name = "PATH")]
-    pub store: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "daemon")]
+    pub store: Option<PathBuf>,
+    /// Change state through the running daemon at this URL (e.g. http://127.0.0.1:7780).
+    #[arg(long, value_name = "URL")]
+    pub daemon: Option<String>,
+    /// The 0600 file holding your API token (admin); default: the file `SEALD_TOKEN_FILE` names.
+    #[arg(long, value_name = "FILE", requires = "daemon")]
+    pub token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: SealCommand,
 }
@@ -78,9 +88,59 @@ fn when(ts: Timestamp) -> String {
         .unwrap_or_else(|| ts.to_string())
 }
 
+/// The state change a command asks for, if it is one: (seal, API action, reason).
+fn state_change(command: &SealCommand) -> Option<(SealId, &'static str, &str)> {
+    match command {
+        SealCommand::Suspend { id, reason } => Some((*id, "suspend", reason)),
+        SealCommand::Resume { id, reason } => Some((*id, "resume", reason)),
+        SealCommand::Revoke { id, reason } => Some((*id, "revoke", reason)),
+        SealCommand::ReportLost { id, reason } => Some((*id, "report-lost", reason)),
+        _ => None,
+    }
+}
+
+/// `POST /v1/seals/{id}/{action}` on the daemon at `url`.
+fn change_through_daemon(
+    url: &str,
+    token_file: Option<&std::path::Path>,
+    (id, action, reason): (SealId, &str, &str),
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let client = DaemonClient::new(url, token_file)?;
+    let answer = client.call(
+        "POST",
+        &format!("/v1/seals/{id}/{action}"),
+        Some(&serde_json::json!({ "reason": reason })),
+    )?;
+    let seal = &answer["seal"];
+    eprintln!(
+        "seal {id} ({}) is now {}",
+        seal["name"].as_str().unwrap_or("?"),
+        seal["state"].as_str().unwrap_or("?")
+    );
+    if let Some(failed) = answer["failed_requests"]
+        .as_array()
+        .filter(|f| !f.is_empty())
+    {
+        let ids: Vec<String> = failed.iter().map(Value::to_string).collect();
+        eprintln!("open requests failed with the reason: {}", ids.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs `sealctl seal …`.
 pub fn run(args: SealArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let store = Arc::new(Store::open_existing(&args.store)?);
+    if let Some(url) = &args.daemon {
+        let Some(change) = state_change(&args.command) else {
+            return Err("--daemon is for suspend, resume, revoke and report-lost; list, history and expiring read the store (--store)".into());
+        };
+        return change_through_daemon(url, args.token_file.as_deref(), change);
+    }
+    let Some(store) = &args.store else {
+        return Err(
+            "name the store with --store PATH, or a running daemon with --daemon URL".into(),
+        );
+    };
+    let store = Arc::new(Store::open_existing(store)?);
     // No enrolment here, so no trust roots are needed.
     let registry = Registry::new(
         store,

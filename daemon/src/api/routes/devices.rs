@@ -12,6 +12,7 @@ use crate::api::error::ApiError;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
 use crate::audit::NewRecord;
+use crate::custody::PinAge;
 use crate::device::{DeviceError, FinalTry, ModuleReport, Pin, TokenInfo, TriesLeft};
 use crate::identity::Role;
 
@@ -25,6 +26,15 @@ pub struct TokenView {
     pub logged_in: bool,
     /// The PIN flags in a word or two.
     pub pin_summary: String,
+    /// A PIN-age warning (due within the policy's window, overdue, or never changed through
+    /// seald), if one applies.
+    pub pin_warning: Option<String>,
+}
+
+/// The PIN-age warning for token `serial`, from seald's own change records.
+pub fn pin_warning(state: &crate::api::AppState, serial: &str) -> Result<Option<String>, ApiError> {
+    let last = state.custodians.last_pin_change(serial)?;
+    Ok(PinAge::judge(last, &state.pin_policy, state.clock.now()).warning())
 }
 
 /// A module and its tokens.
@@ -46,28 +56,29 @@ pub struct ModuleView {
 pub async fn list(State(state): State<SharedState>, _auth: Auth) -> Result<Json<Value>, ApiError> {
     let modules = blocking(move || {
         let reports: Vec<ModuleReport> = state.devices.scan();
-        let views: Vec<ModuleView> = reports
-            .into_iter()
-            .map(|m| ModuleView {
-                tokens: m
-                    .tokens
-                    .into_iter()
-                    .map(|info| TokenView {
-                        logged_in: state
-                            .devices
-                            .token(&info.serial)
-                            .and_then(|o| o.logged_in())
-                            .unwrap_or(false),
-                        pin_summary: info.pin.summary(),
-                        info,
-                    })
-                    .collect(),
+        let mut views = Vec::with_capacity(reports.len());
+        for m in reports {
+            let mut tokens = Vec::with_capacity(m.tokens.len());
+            for info in m.tokens {
+                tokens.push(TokenView {
+                    logged_in: state
+                        .devices
+                        .token(&info.serial)
+                        .and_then(|o| o.logged_in())
+                        .unwrap_or(false),
+                    pin_summary: info.pin.summary(),
+                    pin_warning: pin_warning(&state, &info.serial)?,
+                    info,
+                });
+            }
+            views.push(ModuleView {
+                tokens,
                 name: m.name,
                 model: m.model,
                 profile: m.profile,
                 error: m.error,
-            })
-            .collect();
+            });
+        }
         Ok::<_, ApiError>(views)
     })
     .await?;
@@ -137,7 +148,18 @@ pub async fn login(
         result?;
         state.set_login(&serial, Some(state.clock.timestamp()));
         tracing::info!(%serial, custodian = %who, "token logged in");
-        Ok::<_, ApiError>(Json(json!({ "serial": serial, "logged_in": true })))
+        let warning = pin_warning(&state, &serial)?;
+        if let Some(warning) = &warning {
+            state.events.publish(crate::api::events::Event::PinAge {
+                serial: serial.clone(),
+                warning: warning.clone(),
+            });
+        }
+        Ok::<_, ApiError>(Json(json!({
+            "serial": serial,
+            "logged_in": true,
+            "pin_warning": warning,
+        })))
     })
     .await
 }

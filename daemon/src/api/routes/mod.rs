@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod devices;
 pub mod events;
+pub mod pin;
+pub mod seal_state;
 pub mod seals;
 pub mod stamp;
 pub mod verify;

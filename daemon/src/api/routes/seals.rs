@@ -1,11 +1,12 @@
-//! `GET /v1/seals` and `GET /v1/seals/{id}`: state, validity and expiry warning.
+//! `GET /v1/seals`, `GET /v1/seals/{id}`: state, validity and expiry warning;
+//! `GET /v1/seals/{id}/status`: the public status for verifiers (no token).
 
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::api::auth::Auth;
+use crate::api::auth::{Anonymous, Auth};
 use crate::api::error::ApiError;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
@@ -96,6 +97,69 @@ pub async fn get(
             "seal": SealView::new(seal, now),
             "history": history,
         })))
+    })
+    .await
+}
+
+/// A seal's public status, for verifiers elsewhere: nothing about its device, key or custodian.
+#[derive(Debug, Serialize)]
+pub struct SealStatus {
+    /// Id.
+    pub id: SealId,
+    /// esID.
+    pub es_id: String,
+    /// Name on the seal.
+    pub name: String,
+    /// Owner organisation.
+    pub organisation: String,
+    /// Lifecycle state (`active`, `suspended`, `revoked`, `lost`, `expired`).
+    pub state: SealState,
+    /// When the state last changed (Unix seconds).
+    pub state_changed_at: Timestamp,
+    /// Start of validity (Unix seconds).
+    pub valid_from: Timestamp,
+    /// End of validity (Unix seconds).
+    pub valid_to: Timestamp,
+    /// Expiry status: `valid`, `expires-soon`, `expired`, `not-yet-valid`.
+    pub expiry: Expiry,
+    /// Whether it can stamp now (active and inside its validity).
+    pub usable: bool,
+    /// The certificate's serial (hex).
+    pub cert_serial: String,
+    /// When this answer was made (Unix seconds).
+    pub checked_at: Timestamp,
+}
+
+impl SealStatus {
+    /// The status of `seal` at `now`.
+    pub fn new(seal: Seal, now: Timestamp) -> Self {
+        Self {
+            usable: crate::seal::check_usable(&seal, now).is_ok(),
+            expiry: expiry(seal.valid_from, seal.valid_to, now),
+            id: seal.id,
+            es_id: seal.es_id,
+            name: seal.name,
+            organisation: seal.organisation,
+            state: seal.state,
+            state_changed_at: seal.state_changed_at,
+            valid_from: seal.valid_from,
+            valid_to: seal.valid_to,
+            cert_serial: seal.cert.serial_hex,
+            checked_at: now,
+        }
+    }
+}
+
+/// `GET /v1/seals/{id}/status`: the seal's state for verifiers; no token, rate-limited.
+pub async fn status(
+    State(state): State<SharedState>,
+    _anonymous: Anonymous,
+    Path(id): Path<SealId>,
+) -> Result<Json<SealStatus>, ApiError> {
+    blocking(move || {
+        let now = state.clock.timestamp();
+        let seal = state.services.registry.get(id)?;
+        Ok::<_, ApiError>(Json(SealStatus::new(seal, now)))
     })
     .await
 }

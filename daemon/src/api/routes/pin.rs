@@ -1,0 +1,102 @@
+//! Custodian PIN endpoints: `POST /v1/devices/{serial}/pin` (change) and
+//! `GET /v1/devices/{serial}/pin-status` (tries left, last change, age against policy).
+//! PINs are parsed here, never by serde's quoting error paths, and never logged or stored.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::auth::Auth;
+use crate::api::error::ApiError;
+use crate::api::mapping::blocking;
+use crate::api::state::SharedState;
+use crate::device::{FinalTry, Pin};
+use crate::identity::Role;
+
+/// Body of a PIN change: the current and the new user PIN.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinChangeBody {
+    /// The current user PIN.
+    pub old_pin: Pin,
+    /// The new user PIN (checked against `[pin_policy]` before the device sees it).
+    pub new_pin: Pin,
+    /// Set when the custodian saw the final-try warning and wants to go on.
+    #[serde(default)]
+    pub confirm_final_try: bool,
+}
+
+/// `POST /v1/devices/{serial}/pin` (custodian): changes the token's user PIN.
+pub async fn change(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path(serial): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(Role::Custodian)?;
+    // serde's messages can quote values, and these are PINs: answer with our own words.
+    let body: PinChangeBody = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::bad_request("malformed_json", "the body is not valid JSON")
+        } else {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "send {\"old_pin\": \"...\", \"new_pin\": \"...\"} (strings), optionally with \"confirm_final_try\": true",
+            )
+        }
+    })?;
+    let who = auth.0.name.clone();
+    blocking(move || {
+        let owner = state.devices.token(&serial)?;
+        let final_try = if body.confirm_final_try {
+            FinalTry::Confirmed
+        } else {
+            FinalTry::Refuse
+        };
+        let result = state.custodians.change_pin(
+            &owner,
+            &who,
+            &body.old_pin,
+            &body.new_pin,
+            &state.pin_policy,
+            final_try,
+        );
+        drop(body);
+        result?;
+        tracing::info!(%serial, custodian = %who, "user PIN changed");
+        let status = state.custodians.pin_status(&owner, &state.pin_policy)?;
+        Ok::<_, ApiError>(Json(json!({
+            "serial": serial,
+            "changed": true,
+            "age": status.age,
+        })))
+    })
+    .await
+}
+
+/// `GET /v1/devices/{serial}/pin-status` (custodian, admin or auditor): the device's PIN
+/// flags and tries left, the last change seald recorded, the age against policy and a warning.
+pub async fn status(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path(serial): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require_any(&[Role::Custodian, Role::Admin, Role::Auditor])?;
+    blocking(move || {
+        let owner = state.devices.token(&serial)?;
+        let status = state.custodians.pin_status(&owner, &state.pin_policy)?;
+        let warning = status.age.warning();
+        Ok::<_, ApiError>(Json(json!({
+            "serial": status.serial,
+            "flags": status.flags,
+            "tries_left": status.tries_left,
+            "age": status.age,
+            "warning": warning,
+        })))
+    })
+    .await
+}

@@ -1,0 +1,113 @@
+//! `POST /v1/seals/{id}/revoke|suspend|resume|report-lost` `{"reason"}` (admin; report-lost
+//! also custodian): effective at once. The seal's open requests (pending, or approved and not
+//! yet signed) fail with the reason, `seal-state` and `request-failed` events go out, and the
+//! registry writes the usage record.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::auth::Auth;
+use crate::api::error::ApiError;
+use crate::api::events::Event;
+use crate::api::mapping::blocking;
+use crate::api::routes::seals::SealView;
+use crate::api::state::SharedState;
+use crate::api::ApiJson;
+use crate::identity::Caller;
+use crate::store::model::{SealId, SealState};
+
+/// The body: why the state changes (required, kept in the history and the usage log).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    /// Why, for people.
+    pub reason: String,
+}
+
+/// `POST /v1/seals/{id}/revoke`: revoke for good.
+pub async fn revoke(
+    state: State<SharedState>,
+    auth: Auth,
+    id: Path<SealId>,
+    body: ApiJson<ReasonBody>,
+) -> Result<Json<Value>, ApiError> {
+    change(state, auth, id, SealState::Revoked, body).await
+}
+
+/// `POST /v1/seals/{id}/suspend`: refuse stamps until resumed.
+pub async fn suspend(
+    state: State<SharedState>,
+    auth: Auth,
+    id: Path<SealId>,
+    body: ApiJson<ReasonBody>,
+) -> Result<Json<Value>, ApiError> {
+    change(state, auth, id, SealState::Suspended, body).await
+}
+
+/// `POST /v1/seals/{id}/resume`: a suspended seal stamps again.
+pub async fn resume(
+    state: State<SharedState>,
+    auth: Auth,
+    id: Path<SealId>,
+    body: ApiJson<ReasonBody>,
+) -> Result<Json<Value>, ApiError> {
+    change(state, auth, id, SealState::Active, body).await
+}
+
+/// `POST /v1/seals/{id}/report-lost`: the key or device is lost; refuses at once, for good.
+pub async fn report_lost(
+    state: State<SharedState>,
+    auth: Auth,
+    id: Path<SealId>,
+    body: ApiJson<ReasonBody>,
+) -> Result<Json<Value>, ApiError> {
+    change(state, auth, id, SealState::Lost, body).await
+}
+
+async fn change(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path(id): Path<SealId>,
+    to: SealState,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.caller();
+    let st = state.clone();
+    let (seal, failed, why) = blocking(move || {
+        let seal = st
+            .services
+            .registry
+            .change_state(&caller, id, to, &body.reason)?;
+        let why = format!(
+            "seal {id} was {to} by {}: {}",
+            caller.name(),
+            body.reason.trim()
+        );
+        let failed = if to == SealState::Active {
+            Vec::new()
+        } else {
+            st.services
+                .approvals
+                .fail_open_for_seal(&Caller::Daemon, id, &why)?
+        };
+        Ok::<_, ApiError>((seal, failed, why))
+    })
+    .await?;
+    state.events.publish(Event::SealState {
+        seal_id: id,
+        state: seal.state,
+    });
+    for request_id in &failed {
+        state.events.publish(Event::RequestFailed {
+            request_id: *request_id,
+            reason: why.clone(),
+        });
+    }
+    let now = state.clock.timestamp();
+    Ok(Json(json!({
+        "seal": SealView::new(seal, now),
+        "failed_requests": failed,
+    })))
+}

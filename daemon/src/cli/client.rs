@@ -1,0 +1,211 @@
+//! A small HTTP/1.1 client for `sealctl … --daemon URL`: loopback `http://` only, bearer token
+//! read from a 0600 file (`--token-file`, or the file named by `SEALD_TOKEN_FILE`), never
+//! from argv or the environment itself.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+/// The environment variable naming the token file (the file, not the token).
+pub const TOKEN_FILE_ENV: &str = "SEALD_TOKEN_FILE";
+
+/// Why a call to the daemon did not get an answer, or got a refusal.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL is not `http://host:port` on this machine.
+    #[error("--daemon {0:?} is not a URL like http://127.0.0.1:7780 (loopback, plain HTTP)")]
+    BadUrl(String),
+    /// No token file was named.
+    #[error("name your token file with --token-file FILE or SEALD_TOKEN_FILE=FILE")]
+    NoTokenFile,
+    /// The token file cannot be read or is open to others.
+    #[error("token file {path}: {problem}")]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The connection failed.
+    #[error("cannot reach seald at {url}: {source}; is the daemon running?")]
+    Connect {
+        /// The daemon URL.
+        url: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The answer was not HTTP with a JSON body.
+    #[error("seald's answer could not be read: {0}")]
+    BadAnswer(String),
+    /// The daemon refused, with its code and message.
+    #[error("seald refused ({status} {code}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// The daemon's message for people.
+        message: String,
+    },
+}
+
+/// A connection description: where the daemon is and who we are.
+#[derive(Debug)]
+pub struct DaemonClient {
+    url: String,
+    authority: String,
+    token: Zeroizing<String>,
+}
+
+fn read_token(path: &Path) -> Result<Zeroizing<String>, ClientError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |problem: String| ClientError::TokenFile {
+        path: path.to_owned(),
+        problem,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(err(format!(
+            "it is readable by others (mode {:o}); run `chmod 600` on it",
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?);
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(err("it is empty".into()));
+    }
+    Ok(Zeroizing::new(token.to_owned()))
+}
+
+impl DaemonClient {
+    /// A client for `url`, with the token from `token_file` or the file `SEALD_TOKEN_FILE` names.
+    pub fn new(url: &str, token_file: Option<&Path>) -> Result<Self, ClientError> {
+        let authority = url
+            .strip_prefix("http://")
+            .map(|rest| rest.trim_end_matches('/'))
+            .filter(|a| !a.is_empty() && !a.contains('/'))
+            .ok_or_else(|| ClientError::BadUrl(url.to_owned()))?;
+        let path = match token_file {
+            Some(p) => p.to_owned(),
+            None => std::env::var_os(TOKEN_FILE_ENV)
+                .map(PathBuf::from)
+                .ok_or(ClientError::NoTokenFile)?,
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            authority: authority.to_owned(),
+            token: read_token(&path)?,
+        })
+    }
+
+    /// Sends `method path` with an optional JSON body; the JSON answer on 2xx, else the refusal.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let bytes = body.map(|b| Zeroizing::new(b.to_string()));
+        self.call_bytes(method, path, bytes.as_ref().map(|b| b.as_bytes()))
+    }
+
+    /// Like [`DaemonClient::call`] with a body already serialised (e.g. holding a PIN in
+    /// memory the caller wipes).
+    pub fn call_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Value, ClientError> {
+        let connect = |source| ClientError::Connect {
+            url: self.url.clone(),
+            source,
+        };
+        let mut stream = TcpStream::connect(&self.authority).map_err(connect)?;
+        let timeout = Some(Duration::from_secs(60));
+        stream.set_read_timeout(timeout).map_err(connect)?;
+        stream.set_write_timeout(timeout).map_err(connect)?;
+        let bytes = body.unwrap_or_default();
+        let mut head = Zeroizing::new(format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.authority,
+            self.token.as_str(),
+            bytes.len()
+        ));
+        if body.is_some() {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).map_err(connect)?;
+        stream.write_all(bytes).map_err(connect)?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).map_err(connect)?;
+        parse_answer(&answer)
+    }
+}
+
+fn parse_answer(answer: &[u8]) -> Result<Value, ClientError> {
+    let text = String::from_utf8_lossy(answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| ClientError::BadAnswer("no HTTP header".into()))?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ClientError::BadAnswer("no HTTP status".into()))?;
+    let value: Value = serde_json::from_str(body.trim())
+        .map_err(|e| ClientError::BadAnswer(format!("status {status}, body not JSON: {e}")))?;
+    if (200..300).contains(&status) {
+        Ok(value)
+    } else {
+        Err(ClientError::Refused {
+            status,
+            code: value["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: value["message"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_and_refusals_are_read() {
+        let ok = parse_answer(b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n{\"a\":1}\n").unwrap();
+        assert_eq!(ok["a"], 1);
+        let err = parse_answer(
+            b"HTTP/1.1 403 Forbidden\r\n\r\n{\"code\":\"forbidden\",\"message\":\"no\"}",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Refused { status: 403, .. }),
+            "{err}"
+        );
+        assert!(parse_answer(b"garbage").is_err());
+    }
+
+    #[test]
+    fn only_loopback_style_http_urls_and_private_token_files() {
+        assert!(matches!(
+            DaemonClient::new("https://x/", None),
+            Err(ClientError::BadUrl(_))
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tok");
+        std::fs::write(&f, "sealtk_x\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = DaemonClient::new("http://127.0.0.1:1", Some(&f)).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = DaemonClient::new("http://127.0.0.1:1", Some(&f)).unwrap();
+        assert_eq!(c.token.as_str(), "sealtk_x");
+    }
+}

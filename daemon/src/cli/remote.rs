@@ -1,0 +1,95 @@
+//! `sealctl login|logout|pin-change --daemon URL`: custodian PIN operations through a running
+//! seald, as an HTTP client. PINs come from the terminal without echo (or `--pin-stdin`) and
+//! go only into the request body; the API token comes from a 0600 file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+use super::client::DaemonClient;
+use super::prompt::PinSource;
+use crate::device::Pin;
+
+/// Where the daemon is and who you are.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The running daemon (e.g. http://127.0.0.1:7780).
+    #[arg(long, value_name = "URL")]
+    pub daemon: String,
+    /// The 0600 file holding your API token; default: the file `SEALD_TOKEN_FILE` names.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Token serial.
+    #[arg(long, value_name = "SERIAL")]
+    pub token: String,
+    /// Read PINs as lines from standard input instead of the terminal (automation).
+    #[arg(long)]
+    pub pin_stdin: bool,
+    /// Spend the token's last PIN try if it reports one left.
+    #[arg(long)]
+    pub final_try: bool,
+}
+
+/// A JSON string literal of `pin`, in memory that is wiped afterwards.
+fn json_pin(pin: &Pin) -> Zeroizing<String> {
+    Zeroizing::new(serde_json::to_string(pin.auth().expose_secret()).unwrap_or_default())
+}
+
+fn client(args: &RemoteArgs) -> Result<DaemonClient, Box<dyn std::error::Error>> {
+    Ok(DaemonClient::new(&args.daemon, args.token_file.as_deref())?)
+}
+
+/// `sealctl login --daemon URL --token SERIAL`: the daemon logs the token in with your PIN.
+pub fn login(args: RemoteArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let client = client(&args)?;
+    let mut pins = PinSource::open(args.pin_stdin)?;
+    let pin = pins.read(&format!("PIN of token {}", args.token))?;
+    let body = Zeroizing::new(format!(
+        "{{\"pin\":{},\"confirm_final_try\":{}}}",
+        json_pin(&pin).as_str(),
+        args.final_try
+    ));
+    drop(pin);
+    let answer = client.call_bytes(
+        "POST",
+        &format!("/v1/devices/{}/login", args.token),
+        Some(body.as_bytes()),
+    )?;
+    eprintln!("token {} is logged in through seald", args.token);
+    if let Some(warning) = answer["pin_warning"].as_str() {
+        eprintln!("{warning}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sealctl logout --daemon URL --token SERIAL`.
+pub fn logout(args: RemoteArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    client(&args)?.call_bytes("POST", &format!("/v1/devices/{}/logout", args.token), None)?;
+    eprintln!("token {} is logged out", args.token);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sealctl pin-change --daemon URL --token SERIAL`: current PIN, then the new one twice.
+pub fn pin_change(args: RemoteArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let client = client(&args)?;
+    let mut pins = PinSource::open(args.pin_stdin)?;
+    let old = pins.read(&format!("current PIN of token {}", args.token))?;
+    let new = pins.read_new("new PIN")?;
+    let body = Zeroizing::new(format!(
+        "{{\"old_pin\":{},\"new_pin\":{},\"confirm_final_try\":{}}}",
+        json_pin(&old).as_str(),
+        json_pin(&new).as_str(),
+        args.final_try
+    ));
+    drop((old, new));
+    client.call_bytes(
+        "POST",
+        &format!("/v1/devices/{}/pin", args.token),
+        Some(body.as_bytes()),
+    )?;
+    eprintln!("the user PIN of token {} was changed", args.token);
+    Ok(ExitCode::SUCCESS)
+}
