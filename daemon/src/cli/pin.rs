@@ -78,11 +78,7 @@ pub fn run(config: &Config, args: PinArgs) -> Result<ExitCode, Box<dyn std::erro
             let mut pins = PinSource::open(args.token.pin_stdin)?;
             let old = pins.read(&format!("current PIN of token {}", owner.serial()))?;
             let new = pins.read_new("new PIN")?;
-            let final_try = if final_try {
-                FinalTry::Confirmed
-            } else {
-                FinalTry::Refuse
-            };
+            let final_try = FinalTry::confirmed_if(final_try);
             custodians
                 .change_pin(&owner, &actor, &old, &new, policy, final_try)
                 .map_err(|e| match e {

@@ -72,6 +72,17 @@ pub enum FinalTry {
     Confirmed,
 }
 
+impl FinalTry {
+    /// `Confirmed` when a person confirmed spending the last try, else `Refuse`.
+    pub fn confirmed_if(confirmed: bool) -> Self {
+        if confirmed {
+            FinalTry::Confirmed
+        } else {
+            FinalTry::Refuse
+        }
+    }
+}
+
 impl TokenOwner {
     /// An owner for the token with this serial on `module`; sessions open on first use.
     pub fn new(module: Arc<Module>, serial: impl Into<String>) -> Self {

@@ -2,7 +2,6 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -104,27 +103,15 @@ pub async fn login(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(Role::Custodian)?;
-    // Parsed here, not by ApiJson: serde's messages can quote values, and this one is a PIN.
-    let body: LoginBody = serde_json::from_slice(&body).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            ApiError::bad_request("malformed_json", "the body is not valid JSON")
-        } else {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                "send {\"pin\": \"...\"} (a string), optionally with \"confirm_final_try\": true",
-            )
-        }
-    })?;
+    // Parsed by parse_pin_body, not ApiJson: serde's messages can quote values.
+    let body: LoginBody = super::pin::parse_pin_body(
+        &body,
+        "send {\"pin\": \"...\"} (a string), optionally with \"confirm_final_try\": true",
+    )?;
     let who = auth.0.name.clone();
     blocking(move || {
         let owner = state.devices.token(&serial)?;
-        let final_try = if body.confirm_final_try {
-            FinalTry::Confirmed
-        } else {
-            FinalTry::Refuse
-        };
-        let result = owner.login(&body.pin, final_try);
+        let result = owner.login(&body.pin, FinalTry::confirmed_if(body.confirm_final_try));
         drop(body);
         let record = match &result {
             Ok(()) => Some(NewRecord::pin_login(&who, &serial, true, None)),

@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -15,6 +16,25 @@ use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
 use crate::device::{FinalTry, Pin};
 use crate::identity::Role;
+
+/// Parses a JSON body that holds PINs. serde's messages can quote values, and these are PINs,
+/// so a refusal uses only our own words: `expected` says what to send.
+pub(crate) fn parse_pin_body<T: DeserializeOwned>(
+    body: &[u8],
+    expected: &'static str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::bad_request("malformed_json", "the body is not valid JSON")
+        } else {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                expected,
+            )
+        }
+    })
+}
 
 /// Body of a PIN change: the current and the new user PIN.
 #[derive(Debug, Deserialize)]
@@ -37,26 +57,14 @@ pub async fn change(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(Role::Custodian)?;
-    // serde's messages can quote values, and these are PINs: answer with our own words.
-    let body: PinChangeBody = serde_json::from_slice(&body).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            ApiError::bad_request("malformed_json", "the body is not valid JSON")
-        } else {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                "send {\"old_pin\": \"...\", \"new_pin\": \"...\"} (strings), optionally with \"confirm_final_try\": true",
-            )
-        }
-    })?;
+    let body: PinChangeBody = parse_pin_body(
+        &body,
+        "send {\"old_pin\": \"...\", \"new_pin\": \"...\"} (strings), optionally with \"confirm_final_try\": true",
+    )?;
     let who = auth.0.name.clone();
     blocking(move || {
         let owner = state.devices.token(&serial)?;
-        let final_try = if body.confirm_final_try {
-            FinalTry::Confirmed
-        } else {
-            FinalTry::Refuse
-        };
+        let final_try = FinalTry::confirmed_if(body.confirm_final_try);
         let result = state.custodians.change_pin(
             &owner,
             &who,
