@@ -1,7 +1,5 @@
 //! Concurrency, events, rate limits and the OpenAPI document, against the real daemon.
 
-use std::io::{BufRead, BufReader, Write};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use seald_tests::deployment::{Deployment, Who};
@@ -55,33 +53,7 @@ fn fifty_concurrent_stamps_are_each_signed_and_logged_once() {
 fn events_tell_of_requests_decisions_and_signatures() {
     let d = Deployment::hsm_sim("sansec");
     d.login_custodian();
-    let (tx, rx) = mpsc::channel::<String>();
-    let mut stream = std::net::TcpStream::connect(d.daemon.authority()).expect("connect");
-    write!(
-        stream,
-        "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
-        d.daemon.authority(),
-        d.token(Who::Approver1)
-    )
-    .expect("send");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // The subscription is live once the response head arrived.
-    let head = rx.recv_timeout(Duration::from_secs(10)).expect("SSE head");
-    assert!(head.contains("200"), "{head}");
-    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-        if line.is_empty() {
-            break;
-        }
-    }
+    let rx = d.subscribe(Who::Approver1);
     let id = d.request(1, &[digest(6, 1)]);
     d.approve_both(id);
     assert_eq!(d.wait_final(id)["state"], "signed");

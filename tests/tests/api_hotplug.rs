@@ -2,7 +2,6 @@
 //! UKey, the demo seal's token driven by `hsm-sim vcard` on pcscd's vpcd reader (connect =
 //! insert, exit = eject). Needs pcscd with vpcd (`scripts/pcscd.sh start`; scripts/test.sh does).
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
@@ -56,33 +55,9 @@ struct Events {
 
 impl Events {
     fn subscribe(d: &Deployment) -> Self {
-        let (tx, rx) = mpsc::channel::<String>();
-        let mut stream = std::net::TcpStream::connect(d.daemon.authority()).expect("connect");
-        write!(
-            stream,
-            "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
-            d.daemon.authority(),
-            d.token(Who::Auditor)
-        )
-        .expect("send");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let head = rx.recv_timeout(Duration::from_secs(10)).expect("SSE head");
-        assert!(head.contains("200"), "{head}");
-        while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            if line.is_empty() {
-                break;
-            }
+        Self {
+            lines: d.subscribe(Who::Auditor),
         }
-        Self { lines: rx }
     }
 
     /// Waits (bounded) for an event named `name` whose data contains `needle`; returns its data.
