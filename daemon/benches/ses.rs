@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use seald::cert::testing::{issue, name, CertSpec};
+use seald::cert::testing::{parties, Parties};
 use seald::cert::{Certificate, TrustStore};
-use seald::crypto::soft::SoftSigner;
-use seald::crypto::{data_digest, KeyAlgorithm, PrehashSigner};
+use seald::crypto::{data_digest, KeyAlgorithm};
 use seald::ses::{
     build_seal, build_signature, verify_der, CertList, Document, Header, Picture, PropertyInfo,
     SealInfo, SesSignature, SignRequest, VerifyOptions,
@@ -22,39 +21,6 @@ fn quick() -> Criterion {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2))
-}
-
-/// A root, a seal maker and a signer (SM2 software keys) and their certificates.
-struct Parties {
-    root_cert: Vec<u8>,
-    maker: SoftSigner,
-    maker_cert: Vec<u8>,
-    signer: SoftSigner,
-    signer_cert: Vec<u8>,
-}
-
-fn parties() -> Parties {
-    let [root, maker, signer] = [40, 41, 42].map(|s| SoftSigner::from_seed(KeyAlgorithm::Sm2, s));
-    let spec = |cn: &str, ca: bool, ku: u8| CertSpec {
-        cn: cn.into(),
-        o: "示例科技有限公司".into(),
-        serial: 77,
-        not_before: datetime!(2024-01-01 0:00 UTC),
-        not_after: datetime!(2034-01-01 0:00 UTC),
-        key_usage: Some(ku),
-        ca,
-    };
-    let root_name = name("示例科技有限公司", "Test Root");
-    let cert = |cn, ca, ku, key: &SoftSigner| {
-        issue(&spec(cn, ca, ku), key.public_key(), &root_name, &root)
-    };
-    Parties {
-        root_cert: cert("Test Root", true, 0x06, &root),
-        maker_cert: cert("Seal maker", false, 0x80, &maker),
-        signer_cert: cert("合同专用章", false, 0xc0, &signer),
-        maker,
-        signer,
-    }
 }
 
 fn seal_info(p: &Parties) -> SealInfo {
@@ -100,7 +66,7 @@ fn fixture(rel: &str) -> Option<Vec<u8>> {
 }
 
 fn bench_ses(c: &mut Criterion) {
-    let p = parties();
+    let p = parties(KeyAlgorithm::Sm2);
     let seal = build_seal(&seal_info(&p), &p.maker_cert, &p.maker).unwrap();
     let document = vec![0x77u8; 4096];
     let hash = data_digest(KeyAlgorithm::Sm2, &document);

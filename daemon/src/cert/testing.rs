@@ -109,3 +109,45 @@ pub fn issue(
         .unwrap_or_else(|e| unreachable!("test signer signs: {e}"));
     write::seq(&[&tbs, &alg, &write::bits(&sig.to_der())])
 }
+
+/// A root, a seal maker and a signer with deterministic software keys, the maker's and signer's
+/// certificates issued by the root (organisation 示例科技有限公司). Shared by tests and benches.
+#[derive(Debug)]
+pub struct Parties {
+    /// The root's self-issued certificate.
+    pub root_cert: Vec<u8>,
+    /// The seal maker's key.
+    pub maker: crate::crypto::soft::SoftSigner,
+    /// The seal maker's certificate.
+    pub maker_cert: Vec<u8>,
+    /// The signer's (stamper's) key.
+    pub signer: crate::crypto::soft::SoftSigner,
+    /// The signer's certificate.
+    pub signer_cert: Vec<u8>,
+}
+
+/// The [`Parties`] for keys of `algorithm`.
+pub fn parties(algorithm: KeyAlgorithm) -> Parties {
+    use crate::crypto::soft::SoftSigner;
+    let [root, maker, signer] = [40, 41, 42].map(|seed| SoftSigner::from_seed(algorithm, seed));
+    let root_name = name("示例科技有限公司", "Test Root");
+    let cert = |cn: &str, ca: bool, key_usage: u8, key: &SoftSigner| {
+        let spec = CertSpec {
+            cn: cn.into(),
+            o: "示例科技有限公司".into(),
+            serial: 77,
+            not_before: OffsetDateTime::from_unix_timestamp(1_704_067_200).expect("2024-01-01"),
+            not_after: OffsetDateTime::from_unix_timestamp(2_019_686_400).expect("2034-01-01"),
+            key_usage: Some(key_usage),
+            ca,
+        };
+        issue(&spec, key.public_key(), &root_name, &root)
+    };
+    Parties {
+        root_cert: cert("Test Root", true, 0x06, &root),
+        maker_cert: cert("Seal maker", false, 0x80, &maker),
+        signer_cert: cert("合同专用章", false, 0xc0, &signer),
+        maker,
+        signer,
+    }
+}

@@ -7,55 +7,9 @@ use std::process::Command;
 use time::macros::datetime;
 
 use super::*;
-use crate::cert::testing::{issue, name, CertSpec};
+use crate::cert::testing::{parties, Parties};
 use crate::crypto::soft::SoftSigner;
 use crate::crypto::{data_digest, KeyAlgorithm, PrehashSigner};
-
-struct Parties {
-    maker: SoftSigner,
-    maker_cert: Vec<u8>,
-    signer: SoftSigner,
-    signer_cert: Vec<u8>,
-    root_cert: Vec<u8>,
-}
-
-fn parties(alg: KeyAlgorithm) -> Parties {
-    let root = SoftSigner::from_seed(alg, 40);
-    let maker = SoftSigner::from_seed(alg, 41);
-    let signer = SoftSigner::from_seed(alg, 42);
-    let spec = |cn: &str, ca: bool, ku: u8| CertSpec {
-        cn: cn.into(),
-        o: "示例科技有限公司".into(),
-        serial: 77,
-        not_before: datetime!(2024-01-01 0:00 UTC),
-        not_after: datetime!(2034-01-01 0:00 UTC),
-        key_usage: Some(ku),
-        ca,
-    };
-    let root_name = name("示例科技有限公司", "Test Root");
-    Parties {
-        root_cert: issue(
-            &spec("Test Root", true, 0x06),
-            root.public_key(),
-            &root_name,
-            &root,
-        ),
-        maker_cert: issue(
-            &spec("Seal maker", false, 0x80),
-            maker.public_key(),
-            &root_name,
-            &root,
-        ),
-        signer_cert: issue(
-            &spec("合同专用章", false, 0xc0),
-            signer.public_key(),
-            &root_name,
-            &root,
-        ),
-        maker,
-        signer,
-    }
-}
 
 fn seal_info(p: &Parties) -> SealInfo {
     SealInfo {
