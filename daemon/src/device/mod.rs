@@ -89,16 +89,16 @@ impl Devices {
         self.modules
             .iter()
             .map(|module| {
-                let (tokens, error) = match module.tokens() {
-                    Ok(tokens) => (tokens.into_iter().map(|(_, info)| info).collect(), None),
+                let (found, error) = match module.tokens() {
+                    Ok(found) => (found, None),
                     Err(e) => (Vec::new(), Some(e.to_string())),
                 };
-                let profile = module
-                    .tokens()
-                    .ok()
-                    .and_then(|t| t.first().map(|(slot, _)| *slot))
-                    .and_then(|slot| module.profile(slot).ok())
+                // `auto` profiles are probed on the first present token.
+                let profile = found
+                    .first()
+                    .and_then(|(slot, _)| module.profile(*slot).ok())
                     .map(|p| p.name);
+                let tokens = found.into_iter().map(|(_, info)| info).collect();
                 ModuleReport {
                     name: module.name().to_owned(),
                     path: module.path().display().to_string(),
