@@ -10,7 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::device::Devices;
 use crate::services::Services;
-use crate::stamp::results::ResultStore;
+use crate::stamp::results::LegacyResults;
 
 use super::events::{Event, Events};
 use super::guard::GuardPolicy;
@@ -29,12 +29,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
     })?;
     let devices =
         Devices::open(&config.modules).map_err(|e| format!("config key `module`: {e}"))?;
-    let results = ResultStore::open(&config.store).map_err(|e| {
-        format!(
-            "config key `store`: cannot keep signatures beside {}: {e}",
-            config.store.display()
-        )
-    })?;
+    let results = LegacyResults::beside(&config.store);
     let policy = GuardPolicy::new(
         bound,
         &config.api.allowed_hosts,

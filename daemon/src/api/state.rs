@@ -8,7 +8,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::custody::{Custodians, PinPolicy};
 use crate::device::Devices;
 use crate::services::Services;
-use crate::stamp::results::ResultStore;
+use crate::stamp::results::LegacyResults;
 
 use super::events::Events;
 use super::guard::GuardPolicy;
@@ -31,8 +31,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Roots for `POST /v1/verify`.
     pub trust: Arc<TrustStore>,
-    /// Signed results (SES_Signatures) of finished requests.
-    pub results: ResultStore,
+    /// SES_Signatures that a store from before schema 4 kept in files.
+    pub results: LegacyResults,
     /// Custody and PIN-change records (PIN age comes from these, never from a stored PIN).
     pub custodians: Custodians,
     /// The `[pin_policy]` of the config: new PINs and PIN age are judged by it.

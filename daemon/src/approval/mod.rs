@@ -16,7 +16,7 @@ use crate::audit::{chain, unix_ms, NewRecord, SignatureFacts};
 use crate::clock::{Clock, Timestamp};
 use crate::identity::{Caller, Forbidden, Role};
 use crate::seal::{check_usable, Seal, SealError};
-use crate::store::model::{AuditKind, Digest32, IdentityId, SealId};
+use crate::store::model::{AuditKind, Digest32, IdentityId, SealId, StoredSignature};
 use crate::store::{Store, StoreError, Tx};
 
 pub use crate::store::model::{
@@ -184,8 +184,8 @@ pub struct SigningTicket {
 pub struct SignedDocument {
     /// The document digest that was signed.
     pub digest: Digest32,
-    /// SM3 of the SES_Signature produced.
-    pub signature_digest: Option<Digest32>,
+    /// The SES_Signature produced (DER); kept with the request, its SM3 in the usage log.
+    pub ses_signature: Vec<u8>,
 }
 
 /// The approval service.
@@ -552,7 +552,8 @@ impl Approvals {
     }
 
     /// Records the signatures of an approved request (every document of the batch) and marks
-    /// it signed. Each signature becomes a usage record; all are durable before this returns.
+    /// it signed, in one transaction: each signature becomes a usage record, the SES_Signatures
+    /// are kept with the request, and all of it is durable (one fsync) before this returns.
     pub fn mark_signed(
         &self,
         by: &Caller,
@@ -565,11 +566,10 @@ impl Approvals {
         self.store.write(move |tx| {
             let mut request = load_request(tx, id)?;
             rules::check_transition(id, request.state, RequestState::Signed)?;
-            let wanted: HashMap<Digest32, &StampDocument> =
-                request.documents.iter().map(|d| (d.digest, d)).collect();
+            let wanted: BTreeSet<Digest32> = request.documents.iter().map(|d| d.digest).collect();
             let mut seen = BTreeSet::new();
             for s in &signed {
-                if !wanted.contains_key(&s.digest) {
+                if !wanted.contains(&s.digest) {
                     return Err(ApprovalError::DigestMismatch {
                         id,
                         problem: format!("digest {} was not approved", s.digest),
@@ -598,8 +598,13 @@ impl Approvals {
             for v in request.votes.iter().filter(|v| v.approve) {
                 approvers.push(identity_name(tx, v.approver)?);
             }
-            for s in &signed {
-                let doc = wanted[&s.digest];
+            let mut by_digest: HashMap<Digest32, Vec<u8>> = signed
+                .into_iter()
+                .map(|s| (s.digest, s.ses_signature))
+                .collect();
+            let mut kept = Vec::with_capacity(request.documents.len());
+            for doc in &request.documents {
+                let ses_signature = by_digest.remove(&doc.digest).unwrap_or_default();
                 let facts = SignatureFacts {
                     seal_id: seal.id,
                     cert_serial: seal.cert.serial_hex.clone(),
@@ -609,13 +614,24 @@ impl Approvals {
                     client: client.clone(),
                     origin: request.origin.clone(),
                     approvers: approvers.clone(),
-                    signature_digest: s.signature_digest,
+                    signature_digest: Some(Digest32(crate::crypto::sm3(&ses_signature))),
                 };
                 chain::append(tx, &NewRecord::signature(&actor, &facts), now_ms)?;
+                kept.push(StoredSignature {
+                    digest: doc.digest,
+                    name: doc.name.clone(),
+                    ses_signature,
+                });
             }
+            tx.insert_signatures(id, &kept)?;
             transition(tx, &mut request, RequestState::Signed, &actor, None, now_ms)?;
             Ok(request)
         })
+    }
+
+    /// The SES_Signatures kept for request `id`, in document order (empty unless signed).
+    pub fn signatures(&self, id: RequestId) -> Result<Vec<StoredSignature>, ApprovalError> {
+        Ok(self.store.read(|tx| tx.signatures(id))?)
     }
 
     /// Marks an approved request failed (device removed, PIN refused, signature invalid).

@@ -111,7 +111,7 @@ fn signed_all(r: &StampRequest) -> Vec<SignedDocument> {
         .iter()
         .map(|d| SignedDocument {
             digest: d.digest,
-            signature_digest: Some(Digest32([0xEE; 32])),
+            ses_signature: vec![0xEE; 16],
         })
         .collect()
 }
@@ -510,11 +510,27 @@ fn only_approved_digests_are_signed_and_batches_complete() {
         w.approvals.mark_signed(&Caller::Daemon, r.id, partial),
         Err(ApprovalError::DigestMismatch { .. })
     ));
+    assert!(w.approvals.signatures(r.id).unwrap().is_empty());
+    // Reported out of order, kept in the request's document order.
+    let mut reported: Vec<SignedDocument> = signed_all(&r)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            s.ses_signature = vec![i as u8; 3];
+            s
+        })
+        .collect();
+    reported.reverse();
     let r = w
         .approvals
-        .mark_signed(&Caller::Daemon, r.id, signed_all(&r))
+        .mark_signed(&Caller::Daemon, r.id, reported)
         .unwrap();
     assert_eq!(r.state, RequestState::Signed);
+    let kept = w.approvals.signatures(r.id).unwrap();
+    let digests: Vec<_> = kept.iter().map(|k| k.digest).collect();
+    let wanted: Vec<_> = r.documents.iter().map(|d| d.digest).collect();
+    assert_eq!(digests, wanted);
+    assert_eq!(kept[2].ses_signature, vec![2; 3]);
     let sigs =
         w.f.store
             .read(|tx| tx.audit_rows(0, 1000))

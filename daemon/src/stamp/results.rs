@@ -1,13 +1,13 @@
-//! The SES_Signatures of signed requests, one 0600 JSON file per request beside the store,
-//! written and synced before the request is marked signed.
+//! The SES_Signatures of a signed request as the API shows them. They are kept in the store,
+//! in the transaction that marks the request signed; stores from before schema 4 kept them in
+//! one JSON file per request beside the store, which is still read.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::approval::RequestId;
-use crate::store::model::Digest32;
+use crate::store::model::{Digest32, StoredSignature};
 
 /// One signed document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,52 +20,36 @@ pub struct SignedResult {
     pub ses_signature: String,
 }
 
-/// Where results are kept.
+impl From<StoredSignature> for SignedResult {
+    fn from(s: StoredSignature) -> Self {
+        use base64::Engine;
+        Self {
+            digest: s.digest,
+            name: s.name,
+            ses_signature: base64::engine::general_purpose::STANDARD.encode(&s.ses_signature),
+        }
+    }
+}
+
+/// Signatures that a store from before schema 4 kept in `<store>.signatures/<id>.json`.
 #[derive(Debug, Clone)]
-pub struct ResultStore {
+pub struct LegacyResults {
     dir: PathBuf,
 }
 
-impl ResultStore {
-    /// Results for the store at `store_path`, kept in `<store_path>.signatures/` (0700).
-    pub fn open(store_path: &Path) -> std::io::Result<Self> {
+impl LegacyResults {
+    /// The legacy directory beside the store at `store_path` (it may not exist).
+    pub fn beside(store_path: &Path) -> Self {
         let mut name = store_path.as_os_str().to_owned();
         name.push(".signatures");
-        let dir = PathBuf::from(name);
-        std::fs::create_dir_all(&dir)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        Self {
+            dir: PathBuf::from(name),
         }
-        Ok(Self { dir })
     }
 
-    fn path(&self, id: RequestId) -> PathBuf {
-        self.dir.join(format!("{id}.json"))
-    }
-
-    /// Writes and syncs the results of request `id`.
-    pub fn put(&self, id: RequestId, results: &[SignedResult]) -> std::io::Result<()> {
-        let tmp = self.dir.join(format!("{id}.json.tmp"));
-        let bytes = serde_json::to_vec(results).map_err(std::io::Error::other)?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, self.path(id))?;
-        std::fs::File::open(&self.dir)?.sync_all()
-    }
-
-    /// The results of request `id`, if it was signed.
+    /// The results of request `id`, if an older seald kept them there.
     pub fn get(&self, id: RequestId) -> std::io::Result<Option<Vec<SignedResult>>> {
-        match std::fs::read(self.path(id)) {
+        match std::fs::read(self.dir.join(format!("{id}.json"))) {
             Ok(bytes) => Ok(Some(
                 serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
             )),
@@ -73,9 +57,30 @@ impl ResultStore {
             Err(e) => Err(e),
         }
     }
+}
 
-    /// Removes the results of a request whose signing could not be recorded.
-    pub fn discard(&self, id: RequestId) {
-        let _ = std::fs::remove_file(self.path(id));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_files_are_read_and_missing_ones_are_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("seald.db");
+        let legacy = LegacyResults::beside(&store);
+        assert_eq!(legacy.get(1).unwrap(), None);
+        let kept = vec![SignedResult {
+            digest: Digest32([7; 32]),
+            name: "a.pdf".into(),
+            ses_signature: "MAo=".into(),
+        }];
+        std::fs::create_dir(dir.path().join("seald.db.signatures")).unwrap();
+        std::fs::write(
+            dir.path().join("seald.db.signatures/1.json"),
+            serde_json::to_vec(&kept).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(legacy.get(1).unwrap(), Some(kept));
+        assert_eq!(legacy.get(2).unwrap(), None);
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! begin_signing (as seald) → seal usable, device present and logged in → per digest:
 //! TBS_Sign with the seal's SES_Seal, timeInfo, dataHash, propertyInfo; e signed on the device
-//! through the profile; verified in software (`build_signature`) → results synced to disk →
-//! `mark_signed` (usage records durable) → only then is the request `signed`. If the token's
+//! through the profile; verified in software (`build_signature`) → `mark_signed` keeps the
+//! signatures and their usage records and marks the request `signed`, all in one durable
+//! commit; only then can anyone fetch them. If the token's
 //! sessions were dropped while it signed (the UKey was pulled, even if put back), the signatures
 //! are thrown away and the request fails with the removal: nothing is signed without the login
 //! it was approved under. Any failure marks
@@ -14,13 +15,9 @@ use std::sync::Arc;
 use crate::api::events::Event;
 use crate::api::state::AppState;
 use crate::approval::{rules, PinMode, RequestId, SignedDocument, SigningTicket, StampRequest};
-use crate::crypto::sm3;
 use crate::device::{DeviceError, KeySelector, TokenKey};
 use crate::identity::Caller;
 use crate::ses::{build_signature, Seal as SesSeal, SignRequest};
-use crate::store::model::Digest32;
-
-use super::results::SignedResult;
 
 /// Why a request could not be signed (becomes its failure reason).
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +45,6 @@ pub enum StampError {
     /// Building or checking the SES_Signature failed (the device's signature did not verify).
     #[error("the signature could not be made or did not verify: {0}")]
     Build(String),
-    /// The signatures could not be kept.
-    #[error("cannot keep the signatures: {0}")]
-    Results(std::io::Error),
 }
 
 impl From<DeviceError> for StampError {
@@ -96,7 +90,6 @@ pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampEr
             Ok(request)
         }
         Err(e) => {
-            state.results.discard(id);
             let reason = e.to_string();
             tracing::warn!(request = id, %reason, "stamp failed");
             if let Err(mark) = approvals.mark_failed(&Caller::Daemon, id, &reason) {
@@ -150,7 +143,6 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampE
         .ok_or_else(|| StampError::SealData("the seal has no SES_Seal".into()))?;
     let ses_seal = SesSeal::parse(ses_seal_der).map_err(|e| StampError::SealData(e.to_string()))?;
     let time_info = state.clock.now();
-    let mut results = Vec::with_capacity(ticket.request.documents.len());
     let mut signed = Vec::with_capacity(ticket.request.documents.len());
     for (i, doc) in ticket.request.documents.iter().enumerate() {
         let property_info = format!("seald:request/{id}/document/{}", i + 1);
@@ -171,21 +163,12 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampE
         })?;
         signed.push(SignedDocument {
             digest: doc.digest,
-            signature_digest: Some(Digest32(sm3(&built.der))),
-        });
-        results.push(SignedResult {
-            digest: doc.digest,
-            name: doc.name.clone(),
-            ses_signature: base64_encode(&built.der),
+            ses_signature: built.der,
         });
     }
     if owner.generation() != generation {
         return Err(StampError::Device(DeviceError::DeviceRemoved));
     }
-    state
-        .results
-        .put(id, &results)
-        .map_err(StampError::Results)?;
     Ok(state
         .services
         .approvals
@@ -202,10 +185,4 @@ fn device_cause(e: &crate::ses::BuildError) -> Option<DeviceError> {
     } else {
         None
     }
-}
-
-/// Standard base64 with padding.
-pub fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -125,6 +125,18 @@ CREATE TABLE seal_custody (
     pin_change_required  INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    // 4: the SES_Signatures of signed requests, written in the transaction that marks the
+    // request signed (one durable commit per stamp; they travel with backups).
+    r#"
+CREATE TABLE stamp_signatures (
+    request_id     INTEGER NOT NULL REFERENCES stamp_requests(id),
+    position       INTEGER NOT NULL,
+    digest         TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    ses_signature  BLOB NOT NULL,
+    PRIMARY KEY (request_id, position)
+);
+"#,
 ];
 
 /// The schema version this build writes.

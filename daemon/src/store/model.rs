@@ -351,6 +351,17 @@ text_enum! {
     }
 }
 
+/// A signed document's SES_Signature, as kept with its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSignature {
+    /// The document digest that was signed.
+    pub digest: Digest32,
+    /// The document's name.
+    pub name: String,
+    /// The SES_Signature, DER.
+    pub ses_signature: Vec<u8>,
+}
+
 /// One document bound to a request: its SM3 digest and a display name. Never its contents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StampDocument {

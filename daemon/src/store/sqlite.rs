@@ -764,6 +764,53 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn insert_signatures(
+        &mut self,
+        request: RequestId,
+        signatures: &[StoredSignature],
+    ) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO stamp_signatures (request_id, position, digest, name, ses_signature) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (position, s) in signatures.iter().enumerate() {
+            stmt.execute(params![
+                request,
+                position as i64,
+                s.digest.to_string(),
+                s.name,
+                s.ses_signature
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn signatures(&mut self, request: RequestId) -> StoreResult<Vec<StoredSignature>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT digest, name, ses_signature FROM stamp_signatures WHERE request_id = ?1 \
+             ORDER BY position",
+        )?;
+        let rows = stmt.query_map([request], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (digest, name, ses_signature) = row?;
+            let digest = Digest32::from_hex(&digest)
+                .map_err(|e| StoreError::Corrupt(format!("stamp_signatures.digest: {e}")))?;
+            out.push(StoredSignature {
+                digest,
+                name,
+                ses_signature,
+            });
+        }
+        Ok(out)
+    }
+
     fn documents_requested_since(&mut self, seal_id: SealId, since: Timestamp) -> StoreResult<u64> {
         let n: i64 = self.conn.query_row(
             "SELECT COALESCE(SUM(doc_count), 0) FROM stamp_requests WHERE seal_id = ?1 \

@@ -78,6 +78,15 @@ pub trait Tx {
     /// approved or signed (what counts against a daily quota).
     fn documents_requested_since(&mut self, seal_id: SealId, since: Timestamp) -> StoreResult<u64>;
 
+    /// Keeps the SES_Signatures of a request being marked signed, in document order.
+    fn insert_signatures(
+        &mut self,
+        request: RequestId,
+        signatures: &[StoredSignature],
+    ) -> StoreResult<()>;
+    /// The SES_Signatures of a signed request, in document order (empty if none were kept).
+    fn signatures(&mut self, request: RequestId) -> StoreResult<Vec<StoredSignature>>;
+
     // custody
     /// A seal's current custodian, if one was ever assigned.
     fn custody(&mut self, seal_id: SealId) -> StoreResult<Option<Custody>>;

@@ -87,10 +87,14 @@ pub struct RequestView {
 
 fn view(state: &AppState, request: StampRequest) -> Result<RequestView, ApiError> {
     let signatures = if request.state == RequestState::Signed {
-        state
-            .results
-            .get(request.id)
-            .map_err(|e| ApiError::internal(format!("cannot read the request's signatures: {e}")))?
+        let kept = state.services.approvals.signatures(request.id)?;
+        if kept.is_empty() {
+            state.results.get(request.id).map_err(|e| {
+                ApiError::internal(format!("cannot read the request's signatures: {e}"))
+            })?
+        } else {
+            Some(kept.into_iter().map(SignedResult::from).collect())
+        }
     } else {
         None
     };
