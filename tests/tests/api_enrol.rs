@@ -36,12 +36,28 @@ fn issue(conf: &Path, ca: &Path, id: &str, extra: &[&str]) {
     run_cli(conf, &args, "");
 }
 
-/// Before the daemon starts: keys 03 (certified by the demo CA), 04 (by another CA) and 05
-/// (by the demo CA, expired) on the demo token.
+/// Removes the private half of key `id` from hsm-sim's state of the demo token (slot 0),
+/// leaving its public key and certificate: a key seald must not enrol.
+fn drop_private_key(demo: &Path, id: u8) {
+    let path = demo.join("tokens/slot-0/state.json");
+    let mut state: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("hsm-sim state")).expect("JSON");
+    let objects = state["token"]["objects"]
+        .as_array_mut()
+        .expect("token objects");
+    let before = objects.len();
+    let private_class = json!(3u64.to_ne_bytes()); // CKA_CLASS = CKO_PRIVATE_KEY
+    objects.retain(|o| !(o["attrs"]["0"] == private_class && o["attrs"]["258"] == json!([id])));
+    assert_eq!(objects.len(), before - 1, "one private key removed");
+    std::fs::write(&path, serde_json::to_vec(&state).expect("JSON")).expect("hsm-sim state");
+}
+
+/// Before the daemon starts: keys 03 (certified by the demo CA), 04 (by another CA), 05 (by
+/// the demo CA, expired) and 06 (certified, but its private half removed) on the demo token.
 fn provision_keys(demo: &Path) {
     let conf = demo.join("hsm-sim.toml");
     let pin = std::fs::read_to_string(demo.join("custodian.pin")).expect("custodian.pin");
-    for id in ["03", "04", "05"] {
+    for id in ["03", "04", "05", "06"] {
         run_cli(
             &conf,
             &[
@@ -77,6 +93,8 @@ fn provision_keys(demo: &Path) {
         "05",
         &["--not-before", "2020-01-01", "--not-after", "2021-01-01"],
     );
+    issue(&conf, &demo.join("ca"), "06", &[]);
+    drop_private_key(demo, 6);
 }
 
 fn deployment(extra: &str) -> Deployment {
@@ -386,6 +404,18 @@ fn refusals_name_the_problem_and_change_nothing() {
     let r = enrol(&d, Who::Admin, &with(good.clone(), "key_id", json!("0a")));
     let m = refused(&r, 404, "key_not_found");
     assert!(m.contains("generate"), "{m}");
+    // Key 06 has its public key and certificate on the token but no private key.
+    let r = enrol(
+        &d,
+        Who::Admin,
+        &with(
+            with(good.clone(), "key_id", json!("06")),
+            "certificate",
+            json!(cert(&d, "ca", "06")),
+        ),
+    );
+    let m = refused(&r, 404, "key_not_found");
+    assert!(m.contains("only the public half of key 06"), "{m}");
     let r = enrol(
         &d,
         Who::Admin,

@@ -144,7 +144,8 @@ fn open_maker(state: &AppState, config: &MakerConfig) -> Result<(TokenKey, Vec<u
     Ok((key, certificate))
 }
 
-/// The seal key on its token (the public half; the private key stays there).
+/// The seal key on its token: its public half is read; the private half must be there too
+/// (checked when the token is logged in; it never leaves the token).
 fn open_seal_key(state: &AppState, serial: &str, id: &[u8]) -> Result<TokenKey, ApiError> {
     let owner = state.devices.token(serial).map_err(|e| match e {
         DeviceError::TokenNotPresent { .. } | DeviceError::DeviceRemoved => ApiError::new(
@@ -154,7 +155,7 @@ fn open_seal_key(state: &AppState, serial: &str, id: &[u8]) -> Result<TokenKey, 
         ),
         other => other.into(),
     })?;
-    TokenKey::open(owner, KeySelector::Id(id.to_vec())).map_err(|e| match e {
+    let key = TokenKey::open(owner, KeySelector::Id(id.to_vec())).map_err(|e| match e {
         DeviceError::ObjectNotFound { .. } => ApiError::new(
             StatusCode::NOT_FOUND,
             "key_not_found",
@@ -165,7 +166,18 @@ fn open_seal_key(state: &AppState, serial: &str, id: &[u8]) -> Result<TokenKey, 
             ),
         ),
         other => other.into(),
-    })
+    })?;
+    if key.private_key_present()? == Some(false) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "key_not_found",
+            format!(
+                "token {serial} holds only the public half of key {}; a seal key's private key must be on the token (generate the pair there)",
+                hex::encode(id)
+            ),
+        ));
+    }
+    Ok(key)
 }
 
 /// Everything after the role check, off the async threads.
