@@ -37,6 +37,15 @@ pub enum Event {
         /// Why, for people.
         reason: String,
     },
+    /// A seal was enrolled (with its policy) and can be asked for.
+    SealEnrolled {
+        /// The new seal.
+        seal_id: SealId,
+        /// Its esID.
+        es_id: String,
+        /// Its name.
+        name: String,
+    },
     /// A seal changed state (suspended, revoked, lost, expired, active).
     SealState {
         /// The seal.
@@ -77,6 +86,7 @@ impl Event {
             Event::RequestDecided { .. } => "request-decided",
             Event::RequestSigned { .. } => "request-signed",
             Event::RequestFailed { .. } => "request-failed",
+            Event::SealEnrolled { .. } => "seal-enrolled",
             Event::SealState { .. } => "seal-state",
             Event::DeviceInserted { .. } => "device-inserted",
             Event::DeviceRemoved { .. } => "device-removed",

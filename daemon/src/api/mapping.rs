@@ -9,6 +9,10 @@ use crate::seal::SealError;
 
 use super::error::ApiError;
 
+fn unprocessable(code: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
 impl From<SealError> for ApiError {
     fn from(e: SealError) -> Self {
         let message = e.to_string();
@@ -21,6 +25,26 @@ impl From<SealError> for ApiError {
                 ApiError::conflict("seal_not_usable", message)
             }
             SealError::Store(_) => ApiError::internal(message),
+            SealError::KeyMismatch { .. } => unprocessable("key_mismatch", message),
+            SealError::Certificate(_) | SealError::CertificateWithoutOrganisation => {
+                unprocessable("certificate_refused", message)
+            }
+            SealError::CertificateExpired { .. } => unprocessable("certificate_expired", message),
+            SealError::Image(_) => unprocessable("bad_image", message),
+            SealError::BadEsId(_) => unprocessable("bad_es_id", message),
+            SealError::EmptyName
+            | SealError::NameMismatch { .. }
+            | SealError::OrganisationMismatch { .. } => unprocessable("name_mismatch", message),
+            SealError::ValidityPastCertificate { .. }
+            | SealError::ValidityBeforeCertificate { .. }
+            | SealError::EmptyValidity { .. } => unprocessable("bad_validity", message),
+            SealError::EsIdTaken(_) => ApiError::conflict("es_id_taken", message),
+            SealError::SecondLegalNameSeal { .. } => {
+                ApiError::conflict("second_legal_name_seal", message)
+            }
+            SealError::SesSeal(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "seal_maker_failed", message)
+            }
             _ => ApiError::conflict("seal_refused", message),
         }
     }

@@ -42,7 +42,7 @@ pub fn router(policy: Arc<GuardPolicy>) -> Router {
 
 /// The whole API behind the guards; every refusal is written to the usage log.
 pub fn app(state: SharedState) -> Router {
-    use routes::{audit, devices, events, pin, seal_state, seals, stamp, verify};
+    use routes::{audit, devices, enrol, events, pin, seal_state, seals, stamp, verify};
     let policy = state.policy.clone();
     Router::new()
         .route("/v1/health", get(health))
@@ -52,7 +52,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/v1/devices/{serial}/logout", post(devices::logout))
         .route("/v1/devices/{serial}/pin", post(pin::change))
         .route("/v1/devices/{serial}/pin-status", get(pin::status))
-        .route("/v1/seals", get(seals::list))
+        .route("/v1/seals", get(seals::list).post(enrol::enrol))
         .route("/v1/seals/{id}", get(seals::get))
         .route("/v1/seals/{id}/status", get(seals::status))
         .route("/v1/seals/{id}/revoke", post(seal_state::revoke))

@@ -23,6 +23,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/devices/{serial}/pin"),
     ("get", "/v1/devices/{serial}/pin-status"),
     ("get", "/v1/seals"),
+    ("post", "/v1/seals"),
     ("get", "/v1/seals/{id}"),
     ("get", "/v1/seals/{id}/status"),
     ("post", "/v1/seals/{id}/revoke"),
@@ -52,6 +53,54 @@ const AUTH: &[&str] = &["unauthenticated", "forbidden", "rate_limited"];
 
 const SEAL_STATE_ERRORS: &[&str] = &["seal_not_found", "seal_refused"];
 
+const ENROL_ERRORS: &[&str] = &[
+    "bad_policy",
+    "maker_not_configured",
+    "maker_not_present",
+    "maker_not_logged_in",
+    "maker_key_not_found",
+    "maker_certificate_not_found",
+    "device_not_present",
+    "key_not_found",
+    "key_mismatch",
+    "certificate_refused",
+    "certificate_expired",
+    "bad_image",
+    "bad_es_id",
+    "name_mismatch",
+    "bad_validity",
+    "es_id_taken",
+    "second_legal_name_seal",
+    "seal_maker_failed",
+];
+
+fn enrol_body() -> Value {
+    let b64 = json!({"type": "string", "format": "byte"});
+    let names = json!({"type": "array", "items": {"type": "string"}});
+    json!({"type": "object",
+        "required": ["kind", "organisation", "name", "image", "es_id", "device_serial", "key_id", "certificate", "policy"],
+        "properties": {
+            "kind": {"type": "string", "enum": ["legal-name", "business", "finance", "contract", "invoice", "personal-name", "other"]},
+            "organisation": {"type": "string"}, "name": {"type": "string"},
+            "image": b64, "width_mm": {"type": "number"}, "height_mm": {"type": "number"},
+            "es_id": {"type": "string"}, "device_serial": {"type": "string"},
+            "key_id": {"type": "string", "pattern": "^[0-9a-fA-F]+$"},
+            "certificate": b64, "intermediates": {"type": "array", "items": b64},
+            "valid_from": {"type": "integer"}, "valid_to": {"type": "integer"},
+            "policy": {"type": "object",
+                "required": ["clients", "approvers", "required_approvals", "pin_mode", "request_ttl_secs"],
+                "properties": {
+                    "clients": names, "approvers": names,
+                    "required_approvals": {"type": "integer"}, "daily_quota": {"type": "integer"},
+                    "quota_utc_offset_minutes": {"type": "integer"},
+                    "office_hours": {"type": "object", "properties": {
+                        "utc_offset_minutes": {"type": "integer"}, "weekdays": {"type": "array", "items": {"type": "integer"}},
+                        "start_minute": {"type": "integer"}, "end_minute": {"type": "integer"}}},
+                    "pin_mode": {"type": "object", "required": ["mode"], "properties": {
+                        "mode": {"type": "string", "enum": ["each-stamp", "window"]}, "minutes": {"type": "integer"}}},
+                    "request_ttl_secs": {"type": "integer"}}}}})
+}
+
 fn reason() -> Value {
     json!({"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}})
 }
@@ -71,6 +120,8 @@ fn ops() -> Vec<Op> {
              ok: "200", errors: &["pin_incorrect", "pin_locked", "pin_final_try", "pin_invalid", "pin_policy", "device_not_present", "device_error"] },
         Op { method: "get", path: "/v1/devices/{serial}/pin-status", summary: "Custodian, admin or auditor: tries left, last change, PIN age against policy, warning", auth: true, body: None, ok: "200", errors: &["device_not_present", "device_error"] },
         Op { method: "get", path: "/v1/seals", summary: "Seals with state, validity and expiry warning", auth: true, body: None, ok: "200", errors: &[] },
+        Op { method: "post", path: "/v1/seals", summary: "Admin: enrol a seal whose key is on a token, signed by the `[maker]` key, with its policy (identities by name); 201 with the seal and policy; `seal-enrolled` event", auth: true,
+             body: Some(enrol_body()), ok: "201", errors: ENROL_ERRORS },
         Op { method: "get", path: "/v1/seals/{id}", summary: "One seal and its state history", auth: true, body: None, ok: "200", errors: &["seal_not_found"] },
         Op { method: "get", path: "/v1/seals/{id}/status", summary: "Public seal status for verifiers (no token): state, when it changed, validity", auth: false, body: None, ok: "200", errors: &["seal_not_found", "rate_limited"] },
         Op { method: "post", path: "/v1/seals/{id}/revoke", summary: "Admin: revoke for good; open requests of the seal fail with the reason; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
@@ -95,7 +146,7 @@ fn ops() -> Vec<Op> {
              body: Some(json!({"type": "object", "required": ["ses_signature", "digest"], "properties": {"ses_signature": {"type": "string", "format": "byte"}, "digest": digest}})),
              ok: "200", errors: &["invalid_signature_encoding", "unreadable_signature"] },
         Op { method: "get", path: "/v1/audit", summary: "Auditor: usage-log records (`kind`, `seal_id`, `actor`, `after`, `limit`)", auth: true, body: None, ok: "200", errors: &["invalid_query"] },
-        Op { method: "get", path: "/v1/events", summary: "Server-sent events: request-created/decided/signed/failed, seal-state, pin-age, device-inserted/removed", auth: true, body: None, ok: "200", errors: &[] },
+        Op { method: "get", path: "/v1/events", summary: "Server-sent events: request-created/decided/signed/failed, seal-enrolled, seal-state, pin-age, device-inserted/removed", auth: true, body: None, ok: "200", errors: &[] },
     ]
 }
 

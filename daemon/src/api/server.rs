@@ -41,6 +41,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
     Ok(Arc::new(AppState {
         custodians,
         pin_policy: config.pin_policy.clone(),
+        maker: config.maker.clone(),
         services,
         devices: Arc::new(devices),
         clock,

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::cert::TrustStore;
 use crate::clock::{Clock, Timestamp};
+use crate::config::MakerConfig;
 use crate::custody::{Custodians, PinPolicy};
 use crate::device::Devices;
 use crate::services::Services;
@@ -37,6 +38,9 @@ pub struct AppState {
     pub custodians: Custodians,
     /// The `[pin_policy]` of the config: new PINs and PIN age are judged by it.
     pub pin_policy: PinPolicy,
+    /// The `[maker]` of the config: the key that signs SES_Seals at enrolment (none: no
+    /// enrolment through the API).
+    pub maker: Option<MakerConfig>,
     /// When each token (by serial) was last logged in through the API.
     pub logins: Mutex<HashMap<String, Timestamp>>,
 }

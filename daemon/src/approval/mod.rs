@@ -5,6 +5,7 @@
 //! seald) calls [`Approvals::begin_signing`], signs on the device, then
 //! [`Approvals::mark_signed`] or [`Approvals::mark_failed`].
 
+pub mod named;
 pub mod rules;
 
 use std::collections::{BTreeSet, HashMap};
@@ -22,6 +23,7 @@ use crate::store::{Store, StoreError, Tx};
 pub use crate::store::model::{
     OfficeHours, PinMode, Policy, RequestId, RequestState, StampDocument, StampRequest, Vote,
 };
+pub use named::NamedPolicy;
 
 /// Most documents in one batch request.
 pub const MAX_BATCH_DOCUMENTS: usize = 10_000;

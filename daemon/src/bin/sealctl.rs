@@ -29,7 +29,8 @@ enum Command {
     User(seald::cli::user::UserArgs),
     /// Verify, export or prune the usage log.
     Audit(seald::cli::audit::AuditArgs),
-    /// List seals, show their history, suspend, resume, revoke or report them lost.
+    /// List seals, show their history, suspend, resume, revoke or report them lost; enrol
+    /// one through the daemon.
     Seal(seald::cli::seal::SealArgs),
     /// Generate a key pair on a token, write a CSR signed on it, import the CA's certificate.
     Key(seald::cli::key::KeyArgs),

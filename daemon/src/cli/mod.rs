@@ -5,6 +5,7 @@ pub mod backup;
 pub mod client;
 pub mod custody;
 pub mod devices;
+pub mod enroll;
 pub mod key;
 pub mod pin;
 pub mod prompt;

@@ -1,7 +1,8 @@
-//! `sealctl seal list|history|expiring|suspend|resume|revoke|report-lost`: the seal registry,
-//! directly in the store, or for state changes through a running daemon (`--daemon URL`), so
-//! it fails the seal's open requests and announces the change on its events stream. Enrolment needs the device and the seal-maker key: it goes through
-//! seald.
+//! `sealctl seal list|history|expiring|suspend|resume|revoke|report-lost|enroll`: the seal
+//! registry, directly in the store, or for state changes through a running daemon
+//! (`--daemon URL`), so it fails the seal's open requests and announces the change on its
+//! events stream. Enrolment needs the device and the seal-maker key: it only goes through
+//! seald (`enroll --daemon URL`, see [`crate::cli::enroll`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 use crate::cert::TrustStore;
 use crate::cli::client::DaemonClient;
+use crate::cli::enroll::EnrollArgs;
 use crate::clock::{SystemClock, Timestamp};
 use crate::identity::Caller;
 use crate::seal::{Registry, SealId, SealState};
@@ -24,7 +26,7 @@ use crate::store::Store;
 #[derive(Debug, Args)]
 pub struct SealArgs {
     /// The seald store (SQLite file).
-    #[arg(long, value_name = "PATH", required_unless_present = "daemon")]
+    #[arg(long, value_name = "PATH")]
     pub store: Option<PathBuf>,
     /// Change state through the running daemon at this URL (e.g. http://127.0.0.1:7780).
     #[arg(long, value_name = "URL")]
@@ -71,6 +73,9 @@ enum SealCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Enrol a seal through the daemon (needs --daemon): its key on a token, its certificate,
+    /// image and policy; the daemon's `[maker]` key signs its SES_Seal.
+    Enroll(Box<EnrollArgs>),
     /// Report a seal's key or device lost (final; the seal refuses at once).
     ReportLost {
         /// Seal id.
@@ -127,11 +132,20 @@ fn change_through_daemon(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Why `enroll` needs `--daemon`.
+pub const ENROLL_NEEDS_DAEMON: &str = "enrolment needs the seal's device and the seal-maker key, which seald holds: run `sealctl seal --daemon URL [--token-file F] enroll …` against the running daemon (admin token)";
+
 /// Runs `sealctl seal …`.
 pub fn run(args: SealArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    if let SealCommand::Enroll(enroll) = &args.command {
+        let Some(url) = &args.daemon else {
+            return Err(ENROLL_NEEDS_DAEMON.into());
+        };
+        return crate::cli::enroll::run(url, args.token_file.as_deref(), enroll);
+    }
     if let Some(url) = &args.daemon {
         let Some(change) = state_change(&args.command) else {
-            return Err("--daemon is for suspend, resume, revoke and report-lost; list, history and expiring read the store (--store)".into());
+            return Err("--daemon is for enroll, suspend, resume, revoke and report-lost; list, history and expiring read the store (--store)".into());
         };
         return change_through_daemon(url, args.token_file.as_deref(), change);
     }
@@ -202,6 +216,7 @@ pub fn run(args: SealArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         SealCommand::Resume { id, reason } => change(id, SealState::Active, &reason),
         SealCommand::Revoke { id, reason } => change(id, SealState::Revoked, &reason),
         SealCommand::ReportLost { id, reason } => change(id, SealState::Lost, &reason),
+        SealCommand::Enroll(_) => Err(ENROLL_NEEDS_DAEMON.into()),
     }
 }
 
@@ -245,5 +260,32 @@ mod tests {
         assert!(history[1].actor.starts_with("local:"));
         sealctl(&["--store", p, "history", &id]).unwrap();
         assert!(sealctl(&["--store", p, "history", "99"]).is_err());
+        // Enrolment refuses without the daemon, naming why.
+        for prefix in [&["--store", p][..], &[]] {
+            let enroll = [
+                "enroll",
+                "--image",
+                "i.png",
+                "--kind",
+                "contract",
+                "--organisation",
+                "O",
+                "--name",
+                "O章",
+                "--es-id",
+                "E",
+                "--device",
+                "S",
+                "--key-id",
+                "02",
+                "--cert",
+                "c.pem",
+                "--policy",
+                "p.toml",
+            ];
+            let err = sealctl(&[prefix, &enroll].concat()).unwrap_err();
+            assert!(err.to_string().contains("seal-maker key"), "{err}");
+        }
+        assert_eq!(f.registry.list().unwrap().len(), 1);
     }
 }

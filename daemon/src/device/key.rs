@@ -187,6 +187,28 @@ impl TokenKey {
         &self.owner
     }
 
+    /// Whether the private half is on the token; `None` while the token is not logged in
+    /// (private objects are invisible then). Nothing is signed to find out.
+    pub fn private_key_present(&self) -> DeviceResult<Option<bool>> {
+        self.owner.run(|lease| {
+            let session = lease.session();
+            if !is_user_session(&self.owner, session)? {
+                return Ok(None);
+            }
+            match find_one(
+                &self.owner,
+                session,
+                &self.selector,
+                ObjectClass::PRIVATE_KEY,
+                "private key",
+            ) {
+                Ok(_) => Ok(Some(true)),
+                Err(DeviceError::ObjectNotFound { .. }) => Ok(Some(false)),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
     /// Signs a 32-byte digest on the device and returns `r‖s`.
     pub fn sign(&self, digest: &[u8; 32]) -> DeviceResult<RawSignature> {
         let (code, encoding) = self.mechanism;

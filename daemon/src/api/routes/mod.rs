@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod devices;
+pub mod enrol;
 pub mod events;
 pub mod pin;
 pub mod seal_state;
