@@ -272,7 +272,9 @@ impl Custodians {
         self.record_pin_change(actor, owner.serial(), "change")
     }
 
-    /// Unblocks the user PIN with the SO PIN and sets `new` (checked against the policy).
+    /// Unblocks the user PIN with the SO PIN and sets `new` (checked against the policy first;
+    /// nothing reaches the device if it refuses). The token's sessions, and with them any user
+    /// login, are dropped. A refused SO PIN is recorded with the tries the device reports.
     pub fn unblock(
         &self,
         owner: &TokenOwner,
@@ -282,8 +284,33 @@ impl Custodians {
         policy: &PinPolicy,
     ) -> Result<(), CustodyError> {
         check_new_pin(new, None, policy)?;
-        owner.unblock(so_pin, new)?;
+        if let Err(error) = owner.unblock(so_pin, new) {
+            self.record_so_failure(actor, owner.serial(), &error);
+            return Err(error.into());
+        }
         self.record_pin_change(actor, owner.serial(), "unblock")
+    }
+
+    /// Records a refused SO PIN (what the device said about tries; never the PIN).
+    fn record_so_failure(&self, actor: &str, serial: &str, error: &DeviceError) {
+        let tries = match error {
+            DeviceError::SoPinIncorrect { tries } => tries_number(*tries),
+            DeviceError::SoPinLocked => Some(0),
+            _ => return,
+        };
+        let at = unix_ms(self.clock.now());
+        let record = NewRecord::new(
+            AuditKind::PinFailure,
+            actor,
+            None,
+            serde_json::json!({ "device_serial": serial, "pin": "so", "tries_left": tries }),
+        );
+        if let Err(e) = self
+            .store
+            .write(move |tx| chain::append(tx, &record, at).map(|_| ()))
+        {
+            tracing::error!(error = %e, "cannot record an SO PIN failure");
+        }
     }
 
     /// The device's PIN flags and the PIN's age against `policy`, now.
