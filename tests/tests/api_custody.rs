@@ -329,8 +329,38 @@ fn locked_pin_is_unblocked_with_the_so_pin_over_the_api_and_sealctl() {
         "{failures:?}"
     );
 
-    // The unblock (by the custodian): recorded, announced, the token logged out.
+    // More wrong SO PINs, until the device reports one try left: seald then refuses to spend
+    // it, even on the right SO PIN, without a confirmation.
+    let mut last_message = message;
+    let mut wrong_so = 1;
+    loop {
+        let r = unblock(&d, Who::Custodian, SERIAL, WRONG_SO_PIN, NEW_PIN);
+        if r.status == 409 {
+            assert_eq!(r.json()["code"], "so_pin_final_try", "{}", r.body);
+            assert!(r.body.contains("confirmation"), "{}", r.body);
+            break;
+        }
+        assert_eq!(r.json()["code"], "so_pin_incorrect", "{}", r.body);
+        last_message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+        wrong_so += 1;
+        assert!(wrong_so < 10, "the token never reached its final SO try");
+    }
+    assert!(
+        last_message.contains("one try left"),
+        "the device's word before the final try: {last_message}"
+    );
     let r = unblock(&d, Who::Custodian, SERIAL, &so, NEW_PIN);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(pin_status(&d)["flags"]["so_final_try"], true);
+
+    // The unblock (by the custodian, confirming the final try): recorded, announced, the
+    // token logged out.
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/pin-unblock"),
+        Some(Who::Custodian),
+        Some(&json!({ "so_pin": so, "new_pin": NEW_PIN, "confirm_final_try": true })),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert_eq!(v["unblocked"], true, "{v}");
@@ -348,7 +378,8 @@ fn locked_pin_is_unblocked_with_the_so_pin_over_the_api_and_sealctl() {
     assert_eq!(last["actor"], "carol", "{last}");
     let flags = pin_status(&d)["flags"].clone();
     assert_eq!(
-        flags["so_count_low"], false,
+        (flags["so_count_low"].clone(), flags["so_final_try"].clone()),
+        (json!(false), json!(false)),
         "a good SO PIN resets its count: {flags}"
     );
 

@@ -104,6 +104,7 @@ impl From<DeviceError> for ApiError {
             DeviceError::PinLocked => (StatusCode::LOCKED, "pin_locked"),
             DeviceError::SoPinIncorrect { .. } => (StatusCode::FORBIDDEN, "so_pin_incorrect"),
             DeviceError::SoPinLocked => (StatusCode::LOCKED, "so_pin_locked"),
+            DeviceError::SoFinalTryNotConfirmed => (StatusCode::CONFLICT, "so_pin_final_try"),
             DeviceError::FinalTryNotConfirmed => (StatusCode::CONFLICT, "pin_final_try"),
             DeviceError::PinLenRange { .. } | DeviceError::PinInvalid => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "pin_invalid")

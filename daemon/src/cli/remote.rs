@@ -110,6 +110,10 @@ pub struct UnblockArgs {
     /// Read PINs as lines from standard input instead of the terminal (automation).
     #[arg(long)]
     pub pin_stdin: bool,
+    /// Spend the token's last SO PIN try if it reports one left (a wrong SO PIN then locks
+    /// the token for good).
+    #[arg(long)]
+    pub final_try: bool,
 }
 
 /// `sealctl pin-unblock --daemon URL --token SERIAL`: the SO PIN, then the new user PIN twice.
@@ -121,9 +125,10 @@ pub fn pin_unblock(args: UnblockArgs) -> Result<ExitCode, Box<dyn std::error::Er
     let so = pins.read(&format!("SO PIN of token {}", args.token))?;
     let new = pins.read_new("new user PIN")?;
     let body = Zeroizing::new(format!(
-        "{{\"so_pin\":{},\"new_pin\":{}}}",
+        "{{\"so_pin\":{},\"new_pin\":{},\"confirm_final_try\":{}}}",
         json_pin(&so).as_str(),
         json_pin(&new).as_str(),
+        args.final_try
     ));
     drop((so, new));
     client.call_bytes(

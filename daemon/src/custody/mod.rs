@@ -275,6 +275,9 @@ impl Custodians {
     /// Unblocks the user PIN with the SO PIN and sets `new` (checked against the policy first;
     /// nothing reaches the device if it refuses). The token's sessions, and with them any user
     /// login, are dropped. A refused SO PIN is recorded with the tries the device reports.
+    ///
+    /// When the token reports one SO PIN try left, the unblock is refused unless `final_try`
+    /// is [`FinalTry::Confirmed`]: a wrong SO PIN then would lock the token for good.
     pub fn unblock(
         &self,
         owner: &TokenOwner,
@@ -282,8 +285,12 @@ impl Custodians {
         so_pin: &Pin,
         new: &Pin,
         policy: &PinPolicy,
+        final_try: FinalTry,
     ) -> Result<(), CustodyError> {
         check_new_pin(new, None, policy)?;
+        if final_try == FinalTry::Refuse && owner.info()?.pin.so_final_try {
+            return Err(DeviceError::SoFinalTryNotConfirmed.into());
+        }
         if let Err(error) = owner.unblock(so_pin, new) {
             self.record_so_failure(actor, owner.serial(), &error);
             return Err(error.into());

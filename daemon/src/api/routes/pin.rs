@@ -119,6 +119,9 @@ pub struct PinUnblockBody {
     pub so_pin: Pin,
     /// The new user PIN (checked against `[pin_policy]` before the device sees it).
     pub new_pin: Pin,
+    /// Set when the caller saw that one SO PIN try is left and wants to go on.
+    #[serde(default)]
+    pub confirm_final_try: bool,
 }
 
 /// `POST /v1/devices/{serial}/pin-unblock` (custodian or admin): re-sets the user PIN with the
@@ -133,16 +136,21 @@ pub async fn unblock(
     auth.require_any(&[Role::Custodian, Role::Admin])?;
     let body: PinUnblockBody = parse_pin_body(
         &body,
-        "send {\"so_pin\": \"...\", \"new_pin\": \"...\"} (strings)",
+        "send {\"so_pin\": \"...\", \"new_pin\": \"...\"} (strings), optionally with \"confirm_final_try\": true",
     )?;
     let who = auth.0.name.clone();
     let st = state.clone();
     let answer = blocking(move || {
         let owner = st.devices.token(&serial)?;
         let generation = owner.generation();
-        let result =
-            st.custodians
-                .unblock(&owner, &who, &body.so_pin, &body.new_pin, &st.pin_policy);
+        let result = st.custodians.unblock(
+            &owner,
+            &who,
+            &body.so_pin,
+            &body.new_pin,
+            &st.pin_policy,
+            FinalTry::confirmed_if(body.confirm_final_try),
+        );
         drop(body);
         // The device layer dropped the token's sessions, and with them the user login.
         let logged_out = owner.generation() != generation;
