@@ -101,6 +101,18 @@ fn expect_event(events: &Receiver<String>, name: &str, needles: &[&str]) -> Stri
     }
 }
 
+/// Neither stream of a sealctl run shows any of `pins`.
+fn output_pin_free(out: &std::process::Output, pins: &[&str]) {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for pin in pins {
+        assert!(!text.contains(pin), "sealctl shows a PIN: {text}");
+    }
+}
+
 fn pin_free(r: &RawResponse, pins: &[&str]) {
     for pin in pins {
         assert!(!r.body.contains(pin), "a PIN is echoed: {}", r.body);
@@ -401,6 +413,7 @@ fn locked_pin_is_unblocked_with_the_so_pin_over_the_api_and_sealctl() {
         &args,
         &format!("{so}\n{NEW_PIN_2}\n{NEW_PIN}\n"),
     );
+    output_pin_free(&out, &[&so, NEW_PIN, NEW_PIN_2, WEAK_PIN]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("differ"),
@@ -412,6 +425,7 @@ fn locked_pin_is_unblocked_with_the_so_pin_over_the_api_and_sealctl() {
         &args,
         &format!("{so}\n{WEAK_PIN}\n{WEAK_PIN}\n"),
     );
+    output_pin_free(&out, &[&so, NEW_PIN, NEW_PIN_2, WEAK_PIN]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -425,6 +439,7 @@ fn locked_pin_is_unblocked_with_the_so_pin_over_the_api_and_sealctl() {
         &args,
         &format!("{so}\n{NEW_PIN_2}\n{NEW_PIN_2}\n"),
     );
+    output_pin_free(&out, &[&so, NEW_PIN, NEW_PIN_2, WEAK_PIN]);
     assert!(out.status.success(), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("logged out"),
