@@ -85,6 +85,17 @@ impl Custodians {
     /// Hands `seal` to the identity named `to` (a custodian) and requires a PIN change before
     /// the new custodian's first stamp. Logged as a `custody` record.
     pub fn transfer(&self, actor: &str, seal: SealId, to: &str) -> Result<Custody, CustodyError> {
+        self.hand_over(actor, seal, to).map(|(custody, _)| custody)
+    }
+
+    /// Like [`Custodians::transfer`], also naming the previous custodian (if one was on
+    /// record), read in the same transaction.
+    pub fn hand_over(
+        &self,
+        actor: &str,
+        seal: SealId,
+        to: &str,
+    ) -> Result<(Custody, Option<String>), CustodyError> {
         let now = self.clock.now();
         let (actor, to) = (actor.to_owned(), to.to_owned());
         self.store.write(move |tx| {
@@ -116,19 +127,20 @@ impl Custodians {
                 pin_change_required: true,
             };
             tx.put_custody(&custody)?;
+            let previous = previous.map(|p| p.custodian);
             let record = NewRecord::new(
                 AuditKind::Custody,
                 actor,
                 Some(seal),
                 serde_json::json!({
-                    "from": previous.map(|p| p.custodian),
+                    "from": previous,
                     "to": to,
                     "device_serial": found.device_serial,
                     "pin_change_required": true,
                 }),
             );
             chain::append(tx, &record, unix_ms(now))?;
-            Ok(custody)
+            Ok((custody, previous))
         })
     }
 

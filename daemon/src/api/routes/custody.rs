@@ -1,6 +1,6 @@
 //! `POST /v1/seals/{id}/custody` `{"to"}` (admin): hands a seal to another custodian, who must
 //! change the token PIN before the seal's next stamp. The custody record and the usage-log
-//! entry are written by [`crate::custody::Custodians::transfer`]; a `custody-transferred`
+//! entry are written by [`crate::custody::Custodians::hand_over`]; a `custody-transferred`
 //! event goes out.
 
 use axum::extract::{Path, State};
@@ -14,7 +14,6 @@ use crate::api::events::Event;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
 use crate::api::ApiJson;
-use crate::custody::CustodyError;
 use crate::identity::Role;
 use crate::store::model::SealId;
 
@@ -36,12 +35,8 @@ pub async fn transfer(
     auth.require(Role::Admin)?;
     let who = auth.0.name.clone();
     let st = state.clone();
-    let (custody, previous) = blocking(move || {
-        let previous = st.custodians.custody(id)?.map(|c| c.custodian);
-        let custody = st.custodians.transfer(&who, id, body.to.trim())?;
-        Ok::<_, CustodyError>((custody, previous))
-    })
-    .await?;
+    let (custody, previous) =
+        blocking(move || st.custodians.hand_over(&who, id, body.to.trim())).await?;
     tracing::info!(seal = id, from = ?previous, to = %custody.custodian, by = %custody.assigned_by, "custody transferred");
     state.events.publish(Event::CustodyTransferred {
         seal_id: id,
