@@ -161,6 +161,8 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
     let so_pin = random_pin()?;
     let user_pin = random_pin()?;
     write_private(&dir.join("custodian.pin"), &format!("{user_pin}\n"))?;
+    // The security officer's PIN, for unblocking a locked user PIN (0600, like the user's).
+    write_private(&dir.join("so.pin"), &format!("{so_pin}\n"))?;
     let login_body = dir.join("login.json");
     write_private(&login_body, &format!("{{\"pin\":\"{user_pin}\"}}\n"))?;
     hsm_sim(

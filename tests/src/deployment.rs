@@ -370,6 +370,76 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// Writes `who`'s bearer token to a 0600 file (for `sealctl … --token-file`).
+    pub fn token_file(&self, who: Who) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let file = self.dir.path().join(format!("{}.token", who.var()));
+        std::fs::write(&file, self.token(who)).expect("token file");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        file
+    }
+
+    /// Runs `sealctl GROUP --daemon URL --token-file F ARGS…` with `stdin` piped in (PINs one
+    /// per line for `--pin-stdin`); the output, whatever the exit status.
+    pub fn sealctl_daemon(
+        &self,
+        group: &str,
+        token_file: &Path,
+        args: &[&str],
+        stdin: &str,
+    ) -> std::process::Output {
+        let mut child = Command::new(bin("sealctl"))
+            .arg(group)
+            .args(["--daemon", &format!("http://{}", self.daemon.authority())])
+            .arg("--token-file")
+            .arg(token_file)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run sealctl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write PINs");
+        child.wait_with_output().expect("sealctl output")
+    }
+
+    /// Asserts that none of `pins` is in the daemon's log (start it logged), the process table
+    /// or any file of the store.
+    pub fn assert_pins_absent(&self, pins: &[&str]) {
+        let log = self.daemon.log();
+        assert!(!log.is_empty(), "the daemon's log was kept");
+        let ps = Command::new("ps")
+            .args(["-eo", "args"])
+            .output()
+            .expect("ps");
+        let ps = String::from_utf8_lossy(&ps.stdout).into_owned();
+        let mut store = Vec::new();
+        for entry in std::fs::read_dir(self.demo_dir())
+            .expect("demo dir")
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("seald.db") {
+                store.extend(std::fs::read(entry.path()).unwrap_or_default());
+            }
+        }
+        assert!(!store.is_empty(), "the store was read");
+        let store = String::from_utf8_lossy(&store).into_owned();
+        for pin in pins {
+            assert!(!pin.is_empty());
+            assert!(!log.contains(pin), "a PIN is in the daemon's log");
+            assert!(!ps.contains(pin), "a PIN is in the process table");
+            assert!(!store.contains(pin), "a PIN is in the store");
+        }
+    }
+}
+
 /// Replaces the demo's `model = "ukey"` line in a config file.
 fn replace_model(path: &Path, with: &str) {
     let text = std::fs::read_to_string(path).expect("demo config");

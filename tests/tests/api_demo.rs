@@ -57,7 +57,7 @@ fn the_printed_curl_lines_carry_a_stamp_to_a_verified_signature() {
 
     // Tokens and the PIN are in 0600 files, and the PIN is not on any printed line.
     use std::os::unix::fs::PermissionsExt;
-    for f in ["tokens.env", "login.json", "custodian.pin"] {
+    for f in ["tokens.env", "login.json", "custodian.pin", "so.pin"] {
         let mode = std::fs::metadata(demo_dir.join(f))
             .expect(f)
             .permissions()

@@ -33,26 +33,7 @@ fn device_warning(d: &Deployment) -> Option<String> {
 }
 
 fn grep_pins(d: &Deployment, pins: &[&str]) {
-    let log = d.daemon.log();
-    assert!(!log.is_empty(), "the daemon's log was kept");
-    let ps = std::process::Command::new("ps")
-        .args(["-eo", "args"])
-        .output()
-        .expect("ps");
-    let ps = String::from_utf8_lossy(&ps.stdout).into_owned();
-    let mut store = Vec::new();
-    for entry in std::fs::read_dir(d.demo_dir()).expect("demo dir").flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("seald.db") {
-            store.extend(std::fs::read(entry.path()).unwrap_or_default());
-        }
-    }
-    let store = String::from_utf8_lossy(&store).into_owned();
-    for pin in pins {
-        assert!(!log.contains(pin), "a PIN is in the daemon's log");
-        assert!(!ps.contains(pin), "a PIN is in the process table");
-        assert!(!store.contains(pin), "a PIN is in the store");
-    }
+    d.assert_pins_absent(pins);
 }
 
 #[test]
@@ -160,25 +141,12 @@ fn sealctl_remote(
     token_file: &std::path::Path,
     stdin: &str,
 ) -> std::process::Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new(seald_tests::bins::bin("sealctl"))
-        .arg(group)
-        .args(["--daemon", &format!("http://{}", d.daemon.authority())])
-        .arg("--token-file")
-        .arg(token_file)
-        .args(["--token", SERIAL, "--pin-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run sealctl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write PINs");
-    child.wait_with_output().expect("sealctl output")
+    d.sealctl_daemon(
+        group,
+        token_file,
+        &["--token", SERIAL, "--pin-stdin"],
+        stdin,
+    )
 }
 
 #[test]

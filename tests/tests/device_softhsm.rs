@@ -163,7 +163,11 @@ fn security_officer_resets_the_user_pin() {
     let err = owner
         .unblock(&pin("wrong-so-pin"), &pin("whatever-123"))
         .unwrap_err();
-    assert!(matches!(err, DeviceError::PinIncorrect { .. }), "{err:?}");
+    assert!(matches!(err, DeviceError::SoPinIncorrect { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("SO (security officer) PIN"),
+        "{err}"
+    );
 }
 
 #[test]

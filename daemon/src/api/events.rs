@@ -76,6 +76,23 @@ pub enum Event {
         /// The warning for the custodian.
         warning: String,
     },
+    /// A seal was handed to another custodian, who must change the PIN before its next stamp.
+    CustodyTransferred {
+        /// The seal.
+        seal_id: SealId,
+        /// The previous custodian, if one was on record.
+        from: Option<String>,
+        /// The new custodian.
+        to: String,
+        /// The new custodian must change the token PIN before the seal stamps again.
+        pin_change_required: bool,
+    },
+    /// The security officer re-set a token's user PIN: the token is logged out and a custodian
+    /// must log in with the new PIN.
+    PinUnblocked {
+        /// Token serial.
+        serial: String,
+    },
 }
 
 impl Event {
@@ -92,6 +109,8 @@ impl Event {
             Event::DeviceRemoved { .. } => "device-removed",
             Event::Pcsc { .. } => "pcsc",
             Event::PinAge { .. } => "pin-age",
+            Event::CustodyTransferred { .. } => "custody-transferred",
+            Event::PinUnblocked { .. } => "pin-unblocked",
         }
     }
 }

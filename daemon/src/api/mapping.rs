@@ -101,8 +101,13 @@ impl From<crate::custody::CustodyError> for ApiError {
             CustodyError::UnknownSeal(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "seal_not_found", e.to_string())
             }
-            CustodyError::NotACustodian(..) | CustodyError::SameCustodian { .. } => {
-                ApiError::conflict("custody_refused", e.to_string())
+            CustodyError::NotACustodian(..) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_a_custodian",
+                e.to_string(),
+            ),
+            CustodyError::SameCustodian { .. } => {
+                ApiError::conflict("same_custodian", e.to_string())
             }
             CustodyError::Store(_) => ApiError::internal(e.to_string()),
         }
@@ -121,6 +126,9 @@ impl From<DeviceError> for ApiError {
         let (status, code) = match e {
             DeviceError::PinIncorrect { .. } => (StatusCode::FORBIDDEN, "pin_incorrect"),
             DeviceError::PinLocked => (StatusCode::LOCKED, "pin_locked"),
+            DeviceError::SoPinIncorrect { .. } => (StatusCode::FORBIDDEN, "so_pin_incorrect"),
+            DeviceError::SoPinLocked => (StatusCode::LOCKED, "so_pin_locked"),
+            DeviceError::SoFinalTryNotConfirmed => (StatusCode::CONFLICT, "so_pin_final_try"),
             DeviceError::FinalTryNotConfirmed => (StatusCode::CONFLICT, "pin_final_try"),
             DeviceError::PinLenRange { .. } | DeviceError::PinInvalid => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "pin_invalid")

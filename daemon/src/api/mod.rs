@@ -42,7 +42,7 @@ pub fn router(policy: Arc<GuardPolicy>) -> Router {
 
 /// The whole API behind the guards; every refusal is written to the usage log.
 pub fn app(state: SharedState) -> Router {
-    use routes::{audit, devices, enrol, events, pin, seal_state, seals, stamp, verify};
+    use routes::{audit, custody, devices, enrol, events, pin, seal_state, seals, stamp, verify};
     let policy = state.policy.clone();
     Router::new()
         .route("/v1/health", get(health))
@@ -51,6 +51,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/v1/devices/{serial}/login", post(devices::login))
         .route("/v1/devices/{serial}/logout", post(devices::logout))
         .route("/v1/devices/{serial}/pin", post(pin::change))
+        .route("/v1/devices/{serial}/pin-unblock", post(pin::unblock))
         .route("/v1/devices/{serial}/pin-status", get(pin::status))
         .route("/v1/seals", get(seals::list).post(enrol::enrol))
         .route("/v1/seals/{id}", get(seals::get))
@@ -59,6 +60,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/v1/seals/{id}/suspend", post(seal_state::suspend))
         .route("/v1/seals/{id}/resume", post(seal_state::resume))
         .route("/v1/seals/{id}/report-lost", post(seal_state::report_lost))
+        .route("/v1/seals/{id}/custody", post(custody::transfer))
         .route("/v1/stamp-requests", post(stamp::create).get(stamp::list))
         .route("/v1/stamp-requests/{id}", get(stamp::get))
         .route("/v1/stamp-requests/{id}/approve", post(stamp::approve))

@@ -21,6 +21,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/devices/{serial}/login"),
     ("post", "/v1/devices/{serial}/logout"),
     ("post", "/v1/devices/{serial}/pin"),
+    ("post", "/v1/devices/{serial}/pin-unblock"),
     ("get", "/v1/devices/{serial}/pin-status"),
     ("get", "/v1/seals"),
     ("post", "/v1/seals"),
@@ -30,6 +31,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/seals/{id}/suspend"),
     ("post", "/v1/seals/{id}/resume"),
     ("post", "/v1/seals/{id}/report-lost"),
+    ("post", "/v1/seals/{id}/custody"),
     ("post", "/v1/stamp-requests"),
     ("get", "/v1/stamp-requests"),
     ("get", "/v1/stamp-requests/{id}"),
@@ -118,6 +120,9 @@ fn ops() -> Vec<Op> {
         Op { method: "post", path: "/v1/devices/{serial}/pin", summary: "Custodian: change the user PIN (policy from `[pin_policy]`; PINs never logged or echoed)", auth: true,
              body: Some(json!({"type": "object", "required": ["old_pin", "new_pin"], "properties": {"old_pin": {"type": "string", "format": "password"}, "new_pin": {"type": "string", "format": "password"}, "confirm_final_try": {"type": "boolean"}}})),
              ok: "200", errors: &["pin_incorrect", "pin_locked", "pin_final_try", "pin_invalid", "pin_policy", "device_not_present", "device_error"] },
+        Op { method: "post", path: "/v1/devices/{serial}/pin-unblock", summary: "Custodian or admin: re-set the user PIN with the SO PIN (policy from `[pin_policy]` first; PINs never logged or echoed); the token is logged out afterwards; `pin-unblocked` event", auth: true,
+             body: Some(json!({"type": "object", "required": ["so_pin", "new_pin"], "properties": {"so_pin": {"type": "string", "format": "password"}, "new_pin": {"type": "string", "format": "password"}, "confirm_final_try": {"type": "boolean"}}})),
+             ok: "200", errors: &["so_pin_incorrect", "so_pin_locked", "so_pin_final_try", "pin_invalid", "pin_policy", "device_not_present", "device_error"] },
         Op { method: "get", path: "/v1/devices/{serial}/pin-status", summary: "Custodian, admin or auditor: tries left, last change, PIN age against policy, warning", auth: true, body: None, ok: "200", errors: &["device_not_present", "device_error"] },
         Op { method: "get", path: "/v1/seals", summary: "Seals with state, validity and expiry warning", auth: true, body: None, ok: "200", errors: &[] },
         Op { method: "post", path: "/v1/seals", summary: "Admin: enrol a seal whose key is on a token, signed by the `[maker]` key, with its policy (identities by name); 201 with the seal and policy; `seal-enrolled` event", auth: true,
@@ -128,6 +133,9 @@ fn ops() -> Vec<Op> {
         Op { method: "post", path: "/v1/seals/{id}/suspend", summary: "Admin: suspend; open requests of the seal fail with the reason; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
         Op { method: "post", path: "/v1/seals/{id}/resume", summary: "Admin: a suspended seal stamps again; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
         Op { method: "post", path: "/v1/seals/{id}/report-lost", summary: "Admin or custodian: key or device lost; open requests fail with the reason; `seal-state` event", auth: true, body: Some(reason()), ok: "200", errors: SEAL_STATE_ERRORS },
+        Op { method: "post", path: "/v1/seals/{id}/custody", summary: "Admin: hand the seal to another custodian, who must change the token PIN before its next stamp; `custody-transferred` event", auth: true,
+             body: Some(json!({"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}})),
+             ok: "200", errors: &["seal_not_found", "not_a_custodian", "same_custodian"] },
         Op { method: "post", path: "/v1/stamp-requests", summary: "Client: ask to stamp one digest or a batch; 202 with the request id", auth: true,
              body: Some(json!({"type": "object", "required": ["seal_id", "purpose"], "properties": {
                  "seal_id": {"type": "integer"}, "digest": digest, "digests": {"type": "array", "items": digest},
@@ -146,7 +154,7 @@ fn ops() -> Vec<Op> {
              body: Some(json!({"type": "object", "required": ["ses_signature", "digest"], "properties": {"ses_signature": {"type": "string", "format": "byte"}, "digest": digest}})),
              ok: "200", errors: &["invalid_signature_encoding", "unreadable_signature"] },
         Op { method: "get", path: "/v1/audit", summary: "Auditor: usage-log records (`kind`, `seal_id`, `actor`, `after`, `limit`)", auth: true, body: None, ok: "200", errors: &["invalid_query"] },
-        Op { method: "get", path: "/v1/events", summary: "Server-sent events: request-created/decided/signed/failed, seal-enrolled, seal-state, pin-age, device-inserted/removed", auth: true, body: None, ok: "200", errors: &[] },
+        Op { method: "get", path: "/v1/events", summary: "Server-sent events: request-created/decided/signed/failed, seal-enrolled, seal-state, custody-transferred, pin-age, pin-unblocked, device-inserted/removed", auth: true, body: None, ok: "200", errors: &[] },
     ]
 }
 
@@ -219,6 +227,6 @@ mod tests {
                 "{method} {path} missing from the OpenAPI document"
             );
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 21);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 23);
     }
 }

@@ -42,6 +42,9 @@ enum Command {
     Logout(seald::cli::remote::RemoteArgs),
     /// Change a token's user PIN through the running daemon (current, then new twice).
     PinChange(seald::cli::remote::RemoteArgs),
+    /// Re-set a locked user PIN with the SO PIN through the running daemon (SO PIN, then the
+    /// new user PIN twice).
+    PinUnblock(seald::cli::remote::UnblockArgs),
     /// Hand a seal to another custodian (who must then change the PIN).
     Custody(seald::cli::custody::CustodyArgs),
     /// Write a consistent snapshot of the store, usage log and token key (works while seald runs).
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Login(args) => seald::cli::remote::login(args),
         Command::Logout(args) => seald::cli::remote::logout(args),
         Command::PinChange(args) => seald::cli::remote::pin_change(args),
+        Command::PinUnblock(args) => seald::cli::remote::pin_unblock(args),
         Command::Backup(args) => seald::cli::backup::run_backup(args),
         Command::Restore(args) => seald::cli::backup::run_restore(args),
         Command::User(args) => seald::cli::user::run(args),

@@ -39,7 +39,12 @@ enum PinCommand {
         final_try: bool,
     },
     /// Unblock (re-set) the user PIN with the security officer's PIN, then the new one twice.
-    Unblock,
+    Unblock {
+        /// Spend the token's last SO PIN try if it reports one left (a wrong SO PIN then locks
+        /// the token for good).
+        #[arg(long)]
+        final_try: bool,
+    },
     /// Tries left (where the device says), last change and age against the PIN policy.
     Status {
         /// Judge the age at this time (RFC 3339) instead of now.
@@ -90,11 +95,26 @@ pub fn run(config: &Config, args: PinArgs) -> Result<ExitCode, Box<dyn std::erro
                 })?;
             println!("the PIN of token {} was changed", owner.serial());
         }
-        PinCommand::Unblock => {
+        PinCommand::Unblock { final_try } => {
             let mut pins = PinSource::open(args.token.pin_stdin)?;
             let so = pins.read(&format!("SO PIN of token {}", owner.serial()))?;
             let new = pins.read_new("new user PIN")?;
-            custodians.unblock(&owner, &actor, &so, &new, policy)?;
+            custodians
+                .unblock(
+                    &owner,
+                    &actor,
+                    &so,
+                    &new,
+                    policy,
+                    FinalTry::confirmed_if(final_try),
+                )
+                .map_err(|e| match e {
+                    CustodyError::Device(DeviceError::SoFinalTryNotConfirmed) => {
+                        format!("{e}; if you are sure of the SO PIN, run again with --final-try")
+                            .into()
+                    }
+                    other => Box::<dyn std::error::Error>::from(other),
+                })?;
             println!(
                 "the user PIN of token {} was re-set by the security officer; the custodian should now change it (sealctl pin change)",
                 owner.serial()

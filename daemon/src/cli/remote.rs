@@ -1,4 +1,4 @@
-//! `sealctl login|logout|pin-change --daemon URL`: custodian PIN operations through a running
+//! `sealctl login|logout|pin-change|pin-unblock --daemon URL`: custodian PIN operations through a running
 //! seald, as an HTTP client. PINs come from the terminal without echo (or `--pin-stdin`) and
 //! go only into the request body; the API token comes from a 0600 file.
 
@@ -91,5 +91,54 @@ pub fn pin_change(args: RemoteArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         Some(body.as_bytes()),
     )?;
     eprintln!("the user PIN of token {} was changed", args.token);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the daemon is, who you are and which token to unblock.
+#[derive(Debug, Args)]
+pub struct UnblockArgs {
+    /// The running daemon (e.g. http://127.0.0.1:7780).
+    #[arg(long, value_name = "URL")]
+    pub daemon: String,
+    /// The 0600 file holding your API token (custodian or admin); default: the file
+    /// `SEALD_TOKEN_FILE` names.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Token serial.
+    #[arg(long, value_name = "SERIAL")]
+    pub token: String,
+    /// Read PINs as lines from standard input instead of the terminal (automation).
+    #[arg(long)]
+    pub pin_stdin: bool,
+    /// Spend the token's last SO PIN try if it reports one left (a wrong SO PIN then locks
+    /// the token for good).
+    #[arg(long)]
+    pub final_try: bool,
+}
+
+/// `sealctl pin-unblock --daemon URL --token SERIAL`: the SO PIN, then the new user PIN twice.
+/// The daemon checks the new PIN against its policy before the device sees it, and logs the
+/// token out; a custodian then logs in with the new PIN.
+pub fn pin_unblock(args: UnblockArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let client = DaemonClient::new(&args.daemon, args.token_file.as_deref())?;
+    let mut pins = PinSource::open(args.pin_stdin)?;
+    let so = pins.read(&format!("SO PIN of token {}", args.token))?;
+    let new = pins.read_new("new user PIN")?;
+    let body = Zeroizing::new(format!(
+        "{{\"so_pin\":{},\"new_pin\":{},\"confirm_final_try\":{}}}",
+        json_pin(&so).as_str(),
+        json_pin(&new).as_str(),
+        args.final_try
+    ));
+    drop((so, new));
+    client.call_bytes(
+        "POST",
+        &format!("/v1/devices/{}/pin-unblock", args.token),
+        Some(body.as_bytes()),
+    )?;
+    eprintln!(
+        "the user PIN of token {} was re-set with the SO PIN; the token is logged out: log in with the new PIN (sealctl login), then change it (sealctl pin-change)",
+        args.token
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -85,6 +85,17 @@ impl Custodians {
     /// Hands `seal` to the identity named `to` (a custodian) and requires a PIN change before
     /// the new custodian's first stamp. Logged as a `custody` record.
     pub fn transfer(&self, actor: &str, seal: SealId, to: &str) -> Result<Custody, CustodyError> {
+        self.hand_over(actor, seal, to).map(|(custody, _)| custody)
+    }
+
+    /// Like [`Custodians::transfer`], also naming the previous custodian (if one was on
+    /// record), read in the same transaction.
+    pub fn hand_over(
+        &self,
+        actor: &str,
+        seal: SealId,
+        to: &str,
+    ) -> Result<(Custody, Option<String>), CustodyError> {
         let now = self.clock.now();
         let (actor, to) = (actor.to_owned(), to.to_owned());
         self.store.write(move |tx| {
@@ -116,19 +127,20 @@ impl Custodians {
                 pin_change_required: true,
             };
             tx.put_custody(&custody)?;
+            let previous = previous.map(|p| p.custodian);
             let record = NewRecord::new(
                 AuditKind::Custody,
                 actor,
                 Some(seal),
                 serde_json::json!({
-                    "from": previous.map(|p| p.custodian),
+                    "from": previous,
                     "to": to,
                     "device_serial": found.device_serial,
                     "pin_change_required": true,
                 }),
             );
             chain::append(tx, &record, unix_ms(now))?;
-            Ok(custody)
+            Ok((custody, previous))
         })
     }
 
@@ -272,7 +284,12 @@ impl Custodians {
         self.record_pin_change(actor, owner.serial(), "change")
     }
 
-    /// Unblocks the user PIN with the SO PIN and sets `new` (checked against the policy).
+    /// Unblocks the user PIN with the SO PIN and sets `new` (checked against the policy first;
+    /// nothing reaches the device if it refuses). The token's sessions, and with them any user
+    /// login, are dropped. A refused SO PIN is recorded with the tries the device reports.
+    ///
+    /// When the token reports one SO PIN try left, the unblock is refused unless `final_try`
+    /// is [`FinalTry::Confirmed`]: a wrong SO PIN then would lock the token for good.
     pub fn unblock(
         &self,
         owner: &TokenOwner,
@@ -280,10 +297,39 @@ impl Custodians {
         so_pin: &Pin,
         new: &Pin,
         policy: &PinPolicy,
+        final_try: FinalTry,
     ) -> Result<(), CustodyError> {
         check_new_pin(new, None, policy)?;
-        owner.unblock(so_pin, new)?;
+        if final_try == FinalTry::Refuse && owner.info()?.pin.so_final_try {
+            return Err(DeviceError::SoFinalTryNotConfirmed.into());
+        }
+        if let Err(error) = owner.unblock(so_pin, new) {
+            self.record_so_failure(actor, owner.serial(), &error);
+            return Err(error.into());
+        }
         self.record_pin_change(actor, owner.serial(), "unblock")
+    }
+
+    /// Records a refused SO PIN (what the device said about tries; never the PIN).
+    fn record_so_failure(&self, actor: &str, serial: &str, error: &DeviceError) {
+        let tries = match error {
+            DeviceError::SoPinIncorrect { tries } => tries_number(*tries),
+            DeviceError::SoPinLocked => Some(0),
+            _ => return,
+        };
+        let at = unix_ms(self.clock.now());
+        let record = NewRecord::new(
+            AuditKind::PinFailure,
+            actor,
+            None,
+            serde_json::json!({ "device_serial": serial, "pin": "so", "tries_left": tries }),
+        );
+        if let Err(e) = self
+            .store
+            .write(move |tx| chain::append(tx, &record, at).map(|_| ()))
+        {
+            tracing::error!(error = %e, "cannot record an SO PIN failure");
+        }
     }
 
     /// The device's PIN flags and the PIN's age against `policy`, now.

@@ -14,6 +14,18 @@ pub enum DeviceError {
     /// The PIN is locked after too many failures.
     #[error("the PIN is locked after too many wrong tries; the security officer must unblock it (sealctl pin unblock)")]
     PinLocked,
+    /// The security officer's PIN was wrong (on an unblock). `tries` is what the token reports.
+    #[error("the SO (security officer) PIN is incorrect{}", .tries.suffix())]
+    SoPinIncorrect {
+        /// What the token says about the SO PIN's remaining tries after this failure.
+        tries: TriesLeft,
+    },
+    /// The security officer's PIN is locked: the token cannot be unblocked any more.
+    #[error("the SO (security officer) PIN is locked after too many wrong tries; the user PIN can no longer be unblocked on this token (ask the device's vendor or re-issue the seal on a new token)")]
+    SoPinLocked,
+    /// The token reports one SO PIN try left and the caller did not confirm spending it.
+    #[error("the token has one SO (security officer) PIN try left; a wrong SO PIN now locks it for good, so seald will not try it without an explicit confirmation")]
+    SoFinalTryNotConfirmed,
     /// The token reports one try left and the caller did not confirm the attempt.
     #[error("the token has one PIN try left before it locks; seald will not spend it without an explicit confirmation")]
     FinalTryNotConfirmed,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 
-use super::error::{DeviceError, DeviceResult};
+use super::error::{DeviceError, DeviceResult, TriesLeft};
 use super::module::Module;
 use super::pin::Pin;
 use super::token::TokenInfo;
@@ -256,6 +256,23 @@ impl TokenOwner {
         }
     }
 
+    /// An SO PIN failure in the SO's words, with the tries left as the token's flags tell.
+    fn explain_so_pin_failure(&self, error: DeviceError) -> DeviceError {
+        match error {
+            DeviceError::PinLocked => DeviceError::SoPinLocked,
+            DeviceError::PinIncorrect { .. } => match self.info() {
+                Ok(info) if info.pin.so_locked => DeviceError::SoPinLocked,
+                Ok(info) => DeviceError::SoPinIncorrect {
+                    tries: info.pin.so_tries_left(),
+                },
+                Err(_) => DeviceError::SoPinIncorrect {
+                    tries: TriesLeft::NotReported,
+                },
+            },
+            other => other,
+        }
+    }
+
     /// Logs the user in. Never retried: one call spends at most one PIN try.
     pub fn login(&self, pin: &Pin, final_try: FinalTry) -> DeviceResult<()> {
         let info = self.info()?;
@@ -332,7 +349,7 @@ impl TokenOwner {
             .map_err(|e| self.error(e))?;
         session
             .login(UserType::So, Some(so_pin.auth()))
-            .map_err(|e| self.error(e))?;
+            .map_err(|e| self.explain_so_pin_failure(self.error(e)))?;
         let result = session
             .init_pin(new_user_pin.auth())
             .map_err(|e| self.error(e));

@@ -38,6 +38,10 @@ pub struct PinState {
     pub to_be_changed: bool,
     /// CKF_SO_PIN_LOCKED.
     pub so_locked: bool,
+    /// CKF_SO_PIN_COUNT_LOW.
+    pub so_count_low: bool,
+    /// CKF_SO_PIN_FINAL_TRY.
+    pub so_final_try: bool,
 }
 
 impl PinState {
@@ -46,6 +50,17 @@ impl PinState {
         if self.final_try {
             TriesLeft::One
         } else if self.count_low {
+            TriesLeft::Few
+        } else {
+            TriesLeft::NotReported
+        }
+    }
+
+    /// What the flags say about the security officer's PIN tries left.
+    pub fn so_tries_left(&self) -> TriesLeft {
+        if self.so_final_try {
+            TriesLeft::One
+        } else if self.so_count_low {
             TriesLeft::Few
         } else {
             TriesLeft::NotReported
@@ -94,6 +109,8 @@ impl From<&cryptoki::slot::TokenInfo> for TokenInfo {
                 locked: info.user_pin_locked(),
                 to_be_changed: info.user_pin_to_be_changed(),
                 so_locked: info.so_pin_locked(),
+                so_count_low: info.so_pin_count_low(),
+                so_final_try: info.so_pin_final_try(),
             },
             pin_length: (info.min_pin_length(), info.max_pin_length()),
         }

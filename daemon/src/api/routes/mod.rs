@@ -1,6 +1,7 @@
 //! The `/v1` handlers, one module per resource.
 
 pub mod audit;
+pub mod custody;
 pub mod devices;
 pub mod enrol;
 pub mod events;

@@ -1,4 +1,5 @@
-//! Custodian PIN endpoints: `POST /v1/devices/{serial}/pin` (change) and
+//! Custodian PIN endpoints: `POST /v1/devices/{serial}/pin` (change),
+//! `POST /v1/devices/{serial}/pin-unblock` (re-set with the SO PIN) and
 //! `GET /v1/devices/{serial}/pin-status` (tries left, last change, age against policy).
 //! PINs are parsed here, never by serde's quoting error paths, and never logged or stored.
 
@@ -12,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
+use crate::api::events::Event;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
 use crate::device::{FinalTry, Pin};
@@ -107,4 +109,71 @@ pub async fn status(
         })))
     })
     .await
+}
+
+/// Body of an unblock: the security officer's PIN and the new user PIN.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinUnblockBody {
+    /// The security officer (SO) PIN.
+    pub so_pin: Pin,
+    /// The new user PIN (checked against `[pin_policy]` before the device sees it).
+    pub new_pin: Pin,
+    /// Set when the caller saw that one SO PIN try is left and wants to go on.
+    #[serde(default)]
+    pub confirm_final_try: bool,
+}
+
+/// `POST /v1/devices/{serial}/pin-unblock` (custodian or admin): re-sets the user PIN with the
+/// SO PIN. The token is logged out afterwards (whatever the outcome, once the device was asked:
+/// the SO cannot log in while the user is); a custodian logs in with the new PIN.
+pub async fn unblock(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path(serial): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    auth.require_any(&[Role::Custodian, Role::Admin])?;
+    let body: PinUnblockBody = parse_pin_body(
+        &body,
+        "send {\"so_pin\": \"...\", \"new_pin\": \"...\"} (strings), optionally with \"confirm_final_try\": true",
+    )?;
+    let who = auth.0.name.clone();
+    let st = state.clone();
+    let answer = blocking(move || {
+        let owner = st.devices.token(&serial)?;
+        let generation = owner.generation();
+        let result = st.custodians.unblock(
+            &owner,
+            &who,
+            &body.so_pin,
+            &body.new_pin,
+            &st.pin_policy,
+            FinalTry::confirmed_if(body.confirm_final_try),
+        );
+        drop(body);
+        // The device layer dropped the token's sessions, and with them the user login.
+        let logged_out = owner.generation() != generation;
+        if logged_out {
+            st.set_login(&serial, None);
+        }
+        result?;
+        tracing::info!(%serial, by = %who, "user PIN unblocked with the SO PIN");
+        let status = st.custodians.pin_status(&owner, &st.pin_policy)?;
+        Ok::<_, ApiError>((
+            serial.clone(),
+            json!({
+                "serial": serial,
+                "unblocked": true,
+                "logged_in": false,
+                "flags": status.flags,
+                "age": status.age,
+                "next": format!("log the token in with the new PIN (POST /v1/devices/{serial}/login); the custodian should then change it (POST /v1/devices/{serial}/pin)"),
+            }),
+        ))
+    })
+    .await;
+    let (serial, answer) = answer?;
+    state.events.publish(Event::PinUnblocked { serial });
+    Ok(Json(answer))
 }
