@@ -262,21 +262,69 @@ fn finish<T>(step: Result<Step<T>, ApprovalError>) -> Result<T, ApprovalError> {
     }
 }
 
+/// Whether `request` is open and past its time.
+fn is_due(request: &StampRequest, now_ms: i64) -> bool {
+    let open = matches!(
+        request.state,
+        RequestState::Pending | RequestState::Approved
+    );
+    open && now_ms.div_euclid(1000) >= request.expires_at
+}
+
 /// Expires `request` if it is open and past its time; returns whether it did.
 fn expire_if_due(
     tx: &mut dyn Tx,
     request: &mut StampRequest,
     now_ms: i64,
 ) -> Result<bool, ApprovalError> {
-    let open = matches!(
-        request.state,
-        RequestState::Pending | RequestState::Approved
-    );
-    if open && now_ms.div_euclid(1000) >= request.expires_at {
+    if is_due(request, now_ms) {
         transition(tx, request, RequestState::Expired, "seald", None, now_ms)?;
         return Ok(true);
     }
     Ok(false)
+}
+
+/// The signing ticket for an approved, in-time `request`: its seal usable, no PIN change
+/// owed by a new custodian, inside office hours.
+fn signing_ticket(
+    tx: &mut dyn Tx,
+    request: StampRequest,
+    now: time::OffsetDateTime,
+) -> Result<SigningTicket, ApprovalError> {
+    rules::check_transition(request.id, request.state, RequestState::Signed)?;
+    let seal = load_seal(tx, request.seal_id)?;
+    check_usable(&seal, now.unix_timestamp())?;
+    if let Some(custody) = tx.custody(seal.id)?.filter(|c| c.pin_change_required) {
+        return Err(ApprovalError::PinChangeRequired {
+            seal_id: seal.id,
+            custodian: custody.custodian,
+        });
+    }
+    let policy = load_policy(tx, seal.id)?;
+    if let Some(hours) = &policy.office_hours {
+        rules::check_office_hours(hours, now)?;
+    }
+    let (client, approvers) = who_asked_and_approved(tx, &request)?;
+    Ok(SigningTicket {
+        request,
+        seal,
+        pin_mode: policy.pin_mode,
+        client,
+        approvers,
+    })
+}
+
+/// The names of the request's client and of those who approved it.
+fn who_asked_and_approved(
+    tx: &mut dyn Tx,
+    request: &StampRequest,
+) -> Result<(String, Vec<String>), ApprovalError> {
+    let client = identity_name(tx, request.requester)?;
+    let mut approvers = Vec::new();
+    for v in request.votes.iter().filter(|v| v.approve) {
+        approvers.push(identity_name(tx, v.approver)?);
+    }
+    Ok((client, approvers))
 }
 
 fn check_documents(docs: &[StampDocument]) -> Result<(), ApprovalError> {
@@ -512,6 +560,10 @@ impl Approvals {
 
     /// Checks an approved request just before signing: not expired, seal usable, office hours.
     /// Expires the request if its time has passed.
+    ///
+    /// The check runs on a read snapshot, so it does not queue behind other writes; only a
+    /// request past its time takes the writer, to expire it. What changes after the check (a
+    /// revocation, a rejection) fails the request, and `mark_signed` then refuses it.
     pub fn begin_signing(
         &self,
         by: &Caller,
@@ -519,37 +571,23 @@ impl Approvals {
     ) -> Result<SigningTicket, ApprovalError> {
         require_daemon(by)?;
         let now = self.clock.now();
+        let now_ms = unix_ms(now);
+        let in_time = self.store.read(|tx| {
+            let request = load_request(tx, id)?;
+            if is_due(&request, now_ms) {
+                return Ok(None);
+            }
+            signing_ticket(tx, request, now).map(Some)
+        })?;
+        if let Some(ticket) = in_time {
+            return Ok(ticket);
+        }
         finish(self.store.write(move |tx| {
-            let now_ms = unix_ms(now);
             let mut request = load_request(tx, id)?;
             if expire_if_due(tx, &mut request, now_ms)? {
                 return Ok(Step::ExpiredNow(id));
             }
-            rules::check_transition(id, request.state, RequestState::Signed)?;
-            let seal = load_seal(tx, request.seal_id)?;
-            check_usable(&seal, now.unix_timestamp())?;
-            if let Some(custody) = tx.custody(seal.id)?.filter(|c| c.pin_change_required) {
-                return Err(ApprovalError::PinChangeRequired {
-                    seal_id: seal.id,
-                    custodian: custody.custodian,
-                });
-            }
-            let policy = load_policy(tx, seal.id)?;
-            if let Some(hours) = &policy.office_hours {
-                rules::check_office_hours(hours, now)?;
-            }
-            let client = identity_name(tx, request.requester)?;
-            let mut approvers = Vec::new();
-            for v in request.votes.iter().filter(|v| v.approve) {
-                approvers.push(identity_name(tx, v.approver)?);
-            }
-            Ok(Step::Done(SigningTicket {
-                request,
-                seal,
-                pin_mode: policy.pin_mode,
-                client,
-                approvers,
-            }))
+            signing_ticket(tx, request, now).map(Step::Done)
         }))
     }
 
@@ -595,11 +633,7 @@ impl Approvals {
                 });
             }
             let seal = load_seal(tx, request.seal_id)?;
-            let client = identity_name(tx, request.requester)?;
-            let mut approvers = Vec::new();
-            for v in request.votes.iter().filter(|v| v.approve) {
-                approvers.push(identity_name(tx, v.approver)?);
-            }
+            let (client, approvers) = who_asked_and_approved(tx, &request)?;
             let mut by_digest: HashMap<Digest32, Vec<u8>> = signed
                 .into_iter()
                 .map(|s| (s.digest, s.ses_signature))

@@ -476,6 +476,11 @@ fn late_decisions_expire_the_request() {
         w.approvals.begin_signing(&Caller::Daemon, r.id),
         Err(ApprovalError::Expired(_))
     ));
+    assert_eq!(
+        w.approvals.get(&admin(), r.id).unwrap().state,
+        RequestState::Expired,
+        "begin_signing records the expiry"
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! the request failed with a reason and nothing is returned.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::api::events::Event;
 use crate::api::state::AppState;
@@ -60,6 +61,7 @@ impl From<DeviceError> for StampError {
 /// Signs request `id` (blocking). On failure, the request is marked failed with the reason.
 pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampError> {
     let approvals = &state.services.approvals;
+    let started = Instant::now();
     let ticket = match approvals.begin_signing(&Caller::Daemon, id) {
         Ok(ticket) => ticket,
         Err(e) => {
@@ -76,8 +78,18 @@ pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampEr
         }
     };
     let serial = ticket.seal.device_serial.clone();
+    let begun = started.elapsed();
     match sign(state, &ticket) {
-        Ok(request) => {
+        Ok((request, steps)) => {
+            tracing::debug!(
+                request = id,
+                documents = request.documents.len(),
+                begin_us = begun.as_micros() as u64,
+                checks_us = steps.checks.as_micros() as u64,
+                sign_verify_us = steps.sign_verify.as_micros() as u64,
+                record_us = steps.record.as_micros() as u64,
+                "stamp signed"
+            );
             if ticket.pin_mode == PinMode::EachStamp {
                 if let Ok(owner) = state.devices.token(&serial) {
                     let _ = owner.logout();
@@ -116,7 +128,18 @@ pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampEr
     }
 }
 
-fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampError> {
+/// How long each step of [`sign`] took (logged at debug level, for latency work).
+struct StepTimes {
+    /// Device present and logged in, key found, SES_Seal parsed.
+    checks: Duration,
+    /// Signing every document on the device and verifying each signature in software.
+    sign_verify: Duration,
+    /// `mark_signed`: the durable commit of the signatures and their usage records.
+    record: Duration,
+}
+
+fn sign(state: &AppState, ticket: &SigningTicket) -> Result<(StampRequest, StepTimes), StampError> {
+    let t0 = Instant::now();
     let seal = &ticket.seal;
     let id = ticket.request.id;
     let owner = state.devices.token(&seal.device_serial)?;
@@ -143,6 +166,7 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampE
         .ok_or_else(|| StampError::SealData("the seal has no SES_Seal".into()))?;
     let ses_seal = SesSeal::parse(ses_seal_der).map_err(|e| StampError::SealData(e.to_string()))?;
     let time_info = state.clock.now();
+    let t1 = Instant::now();
     let mut signed = Vec::with_capacity(ticket.request.documents.len());
     for (i, doc) in ticket.request.documents.iter().enumerate() {
         let property_info = format!("seald:request/{id}/document/{}", i + 1);
@@ -169,10 +193,17 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<StampRequest, StampE
     if owner.generation() != generation {
         return Err(StampError::Device(DeviceError::DeviceRemoved));
     }
-    Ok(state
+    let t2 = Instant::now();
+    let request = state
         .services
         .approvals
-        .mark_signed(&Caller::Daemon, id, signed)?)
+        .mark_signed(&Caller::Daemon, id, signed)?;
+    let steps = StepTimes {
+        checks: t1 - t0,
+        sign_verify: t2 - t1,
+        record: t2.elapsed(),
+    };
+    Ok((request, steps))
 }
 
 /// Whether a build error came from the device (so its message says what to do).
