@@ -1,6 +1,10 @@
 //! A whole deployment for API tests: `seald demo --setup-only` makes an hsm-sim token with a CA,
 //! maker and seal keys, a store with identities, seals and policies and a config; the real
 //! `seald` then runs on it as a child with its own `HSM_SIM_CONF`.
+//!
+//! [`Deployment::softhsm_p256`] builds the same shape by hand for a P-256 seal key on SoftHSM
+//! (which `seald demo` does not provision): the daemon runs with the shared store's
+//! `SOFTHSM2_CONF`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -9,10 +13,25 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use seald::approval::{PinMode, Policy};
+use seald::cert::testing::{issue, name, CertSpec};
+use seald::cert::{Certificate, TrustStore};
+use seald::clock::{Clock, SystemClock};
+use seald::crypto::soft::SoftSigner;
+use seald::crypto::{KeyAlgorithm, PrehashSigner};
+use seald::device::{KeySelector, TokenKey};
+use seald::identity::{Caller, Role};
+use seald::seal::{NewSeal, SealMaker};
+use seald::services::Services;
+use seald::store::model::SealKind;
 use serde_json::Value;
 
 use crate::bins::bin;
 use crate::daemon::{Daemon, RawResponse};
+use crate::softhsm::{Curve, SoftHsm, LIBRARY, USER_PIN};
 
 /// The demo token's serial.
 pub const SERIAL: &str = "DEMOUKEY00000001";
@@ -29,8 +48,15 @@ pub struct Deployment {
     pub daemon: Daemon,
     /// Tokens by variable name (`CLIENT_TOKEN`, `APPROVER1_TOKEN`, …).
     pub tokens: HashMap<String, String>,
+    /// The seal the client asks for (the demo's seal 1; the SoftHSM deployment's only seal).
+    pub seal_id: i64,
+    /// The serial of the token holding that seal's key.
+    pub serial: String,
+    /// Where the store, `seald.toml` and `login.json` are (the demo directory for hsm-sim).
+    home: PathBuf,
     config_text: String,
-    hsm_sim_conf: PathBuf,
+    /// The device's config for the daemon: `HSM_SIM_CONF` or `SOFTHSM2_CONF`, and its path.
+    device_env: (&'static str, PathBuf),
 }
 
 /// The roles of the demo identities.
@@ -158,14 +184,17 @@ impl Deployment {
             dir,
             daemon,
             tokens,
+            seal_id: 1,
+            serial: SERIAL.to_owned(),
+            home: demo,
             config_text,
-            hsm_sim_conf,
+            device_env: ("HSM_SIM_CONF", hsm_sim_conf),
         }
     }
 
-    /// The demo directory.
+    /// The deployment's directory: the demo directory, or the SoftHSM deployment's equivalent.
     pub fn demo_dir(&self) -> PathBuf {
-        self.dir.path().join("demo")
+        self.home.clone()
     }
 
     /// The store file.
@@ -175,12 +204,17 @@ impl Deployment {
 
     /// The hsm-sim config.
     pub fn hsm_sim_conf(&self) -> &Path {
-        &self.hsm_sim_conf
+        assert_eq!(
+            self.device_env.0, "HSM_SIM_CONF",
+            "not an hsm-sim deployment"
+        );
+        &self.device_env.1
     }
 
     /// Stops the daemon and starts a new one on the same store and token.
     pub fn restart(&mut self) {
-        let new = Daemon::start(&self.config_text, &[("HSM_SIM_CONF", &self.hsm_sim_conf)]);
+        let (var, path) = &self.device_env;
+        let new = Daemon::start(&self.config_text, &[(var, path)]);
         self.daemon = new; // the old one is killed on drop
     }
 
@@ -209,7 +243,7 @@ impl Deployment {
         self.daemon.raw(method, path, &headers, bytes.as_deref())
     }
 
-    /// Logs the custodian in with the PIN from the demo's 0600 file.
+    /// Logs the custodian in with the PIN from the deployment's 0600 `login.json`.
     pub fn login_custodian(&self) {
         let body: Value = serde_json::from_slice(
             &std::fs::read(self.demo_dir().join("login.json")).expect("login.json"),
@@ -217,7 +251,7 @@ impl Deployment {
         .expect("login json");
         let r = self.call(
             "POST",
-            &format!("/v1/devices/{SERIAL}/login"),
+            &format!("/v1/devices/{}/login", self.serial),
             Some(Who::Custodian),
             Some(&body),
         );
@@ -264,7 +298,7 @@ impl Deployment {
     pub fn login_custodian_with(&self, pin: &str) {
         let r = self.call(
             "POST",
-            &format!("/v1/devices/{SERIAL}/login"),
+            &format!("/v1/devices/{}/login", self.serial),
             Some(Who::Custodian),
             Some(&serde_json::json!({ "pin": pin })),
         );
@@ -371,6 +405,160 @@ impl Deployment {
 }
 
 impl Deployment {
+    /// A P-256 seal whose key lives on a new token of the shared SoftHSM store
+    /// ([`SoftHsm::shared`]), set up by hand as `seald demo` would: a software test CA (SM2)
+    /// certifying the maker (SM2) and the token's P-256 seal key (CKA_ID 02), identities
+    /// `app` (client), `alice` and `bob` (approvers), `carol` (custodian), `audrey` (auditor),
+    /// the seal enrolled with a policy of two approvals by alice and bob in `pin_mode`, then the
+    /// real `seald` started with the store's `SOFTHSM2_CONF`. `module` is added to the daemon's
+    /// `[[module]]` (e.g. `model = "cipher-machine"\nmax_sessions = 2`; empty: a UKey), `extra`
+    /// TOML to its config. The custodian is not logged in ([`Deployment::login_custodian`]).
+    pub fn softhsm_p256(module: &str, pin_mode: PinMode, extra: &str) -> Self {
+        static TOKENS: AtomicUsize = AtomicUsize::new(0);
+        const ORG: &str = "北京示例科技有限公司";
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = dir.path().join("softhsm-p256");
+        std::fs::create_dir(&home).expect("deployment dir");
+        let hsm = SoftHsm::shared();
+        let label = format!(
+            "p256-seal-{}",
+            TOKENS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let token = hsm.new_token(&label);
+        hsm.generate_key(&token, &[2], Curve::P256);
+        let owner = hsm.devices.token(&token.serial).expect("owner");
+        let key = TokenKey::open(owner, KeySelector::Id(vec![2])).expect("key");
+
+        // A software test CA (SM2) certifying the maker (SM2) and the device's P-256 seal key.
+        let now = SystemClock.now();
+        let root = SoftSigner::from_seed(KeyAlgorithm::Sm2, 40);
+        let maker = SoftSigner::from_seed(KeyAlgorithm::Sm2, 41);
+        let root_name = name("测试根CA", "Test Root");
+        let spec = |o: &str, cn: &str, ca: bool, ku: u8| CertSpec {
+            cn: cn.into(),
+            o: o.into(),
+            serial: 7,
+            not_before: now - time::Duration::days(1),
+            not_after: now + time::Duration::days(365),
+            key_usage: Some(ku),
+            ca,
+        };
+        let root_cert = issue(
+            &spec("测试根CA", "Test Root", true, 0x06),
+            root.public_key(),
+            &root_name,
+            &root,
+        );
+        let maker_cert = issue(
+            &spec("测试根CA", "Seal maker", false, 0x80),
+            maker.public_key(),
+            &root_name,
+            &root,
+        );
+        let seal_cert = issue(
+            &spec(ORG, ORG, false, 0xc0),
+            key.public_key(),
+            &root_name,
+            &root,
+        );
+        let root_path = home.join("root.der");
+        std::fs::write(&root_path, &root_cert).expect("root");
+
+        let store = home.join("seald.db");
+        let trust = TrustStore::new(vec![Certificate::from_der(&root_cert).expect("root")]);
+        let services =
+            Services::open(&store, Arc::new(SystemClock), Arc::new(trust)).expect("store");
+        let admin = Caller::Local("test".into());
+        let mut tokens = HashMap::new();
+        let mut ids = Vec::new();
+        for (n, role, who) in [
+            ("app", Role::Client, Who::Client),
+            ("alice", Role::Approver, Who::Approver1),
+            ("bob", Role::Approver, Who::Approver2),
+            ("carol", Role::Custodian, Who::Custodian),
+            ("audrey", Role::Auditor, Who::Auditor),
+        ] {
+            let (identity, t) = services
+                .identities
+                .add(&admin, n, &[role])
+                .expect("identity");
+            ids.push(identity.id);
+            tokens.insert(who.var().to_owned(), t.expose().to_owned());
+        }
+        let seal = services
+            .registry
+            .enrol(
+                &admin,
+                NewSeal {
+                    kind: SealKind::Contract,
+                    organisation: ORG.into(),
+                    name: format!("{ORG}合同专用章"),
+                    image: b"GIF89a\x01\x00\x01\x00".to_vec(),
+                    width_mm: 40.0,
+                    height_mm: 40.0,
+                    es_id: "11010800000001".into(),
+                    device_serial: token.serial.clone(),
+                    key_id: "02".into(),
+                    device_key: key.public_key().clone(),
+                    certificate: seal_cert,
+                    intermediates: Vec::new(),
+                    valid_from: None,
+                    valid_to: None,
+                },
+                &SealMaker {
+                    signer: &maker,
+                    certificate: &maker_cert,
+                },
+            )
+            .expect("enrol");
+        services
+            .approvals
+            .set_policy(
+                &admin,
+                Policy {
+                    seal_id: seal.id,
+                    allowed_clients: vec![ids[0]],
+                    approvers: vec![ids[1], ids[2]],
+                    required_approvals: 2,
+                    daily_quota: None,
+                    quota_utc_offset_minutes: 480,
+                    office_hours: None,
+                    pin_mode,
+                    request_ttl_secs: 3600,
+                },
+            )
+            .expect("policy");
+        drop(services);
+        write_private(
+            &home.join("login.json"),
+            &serde_json::json!({ "pin": USER_PIN }).to_string(),
+        );
+
+        let config_text = format!(
+            "store = \"{}\"\ntrust_roots = [\"{}\"]\n\n[[module]]\nname = \"softhsm\"\npath = \"{LIBRARY}\"\n{module}\n{extra}",
+            store.display(),
+            root_path.display()
+        );
+        std::fs::write(home.join("seald.toml"), &config_text).expect("write config");
+        let conf = hsm.conf_path();
+        let daemon = Daemon::start(&config_text, &[("SOFTHSM2_CONF", &conf)]);
+        Self {
+            dir,
+            daemon,
+            tokens,
+            seal_id: seal.id,
+            serial: token.serial,
+            home,
+            config_text,
+            device_env: ("SOFTHSM2_CONF", conf),
+        }
+    }
+
+    /// The trust root the deployment's certificates chain to (the SoftHSM deployment's DER file).
+    pub fn trust_root(&self) -> PathBuf {
+        self.home.join("root.der")
+    }
+
     /// Writes `who`'s bearer token to a 0600 file (for `sealctl … --token-file`).
     pub fn token_file(&self, who: Who) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
@@ -438,6 +626,13 @@ impl Deployment {
             assert!(!store.contains(pin), "a PIN is in the store");
         }
     }
+}
+
+/// Writes `text` to a new 0600 file.
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write private file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 /// Replaces the demo's `model = "ukey"` line in a config file.

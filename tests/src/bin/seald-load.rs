@@ -14,9 +14,10 @@
 //!
 //! The paths alternate in three rounds so drift in a shared machine's load hits them alike.
 //!
-//! On hsm-sim scenarios, two more rows go through the real `seald` release binary over HTTP
-//! (see [`api_workloads`]): (b) batches approved once and signed by the worker, (c) single stamps
-//! each with its own request and two approvals.
+//! Two more rows go through the real `seald` release binary over HTTP (see [`api_workloads`]):
+//! (b) batches approved once and signed by the worker, (c) single stamps each with its own request
+//! and two approvals. hsm-sim scenarios run them on a `seald demo` deployment, SoftHSM P-256 ones
+//! on `Deployment::softhsm_p256` (a P-256 seal on the same SoftHSM store).
 //!
 //! It prints signatures/s, p50/p99 latency, CPU µs per op of this process and of the daemon, and
 //! the ratio to the bare loop.
@@ -29,9 +30,11 @@ use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
+use seald::approval::PinMode;
 use seald::config::ModuleConfig;
 use seald::crypto::{KeyAlgorithm, PrehashSigner};
 use seald::device::{DeviceModel, Devices, FinalTry, KeySelector, Pin, ProfileSetting, TokenKey};
+use seald_tests::deployment::Deployment;
 use seald_tests::hsmsim::{self, HsmSim};
 use seald_tests::softhsm::{self, Curve, SoftHsm};
 use secrecy::SecretString;
@@ -243,29 +246,44 @@ impl Workload for SignVerify {
     }
 }
 
-/// Parts (b) and (c) of the load benchmark, over the daemon's HTTP API on a `seald demo`
-/// deployment whose token has the scenario's device model: (b) batches of `scenario.batch`
-/// digests, `sessions` of them at once; (c) single stamps one at a time. Empty for SoftHSM, which
-/// `seald demo` does not provision.
+/// Parts (b) and (c) of the load benchmark, over the daemon's HTTP API on a deployment whose
+/// token has the scenario's device model and sessions: (b) batches of `scenario.batch` digests,
+/// `sessions` of them at once; (c) single stamps one at a time. hsm-sim: a `seald demo`
+/// deployment; SoftHSM: a P-256 seal on a new token of the same SoftHSM store as part (a)
+/// ([`Deployment::softhsm_p256`]), the daemon's `[[module]]` a cipher machine with the
+/// scenario's sessions, as part (a)'s device layer has.
 fn api_workloads(scenario: &Scenario) -> Vec<Box<dyn Workload>> {
-    let Kind::HsmSim(device, model) = scenario.kind else {
-        // `seald demo` provisions hsm-sim (SM2) only; see BENCHMARKS.md for P-256.
-        return Vec::new();
-    };
-    // The demo's hsm-sim token gets the scenario's device model; its profile stays the demo's.
-    let device: String = device
-        .lines()
-        .filter(|l| !l.starts_with("profile"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let module = match model {
-        DeviceModel::Ukey => "model = \"ukey\"\n".to_owned(),
-        DeviceModel::CipherMachine => format!(
-            "model = \"cipher-machine\"\nmax_sessions = {}\n",
-            scenario.sessions
+    // The benchmark is one client: lift the per-client rate limit.
+    const UNLIMITED: &str =
+        "\n[api]\nrate_limit_burst = 1000000\nrate_limit_per_second = 1000000\n";
+    let deployment = match scenario.kind {
+        Kind::SoftHsmP256 => Deployment::softhsm_p256(
+            &format!(
+                "model = \"cipher-machine\"\nmax_sessions = {}\n",
+                scenario.sessions
+            ),
+            PinMode::Window { minutes: 480 },
+            UNLIMITED,
         ),
+        Kind::HsmSim(device, model) => {
+            // The demo's hsm-sim token gets the scenario's device model; its profile stays the
+            // demo's.
+            let device: String = device
+                .lines()
+                .filter(|l| !l.starts_with("profile"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let module = match model {
+                DeviceModel::Ukey => "model = \"ukey\"\n".to_owned(),
+                DeviceModel::CipherMachine => format!(
+                    "model = \"cipher-machine\"\nmax_sessions = {}\n",
+                    scenario.sessions
+                ),
+            };
+            Deployment::hsm_sim_tuned("sansec", &device, &module, UNLIMITED)
+        }
     };
-    let api = Arc::new(api::Api::start(&device, &module));
+    let api = Arc::new(api::Api::start(deployment));
     vec![
         Box::new(api::Batch {
             api: api.clone(),
@@ -305,7 +323,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "SoftHSM 2 ECDSA P-256, 1 session",
         sessions: 1,
         min_secs: 0.0,
-        batch: 0,
+        batch: 40,
         kind: Kind::SoftHsmP256,
     },
     Scenario {
@@ -313,7 +331,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "SoftHSM 2 ECDSA P-256, 2 sessions",
         sessions: 2,
         min_secs: 0.0,
-        batch: 0,
+        batch: 40,
         kind: Kind::SoftHsmP256,
     },
     Scenario {
@@ -510,7 +528,7 @@ fn main() {
     }
 }
 
-/// Parts (b) and (c): the real `seald` release binary, provisioned by `seald demo`, driven over
+/// Parts (b) and (c): the real `seald` release binary on a provisioned deployment, driven over
 /// HTTP as its client, approvers and custodian would.
 mod api {
     use std::collections::HashMap;
@@ -566,16 +584,8 @@ mod api {
     }
 
     impl Api {
-        /// Provisions with `seald demo`, sets the token's device model (`device`, hsm-sim's
-        /// config) and the daemon's module model (`module`), lifts the per-client rate limit
-        /// (the benchmark is one client) and logs the custodian in.
-        pub fn start(device: &str, module: &str) -> Self {
-            let deployment = Deployment::hsm_sim_tuned(
-                "sansec",
-                device,
-                module,
-                "\n[api]\nrate_limit_burst = 1000000\nrate_limit_per_second = 1000000\n",
-            );
+        /// Takes over a running deployment and logs its custodian in.
+        pub fn start(deployment: Deployment) -> Self {
             deployment.login_custodian();
             let outcomes = Arc::new(Outcomes::default());
             listen(&deployment, outcomes.clone());
@@ -615,12 +625,14 @@ mod api {
             (time(14), time(15))
         }
 
-        /// The client asks for `n` new digests with seal 1; the request id.
+        /// The client asks for `n` new digests with the deployment's seal; the request id.
         fn request(&self, n: usize) -> Result<i64, String> {
             let digests: Vec<[u8; 32]> = (0..n)
                 .map(|_| digest(0xb0, self.counter.fetch_add(1, Ordering::Relaxed)))
                 .collect();
-            let r = self.deployment.request_as(Who::Client, 1, &digests);
+            let r = self
+                .deployment
+                .request_as(Who::Client, self.deployment.seal_id, &digests);
             if r.status != 202 {
                 return Err(format!("request: {} {}", r.status, r.body));
             }
