@@ -45,3 +45,8 @@ fn eject_and_reinsert() {
 fn ukey_serialises_concurrent_signatures() {
     sm2_device::concurrent_signatures(sim());
 }
+
+#[test]
+fn signing_keys_stay_open_for_one_login() {
+    sm2_device::signing_keys_stay_open_for_one_login(sim());
+}

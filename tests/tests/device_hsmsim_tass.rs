@@ -46,3 +46,8 @@ fn eject_and_reinsert() {
 fn cipher_machine_pool_signs_concurrently() {
     sm2_device::concurrent_signatures(sim());
 }
+
+#[test]
+fn signing_keys_stay_open_for_one_login() {
+    sm2_device::signing_keys_stay_open_for_one_login(sim());
+}

@@ -54,6 +54,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
         trust,
         results,
         logins: Mutex::new(HashMap::new()),
+        signing_keys: Default::default(),
     }))
 }
 

@@ -9,6 +9,7 @@ use crate::config::MakerConfig;
 use crate::custody::{Custodians, PinPolicy};
 use crate::device::Devices;
 use crate::services::Services;
+use crate::stamp::keys::SigningKeys;
 use crate::stamp::results::LegacyResults;
 
 use super::events::Events;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub maker: Option<MakerConfig>,
     /// When each token (by serial) was last logged in through the API.
     pub logins: Mutex<HashMap<String, Timestamp>>,
+    /// Seal keys kept open between stamps, for one login of their token.
+    pub signing_keys: SigningKeys,
 }
 
 /// The state as handlers receive it.
@@ -58,8 +61,10 @@ impl AppState {
             .copied()
     }
 
-    /// Records a login (`Some`) or logout (`None`) of token `serial`.
+    /// Records a login (`Some`) or logout (`None`) of token `serial`; its open signing keys
+    /// are closed either way.
     pub fn set_login(&self, serial: &str, at: Option<Timestamp>) {
+        self.signing_keys.forget(serial);
         let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
         match at {
             Some(at) => logins.insert(serial.to_owned(), at),

@@ -1,4 +1,5 @@
 //! Stamping approved requests on the device, and keeping their signatures.
 
+pub mod keys;
 pub mod results;
 pub mod worker;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::api::events::Event;
 use crate::api::state::AppState;
 use crate::approval::{rules, PinMode, RequestId, SignedDocument, SigningTicket, StampRequest};
-use crate::device::{DeviceError, KeySelector, TokenKey};
+use crate::device::DeviceError;
 use crate::identity::Caller;
 use crate::ses::{build_signature, Seal as SesSeal, SignRequest};
 
@@ -102,6 +102,7 @@ pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampEr
             Ok(request)
         }
         Err(e) => {
+            state.signing_keys.forget(&serial);
             let reason = e.to_string();
             tracing::warn!(request = id, %reason, "stamp failed");
             if let Err(mark) = approvals.mark_failed(&Caller::Daemon, id, &reason) {
@@ -159,7 +160,7 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<(StampRequest, StepT
     }
     let key_id = hex::decode(&seal.key_id)
         .map_err(|_| StampError::SealData(format!("key id {:?} is not hex", seal.key_id)))?;
-    let key = TokenKey::open(owner.clone(), KeySelector::Id(key_id))?;
+    let key = state.signing_keys.get(&owner, &key_id)?;
     let ses_seal_der = seal
         .ses_seal
         .as_deref()
@@ -179,7 +180,7 @@ fn sign(state: &AppState, ticket: &SigningTicket) -> Result<(StampRequest, StepT
                 ext_datas: None,
                 signer_cert: &seal.certificate,
             },
-            &key,
+            key.as_ref(),
         )
         .map_err(|e| match device_cause(&e) {
             Some(device) => StampError::Device(device),

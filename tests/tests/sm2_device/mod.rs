@@ -161,3 +161,40 @@ pub fn concurrent_signatures(sim: &HsmSim) {
         }
     });
 }
+
+/// The stamp worker's open keys: one lookup per login of the token, a fresh one after the
+/// token was pulled and put back, or after the daemon forgot them (login, logout, failure).
+pub fn signing_keys_stay_open_for_one_login(sim: &HsmSim) {
+    use seald::stamp::keys::SigningKeys;
+
+    let (token, owner, _) = key_on_new_token(sim, "open-keys");
+    owner.login(&pin(USER_PIN), FinalTry::Refuse).unwrap();
+    let keys = SigningKeys::default();
+    let first = keys.get(&owner, b"seal").expect("open");
+    let again = keys.get(&owner, b"seal").expect("open again");
+    assert!(Arc::ptr_eq(&first, &again), "kept open between stamps");
+    let e = [3u8; 32];
+    assert_sm2_valid(&again, &e, &again.sign(&e).unwrap());
+
+    keys.forget(&token.serial);
+    let after_forget = keys.get(&owner, b"seal").unwrap();
+    assert!(
+        !Arc::ptr_eq(&first, &after_forget),
+        "forgotten keys are looked up again"
+    );
+
+    sim.eject(&token);
+    assert!(after_forget.sign(&e).unwrap_err().is_removal());
+    sim.insert(&token);
+    owner.login(&pin(USER_PIN), FinalTry::Refuse).unwrap();
+    let replugged = keys.get(&owner, b"seal").unwrap();
+    assert!(
+        !Arc::ptr_eq(&after_forget, &replugged),
+        "a replugged token's keys are looked up again"
+    );
+    assert_sm2_valid(&replugged, &e, &replugged.sign(&e).unwrap());
+    assert!(
+        keys.get(&owner, b"missing").is_err(),
+        "a key the token lacks is an error, not a cached miss"
+    );
+}
