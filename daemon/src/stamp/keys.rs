@@ -6,14 +6,20 @@
 //! key might sign is still verified against the seal's certificate before it is used.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::device::{DeviceResult, KeySelector, TokenKey, TokenOwner};
 
-/// Open keys by token serial and CKA_ID, each with the session generation it was opened in.
+/// Token serial and CKA_ID.
+type Slot = (String, Vec<u8>);
+
+/// An open key and the session generation of its token it was opened in.
+type Opened = (u64, Arc<TokenKey>);
+
+/// Open keys by token serial and CKA_ID.
 #[derive(Debug, Default)]
 pub struct SigningKeys {
-    open: Mutex<HashMap<(String, Vec<u8>), (u64, Arc<TokenKey>)>>,
+    open: Mutex<HashMap<Slot, Opened>>,
 }
 
 impl SigningKeys {
@@ -38,7 +44,7 @@ impl SigningKeys {
         self.lock().retain(|(s, _), _| s != serial);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Vec<u8>), (u64, Arc<TokenKey>)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Slot, Opened>> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
