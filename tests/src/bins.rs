@@ -88,3 +88,23 @@ pub fn hsm_sim_module() -> PathBuf {
         .expect("libhsm_sim.so is missing: run `cargo test --workspace`");
     fresh(newest, "hsm-sim", "lib.rs")
 }
+
+/// Runs `command` with `stdin` written to its standard input; returns its output (whatever its
+/// exit status). PINs reach the programs under test this way, never through argv.
+pub fn run_with_stdin(command: &mut std::process::Command, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", command.get_program()));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("program output")
+}

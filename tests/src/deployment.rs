@@ -577,24 +577,15 @@ impl Deployment {
         args: &[&str],
         stdin: &str,
     ) -> std::process::Output {
-        let mut child = Command::new(bin("sealctl"))
-            .arg(group)
-            .args(["--daemon", &format!("http://{}", self.daemon.authority())])
-            .arg("--token-file")
-            .arg(token_file)
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run sealctl");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write PINs");
-        child.wait_with_output().expect("sealctl output")
+        crate::bins::run_with_stdin(
+            Command::new(bin("sealctl"))
+                .arg(group)
+                .args(["--daemon", &format!("http://{}", self.daemon.authority())])
+                .arg("--token-file")
+                .arg(token_file)
+                .args(args),
+            stdin,
+        )
     }
 
     /// Asserts that none of `pins` is in the daemon's log (start it logged), the process table

@@ -3,9 +3,8 @@
 //! Like SoftHSM, the module reads its config (`HSM_SIM_CONF`) at `C_Initialize` and loads once per
 //! process, so each test binary starts one simulator and every test makes its own token.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -144,22 +143,13 @@ impl HsmSim {
 
 /// Runs the `hsm-sim` CLI against a config file.
 pub fn run_cli(conf: &Path, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(hsm_sim_cli())
-        .arg("--config")
-        .arg(conf)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hsm-sim");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write PINs");
-    let output = child.wait_with_output().expect("hsm-sim output");
+    let output = crate::bins::run_with_stdin(
+        Command::new(hsm_sim_cli())
+            .arg("--config")
+            .arg(conf)
+            .args(args),
+        stdin,
+    );
     assert!(
         output.status.success(),
         "hsm-sim {args:?} failed: {}",

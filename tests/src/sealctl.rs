@@ -1,9 +1,8 @@
 //! Running `sealctl` for the custodian tests: with PIN lines on stdin (`--pin-stdin`) or on a
 //! pty, against a config naming one module, with a fresh store.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use crate::bins::bin;
 use crate::pty::PtyChild;
@@ -51,20 +50,7 @@ impl Setup {
 
     /// Runs sealctl with `stdin` piped in; returns its output (no assertion on success).
     pub fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sealctl");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("sealctl output")
+        crate::bins::run_with_stdin(&mut self.command(args), stdin)
     }
 
     /// Runs sealctl and panics with its stderr unless it succeeds; returns stdout + stderr.

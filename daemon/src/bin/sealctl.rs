@@ -44,7 +44,7 @@ enum Command {
     PinChange(seald::cli::remote::RemoteArgs),
     /// Re-set a locked user PIN with the SO PIN through the running daemon (SO PIN, then the
     /// new user PIN twice).
-    PinUnblock(seald::cli::remote::UnblockArgs),
+    PinUnblock(seald::cli::remote::RemoteArgs),
     /// Hand a seal to another custodian (who must then change the PIN).
     Custody(seald::cli::custody::CustodyArgs),
     /// Write a consistent snapshot of the store, usage log and token key (works while seald runs).

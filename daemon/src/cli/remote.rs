@@ -28,7 +28,7 @@ pub struct RemoteArgs {
     /// Read PINs as lines from standard input instead of the terminal (automation).
     #[arg(long)]
     pub pin_stdin: bool,
-    /// Spend the token's last PIN try if it reports one left.
+    /// Spend the token's last PIN try (the SO PIN's, for pin-unblock) if it reports one left.
     #[arg(long)]
     pub final_try: bool,
 }
@@ -94,32 +94,10 @@ pub fn pin_change(args: RemoteArgs) -> Result<ExitCode, Box<dyn std::error::Erro
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where the daemon is, who you are and which token to unblock.
-#[derive(Debug, Args)]
-pub struct UnblockArgs {
-    /// The running daemon (e.g. http://127.0.0.1:7780).
-    #[arg(long, value_name = "URL")]
-    pub daemon: String,
-    /// The 0600 file holding your API token (custodian or admin); default: the file
-    /// `SEALD_TOKEN_FILE` names.
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Token serial.
-    #[arg(long, value_name = "SERIAL")]
-    pub token: String,
-    /// Read PINs as lines from standard input instead of the terminal (automation).
-    #[arg(long)]
-    pub pin_stdin: bool,
-    /// Spend the token's last SO PIN try if it reports one left (a wrong SO PIN then locks
-    /// the token for good).
-    #[arg(long)]
-    pub final_try: bool,
-}
-
 /// `sealctl pin-unblock --daemon URL --token SERIAL`: the SO PIN, then the new user PIN twice.
 /// The daemon checks the new PIN against its policy before the device sees it, and logs the
 /// token out; a custodian then logs in with the new PIN.
-pub fn pin_unblock(args: UnblockArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn pin_unblock(args: RemoteArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let client = DaemonClient::new(&args.daemon, args.token_file.as_deref())?;
     let mut pins = PinSource::open(args.pin_stdin)?;
     let so = pins.read(&format!("SO PIN of token {}", args.token))?;
