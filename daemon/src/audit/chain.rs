@@ -2,7 +2,7 @@
 
 use sm3::{Digest, Sm3};
 
-use crate::store::model::AuditRow;
+use crate::store::model::{AuditRow, SealId};
 use crate::store::{StoreResult, Tx};
 
 use super::NewRecord;
@@ -19,7 +19,7 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
 /// fixed-width or length-prefixed so no two records share an encoding.
 pub fn canonical_bytes(row: &AuditRow) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + row.detail.len());
-    out.extend_from_slice(b"seald-audit-v1");
+    out.extend_from_slice(TAG);
     out.extend_from_slice(&row.seq.to_be_bytes());
     out.extend_from_slice(&row.at_ms.to_be_bytes());
     put_text(&mut out, &row.kind);
@@ -43,9 +43,74 @@ pub fn record_hash(prev_hash: &[u8], row: &AuditRow) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The tag that starts every record's canonical bytes.
+const TAG: &[u8] = b"seald-audit-v1";
+
+/// A record with everything that does not depend on its place in the chain already in stored
+/// form: the `detail` JSON text and the canonical bytes after `seq` and `at_ms`. Built in the
+/// caller's thread, so the store's single writer only links, hashes and inserts.
+#[derive(Debug, Clone)]
+pub struct PreparedRecord {
+    kind: &'static str,
+    actor: String,
+    seal_id: Option<SealId>,
+    detail: String,
+    /// `kind ‖ actor ‖ seal_id ‖ detail`, encoded as in [`canonical_bytes`].
+    tail: Vec<u8>,
+}
+
+impl PreparedRecord {
+    /// Serialises `record` (its `detail` to compact JSON text, as [`append`] always stored it).
+    pub fn new(record: &NewRecord) -> Self {
+        let kind = record.kind.as_str();
+        let detail = record.detail.to_string();
+        let mut tail = Vec::with_capacity(24 + kind.len() + record.actor.len() + detail.len());
+        put_text(&mut tail, kind);
+        put_text(&mut tail, &record.actor);
+        match record.seal_id {
+            Some(id) => {
+                tail.push(1);
+                tail.extend_from_slice(&id.to_be_bytes());
+            }
+            None => tail.push(0),
+        }
+        put_text(&mut tail, &detail);
+        Self {
+            kind,
+            actor: record.actor.clone(),
+            seal_id: record.seal_id,
+            detail,
+            tail,
+        }
+    }
+
+    /// SM3(prev_hash ‖ canonical bytes) of this record at `seq`, `at_ms`: the same value as
+    /// [`record_hash`] of the row it becomes, without building the canonical bytes again.
+    fn hash(&self, prev_hash: &[u8], seq: i64, at_ms: i64) -> [u8; 32] {
+        let mut head = [0u8; TAG.len() + 16];
+        head[..TAG.len()].copy_from_slice(TAG);
+        head[TAG.len()..TAG.len() + 8].copy_from_slice(&seq.to_be_bytes());
+        head[TAG.len() + 8..].copy_from_slice(&at_ms.to_be_bytes());
+        let mut h = Sm3::new();
+        h.update(prev_hash);
+        h.update(head);
+        h.update(&self.tail);
+        h.finalize().into()
+    }
+}
+
 /// Appends a record inside the caller's transaction, so a state change and its record commit
 /// together. `at_ms` is milliseconds since the Unix epoch.
 pub fn append(tx: &mut dyn Tx, record: &NewRecord, at_ms: i64) -> StoreResult<AuditRow> {
+    append_prepared(tx, PreparedRecord::new(record), at_ms)
+}
+
+/// [`append`] of a record prepared (serialised) beforehand, outside the writer.
+pub fn append_prepared(
+    tx: &mut dyn Tx,
+    record: PreparedRecord,
+    at_ms: i64,
+) -> StoreResult<AuditRow> {
     let (seq, prev_hash) = match tx.audit_last()? {
         Some((seq, hash)) => (seq + 1, hash),
         None => match tx.audit_anchor()? {
@@ -53,17 +118,17 @@ pub fn append(tx: &mut dyn Tx, record: &NewRecord, at_ms: i64) -> StoreResult<Au
             None => (1, GENESIS.to_vec()),
         },
     };
-    let mut row = AuditRow {
+    let hash = record.hash(&prev_hash, seq, at_ms).to_vec();
+    let row = AuditRow {
         seq,
         at_ms,
-        kind: record.kind.as_str().to_owned(),
-        actor: record.actor.clone(),
+        kind: record.kind.to_owned(),
+        actor: record.actor,
         seal_id: record.seal_id,
-        detail: record.detail.to_string(),
+        detail: record.detail,
         prev_hash,
-        hash: Vec::new(),
+        hash,
     };
-    row.hash = record_hash(&row.prev_hash, &row).to_vec();
     tx.insert_audit(&row)?;
     Ok(row)
 }
@@ -106,6 +171,33 @@ mod tests {
         r.kind = "prune".into();
         assert_ne!(h, record_hash(&GENESIS, &r));
         assert_ne!(h, record_hash(&GENESIS, &row("{\"a\":1}")));
+    }
+
+    #[test]
+    fn a_prepared_record_hashes_like_its_canonical_bytes() {
+        use crate::store::model::AuditKind;
+        let detail = serde_json::json!({ "b": [1, "two"], "a": "合同\"x\"", "n": null });
+        for seal_id in [None, Some(42)] {
+            let record =
+                NewRecord::new(AuditKind::Signature, "client:app", seal_id, detail.clone());
+            let prepared = PreparedRecord::new(&record);
+            let prev = [7u8; 32];
+            let row = AuditRow {
+                seq: 12,
+                at_ms: 1_700_000_000_123,
+                kind: record.kind.as_str().to_owned(),
+                actor: record.actor.clone(),
+                seal_id,
+                detail: record.detail.to_string(),
+                prev_hash: prev.to_vec(),
+                hash: Vec::new(),
+            };
+            assert_eq!(prepared.detail, row.detail);
+            assert_eq!(
+                prepared.hash(&prev, 12, 1_700_000_000_123),
+                record_hash(&prev, &row)
+            );
+        }
     }
 
     #[test]

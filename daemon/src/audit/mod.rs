@@ -96,9 +96,12 @@ impl AuditLog {
 
     /// Appends a record; returns once it is durable.
     pub fn append(&self, record: NewRecord) -> Result<AuditRow, AuditError> {
+        // Serialise here, in the caller's thread: the store's one writer only links, hashes
+        // and inserts.
+        let record = chain::PreparedRecord::new(&record);
         let clock = self.clock.clone();
         self.store
-            .write(move |tx| Ok(chain::append(tx, &record, unix_ms(clock.now()))?))
+            .write(move |tx| Ok(chain::append_prepared(tx, record, unix_ms(clock.now()))?))
     }
 
     /// Recomputes the chain; the report names the first broken record.

@@ -142,7 +142,10 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(StoreError::from)?;
-        let out = f(&mut SqliteTx { conn: &tx })?;
+        let out = f(&mut SqliteTx {
+            conn: &tx,
+            head: &mut None,
+        })?;
         tx.finish().map_err(StoreError::from)?;
         Ok(out)
     }
@@ -215,7 +218,10 @@ impl Store {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Deferred)
                 .map_err(StoreError::from)?;
-            let out = f(&mut SqliteTx { conn: &tx })?;
+            let out = f(&mut SqliteTx {
+                conn: &tx,
+                head: &mut None,
+            })?;
             tx.finish().map_err(StoreError::from)?;
             Ok(out)
         })();
@@ -278,7 +284,10 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(path, e))
 }
 
-fn writer_loop(mut conn: Connection, jobs: Receiver<Job>, stats: &Counters) {
+fn writer_loop(conn: Connection, jobs: Receiver<Job>, stats: &Counters) {
+    // The writer's own statements (BEGIN, SAVEPOINT, RELEASE, ROLLBACK TO, ROLLBACK, COMMIT)
+    // stay prepared next to the ones the jobs cache.
+    conn.set_prepared_statement_cache_capacity(64);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -287,54 +296,118 @@ fn writer_loop(mut conn: Connection, jobs: Receiver<Job>, stats: &Counters) {
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, batch, stats);
+        run_batch(&conn, batch, stats);
     }
+}
+
+/// Runs one of the writer's own statements, prepared once and kept in the connection's cache
+/// (parsing `SAVEPOINT`/`RELEASE` for every job cost as much as the job's `INSERT`).
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+/// Undoes the current job's changes and drops its savepoint; the batch's transaction and the
+/// jobs before it are untouched.
+fn rollback_job(conn: &Connection) -> rusqlite::Result<()> {
+    exec_cached(conn, "ROLLBACK TO job")?;
+    exec_cached(conn, "RELEASE job")
 }
 
 /// Runs a batch in one transaction, each job in its own savepoint, then acknowledges every job
 /// with the commit's outcome.
-fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &Counters) {
+fn run_batch(conn: &Connection, batch: Vec<Job>, stats: &Counters) {
     let n = batch.len() as u64;
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            tracing::error!("store: cannot begin a write transaction: {e}");
-            for job in batch {
-                (job.complete)(Err(StoreError::Failed(format!(
-                    "cannot begin a transaction: {e}"
-                ))));
-            }
-            return;
+    if let Err(e) = exec_cached(conn, "BEGIN IMMEDIATE") {
+        tracing::error!("store: cannot begin a write transaction: {e}");
+        if !conn.is_autocommit() {
+            let _ = exec_cached(conn, "ROLLBACK");
         }
-    };
+        for job in batch {
+            (job.complete)(Err(StoreError::Failed(format!(
+                "cannot begin a transaction: {e}"
+            ))));
+        }
+        return;
+    }
+    // The chain head as of the last job that appended to the usage log, so the next append
+    // needs no SELECT. Only valid inside this transaction (another process may write between
+    // batches); forgotten whenever a job's changes are rolled back.
+    let mut head = None;
     let mut completions = Vec::with_capacity(batch.len());
-    for Job { run, complete } in batch {
-        let mut sp = match tx.savepoint() {
-            Ok(sp) => sp,
-            Err(e) => {
-                complete(Err(StoreError::Failed(format!(
-                    "cannot open a savepoint: {e}"
-                ))));
-                continue;
+    let mut jobs = batch.into_iter();
+    let mut lost = None;
+    for Job { run, complete } in jobs.by_ref() {
+        if let Err(e) = exec_cached(conn, "SAVEPOINT job") {
+            complete(Err(StoreError::Failed(format!(
+                "cannot open a savepoint: {e}"
+            ))));
+            head = None;
+            if conn.is_autocommit() {
+                lost = Some(e.to_string());
+                break;
             }
-        };
-        match catch_unwind(AssertUnwindSafe(|| run(&mut SqliteTx { conn: &sp }))) {
-            Ok(true) => {
-                let err = sp.commit().err().map(StoreError::from);
-                completions.push((complete, err));
-            }
+            continue;
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            run(&mut SqliteTx {
+                conn,
+                head: &mut head,
+            })
+        }));
+        // A job's changes that cannot be undone must not be committed with the others.
+        let mut undone = Ok(());
+        match ran {
+            Ok(true) => match exec_cached(conn, "RELEASE job") {
+                Ok(()) => completions.push((complete, None)),
+                Err(e) => {
+                    head = None;
+                    undone = rollback_job(conn);
+                    completions.push((complete, Some(StoreError::from(e))));
+                }
+            },
             Ok(false) => {
-                let _ = sp.rollback();
+                head = None;
+                undone = rollback_job(conn);
                 completions.push((complete, None));
             }
             Err(_) => {
-                let _ = sp.rollback();
+                head = None;
+                undone = rollback_job(conn);
                 tracing::error!("store: a write panicked; its changes were rolled back");
                 complete(Err(StoreError::Failed("the write panicked (a bug)".into())));
             }
         }
+        if let Err(e) = undone {
+            lost = Some(format!("cannot roll back a failed write: {e}"));
+            break;
+        }
+        if conn.is_autocommit() {
+            // SQLite ended the transaction itself (it rolls back on some I/O and memory
+            // errors): the jobs before this one are gone, and no later job may run outside
+            // the batch's transaction.
+            lost = Some("the transaction was rolled back".to_owned());
+            break;
+        }
     }
-    let committed = tx.commit().map_err(|e| e.to_string());
+    let committed = match lost {
+        Some(msg) => {
+            tracing::error!("store: {msg}; failing the whole batch");
+            if !conn.is_autocommit() {
+                let _ = exec_cached(conn, "ROLLBACK");
+            }
+            for job in jobs {
+                (job.complete)(Err(StoreError::Failed(format!("commit failed: {msg}"))));
+            }
+            Err(msg)
+        }
+        None => exec_cached(conn, "COMMIT").map_err(|e| {
+            if !conn.is_autocommit() {
+                let _ = exec_cached(conn, "ROLLBACK");
+            }
+            e.to_string()
+        }),
+    };
     if committed.is_ok() {
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.writes.fetch_add(n, Ordering::Relaxed);
@@ -351,6 +424,9 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &Counters) {
 /// [`Tx`] over a SQLite connection inside a transaction or savepoint.
 struct SqliteTx<'a> {
     conn: &'a Connection,
+    /// The last usage-log record's `(seq, hash)`, when known to be current in this
+    /// transaction: what [`Tx::audit_last`] would read.
+    head: &'a mut Option<(i64, Vec<u8>)>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> rusqlite::Error {
@@ -822,12 +898,17 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn audit_last(&mut self) -> StoreResult<Option<(i64, Vec<u8>)>> {
+        if let Some(head) = self.head.as_ref() {
+            return Ok(Some(head.clone()));
+        }
         let mut stmt = self
             .conn
             .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?;
-        Ok(stmt
+        let last: Option<(i64, Vec<u8>)> = stmt
             .query_row([], |row| Ok((row.get(0)?, lenient_bytes(row, 1)?)))
-            .optional()?)
+            .optional()?;
+        self.head.clone_from(&last);
+        Ok(last)
     }
 
     fn insert_audit(&mut self, r: &AuditRow) -> StoreResult<()> {
@@ -835,6 +916,8 @@ impl Tx for SqliteTx<'_> {
             "INSERT INTO audit_log (seq, at_ms, kind, actor, seal_id, detail, prev_hash, hash) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
+        // The head stays known only when this row is the one right after it.
+        let head = self.head.take();
         stmt.execute(params![
             r.seq,
             r.at_ms,
@@ -845,6 +928,9 @@ impl Tx for SqliteTx<'_> {
             r.prev_hash,
             r.hash
         ])?;
+        if matches!(head, Some((seq, _)) if r.seq == seq + 1) {
+            *self.head = Some((r.seq, r.hash.clone()));
+        }
         Ok(())
     }
 
@@ -905,6 +991,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn set_audit_anchor(&mut self, a: &AuditAnchor) -> StoreResult<()> {
+        *self.head = None;
         self.conn.execute(
             "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?1, ?2) \
              ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -953,9 +1040,139 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn delete_audit_through(&mut self, through: i64) -> StoreResult<u64> {
+        *self.head = None;
         let n = self
             .conn
             .execute("DELETE FROM audit_log WHERE seq <= ?1", [through])?;
         Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Holds the writer inside a job until the returned sender is used, so writes queued
+    /// meanwhile run together in the next batch.
+    fn hold_writer(store: &Arc<Store>) -> (Sender<()>, std::thread::JoinHandle<()>) {
+        let (started, wait_started) = mpsc::channel();
+        let (release, wait_release) = mpsc::channel::<()>();
+        let store = store.clone();
+        let blocker = std::thread::spawn(move || {
+            store
+                .write(move |_tx| {
+                    started.send(()).unwrap();
+                    let _ = wait_release.recv();
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap()
+        });
+        wait_started.recv().unwrap();
+        (release, blocker)
+    }
+
+    #[test]
+    fn a_failed_or_panicking_write_in_a_batch_rolls_back_only_its_own_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path().join("seald.db")).unwrap());
+        let before = store.stats();
+        let (release, blocker) = hold_writer(&store);
+        let mut handles = Vec::new();
+        for i in 0..12 {
+            let store = store.clone();
+            handles.push(std::thread::spawn(move || {
+                store.write(move |tx| {
+                    let name = format!("user-{i}");
+                    tx.insert_identity(&name, &[Role::Client], name.as_bytes(), 0)?;
+                    match i % 4 {
+                        1 => Err(StoreError::Failed("refused".into())),
+                        2 => {
+                            // A second change, then a failure: both must vanish.
+                            tx.insert_identity(&format!("{name}-b"), &[], b"x", 0)?;
+                            Err(StoreError::Failed("refused late".into()))
+                        }
+                        3 if i == 3 => panic!("a bug in a write"),
+                        _ => Ok(i),
+                    }
+                })
+            }));
+        }
+        // Let every writer queue its job behind the held one.
+        std::thread::sleep(Duration::from_millis(200));
+        release.send(()).unwrap();
+        blocker.join().unwrap();
+        let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        for (i, outcome) in outcomes.iter().enumerate() {
+            let ok = i % 4 == 0 || (i % 4 == 3 && i != 3);
+            assert_eq!(outcome.is_ok(), ok, "write {i}: {outcome:?}");
+        }
+        let after = store.stats();
+        assert!(
+            after.commits - before.commits <= 3,
+            "the writes did not share commits: {before:?} → {after:?}"
+        );
+        let names: Vec<String> = store
+            .read(|tx| tx.identities())
+            .unwrap()
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        let mut expected: Vec<String> = (0..12)
+            .filter(|i| i % 4 == 0 || (i % 4 == 3 && *i != 3))
+            .map(|i| format!("user-{i}"))
+            .collect();
+        expected.sort();
+        assert_eq!(names, expected);
+        // The writer carries on after the failures.
+        store
+            .write(|tx| tx.insert_identity("later", &[], b"later", 0))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_usage_log_head_read_after_a_rolled_back_append_is_the_committed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path().join("seald.db")).unwrap());
+        let row = |seq: i64, prev: &[u8]| AuditRow {
+            seq,
+            at_ms: 0,
+            kind: "note".into(),
+            actor: "t".into(),
+            seal_id: None,
+            detail: "{}".into(),
+            prev_hash: prev.to_vec(),
+            hash: vec![seq as u8; 32],
+        };
+        store
+            .write(move |tx| {
+                assert_eq!(tx.audit_last()?, None);
+                tx.insert_audit(&row(1, &[0; 32]))
+            })
+            .unwrap();
+        let (release, blocker) = hold_writer(&store);
+        let first = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.write(move |tx| {
+                    assert_eq!(tx.audit_last()?, Some((1, vec![1; 32])));
+                    tx.insert_audit(&row(2, &[1; 32]))?;
+                    assert_eq!(tx.audit_last()?, Some((2, vec![2; 32])));
+                    Err::<(), _>(StoreError::Failed("refused".into()))
+                })
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let second = {
+            let store = store.clone();
+            std::thread::spawn(move || store.write(|tx| tx.audit_last()))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        release.send(()).unwrap();
+        blocker.join().unwrap();
+        assert!(first.join().unwrap().is_err());
+        assert_eq!(second.join().unwrap().unwrap(), Some((1, vec![1; 32])));
     }
 }
