@@ -244,7 +244,8 @@ where
     let r = sig_scalar::<C>(&signature[..32])?;
     let s = sig_scalar::<C>(&signature[32..])?;
     let e = digest_scalar::<C>(digest);
-    let w: Option<C::Scalar> = Invert::invert(&s).into();
+    // Variable time is fine for public data (the `ecdsa` crate does the same).
+    let w: Option<C::Scalar> = Invert::invert_vartime(&s).into();
     let w = w.ok_or(VerifyError::MalformedSignature)?;
     match x_mod_n(&lincomb(&(e * w), &(r * w), q)) {
         Some(x) if x == r => Ok(()),
