@@ -10,6 +10,7 @@
 //! Verification handles only public data, so this code is variable-time. Point additions use
 //! the complete formulas of `primeorder`, exact for every input (identity, doubling, inverse).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use primeorder::elliptic_curve::group::Group;
@@ -85,6 +86,61 @@ impl<C: FastCurve, const ROW: usize> Table<C, ROW> {
                 d if d > 0 => *acc += &row[d as usize - 1],
                 d => *acc += -row[(-d) as usize - 1],
             }
+        }
+    }
+}
+
+/// A key's table, built on the key's [`TABLE_AFTER`]-th verification: keys seen once (say, a
+/// signer of a document under inspection) skip the cost of building it (about 20 verifies'
+/// worth for SM2).
+pub struct LazyTable<C: PrimeCurveParams> {
+    cell: OnceLock<Table<C, KEY_ROW>>,
+    uses: AtomicU32,
+}
+
+/// The verification of a cached key that builds its table.
+pub const TABLE_AFTER: u32 = 2;
+
+impl<C: PrimeCurveParams> std::fmt::Debug for LazyTable<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyTable")
+            .field("built", &self.cell.get().is_some())
+            .finish()
+    }
+}
+
+impl<C: FastCurve> Default for LazyTable<C> {
+    fn default() -> Self {
+        Self {
+            cell: OnceLock::new(),
+            uses: AtomicU32::new(0),
+        }
+    }
+}
+
+impl<C: FastCurve> LazyTable<C> {
+    /// A table built now for `point`.
+    pub fn built(point: &ProjectivePoint<C>) -> Self {
+        let lazy = Self::default();
+        let _ = lazy.cell.set(Table::new(point));
+        lazy
+    }
+
+    /// Whether the table is built.
+    pub fn is_built(&self) -> bool {
+        self.cell.get().is_some()
+    }
+
+    /// The key point for one verification: the table once built (building it on this use
+    /// if it is the [`TABLE_AFTER`]-th), else `point` itself.
+    pub fn key_point<'a>(&'a self, point: &'a ProjectivePoint<C>) -> KeyPoint<'a, C> {
+        if let Some(table) = self.cell.get() {
+            return KeyPoint::Table(table);
+        }
+        if self.uses.fetch_add(1, Ordering::Relaxed).saturating_add(1) >= TABLE_AFTER {
+            KeyPoint::Table(self.cell.get_or_init(|| Table::new(point)))
+        } else {
+            KeyPoint::Point(point)
         }
     }
 }

@@ -2,7 +2,7 @@
 //! with verification keys and Z built once per key and cached.
 //!
 //! Verification uses the precomputed tables of [`super::table`]: the generator's, and for a
-//! key from [`VerifyingKey::cached`] its own. [`VerifyingKey::verify_digest_reference`] keeps
+//! key from [`VerifyingKey::cached`] its own (built on the key's second verification). [`VerifyingKey::verify_digest_reference`] keeps
 //! the `sm2`/`p256` crates' generic verification as the reference for tests.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use super::digest::sha256;
 use super::encoding::RawSignature;
 use super::signer::{KeyAlgorithm, PublicKey};
 use super::sm2z::{e_digest, z_a, DEFAULT_USER_ID};
-use super::table::{verify_ecdsa, verify_sm2, KeyPoint, Table, KEY_ROW};
+use super::table::{verify_ecdsa, verify_sm2, KeyPoint, LazyTable};
 
 /// Why a signature did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,11 +35,11 @@ enum Inner {
     Sm2 {
         key: Box<sm2::dsa::VerifyingKey>,
         z: [u8; 32],
-        table: Option<Arc<Table<sm2::Sm2, KEY_ROW>>>,
+        table: Option<Arc<LazyTable<sm2::Sm2>>>,
     },
     P256 {
         key: Box<p256::ecdsa::VerifyingKey>,
-        table: Option<Arc<Table<p256::NistP256, KEY_ROW>>>,
+        table: Option<Arc<LazyTable<p256::NistP256>>>,
     },
 }
 
@@ -109,7 +109,7 @@ impl VerifyingKey {
         if let Some(key) = map.lock().unwrap_or_else(|p| p.into_inner()).get(public) {
             return Ok(Arc::clone(key));
         }
-        let key = Arc::new(Self::new(public)?.with_table());
+        let key = Arc::new(Self::new(public)?.with_lazy_table());
         let mut guard = map.lock().unwrap_or_else(|p| p.into_inner());
         if guard.len() >= CACHE_LIMIT {
             guard.clear();
@@ -118,24 +118,33 @@ impl VerifyingKey {
         Ok(key)
     }
 
-    /// This key with its precomputed table (58.5 KiB), for keys that verify many signatures.
+    /// This key with its precomputed table (58.5 KiB) built now.
     pub fn with_table(mut self) -> Self {
         match &mut self.inner {
             Inner::Sm2 { key, table, .. } => {
-                *table = Some(Arc::new(Table::new(&(*key.as_affine()).into())));
+                *table = Some(Arc::new(LazyTable::built(&(*key.as_affine()).into())));
             }
             Inner::P256 { key, table } => {
-                *table = Some(Arc::new(Table::new(&(*key.as_affine()).into())));
+                *table = Some(Arc::new(LazyTable::built(&(*key.as_affine()).into())));
             }
         }
         self
     }
 
-    /// Whether this key has its precomputed table.
+    /// This key with its precomputed table (58.5 KiB) built on its second verification.
+    pub fn with_lazy_table(mut self) -> Self {
+        match &mut self.inner {
+            Inner::Sm2 { table, .. } => *table = Some(Arc::default()),
+            Inner::P256 { table, .. } => *table = Some(Arc::default()),
+        }
+        self
+    }
+
+    /// Whether this key's precomputed table is built.
     pub fn has_table(&self) -> bool {
         match &self.inner {
-            Inner::Sm2 { table, .. } => table.is_some(),
-            Inner::P256 { table, .. } => table.is_some(),
+            Inner::Sm2 { table, .. } => table.as_ref().is_some_and(|t| t.is_built()),
+            Inner::P256 { table, .. } => table.as_ref().is_some_and(|t| t.is_built()),
         }
     }
 
@@ -172,22 +181,22 @@ impl VerifyingKey {
         signature: &RawSignature,
     ) -> Result<(), VerifyError> {
         match &self.inner {
-            Inner::Sm2 {
-                table: Some(table), ..
-            } => verify_sm2(KeyPoint::Table(table), digest, &signature.0),
-            Inner::Sm2 { key, .. } => verify_sm2(
-                KeyPoint::Point(&(*key.as_affine()).into()),
-                digest,
-                &signature.0,
-            ),
-            Inner::P256 {
-                table: Some(table), ..
-            } => verify_ecdsa(KeyPoint::Table(table), digest, &signature.0),
-            Inner::P256 { key, .. } => verify_ecdsa(
-                KeyPoint::Point(&(*key.as_affine()).into()),
-                digest,
-                &signature.0,
-            ),
+            Inner::Sm2 { key, table, .. } => {
+                let point = (*key.as_affine()).into();
+                let q = match table {
+                    Some(table) => table.key_point(&point),
+                    None => KeyPoint::Point(&point),
+                };
+                verify_sm2(q, digest, &signature.0)
+            }
+            Inner::P256 { key, table } => {
+                let point = (*key.as_affine()).into();
+                let q = match table {
+                    Some(table) => table.key_point(&point),
+                    None => KeyPoint::Point(&point),
+                };
+                verify_ecdsa(q, digest, &signature.0)
+            }
         }
     }
 
@@ -220,6 +229,7 @@ mod tests {
     use super::*;
     use crate::crypto::sm2z::tests::annex_a_point;
     use crate::crypto::soft::SoftSigner;
+    use crate::crypto::table::TABLE_AFTER;
     use crate::crypto::PrehashSigner;
 
     fn annex_a_sig() -> RawSignature {
@@ -511,8 +521,41 @@ mod tests {
         let digest = keys.0.message_digest(b"message digest");
         assert_eq!(same_verdict(&keys, &digest, &annex_a_sig()), Ok(()));
         let cached = VerifyingKey::cached(keys.0.public_key()).unwrap();
+        for _ in 0..TABLE_AFTER {
+            cached.verify(b"message digest", &annex_a_sig()).unwrap();
+        }
         assert!(cached.has_table());
         cached.verify(b"message digest", &annex_a_sig()).unwrap();
+    }
+
+    /// A key built with a lazy table verifies correctly before, while and after building it.
+    #[test]
+    fn lazy_table_is_built_on_a_later_verification() {
+        let mut rng = Rng(99);
+        for alg in [KeyAlgorithm::Sm2, KeyAlgorithm::P256] {
+            let (signer, _) = random_key(alg, &mut rng);
+            let lazy = VerifyingKey::new(signer.public_key())
+                .unwrap()
+                .with_lazy_table();
+            let digest = rng.bytes32();
+            let good = signer.sign_prehash(&digest).unwrap();
+            let mut bad = good;
+            bad.0[5] ^= 0x10;
+            assert_eq!(lazy.verify_digest_reference(&digest, &good), Ok(()));
+            let mut built = vec![];
+            for i in 0..TABLE_AFTER + 2 {
+                built.push(lazy.has_table());
+                let sig = if i % 2 == 0 { good } else { bad };
+                assert_eq!(
+                    lazy.verify_digest(&digest, &sig),
+                    lazy.verify_digest_reference(&digest, &sig)
+                );
+            }
+            let expected: Vec<bool> = (0..TABLE_AFTER + 2).map(|i| i >= TABLE_AFTER).collect();
+            assert_eq!(built, expected);
+            assert!(lazy.has_table());
+            assert_eq!(lazy.verify_digest(&digest, &good), Ok(()));
+        }
     }
 
     #[test]
