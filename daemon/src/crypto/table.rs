@@ -54,19 +54,22 @@ impl<C: FastCurve, const ROW: usize> Table<C, ROW> {
     /// Builds the table for `point`.
     pub fn new(point: &ProjectivePoint<C>) -> Self {
         assert!(ROW.is_power_of_two() && (1..=128).contains(&ROW));
-        let mut rows = Vec::with_capacity(Self::WINDOWS);
+        let mut points = Vec::with_capacity(Self::WINDOWS * ROW);
         let mut base = *point; // 2^(W·i)·P
         for _ in 0..Self::WINDOWS {
-            let mut row = [ProjectivePoint::<C>::IDENTITY; ROW];
             let mut acc = base;
-            for entry in row.iter_mut() {
-                *entry = acc;
+            for _ in 0..ROW {
+                points.push(acc);
                 acc += &base;
             }
-            rows.push(C::normalize(&row));
             // 2^W · base = 2 · (2^(W-1) · base).
-            base = Group::double(&row[ROW - 1]);
+            base = Group::double(&points[points.len() - 1]);
         }
+        let affine = C::normalize(&points);
+        let rows: Vec<[AffinePoint<C>; ROW]> = affine
+            .chunks_exact(ROW)
+            .map(|row| row.try_into().expect("rows of ROW points"))
+            .collect();
         Self {
             rows: rows.into_boxed_slice(),
         }
@@ -180,7 +183,7 @@ fn recode(bytes: &[u8], w: usize) -> [i16; BITS + 1] {
 /// A curve the fast verifier works on: how to normalise points, and its generator table.
 pub trait FastCurve: PrimeCurveParams {
     /// The affine forms of `points`.
-    fn normalize<const N: usize>(points: &[ProjectivePoint<Self>; N]) -> [AffinePoint<Self>; N];
+    fn normalize(points: &[ProjectivePoint<Self>]) -> Vec<AffinePoint<Self>>;
 
     /// The generator's table, built once per process.
     fn g_table() -> &'static Table<Self, G_ROW>;
@@ -188,7 +191,7 @@ pub trait FastCurve: PrimeCurveParams {
 
 impl FastCurve for sm2::Sm2 {
     /// One field inversion for the lot (Montgomery's trick, in `primeorder`).
-    fn normalize<const N: usize>(points: &[ProjectivePoint<Self>; N]) -> [AffinePoint<Self>; N] {
+    fn normalize(points: &[ProjectivePoint<Self>]) -> Vec<AffinePoint<Self>> {
         ProjectivePoint::<Self>::batch_normalize(points)
     }
 
@@ -201,8 +204,8 @@ impl FastCurve for sm2::Sm2 {
 impl FastCurve for p256::NistP256 {
     /// One inversion per point: `p256`'s field elements lack the `Invert` that `primeorder`'s
     /// batch normalisation needs.
-    fn normalize<const N: usize>(points: &[ProjectivePoint<Self>; N]) -> [AffinePoint<Self>; N] {
-        points.map(|p| p.to_affine())
+    fn normalize(points: &[ProjectivePoint<Self>]) -> Vec<AffinePoint<Self>> {
+        points.iter().map(|p| p.to_affine()).collect()
     }
 
     fn g_table() -> &'static Table<Self, G_ROW> {
