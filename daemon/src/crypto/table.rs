@@ -377,6 +377,7 @@ mod tests {
             table.heap_size(),
             52 * 16 * std::mem::size_of::<sm2::AffinePoint>()
         );
+        assert!(table.heap_size() <= 60 * 1024, "{}", table.heap_size());
         for k in [
             sm2::Scalar::ZERO,
             sm2::Scalar::ONE,
