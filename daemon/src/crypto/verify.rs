@@ -2,8 +2,9 @@
 //! with verification keys and Z built once per key and cached.
 //!
 //! Verification uses the precomputed tables of [`super::table`]: the generator's, and for a
-//! key from [`VerifyingKey::cached`] its own (built on the key's second verification). [`VerifyingKey::verify_digest_reference`] keeps
-//! the `sm2`/`p256` crates' generic verification as the reference for tests.
+//! key from [`VerifyingKey::cached`] its own, built after a few verifications (SM2: the second,
+//! P-256: the 32nd; see `FastCurve::TABLE_AFTER`). [`VerifyingKey::verify_digest_reference`]
+//! keeps the `sm2`/`p256` crates' generic verification as the reference for tests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -131,7 +132,7 @@ impl VerifyingKey {
         self
     }
 
-    /// This key with its precomputed table (58.5 KiB) built on its second verification.
+    /// This key with its precomputed table (58.5 KiB) built after a few verifications.
     pub fn with_lazy_table(mut self) -> Self {
         match &mut self.inner {
             Inner::Sm2 { table, .. } => *table = Some(Arc::default()),
@@ -229,7 +230,7 @@ mod tests {
     use super::*;
     use crate::crypto::sm2z::tests::annex_a_point;
     use crate::crypto::soft::SoftSigner;
-    use crate::crypto::table::TABLE_AFTER;
+    use crate::crypto::table::FastCurve;
     use crate::crypto::PrehashSigner;
 
     fn annex_a_sig() -> RawSignature {
@@ -521,7 +522,7 @@ mod tests {
         let digest = keys.0.message_digest(b"message digest");
         assert_eq!(same_verdict(&keys, &digest, &annex_a_sig()), Ok(()));
         let cached = VerifyingKey::cached(keys.0.public_key()).unwrap();
-        for _ in 0..TABLE_AFTER {
+        for _ in 0..sm2::Sm2::TABLE_AFTER {
             cached.verify(b"message digest", &annex_a_sig()).unwrap();
         }
         assert!(cached.has_table());
@@ -543,7 +544,11 @@ mod tests {
             bad.0[5] ^= 0x10;
             assert_eq!(lazy.verify_digest_reference(&digest, &good), Ok(()));
             let mut built = vec![];
-            for i in 0..TABLE_AFTER + 2 {
+            let after = match alg {
+                KeyAlgorithm::Sm2 => sm2::Sm2::TABLE_AFTER,
+                KeyAlgorithm::P256 => p256::NistP256::TABLE_AFTER,
+            };
+            for i in 0..after + 2 {
                 built.push(lazy.has_table());
                 let sig = if i % 2 == 0 { good } else { bad };
                 assert_eq!(
@@ -551,7 +556,7 @@ mod tests {
                     lazy.verify_digest_reference(&digest, &sig)
                 );
             }
-            let expected: Vec<bool> = (0..TABLE_AFTER + 2).map(|i| i >= TABLE_AFTER).collect();
+            let expected: Vec<bool> = (0..after + 2).map(|i| i >= after).collect();
             assert_eq!(built, expected);
             assert!(lazy.has_table());
             assert_eq!(lazy.verify_digest(&digest, &good), Ok(()));
