@@ -178,8 +178,8 @@ fn recode(bytes: &[u8], w: usize) -> [i16; BITS + 1] {
 
 /// A curve the fast verifier works on: how to normalise points, and its generator table.
 pub trait FastCurve: PrimeCurveParams {
-    /// The verification of a cached key that builds its table: about the number of
-    /// verifications without the key's table that cost as much as building it.
+    /// The verification of a cached key that builds its table; later ones use it. Building
+    /// costs as much as several verifications without it, so keys seen once skip it.
     const TABLE_AFTER: u32;
 
     /// The affine forms of `points`.
@@ -190,7 +190,7 @@ pub trait FastCurve: PrimeCurveParams {
 }
 
 impl FastCurve for sm2::Sm2 {
-    /// A table takes ~0.7 ms to build (one batch inversion), ~4 verifications' saving.
+    /// A table takes ~0.7 ms to build (one batch inversion), the saving of ~4 verifications.
     const TABLE_AFTER: u32 = 2;
 
     /// One field inversion for the lot (Montgomery's trick, in `primeorder`).
@@ -205,7 +205,8 @@ impl FastCurve for sm2::Sm2 {
 }
 
 impl FastCurve for p256::NistP256 {
-    /// A table takes ~9 ms to build (one inversion per point), ~70 verifications' saving.
+    /// A table takes ~9 ms to build (one inversion per point), the saving of ~70
+    /// verifications.
     const TABLE_AFTER: u32 = 32;
 
     /// One inversion per point: `p256`'s field elements lack the `Invert` that `primeorder`'s
