@@ -46,7 +46,7 @@ fn bench_z_e(c: &mut Criterion) {
 }
 
 /// Sign and verify for both curves; `verify_msg` is what `openssl speed` times (e from a
-/// 20-byte message, then verify), with our Z cached per key.
+/// 20-byte message, then verify), with our Z and the key's table cached per key.
 fn bench_sign_verify(c: &mut Criterion) {
     for (name, alg) in [("sm2", KeyAlgorithm::Sm2), ("p256", KeyAlgorithm::P256)] {
         let signer = SoftSigner::from_seed(alg, 9);
@@ -62,6 +62,28 @@ fn bench_sign_verify(c: &mut Criterion) {
             b.iter(|| {
                 vk.verify_digest(std::hint::black_box(&digest), &sig)
                     .unwrap()
+            })
+        });
+        // The crates' generic verification, and ours for a key without its table.
+        group.bench_function("verify_prehash_reference", |b| {
+            b.iter(|| {
+                vk.verify_digest_reference(std::hint::black_box(&digest), &sig)
+                    .unwrap()
+            })
+        });
+        let untabled = VerifyingKey::new(signer.public_key()).unwrap();
+        group.bench_function("verify_prehash_no_key_table", |b| {
+            b.iter(|| {
+                untabled
+                    .verify_digest(std::hint::black_box(&digest), &sig)
+                    .unwrap()
+            })
+        });
+        group.bench_function("key_table", |b| {
+            b.iter(|| {
+                VerifyingKey::new(std::hint::black_box(signer.public_key()))
+                    .unwrap()
+                    .with_table()
             })
         });
         group.bench_function("verify_msg", |b| {

@@ -6,6 +6,7 @@ pub mod signer;
 pub mod sm2z;
 #[cfg(any(test, feature = "test-keys"))]
 pub mod soft;
+pub mod table;
 pub mod verify;
 
 pub use digest::{data_digest, data_digest_reader, sha256, sm3, sm3_file, sm3_reader};
