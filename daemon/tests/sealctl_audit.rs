@@ -158,3 +158,95 @@ fn user_commands_issue_list_disable_and_rotate() {
     let missing = sealctl(&["user", "--store", p, "token", "nobody"]);
     assert!(text(&missing.stderr).contains("no identity named"));
 }
+
+/// The chain cannot show that its newest records were cut off; a head noted outside the store
+/// can. Deleting the tail (after dropping the retention trigger, as an intruder with the file
+/// would) leaves a chain that verifies, and `--expect-head` catches it.
+#[test]
+fn a_noted_head_catches_a_cut_off_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seald.db");
+    let append = |n: usize| {
+        let store = Arc::new(Store::open(&path).unwrap());
+        let log = AuditLog::new(store, Arc::new(SystemClock));
+        for i in 0..n {
+            log.append(NewRecord::new(
+                AuditKind::Note,
+                "tester",
+                None,
+                serde_json::json!({ "i": i }),
+            ))
+            .unwrap();
+        }
+    };
+    let p = path.to_str().unwrap();
+    let noted_head = |out: &Output| -> String {
+        let stdout = text(&out.stdout);
+        let label = "head to keep outside the store: ";
+        let at = stdout.find(label).expect("the head to keep is printed") + label.len();
+        stdout[at..].split_whitespace().next().unwrap().to_owned()
+    };
+
+    append(20);
+    let first = sealctl(&["audit", "--store", p, "verify"]);
+    assert!(first.status.success(), "{}", text(&first.stdout));
+    let at_20 = noted_head(&first);
+    assert!(at_20.starts_with("20:"), "{at_20}");
+
+    append(10);
+    let out = sealctl(&["audit", "--store", p, "verify", "--expect-head", &at_20]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains(&format!("noted head {at_20}: present")));
+    let at_30 = noted_head(&out);
+
+    // A head with the right number and another hash: the log was rewritten.
+    let wrong = format!("20:{}", at_30.split_once(':').unwrap().1);
+    let out = sealctl(&["audit", "--store", p, "verify", "--expect-head", &wrong]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("REWRITTEN"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TRIGGER audit_log_retention; DELETE FROM audit_log WHERE seq > 24;")
+        .unwrap();
+    drop(conn);
+    let cut = sealctl(&["audit", "--store", p, "verify"]);
+    assert!(
+        cut.status.success() && text(&cut.stdout).contains("24 records"),
+        "the chain alone still verifies: {}",
+        text(&cut.stdout)
+    );
+    let out = sealctl(&[
+        "audit",
+        "--store",
+        p,
+        "verify",
+        "--expect-head",
+        &at_20,
+        "--expect-head",
+        &at_30,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("noted head {at_20}: present")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "NOTED HEAD {at_30} MISSING: the log ends at record 24"
+        )),
+        "{stdout}"
+    );
+
+    let bad = sealctl(&["audit", "--store", p, "verify", "--expect-head", "30"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("SEQ:HASH"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

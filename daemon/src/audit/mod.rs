@@ -21,7 +21,7 @@ use crate::store::{Store, StoreError};
 
 pub use export::ExportFormat;
 pub use records::SignatureFacts;
-pub use verify::{BreakReason, ChainBreak, VerifyReport};
+pub use verify::{BreakReason, ChainBreak, HeadCheck, NotedHead, VerifyReport};
 
 /// Records younger than this many years may never be deleted.
 pub const RETENTION_YEARS: i32 = 3;
@@ -107,6 +107,22 @@ impl AuditLog {
     /// Recomputes the chain; the report names the first broken record.
     pub fn verify(&self) -> Result<VerifyReport, AuditError> {
         Ok(self.store.read(verify::verify)?)
+    }
+
+    /// Recomputes the chain and looks for heads noted earlier, in one snapshot: a noted head
+    /// that is gone or different shows the newest records were cut off or rewritten.
+    pub fn verify_with_heads(
+        &self,
+        noted: &[NotedHead],
+    ) -> Result<(VerifyReport, Vec<HeadCheck>), AuditError> {
+        Ok(self.store.read(|tx| {
+            let report = verify::verify(tx)?;
+            let checks = noted
+                .iter()
+                .map(|n| verify::check_noted_head(tx, n))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, crate::store::StoreError>((report, checks))
+        })?)
     }
 
     /// Writes the records with `from <= time < to` to `out`; returns how many.

@@ -5,6 +5,7 @@ use time::macros::datetime;
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::store::model::Digest32;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -265,6 +266,32 @@ fn prune_keeps_the_rest_verifiable() {
     assert_eq!(report.anchor.as_ref().unwrap().seq, 10);
     let after = f.log.append(note(99)).unwrap();
     assert_eq!(after.seq, 17); // 11..15 kept, 16 = prune record
+
+    // Heads noted before the prune: pruned ones cannot be checked, the anchor still can.
+    let anchor = report.anchor.clone().unwrap();
+    let at_anchor = NotedHead {
+        seq: anchor.seq,
+        hash: Digest32(anchor.hash.clone().try_into().unwrap()),
+    };
+    let before_anchor = NotedHead {
+        seq: 3,
+        hash: at_anchor.hash,
+    };
+    let latest = NotedHead {
+        seq: after.seq,
+        hash: Digest32(after.hash.clone().try_into().unwrap()),
+    };
+    let (_, checks) = f
+        .log
+        .verify_with_heads(&[before_anchor, at_anchor, latest])
+        .unwrap();
+    assert_eq!(
+        checks,
+        vec![HeadCheck::Pruned, HeadCheck::Present, HeadCheck::Present]
+    );
+    assert_eq!(latest.to_string().parse::<NotedHead>().unwrap(), latest);
+    assert!("17".parse::<NotedHead>().is_err());
+    assert!("0:00".parse::<NotedHead>().is_err());
     let v = f.log.verify().unwrap();
     assert!(v.is_intact(), "{v:?}");
     assert_eq!(

@@ -159,3 +159,73 @@ fn anchor_in(detail: &str) -> Option<AuditAnchor> {
         hash: hex::decode(v.get("anchor_hash")?.as_str()?).ok()?,
     })
 }
+
+/// A chain head noted earlier, as `SEQ:HASH` (what `sealctl audit verify` prints). The chain
+/// alone cannot show that its newest records were cut off; a head kept outside the store can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotedHead {
+    /// The record's sequence number.
+    pub seq: i64,
+    /// Its hash.
+    pub hash: Digest32,
+}
+
+impl std::fmt::Display for NotedHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for NotedHead {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("{s:?} is not SEQ:HASH (e.g. 1042:9f86…, as `sealctl audit verify` prints it)")
+        };
+        let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+        Ok(Self {
+            seq: seq.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?,
+            hash: Digest32::from_hex(hash).map_err(|_| bad())?,
+        })
+    }
+}
+
+/// What became of a noted head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadCheck {
+    /// The record is there with the same hash: nothing up to it was cut off or rewritten.
+    Present,
+    /// The record is gone: the log was cut back to `last_seq`.
+    Missing {
+        /// The newest record left, if any.
+        last_seq: Option<i64>,
+    },
+    /// A record with that number is there, with another hash: the log was rewritten.
+    Replaced,
+    /// The record was pruned (older than the retention period); it can no longer be checked.
+    Pruned,
+}
+
+/// Looks for a noted head in the log (run it with [`verify`] in one snapshot).
+pub fn check_noted_head(tx: &mut dyn Tx, noted: &NotedHead) -> StoreResult<HeadCheck> {
+    if let Some(anchor) = tx.audit_anchor()? {
+        if noted.seq < anchor.seq {
+            return Ok(HeadCheck::Pruned);
+        }
+        if noted.seq == anchor.seq {
+            return Ok(if anchor.hash == noted.hash.0 {
+                HeadCheck::Present
+            } else {
+                HeadCheck::Replaced
+            });
+        }
+    }
+    Ok(match tx.audit_row(noted.seq)? {
+        Some(row) if row.hash == noted.hash.0 => HeadCheck::Present,
+        Some(_) => HeadCheck::Replaced,
+        None => HeadCheck::Missing {
+            last_seq: tx.audit_last()?.map(|(seq, _)| seq),
+        },
+    })
+}

@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 
-use crate::audit::{AuditLog, ExportFormat, NewRecord};
+use crate::audit::{AuditLog, ExportFormat, HeadCheck, NewRecord, NotedHead};
 use crate::clock::SystemClock;
 use crate::identity::Caller;
 use crate::store::model::AuditKind;
@@ -29,8 +29,14 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Recompute the hash chain; name the first broken record (exit status 1 if broken).
-    Verify,
+    /// Recompute the hash chain; name the first broken record (exit status 1 if broken, or if
+    /// a head noted earlier is gone or different).
+    Verify {
+        /// A head printed by an earlier `verify` and kept outside the store: it must still be
+        /// in the log with the same hash, which shows no newer records were cut off. Repeatable.
+        #[arg(long = "expect-head", value_name = "SEQ:HASH")]
+        expect_head: Vec<NotedHead>,
+    },
     /// Write records with FROM <= time < TO as JSON lines or CSV to standard output.
     Export {
         /// Start (RFC 3339, or YYYY-MM-DD meaning 00:00 UTC).
@@ -78,9 +84,9 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     });
     let log = AuditLog::new(store, Arc::new(SystemClock));
     match args.command {
-        AuditCommand::Verify => {
-            let report = log.verify()?;
-            match &report.broken {
+        AuditCommand::Verify { expect_head } => {
+            let (report, checks) = log.verify_with_heads(&expect_head)?;
+            let mut intact = match &report.broken {
                 None => {
                     println!(
                         "chain intact: {} records ({}..{}), head {}",
@@ -97,14 +103,44 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
                             "records up to {a} were pruned; the chain continues from their anchor"
                         );
                     }
-                    Ok(ExitCode::SUCCESS)
+                    if let (Some(seq), Some(hash)) = (report.last_seq, report.head) {
+                        println!(
+                            "head to keep outside the store: {} (a later `verify --expect-head` with it shows whether newer records were cut off)",
+                            NotedHead { seq, hash }
+                        );
+                    }
+                    true
                 }
                 Some(broken) => {
                     println!("CHAIN BROKEN at record {}: {broken}", broken.seq);
                     println!("{} records before it verified", report.records);
-                    Ok(ExitCode::from(1))
+                    false
+                }
+            };
+            for (noted, check) in expect_head.iter().zip(checks) {
+                match check {
+                    HeadCheck::Present => println!("noted head {noted}: present"),
+                    HeadCheck::Pruned => println!(
+                        "noted head {noted}: pruned with the records older than the retention period; not checked"
+                    ),
+                    HeadCheck::Replaced => {
+                        intact = false;
+                        println!("NOTED HEAD {noted} REWRITTEN: record {} has another hash; the log was changed after the head was noted", noted.seq);
+                    }
+                    HeadCheck::Missing { last_seq } => {
+                        intact = false;
+                        println!(
+                            "NOTED HEAD {noted} MISSING: the log ends at record {}; records were cut off after the head was noted",
+                            last_seq.unwrap_or(0)
+                        );
+                    }
                 }
             }
+            Ok(if intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         AuditCommand::Export { from, to, format } => {
             let stdout = std::io::stdout();
