@@ -187,3 +187,31 @@ fn a_removed_token_fails_the_stamp_clearly_until_reinserted_and_logged_in() {
     d.approve_both(id);
     check_signed(&d, &d.wait_final(id), &[digest(8, 2)], 0);
 }
+
+#[test]
+fn the_audit_head_from_the_api_is_checked_by_sealctl() {
+    let d = Deployment::hsm_sim("sansec");
+    assert_eq!(
+        d.call("GET", "/v1/audit/head", Some(Who::Client), None)
+            .status,
+        403
+    );
+    let head = d.call("GET", "/v1/audit/head", Some(Who::Auditor), None);
+    assert_eq!(head.status, 200, "{}", head.body);
+    let head = head.json()["head"].clone();
+    let noted = head["expect_head"].as_str().expect("SEQ:HASH").to_owned();
+    assert_eq!(
+        noted,
+        format!("{}:{}", head["seq"], head["hash"].as_str().unwrap())
+    );
+    let records = d.call("GET", "/v1/audit?limit=1000", Some(Who::Auditor), None);
+    let records = records.json()["records"].as_array().unwrap().clone();
+    let last = records.last().expect("the demo wrote records");
+    assert_eq!(last["seq"], head["seq"]);
+    assert_eq!(last["hash"], head["hash"]);
+    let out = d.sealctl("audit", &["verify", "--expect-head", &noted]);
+    assert!(
+        out.contains(&format!("noted head {noted}: present")),
+        "{out}"
+    );
+}

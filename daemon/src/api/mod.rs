@@ -67,6 +67,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/v1/stamp-requests/{id}/reject", post(stamp::reject))
         .route("/v1/verify", post(verify::verify))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/head", get(audit::head))
         .route("/v1/events", get(events::stream))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

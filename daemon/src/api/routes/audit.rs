@@ -91,3 +91,26 @@ pub async fn list(
     })
     .await
 }
+
+/// `GET /v1/audit/head` (auditor, admin): the newest usage-log record's `SEQ:HASH`, to keep
+/// outside the store; `sealctl audit verify --expect-head` later shows whether anything after
+/// it was cut off or rewritten.
+pub async fn head(State(state): State<SharedState>, auth: Auth) -> Result<Json<Value>, ApiError> {
+    auth.require_any(&[Role::Auditor, Role::Admin])?;
+    blocking(move || {
+        let last = state
+            .services
+            .store
+            .read(|tx| tx.audit_last())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let head = last.map(|(seq, hash)| {
+            json!({
+                "seq": seq,
+                "hash": hex::encode(&hash),
+                "expect_head": format!("{seq}:{}", hex::encode(&hash)),
+            })
+        });
+        Ok::<_, ApiError>(Json(json!({ "head": head })))
+    })
+    .await
+}
