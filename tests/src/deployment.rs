@@ -265,11 +265,19 @@ impl Deployment {
 
     /// Subscribes to `GET /v1/events` as `who`; lines arrive on the channel (bounded reads).
     pub fn subscribe(&self, who: Who) -> mpsc::Receiver<String> {
+        self.subscribe_after(who, None)
+    }
+
+    /// Subscribes as `who`, resuming after the SSE id `last_event_id` if given.
+    pub fn subscribe_after(&self, who: Who, last_event_id: Option<&str>) -> mpsc::Receiver<String> {
         let (tx, rx) = mpsc::channel::<String>();
         let mut stream = std::net::TcpStream::connect(self.daemon.authority()).expect("connect");
+        let resume = last_event_id
+            .map(|id| format!("Last-Event-ID: {id}\r\n"))
+            .unwrap_or_default();
         write!(
             stream,
-            "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
+            "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n{resume}\r\n",
             self.daemon.authority(),
             self.token(who)
         )

@@ -215,3 +215,61 @@ fn the_audit_head_from_the_api_is_checked_by_sealctl() {
         "{out}"
     );
 }
+
+/// The next SSE event on `rx` as (id, name, data); panics after 10 s without one.
+fn next_event(rx: &std::sync::mpsc::Receiver<String>) -> (String, String, String) {
+    let (mut id, mut name, mut data) = (String::new(), String::new(), String::new());
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an SSE event");
+        if line.is_empty() {
+            if !name.is_empty() {
+                return (id, name, data);
+            }
+            continue;
+        }
+        if let Some(v) = line.strip_prefix("id:") {
+            id = v.trim().to_owned();
+        } else if let Some(v) = line.strip_prefix("event:") {
+            name = v.trim().to_owned();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data = v.trim().to_owned();
+        }
+    }
+}
+
+#[test]
+fn a_client_that_reconnects_with_last_event_id_misses_nothing() {
+    let d = Deployment::hsm_sim("sansec");
+    d.login_custodian();
+    let rx = d.subscribe(Who::Approver1);
+    let id = d.request(1, &[digest(7, 1)]);
+    let (seen, name, data) = next_event(&rx);
+    assert_eq!(name, "request-created", "{data}");
+    assert!(!seen.is_empty(), "events carry an id");
+    drop(rx);
+
+    // While the client is away: both approvals and the signature.
+    d.approve_both(id);
+    assert_eq!(d.wait_final(id)["state"], "signed");
+
+    let rx = d.subscribe_after(Who::Approver1, Some(&seen));
+    let mut names = Vec::new();
+    while !names.contains(&"request-signed".to_owned()) {
+        let (_, name, data) = next_event(&rx);
+        assert!(data.contains(&format!("\"request_id\":{id}")), "{data}");
+        names.push(name);
+    }
+    assert_eq!(
+        names,
+        ["request-decided", "request-decided", "request-signed"],
+        "each missed event once, in order"
+    );
+
+    // An id from another run of seald cannot be replayed: the client is told to refetch.
+    let rx = d.subscribe_after(Who::Approver1, Some("1-1"));
+    let (_, name, data) = next_event(&rx);
+    assert_eq!(name, "reset");
+    assert!(data.contains("restarted"), "{data}");
+}

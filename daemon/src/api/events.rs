@@ -1,5 +1,8 @@
 //! Server-sent events: one broadcast of [`Event`]s that requests, seals and devices publish to.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -115,10 +118,42 @@ impl Event {
     }
 }
 
-/// The event broadcaster. Cheap to clone; publishing with no subscriber is not an error.
+/// An event with its number in this run of the daemon (the SSE `id` is `RUN-NUMBER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbered {
+    /// Its number, from 1, in publication order.
+    pub id: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// What a subscriber resuming after `Last-Event-ID` gets.
+#[derive(Debug)]
+pub struct Resumed {
+    /// Set when the missed events cannot be replayed: the client should fetch the state again.
+    pub reset: Option<&'static str>,
+    /// The kept events after the one it saw, oldest first.
+    pub missed: Vec<Numbered>,
+    /// Everything published from now on.
+    pub receiver: broadcast::Receiver<Numbered>,
+}
+
+/// The last events published, for subscribers that reconnect.
+#[derive(Debug)]
+struct Recent {
+    next: u64,
+    kept: VecDeque<Numbered>,
+    capacity: usize,
+}
+
+/// The event broadcaster. Cheap to clone; publishing with no subscriber is not an error. It
+/// keeps the last `capacity` events so a client that reconnects with `Last-Event-ID` misses
+/// nothing.
 #[derive(Debug, Clone)]
 pub struct Events {
-    sender: broadcast::Sender<Event>,
+    sender: broadcast::Sender<Numbered>,
+    recent: Arc<Mutex<Recent>>,
+    run: u64,
 }
 
 impl Default for Events {
@@ -128,21 +163,87 @@ impl Default for Events {
 }
 
 impl Events {
-    /// A broadcaster keeping up to `capacity` events for slow subscribers.
+    /// A broadcaster keeping up to `capacity` events for slow and reconnecting subscribers.
     pub fn new(capacity: usize) -> Self {
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
         Self {
             sender: broadcast::channel(capacity).0,
+            recent: Arc::new(Mutex::new(Recent {
+                next: 1,
+                kept: VecDeque::with_capacity(capacity),
+                capacity,
+            })),
+            run,
         }
     }
 
-    /// Sends an event to every subscriber.
-    pub fn publish(&self, event: Event) {
-        let _ = self.sender.send(event);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new subscription.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    /// Numbers an event, keeps it and sends it to every subscriber.
+    pub fn publish(&self, event: Event) {
+        let mut recent = self.lock();
+        let numbered = Numbered {
+            id: recent.next,
+            event,
+        };
+        recent.next += 1;
+        if recent.kept.len() == recent.capacity {
+            recent.kept.pop_front();
+        }
+        recent.kept.push_back(numbered.clone());
+        // Sent under the lock, so a resuming subscriber sees each event once: kept or sent.
+        let _ = self.sender.send(numbered);
+    }
+
+    /// A new subscription from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Numbered> {
         self.sender.subscribe()
+    }
+
+    /// The SSE id of event `id`: this run and the number.
+    pub fn sse_id(&self, id: u64) -> String {
+        format!("{}-{id}", self.run)
+    }
+
+    /// A subscription that first replays what came after `last_event_id` (an SSE id this
+    /// broadcaster gave), or says why it cannot.
+    pub fn resume(&self, last_event_id: &str) -> Resumed {
+        let recent = self.lock();
+        let receiver = self.sender.subscribe();
+        let seen = last_event_id
+            .trim()
+            .split_once('-')
+            .and_then(|(run, id)| Some((run.parse::<u64>().ok()?, id.parse::<u64>().ok()?)));
+        let oldest = recent.kept.front().map_or(recent.next, |e| e.id);
+        let reset = match seen {
+            None => {
+                Some("Last-Event-ID is not an id of this daemon's events; fetch the state again")
+            }
+            Some((run, _)) if run != self.run => {
+                Some("seald restarted since that event; fetch the state again")
+            }
+            Some((_, id)) if id >= recent.next => {
+                Some("Last-Event-ID is newer than any event sent; fetch the state again")
+            }
+            Some((_, id)) if id + 1 < oldest => {
+                Some("more events came after that one than seald keeps; fetch the state again")
+            }
+            Some(_) => None,
+        };
+        let missed = match (reset, seen) {
+            (None, Some((_, id))) => recent.kept.iter().filter(|e| e.id > id).cloned().collect(),
+            _ => Vec::new(),
+        };
+        Resumed {
+            reset,
+            missed,
+            receiver,
+        }
     }
 
     /// Forwards another broadcast (e.g. the PC/SC watcher's device events) into this one until
@@ -161,5 +262,56 @@ impl Events {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(id: RequestId) -> Event {
+        Event::RequestSigned { request_id: id }
+    }
+
+    #[test]
+    fn a_reconnecting_subscriber_gets_what_it_missed_once() {
+        let events = Events::new(4);
+        events.publish(signed(1));
+        events.publish(signed(2));
+        let mut resumed = events.resume(&events.sse_id(1));
+        assert_eq!(resumed.reset, None);
+        assert_eq!(
+            resumed.missed,
+            vec![Numbered {
+                id: 2,
+                event: signed(2)
+            }]
+        );
+        events.publish(signed(3));
+        assert_eq!(resumed.receiver.try_recv().unwrap().id, 3);
+        assert!(resumed.receiver.try_recv().is_err(), "nothing twice");
+        // Up to date: nothing to replay.
+        assert!(events.resume(&events.sse_id(3)).missed.is_empty());
+    }
+
+    #[test]
+    fn what_cannot_be_replayed_is_a_reset() {
+        let events = Events::new(2);
+        for id in 1..=5 {
+            events.publish(signed(id));
+        }
+        // Kept: 4 and 5. After 3, nothing was dropped; after 2, event 3 was.
+        assert_eq!(events.resume(&events.sse_id(3)).missed.len(), 2);
+        let dropped = events.resume(&events.sse_id(2));
+        assert!(dropped.reset.unwrap().contains("more events"));
+        assert!(dropped.missed.is_empty());
+        let other_run = format!("{}-3", events.run + 1);
+        assert!(events
+            .resume(&other_run)
+            .reset
+            .unwrap()
+            .contains("restarted"));
+        assert!(events.resume(&events.sse_id(9)).reset.is_some());
+        assert!(events.resume("garbage").reset.is_some());
     }
 }
