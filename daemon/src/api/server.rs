@@ -29,7 +29,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
     })?;
     let devices =
         Devices::open(&config.modules).map_err(|e| format!("config key `module`: {e}"))?;
-    let results = LegacyResults::beside(&config.store);
+
     let policy = GuardPolicy::new(
         bound,
         &config.api.allowed_hosts,
@@ -52,7 +52,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
             config.api.rate_limit_per_second,
         ),
         trust,
-        results,
+        legacy_signatures: LegacyResults::beside(&config.store),
         logins: Mutex::new(HashMap::new()),
         signing_keys: Default::default(),
     }))

@@ -34,7 +34,7 @@ pub struct AppState {
     /// Roots for `POST /v1/verify`.
     pub trust: Arc<TrustStore>,
     /// SES_Signatures that a store from before schema 4 kept in files.
-    pub results: LegacyResults,
+    pub legacy_signatures: LegacyResults,
     /// Custody and PIN-change records (PIN age comes from these, never from a stored PIN).
     pub custodians: Custodians,
     /// The `[pin_policy]` of the config: new PINs and PIN age are judged by it.

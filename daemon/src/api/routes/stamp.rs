@@ -89,7 +89,7 @@ fn view(state: &AppState, request: StampRequest) -> Result<RequestView, ApiError
     let signatures = if request.state == RequestState::Signed {
         let kept = state.services.approvals.signatures(request.id)?;
         if kept.is_empty() {
-            state.results.get(request.id).map_err(|e| {
+            state.legacy_signatures.get(request.id).map_err(|e| {
                 ApiError::internal(format!("cannot read the request's signatures: {e}"))
             })?
         } else {
