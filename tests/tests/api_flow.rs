@@ -269,7 +269,13 @@ fn a_client_that_reconnects_with_last_event_id_misses_nothing() {
 
     // An id from another run of seald cannot be replayed: the client is told to refetch.
     let rx = d.subscribe_after(Who::Approver1, Some("1-1"));
-    let (_, name, data) = next_event(&rx);
+    let (reset_id, name, data) = next_event(&rx);
     assert_eq!(name, "reset");
     assert!(data.contains("restarted"), "{data}");
+    let run = |id: &str| id.split_once('-').map(|(run, _)| run.to_owned());
+    assert_eq!(
+        run(&reset_id),
+        run(&seen),
+        "the reset carries an id of this run to resume from"
+    );
 }

@@ -134,6 +134,9 @@ pub struct Resumed {
     pub reset: Option<&'static str>,
     /// The kept events after the one it saw, oldest first.
     pub missed: Vec<Numbered>,
+    /// The number of the newest event published so far (0: none): the id a `reset` carries,
+    /// so the client's next reconnect resumes from here.
+    pub latest: u64,
     /// Everything published from now on.
     pub receiver: broadcast::Receiver<Numbered>,
 }
@@ -242,6 +245,7 @@ impl Events {
         Resumed {
             reset,
             missed,
+            latest: recent.next - 1,
             receiver,
         }
     }
@@ -305,6 +309,9 @@ mod tests {
         let dropped = events.resume(&events.sse_id(2));
         assert!(dropped.reset.unwrap().contains("more events"));
         assert!(dropped.missed.is_empty());
+        // The reset's id lets the next reconnect resume from now on.
+        let after_reset = events.resume(&events.sse_id(dropped.latest));
+        assert_eq!((after_reset.reset, after_reset.missed.len()), (None, 0));
         let other_run = format!("{}-3", events.run + 1);
         assert!(events
             .resume(&other_run)

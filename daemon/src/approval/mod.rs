@@ -292,14 +292,7 @@ fn signing_ticket(
     now: time::OffsetDateTime,
 ) -> Result<SigningTicket, ApprovalError> {
     rules::check_transition(request.id, request.state, RequestState::Signed)?;
-    let seal = load_seal(tx, request.seal_id)?;
-    check_usable(&seal, now.unix_timestamp())?;
-    if let Some(custody) = tx.custody(seal.id)?.filter(|c| c.pin_change_required) {
-        return Err(ApprovalError::PinChangeRequired {
-            seal_id: seal.id,
-            custodian: custody.custodian,
-        });
-    }
+    let seal = seal_that_may_sign(tx, request.seal_id, now.unix_timestamp())?;
     let policy = load_policy(tx, seal.id)?;
     if let Some(hours) = &policy.office_hours {
         rules::check_office_hours(hours, now)?;
@@ -312,6 +305,25 @@ fn signing_ticket(
         client,
         approvers,
     })
+}
+
+/// The seal `seal_id` if it may sign at `now`: usable (active, inside its validity) and no
+/// PIN change owed by a new custodian. Checked before signing and again, in the same
+/// transaction, when the signatures are recorded.
+fn seal_that_may_sign(
+    tx: &mut dyn Tx,
+    seal_id: SealId,
+    now: Timestamp,
+) -> Result<Seal, ApprovalError> {
+    let seal = load_seal(tx, seal_id)?;
+    check_usable(&seal, now)?;
+    if let Some(custody) = tx.custody(seal.id)?.filter(|c| c.pin_change_required) {
+        return Err(ApprovalError::PinChangeRequired {
+            seal_id: seal.id,
+            custodian: custody.custodian,
+        });
+    }
+    Ok(seal)
 }
 
 /// The names of the request's client and of those who approved it.
@@ -563,7 +575,8 @@ impl Approvals {
     ///
     /// The check runs on a read snapshot, so it does not queue behind other writes; only a
     /// request past its time takes the writer, to expire it. What changes after the check (a
-    /// revocation, a rejection) fails the request, and `mark_signed` then refuses it.
+    /// revocation, a custody transfer, the seal's end) is checked again by `mark_signed`, in
+    /// the transaction that would keep the signatures, and it then refuses them.
     pub fn begin_signing(
         &self,
         by: &Caller,
@@ -592,7 +605,7 @@ impl Approvals {
     }
 
     /// Records the signatures of an approved request (every document of the batch) and marks
-    /// it signed, in one transaction: each signature becomes a usage record, the SES_Signatures
+    /// it signed, in one transaction, if its seal may still sign: each signature becomes a usage record, the SES_Signatures
     /// are kept with the request, and all of it is durable (one fsync) before this returns.
     pub fn mark_signed(
         &self,
@@ -602,10 +615,14 @@ impl Approvals {
     ) -> Result<StampRequest, ApprovalError> {
         require_daemon(by)?;
         let actor = by.name();
-        let now_ms = unix_ms(self.clock.now());
+        let now = self.clock.now();
+        let now_ms = unix_ms(now);
         self.store.write(move |tx| {
             let mut request = load_request(tx, id)?;
             rules::check_transition(id, request.state, RequestState::Signed)?;
+            // The seal may have been revoked, suspended or handed over (even directly in the
+            // store) or have ended while the device signed: then nothing is kept.
+            let seal = seal_that_may_sign(tx, request.seal_id, now.unix_timestamp())?;
             let wanted: BTreeSet<Digest32> = request.documents.iter().map(|d| d.digest).collect();
             let mut seen = BTreeSet::new();
             for s in &signed {
@@ -632,7 +649,6 @@ impl Approvals {
                     ),
                 });
             }
-            let seal = load_seal(tx, request.seal_id)?;
             let (client, approvers) = who_asked_and_approved(tx, &request)?;
             let mut by_digest: HashMap<Digest32, Vec<u8>> = signed
                 .into_iter()

@@ -668,3 +668,48 @@ fn a_custody_transfer_holds_signing_until_the_new_custodian_changes_the_pin() {
         .unwrap();
     w.approvals.begin_signing(&Caller::Daemon, r.id).unwrap();
 }
+
+#[test]
+fn what_changes_while_the_device_signs_keeps_nothing() {
+    // Revoked directly in the store (no open request is failed that way) after signing began.
+    let w = world();
+    let r = approved(&w, &[1]);
+    w.approvals.begin_signing(&Caller::Daemon, r.id).unwrap();
+    w.f.registry
+        .change_state(&admin(), w.seal, SealState::Revoked, "key compromised")
+        .unwrap();
+    assert!(matches!(
+        w.approvals
+            .mark_signed(&Caller::Daemon, r.id, signed_all(&r)),
+        Err(ApprovalError::Seal(SealError::NotUsable { .. }))
+    ));
+    assert!(w.approvals.signatures(r.id).unwrap().is_empty());
+    assert_eq!(
+        w.approvals.get(&admin(), r.id).unwrap().state,
+        RequestState::Approved,
+        "the worker marks it failed with the reason"
+    );
+
+    // Handed to a new custodian while signing: held until the new custodian changes the PIN.
+    let w = world();
+    let ids = Identities::new(
+        w.f.store.clone(),
+        w.f.clock.clone(),
+        Arc::new(TokenKey::from_bytes([3; 32])),
+    );
+    caller(&ids, "wang", &[Role::Custodian]);
+    let custodians = crate::custody::Custodians::new(w.f.store.clone(), w.f.clock.clone());
+    let r = approved(&w, &[1]);
+    w.approvals.begin_signing(&Caller::Daemon, r.id).unwrap();
+    custodians.transfer("root", w.seal, "wang").unwrap();
+    assert!(matches!(
+        w.approvals
+            .mark_signed(&Caller::Daemon, r.id, signed_all(&r)),
+        Err(ApprovalError::PinChangeRequired { .. })
+    ));
+    let records = w.f.store.read(|tx| tx.audit_rows(0, 1000)).unwrap();
+    assert!(
+        !records.iter().any(|row| row.kind == "signature"),
+        "no usage record of a signature that was not kept"
+    );
+}

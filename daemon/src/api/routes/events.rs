@@ -39,7 +39,12 @@ pub async fn stream(
             let resumed = events.resume(&last);
             let mut first: Vec<SseEvent> = resumed
                 .reset
-                .map(|why| SseEvent::default().event("reset").data(why))
+                .map(|why| {
+                    SseEvent::default()
+                        .id(events.sse_id(resumed.latest))
+                        .event("reset")
+                        .data(why)
+                })
                 .into_iter()
                 .collect();
             first.extend(resumed.missed.iter().map(|n| sse(&events, n)));
