@@ -638,16 +638,21 @@ fn pin_modes() {
     assert!(pin_needed(&p, Some(0), 900));
 }
 
-#[test]
-fn a_custody_transfer_holds_signing_until_the_new_custodian_changes_the_pin() {
-    let w = world();
+/// The custody records of `w`'s store, with `wang` enrolled as a custodian to hand seals to.
+fn custodians_with_wang(w: &World) -> crate::custody::Custodians {
     let ids = Identities::new(
         w.f.store.clone(),
         w.f.clock.clone(),
         Arc::new(TokenKey::from_bytes([3; 32])),
     );
     caller(&ids, "wang", &[Role::Custodian]);
-    let custodians = crate::custody::Custodians::new(w.f.store.clone(), w.f.clock.clone());
+    crate::custody::Custodians::new(w.f.store.clone(), w.f.clock.clone())
+}
+
+#[test]
+fn a_custody_transfer_holds_signing_until_the_new_custodian_changes_the_pin() {
+    let w = world();
+    let custodians = custodians_with_wang(&w);
     let r = approved(&w, &[1]);
     custodians.transfer("root", w.seal, "wang").unwrap();
     let err = w
@@ -692,13 +697,7 @@ fn what_changes_while_the_device_signs_keeps_nothing() {
 
     // Handed to a new custodian while signing: held until the new custodian changes the PIN.
     let w = world();
-    let ids = Identities::new(
-        w.f.store.clone(),
-        w.f.clock.clone(),
-        Arc::new(TokenKey::from_bytes([3; 32])),
-    );
-    caller(&ids, "wang", &[Role::Custodian]);
-    let custodians = crate::custody::Custodians::new(w.f.store.clone(), w.f.clock.clone());
+    let custodians = custodians_with_wang(&w);
     let r = approved(&w, &[1]);
     w.approvals.begin_signing(&Caller::Daemon, r.id).unwrap();
     custodians.transfer("root", w.seal, "wang").unwrap();
