@@ -32,6 +32,7 @@ use serde_json::Value;
 use crate::bins::bin;
 use crate::daemon::{Daemon, RawResponse};
 use crate::softhsm::{Curve, SoftHsm, LIBRARY, USER_PIN};
+use crate::sse::Events;
 
 /// The demo token's serial.
 pub const SERIAL: &str = "DEMOUKEY00000001";
@@ -263,13 +264,13 @@ impl Deployment {
         );
     }
 
-    /// Subscribes to `GET /v1/events` as `who`; lines arrive on the channel (bounded reads).
-    pub fn subscribe(&self, who: Who) -> mpsc::Receiver<String> {
+    /// Subscribes to `GET /v1/events` as `who` (bounded reads).
+    pub fn subscribe(&self, who: Who) -> Events {
         self.subscribe_after(who, None)
     }
 
     /// Subscribes as `who`, resuming after the SSE id `last_event_id` if given.
-    pub fn subscribe_after(&self, who: Who, last_event_id: Option<&str>) -> mpsc::Receiver<String> {
+    pub fn subscribe_after(&self, who: Who, last_event_id: Option<&str>) -> Events {
         let (tx, rx) = mpsc::channel::<String>();
         let mut stream = std::net::TcpStream::connect(self.daemon.authority()).expect("connect");
         let resume = last_event_id
@@ -299,7 +300,7 @@ impl Deployment {
                 break;
             }
         }
-        rx
+        Events::new(rx)
     }
 
     /// Logs the custodian in with `pin` (or finds the token already logged in).

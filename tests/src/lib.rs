@@ -11,4 +11,5 @@ pub mod pcsc;
 pub mod pty;
 pub mod sealctl;
 pub mod softhsm;
+pub mod sse;
 pub mod stamping;

@@ -3,9 +3,6 @@
 //! `sealctl pin-unblock --daemon`), and PIN-age warnings for an overdue or soon-due PIN. No PIN
 //! used here appears in the daemon's log, the process table or the store.
 
-use std::sync::mpsc::Receiver;
-use std::time::Duration;
-
 use seald_tests::daemon::RawResponse;
 use seald_tests::deployment::{Deployment, Who, SERIAL};
 use seald_tests::stamping::digest;
@@ -81,26 +78,6 @@ fn stamp(d: &Deployment, seal: i64, tag: u8) -> Value {
     d.wait_final(id)
 }
 
-/// Reads SSE lines until one contains all of `needles` after an `event: NAME` line.
-fn expect_event(events: &Receiver<String>, name: &str, needles: &[&str]) -> String {
-    let mut seen = Vec::new();
-    let mut named = false;
-    loop {
-        let line = events
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("no {name} event with {needles:?}; saw {seen:?}"));
-        if line == format!("event: {name}") {
-            named = true;
-        } else if line.starts_with("data:") {
-            if named && needles.iter().all(|n| line.contains(n)) {
-                return line;
-            }
-            named = false;
-        }
-        seen.push(line);
-    }
-}
-
 /// Neither stream of a sealctl run shows any of `pins`.
 fn output_pin_free(out: &std::process::Output, pins: &[&str]) {
     let text = format!(
@@ -172,8 +149,7 @@ fn custody_transfer_over_the_api_forces_a_pin_change() {
     assert_eq!(v["custody"]["assigned_by"], "erin", "{v}");
     assert_eq!(v["custody"]["pin_change_required"], true, "{v}");
     assert!(v["previous_custodian"].is_null(), "{v}");
-    expect_event(
-        &events,
+    events.expect(
         "custody-transferred",
         &[
             "\"seal_id\":1",
@@ -231,8 +207,7 @@ fn custody_transfer_over_the_api_forces_a_pin_change() {
         said.contains("held by frank") && said.contains("from carol"),
         "{said}"
     );
-    expect_event(
-        &events,
+    events.expect(
         "custody-transferred",
         &["\"from\":\"carol\"", "\"to\":\"frank\""],
     );
@@ -383,7 +358,7 @@ fn locked_pin_is_unblocked_with_the_so_pin_over_the_api_and_sealctl() {
         "the unblock restarts the age: {v}"
     );
     pin_free(&r, &[&so, NEW_PIN]);
-    expect_event(&events, "pin-unblocked", &[SERIAL]);
+    events.expect("pin-unblocked", &[SERIAL]);
     let changes = d.audit("pin-change");
     let last = changes.last().expect("a pin-change record");
     assert_eq!(last["detail"]["what"], "unblock", "{last}");
@@ -521,11 +496,7 @@ fn overdue_and_soon_due_pins_are_announced_over_the_api() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["pin_warning"], json!(warning), "{}", r.body);
-    expect_event(
-        &events,
-        "pin-age",
-        &[SERIAL, "past the policy's maximum age"],
-    );
+    events.expect("pin-age", &[SERIAL, "past the policy's maximum age"]);
 
     // Due soon: a change 80 days ago leaves 10 days, inside the 14-day window.
     backdate_pin_change(&d.store(), 80);
@@ -552,7 +523,7 @@ fn overdue_and_soon_due_pins_are_announced_over_the_api() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["pin_warning"], json!(warning), "{}", r.body);
-    expect_event(&events, "pin-age", &[SERIAL, "within 10 days"]);
+    events.expect("pin-age", &[SERIAL, "within 10 days"]);
 
     // A change through the API ends the warnings.
     let pin = body["pin"].as_str().expect("pin").to_owned();

@@ -42,6 +42,46 @@ fn foreign_host_is_refused_against_dns_rebinding() {
 }
 
 #[test]
+fn an_absolute_form_target_is_judged_by_its_own_authority() {
+    let d = daemon();
+    let own = d.authority().to_owned();
+    // RFC 9112 §3.2.2: the target's authority replaces Host, so a foreign one is refused
+    // even under an allowed Host.
+    let r = d.raw(
+        "GET",
+        "http://evil.example/v1/health",
+        &[("Host", &own)],
+        None,
+    );
+    assert_eq!(r.status, 421, "{}", r.body);
+    assert_eq!(r.json()["code"], "host_not_allowed");
+    // The daemon's own authority in the target is served, whatever Host says.
+    let r = d.raw(
+        "GET",
+        &format!("http://{own}/v1/health"),
+        &[("Host", "evil.example")],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn two_host_fields_are_a_bad_request() {
+    let d = daemon();
+    let own = d.authority().to_owned();
+    for hosts in [[own.as_str(), "evil.example"], [own.as_str(), own.as_str()]] {
+        let r = d.raw(
+            "GET",
+            "/v1/health",
+            &[("Host", hosts[0]), ("Host", hosts[1])],
+            None,
+        );
+        assert_eq!(r.status, 400, "{hosts:?}: {}", r.body);
+        assert_eq!(r.json()["code"], "duplicate_host");
+    }
+}
+
+#[test]
 fn foreign_origin_is_refused_and_never_echoed() {
     let r = daemon().raw(
         "GET",

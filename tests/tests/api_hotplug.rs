@@ -4,8 +4,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -46,40 +45,6 @@ fn hsm_sim(conf: &Path, args: &[&str]) {
         "hsm-sim {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Server-sent events of one subscription, line by line.
-struct Events {
-    lines: mpsc::Receiver<String>,
-}
-
-impl Events {
-    fn subscribe(d: &Deployment) -> Self {
-        Self {
-            lines: d.subscribe(Who::Auditor),
-        }
-    }
-
-    /// Waits (bounded) for an event named `name` whose data contains `needle`; returns its data.
-    fn wait(&self, name: &str, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut seen = Vec::new();
-        let mut current = String::new();
-        while Instant::now() < deadline {
-            let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) else {
-                continue;
-            };
-            if let Some(event) = line.strip_prefix("event: ") {
-                current = event.to_owned();
-            } else if let Some(data) = line.strip_prefix("data: ") {
-                if current == name && data.contains(needle) {
-                    return data.to_owned();
-                }
-                seen.push(format!("{current}: {data}"));
-            }
-        }
-        panic!("no {name} event with {needle:?} within 20 s; saw {seen:?}")
-    }
 }
 
 /// The demo token as `GET /v1/devices` shows it, if listed (asserting it is listed at most once).
@@ -131,13 +96,13 @@ fn insert_remove_mid_stamp_and_reinsert() {
     let _reader = reader_lock();
     let d = deployment(SIGN_LATENCY_MS);
     let conf = d.hsm_sim_conf().to_owned();
-    let events = Events::subscribe(&d);
+    let events = d.subscribe(Who::Auditor);
     assert!(listed_token(&d).is_none(), "the token starts ejected");
 
     // Insert: events, a usage record, and the token listed, not logged in.
     let card = VCard::insert(&conf, SERIAL, PORT);
-    events.wait("device-inserted", SERIAL);
-    events.wait("pcsc", "card-inserted");
+    events.expect("device-inserted", &[SERIAL]);
+    events.expect("pcsc", &["card-inserted"]);
     wait_listed(&d, true);
     assert_eq!(listed_token(&d).expect("listed")["logged_in"], false);
     wait_until("a device insertion record", || {
@@ -174,7 +139,7 @@ fn insert_remove_mid_stamp_and_reinsert() {
             .is_some_and(|f| f.contains("removed")),
         "{failed:?}"
     );
-    events.wait("device-removed", SERIAL);
+    events.expect("device-removed", &[SERIAL]);
     wait_listed(&d, false);
     wait_until("a device removal record", || {
         device_records(&d, "removed") == 1
@@ -192,7 +157,7 @@ fn insert_remove_mid_stamp_and_reinsert() {
 
     // Reinsert: the login is gone; a stamp fails until a custodian logs in again.
     let card = VCard::insert(&conf, SERIAL, PORT);
-    events.wait("device-inserted", SERIAL);
+    events.expect("device-inserted", &[SERIAL]);
     wait_listed(&d, true);
     assert_eq!(listed_token(&d).expect("listed")["logged_in"], false);
     let id = approved(&d, 0x41, 3);

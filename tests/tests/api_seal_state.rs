@@ -2,8 +2,6 @@
 //! an approval stops that stamp: the request fails with the reason, the second approval is
 //! refused, nothing is signed; `seal-state` goes out on the events stream; the usage log keeps it.
 
-use std::time::Duration;
-
 use seald_tests::bins::bin;
 use seald_tests::deployment::{Deployment, Who};
 use seald_tests::stamping::digest;
@@ -82,16 +80,11 @@ fn revocation_in_the_middle_of_an_approval_stops_that_stamp() {
     assert_eq!(r.json()["code"], "seal_not_usable");
 
     // The events stream told of it.
-    let mut seen = Vec::new();
-    let told = |seen: &[String], kind: &str| seen.iter().any(|l| l == &format!("event: {kind}"));
-    let reason = |seen: &[String]| seen.iter().any(|l| l.contains("key compromised"));
-    while !(told(&seen, "seal-state") && told(&seen, "request-failed") && reason(&seen)) {
-        let line = events
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("no seal-state or request-failed event; saw {seen:?}"));
-        if line.starts_with("event:") || line.starts_with("data:") {
-            seen.push(line);
-        }
+    let (mut revoked, mut failed) = (false, false);
+    while !(revoked && failed) {
+        let e = events.next_of(&["seal-state", "request-failed"]);
+        revoked |= e.name == "seal-state" && e.data.contains("revoked");
+        failed |= e.name == "request-failed" && e.data.contains("key compromised");
     }
 }
 
@@ -181,12 +174,7 @@ fn sealctl_changes_state_through_the_daemon_with_a_private_token_file() {
     // The running daemon announced both changes.
     let mut states = Vec::new();
     while states.len() < 2 {
-        let line = events
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("seal-state events missing; saw {states:?}"));
-        if line.starts_with("data:") && line.contains("seal-state") {
-            states.push(line);
-        }
+        states.push(events.next_of(&["seal-state"]).data);
     }
     assert!(
         states[0].contains("suspended") && states[1].contains("active"),

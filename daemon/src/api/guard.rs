@@ -54,11 +54,18 @@ impl GuardPolicy {
         }
     }
 
-    fn host_allowed(&self, headers: &HeaderMap) -> bool {
-        headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .is_some_and(|h| self.hosts.contains(&h.to_ascii_lowercase()))
+    /// Whether the request names an allowed authority. An absolute-form target
+    /// (`GET http://host:port/path`) names it in the target, which replaces `Host`
+    /// (RFC 9112 §3.2.2); otherwise the one `Host` field names it.
+    fn host_allowed(&self, request: &Request) -> bool {
+        let authority = match request.uri().authority() {
+            Some(authority) => Some(authority.as_str()),
+            None => request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok()),
+        };
+        authority.is_some_and(|a| self.hosts.contains(&a.to_ascii_lowercase()))
     }
 
     fn origin_allowed(&self, origin: &HeaderValue) -> bool {
@@ -97,7 +104,16 @@ pub async fn guard(
     next: Next,
 ) -> Response {
     let headers = request.headers();
-    if !policy.host_allowed(headers) {
+    if headers.get_all(header::HOST).iter().nth(1).is_some() {
+        // RFC 9112 §3.2: a request with more than one Host field is answered 400.
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "duplicate_host",
+            "the request has more than one Host header; send exactly one",
+        )
+        .into_response();
+    }
+    if !policy.host_allowed(&request) {
         return ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
             "host_not_allowed",
