@@ -116,6 +116,13 @@ impl TokenOwner {
         self.lock().generation
     }
 
+    /// Sessions not lent out now (idle, or not yet opened): how many more signatures the token
+    /// could make at once.
+    pub fn free_sessions(&self) -> usize {
+        let pool = self.lock();
+        self.capacity - (pool.open - pool.idle.len())
+    }
+
     /// Sessions open now (idle and lent out); zero after a reset until the next use.
     pub fn open_sessions(&self) -> usize {
         self.lock().open

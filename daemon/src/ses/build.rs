@@ -186,28 +186,80 @@ pub fn build_signature(
     req: &SignRequest<'_>,
     signer: &dyn PrehashSigner,
 ) -> Result<SesSignature, BuildError> {
-    if req.seal.version != FormatVersion::V4 {
-        return Err(BuildError::Unsupported("GM/T 0031 v1 seals are read-only"));
+    DocumentSigner::new(req.seal, req.signer_cert, signer)?.sign(
+        req.time_info,
+        req.data_hash,
+        req.property_info,
+        req.ext_datas,
+    )
+}
+
+/// One seal and one signing key, checked once (v4 seal, certificate of that key), for
+/// signing any number of documents: a batch parses the certificate once, not per document.
+/// `Sync`, so a batch can sign on several threads (a cipher machine's sessions).
+pub struct DocumentSigner<'a> {
+    seal: &'a Seal,
+    signer_cert: &'a [u8],
+    signer: &'a dyn PrehashSigner,
+    signature_oid: Vec<u8>,
+}
+
+impl std::fmt::Debug for DocumentSigner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentSigner")
+            .field("es_id", &self.seal.info.es_id)
+            .field("key", self.signer.public_key())
+            .finish_non_exhaustive()
     }
-    check_cert_key(req.signer_cert, signer)?;
-    let mut parts = vec![
-        write::int(4),
-        req.seal.der.clone(),
-        write::generalized_time(req.time_info),
-        write::bits(req.data_hash),
-        ia5("propertyInfo", req.property_info)?,
-    ];
-    if let Some(list) = req.ext_datas {
-        parts.push(write::constructed(tag::CONTEXT_0, &[&ext_datas(list)?]));
+}
+
+impl<'a> DocumentSigner<'a> {
+    /// Checks that `seal` is v4 and `signer_cert` holds `signer`'s public key.
+    pub fn new(
+        seal: &'a Seal,
+        signer_cert: &'a [u8],
+        signer: &'a dyn PrehashSigner,
+    ) -> Result<Self, BuildError> {
+        if seal.version != FormatVersion::V4 {
+            return Err(BuildError::Unsupported("GM/T 0031 v1 seals are read-only"));
+        }
+        check_cert_key(signer_cert, signer)?;
+        Ok(Self {
+            seal,
+            signer_cert,
+            signer,
+            signature_oid: oid(signature_oid(signer.public_key().algorithm))?,
+        })
     }
-    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-    let tbs = write::seq(&refs);
-    let sig = sign_message(signer, &tbs)?;
-    let der = write::seq(&[
-        &tbs,
-        &write::octets(req.signer_cert),
-        &oid(signature_oid(signer.public_key().algorithm))?,
-        &write::bits(&sig.to_der()),
-    ]);
-    Ok(SesSignature::parse(&der)?)
+
+    /// Builds and signs one SES_Signature (dataHash, timeInfo, propertyInfo, extDatas); the
+    /// device's signature is verified before the result is returned.
+    pub fn sign(
+        &self,
+        time_info: OffsetDateTime,
+        data_hash: &[u8],
+        property_info: &str,
+        extensions: Option<&[ExtData]>,
+    ) -> Result<SesSignature, BuildError> {
+        let mut parts = vec![
+            write::int(4),
+            self.seal.der.clone(),
+            write::generalized_time(time_info),
+            write::bits(data_hash),
+            ia5("propertyInfo", property_info)?,
+        ];
+        if let Some(list) = extensions {
+            parts.push(write::constructed(tag::CONTEXT_0, &[&ext_datas(list)?]));
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let tbs = write::seq(&refs);
+        let sig = sign_message(self.signer, &tbs)?;
+        let der = write::seq(&[
+            &tbs,
+            &write::octets(self.signer_cert),
+            &self.signature_oid,
+            &write::bits(&sig.to_der()),
+        ]);
+        Ok(SesSignature::parse(&der)?)
+    }
 }

@@ -11,7 +11,8 @@ use crate::cert::testing::{parties, Parties};
 use crate::crypto::soft::SoftSigner;
 use crate::crypto::{data_digest, KeyAlgorithm, PrehashSigner};
 
-fn seal_info(p: &Parties) -> SealInfo {
+/// A v4 seal's info for `p`'s signer (also used by the stamp batch tests).
+pub(crate) fn seal_info(p: &Parties) -> SealInfo {
     SealInfo {
         header: Header {
             id: "ES".into(),

@@ -8,7 +8,8 @@ mod types;
 pub mod verify;
 
 pub use build::{
-    build_seal, build_signature, encode_seal_info, sign_message, BuildError, SignRequest,
+    build_seal, build_signature, encode_seal_info, sign_message, BuildError, DocumentSigner,
+    SignRequest,
 };
 pub use ofd::{verify_ofd, OfdError, OfdOutcome, OfdSignature};
 pub use parse::{detect, ObjectKind, ParseError};
@@ -18,7 +19,7 @@ pub use verify::{
 };
 
 #[cfg(test)]
-mod build_tests;
+pub(crate) mod build_tests;
 #[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]

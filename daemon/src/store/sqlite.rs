@@ -262,6 +262,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let reader = Connection::open(path)?;
     reader.busy_timeout(std::time::Duration::from_secs(10))?;
     reader.pragma_update(None, "query_only", true)?;
+    reader.set_prepared_statement_cache_capacity(64);
     Ok(reader)
 }
 
@@ -427,6 +428,22 @@ struct SqliteTx<'a> {
     /// The last usage-log record's `(seq, hash)`, when known to be current in this
     /// transaction: what [`Tx::audit_last`] would read.
     head: &'a mut Option<(i64, Vec<u8>)>,
+}
+
+/// Every statement comes from the connection's cache: parsing the SQL again each time cost
+/// about as much as running a small statement.
+impl SqliteTx<'_> {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.conn.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.conn.prepare_cached(sql)?.query_row(params, f)
+    }
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> rusqlite::Error {
@@ -607,7 +624,7 @@ impl Tx for SqliteTx<'_> {
         token_hash: &[u8],
         at: Timestamp,
     ) -> StoreResult<IdentityId> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO identities (name, roles, token_hash, disabled, created_at) VALUES (?1, ?2, ?3, 0, ?4)",
             params![name, roles_text(roles), token_hash, at],
         )?;
@@ -616,12 +633,12 @@ impl Tx for SqliteTx<'_> {
 
     fn identity(&mut self, id: IdentityId) -> StoreResult<Option<Identity>> {
         let sql = format!("SELECT {IDENTITY_COLS} FROM identities WHERE id = ?1");
-        Ok(self.conn.query_row(&sql, [id], identity_row).optional()?)
+        Ok(self.row(&sql, [id], identity_row).optional()?)
     }
 
     fn identity_by_name(&mut self, name: &str) -> StoreResult<Option<Identity>> {
         let sql = format!("SELECT {IDENTITY_COLS} FROM identities WHERE name = ?1");
-        Ok(self.conn.query_row(&sql, [name], identity_row).optional()?)
+        Ok(self.row(&sql, [name], identity_row).optional()?)
     }
 
     fn identity_by_token_hash(&mut self, hash: &[u8]) -> StoreResult<Option<(Identity, Vec<u8>)>> {
@@ -635,13 +652,13 @@ impl Tx for SqliteTx<'_> {
 
     fn identities(&mut self) -> StoreResult<Vec<Identity>> {
         let sql = format!("SELECT {IDENTITY_COLS} FROM identities ORDER BY name");
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([], identity_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn set_identity_disabled(&mut self, id: IdentityId, disabled: bool) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE identities SET disabled = ?2 WHERE id = ?1",
             params![id, disabled],
         )?;
@@ -649,7 +666,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn set_token_hash(&mut self, id: IdentityId, hash: &[u8]) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE identities SET token_hash = ?2 WHERE id = ?1",
             params![id, hash],
         )?;
@@ -657,7 +674,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_seal(&mut self, s: &Seal) -> StoreResult<SealId> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO seals (kind, organisation, name, image_format, image, width_mm, height_mm, \
              es_id, device_serial, key_id, certificate, cert_org, cert_cn, cert_serial, \
              cert_not_before, cert_not_after, valid_from, valid_to, state, state_changed_at, \
@@ -693,12 +710,12 @@ impl Tx for SqliteTx<'_> {
 
     fn seal(&mut self, id: SealId) -> StoreResult<Option<Seal>> {
         let sql = format!("SELECT {SEAL_COLS} FROM seals WHERE id = ?1");
-        Ok(self.conn.query_row(&sql, [id], seal_row).optional()?)
+        Ok(self.row(&sql, [id], seal_row).optional()?)
     }
 
     fn seals(&mut self) -> StoreResult<Vec<Seal>> {
         let sql = format!("SELECT {SEAL_COLS} FROM seals ORDER BY id");
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([], seal_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -715,7 +732,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn set_seal_state(&mut self, id: SealId, state: SealState, at: Timestamp) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE seals SET state = ?2, state_changed_at = ?3 WHERE id = ?1",
             params![id, state.as_str(), at],
         )?;
@@ -723,7 +740,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn set_ses_seal(&mut self, id: SealId, der: &[u8]) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE seals SET ses_seal = ?2 WHERE id = ?1",
             params![id, der],
         )?;
@@ -731,7 +748,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_seal_event(&mut self, e: &SealEvent) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO seal_events (seal_id, from_state, to_state, reason, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![e.seal_id, e.from.map(|s| s.as_str()), e.to.as_str(), e.reason, e.actor, e.at],
         )?;
@@ -739,7 +756,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn seal_events(&mut self, id: SealId) -> StoreResult<Vec<SealEvent>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT seal_id, from_state, to_state, reason, actor, at FROM seal_events WHERE seal_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([id], |row| {
@@ -759,7 +776,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn put_policy(&mut self, policy: &Policy, at: Timestamp) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO policies (seal_id, body, updated_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT(seal_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
             params![policy.seal_id, to_json(policy)?, at],
@@ -779,7 +796,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_request(&mut self, r: &StampRequest) -> StoreResult<RequestId> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO stamp_requests (seal_id, requester, documents, doc_count, purpose, origin, \
              state, created_at, expires_at, updated_at, failure) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -802,7 +819,7 @@ impl Tx for SqliteTx<'_> {
 
     fn request(&mut self, id: RequestId) -> StoreResult<Option<StampRequest>> {
         let sql = format!("SELECT {REQUEST_COLS} FROM stamp_requests WHERE id = ?1");
-        let found = self.conn.query_row(&sql, [id], request_row).optional()?;
+        let found = self.row(&sql, [id], request_row).optional()?;
         Ok(match found {
             Some(r) => self.with_votes(vec![r])?.pop(),
             None => None,
@@ -811,7 +828,7 @@ impl Tx for SqliteTx<'_> {
 
     fn requests_in_state(&mut self, state: RequestState) -> StoreResult<Vec<StampRequest>> {
         let sql = format!("SELECT {REQUEST_COLS} FROM stamp_requests WHERE state = ?1 ORDER BY id");
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
             .query_map([state.as_str()], request_row)?
             .collect::<Result<Vec<_>, _>>()?;
@@ -825,7 +842,7 @@ impl Tx for SqliteTx<'_> {
         at: Timestamp,
         failure: Option<&str>,
     ) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE stamp_requests SET state = ?2, updated_at = ?3, failure = COALESCE(?4, failure) WHERE id = ?1",
             params![id, state.as_str(), at, failure],
         )?;
@@ -833,7 +850,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_vote(&mut self, request: RequestId, v: &Vote) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO votes (request_id, approver, approve, comment, at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![request, v.approver, v.approve, v.comment, v.at],
         )?;
@@ -888,7 +905,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn documents_requested_since(&mut self, seal_id: SealId, since: Timestamp) -> StoreResult<u64> {
-        let n: i64 = self.conn.query_row(
+        let n: i64 = self.row(
             "SELECT COALESCE(SUM(doc_count), 0) FROM stamp_requests WHERE seal_id = ?1 \
              AND created_at >= ?2 AND state IN ('pending', 'approved', 'signed')",
             params![seal_id, since],
@@ -960,7 +977,7 @@ impl Tx for SqliteTx<'_> {
 
     fn audit_row(&mut self, seq: i64) -> StoreResult<Option<AuditRow>> {
         let sql = format!("SELECT {AUDIT_COLS} FROM audit_log WHERE seq = ?1");
-        Ok(self.conn.query_row(&sql, [seq], audit_row).optional()?)
+        Ok(self.row(&sql, [seq], audit_row).optional()?)
     }
 
     fn audit_last_before(&mut self, before_ms: i64) -> StoreResult<Option<AuditRow>> {
@@ -992,7 +1009,7 @@ impl Tx for SqliteTx<'_> {
 
     fn set_audit_anchor(&mut self, a: &AuditAnchor) -> StoreResult<()> {
         *self.head = None;
-        self.conn.execute(
+        self.exec(
             "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?1, ?2) \
              ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
             params![a.seq, a.hash],
@@ -1021,7 +1038,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn put_custody(&mut self, c: &Custody) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO seal_custody (seal_id, custodian, assigned_by, assigned_at, pin_change_required) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(seal_id) DO UPDATE SET custodian = ?2, \
              assigned_by = ?3, assigned_at = ?4, pin_change_required = ?5",
@@ -1031,7 +1048,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn clear_pin_change_required(&mut self, device_serial: &str) -> StoreResult<u64> {
-        let n = self.conn.execute(
+        let n = self.exec(
             "UPDATE seal_custody SET pin_change_required = 0 WHERE pin_change_required = 1 \
              AND seal_id IN (SELECT id FROM seals WHERE device_serial = ?1)",
             [device_serial],
