@@ -308,3 +308,42 @@ fn refusals_have_codes_sign_nothing_and_are_logged() {
     let out = d.sealctl("audit", &["verify"]);
     assert!(out.contains("chain intact"), "{out}");
 }
+
+#[test]
+fn an_approver_of_another_seal_learns_nothing_by_voting() {
+    let d = Deployment::hsm_sim("sansec");
+    let id = d.request(1, &[digest(7, 9)]);
+    let hidden = d.call(
+        "GET",
+        &format!("/v1/stamp-requests/{id}"),
+        Some(Who::Dual),
+        None,
+    );
+    refused(&hidden, 404, "request_not_found", &id.to_string());
+    // dave approves seal 2, not seal 1: approve and reject answer as GET does, naming
+    // neither the seal nor the state.
+    for verb in ["approve", "reject"] {
+        let r = d.call(
+            "POST",
+            &format!("/v1/stamp-requests/{id}/{verb}"),
+            Some(Who::Dual),
+            Some(&serde_json::json!({"comment": "curious"})),
+        );
+        assert_eq!(
+            (r.status, r.json()),
+            (hidden.status, hidden.json()),
+            "{verb}"
+        );
+    }
+    assert_eq!(
+        d.call(
+            "GET",
+            &format!("/v1/stamp-requests/{id}"),
+            Some(Who::Client),
+            None
+        )
+        .json()["votes"],
+        serde_json::json!([]),
+        "no vote was recorded"
+    );
+}

@@ -502,10 +502,18 @@ impl Approvals {
     ) -> Result<StampRequest, ApprovalError> {
         by.require(Role::Approver)?;
         let approver = user(by)?.clone();
+        let caller = by.clone();
         let comment = comment.to_owned();
         let now_ms = unix_ms(self.clock.now());
         finish(self.store.write(move |tx| {
             let mut request = load_request(tx, id)?;
+            // A request the caller may not see is answered as `GET` answers it: not found,
+            // before anything about its seal or state is told (or changed).
+            let policy = tx.policy(request.seal_id)?;
+            if !visible(&caller, &request, policy.as_ref()) {
+                return Err(ApprovalError::NotFound(id));
+            }
+            let policy = policy.ok_or(ApprovalError::NoPolicy(request.seal_id))?;
             if expire_if_due(tx, &mut request, now_ms)? {
                 return Ok(Step::ExpiredNow(id));
             }
@@ -514,7 +522,6 @@ impl Approvals {
                 Decision::Reject => RequestState::Rejected,
             };
             rules::check_transition(id, request.state, target)?;
-            let policy = load_policy(tx, request.seal_id)?;
             if !policy.approvers.contains(&approver.id) {
                 return Err(ApprovalError::NotAnApprover {
                     who: approver.name,

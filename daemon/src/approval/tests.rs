@@ -237,11 +237,19 @@ fn only_listed_clients_and_approvers() {
         "{err}"
     );
     let r = ask(&w, &[1]).unwrap();
+    // An approver of another seal learns nothing of the request: the answer is GET's.
     let err = w
         .approvals
         .decide(&w.stranger, r.id, Decision::Approve, "")
         .unwrap_err();
-    assert!(matches!(err, ApprovalError::NotAnApprover { .. }), "{err}");
+    let hidden = w.approvals.get(&w.stranger, r.id).unwrap_err();
+    assert!(matches!(err, ApprovalError::NotFound(_)), "{err}");
+    assert_eq!(err.to_string(), hidden.to_string());
+    let err = w
+        .approvals
+        .decide(&w.stranger, r.id + 1000, Decision::Reject, "")
+        .unwrap_err();
+    assert!(matches!(err, ApprovalError::NotFound(_)), "{err}");
     // A client cannot approve, an approver cannot ask.
     assert!(matches!(
         w.approvals.decide(&w.client, r.id, Decision::Approve, ""),
