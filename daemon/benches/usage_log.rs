@@ -87,6 +87,59 @@ fn bench_append(c: &mut Criterion) {
     group.finish();
 }
 
+/// Appends `total` records from `tasks` concurrent tasks on a two-thread runtime, as the API's
+/// handlers do (`append_async`: no thread waits per record); returns the wall time.
+fn append_async_from(
+    runtime: &tokio::runtime::Runtime,
+    log: &Arc<AuditLog>,
+    tasks: u64,
+    total: u64,
+) -> Duration {
+    let per = total.div_ceil(tasks);
+    let start = Instant::now();
+    runtime.block_on(async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    for i in 0..per {
+                        log.append_async(stamp_record(t * per + i)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    start.elapsed()
+}
+
+fn bench_append_async(c: &mut Criterion) {
+    let dir = bench_dir();
+    let store = Arc::new(Store::open(dir.path().join("seald.db")).unwrap());
+    let log = Arc::new(AuditLog::new(store.clone(), Arc::new(SystemClock)));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("usage_log/append_async");
+    group.throughput(Throughput::Elements(1));
+    for tasks in [8u64, 64, 256, 1024] {
+        let before = store.stats();
+        group.bench_with_input(BenchmarkId::new("tasks", tasks), &tasks, |b, &t| {
+            b.iter_custom(|iters| append_async_from(&runtime, &log, t, iters.max(t)))
+        });
+        let after = store.stats();
+        let (writes, commits) = (after.writes - before.writes, after.commits - before.commits);
+        eprintln!(
+            "usage_log async, {tasks} tasks: {writes} records in {commits} commits ({:.1} per commit)",
+            writes as f64 / commits.max(1) as f64
+        );
+    }
+    group.finish();
+}
+
 /// The floor under one commit: a 4 KiB write and `fdatasync` (SQLite's WAL commit is at least
 /// one of these).
 fn bench_fsync(c: &mut Criterion) {
@@ -104,6 +157,6 @@ fn bench_fsync(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = quick();
-    targets = bench_fsync, bench_append
+    targets = bench_fsync, bench_append, bench_append_async
 }
 criterion_main!(benches);

@@ -50,9 +50,7 @@ async fn handle(state: &SharedState, change: DeviceEvent) {
             what,
             &card.map(|c| c.atr.clone()).unwrap_or_default(),
         );
-        let audit = state.services.audit.clone();
-        let written = tokio::task::spawn_blocking(move || audit.append(record)).await;
-        if !matches!(written, Ok(Ok(_))) {
+        if state.services.audit.append_async(record).await.is_err() {
             tracing::error!(token = %serial, "could not write the usage record of a device {what} event");
         }
     }

@@ -109,10 +109,8 @@ async fn log_refusals(
         );
         tracing::info!(%method, %path, status = response.status().as_u16(), code = refused.code, caller = %who, "refused");
         let audit = state.services.audit.clone();
-        match tokio::task::spawn_blocking(move || audit.append(record)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot log a refusal"),
-            Err(e) => tracing::error!(error = %e, "cannot log a refusal"),
+        if let Err(e) = audit.append_async(record).await {
+            tracing::error!(error = %e, "cannot log a refusal");
         }
     }
     response

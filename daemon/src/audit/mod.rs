@@ -104,6 +104,15 @@ impl AuditLog {
             .write(move |tx| Ok(chain::append_prepared(tx, record, unix_ms(clock.now()))?))
     }
 
+    /// [`AuditLog::append`] for async callers: the task, not a thread, waits for the commit.
+    pub async fn append_async(&self, record: NewRecord) -> Result<AuditRow, AuditError> {
+        let record = chain::PreparedRecord::new(&record);
+        let clock = self.clock.clone();
+        self.store
+            .write_async(move |tx| Ok(chain::append_prepared(tx, record, unix_ms(clock.now()))?))
+            .await
+    }
+
     /// Recomputes the chain; the report names the first broken record.
     pub fn verify(&self) -> Result<VerifyReport, AuditError> {
         Ok(self.store.read(verify::verify)?)

@@ -384,3 +384,38 @@ fn store_files_are_private() {
         assert_eq!(mode, 0o600, "{p:?}");
     }
 }
+
+#[test]
+fn async_appends_from_many_tasks_chain_with_blocking_ones() {
+    let f = fixture();
+    let log = Arc::new(f.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let rows = runtime.block_on(async {
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append_async(note(i)).await.unwrap() })
+            })
+            .collect();
+        let mut rows = Vec::new();
+        for t in tasks {
+            rows.push(t.await.unwrap());
+        }
+        rows
+    });
+    log.append(note(64)).unwrap();
+    let mut seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=64).collect::<Vec<_>>(), "each acknowledged once");
+    let report = log.verify().unwrap();
+    assert_eq!(report.records, 65);
+    assert!(report.broken.is_none(), "{report:?}");
+    // Acknowledged means committed: a fresh connection sees every record.
+    let n: i64 = raw(&f.path)
+        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 65);
+}

@@ -158,9 +158,9 @@ impl Store {
     /// Runs `f` in a write transaction and returns once that transaction is durable.
     ///
     /// Concurrent calls are committed together. If `f` fails, its changes are rolled back
-    /// (and only its own). Blocking: call from `spawn_blocking` in async code. Never do slow
-    /// work (device signing) inside `f`, and never call the store from inside `f` (a nested
-    /// write would wait for itself).
+    /// (and only its own). Blocking: call from `spawn_blocking` in async code, or use
+    /// [`Store::write_async`]. Never do slow work (device signing) inside `f`, and never call
+    /// the store from inside `f` (a nested write would wait for itself).
     pub fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -168,6 +168,40 @@ impl Store {
         F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     {
         let (done, wait) = mpsc::sync_channel::<Result<T, E>>(1);
+        self.submit(f, move |outcome| {
+            let _ = done.send(outcome);
+        })?;
+        wait.recv()
+            .map_err(|_| E::from(StoreError::WriterStopped))?
+    }
+
+    /// [`Store::write`] for async callers: no thread waits for the commit, the task is woken
+    /// when its transaction is durable. `f` runs on the writer thread as with `write`.
+    pub async fn write_async<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        let (done, wait) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        self.submit(f, move |outcome| {
+            let _ = done.send(outcome);
+        })?;
+        wait.await.map_err(|_| E::from(StoreError::WriterStopped))?
+    }
+
+    /// Queues `f` for the writer; `deliver` gets its result once the batch it ran in is
+    /// committed (or the commit's error).
+    fn submit<T, E, F>(
+        &self,
+        f: F,
+        deliver: impl FnOnce(Result<T, E>) + Send + 'static,
+    ) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
         let slot = Arc::new(Mutex::new(None::<Result<T, E>>));
         let filled = slot.clone();
         let job = Job {
@@ -179,14 +213,13 @@ impl Store {
             }),
             complete: Box::new(move |commit| {
                 let result = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                let outcome = match (commit, result) {
+                deliver(match (commit, result) {
                     (Ok(()), Some(result)) => result,
                     (Err(e), _) => Err(E::from(e)),
                     (Ok(()), None) => {
                         Err(E::from(StoreError::Failed("the write did not run".into())))
                     }
-                };
-                let _ = done.send(outcome);
+                });
             }),
         };
         let sender = self
@@ -195,9 +228,7 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or(StoreError::WriterStopped)?;
-        sender.send(job).map_err(|_| StoreError::WriterStopped)?;
-        wait.recv()
-            .map_err(|_| E::from(StoreError::WriterStopped))?
+        sender.send(job).map_err(|_| StoreError::WriterStopped)
     }
 
     /// Runs `f` on a consistent read-only snapshot. Writes through the `Tx` fail.
