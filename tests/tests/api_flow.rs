@@ -135,13 +135,39 @@ fn openapi_documents_every_route_the_daemon_serves() {
             );
         }
     }
-    for (method, path) in seald::api::openapi::ROUTES {
+    for (method, path, _) in seald::api::openapi::ROUTES {
         assert!(
             doc["paths"][path][method].is_object(),
             "{method} {path} undocumented"
         );
     }
     assert_eq!(documented, seald::api::openapi::ROUTES.len());
+    // The served document (generated from the handlers) has a request-body schema for every
+    // route that takes JSON, and every `$ref` in it resolves.
+    assert_eq!(
+        seald::api::openapi::problems(&doc),
+        Vec::<String>::new(),
+        "the served OpenAPI document"
+    );
+    let operation = &doc["paths"]["/v1/stamp-requests"]["post"];
+    assert_eq!(
+        operation["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/CreateBody"
+    );
+    assert_eq!(operation["security"][0]["bearer"], serde_json::json!([]));
+    for field in [
+        "seal_id",
+        "digest",
+        "digests",
+        "documents",
+        "document_name",
+        "purpose",
+    ] {
+        assert!(
+            doc["components"]["schemas"]["CreateBody"]["properties"][field].is_object(),
+            "CreateBody.{field}"
+        );
+    }
     // Unknown routes answer with the JSON 404.
     assert_eq!(
         d.call("GET", "/v1/nope", Some(Who::Auditor), None).json()["code"],
