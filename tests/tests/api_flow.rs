@@ -109,6 +109,7 @@ fn openapi_documents_every_route_the_daemon_serves() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().expect("paths");
     let mut documented = 0;
+    let mut answered_ok = 0;
     for (path, item) in paths {
         for method in item.as_object().expect("path item").keys() {
             documented += 1;
@@ -133,6 +134,15 @@ fn openapi_documents_every_route_the_daemon_serves() {
                 r.status, 405,
                 "{method} {path} is documented but not served"
             );
+            answered_ok += usize::from(r.status < 300);
+            // What the daemon answered is what the document says it answers.
+            let body: serde_json::Value = serde_json::from_str(&r.body).expect("a JSON answer");
+            assert_eq!(
+                seald::api::openapi::mismatches(&doc, method, path, r.status, &body),
+                Vec::<String>::new(),
+                "{method} {path} answered {}",
+                r.body
+            );
         }
     }
     for (method, path, _) in seald::api::openapi::ROUTES {
@@ -142,6 +152,11 @@ fn openapi_documents_every_route_the_daemon_serves() {
         );
     }
     assert_eq!(documented, seald::api::openapi::ROUTES.len());
+    // The auditor's reads succeed, so their answers were checked against the schemas too.
+    assert!(
+        answered_ok >= 8,
+        "only {answered_ok} successful answers checked"
+    );
     // The served document (generated from the handlers) has a request-body schema for every
     // route that takes JSON, and every `$ref` in it resolves.
     assert_eq!(

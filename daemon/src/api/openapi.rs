@@ -243,6 +243,142 @@ pub fn problems(doc: &Value) -> Vec<String> {
     out
 }
 
+/// Where `body`, answered with `status` by `method path`, does not match the schema the
+/// document gives for that answer (or its `default`): a field the schema does not name, a
+/// required field missing, a wrong type or a value outside an enum. Empty when it matches, or
+/// when the answer has no JSON schema (the event stream).
+pub fn mismatches(doc: &Value, method: &str, path: &str, status: u16, body: &Value) -> Vec<String> {
+    let responses = &doc["paths"][path][method]["responses"];
+    let response = match &responses[status.to_string()] {
+        Value::Null => &responses["default"],
+        r => r,
+    };
+    let response = resolve(doc, response);
+    if response.is_null() {
+        return vec![format!(
+            "{method} {path}: status {status} is not documented"
+        )];
+    }
+    let schema = &response["content"]["application/json"]["schema"];
+    if schema.is_null() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    conform(
+        doc,
+        schema,
+        body,
+        &format!("{method} {path} {status}"),
+        &mut out,
+    );
+    out
+}
+
+/// `v`, or what its `$ref` points to.
+fn resolve<'a>(doc: &'a Value, mut v: &'a Value) -> &'a Value {
+    while let Some(r) = v["$ref"].as_str() {
+        v = match r.strip_prefix("#/") {
+            Some(p) => p.split('/').fold(doc, |v, key| &v[key]),
+            None => &Value::Null,
+        };
+    }
+    v
+}
+
+/// The properties and required names of an object schema, through `$ref` and `allOf`.
+fn object_shape<'a>(
+    doc: &'a Value,
+    schema: &'a Value,
+    props: &mut serde_json::Map<String, Value>,
+    required: &mut Vec<String>,
+) -> bool {
+    let schema = resolve(doc, schema);
+    let mut any = false;
+    if let Some(p) = schema["properties"].as_object() {
+        props.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
+        any = true;
+    }
+    required.extend(
+        schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str().map(str::to_owned)),
+    );
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        any |= object_shape(doc, part, props, required);
+    }
+    any
+}
+
+fn conform(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+    let schema = resolve(doc, schema);
+    for key in ["oneOf", "anyOf"] {
+        if let Some(alternatives) = schema[key].as_array() {
+            let fits = alternatives.iter().any(|alt| {
+                let mut problems = Vec::new();
+                conform(doc, alt, value, at, &mut problems);
+                problems.is_empty()
+            });
+            if !fits {
+                out.push(format!("{at}: {value} matches none of the {key}"));
+            }
+            return;
+        }
+    }
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let fits = types.is_empty()
+        || types.contains(&kind)
+        || (kind == "integer" && types.contains(&"number"));
+    if !fits {
+        out.push(format!("{at}: {kind} where the schema says {types:?}"));
+        return;
+    }
+    if let Some(values) = schema["enum"].as_array() {
+        if !value.is_null() && !values.contains(value) {
+            out.push(format!("{at}: {value} is not one of {values:?}"));
+        }
+    }
+    match value {
+        Value::Object(map) => {
+            let (mut props, mut required) = (serde_json::Map::new(), Vec::new());
+            if !object_shape(doc, schema, &mut props, &mut required) {
+                return; // a free-form object
+            }
+            for name in required {
+                if !map.contains_key(&name) {
+                    out.push(format!("{at}: required `{name}` missing"));
+                }
+            }
+            for (key, v) in map {
+                match props.get(key) {
+                    Some(s) => conform(doc, s, v, &format!("{at}.{key}"), out),
+                    None => out.push(format!("{at}: `{key}` is not in the schema")),
+                }
+            }
+        }
+        Value::Array(items) if !schema["items"].is_null() => {
+            for (i, item) in items.iter().enumerate() {
+                conform(doc, &schema["items"], item, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn collect_refs(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(map) => {
@@ -314,6 +450,29 @@ mod tests {
             found.contains("$ref #/components/responses/Missing does not resolve"),
             "{found}"
         );
+    }
+
+    #[test]
+    fn answers_are_checked_against_their_schemas() {
+        let doc = super::document();
+        let health = serde_json::json!({"status": "ok", "version": "0.1.0"});
+        assert!(super::mismatches(&doc, "get", "/v1/health", 200, &health).is_empty());
+        let refused = serde_json::json!({"code": "forbidden", "message": "no"});
+        assert!(super::mismatches(&doc, "post", "/v1/verify", 403, &refused).is_empty());
+        let status = serde_json::json!({"id": 1, "es_id": "x", "name": "n", "organisation": "o",
+            "state": "gone", "state_changed_at": 0, "valid_from": 0, "valid_to": 1,
+            "expiry": {"status": "expired"}, "usable": false, "checked_at": 2, "extra": 1});
+        let found =
+            super::mismatches(&doc, "get", "/v1/seals/{id}/status", 200, &status).join("\n");
+        assert!(found.contains("`extra` is not in the schema"), "{found}");
+        assert!(found.contains("required `cert_serial` missing"), "{found}");
+        assert!(found.contains("\"gone\" is not one of"), "{found}");
+        let soon = serde_json::json!({"status": "expires-soon"});
+        let mut status = status;
+        status["expiry"] = soon;
+        let found =
+            super::mismatches(&doc, "get", "/v1/seals/{id}/status", 200, &status).join("\n");
+        assert!(found.contains("matches none of the oneOf"), "{found}");
     }
 
     #[test]
