@@ -109,6 +109,7 @@ fn openapi_documents_every_route_the_daemon_serves() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().expect("paths");
     let mut documented = 0;
+    let mut answered_ok = 0;
     for (path, item) in paths {
         for method in item.as_object().expect("path item").keys() {
             documented += 1;
@@ -133,15 +134,55 @@ fn openapi_documents_every_route_the_daemon_serves() {
                 r.status, 405,
                 "{method} {path} is documented but not served"
             );
+            answered_ok += usize::from(r.status < 300);
+            // What the daemon answered is what the document says it answers.
+            let body: serde_json::Value = serde_json::from_str(&r.body).expect("a JSON answer");
+            assert_eq!(
+                seald::api::openapi::mismatches(&doc, method, path, r.status, &body),
+                Vec::<String>::new(),
+                "{method} {path} answered {}",
+                r.body
+            );
         }
     }
-    for (method, path) in seald::api::openapi::ROUTES {
+    for (method, path, _) in seald::api::openapi::ROUTES {
         assert!(
             doc["paths"][path][method].is_object(),
             "{method} {path} undocumented"
         );
     }
     assert_eq!(documented, seald::api::openapi::ROUTES.len());
+    // The auditor's reads succeed, so their answers were checked against the schemas too.
+    assert!(
+        answered_ok >= 8,
+        "only {answered_ok} successful answers checked"
+    );
+    // The served document (generated from the handlers) has a request-body schema for every
+    // route that takes JSON, and every `$ref` in it resolves.
+    assert_eq!(
+        seald::api::openapi::problems(&doc),
+        Vec::<String>::new(),
+        "the served OpenAPI document"
+    );
+    let operation = &doc["paths"]["/v1/stamp-requests"]["post"];
+    assert_eq!(
+        operation["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/CreateBody"
+    );
+    assert_eq!(operation["security"][0]["bearer"], serde_json::json!([]));
+    for field in [
+        "seal_id",
+        "digest",
+        "digests",
+        "documents",
+        "document_name",
+        "purpose",
+    ] {
+        assert!(
+            doc["components"]["schemas"]["CreateBody"]["properties"][field].is_object(),
+            "CreateBody.{field}"
+        );
+    }
     // Unknown routes answer with the JSON 404.
     assert_eq!(
         d.call("GET", "/v1/nope", Some(Who::Auditor), None).json()["code"],

@@ -6,7 +6,8 @@ use axum::Json;
 use serde::Serialize;
 
 /// An error answer. `code` is stable for programs; `message` is for the person at the desk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub struct ApiError {
     /// HTTP status.
     #[serde(skip)]

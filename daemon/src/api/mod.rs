@@ -116,10 +116,30 @@ async fn log_refusals(
     response
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// The answer of `GET /v1/health`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+    /// seald's version.
+    pub version: &'static str,
 }
 
+/// `GET /v1/health`: liveness and version (no token).
+#[utoipa::path(get, path = "/v1/health", operation_id = "health", tag = "daemon",
+    summary = "Liveness and version (no token)",
+    responses((status = 200, description = "seald is up", body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// `GET /v1/openapi.json`: the OpenAPI document, generated from the handlers.
+#[utoipa::path(get, path = "/v1/openapi.json", operation_id = "openapi", tag = "daemon",
+    summary = "This document (no token)",
+    responses((status = 200, description = "the OpenAPI 3.1 document", body = Object)))]
 async fn openapi_json() -> Json<Value> {
     Json(openapi::document())
 }

@@ -18,7 +18,7 @@ fn default_quota_offset() -> i32 {
 
 /// A seal's approval policy with identities named (the `policy` of `POST /v1/seals`, and the
 /// TOML file of `sealctl seal enroll --policy`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NamedPolicy {
     /// Client apps (identity names, role client) that may ask for stamps.

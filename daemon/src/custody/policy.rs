@@ -184,7 +184,7 @@ pub fn check_new_pin(
 }
 
 /// How a PIN's age stands against the policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgeStatus {
     /// Younger than the warning window.
@@ -200,7 +200,7 @@ pub enum AgeStatus {
 }
 
 /// A PIN's age as seald knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PinAge {
     /// When seald last recorded a change or unblock (Unix ms), if ever.
     pub last_change_ms: Option<i64>,

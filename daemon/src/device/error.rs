@@ -119,7 +119,7 @@ pub enum DeviceError {
 }
 
 /// What a token says about the PIN tries left, from its token-info flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TriesLeft {
     /// The token gives no warning.

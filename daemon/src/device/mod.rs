@@ -31,7 +31,7 @@ pub use token::{PinState, TokenInfo};
 use crate::config::ModuleConfig;
 
 /// What kind of device a module drives.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceModel {
     /// A USB key: one operation at a time, one session.

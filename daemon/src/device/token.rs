@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::error::TriesLeft;
 
 /// What a token says about itself. Identity is the serial number, never the slot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     /// Token label.
     pub label: String,
@@ -18,11 +18,12 @@ pub struct TokenInfo {
     /// PIN flags.
     pub pin: PinState,
     /// Shortest and longest PIN the token accepts.
+    #[schema(value_type = [u64; 2])]
     pub pin_length: (usize, usize),
 }
 
 /// The PIN flags of CK_TOKEN_INFO.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PinState {
     /// CKF_LOGIN_REQUIRED.
     pub login_required: bool,

@@ -131,7 +131,7 @@ pub fn transition_allowed(from: SealState, to: SealState) -> bool {
 }
 
 /// How close a seal is to the end of its validity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case", tag = "status")]
 pub enum Expiry {
     /// More than [`EXPIRY_WARNING_DAYS`] left.

@@ -10,7 +10,7 @@ use crate::approval::RequestId;
 use crate::store::model::{Digest32, StoredSignature};
 
 /// One signed document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignedResult {
     /// The document digest.
     pub digest: Digest32,

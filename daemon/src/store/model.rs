@@ -26,6 +26,18 @@ macro_rules! text_enum {
             }
         }
 
+        // By hand: utoipa's derive does not see serde renames that come from macro arguments.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl std::str::FromStr for $name {
             type Err = UnknownValue;
             fn from_str(s: &str) -> Result<Self, UnknownValue> {
@@ -92,6 +104,18 @@ impl Serialize for Digest32 {
         s.serialize_str(&self.to_hex())
     }
 }
+
+impl utoipa::PartialSchema for Digest32 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^[0-9a-fA-F]{64}$"))
+            .description(Some("A 32-byte digest (SM3 unless said otherwise), hex"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Digest32 {}
 
 impl<'de> Deserialize<'de> for Digest32 {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -208,7 +232,7 @@ pub struct SealImage {
 }
 
 /// The facts seald needs from a seal's X.509 certificate (read by `cert`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CertFacts {
     /// Subject O (organisation), if any.
     pub organisation: Option<String>,
@@ -265,7 +289,7 @@ pub struct Seal {
 }
 
 /// A seal's state change, kept forever.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SealEvent {
     /// The seal.
     pub seal_id: SealId,
@@ -284,7 +308,7 @@ pub struct SealEvent {
 // ---------------------------------------------------------------- approvals
 
 /// When stamping is allowed, in an explicit fixed UTC offset (China has no DST: +08:00).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OfficeHours {
     /// Offset from UTC in minutes (+480 for Beijing time).
     pub utc_offset_minutes: i32,
@@ -297,7 +321,7 @@ pub struct OfficeHours {
 }
 
 /// When the custodian must enter the token PIN.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case", tag = "mode")]
 pub enum PinMode {
     /// The PIN is entered for each stamp.
@@ -363,7 +387,7 @@ pub struct StoredSignature {
 }
 
 /// One document bound to a request: its SM3 digest and a display name. Never its contents.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StampDocument {
     /// SM3 of the document.
     pub digest: Digest32,
@@ -372,7 +396,7 @@ pub struct StampDocument {
 }
 
 /// An approver's vote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Vote {
     /// Who voted.
     pub approver: IdentityId,
@@ -388,7 +412,7 @@ pub struct Vote {
 pub type RequestId = i64;
 
 /// A stamp request and its votes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StampRequest {
     /// Row id.
     pub id: RequestId,
@@ -463,7 +487,7 @@ text_enum! {
 }
 
 /// Who holds a seal now (`sealctl custody transfer`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Custody {
     /// The seal.
     pub seal_id: SealId,

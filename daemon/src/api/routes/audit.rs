@@ -2,8 +2,8 @@
 
 use axum::extract::{Query, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
@@ -13,7 +13,8 @@ use crate::identity::Role;
 use crate::store::model::{AuditKind, SealId};
 
 /// Filters and paging.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only records of this kind (`signature`, `refusal`, `decision`, …).
@@ -29,12 +30,48 @@ pub struct AuditQuery {
     pub limit: Option<usize>,
 }
 
+/// One usage-log record as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// Time in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Record kind.
+    pub kind: String,
+    /// Who caused it.
+    pub actor: String,
+    /// The seal concerned, if any.
+    pub seal_id: Option<SealId>,
+    /// Details (null if unreadable).
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    /// The record's hash, hex.
+    pub hash: String,
+}
+
+/// The answer of `GET /v1/audit`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// The records, oldest first.
+    pub records: Vec<AuditRecord>,
+    /// Pass as `after` for the next page; null when there are no more.
+    pub next_after: Option<i64>,
+}
+
 /// `GET /v1/audit`.
+#[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit", tag = "audit",
+    summary = "Auditor or admin: usage-log records, filtered and paged by `next_after`",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "a page of records", body = AuditPage),
+        (status = 400, description = "`invalid_query`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<SharedState>,
     auth: Auth,
     Query(q): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     auth.require_any(&[Role::Auditor, Role::Admin])?;
     let kind = match &q.kind {
         Some(k) => Some(
@@ -67,15 +104,15 @@ pub async fn list(
                     && q.seal_id.is_none_or(|s| row.seal_id == Some(s))
                     && q.actor.as_deref().is_none_or(|a| row.actor == a);
                 if wanted {
-                    out.push(json!({
-                        "seq": row.seq,
-                        "at_ms": row.at_ms,
-                        "kind": row.kind,
-                        "actor": row.actor,
-                        "seal_id": row.seal_id,
-                        "detail": serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
-                        "hash": hex::encode(&row.hash),
-                    }));
+                    out.push(AuditRecord {
+                        seq: row.seq,
+                        at_ms: row.at_ms,
+                        kind: row.kind,
+                        actor: row.actor,
+                        seal_id: row.seal_id,
+                        detail: serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
+                        hash: hex::encode(&row.hash),
+                    });
                     if out.len() == limit {
                         break;
                     }
@@ -87,15 +124,43 @@ pub async fn list(
         } else {
             None
         };
-        Ok::<_, ApiError>(Json(json!({ "records": out, "next_after": next_after })))
+        Ok::<_, ApiError>(Json(AuditPage {
+            records: out,
+            next_after,
+        }))
     })
     .await
+}
+
+/// The newest usage-log record.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Head {
+    /// Its sequence number.
+    pub seq: i64,
+    /// Its hash, hex.
+    pub hash: String,
+    /// `SEQ:HASH`, for `sealctl audit verify --expect-head`.
+    pub expect_head: String,
+}
+
+/// The answer of `GET /v1/audit/head`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HeadAnswer {
+    /// The newest record; null when the log is empty.
+    pub head: Option<Head>,
 }
 
 /// `GET /v1/audit/head` (auditor, admin): the newest usage-log record's `SEQ:HASH`, to keep
 /// outside the store; `sealctl audit verify --expect-head` later shows whether anything after
 /// it was cut off or rewritten.
-pub async fn head(State(state): State<SharedState>, auth: Auth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/audit/head", operation_id = "audit_head", tag = "audit",
+    summary = "Auditor or admin: the newest usage-log record as `SEQ:HASH`, to keep outside the store and check later with `sealctl audit verify --expect-head`",
+    responses((status = 200, description = "the newest record", body = HeadAnswer)),
+    security(("bearer" = [])))]
+pub async fn head(
+    State(state): State<SharedState>,
+    auth: Auth,
+) -> Result<Json<HeadAnswer>, ApiError> {
     auth.require_any(&[Role::Auditor, Role::Admin])?;
     blocking(move || {
         let last = state
@@ -103,14 +168,12 @@ pub async fn head(State(state): State<SharedState>, auth: Auth) -> Result<Json<V
             .store
             .read(|tx| tx.audit_last())
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let head = last.map(|(seq, hash)| {
-            json!({
-                "seq": seq,
-                "hash": hex::encode(&hash),
-                "expect_head": format!("{seq}:{}", hex::encode(&hash)),
-            })
+        let head = last.map(|(seq, hash)| Head {
+            seq,
+            hash: hex::encode(&hash),
+            expect_head: format!("{seq}:{}", hex::encode(&hash)),
         });
-        Ok::<_, ApiError>(Json(json!({ "head": head })))
+        Ok::<_, ApiError>(Json(HeadAnswer { head }))
     })
     .await
 }

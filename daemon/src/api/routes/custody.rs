@@ -5,8 +5,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
@@ -15,23 +14,42 @@ use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
 use crate::api::ApiJson;
 use crate::identity::Role;
-use crate::store::model::SealId;
+use crate::store::model::{Custody, SealId};
 
 /// The body: the identity name of the new custodian.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
     /// The new custodian (an enabled identity with the custodian role).
     pub to: String,
 }
 
+/// The answer of a custody transfer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Transferred {
+    /// The new custody.
+    pub custody: Custody,
+    /// Who held the seal before, if anyone was named.
+    pub previous_custodian: Option<String>,
+}
+
 /// `POST /v1/seals/{id}/custody` (admin): names the seal's new custodian.
+#[utoipa::path(post, path = "/v1/seals/{id}/custody", operation_id = "transfer_custody", tag = "seals",
+    summary = "Admin: hand the seal to another custodian, who must change the token PIN before its next stamp; `custody-transferred` event",
+    params(("id" = i64, Path, description = "the seal's id")),
+    request_body = TransferBody,
+    responses(
+        (status = 200, description = "handed over", body = Transferred),
+        (status = 404, description = "`seal_not_found`", body = ApiError),
+        (status = 409, description = "`same_custodian`", body = ApiError),
+        (status = 422, description = "`not_a_custodian` (unknown, disabled, or without the custodian role)", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn transfer(
     State(state): State<SharedState>,
     auth: Auth,
     Path(id): Path<SealId>,
     ApiJson(body): ApiJson<TransferBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Transferred>, ApiError> {
     auth.require(Role::Admin)?;
     let who = auth.0.name.clone();
     let st = state.clone();
@@ -44,8 +62,8 @@ pub async fn transfer(
         to: custody.custodian.clone(),
         pin_change_required: custody.pin_change_required,
     });
-    Ok(Json(json!({
-        "custody": custody,
-        "previous_custodian": previous,
-    })))
+    Ok(Json(Transferred {
+        custody,
+        previous_custodian: previous,
+    }))
 }

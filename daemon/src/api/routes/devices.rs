@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
@@ -16,7 +16,7 @@ use crate::device::{DeviceError, FinalTry, ModuleReport, Pin, TokenInfo, TriesLe
 use crate::identity::Role;
 
 /// A token as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     /// What the token says about itself (serial, label, PIN flags).
     #[serde(flatten)]
@@ -37,7 +37,7 @@ pub fn pin_warning(state: &crate::api::AppState, serial: &str) -> Result<Option<
 }
 
 /// A module and its tokens.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ModuleView {
     /// Configured name.
     pub name: String,
@@ -51,8 +51,22 @@ pub struct ModuleView {
     pub error: Option<String>,
 }
 
+/// The answer of `GET /v1/devices`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModuleList {
+    /// Every configured module.
+    pub modules: Vec<ModuleView>,
+}
+
 /// `GET /v1/devices`: modules, tokens present, PIN state and login (any role).
-pub async fn list(State(state): State<SharedState>, _auth: Auth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/devices", operation_id = "list_devices", tag = "devices",
+    summary = "PKCS#11 modules, tokens present, PIN state, login (any role)",
+    responses((status = 200, description = "the modules and their tokens", body = ModuleList)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<SharedState>,
+    _auth: Auth,
+) -> Result<Json<ModuleList>, ApiError> {
     let modules = blocking(move || {
         let reports: Vec<ModuleReport> = state.devices.scan();
         let mut views = Vec::with_capacity(reports.len());
@@ -81,27 +95,52 @@ pub async fn list(State(state): State<SharedState>, _auth: Auth) -> Result<Json<
         Ok::<_, ApiError>(views)
     })
     .await?;
-    Ok(Json(json!({ "modules": modules })))
+    Ok(Json(ModuleList { modules }))
 }
 
 /// Body of a login: the PIN, and the confirmation to spend a final try.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     /// The token's user PIN (never logged).
+    #[schema(value_type = String, format = Password)]
     pub pin: Pin,
     /// Set when the custodian saw the final-try warning and wants to go on.
     #[serde(default)]
     pub confirm_final_try: bool,
 }
 
+/// The answer of a login.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoginAnswer {
+    /// The token.
+    pub serial: String,
+    /// Always true.
+    pub logged_in: bool,
+    /// A PIN-age warning, if one applies (also sent as a `pin-age` event).
+    pub pin_warning: Option<String>,
+}
+
 /// `POST /v1/devices/{serial}/login` (custodian): logs the token in with the PIN.
+#[utoipa::path(post, path = "/v1/devices/{serial}/login", operation_id = "login", tag = "devices",
+    summary = "Custodian: log the token in with its PIN (never logged)",
+    params(("serial" = String, Path, description = "the token's serial")),
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "logged in", body = LoginAnswer),
+        (status = 403, description = "`pin_incorrect`", body = ApiError),
+        (status = 404, description = "`device_not_present`", body = ApiError),
+        (status = 409, description = "`pin_final_try` (send `confirm_final_try`), `already_logged_in`", body = ApiError),
+        (status = 422, description = "`pin_invalid`, `invalid_request`", body = ApiError),
+        (status = 423, description = "`pin_locked`", body = ApiError),
+        (status = 502, description = "`device_error`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn login(
     State(state): State<SharedState>,
     auth: Auth,
     Path(serial): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LoginAnswer>, ApiError> {
     auth.require(Role::Custodian)?;
     // Parsed by parse_pin_body, not ApiJson: serde's messages can quote values.
     let body: LoginBody = super::pin::parse_pin_body(
@@ -142,21 +181,38 @@ pub async fn login(
                 warning: warning.clone(),
             });
         }
-        Ok::<_, ApiError>(Json(json!({
-            "serial": serial,
-            "logged_in": true,
-            "pin_warning": warning,
-        })))
+        Ok::<_, ApiError>(Json(LoginAnswer {
+            serial,
+            logged_in: true,
+            pin_warning: warning,
+        }))
     })
     .await
 }
 
+/// The answer of a logout.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LogoutAnswer {
+    /// The token.
+    pub serial: String,
+    /// Always false.
+    pub logged_in: bool,
+}
+
 /// `POST /v1/devices/{serial}/logout` (custodian).
+#[utoipa::path(post, path = "/v1/devices/{serial}/logout", operation_id = "logout", tag = "devices",
+    summary = "Custodian: log the token out",
+    params(("serial" = String, Path, description = "the token's serial")),
+    responses(
+        (status = 200, description = "logged out", body = LogoutAnswer),
+        (status = 404, description = "`device_not_present`", body = ApiError),
+        (status = 502, description = "`device_error`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn logout(
     State(state): State<SharedState>,
     auth: Auth,
     Path(serial): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LogoutAnswer>, ApiError> {
     auth.require(Role::Custodian)?;
     let who = auth.0.name.clone();
     blocking(move || {
@@ -169,7 +225,10 @@ pub async fn logout(
             None,
             json!({ "device_serial": serial, "logout": true }),
         ))?;
-        Ok::<_, ApiError>(Json(json!({ "serial": serial, "logged_in": false })))
+        Ok::<_, ApiError>(Json(LogoutAnswer {
+            serial,
+            logged_in: false,
+        }))
     })
     .await
 }

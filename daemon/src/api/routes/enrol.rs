@@ -9,8 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
@@ -36,7 +35,7 @@ fn default_size() -> f64 {
 
 /// The body of `POST /v1/seals`. Binary fields are standard base64; the certificate is base64 of
 /// its DER (a PEM file's body is exactly that, without the BEGIN/END lines).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolBody {
     /// Seal type (`legal-name`, `contract`, `finance`, `invoice`, `business`, `personal-name`,
@@ -47,6 +46,7 @@ pub struct EnrolBody {
     /// Name on the seal.
     pub name: String,
     /// The seal image (PNG, GIF or JPEG), base64.
+    #[schema(format = Byte)]
     pub image: String,
     /// Printed width, mm (default 40).
     #[serde(default = "default_size")]
@@ -59,8 +59,10 @@ pub struct EnrolBody {
     /// Serial of the token holding the seal key.
     pub device_serial: String,
     /// CKA_ID of the seal key on that token, hex.
+    #[schema(pattern = "^[0-9a-fA-F]+$")]
     pub key_id: String,
     /// The seal key's certificate: base64 of its DER.
+    #[schema(format = Byte)]
     pub certificate: String,
     /// Intermediate CA certificates between it and a trust root, each base64 DER.
     #[serde(default)]
@@ -243,12 +245,32 @@ fn enrol_blocking(
     Ok((seal, body.policy))
 }
 
+/// The answer of an enrolment.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Enrolled {
+    /// The new seal.
+    pub seal: SealView,
+    /// Its approval policy, identities by name.
+    pub policy: NamedPolicy,
+}
+
 /// `POST /v1/seals` (admin): 201 with the seal and its policy; a `seal-enrolled` event.
+#[utoipa::path(post, path = "/v1/seals", operation_id = "enrol_seal", tag = "seals",
+    summary = "Admin: enrol a seal whose key is on a token, signed by the `[maker]` key, with its policy (identities by name); `seal-enrolled` event; a refusal changes nothing",
+    request_body = EnrolBody,
+    responses(
+        (status = 201, description = "enrolled", body = Enrolled),
+        (status = 404, description = "`device_not_present`, `key_not_found`", body = ApiError),
+        (status = 409, description = "`bad_policy` (unknown identity, missing role, shape), `maker_not_present`, `maker_not_logged_in`, `maker_key_not_found`, `maker_certificate_not_found`, `es_id_taken`, `second_legal_name_seal`, `seal_refused`", body = ApiError),
+        (status = 422, description = "`invalid_request`, `key_mismatch`, `certificate_refused`, `certificate_expired`, `bad_image`, `bad_es_id`, `name_mismatch`, `bad_validity`", body = ApiError),
+        (status = 502, description = "`seal_maker_failed`, `device_error`", body = ApiError),
+        (status = 503, description = "`maker_not_configured` (add `[maker]`)", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn enrol(
     State(state): State<SharedState>,
     auth: Auth,
     body: Result<ApiJson<EnrolBody>, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
     auth.require(Role::Admin)?;
     let ApiJson(body) = body?;
     let caller = auth.caller();
@@ -263,6 +285,9 @@ pub async fn enrol(
     let now = state.clock.timestamp();
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "seal": SealView::new(seal, now), "policy": policy })),
+        Json(Enrolled {
+            seal: SealView::new(seal, now),
+            policy,
+        }),
     ))
 }

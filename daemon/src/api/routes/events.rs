@@ -24,6 +24,11 @@ fn sse(events: &Events, numbered: &Numbered) -> SseEvent {
 }
 
 /// `GET /v1/events` (any role): one SSE event per [`crate::api::events::Event`], named by its type.
+#[utoipa::path(get, path = "/v1/events", operation_id = "events", tag = "events",
+    summary = "Server-sent events: request-created/decided/signed/failed, seal-enrolled, seal-state, custody-transferred, pin-age, pin-unblocked, device-inserted/removed, pcsc; each with an id; send `Last-Event-ID` to replay what was missed (or get a `reset` event)",
+    params(("Last-Event-ID" = Option<String>, Header, description = "the id of the last event seen, to replay what came after it")),
+    responses((status = 200, description = "an endless `text/event-stream`; each event's data is JSON", content_type = "text/event-stream", body = String)),
+    security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<SharedState>,
     _auth: Auth,

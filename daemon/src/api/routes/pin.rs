@@ -8,15 +8,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
 use crate::api::events::Event;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
-use crate::device::{FinalTry, Pin};
+use crate::custody::PinAge;
+use crate::device::{FinalTry, Pin, PinState, TriesLeft};
 use crate::identity::Role;
 
 /// Parses a JSON body that holds PINs. serde's messages can quote values, and these are PINs,
@@ -39,25 +39,51 @@ pub(crate) fn parse_pin_body<T: DeserializeOwned>(
 }
 
 /// Body of a PIN change: the current and the new user PIN.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinChangeBody {
     /// The current user PIN.
+    #[schema(value_type = String, format = Password)]
     pub old_pin: Pin,
     /// The new user PIN (checked against `[pin_policy]` before the device sees it).
+    #[schema(value_type = String, format = Password)]
     pub new_pin: Pin,
     /// Set when the custodian saw the final-try warning and wants to go on.
     #[serde(default)]
     pub confirm_final_try: bool,
 }
 
+/// The answer of a PIN change.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PinChanged {
+    /// The token.
+    pub serial: String,
+    /// Always true.
+    pub changed: bool,
+    /// The PIN's age against policy now.
+    pub age: PinAge,
+}
+
 /// `POST /v1/devices/{serial}/pin` (custodian): changes the token's user PIN.
+#[utoipa::path(post, path = "/v1/devices/{serial}/pin", operation_id = "change_pin", tag = "devices",
+    summary = "Custodian: change the user PIN (policy from `[pin_policy]`; PINs never logged or echoed)",
+    params(("serial" = String, Path, description = "the token's serial")),
+    request_body = PinChangeBody,
+    responses(
+        (status = 200, description = "changed", body = PinChanged),
+        (status = 403, description = "`pin_incorrect` (tries as the device reports)", body = ApiError),
+        (status = 404, description = "`device_not_present`", body = ApiError),
+        (status = 409, description = "`pin_final_try` (send `confirm_final_try`)", body = ApiError),
+        (status = 422, description = "`pin_policy` (every shortfall, no PIN), `pin_invalid`, `invalid_request`", body = ApiError),
+        (status = 423, description = "`pin_locked`", body = ApiError),
+        (status = 502, description = "`device_error`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn change(
     State(state): State<SharedState>,
     auth: Auth,
     Path(serial): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PinChanged>, ApiError> {
     auth.require(Role::Custodian)?;
     let body: PinChangeBody = parse_pin_body(
         &body,
@@ -79,60 +105,115 @@ pub async fn change(
         result?;
         tracing::info!(%serial, custodian = %who, "user PIN changed");
         let status = state.custodians.pin_status(&owner, &state.pin_policy)?;
-        Ok::<_, ApiError>(Json(json!({
-            "serial": serial,
-            "changed": true,
-            "age": status.age,
-        })))
+        Ok::<_, ApiError>(Json(PinChanged {
+            serial,
+            changed: true,
+            age: status.age,
+        }))
     })
     .await
 }
 
+/// The answer of `GET /v1/devices/{serial}/pin-status`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PinStatusView {
+    /// The token.
+    pub serial: String,
+    /// The PIN flags the device reports.
+    pub flags: PinState,
+    /// What the device says about tries left.
+    pub tries_left: TriesLeft,
+    /// Age against policy.
+    pub age: PinAge,
+    /// A PIN-age warning, if one applies.
+    pub warning: Option<String>,
+}
+
 /// `GET /v1/devices/{serial}/pin-status` (custodian, admin or auditor): the device's PIN
 /// flags and tries left, the last change seald recorded, the age against policy and a warning.
+#[utoipa::path(get, path = "/v1/devices/{serial}/pin-status", operation_id = "pin_status", tag = "devices",
+    summary = "Custodian, admin or auditor: tries left, last change, PIN age against policy, warning",
+    params(("serial" = String, Path, description = "the token's serial")),
+    responses(
+        (status = 200, description = "the PIN's state", body = PinStatusView),
+        (status = 404, description = "`device_not_present`", body = ApiError),
+        (status = 502, description = "`device_error`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn status(
     State(state): State<SharedState>,
     auth: Auth,
     Path(serial): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PinStatusView>, ApiError> {
     auth.require_any(&[Role::Custodian, Role::Admin, Role::Auditor])?;
     blocking(move || {
         let owner = state.devices.token(&serial)?;
         let status = state.custodians.pin_status(&owner, &state.pin_policy)?;
         let warning = status.age.warning();
-        Ok::<_, ApiError>(Json(json!({
-            "serial": status.serial,
-            "flags": status.flags,
-            "tries_left": status.tries_left,
-            "age": status.age,
-            "warning": warning,
-        })))
+        Ok::<_, ApiError>(Json(PinStatusView {
+            serial: status.serial,
+            flags: status.flags,
+            tries_left: status.tries_left,
+            age: status.age,
+            warning,
+        }))
     })
     .await
 }
 
 /// Body of an unblock: the security officer's PIN and the new user PIN.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinUnblockBody {
     /// The security officer (SO) PIN.
+    #[schema(value_type = String, format = Password)]
     pub so_pin: Pin,
     /// The new user PIN (checked against `[pin_policy]` before the device sees it).
+    #[schema(value_type = String, format = Password)]
     pub new_pin: Pin,
     /// Set when the caller saw that one SO PIN try is left and wants to go on.
     #[serde(default)]
     pub confirm_final_try: bool,
 }
 
+/// The answer of an unblock.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Unblocked {
+    /// The token.
+    pub serial: String,
+    /// Always true.
+    pub unblocked: bool,
+    /// Always false: the token was logged out.
+    pub logged_in: bool,
+    /// The PIN flags the device reports now.
+    pub flags: PinState,
+    /// Age against policy.
+    pub age: PinAge,
+    /// What to do next, for people.
+    pub next: String,
+}
+
 /// `POST /v1/devices/{serial}/pin-unblock` (custodian or admin): re-sets the user PIN with the
 /// SO PIN. The token is logged out afterwards (whatever the outcome, once the device was asked:
 /// the SO cannot log in while the user is); a custodian logs in with the new PIN.
+#[utoipa::path(post, path = "/v1/devices/{serial}/pin-unblock", operation_id = "unblock_pin", tag = "devices",
+    summary = "Custodian or admin: re-set the user PIN with the SO PIN; the token is logged out afterwards; `pin-unblocked` event",
+    params(("serial" = String, Path, description = "the token's serial")),
+    request_body = PinUnblockBody,
+    responses(
+        (status = 200, description = "unblocked", body = Unblocked),
+        (status = 403, description = "`so_pin_incorrect` (tries as the device reports)", body = ApiError),
+        (status = 404, description = "`device_not_present`", body = ApiError),
+        (status = 409, description = "`so_pin_final_try` (send `confirm_final_try`)", body = ApiError),
+        (status = 422, description = "`pin_policy`, `pin_invalid`, `invalid_request`", body = ApiError),
+        (status = 423, description = "`so_pin_locked`", body = ApiError),
+        (status = 502, description = "`device_error`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn unblock(
     State(state): State<SharedState>,
     auth: Auth,
     Path(serial): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Unblocked>, ApiError> {
     auth.require_any(&[Role::Custodian, Role::Admin])?;
     let body: PinUnblockBody = parse_pin_body(
         &body,
@@ -162,14 +243,14 @@ pub async fn unblock(
         let status = st.custodians.pin_status(&owner, &st.pin_policy)?;
         Ok::<_, ApiError>((
             serial.clone(),
-            json!({
-                "serial": serial,
-                "unblocked": true,
-                "logged_in": false,
-                "flags": status.flags,
-                "age": status.age,
-                "next": format!("log the token in with the new PIN (POST /v1/devices/{serial}/login); the custodian should then change it (POST /v1/devices/{serial}/pin)"),
-            }),
+            Unblocked {
+                next: format!("log the token in with the new PIN (POST /v1/devices/{serial}/login); the custodian should then change it (POST /v1/devices/{serial}/pin)"),
+                serial,
+                unblocked: true,
+                logged_in: false,
+                flags: status.flags,
+                age: status.age,
+            },
         ))
     })
     .await;

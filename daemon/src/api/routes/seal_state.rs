@@ -5,8 +5,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
@@ -16,53 +15,102 @@ use crate::api::routes::seals::SealView;
 use crate::api::state::SharedState;
 use crate::api::ApiJson;
 use crate::identity::Caller;
-use crate::store::model::{SealId, SealState};
+use crate::store::model::{RequestId, SealId, SealState};
 
 /// The body: why the state changes (required, kept in the history and the usage log).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     /// Why, for people.
     pub reason: String,
 }
 
+/// The answer of a state change.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StateChanged {
+    /// The seal as it is now.
+    pub seal: SealView,
+    /// The open requests of the seal that failed with the reason.
+    pub failed_requests: Vec<RequestId>,
+}
+
 /// `POST /v1/seals/{id}/revoke`: revoke for good.
+#[utoipa::path(post, path = "/v1/seals/{id}/revoke", operation_id = "revoke_seal", tag = "seals",
+    summary = "Admin: revoke for good; open requests of the seal fail with the reason; `seal-state` event",
+    params(("id" = i64, Path, description = "the seal's id")),
+    request_body = ReasonBody,
+    responses(
+        (status = 200, description = "the seal's new state", body = StateChanged),
+        (status = 403, description = "`forbidden`", body = ApiError),
+        (status = 404, description = "`seal_not_found`", body = ApiError),
+        (status = 409, description = "`seal_refused` (no reason, illegal transition)", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn revoke(
     state: State<SharedState>,
     auth: Auth,
     id: Path<SealId>,
     body: ApiJson<ReasonBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StateChanged>, ApiError> {
     change(state, auth, id, SealState::Revoked, body).await
 }
 
 /// `POST /v1/seals/{id}/suspend`: refuse stamps until resumed.
+#[utoipa::path(post, path = "/v1/seals/{id}/suspend", operation_id = "suspend_seal", tag = "seals",
+    summary = "Admin: suspend; open requests of the seal fail with the reason; `seal-state` event",
+    params(("id" = i64, Path, description = "the seal's id")),
+    request_body = ReasonBody,
+    responses(
+        (status = 200, description = "the seal's new state", body = StateChanged),
+        (status = 403, description = "`forbidden`", body = ApiError),
+        (status = 404, description = "`seal_not_found`", body = ApiError),
+        (status = 409, description = "`seal_refused` (no reason, illegal transition)", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn suspend(
     state: State<SharedState>,
     auth: Auth,
     id: Path<SealId>,
     body: ApiJson<ReasonBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StateChanged>, ApiError> {
     change(state, auth, id, SealState::Suspended, body).await
 }
 
 /// `POST /v1/seals/{id}/resume`: a suspended seal stamps again.
+#[utoipa::path(post, path = "/v1/seals/{id}/resume", operation_id = "resume_seal", tag = "seals",
+    summary = "Admin: a suspended seal stamps again; `seal-state` event",
+    params(("id" = i64, Path, description = "the seal's id")),
+    request_body = ReasonBody,
+    responses(
+        (status = 200, description = "the seal's new state", body = StateChanged),
+        (status = 403, description = "`forbidden`", body = ApiError),
+        (status = 404, description = "`seal_not_found`", body = ApiError),
+        (status = 409, description = "`seal_refused` (no reason, illegal transition)", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn resume(
     state: State<SharedState>,
     auth: Auth,
     id: Path<SealId>,
     body: ApiJson<ReasonBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StateChanged>, ApiError> {
     change(state, auth, id, SealState::Active, body).await
 }
 
 /// `POST /v1/seals/{id}/report-lost`: the key or device is lost; refuses at once, for good.
+#[utoipa::path(post, path = "/v1/seals/{id}/report-lost", operation_id = "report_seal_lost", tag = "seals",
+    summary = "Admin or custodian: key or device lost; open requests fail with the reason; `seal-state` event",
+    params(("id" = i64, Path, description = "the seal's id")),
+    request_body = ReasonBody,
+    responses(
+        (status = 200, description = "the seal's new state", body = StateChanged),
+        (status = 403, description = "`forbidden`", body = ApiError),
+        (status = 404, description = "`seal_not_found`", body = ApiError),
+        (status = 409, description = "`seal_refused` (no reason, illegal transition)", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn report_lost(
     state: State<SharedState>,
     auth: Auth,
     id: Path<SealId>,
     body: ApiJson<ReasonBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StateChanged>, ApiError> {
     change(state, auth, id, SealState::Lost, body).await
 }
 
@@ -72,7 +120,7 @@ async fn change(
     Path(id): Path<SealId>,
     to: SealState,
     ApiJson(body): ApiJson<ReasonBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StateChanged>, ApiError> {
     let caller = auth.caller();
     let st = state.clone();
     let (seal, failed, why) = blocking(move || {
@@ -106,8 +154,8 @@ async fn change(
         });
     }
     let now = state.clock.timestamp();
-    Ok(Json(json!({
-        "seal": SealView::new(seal, now),
-        "failed_requests": failed,
-    })))
+    Ok(Json(StateChanged {
+        seal: SealView::new(seal, now),
+        failed_requests: failed,
+    }))
 }

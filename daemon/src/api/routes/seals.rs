@@ -4,7 +4,6 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::api::auth::{Anonymous, Auth};
 use crate::api::error::ApiError;
@@ -16,7 +15,7 @@ use crate::seal::{Expiry, SealEvent};
 use crate::store::model::{CertFacts, Seal, SealId, SealKind, SealState};
 
 /// A seal as the API shows it (no image bytes, no key material).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SealView {
     /// Id.
     pub id: SealId,
@@ -67,8 +66,22 @@ impl SealView {
     }
 }
 
+/// The answer of `GET /v1/seals`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SealList {
+    /// Every seal.
+    pub seals: Vec<SealView>,
+}
+
 /// `GET /v1/seals`: every seal (any role).
-pub async fn list(State(state): State<SharedState>, _auth: Auth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/seals", operation_id = "list_seals", tag = "seals",
+    summary = "Seals with state, validity and expiry warning (any role)",
+    responses((status = 200, description = "every seal", body = SealList)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<SharedState>,
+    _auth: Auth,
+) -> Result<Json<SealList>, ApiError> {
     let seals = blocking(move || {
         let now = state.clock.timestamp();
         let seals = state.services.registry.list()?;
@@ -80,29 +93,45 @@ pub async fn list(State(state): State<SharedState>, _auth: Auth) -> Result<Json<
         )
     })
     .await?;
-    Ok(Json(json!({ "seals": seals })))
+    Ok(Json(SealList { seals }))
+}
+
+/// The answer of `GET /v1/seals/{id}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SealDetail {
+    /// The seal.
+    pub seal: SealView,
+    /// Its state changes, oldest first.
+    pub history: Vec<SealEvent>,
 }
 
 /// `GET /v1/seals/{id}`: one seal with its state history.
+#[utoipa::path(get, path = "/v1/seals/{id}", operation_id = "get_seal", tag = "seals",
+    summary = "One seal and its state history (any role)",
+    params(("id" = i64, Path, description = "the seal's id")),
+    responses(
+        (status = 200, description = "the seal", body = SealDetail),
+        (status = 404, description = "`seal_not_found`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn get(
     State(state): State<SharedState>,
     _auth: Auth,
     Path(id): Path<SealId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SealDetail>, ApiError> {
     blocking(move || {
         let now = state.clock.timestamp();
         let seal = state.services.registry.get(id)?;
         let history: Vec<SealEvent> = state.services.registry.history(id)?;
-        Ok::<_, ApiError>(Json(json!({
-            "seal": SealView::new(seal, now),
-            "history": history,
-        })))
+        Ok::<_, ApiError>(Json(SealDetail {
+            seal: SealView::new(seal, now),
+            history,
+        }))
     })
     .await
 }
 
 /// A seal's public status, for verifiers elsewhere: nothing about its device, key or custodian.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SealStatus {
     /// Id.
     pub id: SealId,
@@ -151,6 +180,13 @@ impl SealStatus {
 }
 
 /// `GET /v1/seals/{id}/status`: the seal's state for verifiers; no token, rate-limited.
+#[utoipa::path(get, path = "/v1/seals/{id}/status", operation_id = "seal_status", tag = "seals",
+    summary = "Public seal status for verifiers (no token; rate-limited): state, when it changed, validity",
+    params(("id" = i64, Path, description = "the seal's id")),
+    responses(
+        (status = 200, description = "the seal's status", body = SealStatus),
+        (status = 404, description = "`seal_not_found`", body = ApiError),
+        (status = 429, description = "`rate_limited`", body = ApiError)))]
 pub async fn status(
     State(state): State<SharedState>,
     _anonymous: Anonymous,

@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
@@ -21,7 +20,7 @@ use crate::stamp::results::SignedResult;
 use crate::store::model::{Digest32, SealId, StampDocument};
 
 /// `POST /v1/stamp-requests` body: one digest, a batch of digests, or named documents.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     /// The seal to stamp with.
@@ -75,7 +74,7 @@ impl CreateBody {
 }
 
 /// A stamp request as the API shows it; `signatures` once it is signed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestView {
     /// The request.
     #[serde(flatten)]
@@ -104,13 +103,32 @@ fn view(state: &AppState, request: StampRequest) -> Result<RequestView, ApiError
     })
 }
 
+/// The answer of `POST /v1/stamp-requests`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Created {
+    /// The request's id.
+    pub id: RequestId,
+    /// Its state (`pending`).
+    pub state: RequestState,
+}
+
 /// `POST /v1/stamp-requests` (client): records the request; 202 with its id.
+#[utoipa::path(post, path = "/v1/stamp-requests", operation_id = "create_stamp_request", tag = "stamp-requests",
+    summary = "Client: ask to stamp one digest or a batch; 202 with the request id",
+    request_body = CreateBody,
+    responses(
+        (status = 202, description = "recorded; approvers are asked", body = Created),
+        (status = 403, description = "`client_not_allowed`", body = ApiError),
+        (status = 404, description = "`seal_not_found`", body = ApiError),
+        (status = 409, description = "`seal_not_usable` (revoked, lost, suspended, expired), `no_policy`, `quota_exceeded`, `outside_office_hours`", body = ApiError),
+        (status = 422, description = "`invalid_documents`, `invalid_request`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
     auth: Auth,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Created>), ApiError> {
     auth.require(Role::Client)?;
     let (seal_id, documents, purpose) = body.documents()?;
     let origin = headers
@@ -137,11 +155,21 @@ pub async fn create(
     });
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": request.id, "state": request.state })),
+        Json(Created {
+            id: request.id,
+            state: request.state,
+        }),
     ))
 }
 
 /// `GET /v1/stamp-requests/{id}`: the request, with its signatures once signed.
+#[utoipa::path(get, path = "/v1/stamp-requests/{id}", operation_id = "get_stamp_request", tag = "stamp-requests",
+    summary = "A request (requester, its approvers, auditor); `signatures` (base64 DER SES_Signature) once signed",
+    params(("id" = i64, Path, description = "the request's id")),
+    responses(
+        (status = 200, description = "the request", body = RequestView),
+        (status = 404, description = "`request_not_found`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn get(
     State(state): State<SharedState>,
     auth: Auth,
@@ -156,18 +184,33 @@ pub async fn get(
 }
 
 /// Query of `GET /v1/stamp-requests`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only `pending` is listed.
     pub state: Option<String>,
 }
 
+/// The answer of `GET /v1/stamp-requests`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestList {
+    /// Requests waiting for the caller's vote.
+    pub requests: Vec<StampRequest>,
+}
+
 /// `GET /v1/stamp-requests?state=pending`: requests waiting for the caller's decision.
+#[utoipa::path(get, path = "/v1/stamp-requests", operation_id = "list_stamp_requests", tag = "stamp-requests",
+    summary = "Approver: requests waiting for the caller's vote (`?state=pending`)",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "the pending requests", body = RequestList),
+        (status = 400, description = "`invalid_query`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<SharedState>,
     auth: Auth,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RequestList>, ApiError> {
     if query.state.as_deref().unwrap_or("pending") != "pending" {
         return Err(ApiError::bad_request(
             "invalid_query",
@@ -176,11 +219,11 @@ pub async fn list(
     }
     let caller = auth.caller();
     let requests = blocking(move || state.services.approvals.list_pending(&caller)).await?;
-    Ok(Json(json!({ "requests": requests })))
+    Ok(Json(RequestList { requests }))
 }
 
 /// Optional body of approve / reject.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideBody {
     /// Free text kept with the vote.
@@ -243,6 +286,17 @@ pub fn spawn_signing(state: Arc<AppState>, id: RequestId) {
 }
 
 /// `POST /v1/stamp-requests/{id}/approve` (approver).
+#[utoipa::path(post, path = "/v1/stamp-requests/{id}/approve", operation_id = "approve_stamp_request", tag = "stamp-requests",
+    summary = "Approver: approve (N of M); signing starts when approved",
+    params(("id" = i64, Path, description = "the request's id")),
+    request_body(content = Option<DecideBody>, description = "optional: an empty body is no comment"),
+    responses(
+        (status = 200, description = "the request after the vote", body = RequestView),
+        (status = 403, description = "`not_an_approver`, `self_approval`", body = ApiError),
+        (status = 404, description = "`request_not_found`", body = ApiError),
+        (status = 409, description = "`already_voted`, `invalid_state`, `request_expired`, `seal_not_usable`", body = ApiError),
+        (status = 422, description = "`invalid_request`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn approve(
     State(state): State<SharedState>,
     auth: Auth,
@@ -253,6 +307,17 @@ pub async fn approve(
 }
 
 /// `POST /v1/stamp-requests/{id}/reject` (approver).
+#[utoipa::path(post, path = "/v1/stamp-requests/{id}/reject", operation_id = "reject_stamp_request", tag = "stamp-requests",
+    summary = "Approver: reject (one rejection rejects)",
+    params(("id" = i64, Path, description = "the request's id")),
+    request_body(content = Option<DecideBody>, description = "optional: an empty body is no comment"),
+    responses(
+        (status = 200, description = "the request after the vote", body = RequestView),
+        (status = 403, description = "`not_an_approver`, `self_approval`", body = ApiError),
+        (status = 404, description = "`request_not_found`", body = ApiError),
+        (status = 409, description = "`already_voted`, `invalid_state`, `request_expired`", body = ApiError),
+        (status = 422, description = "`invalid_request`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn reject(
     State(state): State<SharedState>,
     auth: Auth,

@@ -16,16 +16,24 @@ use crate::ses::{verify_der, Document, VerifyOptions};
 use crate::store::model::Digest32;
 
 /// The signature to check and the document's digest.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
     /// The SES_Signature, DER, base64.
+    #[schema(format = Byte)]
     pub ses_signature: String,
     /// The digest the signature should carry (hex): SM3 for SM2 seals, SHA-256 for P-256.
     pub digest: Digest32,
 }
 
 /// `POST /v1/verify` (any role): the format layer's structured report.
+#[utoipa::path(post, path = "/v1/verify", operation_id = "verify", tag = "verify",
+    summary = "Verify a SES_Signature against a digest: the format layer's report (any role)",
+    request_body = VerifyBody,
+    responses(
+        (status = 200, description = "the report: `object`, `valid`, `seal`, `signer`, `time_info`, `property_info`, `data_hash`, `checks`", body = Object),
+        (status = 422, description = "`invalid_signature_encoding`, `unreadable_signature`, `invalid_request`", body = ApiError)),
+    security(("bearer" = [])))]
 pub async fn verify(
     State(state): State<SharedState>,
     auth: Auth,
