@@ -50,6 +50,9 @@ pub async fn list(
             "`limit` must be between 1 and 1000",
         ));
     }
+    if let Some(kind) = kind.filter(|k| k.is_operational()) {
+        return blocking(move || operational(&state, kind, &q, limit)).await;
+    }
     blocking(move || {
         let mut out = Vec::new();
         let mut after = q.after;
@@ -90,6 +93,44 @@ pub async fn list(
         Ok::<_, ApiError>(Json(json!({ "records": out, "next_after": next_after })))
     })
     .await
+}
+
+/// Operational records (refusals, refusal summaries, verifications) come from the operational
+/// log, outside the chain: `seq` is their own numbering there and they carry no hash.
+fn operational(
+    state: &SharedState,
+    kind: AuditKind,
+    q: &AuditQuery,
+    limit: usize,
+) -> Result<Json<Value>, ApiError> {
+    let mut out = Vec::new();
+    let mut after = q.after;
+    loop {
+        let rows = state.services.audit.operational(Some(kind), after, 1000)?;
+        let end = rows.len() < 1000;
+        for row in rows {
+            after = row.id;
+            let wanted = q.seal_id.is_none_or(|s| row.seal_id == Some(s))
+                && q.actor.as_deref().is_none_or(|a| row.actor == a);
+            if wanted {
+                out.push(json!({
+                    "seq": row.id,
+                    "at_ms": row.at_ms,
+                    "kind": row.kind,
+                    "actor": row.actor,
+                    "seal_id": row.seal_id,
+                    "detail": serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
+                    "operational": true,
+                }));
+                if out.len() == limit {
+                    return Ok(Json(json!({ "records": out, "next_after": after })));
+                }
+            }
+        }
+        if end {
+            return Ok(Json(json!({ "records": out, "next_after": null })));
+        }
+    }
 }
 
 /// `GET /v1/audit/head` (auditor, admin): the newest usage-log record's `SEQ:HASH`, to keep
