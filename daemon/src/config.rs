@@ -544,6 +544,39 @@ mod tests {
     }
 
     #[test]
+    fn audit_and_limits_tables_parse_and_refuse_zero() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.audit.settings(), crate::audit::AuditSettings::default());
+        assert_eq!(
+            c.limits.request_limits(),
+            crate::approval::RequestLimits::default()
+        );
+        let c = Config::parse(
+            "[audit]\nrefusal_summary_secs = 5\noperational_retention_days = 30\n\
+             [limits]\nmax_documents_per_request = 10\nmax_pending_per_client = 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.audit.settings().refusal_summary_window.as_secs(), 5);
+        assert_eq!(c.audit.operational_retention_days, 30);
+        assert_eq!(c.limits.request_limits().max_documents, 10);
+        assert_eq!(c.limits.max_pending_per_seal, 1_000);
+        for bad in [
+            "[audit]\noperational_retention_days = 0\n",
+            "[audit]\nrefusal_summary_secs = 0\n",
+            "[limits]\nmax_pending_per_seal = 0\n",
+        ] {
+            let err = Config::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("must be 1 or more"), "{bad}: {err}");
+        }
+        let example =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/seald.toml"))
+                .unwrap();
+        let c = Config::parse(&example).unwrap();
+        assert_eq!(c.audit.operational_retention_days, 90);
+        assert_eq!(c.limits.max_pending_per_client, 100);
+    }
+
+    #[test]
     fn pcsc_and_atr_tables_parse() {
         let config = Config::parse(&format!(
             "{MODULE}[pcsc]\ndebounce_ms = 50\n[[atr]]\nname = \"virtual\"\natr = \"3B 8D 01\"\nprefix = true\nmodule = \"ukey\"\nmodel = \"ukey\"\nserial_apdus = [\"80CA010100\"]\n"
