@@ -88,6 +88,10 @@ fn a_thousand_anonymous_60_kib_paths_cost_a_few_bytes_of_store() {
         "the store grew by {} bytes for 1,000 refusals",
         after.saturating_sub(before)
     );
+    eprintln!(
+        "store + WAL: {before} bytes before, {during} after 1,000 refusals, {after} after shutdown; {} operational records",
+        records.len()
+    );
     assert!(records.len() <= 3, "{records:?}");
     let total: u64 = records
         .iter()
