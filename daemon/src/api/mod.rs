@@ -89,7 +89,7 @@ async fn log_refusals(
 ) -> Response {
     let slot = auth::CallerSlot::default();
     request.extensions_mut().insert(slot.clone());
-    let method = request.method().to_string();
+    let method = clip(request.method().as_str(), 32);
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     if let Some(refused) = response.extensions().get::<error::Refused>() {
