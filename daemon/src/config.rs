@@ -43,6 +43,103 @@ pub struct Config {
     /// The seal-maker key, used when seals are enrolled (its certificate is read from the token).
     #[serde(default)]
     pub maker: Option<MakerConfig>,
+    /// Refusal summaries and the retention of operational records (`[audit]`).
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Bounds on what clients may ask (`[limits]`).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// The `[audit]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Seconds over which anonymous and rate-limited refusals are counted before one
+    /// `refusal-summary` record is written (1 or more).
+    #[serde(default = "default_refusal_summary_secs")]
+    pub refusal_summary_secs: u64,
+    /// Days operational records (refusals, refusal summaries, verifications) are kept before
+    /// they are pruned (1 or more). Uses of seals, decisions, PIN, custody and lifecycle
+    /// records are kept 3 years whatever this says.
+    #[serde(default = "default_operational_retention_days")]
+    pub operational_retention_days: u32,
+}
+
+fn default_refusal_summary_secs() -> u64 {
+    60
+}
+
+fn default_operational_retention_days() -> u32 {
+    90
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            refusal_summary_secs: default_refusal_summary_secs(),
+            operational_retention_days: default_operational_retention_days(),
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The settings the usage log runs with.
+    pub fn settings(&self) -> crate::audit::AuditSettings {
+        crate::audit::AuditSettings {
+            refusal_summary_window: std::time::Duration::from_secs(self.refusal_summary_secs),
+            operational_retention_days: self.operational_retention_days,
+        }
+    }
+}
+
+/// The `[limits]` table: bounds on stamp requests (text lengths are fixed: see
+/// `approval::limits`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Most documents in one stamp request.
+    #[serde(default = "default_max_documents")]
+    pub max_documents_per_request: usize,
+    /// Most pending requests one client may have open.
+    #[serde(default = "default_max_pending_per_client")]
+    pub max_pending_per_client: u64,
+    /// Most pending requests one seal may have open.
+    #[serde(default = "default_max_pending_per_seal")]
+    pub max_pending_per_seal: u64,
+}
+
+fn default_max_documents() -> usize {
+    crate::approval::RequestLimits::default().max_documents
+}
+
+fn default_max_pending_per_client() -> u64 {
+    crate::approval::RequestLimits::default().max_pending_per_client
+}
+
+fn default_max_pending_per_seal() -> u64 {
+    crate::approval::RequestLimits::default().max_pending_per_seal
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_documents_per_request: default_max_documents(),
+            max_pending_per_client: default_max_pending_per_client(),
+            max_pending_per_seal: default_max_pending_per_seal(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The limits the approval engine runs with.
+    pub fn request_limits(&self) -> crate::approval::RequestLimits {
+        crate::approval::RequestLimits {
+            max_documents: self.max_documents_per_request,
+            max_pending_per_client: self.max_pending_per_client,
+            max_pending_per_seal: self.max_pending_per_seal,
+        }
+    }
 }
 
 /// The `[maker]` table: where the seal-maker's key lives.
@@ -263,6 +360,35 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            (
+                "audit.refusal_summary_secs",
+                self.audit.refusal_summary_secs,
+            ),
+            (
+                "audit.operational_retention_days",
+                u64::from(self.audit.operational_retention_days),
+            ),
+            (
+                "limits.max_documents_per_request",
+                self.limits.max_documents_per_request as u64,
+            ),
+            (
+                "limits.max_pending_per_client",
+                self.limits.max_pending_per_client,
+            ),
+            (
+                "limits.max_pending_per_seal",
+                self.limits.max_pending_per_seal,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: "must be 1 or more".into(),
+                });
+            }
+        }
         if !self.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid {
                 key: "listen".into(),
@@ -398,6 +524,8 @@ impl Default for Config {
             store: default_store(),
             trust_roots: Vec::new(),
             maker: None,
+            audit: AuditConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -413,6 +541,39 @@ mod tests {
             Err(ConfigError::Invalid { key, .. }) => key,
             other => panic!("expected an invalid key, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn audit_and_limits_tables_parse_and_refuse_zero() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.audit.settings(), crate::audit::AuditSettings::default());
+        assert_eq!(
+            c.limits.request_limits(),
+            crate::approval::RequestLimits::default()
+        );
+        let c = Config::parse(
+            "[audit]\nrefusal_summary_secs = 5\noperational_retention_days = 30\n\
+             [limits]\nmax_documents_per_request = 10\nmax_pending_per_client = 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.audit.settings().refusal_summary_window.as_secs(), 5);
+        assert_eq!(c.audit.operational_retention_days, 30);
+        assert_eq!(c.limits.request_limits().max_documents, 10);
+        assert_eq!(c.limits.max_pending_per_seal, 1_000);
+        for bad in [
+            "[audit]\noperational_retention_days = 0\n",
+            "[audit]\nrefusal_summary_secs = 0\n",
+            "[limits]\nmax_pending_per_seal = 0\n",
+        ] {
+            let err = Config::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("must be 1 or more"), "{bad}: {err}");
+        }
+        let example =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/seald.toml"))
+                .unwrap();
+        let c = Config::parse(&example).unwrap();
+        assert_eq!(c.audit.operational_retention_days, 90);
+        assert_eq!(c.limits.max_pending_per_client, 100);
     }
 
     #[test]

@@ -20,7 +20,7 @@ fn refused(r: &RawResponse, status: u16, code: &str, words: &str) {
 
 #[test]
 fn refusals_have_codes_sign_nothing_and_are_logged() {
-    let d = Deployment::hsm_sim("sansec");
+    let d = Deployment::hsm_sim_with("sansec", "\n[audit]\nrefusal_summary_secs = 1\n");
     d.login_custodian();
     let doc = [digest(7, 1)];
     let mut codes = Vec::new();
@@ -292,15 +292,29 @@ fn refusals_have_codes_sign_nothing_and_are_logged() {
     assert!(!r.body.contains("97531864"), "{}", r.body);
     expect(r, 422, "invalid_request", "pin");
 
-    // Nothing was signed, and every refusal is in the usage log.
+    // Nothing was signed, and every refusal is logged: an authenticated one as a `refusal`
+    // record, an anonymous one counted in the window's `refusal-summary` (1 s here).
     assert!(d.audit("signature").is_empty(), "nothing may be signed");
+    std::thread::sleep(Duration::from_millis(2500));
     let logged = d.audit("refusal");
+    let summaries = d.audit("refusal-summary");
     for code in codes {
+        let summarised = summaries.iter().any(|s| {
+            s["detail"]["counts"]
+                .as_object()
+                .is_some_and(|c| c.keys().any(|k| k.ends_with(&format!(" {code}"))))
+        });
         assert!(
-            logged.iter().any(|r| r["detail"]["code"] == code),
-            "refusal {code} is not in the usage log"
+            summarised || logged.iter().any(|r| r["detail"]["code"] == code),
+            "refusal {code} is not logged"
         );
     }
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s["detail"]["counts"]["401 unauthenticated"].as_u64() >= Some(2)),
+        "{summaries:?}"
+    );
     assert!(logged
         .iter()
         .any(|r| r["actor"] == "demo-client" && r["detail"]["code"] == "forbidden"));

@@ -80,6 +80,8 @@ impl From<ApprovalError> for ApiError {
                 message,
             ),
             ApprovalError::BadPolicy(_) => ApiError::conflict("bad_policy", message),
+            ApprovalError::BadText { .. } => unprocessable("invalid_text", message),
+            ApprovalError::TooManyPending { .. } => ApiError::conflict("too_many_pending", message),
             ApprovalError::PinChangeRequired { .. } => {
                 ApiError::conflict("pin_change_required", message)
             }

@@ -22,7 +22,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::audit::NewRecord;
+use crate::audit::operational::REFUSAL_TEXT_BYTES;
+use crate::audit::{clip, NewRecord};
 use crate::store::model::AuditKind;
 
 pub use error::ApiError;
@@ -40,7 +41,7 @@ pub fn router(policy: Arc<GuardPolicy>) -> Router {
         .layer(middleware::from_fn_with_state(policy, guard::guard))
 }
 
-/// The whole API behind the guards; every refusal is written to the usage log.
+/// The whole API behind the guards; every refusal is logged (see [`log_refusals`]).
 pub fn app(state: SharedState) -> Router {
     use routes::{audit, custody, devices, enrol, events, pin, seal_state, seals, stamp, verify};
     let policy = state.policy.clone();
@@ -77,7 +78,10 @@ pub fn app(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// Writes a `refusal` record (method, path, status, code, who) for every error answer.
+/// Logs every error answer. Anonymous and rate-limited refusals are only counted, and written
+/// as one `refusal-summary` per window (a flood of junk requests must not fill the store or
+/// queue fsyncs before stamps); an authenticated refusal is written as one `refusal` record
+/// with its path and message clipped. Both are operational records, outside the hash chain.
 async fn log_refusals(
     State(state): State<SharedState>,
     mut request: Request,
@@ -85,32 +89,41 @@ async fn log_refusals(
 ) -> Response {
     let slot = auth::CallerSlot::default();
     request.extensions_mut().insert(slot.clone());
-    let method = request.method().to_string();
+    let method = clip(request.method().as_str(), 32);
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     if let Some(refused) = response.extensions().get::<error::Refused>() {
-        let who = slot
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| "anonymous".into());
-        let record = NewRecord::new(
-            AuditKind::Refusal,
-            &who,
-            None,
-            json!({
-                "method": method,
-                "path": path,
-                "status": response.status().as_u16(),
-                "code": refused.code,
-                "message": refused.message,
-            }),
-        );
-        tracing::info!(%method, %path, status = response.status().as_u16(), code = refused.code, caller = %who, "refused");
+        let status = response.status().as_u16();
+        let who = slot.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let audit = state.services.audit.clone();
-        if let Err(e) = audit.append_async(record).await {
-            tracing::error!(error = %e, "cannot log a refusal");
+        let shown = clip(&path, REFUSAL_TEXT_BYTES);
+        let caller = who.clone().unwrap_or_else(|| "anonymous".into());
+        match who {
+            Some(who) if status != 429 => {
+                tracing::info!(%method, path = %shown, status, code = refused.code, %caller, "refused");
+                let record = NewRecord::new(
+                    AuditKind::Refusal,
+                    &who,
+                    None,
+                    json!({
+                        "method": method,
+                        "path": shown,
+                        "status": status,
+                        "code": refused.code,
+                        "message": clip(&refused.message, REFUSAL_TEXT_BYTES),
+                    }),
+                );
+                match tokio::task::spawn_blocking(move || audit.append_operational(record)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "cannot log a refusal"),
+                    Err(e) => tracing::error!(error = %e, "cannot log a refusal"),
+                }
+            }
+            who => {
+                // Counted only; one line per junk request would flood the log instead.
+                tracing::debug!(%method, path = %shown, status, code = refused.code, %caller, "refused");
+                audit.count_refusal(status, refused.code, &method, &path, who.as_deref());
+            }
         }
     }
     response

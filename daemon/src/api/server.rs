@@ -21,12 +21,21 @@ use super::state::{AppState, SharedState};
 pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, String> {
     let trust = Arc::new(config.load_trust().map_err(|e| e.to_string())?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let services = Services::open(&config.store, clock.clone(), trust.clone()).map_err(|e| {
-        format!(
-            "config key `store`: cannot open {}: {e}",
-            config.store.display()
-        )
-    })?;
+    let mut services =
+        Services::open(&config.store, clock.clone(), trust.clone()).map_err(|e| {
+            format!(
+                "config key `store`: cannot open {}: {e}",
+                config.store.display()
+            )
+        })?;
+    services.audit = services
+        .audit
+        .clone()
+        .with_settings(config.audit.settings());
+    services.approvals = services
+        .approvals
+        .clone()
+        .with_limits(config.limits.request_limits());
     let devices =
         Devices::open(&config.modules).map_err(|e| format!("config key `module`: {e}"))?;
 
@@ -58,9 +67,48 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
     }))
 }
 
+/// Writes the refusal summary of each window when it has run, and prunes operational records
+/// past their retention at start and then hourly. Call inside the runtime.
+fn spawn_operational_log(state: SharedState) {
+    tokio::spawn(async move {
+        let mut ticks: u64 = 0;
+        loop {
+            let audit = state.services.audit.clone();
+            let prune = ticks % 3600 == 0;
+            let done = tokio::task::spawn_blocking(move || {
+                if let Err(e) = audit.flush_refusals(false) {
+                    tracing::error!(error = %e, "cannot write the refusal summary");
+                }
+                if prune {
+                    match audit.prune_operational() {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "operational records pruned"),
+                        Err(e) => tracing::error!(error = %e, "cannot prune operational records"),
+                    }
+                }
+            })
+            .await;
+            if let Err(e) = done {
+                tracing::error!(error = %e, "operational log task failed");
+            }
+            ticks = ticks.wrapping_add(1);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// Writes the refusals counted so far as one summary: call once the server has stopped.
+pub fn flush_on_shutdown(state: &SharedState) {
+    if let Err(e) = state.services.audit.flush_refusals(true) {
+        tracing::error!(error = %e, "cannot write the refusal summary at shutdown");
+    }
+}
+
 /// Signs requests approved before a restart, then every few seconds expires due seals and
-/// stale requests and publishes seal state changes. Call inside the runtime.
+/// stale requests and publishes seal state changes; writes refusal summaries and prunes
+/// operational records. Call inside the runtime.
 pub fn spawn_background(state: SharedState) {
+    spawn_operational_log(state.clone());
     tokio::spawn(async move {
         let st = state.clone();
         let approved = tokio::task::spawn_blocking(move || {

@@ -5,6 +5,7 @@
 //! seald) calls [`Approvals::begin_signing`], signs on the device, then
 //! [`Approvals::mark_signed`] or [`Approvals::mark_failed`].
 
+pub mod limits;
 pub mod named;
 pub mod rules;
 
@@ -23,10 +24,8 @@ use crate::store::{Store, StoreError, Tx};
 pub use crate::store::model::{
     OfficeHours, PinMode, Policy, RequestId, RequestState, StampDocument, StampRequest, Vote,
 };
+pub use limits::RequestLimits;
 pub use named::NamedPolicy;
-
-/// Most documents in one batch request.
-pub const MAX_BATCH_DOCUMENTS: usize = 10_000;
 
 /// Approval errors, each naming the rule that refused.
 #[derive(Debug, thiserror::Error)]
@@ -94,14 +93,14 @@ pub enum ApprovalError {
         /// The request.
         id: RequestId,
     },
-    /// The daily quota would be exceeded.
-    #[error("seal {seal_id} may stamp {quota} documents a day; {used} are already asked for today and this request adds {requested}")]
+    /// The daily quota would be exceeded (counted by documents stamped today).
+    #[error("seal {seal_id} may stamp {quota} documents a day; {used} are already stamped today and this request adds {requested}")]
     QuotaExceeded {
         /// The seal.
         seal_id: SealId,
         /// Daily quota.
         quota: u32,
-        /// Documents already counted today.
+        /// Documents already stamped today.
         used: u64,
         /// Documents in this request.
         requested: usize,
@@ -130,6 +129,25 @@ pub enum ApprovalError {
     /// No such request (or not visible to the caller).
     #[error("no stamp request {0}")]
     NotFound(RequestId),
+    /// Client-supplied text (purpose, comment, document name) is too long or has control or
+    /// bidirectional characters.
+    #[error("`{field}` {problem}")]
+    BadText {
+        /// Which text.
+        field: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// Too many requests wait already.
+    #[error("{who} already has {open} pending requests (at most {limit}); wait for decisions or let them expire before asking again")]
+    TooManyPending {
+        /// The client or seal whose limit is reached.
+        who: String,
+        /// Pending now.
+        open: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The request names no documents, too many, or a bad one.
     #[error("invalid documents: {0}")]
     BadDocuments(String),
@@ -195,6 +213,7 @@ pub struct SignedDocument {
 pub struct Approvals {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
+    limits: RequestLimits,
 }
 
 fn user(by: &Caller) -> Result<&crate::identity::Identity, ApprovalError> {
@@ -297,6 +316,7 @@ fn signing_ticket(
     if let Some(hours) = &policy.office_hours {
         rules::check_office_hours(hours, now)?;
     }
+    check_quota(tx, &policy, now, request.documents.len())?;
     let (client, approvers) = who_asked_and_approved(tx, &request)?;
     Ok(SigningTicket {
         request,
@@ -305,6 +325,32 @@ fn signing_ticket(
         client,
         approvers,
     })
+}
+
+/// Refuses `adding` more documents when the seal's daily quota, counted by documents stamped
+/// (signed) since the start of the local day, would be exceeded. Pending requests do not
+/// count: junk requests cannot use up a seal's quota. Checked when a request is made, before
+/// signing, and in the transaction that keeps the signatures.
+fn check_quota(
+    tx: &mut dyn Tx,
+    policy: &Policy,
+    now: time::OffsetDateTime,
+    adding: usize,
+) -> Result<(), ApprovalError> {
+    let Some(quota) = policy.daily_quota else {
+        return Ok(());
+    };
+    let since = rules::start_of_local_day(now, policy.quota_utc_offset_minutes)?;
+    let used = tx.documents_signed_since(policy.seal_id, since)?;
+    if used + adding as u64 > u64::from(quota) {
+        return Err(ApprovalError::QuotaExceeded {
+            seal_id: policy.seal_id,
+            quota,
+            used,
+            requested: adding,
+        });
+    }
+    Ok(())
 }
 
 /// The seal `seal_id` if it may sign at `now`: usable (active, inside its validity) and no
@@ -339,26 +385,27 @@ fn who_asked_and_approved(
     Ok((client, approvers))
 }
 
-fn check_documents(docs: &[StampDocument]) -> Result<(), ApprovalError> {
+fn check_documents(docs: &[StampDocument], max: usize) -> Result<(), ApprovalError> {
     if docs.is_empty() {
         return Err(ApprovalError::BadDocuments(
             "no document digest given".into(),
         ));
     }
-    if docs.len() > MAX_BATCH_DOCUMENTS {
+    if docs.len() > max {
         return Err(ApprovalError::BadDocuments(format!(
-            "{} documents; at most {MAX_BATCH_DOCUMENTS} per request",
+            "{} documents; at most {max} per request",
             docs.len()
         )));
     }
     let mut seen = BTreeSet::new();
     for d in docs {
-        if d.name.trim().is_empty() || d.name.chars().count() > 256 {
+        if d.name.trim().is_empty() {
             return Err(ApprovalError::BadDocuments(format!(
-                "document {} needs a name of 1-256 characters",
+                "document {} needs a name",
                 d.digest
             )));
         }
+        limits::check_text("document name", &d.name, limits::MAX_NAME_CHARS)?;
         if !seen.insert(d.digest) {
             return Err(ApprovalError::BadDocuments(format!(
                 "digest {} appears twice",
@@ -379,7 +426,17 @@ fn identity_name(tx: &mut dyn Tx, id: IdentityId) -> Result<String, ApprovalErro
 impl Approvals {
     /// The approval engine over `store`.
     pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            limits: RequestLimits::default(),
+        }
+    }
+
+    /// The same service with the `[limits]` of the config.
+    pub fn with_limits(mut self, limits: RequestLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Sets a seal's policy (admins). Clients and approvers must exist with those roles.
@@ -432,8 +489,10 @@ impl Approvals {
     ) -> Result<StampRequest, ApprovalError> {
         by.require(Role::Client)?;
         let client = user(by)?.clone();
-        check_documents(&new.documents)?;
+        check_documents(&new.documents, self.limits.max_documents)?;
+        limits::check_text("purpose", &new.purpose, limits::MAX_PURPOSE_CHARS)?;
         let now = self.clock.now();
+        let caps = self.limits;
         self.store.write(move |tx| {
             let now_s = now.unix_timestamp();
             let seal = load_seal(tx, new.seal_id)?;
@@ -448,17 +507,21 @@ impl Approvals {
             if let Some(hours) = &policy.office_hours {
                 rules::check_office_hours(hours, now)?;
             }
-            if let Some(quota) = policy.daily_quota {
-                let since = rules::start_of_local_day(now, policy.quota_utc_offset_minutes)?;
-                let used = tx.documents_requested_since(seal.id, since)?;
-                if used + new.documents.len() as u64 > u64::from(quota) {
-                    return Err(ApprovalError::QuotaExceeded {
-                        seal_id: seal.id,
-                        quota,
-                        used,
-                        requested: new.documents.len(),
-                    });
-                }
+            check_quota(tx, &policy, now, new.documents.len())?;
+            let (mine, of_seal) = tx.pending_counts(seal.id, client.id, now_s)?;
+            if mine >= caps.max_pending_per_client {
+                return Err(ApprovalError::TooManyPending {
+                    who: format!("client {}", client.name),
+                    open: mine,
+                    limit: caps.max_pending_per_client,
+                });
+            }
+            if of_seal >= caps.max_pending_per_seal {
+                return Err(ApprovalError::TooManyPending {
+                    who: format!("seal {}", seal.id),
+                    open: of_seal,
+                    limit: caps.max_pending_per_seal,
+                });
             }
             let mut request = StampRequest {
                 id: 0,
@@ -502,6 +565,7 @@ impl Approvals {
     ) -> Result<StampRequest, ApprovalError> {
         by.require(Role::Approver)?;
         let approver = user(by)?.clone();
+        limits::check_text("comment", comment, limits::MAX_COMMENT_CHARS)?;
         let caller = by.clone();
         let comment = comment.to_owned();
         let now_ms = unix_ms(self.clock.now());
@@ -630,6 +694,9 @@ impl Approvals {
             // The seal may have been revoked, suspended or handed over (even directly in the
             // store) or have ended while the device signed: then nothing is kept.
             let seal = seal_that_may_sign(tx, request.seal_id, now.unix_timestamp())?;
+            // Another request of the seal may have been signed since this one began.
+            let policy = load_policy(tx, seal.id)?;
+            check_quota(tx, &policy, now, request.documents.len())?;
             let wanted: BTreeSet<Digest32> = request.documents.iter().map(|d| d.digest).collect();
             let mut seen = BTreeSet::new();
             for s in &signed {

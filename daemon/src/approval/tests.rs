@@ -283,18 +283,50 @@ fn one_rejection_rejects() {
     assert_eq!(r.state, RequestState::Rejected);
 }
 
+fn sign(w: &World, r: &StampRequest) -> Result<StampRequest, ApprovalError> {
+    w.approvals
+        .mark_signed(&Caller::Daemon, r.id, signed_all(r))
+}
+
 #[test]
-fn daily_quota_counts_documents_per_local_day() {
+fn daily_quota_counts_documents_stamped_per_local_day() {
     let w = world();
-    set_policy(&w, |p| p.daily_quota = Some(3));
-    // 2026-01-05 09:00 UTC = 17:00 Beijing.
-    let first = ask(&w, &[1, 2]).unwrap();
-    let err = ask(&w, &[3, 4]).unwrap_err();
+    set_policy(&w, |p| {
+        p.daily_quota = Some(3);
+        p.request_ttl_secs = 86_400;
+    });
+    // 2026-01-05 09:00 UTC = 17:00 Beijing. Pending requests use none of the quota: any
+    // number of them may be asked (up to the pending caps).
+    for n in 0..10 {
+        ask(&w, &[100 + n]).unwrap();
+    }
+    // More documents than the quota in one request can never be stamped today.
+    let err = ask(&w, &[1, 2, 3, 4]).unwrap_err();
     assert!(
         matches!(
             err,
             ApprovalError::QuotaExceeded {
                 quota: 3,
+                used: 0,
+                requested: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let first = approved(&w, &[1, 2]);
+    let second = approved(&w, &[3, 4]);
+    w.approvals
+        .begin_signing(&Caller::Daemon, first.id)
+        .unwrap();
+    sign(&w, &first).unwrap();
+    // Two stamped: a request for two more is refused when asked, before signing and when
+    // its signatures would be kept.
+    let err = ask(&w, &[5, 6]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApprovalError::QuotaExceeded {
                 used: 2,
                 requested: 2,
                 ..
@@ -302,19 +334,142 @@ fn daily_quota_counts_documents_per_local_day() {
         ),
         "{err}"
     );
-    ask(&w, &[3]).unwrap();
-    assert!(ask(&w, &[4]).is_err());
-    // A rejected request gives its documents back.
-    w.approvals
-        .decide(&w.a, first.id, Decision::Reject, "")
-        .unwrap();
-    ask(&w, &[4, 5]).unwrap();
-    assert!(ask(&w, &[6]).is_err());
+    assert!(matches!(
+        w.approvals.begin_signing(&Caller::Daemon, second.id),
+        Err(ApprovalError::QuotaExceeded { used: 2, .. })
+    ));
+    assert!(matches!(
+        sign(&w, &second),
+        Err(ApprovalError::QuotaExceeded { used: 2, .. })
+    ));
+    let third = approved(&w, &[5]);
+    sign(&w, &third).unwrap();
+    assert!(matches!(
+        ask(&w, &[6]),
+        Err(ApprovalError::QuotaExceeded { used: 3, .. })
+    ));
     // 16:00 UTC is midnight in Beijing: a new day.
     w.f.clock.set(datetime!(2026-01-05 15:59 UTC));
     assert!(ask(&w, &[6]).is_err());
     w.f.clock.set(datetime!(2026-01-05 16:00 UTC));
     ask(&w, &[6, 7, 8]).unwrap();
+    w.approvals
+        .begin_signing(&Caller::Daemon, second.id)
+        .unwrap();
+    sign(&w, &second).unwrap();
+}
+
+#[test]
+fn pending_requests_are_capped_per_client_and_per_seal() {
+    let mut w = world();
+    w.approvals = w.approvals.clone().with_limits(RequestLimits {
+        max_documents: 3,
+        max_pending_per_client: 2,
+        max_pending_per_seal: 3,
+    });
+    set_policy(&w, |p| {
+        p.allowed_clients.push(id_of(&w.other_client));
+        p.request_ttl_secs = 600;
+    });
+    let too_many = ask(&w, &[1, 2, 3, 4]).unwrap_err();
+    assert!(
+        too_many.to_string().contains("at most 3 per request"),
+        "{too_many}"
+    );
+    let first = ask(&w, &[1]).unwrap();
+    ask(&w, &[2]).unwrap();
+    let err = ask(&w, &[3]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ApprovalError::TooManyPending {
+                open: 2,
+                limit: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("client oa-app"), "{err}");
+    // Another client still may, up to the seal's cap.
+    let other = |n: u8| {
+        w.approvals.create_request(
+            &w.other_client,
+            NewStampRequest {
+                seal_id: w.seal,
+                documents: vec![doc(n)],
+                purpose: "crm".into(),
+                origin: None,
+            },
+        )
+    };
+    other(10).unwrap();
+    let err = other(11).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("seal {}", w.seal)),
+        "{err}"
+    );
+    // A decided request frees its place; so does one past its time.
+    w.approvals
+        .decide(&w.a, first.id, Decision::Reject, "no")
+        .unwrap();
+    ask(&w, &[3]).unwrap();
+    assert!(ask(&w, &[4]).is_err());
+    w.f.clock.set(datetime!(2026-01-05 09:11 UTC));
+    ask(&w, &[4]).unwrap();
+}
+
+#[test]
+fn long_or_hidden_text_is_refused_and_changes_nothing() {
+    let w = world();
+    let long = w
+        .approvals
+        .create_request(
+            &w.client,
+            NewStampRequest {
+                seal_id: w.seal,
+                documents: vec![doc(1)],
+                purpose: "p".repeat(1_001),
+                origin: None,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(long, ApprovalError::BadText { .. }), "{long}");
+    assert_eq!(
+        long.to_string(),
+        "`purpose` is 1001 characters long; at most 1000 are allowed"
+    );
+    let named = w
+        .approvals
+        .create_request(
+            &w.client,
+            NewStampRequest {
+                seal_id: w.seal,
+                documents: vec![StampDocument {
+                    digest: Digest32([1; 32]),
+                    name: "invoice\u{202E}fdp.exe".into(),
+                }],
+                purpose: "ok".into(),
+                origin: None,
+            },
+        )
+        .unwrap_err();
+    assert!(named.to_string().contains("`document name`"), "{named}");
+    assert!(named.to_string().contains("U+202E"), "{named}");
+    let r = ask(&w, &[1]).unwrap();
+    let comment = w
+        .approvals
+        .decide(&w.a, r.id, Decision::Approve, "fine\nreally")
+        .unwrap_err();
+    assert!(comment.to_string().contains("`comment`"), "{comment}");
+    // Nothing was recorded but the one good request.
+    let r = w.approvals.get(&admin(), r.id).unwrap();
+    assert!(r.votes.is_empty());
+    let pending =
+        w.f.store
+            .read(|tx| tx.requests_in_state(RequestState::Pending))
+            .unwrap();
+    assert_eq!(pending.len(), 1);
 }
 
 #[test]

@@ -7,19 +7,21 @@
 
 pub mod chain;
 pub mod export;
+pub mod operational;
 pub mod records;
 pub mod verify;
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
-use crate::store::model::{AuditAnchor, AuditKind, AuditRow, SealId};
+use crate::store::model::{AuditAnchor, AuditKind, AuditRow, OpsRow, SealId};
 use crate::store::{Store, StoreError};
 
 pub use export::ExportFormat;
+pub use operational::{clip, AuditSettings, RefusalWindow};
 pub use records::SignatureFacts;
 pub use verify::{BreakReason, ChainBreak, HeadCheck, NotedHead, VerifyReport};
 
@@ -53,6 +55,9 @@ pub enum AuditError {
         /// The latest cutoff allowed now.
         earliest_allowed: String,
     },
+    /// An operational kind was given to the chain (or the other way round).
+    #[error("`{0}` records are operational: they are kept outside the hash chain")]
+    Operational(AuditKind),
     /// Writing an export failed.
     #[error("cannot write the export: {0}")]
     Io(#[from] std::io::Error),
@@ -72,6 +77,8 @@ pub struct PruneReport {
 pub struct AuditLog {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
+    settings: AuditSettings,
+    refusals: Arc<Mutex<RefusalWindow>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -91,11 +98,31 @@ pub fn retention_limit(now: OffsetDateTime) -> OffsetDateTime {
 impl AuditLog {
     /// The log kept in `store`, timed by `clock`.
     pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            settings: AuditSettings::default(),
+            refusals: Arc::default(),
+        }
     }
 
-    /// Appends a record; returns once it is durable.
+    /// The same log with the `[audit]` settings of the config.
+    pub fn with_settings(mut self, settings: AuditSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> AuditSettings {
+        self.settings
+    }
+
+    /// Appends a record to the chain; returns once it is durable. Operational kinds are
+    /// refused: they go through [`AuditLog::append_operational`].
     pub fn append(&self, record: NewRecord) -> Result<AuditRow, AuditError> {
+        if record.kind.is_operational() {
+            return Err(AuditError::Operational(record.kind));
+        }
         // Serialise here, in the caller's thread: the store's one writer only links, hashes
         // and inserts.
         let record = chain::PreparedRecord::new(&record);
@@ -106,11 +133,88 @@ impl AuditLog {
 
     /// [`AuditLog::append`] for async callers: the task, not a thread, waits for the commit.
     pub async fn append_async(&self, record: NewRecord) -> Result<AuditRow, AuditError> {
+        if record.kind.is_operational() {
+            return Err(AuditError::Operational(record.kind));
+        }
         let record = chain::PreparedRecord::new(&record);
         let clock = self.clock.clone();
         self.store
             .write_async(move |tx| Ok(chain::append_prepared(tx, record, unix_ms(clock.now()))?))
             .await
+    }
+
+    /// Appends an operational record (refusal, summary, verification) outside the chain;
+    /// returns once it is durable.
+    pub fn append_operational(&self, record: NewRecord) -> Result<OpsRow, AuditError> {
+        let mut row = OpsRow {
+            id: 0,
+            at_ms: unix_ms(self.clock.now()),
+            kind: record.kind.as_str().to_owned(),
+            actor: record.actor,
+            seal_id: record.seal_id,
+            detail: record.detail.to_string(),
+        };
+        Ok(self.store.write(move |tx| {
+            row.id = tx.insert_ops(&row)?;
+            Ok::<_, StoreError>(row)
+        })?)
+    }
+
+    /// Counts an anonymous or rate-limited refusal in memory; nothing is written until the
+    /// window's summary ([`AuditLog::flush_refusals`]).
+    pub fn count_refusal(
+        &self,
+        status: u16,
+        code: &str,
+        method: &str,
+        path: &str,
+        caller: Option<&str>,
+    ) {
+        let now_ms = unix_ms(self.clock.now());
+        self.refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .count(now_ms, status, code, method, path, caller);
+    }
+
+    /// Writes one `refusal-summary` record for the refusals counted since the last one, if
+    /// the window has run (or at once with `force`, as at shutdown). Returns it, if written.
+    pub fn flush_refusals(&self, force: bool) -> Result<Option<OpsRow>, AuditError> {
+        let now_ms = unix_ms(self.clock.now());
+        let detail = {
+            let mut window = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+            if !force && !window.is_due(now_ms, self.settings.refusal_summary_window) {
+                return Ok(None);
+            }
+            window.take_detail(now_ms)
+        };
+        let Some(detail) = detail else {
+            return Ok(None);
+        };
+        let record = NewRecord::new(AuditKind::RefusalSummary, "seald", None, detail);
+        self.append_operational(record).map(Some)
+    }
+
+    /// Up to `limit` operational records after `after_id`, of `kind` if given.
+    pub fn operational(
+        &self,
+        kind: Option<AuditKind>,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<OpsRow>, AuditError> {
+        Ok(self
+            .store
+            .read(|tx| tx.ops_rows(kind.map(AuditKind::as_str), after_id, limit))?)
+    }
+
+    /// Deletes operational records older than the operational retention; returns how many.
+    /// The hash chain is not touched.
+    pub fn prune_operational(&self) -> Result<u64, AuditError> {
+        let days = i64::from(self.settings.operational_retention_days.max(1));
+        let before_ms = unix_ms(self.clock.now()) - days * 86_400_000;
+        Ok(self
+            .store
+            .write(move |tx| tx.delete_ops_before(before_ms))?)
     }
 
     /// Recomputes the chain; the report names the first broken record.

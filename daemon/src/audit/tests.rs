@@ -419,3 +419,112 @@ fn async_appends_from_many_tasks_chain_with_blocking_ones() {
         .unwrap();
     assert_eq!(n, 65);
 }
+
+fn refusal(i: usize) -> NewRecord {
+    NewRecord::new(
+        AuditKind::Refusal,
+        "erp",
+        None,
+        json!({ "i": i, "code": "forbidden" }),
+    )
+}
+
+#[test]
+fn operational_records_stay_out_of_the_chain() {
+    let f = fixture();
+    let err = f.log.append(refusal(1)).unwrap_err();
+    assert!(
+        matches!(err, AuditError::Operational(AuditKind::Refusal)),
+        "{err}"
+    );
+    f.log.append(note(1)).unwrap();
+    let ops = f.log.append_operational(refusal(1)).unwrap();
+    assert_eq!(ops.kind, "refusal");
+    let report = f.log.verify().unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.records, 1, "only the note is chained");
+    let listed = f.log.operational(Some(AuditKind::Refusal), 0, 10).unwrap();
+    assert_eq!(listed, vec![ops]);
+    assert!(f
+        .log
+        .operational(Some(AuditKind::Verification), 0, 10)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn operational_records_are_pruned_after_their_retention_and_the_chain_still_verifies() {
+    let f = fixture();
+    let log = f.log.clone().with_settings(AuditSettings {
+        refusal_summary_window: std::time::Duration::from_secs(60),
+        operational_retention_days: 90,
+    });
+    // Evidence and operational records interleaved over a year.
+    for (i, at) in [
+        datetime!(2025-01-01 00:00 UTC),
+        datetime!(2025-06-01 00:00 UTC),
+        datetime!(2025-10-01 00:00 UTC),
+        datetime!(2025-12-20 00:00 UTC),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        f.clock.set(at);
+        log.append(note(i)).unwrap();
+        log.append_operational(refusal(i)).unwrap();
+        log.append(note(100 + i)).unwrap();
+    }
+    f.clock.set(datetime!(2026-01-05 09:00 UTC));
+    assert_eq!(log.prune_operational().unwrap(), 3);
+    let left = log.operational(None, 0, 100).unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].detail.contains("\"i\":3"), "{}", left[0].detail);
+    // The chain lost nothing and still verifies; the 3-year rule still guards it.
+    let report = log.verify().unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.records, 8);
+    assert!(log
+        .prune_before(datetime!(2025-12-01 00:00 UTC), "auditor")
+        .is_err());
+    // And the database refuses to change an operational record.
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    let err = conn
+        .execute("UPDATE ops_log SET actor = 'x'", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot be changed"), "{err}");
+}
+
+#[test]
+fn anonymous_refusals_become_one_summary_per_window() {
+    let f = fixture();
+    let log = f.log.clone().with_settings(AuditSettings {
+        refusal_summary_window: std::time::Duration::from_secs(60),
+        operational_retention_days: 90,
+    });
+    assert!(
+        log.flush_refusals(true).unwrap().is_none(),
+        "nothing counted"
+    );
+    let path = format!("/{}", "A".repeat(60_000));
+    for _ in 0..1000 {
+        log.count_refusal(404, "not_found", "GET", &path, None);
+    }
+    log.count_refusal(429, "rate_limited", "GET", "/v1/seals", Some("erp"));
+    f.clock.set(datetime!(2026-01-05 09:00:59 UTC));
+    assert!(
+        log.flush_refusals(false).unwrap().is_none(),
+        "window not over"
+    );
+    f.clock.set(datetime!(2026-01-05 09:01 UTC));
+    let summary = log.flush_refusals(false).unwrap().expect("a summary");
+    assert_eq!(summary.kind, "refusal-summary");
+    assert!(summary.detail.len() < 2_000, "{}", summary.detail.len());
+    let detail: serde_json::Value = serde_json::from_str(&summary.detail).unwrap();
+    assert_eq!(detail["counts"]["404 not_found"], 1000);
+    assert_eq!(detail["rate_limited_callers"]["erp"], 1);
+    assert!(
+        log.flush_refusals(true).unwrap().is_none(),
+        "window emptied"
+    );
+    assert_eq!(log.verify().unwrap().records, 0, "nothing chained");
+}

@@ -176,11 +176,25 @@ async fn run(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     println!("seald listening on http://{address}");
     use std::io::Write;
     std::io::stdout().flush()?;
-    axum::serve(listener, seald::api::app(state))
+    axum::serve(listener, seald::api::app(state.clone()))
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminated => {}
+            }
         })
         .await?;
+    seald::api::server::flush_on_shutdown(&state);
     if let Some(watcher) = watcher {
         watcher.stop();
     }

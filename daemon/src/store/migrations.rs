@@ -137,6 +137,30 @@ CREATE TABLE stamp_signatures (
     PRIMARY KEY (request_id, position)
 );
 "#,
+    // 5: the operational log: refusals, refusal summaries and verifications, outside the hash
+    // chain. Append-only like the usage log, but prunable after its own, shorter retention
+    // (`[audit] operational_retention_days`, at least one day: the floor is enforced here too).
+    r#"
+CREATE TABLE ops_log (
+    id          INTEGER PRIMARY KEY,
+    at_ms       INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    seal_id     INTEGER,
+    detail      TEXT NOT NULL
+);
+CREATE INDEX ops_log_at ON ops_log(at_ms);
+CREATE INDEX ops_log_kind ON ops_log(kind, id);
+CREATE TRIGGER ops_log_no_update BEFORE UPDATE ON ops_log
+BEGIN
+    SELECT RAISE(ABORT, 'operational records cannot be changed');
+END;
+CREATE TRIGGER ops_log_retention BEFORE DELETE ON ops_log
+WHEN old.at_ms > CAST(strftime('%s', 'now', '-1 day') AS INTEGER) * 1000
+BEGIN
+    SELECT RAISE(ABORT, 'operational records younger than a day cannot be deleted');
+END;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -479,11 +479,46 @@ text_enum! {
         Custody = "custody",
         /// A key pair was generated, a CSR made, or a certificate imported on a token.
         Key = "key",
-        /// The API refused a request (status, code, path; never secrets).
+        /// The API refused an authenticated request (status, code, clipped path; never
+        /// secrets). Operational: kept outside the chain (see [`AuditKind::is_operational`]).
         Refusal = "refusal",
+        /// Counts of the anonymous and rate-limited refusals of one window, with a few clipped
+        /// sample paths. Operational.
+        RefusalSummary = "refusal-summary",
         /// Test and tooling records.
         Note = "note",
     }
+}
+
+impl AuditKind {
+    /// Operational records (refusals, their summaries, verifications) say how the API was
+    /// used, not how a seal was: they are kept in the operational log, outside the hash chain,
+    /// and pruned after `[audit] operational_retention_days`. Every other kind is evidence
+    /// (uses of a seal, decisions, PIN and custody events, lifecycle) and goes into the chain,
+    /// undeletable for 3 years.
+    pub fn is_operational(self) -> bool {
+        matches!(
+            self,
+            AuditKind::Refusal | AuditKind::RefusalSummary | AuditKind::Verification
+        )
+    }
+}
+
+/// One operational record (outside the hash chain; see [`AuditKind::is_operational`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsRow {
+    /// Its number, increasing (gaps after a prune).
+    pub id: i64,
+    /// Time in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Record kind.
+    pub kind: String,
+    /// Who caused it.
+    pub actor: String,
+    /// The seal concerned, if any.
+    pub seal_id: Option<SealId>,
+    /// Details as compact JSON text.
+    pub detail: String,
 }
 
 /// Who holds a seal now (`sealctl custody transfer`).

@@ -935,14 +935,30 @@ impl Tx for SqliteTx<'_> {
         Ok(out)
     }
 
-    fn documents_requested_since(&mut self, seal_id: SealId, since: Timestamp) -> StoreResult<u64> {
+    fn documents_signed_since(&mut self, seal_id: SealId, since: Timestamp) -> StoreResult<u64> {
         let n: i64 = self.row(
             "SELECT COALESCE(SUM(doc_count), 0) FROM stamp_requests WHERE seal_id = ?1 \
-             AND created_at >= ?2 AND state IN ('pending', 'approved', 'signed')",
+             AND state = 'signed' AND updated_at >= ?2",
             params![seal_id, since],
             |row| row.get(0),
         )?;
         Ok(n.max(0) as u64)
+    }
+
+    fn pending_counts(
+        &mut self,
+        seal_id: SealId,
+        requester: IdentityId,
+        now: Timestamp,
+    ) -> StoreResult<(u64, u64)> {
+        let (mine, seal): (i64, i64) = self.conn.query_row(
+            "SELECT COALESCE(SUM(requester = ?2), 0), COALESCE(SUM(seal_id = ?1), 0) \
+             FROM stamp_requests WHERE state = 'pending' AND expires_at > ?3 \
+             AND (requester = ?2 OR seal_id = ?1)",
+            params![seal_id, requester, now],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        Ok((mine.max(0) as u64, seal.max(0) as u64))
     }
 
     fn audit_last(&mut self) -> StoreResult<Option<(i64, Vec<u8>)>> {
@@ -1092,6 +1108,44 @@ impl Tx for SqliteTx<'_> {
         let n = self
             .conn
             .execute("DELETE FROM audit_log WHERE seq <= ?1", [through])?;
+        Ok(n as u64)
+    }
+
+    fn insert_ops(&mut self, r: &OpsRow) -> StoreResult<i64> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO ops_log (at_ms, kind, actor, seal_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        stmt.execute(params![r.at_ms, r.kind, r.actor, r.seal_id, r.detail])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn ops_rows(
+        &mut self,
+        kind: Option<&str>,
+        after_id: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OpsRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, at_ms, kind, actor, seal_id, detail FROM ops_log \
+             WHERE id > ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![after_id, kind, limit as i64], |row| {
+            Ok(OpsRow {
+                id: row.get(0)?,
+                at_ms: row.get(1)?,
+                kind: row.get(2)?,
+                actor: row.get(3)?,
+                seal_id: row.get(4)?,
+                detail: row.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn delete_ops_before(&mut self, before_ms: i64) -> StoreResult<u64> {
+        let n = self
+            .conn
+            .execute("DELETE FROM ops_log WHERE at_ms < ?1", [before_ms])?;
         Ok(n as u64)
     }
 }

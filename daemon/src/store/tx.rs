@@ -74,9 +74,16 @@ pub trait Tx {
     ) -> StoreResult<()>;
     /// Adds a vote; a second vote by the same approver is a constraint error.
     fn insert_vote(&mut self, request: RequestId, vote: &Vote) -> StoreResult<()>;
-    /// Documents in requests for a seal created at or after `since` that are pending,
-    /// approved or signed (what counts against a daily quota).
-    fn documents_requested_since(&mut self, seal_id: SealId, since: Timestamp) -> StoreResult<u64>;
+    /// Documents of the seal's requests signed at or after `since` (what counts against a
+    /// daily quota: stamps made, not requests asked).
+    fn documents_signed_since(&mut self, seal_id: SealId, since: Timestamp) -> StoreResult<u64>;
+    /// Pending requests not yet past their time, as `(of requester, of seal)`.
+    fn pending_counts(
+        &mut self,
+        seal_id: SealId,
+        requester: IdentityId,
+        now: Timestamp,
+    ) -> StoreResult<(u64, u64)>;
 
     /// Keeps the SES_Signatures of a request being marked signed, in document order.
     fn insert_signatures(
@@ -122,4 +129,17 @@ pub trait Tx {
     fn set_audit_anchor(&mut self, anchor: &AuditAnchor) -> StoreResult<()>;
     /// Deletes records with `seq <= through`; returns how many.
     fn delete_audit_through(&mut self, through: i64) -> StoreResult<u64>;
+
+    // operational log (outside the chain)
+    /// Appends an operational record (its `id` is ignored); returns its id.
+    fn insert_ops(&mut self, row: &OpsRow) -> StoreResult<i64>;
+    /// Up to `limit` operational records with `id > after_id` (of `kind`, if given), in order.
+    fn ops_rows(
+        &mut self,
+        kind: Option<&str>,
+        after_id: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OpsRow>>;
+    /// Deletes operational records with `at_ms < before_ms`; returns how many.
+    fn delete_ops_before(&mut self, before_ms: i64) -> StoreResult<u64>;
 }

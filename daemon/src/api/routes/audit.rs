@@ -46,8 +46,13 @@ pub struct AuditRecord {
     /// Details (null if unreadable).
     #[schema(value_type = Object)]
     pub detail: Value,
-    /// The record's hash, hex.
-    pub hash: String,
+    /// The record's hash, hex (none for an operational record: they are outside the chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// True for an operational record (refusals, refusal summaries, verifications), read
+    /// from the operational log: `seq` is its own numbering there.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub operational: bool,
 }
 
 /// The answer of `GET /v1/audit`.
@@ -87,6 +92,9 @@ pub async fn list(
             "`limit` must be between 1 and 1000",
         ));
     }
+    if let Some(kind) = kind.filter(|k| k.is_operational()) {
+        return blocking(move || operational(&state, kind, &q, limit)).await;
+    }
     blocking(move || {
         let mut out = Vec::new();
         let mut after = q.after;
@@ -111,7 +119,8 @@ pub async fn list(
                         actor: row.actor,
                         seal_id: row.seal_id,
                         detail: serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
-                        hash: hex::encode(&row.hash),
+                        hash: Some(hex::encode(&row.hash)),
+                        operational: false,
                     });
                     if out.len() == limit {
                         break;
@@ -148,6 +157,51 @@ pub struct Head {
 pub struct HeadAnswer {
     /// The newest record; null when the log is empty.
     pub head: Option<Head>,
+}
+
+/// Operational records (refusals, refusal summaries, verifications) come from the operational
+/// log, outside the chain: `seq` is their own numbering there and they carry no hash.
+fn operational(
+    state: &SharedState,
+    kind: AuditKind,
+    q: &AuditQuery,
+    limit: usize,
+) -> Result<Json<AuditPage>, ApiError> {
+    let mut out = Vec::new();
+    let mut after = q.after;
+    loop {
+        let rows = state.services.audit.operational(Some(kind), after, 1000)?;
+        let end = rows.len() < 1000;
+        for row in rows {
+            after = row.id;
+            let wanted = q.seal_id.is_none_or(|s| row.seal_id == Some(s))
+                && q.actor.as_deref().is_none_or(|a| row.actor == a);
+            if wanted {
+                out.push(AuditRecord {
+                    seq: row.id,
+                    at_ms: row.at_ms,
+                    kind: row.kind,
+                    actor: row.actor,
+                    seal_id: row.seal_id,
+                    detail: serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
+                    hash: None,
+                    operational: true,
+                });
+                if out.len() == limit {
+                    return Ok(Json(AuditPage {
+                        records: out,
+                        next_after: Some(after),
+                    }));
+                }
+            }
+        }
+        if end {
+            return Ok(Json(AuditPage {
+                records: out,
+                next_after: None,
+            }));
+        }
+    }
 }
 
 /// `GET /v1/audit/head` (auditor, admin): the newest usage-log record's `SEQ:HASH`, to keep

@@ -70,7 +70,7 @@ pub async fn verify(
         state
             .services
             .audit
-            .append(NewRecord::verification(&who, &body.digest, outcome))?;
+            .append_operational(NewRecord::verification(&who, &body.digest, outcome))?;
         serde_json::to_value(&report)
             .map(Json)
             .map_err(|e| ApiError::internal(format!("cannot write the report: {e}")))
