@@ -10,12 +10,12 @@ use serde_json::{json, Value};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
-use crate::api::events::Event;
 use crate::api::mapping::blocking;
 use crate::api::routes::seals::SealView;
 use crate::api::state::SharedState;
 use crate::api::ApiJson;
 use crate::identity::Caller;
+use crate::runtime::{Event, RequestParties};
 use crate::store::model::{SealId, SealState};
 
 /// The body: why the state changes (required, kept in the history and the usage log).
@@ -99,12 +99,14 @@ async fn change(
         seal_id: id,
         state: seal.state,
     });
-    for request_id in &failed {
+    for request in &failed {
         state.events.publish(Event::RequestFailed {
-            request_id: *request_id,
+            request_id: request.id,
             reason: why.clone(),
+            parties: RequestParties::of(request),
         });
     }
+    let failed: Vec<_> = failed.iter().map(|r| r.id).collect();
     let now = state.clock.timestamp();
     Ok(Json(json!({
         "seal": SealView::new(seal, now),
