@@ -5,8 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::custody::PinPolicy;
 use crate::device::pcsc::{AtrConfig, AtrTable};
-use crate::device::{DeviceModel, ProfileSetting};
+
+// Each section's type lives with the module that owns it; the config file only assembles them
+// (config imports device and custody, never the other way round).
+pub use crate::device::pcsc::PcscConfig;
+pub use crate::device::ModuleConfig;
 
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7780";
@@ -32,7 +37,7 @@ pub struct Config {
     pub atrs: Vec<AtrConfig>,
     /// What new PINs must look like and how old they may grow.
     #[serde(default)]
-    pub pin_policy: crate::custody::PinPolicy,
+    pub pin_policy: PinPolicy,
     /// The store (SQLite): identities, seals, requests and the usage log. Relative paths are
     /// relative to the config file.
     #[serde(default = "default_store")]
@@ -201,31 +206,6 @@ impl Default for ApiConfig {
     }
 }
 
-/// The PC/SC watcher's settings (`[pcsc]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PcscConfig {
-    /// Watch readers through pcscd (default true).
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// Events closer together than this (milliseconds) are collapsed into their final state.
-    #[serde(default = "default_debounce_ms")]
-    pub debounce_ms: u64,
-    /// How often to try reaching pcscd again while it is not running (milliseconds).
-    #[serde(default = "default_retry_ms")]
-    pub retry_ms: u64,
-}
-
-impl Default for PcscConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            debounce_ms: default_debounce_ms(),
-            retry_ms: default_retry_ms(),
-        }
-    }
-}
-
 fn default_max_body_bytes() -> usize {
     1024 * 1024
 }
@@ -234,44 +214,8 @@ fn default_request_timeout_secs() -> u64 {
     30
 }
 
-fn default_true() -> bool {
-    true
-}
-
-fn default_debounce_ms() -> u64 {
-    200
-}
-
-fn default_retry_ms() -> u64 {
-    5000
-}
-
-/// One PKCS#11 module (`[[module]]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModuleConfig {
-    /// A short name used in messages and the API.
-    pub name: String,
-    /// Path of the module's shared library.
-    pub path: PathBuf,
-    /// SM2 mechanism profile: a built-in name (`sansec`, `tass`, `luna`, `auto`) or a table.
-    /// Absent: the module offers no SM2 (P-256 ECDSA still works).
-    #[serde(default)]
-    pub profile: Option<ProfileSetting>,
-    /// What kind of device this is; decides how many sessions a token gets.
-    #[serde(default)]
-    pub model: DeviceModel,
-    /// Sessions per token for a cipher machine (a UKey always gets one).
-    #[serde(default = "default_max_sessions")]
-    pub max_sessions: usize,
-}
-
 fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN.parse().expect("valid default")
-}
-
-fn default_max_sessions() -> usize {
-    4
 }
 
 /// A configuration that could not be read or does not make sense.
@@ -520,7 +464,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             pcsc: PcscConfig::default(),
             atrs: Vec::new(),
-            pin_policy: crate::custody::PinPolicy::default(),
+            pin_policy: PinPolicy::default(),
             store: default_store(),
             trust_roots: Vec::new(),
             maker: None,
@@ -533,6 +477,7 @@ impl Default for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::custody::policy::CharClass;
 
     const MODULE: &str = "[[module]]\nname = \"ukey\"\npath = \"/x.so\"\n";
 
@@ -616,5 +561,29 @@ mod tests {
             Config::parse("[[atr]]\natr = \"3B\"\nmodule = \"m\"\nbogus = 1\n"),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn reads_the_pin_policy_table() {
+        let config = Config::parse(
+            "[pin_policy]\nmin_length = 10\nrequire = [\"upper\", \"symbol\"]\nmax_age_days = 60\nwarn_days = 7\n",
+        )
+        .unwrap();
+        assert_eq!(config.pin_policy.min_length, 10);
+        assert_eq!(
+            config.pin_policy.require,
+            vec![CharClass::Upper, CharClass::Symbol]
+        );
+        assert_eq!(Config::parse("").unwrap().pin_policy, PinPolicy::default());
+        let err = Config::parse("[pin_policy]\nmax_age_days = 10\nwarn_days = 14\n").unwrap_err();
+        assert!(err.to_string().contains("pin_policy.warn_days"), "{err}");
+        assert!(Config::parse("[pin_policy]\nrequire = [\"emoji\"]\n").is_err());
+        let example =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/seald.toml"))
+                .unwrap();
+        assert_eq!(
+            Config::parse(&example).unwrap().pin_policy,
+            PinPolicy::default()
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::approval::{PinMode, Policy};
 use crate::cert::TrustStore;
 use crate::clock::{Clock, SystemClock};
-use crate::config::ModuleConfig;
+use crate::device::ModuleConfig;
 use crate::device::{
     certificate_der, Devices, FinalTry, KeySelector, Pin, ProfileSetting, TokenKey,
 };

@@ -1,11 +1,14 @@
 //! seald: electronic seals (电子印章) whose keys live in crypto hardware.
 //!
-//! Layers, pointing one way (see DESIGN.md §1): `api`, `cli` → `approval`, `seal`, `audit`
-//! → `ses`, `cert`, `crypto`, `device`, `store`.
+//! Layers, pointing one way (see DESIGN.md §1): front ends `api`, `cli` → services
+//! `approval`, `seal`, `audit`, `custody`, `stamp`, `services`, `runtime` (event bus, logins,
+//! signing keys), `background` → formats and hardware `ses`, `cert`, `crypto`, `device`,
+//! `store`. `config` assembles the sections each module owns.
 
 pub mod api;
 pub mod approval;
 pub mod audit;
+pub mod background;
 pub mod cert;
 pub mod cli;
 pub mod clock;
@@ -16,6 +19,7 @@ pub mod demo;
 pub mod device;
 pub mod hardening;
 pub mod identity;
+pub mod runtime;
 pub mod seal;
 pub mod services;
 pub mod ses;

@@ -2,9 +2,7 @@
 
 pub mod auth;
 pub mod error;
-pub mod events;
 pub mod guard;
-pub mod hotplug;
 pub mod json;
 pub mod mapping;
 pub mod openapi;

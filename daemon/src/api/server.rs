@@ -1,18 +1,16 @@
-//! Starting the API: services, devices and state from the config; background sweeps.
+//! Starting the API: services, devices and state from the config.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::approval::RequestState;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::device::Devices;
+use crate::runtime::Runtime;
 use crate::services::Services;
 use crate::stamp::results::LegacyResults;
 
-use super::events::{Event, Events};
 use super::guard::GuardPolicy;
 use super::ratelimit::RateLimiter;
 use super::state::{AppState, SharedState};
@@ -51,10 +49,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
         custodians,
         pin_policy: config.pin_policy.clone(),
         maker: config.maker.clone(),
-        services,
-        devices: Arc::new(devices),
-        clock,
-        events: Events::default(),
+        runtime: Arc::new(Runtime::new(services, Arc::new(devices), clock)),
         policy: Arc::new(policy),
         limiter: RateLimiter::new(
             config.api.rate_limit_burst,
@@ -62,88 +57,5 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
         ),
         trust,
         legacy_signatures: LegacyResults::beside(&config.store),
-        logins: Mutex::new(HashMap::new()),
-        signing_keys: Default::default(),
     }))
-}
-
-/// Writes the refusal summary of each window when it has run, and prunes operational records
-/// past their retention at start and then hourly. Call inside the runtime.
-fn spawn_operational_log(state: SharedState) {
-    tokio::spawn(async move {
-        let mut ticks: u64 = 0;
-        loop {
-            let audit = state.services.audit.clone();
-            let prune = ticks % 3600 == 0;
-            let done = tokio::task::spawn_blocking(move || {
-                if let Err(e) = audit.flush_refusals(false) {
-                    tracing::error!(error = %e, "cannot write the refusal summary");
-                }
-                if prune {
-                    match audit.prune_operational() {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(deleted = n, "operational records pruned"),
-                        Err(e) => tracing::error!(error = %e, "cannot prune operational records"),
-                    }
-                }
-            })
-            .await;
-            if let Err(e) = done {
-                tracing::error!(error = %e, "operational log task failed");
-            }
-            ticks = ticks.wrapping_add(1);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
-}
-
-/// Writes the refusals counted so far as one summary: call once the server has stopped.
-pub fn flush_on_shutdown(state: &SharedState) {
-    if let Err(e) = state.services.audit.flush_refusals(true) {
-        tracing::error!(error = %e, "cannot write the refusal summary at shutdown");
-    }
-}
-
-/// Signs requests approved before a restart, then every few seconds expires due seals and
-/// stale requests and publishes seal state changes; writes refusal summaries and prunes
-/// operational records. Call inside the runtime.
-pub fn spawn_background(state: SharedState) {
-    spawn_operational_log(state.clone());
-    tokio::spawn(async move {
-        let st = state.clone();
-        let approved = tokio::task::spawn_blocking(move || {
-            st.services
-                .store
-                .read(|tx| tx.requests_in_state(RequestState::Approved))
-        })
-        .await;
-        if let Ok(Ok(approved)) = approved {
-            for request in approved {
-                super::routes::stamp::spawn_signing(state.clone(), request.id);
-            }
-        }
-        let mut known = HashMap::new();
-        loop {
-            let st = state.clone();
-            let seals = tokio::task::spawn_blocking(move || {
-                let _ = st.services.registry.expire_due();
-                let _ = st.services.approvals.expire_stale();
-                st.services.registry.list()
-            })
-            .await;
-            if let Ok(Ok(seals)) = seals {
-                for seal in seals {
-                    if let Some(previous) = known.insert(seal.id, seal.state) {
-                        if previous != seal.state {
-                            state.events.publish(Event::SealState {
-                                seal_id: seal.id,
-                                state: seal.state,
-                            });
-                        }
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-    });
 }

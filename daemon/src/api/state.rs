@@ -1,32 +1,24 @@
-//! The one state every handler shares.
+//! The one state every handler shares: the service layer's [`Runtime`] and what only the HTTP
+//! front end needs beside it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::cert::TrustStore;
-use crate::clock::{Clock, Timestamp};
 use crate::config::MakerConfig;
 use crate::custody::{Custodians, PinPolicy};
-use crate::device::Devices;
-use crate::services::Services;
-use crate::stamp::keys::SigningKeys;
+use crate::runtime::Runtime;
 use crate::stamp::results::LegacyResults;
 
-use super::events::Events;
 use super::guard::GuardPolicy;
 use super::ratelimit::RateLimiter;
 
-/// Services, devices, clock, events and guards: everything a handler may need.
+/// The runtime (services, devices, clock, events, logins, signing keys; reached through
+/// `Deref`) and the API's guards, limits and settings: everything a handler may need.
 #[derive(Debug)]
 pub struct AppState {
-    /// Identities, seals, approvals and the usage log.
-    pub services: Services,
-    /// PKCS#11 modules and token owners.
-    pub devices: Arc<Devices>,
-    /// The daemon's clock.
-    pub clock: Arc<dyn Clock>,
-    /// The event broadcast behind `GET /v1/events`.
-    pub events: Events,
+    /// What the signing worker and background tasks share with the API.
+    pub runtime: Arc<Runtime>,
     /// Host/Origin/body guards.
     pub policy: Arc<GuardPolicy>,
     /// Per-identity request limits.
@@ -42,33 +34,15 @@ pub struct AppState {
     /// The `[maker]` of the config: the key that signs SES_Seals at enrolment (none: no
     /// enrolment through the API).
     pub maker: Option<MakerConfig>,
-    /// When each token (by serial) was last logged in through the API.
-    pub logins: Mutex<HashMap<String, Timestamp>>,
-    /// Seal keys kept open between stamps, for one login of their token.
-    pub signing_keys: SigningKeys,
+}
+
+impl Deref for AppState {
+    type Target = Runtime;
+
+    fn deref(&self) -> &Runtime {
+        &self.runtime
+    }
 }
 
 /// The state as handlers receive it.
 pub type SharedState = Arc<AppState>;
-
-impl AppState {
-    /// When the token `serial` was last logged in, if it was through this daemon.
-    pub fn last_login(&self, serial: &str) -> Option<Timestamp> {
-        self.logins
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(serial)
-            .copied()
-    }
-
-    /// Records a login (`Some`) or logout (`None`) of token `serial`; its open signing keys
-    /// are closed either way.
-    pub fn set_login(&self, serial: &str, at: Option<Timestamp>) {
-        self.signing_keys.forget(serial);
-        let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
-        match at {
-            Some(at) => logins.insert(serial.to_owned(), at),
-            None => logins.remove(serial),
-        };
-    }
-}

@@ -786,13 +786,13 @@ impl Approvals {
     }
 
     /// Fails every open (pending or approved, not yet signed) request of `seal_id` with
-    /// `reason`, after the seal stopped being usable; returns their ids.
+    /// `reason`, after the seal stopped being usable; returns them as failed.
     pub fn fail_open_for_seal(
         &self,
         by: &Caller,
         seal_id: SealId,
         reason: &str,
-    ) -> Result<Vec<RequestId>, ApprovalError> {
+    ) -> Result<Vec<StampRequest>, ApprovalError> {
         require_daemon(by)?;
         let actor = by.name();
         let reason = reason.to_owned();
@@ -810,7 +810,7 @@ impl Approvals {
                             Some(&reason),
                             now_ms,
                         )?;
-                        failed.push(r.id);
+                        failed.push(r);
                     }
                 }
             }
@@ -845,6 +845,25 @@ impl Approvals {
             Ok(visible(by, &r, policy.as_ref()).then_some(r))
         })?;
         found.ok_or(ApprovalError::NotFound(id))
+    }
+
+    /// The seals whose policy names identity `approver` among their approvers.
+    pub fn seals_approved_by(
+        &self,
+        approver: IdentityId,
+    ) -> Result<BTreeSet<SealId>, ApprovalError> {
+        Ok(self.store.read(|tx| -> Result<_, StoreError> {
+            let mut seals = BTreeSet::new();
+            for seal in tx.seals()? {
+                if tx
+                    .policy(seal.id)?
+                    .is_some_and(|p| p.approvers.contains(&approver))
+                {
+                    seals.insert(seal.id);
+                }
+            }
+            Ok(seals)
+        })?)
     }
 
     /// Pending requests the caller may see; for an approver, those still waiting for their vote.

@@ -158,7 +158,7 @@ async fn run(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let address = listener.local_addr()?;
     let state = seald::api::server::build_state(&config, address)?;
-    seald::api::server::spawn_background(state.clone());
+    seald::background::spawn(state.runtime.clone());
     // UKey hot-plug: a thread of its own, off the runtime; removals reset token owners at once.
     let watcher = if config.pcsc.enabled {
         let (watcher, changes) = seald::device::pcsc::Watcher::start_subscribed(
@@ -166,7 +166,7 @@ async fn run(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
             config.atr_table()?,
             (&config.pcsc).into(),
         )?;
-        seald::api::hotplug::bridge(state.clone(), changes);
+        seald::background::hotplug::bridge(state.runtime.clone(), changes);
         Some(watcher)
     } else {
         None
@@ -194,7 +194,7 @@ async fn run(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
             }
         })
         .await?;
-    seald::api::server::flush_on_shutdown(&state);
+    seald::background::flush_on_shutdown(&state.runtime);
     if let Some(watcher) = watcher {
         watcher.stop();
     }

@@ -327,34 +327,6 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_config_table() {
-        let config = crate::config::Config::parse(
-            "[pin_policy]\nmin_length = 10\nrequire = [\"upper\", \"symbol\"]\nmax_age_days = 60\nwarn_days = 7\n",
-        )
-        .unwrap();
-        assert_eq!(config.pin_policy.min_length, 10);
-        assert_eq!(
-            config.pin_policy.require,
-            vec![CharClass::Upper, CharClass::Symbol]
-        );
-        assert_eq!(
-            crate::config::Config::parse("").unwrap().pin_policy,
-            PinPolicy::default()
-        );
-        let err = crate::config::Config::parse("[pin_policy]\nmax_age_days = 10\nwarn_days = 14\n")
-            .unwrap_err();
-        assert!(err.to_string().contains("pin_policy.warn_days"), "{err}");
-        assert!(crate::config::Config::parse("[pin_policy]\nrequire = [\"emoji\"]\n").is_err());
-        let example =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/seald.toml"))
-                .unwrap();
-        assert_eq!(
-            crate::config::Config::parse(&example).unwrap().pin_policy,
-            PinPolicy::default()
-        );
-    }
-
-    #[test]
     fn ages_ok_warn_overdue() {
         let policy = PinPolicy::default();
         let changed = datetime!(2026-01-01 0:00 UTC);

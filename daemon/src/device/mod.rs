@@ -2,6 +2,7 @@
 //!
 //! [`Devices`] loads the configured modules and hands out one [`TokenOwner`] per token serial.
 
+mod config;
 mod error;
 mod key;
 mod keygen;
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+pub use config::ModuleConfig;
 pub use error::{DeviceError, DeviceResult, TriesLeft};
 pub use key::{certificate_der, KeySelector, TokenKey};
 pub use keygen::{generate_key_pair, store_certificate, NewKeyPair};
@@ -27,8 +29,6 @@ pub use owner::{FinalTry, TokenOwner};
 pub use pin::Pin;
 pub use profile::{builtin, probe, MechanismProfile, ProfileSetting, SignatureEncoding};
 pub use token::{PinState, TokenInfo};
-
-use crate::config::ModuleConfig;
 
 /// What kind of device a module drives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

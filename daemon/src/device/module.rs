@@ -11,7 +11,7 @@ use super::error::{DeviceError, DeviceResult};
 use super::profile::{MechanismProfile, ProfileSetting};
 use super::token::TokenInfo;
 use super::DeviceModel;
-use crate::config::ModuleConfig;
+use super::ModuleConfig;
 
 /// A PKCS#11 module, initialised once and finalised on drop.
 #[derive(Debug)]

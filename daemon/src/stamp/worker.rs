@@ -10,15 +10,13 @@
 //! it was approved under. Any failure marks
 //! the request failed with a reason and nothing is returned.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch::sign_documents;
-use crate::api::events::Event;
-use crate::api::state::AppState;
 use crate::approval::{rules, PinMode, RequestId, SigningTicket, StampRequest};
 use crate::device::DeviceError;
 use crate::identity::Caller;
+use crate::runtime::{Event, RequestParties, Runtime};
 use crate::ses::{DocumentSigner, Seal as SesSeal};
 
 /// Why a request could not be signed (becomes its failure reason).
@@ -60,7 +58,7 @@ impl From<DeviceError> for StampError {
 }
 
 /// Signs request `id` (blocking). On failure, the request is marked failed with the reason.
-pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampError> {
+pub fn run(state: &Runtime, id: RequestId) -> Result<StampRequest, StampError> {
     let approvals = &state.services.approvals;
     let started = Instant::now();
     let ticket = match approvals.begin_signing(&Caller::Daemon, id) {
@@ -69,10 +67,11 @@ pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampEr
             let reason = e.to_string();
             // An expired request is already final; anything else (seal revoked meanwhile, …)
             // fails the request so the client sees why.
-            if approvals.mark_failed(&Caller::Daemon, id, &reason).is_ok() {
+            if let Ok(failed) = approvals.mark_failed(&Caller::Daemon, id, &reason) {
                 state.events.publish(Event::RequestFailed {
                     request_id: id,
                     reason,
+                    parties: RequestParties::of(&failed),
                 });
             }
             return Err(e.into());
@@ -97,9 +96,10 @@ pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampEr
                 }
                 state.set_login(&serial, None);
             }
-            state
-                .events
-                .publish(Event::RequestSigned { request_id: id });
+            state.events.publish(Event::RequestSigned {
+                request_id: id,
+                parties: RequestParties::of(&request),
+            });
             Ok(request)
         }
         Err(e) => {
@@ -124,6 +124,7 @@ pub fn run(state: &Arc<AppState>, id: RequestId) -> Result<StampRequest, StampEr
             state.events.publish(Event::RequestFailed {
                 request_id: id,
                 reason,
+                parties: RequestParties::of(&ticket.request),
             });
             Err(e)
         }
@@ -141,7 +142,7 @@ struct StepTimes {
     record: Duration,
 }
 
-fn sign(state: &AppState, ticket: &SigningTicket) -> Result<(StampRequest, StepTimes), StampError> {
+fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTimes), StampError> {
     let t0 = Instant::now();
     let seal = &ticket.seal;
     let id = ticket.request.id;

@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
-use crate::api::events::Event;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
 use crate::api::ApiJson;
 use crate::identity::Role;
+use crate::runtime::Event;
 use crate::store::model::{Custody, SealId};
 
 /// The body: the identity name of the new custodian.

@@ -176,7 +176,7 @@ pub async fn login(
         tracing::info!(%serial, custodian = %who, "token logged in");
         let warning = pin_warning(&state, &serial)?;
         if let Some(warning) = &warning {
-            state.events.publish(crate::api::events::Event::PinAge {
+            state.events.publish(crate::runtime::Event::PinAge {
                 serial: serial.clone(),
                 warning: warning.clone(),
             });

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
-use crate::api::events::Event;
 use crate::api::mapping::blocking;
 use crate::api::routes::seals::SealView;
 use crate::api::state::{AppState, SharedState};
@@ -24,6 +23,7 @@ use crate::config::MakerConfig;
 use crate::crypto::PrehashSigner;
 use crate::device::{certificate_der, DeviceError, KeySelector, TokenKey};
 use crate::identity::{Caller, Role};
+use crate::runtime::Event;
 use crate::seal::{NewSeal, Seal, SealKind, SealMaker};
 
 /// Printed size (mm) when none is given: a common round seal.

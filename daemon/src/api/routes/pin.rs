@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
-use crate::api::events::Event;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
 use crate::custody::PinAge;
 use crate::device::{FinalTry, Pin, PinState, TriesLeft};
 use crate::identity::Role;
+use crate::runtime::Event;
 
 /// Parses a JSON body that holds PINs. serde's messages can quote values, and these are PINs,
 /// so a refusal uses only our own words: `expected` says what to send.

@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
-use crate::api::events::Event;
 use crate::api::mapping::blocking;
 use crate::api::routes::seals::SealView;
 use crate::api::state::SharedState;
 use crate::api::ApiJson;
 use crate::identity::Caller;
+use crate::runtime::{Event, RequestParties};
 use crate::store::model::{RequestId, SealId, SealState};
 
 /// The body: why the state changes (required, kept in the history and the usage log).
@@ -147,12 +147,14 @@ async fn change(
         seal_id: id,
         state: seal.state,
     });
-    for request_id in &failed {
+    for request in &failed {
         state.events.publish(Event::RequestFailed {
-            request_id: *request_id,
+            request_id: request.id,
             reason: why.clone(),
+            parties: RequestParties::of(request),
         });
     }
+    let failed: Vec<_> = failed.iter().map(|r| r.id).collect();
     let now = state.clock.timestamp();
     Ok(Json(StateChanged {
         seal: SealView::new(seal, now),

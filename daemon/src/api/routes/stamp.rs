@@ -1,7 +1,5 @@
 //! Stamp requests: create (client), read, list pending (approvers), approve and reject.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -10,12 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
-use crate::api::events::Event;
 use crate::api::mapping::blocking;
 use crate::api::state::{AppState, SharedState};
 use crate::api::ApiJson;
 use crate::approval::{Decision, NewStampRequest, RequestId, RequestState, StampRequest};
 use crate::identity::Role;
+use crate::runtime::{Event, RequestParties};
 use crate::stamp::results::SignedResult;
 use crate::store::model::{Digest32, SealId, StampDocument};
 
@@ -152,6 +150,7 @@ pub async fn create(
     state.events.publish(Event::RequestCreated {
         request_id: request.id,
         seal_id: request.seal_id,
+        parties: RequestParties::of(&request),
     });
     Ok((
         StatusCode::ACCEPTED,
@@ -268,21 +267,13 @@ async fn decide(
     state.events.publish(Event::RequestDecided {
         request_id: id,
         state: request.state,
+        parties: RequestParties::of(&request),
     });
     if request.state == RequestState::Approved {
-        spawn_signing(state.clone(), id);
+        crate::stamp::spawn_signing(state.runtime.clone(), id);
     }
     let st = state.clone();
     blocking(move || view(&st, request)).await.map(Json)
-}
-
-/// Starts the signing worker for an approved request.
-pub fn spawn_signing(state: Arc<AppState>, id: RequestId) {
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = crate::stamp::worker::run(&state, id) {
-            tracing::warn!(request = id, error = %e, "request not signed");
-        }
-    });
 }
 
 /// `POST /v1/stamp-requests/{id}/approve` (approver).

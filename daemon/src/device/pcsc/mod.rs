@@ -8,6 +8,7 @@
 
 mod atr;
 mod card;
+mod config;
 pub mod debounce;
 mod event;
 mod snapshot;
@@ -15,6 +16,7 @@ mod watcher;
 
 pub use atr::{format_atr, parse_hex, AtrConfig, AtrConfigError, AtrEntry, AtrTable};
 pub use card::{read_serial, CardMapper, SerialError};
+pub use config::PcscConfig;
 pub use event::{CardReport, DeviceEvent, PcscReport, PcscStatus, ReaderReport};
 pub use snapshot::snapshot;
 pub use watcher::{Watcher, WatcherOptions};

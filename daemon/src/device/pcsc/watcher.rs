@@ -13,9 +13,9 @@ use tokio::sync::broadcast;
 
 use super::atr::AtrTable;
 use super::card::CardMapper;
+use super::config::PcscConfig;
 use super::debounce::{diff, Change, Seen, SeenCard};
 use super::event::{DeviceEvent, PcscReport, PcscStatus, ReaderReport};
-use crate::config::PcscConfig;
 use crate::device::Devices;
 
 /// How long one `SCardGetStatusChange` may block before the thread looks at its stop flag

@@ -1,17 +1,18 @@
-//! Carries the PC/SC watcher's changes into the API: server-sent events and usage records.
+//! Carries the PC/SC watcher's changes into events and usage records.
 //!
 //! The watcher has already reset the owners of a removed card's tokens (logged out, sessions
 //! dropped); here the daemon forgets those logins, tells subscribers and writes the record.
 
+use std::sync::Arc;
+
 use tokio::sync::broadcast;
 
-use super::events::Event;
-use super::state::SharedState;
 use crate::audit::NewRecord;
 use crate::device::pcsc::DeviceEvent;
+use crate::runtime::{Event, Runtime};
 
 /// Forwards every watcher event until the watcher stops. Call inside the tokio runtime.
-pub fn bridge(state: SharedState, mut changes: broadcast::Receiver<DeviceEvent>) {
+pub fn bridge(state: Arc<Runtime>, mut changes: broadcast::Receiver<DeviceEvent>) {
     tokio::spawn(async move {
         loop {
             match changes.recv().await {
@@ -28,7 +29,7 @@ pub fn bridge(state: SharedState, mut changes: broadcast::Receiver<DeviceEvent>)
     });
 }
 
-async fn handle(state: &SharedState, change: DeviceEvent) {
+async fn handle(state: &Runtime, change: DeviceEvent) {
     let (what, card) = match &change {
         DeviceEvent::CardInserted { card, .. } => ("inserted", Some(card)),
         DeviceEvent::CardRemoved { card, .. } => ("removed", Some(card)),

@@ -1,4 +1,6 @@
-//! Server-sent events: one broadcast of [`Event`]s that requests, seals and devices publish to.
+//! The event bus: one broadcast of [`Event`]s that requests, seals and devices publish to, with
+//! ids and a replay buffer for subscribers that reconnect. The API serves it as server-sent
+//! events (`GET /v1/events`), each subscriber seeing what [`super::audience`] lets it see.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -6,9 +8,30 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::approval::{RequestId, RequestState};
+use crate::approval::{RequestId, RequestState, StampRequest};
+use crate::identity::IdentityId;
 use crate::seal::SealState;
 use crate::store::model::SealId;
+
+/// Who a stamp request concerns: what the audience filter needs to decide who sees an event
+/// about it. Kept inside the daemon: never serialised into what clients receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestParties {
+    /// The client identity that asked.
+    pub requester: IdentityId,
+    /// The seal asked for (its policy names the approvers).
+    pub seal_id: SealId,
+}
+
+impl RequestParties {
+    /// The parties of `request`.
+    pub fn of(request: &StampRequest) -> Self {
+        Self {
+            requester: request.requester,
+            seal_id: request.seal_id,
+        }
+    }
+}
 
 /// Something a desktop client may want to show at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,6 +43,9 @@ pub enum Event {
         request_id: RequestId,
         /// The seal asked for.
         seal_id: SealId,
+        /// Who it concerns (not sent).
+        #[serde(skip)]
+        parties: RequestParties,
     },
     /// An approver voted; `state` is the request's state afterwards.
     RequestDecided {
@@ -27,11 +53,17 @@ pub enum Event {
         request_id: RequestId,
         /// Its state after the vote.
         state: RequestState,
+        /// Who it concerns (not sent).
+        #[serde(skip)]
+        parties: RequestParties,
     },
     /// The request's signatures are ready.
     RequestSigned {
         /// The request.
         request_id: RequestId,
+        /// Who it concerns (not sent).
+        #[serde(skip)]
+        parties: RequestParties,
     },
     /// Signing failed; nothing was signed.
     RequestFailed {
@@ -39,6 +71,9 @@ pub enum Event {
         request_id: RequestId,
         /// Why, for people.
         reason: String,
+        /// Who it concerns (not sent).
+        #[serde(skip)]
+        parties: RequestParties,
     },
     /// A seal was enrolled (with its policy) and can be asked for.
     SealEnrolled {
@@ -99,6 +134,17 @@ pub enum Event {
 }
 
 impl Event {
+    /// Who the event concerns, if it is about a stamp request.
+    pub fn request_parties(&self) -> Option<&RequestParties> {
+        match self {
+            Event::RequestCreated { parties, .. }
+            | Event::RequestDecided { parties, .. }
+            | Event::RequestSigned { parties, .. }
+            | Event::RequestFailed { parties, .. } => Some(parties),
+            _ => None,
+        }
+    }
+
     /// The SSE event name (`request-created`, …).
     pub fn name(&self) -> &'static str {
         match self {
@@ -274,7 +320,35 @@ mod tests {
     use super::*;
 
     fn signed(id: RequestId) -> Event {
-        Event::RequestSigned { request_id: id }
+        Event::RequestSigned {
+            request_id: id,
+            parties: RequestParties {
+                requester: 7,
+                seal_id: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn what_clients_receive_keeps_its_shape_and_hides_the_parties() {
+        let json = serde_json::to_value(Event::RequestCreated {
+            request_id: 3,
+            seal_id: 1,
+            parties: RequestParties {
+                requester: 7,
+                seal_id: 1,
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "request-created", "request_id": 3, "seal_id": 1})
+        );
+        let json = serde_json::to_value(signed(3)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "request-signed", "request_id": 3})
+        );
     }
 
     #[test]

@@ -1,0 +1,97 @@
+//! The daemon's background tasks, over the [`Runtime`] (no front-end types): signing requests
+//! approved before a restart, the expiry sweeps, the operational log's refusal summaries and
+//! retention, and carrying the PC/SC watcher's changes into events and usage records
+//! ([`hotplug`]).
+
+pub mod hotplug;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::approval::RequestState;
+use crate::runtime::{Event, Runtime};
+
+/// How often due seals and stale requests are expired.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// Signs requests approved before a restart, then every few seconds expires due seals and
+/// stale requests and publishes seal state changes; writes refusal summaries and prunes
+/// operational records. Call inside the runtime.
+pub fn spawn(runtime: Arc<Runtime>) {
+    spawn_operational_log(runtime.clone());
+    tokio::spawn(async move {
+        let rt = runtime.clone();
+        let approved = tokio::task::spawn_blocking(move || {
+            rt.services
+                .store
+                .read(|tx| tx.requests_in_state(RequestState::Approved))
+        })
+        .await;
+        if let Ok(Ok(approved)) = approved {
+            for request in approved {
+                crate::stamp::spawn_signing(runtime.clone(), request.id);
+            }
+        }
+        let mut known = HashMap::new();
+        loop {
+            let rt = runtime.clone();
+            let seals = tokio::task::spawn_blocking(move || {
+                let _ = rt.services.registry.expire_due();
+                let _ = rt.services.approvals.expire_stale();
+                rt.services.registry.list()
+            })
+            .await;
+            if let Ok(Ok(seals)) = seals {
+                for seal in seals {
+                    if let Some(previous) = known.insert(seal.id, seal.state) {
+                        if previous != seal.state {
+                            runtime.events.publish(Event::SealState {
+                                seal_id: seal.id,
+                                state: seal.state,
+                            });
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(SWEEP_EVERY).await;
+        }
+    });
+}
+
+/// Writes the refusal summary of each window when it has run, and prunes operational records
+/// past their retention at start and then hourly.
+fn spawn_operational_log(runtime: Arc<Runtime>) {
+    tokio::spawn(async move {
+        let mut ticks: u64 = 0;
+        loop {
+            let audit = runtime.services.audit.clone();
+            let prune = ticks % 3600 == 0;
+            let done = tokio::task::spawn_blocking(move || {
+                if let Err(e) = audit.flush_refusals(false) {
+                    tracing::error!(error = %e, "cannot write the refusal summary");
+                }
+                if prune {
+                    match audit.prune_operational() {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "operational records pruned"),
+                        Err(e) => tracing::error!(error = %e, "cannot prune operational records"),
+                    }
+                }
+            })
+            .await;
+            if let Err(e) = done {
+                tracing::error!(error = %e, "operational log task failed");
+            }
+            ticks = ticks.wrapping_add(1);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// Writes the refusals counted so far as one summary: call once the server has stopped.
+pub fn flush_on_shutdown(runtime: &Runtime) {
+    if let Err(e) = runtime.services.audit.flush_refusals(true) {
+        tracing::error!(error = %e, "cannot write the refusal summary at shutdown");
+    }
+}

@@ -1,0 +1,71 @@
+//! The running daemon's shared service state: what the signing worker, the background tasks and
+//! every front end use beside the [`Services`] (devices, clock, the event bus, the token logins
+//! and the signing keys kept open between stamps).
+//!
+//! It belongs to the service layer: it knows nothing of HTTP. The API's `AppState` holds one and
+//! adds only what the HTTP front end needs (guards, rate limits, …).
+
+pub mod audience;
+pub mod events;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::clock::{Clock, Timestamp};
+use crate::device::Devices;
+use crate::services::Services;
+use crate::stamp::keys::SigningKeys;
+
+pub use audience::{may_see, Audience, Viewer};
+pub use events::{Event, Events, Numbered, RequestParties, Resumed};
+
+/// Services, devices, clock, events, token logins and open signing keys of one daemon.
+#[derive(Debug)]
+pub struct Runtime {
+    /// Identities, seals, approvals and the usage log.
+    pub services: Services,
+    /// PKCS#11 modules and token owners.
+    pub devices: Arc<Devices>,
+    /// The daemon's clock.
+    pub clock: Arc<dyn Clock>,
+    /// The event bus (behind `GET /v1/events`).
+    pub events: Events,
+    /// When each token (by serial) was last logged in through this daemon.
+    pub logins: Mutex<HashMap<String, Timestamp>>,
+    /// Seal keys kept open between stamps, for one login of their token.
+    pub signing_keys: SigningKeys,
+}
+
+impl Runtime {
+    /// A runtime over `services` and `devices`, with no token logged in and a new event bus.
+    pub fn new(services: Services, devices: Arc<Devices>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            services,
+            devices,
+            clock,
+            events: Events::default(),
+            logins: Mutex::new(HashMap::new()),
+            signing_keys: SigningKeys::default(),
+        }
+    }
+
+    /// When the token `serial` was last logged in, if it was through this daemon.
+    pub fn last_login(&self, serial: &str) -> Option<Timestamp> {
+        self.logins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(serial)
+            .copied()
+    }
+
+    /// Records a login (`Some`) or logout (`None`) of token `serial`; its open signing keys
+    /// are closed either way.
+    pub fn set_login(&self, serial: &str, at: Option<Timestamp>) {
+        self.signing_keys.forget(serial);
+        let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
+        match at {
+            Some(at) => logins.insert(serial.to_owned(), at),
+            None => logins.remove(serial),
+        };
+    }
+}
