@@ -415,7 +415,7 @@ fn library_login_and_pin_change_are_recorded_without_the_pin() {
     use std::sync::Arc;
 
     use seald::clock::SystemClock;
-    use seald::custody::{Custodians, CustodyError, PinPolicy};
+    use seald::custody::{Custodians, CustodyError, PinPolicy, PinRecord};
     use seald::device::{DeviceError, FinalTry, Pin};
 
     let sim = sim();
@@ -447,7 +447,7 @@ fn library_login_and_pin_change_are_recorded_without_the_pin() {
         )
         .unwrap_err();
     assert!(matches!(weak, CustodyError::Policy(_)), "{weak}");
-    custodians
+    let record = custodians
         .change_pin(
             &owner,
             "wang",
@@ -457,6 +457,7 @@ fn library_login_and_pin_change_are_recorded_without_the_pin() {
             FinalTry::Refuse,
         )
         .unwrap();
+    assert_eq!(record, PinRecord::Written);
     let status = custodians.pin_status(&owner, &policy).unwrap();
     assert_eq!(status.age.age_days, Some(0));
     let kinds: Vec<String> = store

@@ -80,7 +80,8 @@ impl From<ApprovalError> for ApiError {
                 message,
             ),
             ApprovalError::BadPolicy(_) => ApiError::conflict("bad_policy", message),
-            ApprovalError::PinChangeRequired { .. } => {
+            ApprovalError::PinChangeRequired { .. }
+            | ApprovalError::PinResetBySecurityOfficer { .. } => {
                 ApiError::conflict("pin_change_required", message)
             }
             _ => ApiError::internal(message),

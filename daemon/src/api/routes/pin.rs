@@ -16,6 +16,7 @@ use crate::api::error::ApiError;
 use crate::api::events::Event;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
+use crate::custody::PinRecord;
 use crate::device::{FinalTry, Pin};
 use crate::identity::Role;
 
@@ -76,12 +77,15 @@ pub async fn change(
             final_try,
         );
         drop(body);
-        result?;
+        // Once the device changed the PIN this is a success, even if the record failed.
+        let record = result?;
         tracing::info!(%serial, custodian = %who, "user PIN changed");
         let status = state.custodians.pin_status(&owner, &state.pin_policy)?;
         Ok::<_, ApiError>(Json(json!({
             "serial": serial,
             "changed": true,
+            "recorded": record == PinRecord::Written,
+            "warning": record.warning(),
             "age": status.age,
         })))
     })
@@ -126,7 +130,8 @@ pub struct PinUnblockBody {
 
 /// `POST /v1/devices/{serial}/pin-unblock` (custodian or admin): re-sets the user PIN with the
 /// SO PIN. The token is logged out afterwards (whatever the outcome, once the device was asked:
-/// the SO cannot log in while the user is); a custodian logs in with the new PIN.
+/// the SO cannot log in while the user is); a custodian logs in with the new PIN and must
+/// change it before any seal on the token stamps again.
 pub async fn unblock(
     State(state): State<SharedState>,
     auth: Auth,
@@ -157,7 +162,8 @@ pub async fn unblock(
         if logged_out {
             st.set_login(&serial, None);
         }
-        result?;
+        // Once the device re-set the PIN this is a success, even if the record failed.
+        let record = result?;
         tracing::info!(%serial, by = %who, "user PIN unblocked with the SO PIN");
         let status = st.custodians.pin_status(&owner, &st.pin_policy)?;
         Ok::<_, ApiError>((
@@ -165,10 +171,13 @@ pub async fn unblock(
             json!({
                 "serial": serial,
                 "unblocked": true,
+                "recorded": record == PinRecord::Written,
+                "warning": record.warning(),
+                "pin_change_required": true,
                 "logged_in": false,
                 "flags": status.flags,
                 "age": status.age,
-                "next": format!("log the token in with the new PIN (POST /v1/devices/{serial}/login); the custodian should then change it (POST /v1/devices/{serial}/pin)"),
+                "next": format!("log the token in with the new PIN (POST /v1/devices/{serial}/login); the custodian must then change it (POST /v1/devices/{serial}/pin): until then no seal on the token stamps"),
             }),
         ))
     })
