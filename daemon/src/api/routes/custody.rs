@@ -1,7 +1,8 @@
 //! `POST /v1/seals/{id}/custody` `{"to"}` (admin): hands a seal to another custodian, who must
 //! change the token PIN before the seal's next stamp. The custody record and the usage-log
 //! entry are written by [`crate::custody::Custodians::hand_over`]; a `custody-transferred`
-//! event goes out.
+//! event goes out. `GET /v1/seals/{id}/custody` (admin, auditor, custodian) shows who holds
+//! the seal and whether a PIN change is owed.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -48,4 +49,17 @@ pub async fn transfer(
         "custody": custody,
         "previous_custodian": previous,
     })))
+}
+
+/// `GET /v1/seals/{id}/custody` (admin, auditor or custodian): the seal's custodian (or
+/// null), its token, and whether a PIN change is owed before its next stamp.
+pub async fn show(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path(id): Path<SealId>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require_any(&[Role::Admin, Role::Auditor, Role::Custodian])?;
+    let st = state.clone();
+    let status = blocking(move || st.custodians.status(id)).await?;
+    Ok(Json(json!(status)))
 }
