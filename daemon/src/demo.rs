@@ -314,9 +314,11 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
     };
     let mut seal_id = 0;
     for (i, (suffix, valid_to)) in seals.into_iter().enumerate() {
-        let seal = services
-            .registry
+        // The seal and its policy in one transaction, as `POST /v1/seals` does.
+        let (seal, _) = services
+            .approvals
             .enrol(
+                &services.registry,
                 &admin,
                 NewSeal {
                     kind: if i == 0 {
@@ -339,17 +341,8 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
                     valid_to,
                 },
                 &maker,
-            )
-            .map_err(|e| format!("enrolling the demo seal: {e}"))?;
-        if i == 0 {
-            seal_id = seal.id;
-        }
-        services
-            .approvals
-            .set_policy(
-                &admin,
                 Policy {
-                    seal_id: seal.id,
+                    seal_id: 0,
                     // Tests: on seal 2, dave (client and approver) may ask and approve.
                     allowed_clients: if i == 1 {
                         vec![people[0].id, people[5].id]
@@ -369,7 +362,10 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
                     request_ttl_secs: 86_400,
                 },
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("enrolling the demo seal: {e}"))?;
+        if i == 0 {
+            seal_id = seal.id;
+        }
     }
     let _ = owner.logout();
 

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 const NEW_PIN: &str = "Qv7tR2mX9k";
 const NEW_PIN_2: &str = "Lp4wZ8nB3c";
+const NEW_PIN_3: &str = "Hx5kM3pQ8w";
 const WEAK_PIN: &str = "zzzzzzzzzz";
 const WRONG_PIN: &str = "Wr0ngPin55";
 const WRONG_SO_PIN: &str = "S0wrongPin";
@@ -224,6 +225,34 @@ fn custody_transfer_over_the_api_forces_a_pin_change() {
         shown.contains("held by frank") && shown.contains("PIN change required"),
         "{shown}"
     );
+    // GET /v1/seals/{id}/custody and sealctl custody show --daemon: admin, auditor, custodian.
+    let r = d.call("GET", "/v1/seals/1/custody", Some(Who::Client), None);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = d.call("GET", "/v1/seals/999/custody", Some(Who::Auditor), None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.json()["code"], "seal_not_found", "{}", r.body);
+    let r = d.call("GET", "/v1/seals/1/custody", Some(Who::Custodian), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["custody"]["custodian"], "frank", "{v}");
+    assert_eq!(v["custody"]["assigned_by"], "erin", "{v}");
+    assert_eq!(v["pin_change_required"], true, "{v}");
+    assert!(v["pin_reset_at"].is_null(), "{v}");
+    let r = d.call("GET", "/v1/seals/2/custody", Some(Who::Admin), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["custody"].is_null(), "{}", r.body);
+    assert_eq!(r.json()["pin_change_required"], false, "{}", r.body);
+    let auditor = d.token_file(Who::Auditor);
+    let out = d.sealctl_daemon("custody", &auditor, &["show", "1"], "");
+    assert!(out.status.success(), "{out:?}");
+    let over_api = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(over_api, shown, "the daemon and the store say the same");
+    let out = d.sealctl_daemon("custody", &d.token_file(Who::Client), &["show", "1"], "");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forbidden"),
+        "{out:?}"
+    );
 
     d.assert_pins_absent(&[&pin, NEW_PIN]);
 }
@@ -351,6 +380,9 @@ fn locked_pin_is_unblocked_with_the_so_pin_over_the_api_and_sealctl() {
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert_eq!(v["unblocked"], true, "{v}");
+    assert_eq!(v["recorded"], true, "{v}");
+    assert!(v["warning"].is_null(), "{v}");
+    assert_eq!(v["pin_change_required"], true, "{v}");
     assert_eq!(v["logged_in"], false, "{v}");
     assert_eq!(v["flags"]["locked"], false, "{v}");
     assert_eq!(
@@ -370,13 +402,53 @@ fn locked_pin_is_unblocked_with_the_so_pin_over_the_api_and_sealctl() {
         "a good SO PIN resets its count: {flags}"
     );
 
-    // The old PIN is gone; the new one logs in and stamps.
+    // The old PIN is gone; the new one logs in, but the SO knows it: no seal on the token
+    // (neither has a custody record) stamps until the custodian changes it.
     let r = login(&d, &pin, false);
     assert_eq!(r.status, 403, "{}", r.body);
     let r = login(&d, NEW_PIN, false);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(device(&d)["logged_in"], true);
-    assert_eq!(stamp(&d, 1, 40)["state"], "signed");
+    for (seal, tag) in [(1, 40), (2, 43)] {
+        let v = stamp(&d, seal, tag);
+        assert_eq!(v["state"], "failed", "{v}");
+        let failure = v["failure"].as_str().unwrap_or_default();
+        assert!(
+            failure.contains("re-set by the security officer")
+                && failure.contains("custodian must change the PIN"),
+            "seal {seal}: {v}"
+        );
+    }
+    let r = d.call("GET", "/v1/seals/2/custody", Some(Who::Auditor), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert!(v["custody"].is_null(), "{v}");
+    assert_eq!(v["device_serial"], SERIAL, "{v}");
+    assert_eq!(v["pin_change_required"], true, "{v}");
+    assert!(v["pin_reset_at"].is_i64(), "{v}");
+    let out = d.sealctl_daemon("custody", &d.token_file(Who::Custodian), &["show", "1"], "");
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("no custodian on record")
+            && shown.contains("security officer re-set the token's PIN")
+            && shown.contains("PIN change required"),
+        "{shown}"
+    );
+    // The custodian's own change lifts it for every seal on the token.
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/pin"),
+        Some(Who::Custodian),
+        Some(&json!({ "old_pin": NEW_PIN, "new_pin": NEW_PIN_3 })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["recorded"], true, "{}", r.body);
+    pin_free(&r, &[NEW_PIN, NEW_PIN_3]);
+    assert_eq!(stamp(&d, 1, 44)["state"], "signed");
+    assert_eq!(stamp(&d, 2, 45)["state"], "signed");
+    let r = d.call("GET", "/v1/seals/2/custody", Some(Who::Auditor), None);
+    assert_eq!(r.json()["pin_change_required"], false, "{}", r.body);
 
     // sealctl pin-unblock --daemon (admin) while the token is logged in: entries that differ
     // and a weak PIN are refused first; then the unblock logs the token out.
@@ -423,8 +495,9 @@ fn locked_pin_is_unblocked_with_the_so_pin_over_the_api_and_sealctl() {
     let last = d.audit("pin-change");
     assert_eq!(last.last().expect("record")["actor"], "erin");
 
-    // The daemon's login state agrees with the device: logged out, stamps refused until a
-    // custodian logs in with the new PIN (a fresh login, not "already logged in").
+    // The daemon's login state agrees with the device: logged out, stamps refused (first of
+    // all because the PIN the SO chose must be changed) until a custodian logs in with the new
+    // PIN (a fresh login, not "already logged in") and changes it.
     assert_eq!(device(&d)["logged_in"], false);
     let v = stamp(&d, 1, 41);
     assert_eq!(v["state"], "failed", "{v}");
@@ -432,20 +505,32 @@ fn locked_pin_is_unblocked_with_the_so_pin_over_the_api_and_sealctl() {
         v["failure"]
             .as_str()
             .unwrap_or_default()
-            .contains("not logged in"),
+            .contains("custodian must change the PIN"),
         "{v}"
     );
     let r = login(&d, NEW_PIN, false);
     assert_eq!(r.status, 403, "the previous PIN was replaced: {}", r.body);
     let r = login(&d, NEW_PIN_2, false);
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(stamp(&d, 1, 42)["state"], "signed");
+    let v = stamp(&d, 1, 42);
+    assert_eq!(v["state"], "failed", "after the second unblock too: {v}");
+    // sealctl pin-change --daemon by the custodian lifts it.
+    let out = d.sealctl_daemon(
+        "pin-change",
+        &d.token_file(Who::Custodian),
+        &args,
+        &format!("{NEW_PIN_2}\n{NEW_PIN}\n{NEW_PIN}\n"),
+    );
+    output_pin_free(&out, &[&so, NEW_PIN, NEW_PIN_2]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stamp(&d, 1, 46)["state"], "signed");
 
     d.assert_pins_absent(&[
         &pin,
         &so,
         NEW_PIN,
         NEW_PIN_2,
+        NEW_PIN_3,
         WEAK_PIN,
         WRONG_PIN,
         WRONG_SO_PIN,

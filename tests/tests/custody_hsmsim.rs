@@ -415,7 +415,7 @@ fn library_login_and_pin_change_are_recorded_without_the_pin() {
     use std::sync::Arc;
 
     use seald::clock::SystemClock;
-    use seald::custody::{Custodians, CustodyError, PinPolicy};
+    use seald::custody::{Custodians, CustodyError, PinPolicy, PinRecord};
     use seald::device::{DeviceError, FinalTry, Pin};
 
     let sim = sim();
@@ -447,7 +447,7 @@ fn library_login_and_pin_change_are_recorded_without_the_pin() {
         )
         .unwrap_err();
     assert!(matches!(weak, CustodyError::Policy(_)), "{weak}");
-    custodians
+    let record = custodians
         .change_pin(
             &owner,
             "wang",
@@ -457,6 +457,7 @@ fn library_login_and_pin_change_are_recorded_without_the_pin() {
             FinalTry::Refuse,
         )
         .unwrap();
+    assert_eq!(record, PinRecord::Written);
     let status = custodians.pin_status(&owner, &policy).unwrap();
     assert_eq!(status.age.age_days, Some(0));
     let kinds: Vec<String> = store
@@ -472,4 +473,49 @@ fn library_login_and_pin_change_are_recorded_without_the_pin() {
         bytes.extend(std::fs::read(entry.path()).unwrap_or_default());
     }
     assert_no_pin("the store", &bytes, &[USER_PIN, NEW_1, WRONG, "short"]);
+}
+
+#[test]
+fn a_pin_change_the_store_refuses_to_record_is_still_reported_as_made() {
+    use std::sync::Arc;
+
+    use seald::clock::SystemClock;
+    use seald::custody::{Custodians, PinPolicy, PinRecord};
+    use seald::device::{FinalTry, Pin};
+
+    let sim = sim();
+    let token = sim.new_token("custody-unrecorded");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seald.db");
+    let store = Arc::new(seald::store::Store::open(&path).unwrap());
+    let custodians = Custodians::new(store.clone(), Arc::new(SystemClock));
+    let owner = sim.devices.token(&token.serial).unwrap();
+    // The store refuses every usage-log write from now on (a full disk, say).
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_all BEFORE INSERT ON audit_log \
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+        )
+        .unwrap();
+    let record = custodians
+        .change_pin(
+            &owner,
+            "wang",
+            &Pin::new(USER_PIN),
+            &Pin::new(NEW_1),
+            &PinPolicy::default(),
+            FinalTry::Refuse,
+        )
+        .expect("the device changed the PIN: not an error");
+    assert!(matches!(record, PinRecord::NotWritten { .. }), "{record:?}");
+    let warning = record.warning().unwrap();
+    assert!(
+        warning.contains("WAS changed on the device") && warning.contains("disk full"),
+        "{warning}"
+    );
+    assert_no_pin("the warning", warning.as_bytes(), &[USER_PIN, NEW_1]);
+    // It really was changed: the new PIN logs in.
+    owner.login(&Pin::new(NEW_1), FinalTry::Refuse).unwrap();
+    owner.logout().unwrap();
 }

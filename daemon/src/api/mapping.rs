@@ -82,7 +82,8 @@ impl From<ApprovalError> for ApiError {
             ApprovalError::BadPolicy(_) => ApiError::conflict("bad_policy", message),
             ApprovalError::BadText { .. } => unprocessable("invalid_text", message),
             ApprovalError::TooManyPending { .. } => ApiError::conflict("too_many_pending", message),
-            ApprovalError::PinChangeRequired { .. } => {
+            ApprovalError::PinChangeRequired { .. }
+            | ApprovalError::PinResetBySecurityOfficer { .. } => {
                 ApiError::conflict("pin_change_required", message)
             }
             _ => ApiError::internal(message),

@@ -59,7 +59,10 @@ pub fn app(state: SharedState) -> Router {
         .route("/v1/seals/{id}/suspend", post(seal_state::suspend))
         .route("/v1/seals/{id}/resume", post(seal_state::resume))
         .route("/v1/seals/{id}/report-lost", post(seal_state::report_lost))
-        .route("/v1/seals/{id}/custody", post(custody::transfer))
+        .route(
+            "/v1/seals/{id}/custody",
+            get(custody::show).post(custody::transfer),
+        )
         .route("/v1/stamp-requests", post(stamp::create).get(stamp::list))
         .route("/v1/stamp-requests/{id}", get(stamp::get))
         .route("/v1/stamp-requests/{id}/approve", post(stamp::approve))

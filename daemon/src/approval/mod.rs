@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::audit::{chain, unix_ms, NewRecord, SignatureFacts};
 use crate::clock::{Clock, Timestamp};
 use crate::identity::{Caller, Forbidden, Role};
-use crate::seal::{check_usable, Seal, SealError};
+use crate::seal::{check_usable, NewSeal, Registry, Seal, SealError, SealMaker};
 use crate::store::model::{AuditKind, Digest32, IdentityId, SealId, StoredSignature};
 use crate::store::{Store, StoreError, Tx};
 
@@ -52,6 +52,15 @@ pub enum ApprovalError {
         seal_id: SealId,
         /// Its custodian.
         custodian: String,
+    },
+    /// The security officer re-set the token's user PIN (unblock) and the custodian has not
+    /// yet changed it.
+    #[error("the user PIN of token {device_serial} was re-set by the security officer (PIN unblock), who knows it; the seal's custodian must change the PIN (sealctl pin-change, or POST /v1/devices/{device_serial}/pin) before seal {seal_id} can stamp again")]
+    PinResetBySecurityOfficer {
+        /// The seal.
+        seal_id: SealId,
+        /// The token holding its key.
+        device_serial: String,
     },
     /// The seal has no policy.
     #[error(
@@ -353,8 +362,45 @@ fn check_quota(
     Ok(())
 }
 
+/// Sets `policy` after checking, in `tx`, that its seal exists and that every identity it
+/// names has the role it needs; logged as a `policy` record.
+fn put_policy_in(
+    tx: &mut dyn Tx,
+    actor: String,
+    policy: Policy,
+    now_ms: i64,
+) -> Result<Policy, ApprovalError> {
+    load_seal(tx, policy.seal_id)?;
+    for (ids, role) in [
+        (&policy.allowed_clients, Role::Client),
+        (&policy.approvers, Role::Approver),
+    ] {
+        for &id in ids {
+            match tx.identity(id)? {
+                Some(i) if i.has_role(role) => {}
+                Some(i) => {
+                    return Err(ApprovalError::BadPolicy(format!(
+                        "{} does not have the {role} role",
+                        i.name
+                    )))
+                }
+                None => return Err(ApprovalError::BadPolicy(format!("no identity #{id}"))),
+            }
+        }
+    }
+    tx.put_policy(&policy, now_ms.div_euclid(1000))?;
+    let rec = NewRecord::new(
+        AuditKind::Policy,
+        actor,
+        Some(policy.seal_id),
+        serde_json::to_value(&policy).unwrap_or_default(),
+    );
+    chain::append(tx, &rec, now_ms)?;
+    Ok(policy)
+}
+
 /// The seal `seal_id` if it may sign at `now`: usable (active, inside its validity) and no
-/// PIN change owed by a new custodian. Checked before signing and again, in the same
+/// PIN change owed by a new custodian or after the security officer re-set the token's PIN. Checked before signing and again, in the same
 /// transaction, when the signatures are recorded.
 fn seal_that_may_sign(
     tx: &mut dyn Tx,
@@ -367,6 +413,12 @@ fn seal_that_may_sign(
         return Err(ApprovalError::PinChangeRequired {
             seal_id: seal.id,
             custodian: custody.custodian,
+        });
+    }
+    if tx.device_pin_change(&seal.device_serial)?.is_some() {
+        return Err(ApprovalError::PinResetBySecurityOfficer {
+            seal_id: seal.id,
+            device_serial: seal.device_serial,
         });
     }
     Ok(seal)
@@ -445,34 +497,31 @@ impl Approvals {
         rules::check_policy_shape(&policy)?;
         let actor = by.name();
         let now_ms = unix_ms(self.clock.now());
-        self.store.write(move |tx| {
-            load_seal(tx, policy.seal_id)?;
-            for (ids, role) in [
-                (&policy.allowed_clients, Role::Client),
-                (&policy.approvers, Role::Approver),
-            ] {
-                for &id in ids {
-                    match tx.identity(id)? {
-                        Some(i) if i.has_role(role) => {}
-                        Some(i) => {
-                            return Err(ApprovalError::BadPolicy(format!(
-                                "{} does not have the {role} role",
-                                i.name
-                            )))
-                        }
-                        None => return Err(ApprovalError::BadPolicy(format!("no identity #{id}"))),
-                    }
-                }
-            }
-            tx.put_policy(&policy, now_ms.div_euclid(1000))?;
-            let rec = NewRecord::new(
-                AuditKind::Policy,
-                actor,
-                Some(policy.seal_id),
-                serde_json::to_value(&policy).unwrap_or_default(),
-            );
-            chain::append(tx, &rec, now_ms)?;
-            Ok(policy)
+        self.store
+            .write(move |tx| put_policy_in(tx, actor, policy, now_ms))
+    }
+
+    /// Enrols a seal (see [`Registry::enrol`]) with its policy, in one transaction: if the
+    /// policy cannot be set (an identity lost its role meanwhile, the store failed), no seal
+    /// is enrolled either. The policy's `seal_id` is ignored.
+    pub fn enrol(
+        &self,
+        registry: &Registry,
+        by: &Caller,
+        new: NewSeal,
+        maker: &SealMaker<'_>,
+        policy: Policy,
+    ) -> Result<(Seal, Policy), ApprovalError> {
+        by.require(Role::Admin)?;
+        rules::check_policy_shape(&policy)?;
+        let actor = by.name();
+        let clock = self.clock.clone();
+        registry.enrol_then(by, new, maker, move |tx, seal| {
+            let policy = Policy {
+                seal_id: seal.id,
+                ..policy
+            };
+            put_policy_in(tx, actor, policy, unix_ms(clock.now()))
         })
     }
 

@@ -875,3 +875,95 @@ fn what_changes_while_the_device_signs_keeps_nothing() {
         "no usage record of a signature that was not kept"
     );
 }
+
+#[test]
+fn an_unblock_holds_a_seal_without_a_custodian_until_the_pin_is_changed() {
+    let w = world();
+    let custodians = crate::custody::Custodians::new(w.f.store.clone(), w.f.clock.clone());
+    let serial = w.f.registry.get(w.seal).unwrap().device_serial;
+    let r = approved(&w, &[1]);
+    custodians
+        .record_pin_change("so", &serial, "unblock")
+        .unwrap();
+    let err = w
+        .approvals
+        .begin_signing(&Caller::Daemon, r.id)
+        .unwrap_err();
+    assert!(
+        matches!(err, ApprovalError::PinResetBySecurityOfficer { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("custodian must change the PIN (sealctl pin-change"),
+        "{err}"
+    );
+    custodians
+        .record_pin_change("wang", &serial, "change")
+        .unwrap();
+    w.approvals.begin_signing(&Caller::Daemon, r.id).unwrap();
+}
+
+#[test]
+fn enrolment_keeps_the_seal_and_its_policy_together_or_neither() {
+    use crate::seal::tests::{new_seal, ORG};
+    use crate::seal::SealKind;
+
+    let w = world();
+    let before = w.f.registry.list().unwrap().len();
+    let records = |w: &World| w.f.store.read(|tx| tx.audit_rows(0, 1000)).unwrap().len();
+    let logged = records(&w);
+    // The shape is right, but a client is named as an approver: the policy step, inside the
+    // enrolment's transaction, refuses after the seal was inserted.
+    let bad = policy(0, &[&w.client], &[&w.a, &w.client], 1);
+    let err = w
+        .approvals
+        .enrol(
+            &w.f.registry,
+            &admin(),
+            new_seal(
+                &w.f,
+                SealKind::Contract,
+                "示例科技（北京）有限公司合同专用章",
+                "ES-2",
+            ),
+            &w.f.pki.maker(),
+            bad,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, ApprovalError::BadPolicy(m) if m.contains("approver role")),
+        "{err}"
+    );
+    assert_eq!(
+        w.f.registry.list().unwrap().len(),
+        before,
+        "no seal was kept"
+    );
+    assert_eq!(
+        records(&w),
+        logged,
+        "no usage record of an enrolment that did not happen"
+    );
+    // The same seal with a good policy: both are there, the seal's id in the policy.
+    let good = policy(0, &[&w.client], &[&w.a, &w.b], 2);
+    let (seal, set) = w
+        .approvals
+        .enrol(
+            &w.f.registry,
+            &admin(),
+            new_seal(
+                &w.f,
+                SealKind::Contract,
+                "示例科技（北京）有限公司合同专用章",
+                "ES-2",
+            ),
+            &w.f.pki.maker(),
+            good,
+        )
+        .unwrap();
+    assert_eq!(seal.organisation, ORG);
+    assert_eq!(set.seal_id, seal.id);
+    assert_eq!(w.approvals.policy(seal.id).unwrap(), Some(set));
+    assert_eq!(w.f.registry.list().unwrap().len(), before + 1);
+}

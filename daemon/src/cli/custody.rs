@@ -1,6 +1,6 @@
 //! `sealctl custody transfer|show`: who holds a seal, directly in the store (`--store`), or
-//! for a transfer through a running daemon (`--daemon URL`, admin token from a 0600 file), so
-//! the `custody-transferred` event goes out.
+//! through a running daemon (`--daemon URL`, token from a 0600 file: admin to transfer, so the
+//! `custody-transferred` event goes out; admin, auditor or custodian to show).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,10 +21,11 @@ pub struct CustodyArgs {
     /// The seald store (SQLite file).
     #[arg(long, value_name = "PATH", global = true)]
     store: Option<PathBuf>,
-    /// Transfer through the running daemon at this URL (e.g. http://127.0.0.1:7780).
+    /// Go through the running daemon at this URL (e.g. http://127.0.0.1:7780).
     #[arg(long, value_name = "URL", global = true, conflicts_with = "store")]
     daemon: Option<String>,
-    /// The 0600 file holding your API token (admin); default: the file `SEALD_TOKEN_FILE` names.
+    /// The 0600 file holding your API token (admin to transfer; admin, auditor or custodian to
+    /// show); default: the file `SEALD_TOKEN_FILE` names.
     #[arg(long, value_name = "FILE", global = true)]
     token_file: Option<PathBuf>,
     #[command(subcommand)]
@@ -41,7 +42,7 @@ enum CustodyCommand {
         #[arg(long)]
         to: String,
     },
-    /// Show a seal's custodian.
+    /// Show a seal's custodian and whether a PIN change is owed before its next stamp.
     Show {
         /// Seal id.
         seal: SealId,
@@ -69,35 +70,50 @@ pub fn run(args: CustodyArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 c.seal_id, c.custodian
             );
         }
-        CustodyCommand::Show { seal } => match custodians.custody(seal)? {
-            Some(c) => println!(
-                "seal {} held by {} (assigned by {} at {}){}",
-                c.seal_id,
-                c.custodian,
-                c.assigned_by,
-                c.assigned_at,
-                if c.pin_change_required {
-                    "; PIN change required before the next stamp"
-                } else {
-                    ""
-                }
-            ),
-            None => println!("seal {seal} has no custodian on record"),
-        },
+        CustodyCommand::Show { seal } => {
+            print_status(&serde_json::to_value(custodians.status(seal)?)?);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `POST /v1/seals/{id}/custody` on the daemon at `url` (transfer only).
+/// Prints a custody status (as [`crate::custody::CustodyStatus`] serialises, from the store or
+/// from `GET /v1/seals/{id}/custody`).
+fn print_status(v: &serde_json::Value) {
+    let (seal, serial) = (&v["seal_id"], v["device_serial"].as_str().unwrap_or("?"));
+    let custody = &v["custody"];
+    let mut line = match custody["custodian"].as_str() {
+        Some(custodian) => format!(
+            "seal {seal} (token {serial}) held by {custodian} (assigned by {} at {})",
+            custody["assigned_by"].as_str().unwrap_or("?"),
+            custody["assigned_at"],
+        ),
+        None => format!("seal {seal} (token {serial}) has no custodian on record"),
+    };
+    if let Some(at) = v["pin_reset_at"].as_i64() {
+        line.push_str(&format!(
+            "; the security officer re-set the token's PIN at {at}: PIN change required before the next stamp (sealctl pin-change)"
+        ));
+    } else if v["pin_change_required"] == true {
+        line.push_str("; PIN change required before the next stamp (sealctl pin-change)");
+    }
+    println!("{line}");
+}
+
+/// `POST` or `GET /v1/seals/{id}/custody` on the daemon at `url`.
 fn through_daemon(
     url: &str,
     token_file: Option<&Path>,
     command: CustodyCommand,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let CustodyCommand::Transfer { seal, to } = command else {
-        return Err("custody show reads the store: use --store PATH".into());
-    };
     let client = DaemonClient::new(url, token_file)?;
+    let (seal, to) = match command {
+        CustodyCommand::Show { seal } => {
+            print_status(&client.call("GET", &format!("/v1/seals/{seal}/custody"), None)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        CustodyCommand::Transfer { seal, to } => (seal, to),
+    };
     let answer = client.call(
         "POST",
         &format!("/v1/seals/{seal}/custody"),

@@ -84,7 +84,7 @@ pub fn run(config: &Config, args: PinArgs) -> Result<ExitCode, Box<dyn std::erro
             let old = pins.read(&format!("current PIN of token {}", owner.serial()))?;
             let new = pins.read_new("new PIN")?;
             let final_try = FinalTry::confirmed_if(final_try);
-            custodians
+            let record = custodians
                 .change_pin(&owner, &actor, &old, &new, policy, final_try)
                 .map_err(|e| match e {
                     CustodyError::Device(DeviceError::FinalTryNotConfirmed) => format!(
@@ -94,12 +94,15 @@ pub fn run(config: &Config, args: PinArgs) -> Result<ExitCode, Box<dyn std::erro
                     other => Box::<dyn std::error::Error>::from(other),
                 })?;
             println!("the PIN of token {} was changed", owner.serial());
+            if let Some(warning) = record.warning() {
+                eprintln!("warning: {warning}");
+            }
         }
         PinCommand::Unblock { final_try } => {
             let mut pins = PinSource::open(args.token.pin_stdin)?;
             let so = pins.read(&format!("SO PIN of token {}", owner.serial()))?;
             let new = pins.read_new("new user PIN")?;
-            custodians
+            let record = custodians
                 .unblock(
                     &owner,
                     &actor,
@@ -116,9 +119,12 @@ pub fn run(config: &Config, args: PinArgs) -> Result<ExitCode, Box<dyn std::erro
                     other => Box::<dyn std::error::Error>::from(other),
                 })?;
             println!(
-                "the user PIN of token {} was re-set by the security officer; the custodian should now change it (sealctl pin change)",
+                "the user PIN of token {} was re-set by the security officer; the custodian must now change it (sealctl pin change) before any seal on the token stamps again",
                 owner.serial()
             );
+            if let Some(warning) = record.warning() {
+                eprintln!("warning: {warning}");
+            }
         }
         PinCommand::Status { json, .. } => {
             let status = custodians.pin_status(&owner, policy)?;

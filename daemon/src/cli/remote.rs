@@ -85,12 +85,15 @@ pub fn pin_change(args: RemoteArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         args.final_try
     ));
     drop((old, new));
-    client.call_bytes(
+    let answer = client.call_bytes(
         "POST",
         &format!("/v1/devices/{}/pin", args.token),
         Some(body.as_bytes()),
     )?;
     eprintln!("the user PIN of token {} was changed", args.token);
+    if let Some(warning) = answer["warning"].as_str() {
+        eprintln!("warning: {warning}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -109,14 +112,17 @@ pub fn pin_unblock(args: RemoteArgs) -> Result<ExitCode, Box<dyn std::error::Err
         args.final_try
     ));
     drop((so, new));
-    client.call_bytes(
+    let answer = client.call_bytes(
         "POST",
         &format!("/v1/devices/{}/pin-unblock", args.token),
         Some(body.as_bytes()),
     )?;
     eprintln!(
-        "the user PIN of token {} was re-set with the SO PIN; the token is logged out: log in with the new PIN (sealctl login), then change it (sealctl pin-change)",
+        "the user PIN of token {} was re-set with the SO PIN; the token is logged out: the custodian logs in with the new PIN (sealctl login) and must change it (sealctl pin-change) before any seal on the token stamps again",
         args.token
     );
+    if let Some(warning) = answer["warning"].as_str() {
+        eprintln!("warning: {warning}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -62,6 +62,67 @@ pub struct PinStatus {
     pub age: PinAge,
 }
 
+/// A seal's custody and whether a PIN change is owed before its next stamp.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CustodyStatus {
+    /// The seal.
+    pub seal_id: SealId,
+    /// The token holding its key.
+    pub device_serial: String,
+    /// Its custodian, if one was assigned.
+    pub custody: Option<Custody>,
+    /// When (Unix seconds) the security officer re-set the token's user PIN, if the custodian
+    /// has not changed it since.
+    pub pin_reset_at: Option<i64>,
+    /// The seal refuses to stamp until its custodian changes the token's PIN.
+    pub pin_change_required: bool,
+}
+
+/// What became of the usage-log record of a PIN change or unblock the device has made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum PinRecord {
+    /// Recorded, with its effect on the seals (cleared or required PIN change).
+    Written,
+    /// The device changed the PIN, but the store refused the record.
+    NotWritten {
+        /// The token.
+        serial: String,
+        /// "change" or "unblock".
+        what: &'static str,
+        /// Why the store refused.
+        error: String,
+    },
+}
+
+impl PinRecord {
+    /// What the caller must be told when the record is missing: the PIN WAS changed on the
+    /// device, the record was not written, and what to do now.
+    pub fn warning(&self) -> Option<String> {
+        let PinRecord::NotWritten {
+            serial,
+            what,
+            error,
+        } = self
+        else {
+            return None;
+        };
+        Some(if *what == "unblock" {
+            format!(
+                "the user PIN of token {serial} WAS re-set on the device: the new PIN is in force and the old one no longer works. \
+                 seald could not write the usage-log record ({error}), so the change the custodian owes after an unblock is not on record either. \
+                 The custodian should log in with the new PIN and change it at once (sealctl pin-change); tell an administrator, who should check the store"
+            )
+        } else {
+            format!(
+                "the user PIN of token {serial} WAS changed on the device: use the new PIN from now on, not the old one. \
+                 seald could not write the usage-log record ({error}), so the change is not on record and seals that were waiting for it still refuse to stamp. \
+                 Tell an administrator; once the store accepts writes again, change the PIN once more (sealctl pin-change) so the change is recorded"
+            )
+        })
+    }
+}
+
 /// Custody and PIN records over the store's usage log.
 #[derive(Debug, Clone)]
 pub struct Custodians {
@@ -169,31 +230,73 @@ impl Custodians {
         Ok(self.store.read(|tx| tx.custody(seal))?)
     }
 
-    /// True when the seal's custodian must change the PIN before stamping (after a transfer).
-    /// The stamping worker refuses such a seal with a message saying so.
-    pub fn pin_change_required(&self, seal: SealId) -> Result<bool, CustodyError> {
-        Ok(self.custody(seal)?.is_some_and(|c| c.pin_change_required))
+    /// Who holds `seal` and whether a PIN change is owed before its next stamp, either by a
+    /// new custodian (transfer) or because the security officer re-set the token's PIN.
+    pub fn status(&self, seal: SealId) -> Result<CustodyStatus, CustodyError> {
+        self.store.read(|tx| {
+            let found = tx.seal(seal)?.ok_or(CustodyError::UnknownSeal(seal))?;
+            let custody = tx.custody(seal)?;
+            let pin_reset_at = tx
+                .device_pin_change(&found.device_serial)?
+                .map(|(_, at)| at);
+            Ok::<_, CustodyError>(CustodyStatus {
+                seal_id: seal,
+                pin_change_required: pin_reset_at.is_some()
+                    || custody.as_ref().is_some_and(|c| c.pin_change_required),
+                device_serial: found.device_serial,
+                custody,
+                pin_reset_at,
+            })
+        })
     }
 
-    /// Records a PIN change or unblock (`what`) on the device; a change also clears the
-    /// PIN-change flag of every seal on that device. Never records the PIN.
+    /// True when the seal's custodian must change the PIN before stamping (after a transfer,
+    /// or after the security officer re-set the token's PIN). The stamping worker refuses such
+    /// a seal with a message saying so.
+    pub fn pin_change_required(&self, seal: SealId) -> Result<bool, CustodyError> {
+        Ok(self.status(seal)?.pin_change_required)
+    }
+
+    /// Records a PIN change or unblock (`what`) on the device. A change clears the PIN-change
+    /// flag of every seal on that device; an unblock (the security officer now knows the PIN)
+    /// requires a change before any seal on the device stamps again. Never records the PIN.
     pub fn record_pin_change(
         &self,
         actor: &str,
         device_serial: &str,
         what: &'static str,
     ) -> Result<(), CustodyError> {
-        let at = unix_ms(self.clock.now());
+        let now = self.clock.now();
         let record = NewRecord::pin_change(actor, device_serial, what);
         let serial = device_serial.to_owned();
         self.store.write(move |tx| {
-            chain::append(tx, &record, at)?;
-            if what == "change" {
-                tx.clear_pin_change_required(&serial)?;
+            chain::append(tx, &record, unix_ms(now))?;
+            match what {
+                "change" => {
+                    tx.clear_pin_change_required(&serial)?;
+                }
+                "unblock" => tx.require_device_pin_change(&serial, what, now.unix_timestamp())?,
+                _ => {}
             }
             Ok::<_, StoreError>(())
         })?;
         Ok(())
+    }
+
+    /// Records a PIN change the device has already made. A failure to write the record does
+    /// not undo the device's change, so it is not an error: the answer says what happened.
+    fn record_device_change(&self, actor: &str, serial: &str, what: &'static str) -> PinRecord {
+        match self.record_pin_change(actor, serial, what) {
+            Ok(()) => PinRecord::Written,
+            Err(e) => {
+                tracing::error!(error = %e, %serial, what, "the device changed the PIN, but the record could not be written");
+                PinRecord::NotWritten {
+                    serial: serial.to_owned(),
+                    what,
+                    error: e.to_string(),
+                }
+            }
+        }
     }
 
     fn record_failure(&self, actor: &str, serial: &str, error: &DeviceError) {
@@ -261,6 +364,8 @@ impl Custodians {
     /// Changes the user PIN: the policy first (nothing reaches the device if it refuses), then
     /// C_SetPIN (a wrong old PIN spends one try and says what the device reports), then the
     /// record. The owner must not be logged in by someone else's session in another process.
+    /// Once the device has changed the PIN the answer is `Ok`: a record the store refused is
+    /// [`PinRecord::NotWritten`], whose warning the caller must show.
     ///
     /// When the token reports one try left, the change is refused unless `final_try` is
     /// [`FinalTry::Confirmed`] (a person saw the warning and confirmed).
@@ -272,7 +377,7 @@ impl Custodians {
         new: &Pin,
         policy: &PinPolicy,
         final_try: FinalTry,
-    ) -> Result<(), CustodyError> {
+    ) -> Result<PinRecord, CustodyError> {
         check_new_pin(new, Some(old), policy)?;
         if final_try == FinalTry::Refuse && owner.info()?.pin.final_try {
             return Err(DeviceError::FinalTryNotConfirmed.into());
@@ -281,12 +386,15 @@ impl Custodians {
             self.record_failure(actor, owner.serial(), &error);
             return Err(error.into());
         }
-        self.record_pin_change(actor, owner.serial(), "change")
+        Ok(self.record_device_change(actor, owner.serial(), "change"))
     }
 
     /// Unblocks the user PIN with the SO PIN and sets `new` (checked against the policy first;
     /// nothing reaches the device if it refuses). The token's sessions, and with them any user
     /// login, are dropped. A refused SO PIN is recorded with the tries the device reports.
+    /// The record requires the custodian to change the PIN before any seal on the token stamps
+    /// again; like [`Custodians::change_pin`], a record the store refused after the device
+    /// acted is [`PinRecord::NotWritten`], not an error.
     ///
     /// When the token reports one SO PIN try left, the unblock is refused unless `final_try`
     /// is [`FinalTry::Confirmed`]: a wrong SO PIN then would lock the token for good.
@@ -298,7 +406,7 @@ impl Custodians {
         new: &Pin,
         policy: &PinPolicy,
         final_try: FinalTry,
-    ) -> Result<(), CustodyError> {
+    ) -> Result<PinRecord, CustodyError> {
         check_new_pin(new, None, policy)?;
         if final_try == FinalTry::Refuse && owner.info()?.pin.so_final_try {
             return Err(DeviceError::SoFinalTryNotConfirmed.into());
@@ -307,7 +415,7 @@ impl Custodians {
             self.record_so_failure(actor, owner.serial(), &error);
             return Err(error.into());
         }
-        self.record_pin_change(actor, owner.serial(), "unblock")
+        Ok(self.record_device_change(actor, owner.serial(), "unblock"))
     }
 
     /// Records a refused SO PIN (what the device said about tries; never the PIN).

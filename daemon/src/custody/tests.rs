@@ -208,3 +208,68 @@ fn a_backup_taken_during_writes_is_consistent() {
         assert!(r.log.records >= 20 && r.log.records <= written);
     }
 }
+
+#[test]
+fn an_unblock_holds_every_seal_on_the_token_until_the_custodian_changes_the_pin() {
+    let f = fixture();
+    let seal = enrol_legal(&f, "ES-1");
+    let c = custodians(&f);
+    // No custody record: the marker is the token's, not the seal's.
+    assert!(c.custody(seal.id).unwrap().is_none());
+    assert!(!c.pin_change_required(seal.id).unwrap());
+    c.record_pin_change("so", &seal.device_serial, "unblock")
+        .unwrap();
+    let status = c.status(seal.id).unwrap();
+    assert!(status.pin_change_required, "{status:?}");
+    assert_eq!(status.pin_reset_at, Some(f.clock.timestamp()));
+    assert!(status.custody.is_none());
+    c.record_pin_change("wang", "another-device", "change")
+        .unwrap();
+    assert!(c.pin_change_required(seal.id).unwrap());
+    c.record_pin_change("wang", &seal.device_serial, "change")
+        .unwrap();
+    let status = c.status(seal.id).unwrap();
+    assert!(!status.pin_change_required, "{status:?}");
+    assert_eq!(status.pin_reset_at, None);
+    assert!(matches!(c.status(99), Err(CustodyError::UnknownSeal(99))));
+}
+
+#[test]
+fn a_pin_change_the_store_cannot_record_is_reported_as_made_on_the_device() {
+    let f = fixture();
+    let seal = enrol_legal(&f, "ES-1");
+    let c = custodians(&f);
+    let refuse = rusqlite::Connection::open(f.dir.path().join("seald.db")).unwrap();
+    refuse
+        .execute_batch(
+            "CREATE TRIGGER refuse_all BEFORE INSERT ON audit_log \
+             BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;",
+        )
+        .unwrap();
+    let record = c.record_device_change("wang", &seal.device_serial, "change");
+    assert!(
+        matches!(&record, PinRecord::NotWritten { what: "change", .. }),
+        "{record:?}"
+    );
+    let warning = record.warning().unwrap();
+    assert!(
+        warning.contains("WAS changed on the device")
+            && warning.contains("use the new PIN")
+            && warning.contains("the disk is full")
+            && warning.contains("change the PIN once more"),
+        "{warning}"
+    );
+    let record = c.record_device_change("so", &seal.device_serial, "unblock");
+    let warning = record.warning().unwrap();
+    assert!(
+        warning.contains("WAS re-set on the device") && warning.contains("change it at once"),
+        "{warning}"
+    );
+    // Nothing was half-written: the unblock's marker went with its record.
+    assert!(!c.pin_change_required(seal.id).unwrap());
+    refuse.execute_batch("DROP TRIGGER refuse_all;").unwrap();
+    let record = c.record_device_change("so", &seal.device_serial, "unblock");
+    assert_eq!(record, PinRecord::Written);
+    assert_eq!(record.warning(), None);
+    assert!(c.pin_change_required(seal.id).unwrap());
+}

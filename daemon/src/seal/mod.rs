@@ -325,6 +325,40 @@ impl Registry {
         new: NewSeal,
         maker: &SealMaker<'_>,
     ) -> Result<Seal, SealError> {
+        self.enrol_then(by, new, maker, |_, _| Ok::<_, SealError>(()))
+            .map(|(seal, ())| seal)
+    }
+
+    /// Like [`Registry::enrol`], and runs `then` on the new seal in the transaction that
+    /// inserts it: the seal and whatever `then` writes (its approval policy) are kept together
+    /// or not at all. Every check, and the SES_Seal, come before the transaction.
+    pub fn enrol_then<T, E, F>(
+        &self,
+        by: &Caller,
+        new: NewSeal,
+        maker: &SealMaker<'_>,
+        then: F,
+    ) -> Result<(Seal, T), E>
+    where
+        T: Send + 'static,
+        E: From<SealError> + From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx, &Seal) -> Result<T, E> + Send + 'static,
+    {
+        let (seal, actor, now_ms) = self.prepare(by, new, maker)?;
+        self.store.write(move |tx| {
+            let seal = insert_enrolled(tx, seal, actor, now_ms)?;
+            let extra = then(tx, &seal)?;
+            Ok((seal, extra))
+        })
+    }
+
+    /// Every enrolment check, then the SES_Seal: the seal to insert, who enrols it and when.
+    fn prepare(
+        &self,
+        by: &Caller,
+        new: NewSeal,
+        maker: &SealMaker<'_>,
+    ) -> Result<(Seal, String, i64), SealError> {
         by.require(Role::Admin)?;
         let now = self.clock.now();
         let leaf = Certificate::from_der(&new.certificate)?;
@@ -378,51 +412,7 @@ impl Registry {
         self.store
             .read(|tx| require_no_other_legal_seal(tx, seal.kind, &seal.organisation, None))?;
         seal.ses_seal = Some(ses_seal::make(&seal, maker, now)?);
-        let actor = by.name();
-        let now_ms = unix_ms(now);
-        self.store.write(move |tx| {
-            require_no_other_legal_seal(tx, seal.kind, &seal.organisation, None)?;
-            let es_id = seal.es_id.clone();
-            let id = tx.insert_seal(&seal).map_err(|e| match &e {
-                StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, Some(msg)))
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation
-                        && msg.contains("es_id") =>
-                {
-                    SealError::EsIdTaken(es_id)
-                }
-                _ => SealError::Store(e),
-            })?;
-            seal.id = id;
-            tx.insert_seal_event(&SealEvent {
-                seal_id: id,
-                from: None,
-                to: SealState::Active,
-                reason: "enrolled".into(),
-                actor: actor.clone(),
-                at: seal.created_at,
-            })?;
-            let image_sm3 = hex::encode(Sm3::digest(&seal.image.data));
-            let rec = NewRecord::new(
-                AuditKind::SealEnrolled,
-                actor,
-                Some(id),
-                json!({
-                    "kind": seal.kind,
-                    "organisation": seal.organisation,
-                    "name": seal.name,
-                    "es_id": seal.es_id,
-                    "device_serial": seal.device_serial,
-                    "key_id": seal.key_id,
-                    "cert_serial": seal.cert.serial_hex,
-                    "valid_from": seal.valid_from,
-                    "valid_to": seal.valid_to,
-                    "image_sm3": image_sm3,
-                    "ses_seal": seal.ses_seal.is_some(),
-                }),
-            );
-            chain::append(tx, &rec, now_ms)?;
-            Ok(seal)
-        })
+        Ok((seal, by.name(), unix_ms(now)))
     }
 
     /// The seal with this id.
@@ -510,6 +500,56 @@ impl Registry {
             })
             .collect())
     }
+}
+
+/// Inserts a checked seal with its history and usage record (inside an enrolment's
+/// transaction); the legal-name rule is checked again here.
+fn insert_enrolled(
+    tx: &mut dyn Tx,
+    mut seal: Seal,
+    actor: String,
+    now_ms: i64,
+) -> Result<Seal, SealError> {
+    require_no_other_legal_seal(tx, seal.kind, &seal.organisation, None)?;
+    let es_id = seal.es_id.clone();
+    let id = tx.insert_seal(&seal).map_err(|e| match &e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, Some(msg)))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("es_id") =>
+        {
+            SealError::EsIdTaken(es_id)
+        }
+        _ => SealError::Store(e),
+    })?;
+    seal.id = id;
+    tx.insert_seal_event(&SealEvent {
+        seal_id: id,
+        from: None,
+        to: SealState::Active,
+        reason: "enrolled".into(),
+        actor: actor.clone(),
+        at: seal.created_at,
+    })?;
+    let image_sm3 = hex::encode(Sm3::digest(&seal.image.data));
+    let rec = NewRecord::new(
+        AuditKind::SealEnrolled,
+        actor,
+        Some(id),
+        json!({
+            "kind": seal.kind,
+            "organisation": seal.organisation,
+            "name": seal.name,
+            "es_id": seal.es_id,
+            "device_serial": seal.device_serial,
+            "key_id": seal.key_id,
+            "cert_serial": seal.cert.serial_hex,
+            "valid_from": seal.valid_from,
+            "valid_to": seal.valid_to,
+            "image_sm3": image_sm3,
+            "ses_seal": seal.ses_seal.is_some(),
+        }),
+    );
+    chain::append(tx, &rec, now_ms)?;
+    Ok(seal)
 }
 
 #[cfg(test)]

@@ -161,6 +161,16 @@ BEGIN
     SELECT RAISE(ABORT, 'operational records younger than a day cannot be deleted');
 END;
 "#,
+    // 6: tokens whose user PIN was set by someone other than the custodian (the security
+    // officer's unblock): every seal whose key is on the token refuses to stamp until the
+    // custodian changes the PIN, whether or not the seal has a custody record.
+    r#"
+CREATE TABLE device_pin_change (
+    device_serial  TEXT PRIMARY KEY,
+    reason         TEXT NOT NULL,
+    required_at    INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -1100,7 +1100,39 @@ impl Tx for SqliteTx<'_> {
              AND seal_id IN (SELECT id FROM seals WHERE device_serial = ?1)",
             [device_serial],
         )?;
+        self.conn.execute(
+            "DELETE FROM device_pin_change WHERE device_serial = ?1",
+            [device_serial],
+        )?;
         Ok(n as u64)
+    }
+
+    fn require_device_pin_change(
+        &mut self,
+        device_serial: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        self.conn.execute(
+            "INSERT INTO device_pin_change (device_serial, reason, required_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(device_serial) DO UPDATE SET reason = ?2, required_at = ?3",
+            params![device_serial, reason, at],
+        )?;
+        Ok(())
+    }
+
+    fn device_pin_change(
+        &mut self,
+        device_serial: &str,
+    ) -> StoreResult<Option<(String, Timestamp)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT reason, required_at FROM device_pin_change WHERE device_serial = ?1",
+                [device_serial],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?)
     }
 
     fn delete_audit_through(&mut self, through: i64) -> StoreResult<u64> {

@@ -99,9 +99,24 @@ pub trait Tx {
     fn custody(&mut self, seal_id: SealId) -> StoreResult<Option<Custody>>;
     /// Sets a seal's custodian (replacing the previous one).
     fn put_custody(&mut self, custody: &Custody) -> StoreResult<()>;
-    /// Clears the PIN-change flag of every seal whose key is on the device with this serial;
-    /// returns how many seals were cleared.
+    /// Clears the PIN-change flag of every seal whose key is on the device with this serial,
+    /// and the device's own marker (see [`Tx::require_device_pin_change`]); returns how many
+    /// seals with a custody record were cleared.
     fn clear_pin_change_required(&mut self, device_serial: &str) -> StoreResult<u64>;
+    /// Marks the device with this serial as needing a PIN change by its custodian (`reason`,
+    /// e.g. "unblock"): every seal whose key is on it, with or without a custody record,
+    /// refuses to stamp until [`Tx::clear_pin_change_required`].
+    fn require_device_pin_change(
+        &mut self,
+        device_serial: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Why and since when (Unix seconds) the device needs a PIN change, if it does.
+    fn device_pin_change(
+        &mut self,
+        device_serial: &str,
+    ) -> StoreResult<Option<(String, Timestamp)>>;
 
     // usage log
     /// The last record's sequence number and hash.

@@ -1,7 +1,8 @@
 //! `POST /v1/seals/{id}/custody` `{"to"}` (admin): hands a seal to another custodian, who must
 //! change the token PIN before the seal's next stamp. The custody record and the usage-log
 //! entry are written by [`crate::custody::Custodians::hand_over`]; a `custody-transferred`
-//! event goes out.
+//! event goes out. `GET /v1/seals/{id}/custody` (admin, auditor, custodian) shows who holds
+//! the seal and whether a PIN change is owed.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -12,6 +13,7 @@ use crate::api::error::ApiError;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
 use crate::api::ApiJson;
+use crate::custody::CustodyStatus;
 use crate::identity::Role;
 use crate::runtime::Event;
 use crate::store::model::{Custody, SealId};
@@ -66,4 +68,23 @@ pub async fn transfer(
         custody,
         previous_custodian: previous,
     }))
+}
+
+/// `GET /v1/seals/{id}/custody` (admin, auditor or custodian): the seal's custodian (or
+/// null), its token, and whether a PIN change is owed before its next stamp.
+#[utoipa::path(get, path = "/v1/seals/{id}/custody", operation_id = "show_custody", tag = "seals",
+    summary = "Admin, auditor or custodian: the seal's custodian and whether a PIN change is owed before its next stamp (after a transfer, or after the security officer re-set the token's PIN)",
+    params(("id" = i64, Path, description = "the seal")),
+    responses(
+        (status = 200, description = "the seal's custody", body = CustodyStatus),
+        (status = 404, description = "`seal_not_found`", body = ApiError)),
+    security(("bearer" = [])))]
+pub async fn show(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path(id): Path<SealId>,
+) -> Result<Json<CustodyStatus>, ApiError> {
+    auth.require_any(&[Role::Admin, Role::Auditor, Role::Custodian])?;
+    let st = state.clone();
+    Ok(Json(blocking(move || st.custodians.status(id)).await?))
 }

@@ -2,8 +2,8 @@
 //!
 //! The policy is resolved (names exist with their roles, shape valid) first; then the seal
 //! key's public half is read from its token (the private key never leaves), the `[maker]` key
-//! signs the SES_Seal, the registry checks every rule and enrols, and the policy is set. Every
-//! refusal before the registry's write changes nothing.
+//! signs the SES_Seal, the registry checks every rule, and the seal and its policy are written
+//! in one transaction: a refusal at any step, the policy's included, leaves no seal.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -212,7 +212,9 @@ fn enrol_blocking(
         signer: &maker_key,
         certificate: &maker_certificate,
     };
-    let seal = state.services.registry.enrol(
+    // The seal and its policy are written in one transaction: both or neither.
+    let (seal, _) = state.services.approvals.enrol(
+        &state.services.registry,
         caller,
         NewSeal {
             kind: body.kind,
@@ -231,17 +233,8 @@ fn enrol_blocking(
             valid_to: body.valid_to,
         },
         &maker,
+        policy,
     )?;
-    let seal_id = seal.id;
-    state
-        .services
-        .approvals
-        .set_policy(caller, crate::approval::Policy { seal_id, ..policy })
-        .map_err(|e| {
-            ApiError::internal(format!(
-                "seal {seal_id} was enrolled, but its policy could not be set ({e}); it cannot stamp until it has one"
-            ))
-        })?;
     Ok((seal, body.policy))
 }
 

@@ -14,7 +14,7 @@ use crate::api::auth::Auth;
 use crate::api::error::ApiError;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
-use crate::custody::PinAge;
+use crate::custody::{PinAge, PinRecord};
 use crate::device::{FinalTry, Pin, PinState, TriesLeft};
 use crate::identity::Role;
 use crate::runtime::Event;
@@ -60,6 +60,11 @@ pub struct PinChanged {
     pub serial: String,
     /// Always true.
     pub changed: bool,
+    /// Whether the usage-log record of the change was written (the device changed the PIN
+    /// either way).
+    pub recorded: bool,
+    /// Set when the record could not be written: what happened and what to do.
+    pub warning: Option<String>,
     /// The PIN's age against policy now.
     pub age: PinAge,
 }
@@ -102,12 +107,15 @@ pub async fn change(
             final_try,
         );
         drop(body);
-        result?;
+        // Once the device changed the PIN this is a success, even if the record failed.
+        let record = result?;
         tracing::info!(%serial, custodian = %who, "user PIN changed");
         let status = state.custodians.pin_status(&owner, &state.pin_policy)?;
         Ok::<_, ApiError>(Json(PinChanged {
             serial,
             changed: true,
+            recorded: record == PinRecord::Written,
+            warning: record.warning(),
             age: status.age,
         }))
     })
@@ -182,6 +190,13 @@ pub struct Unblocked {
     pub serial: String,
     /// Always true.
     pub unblocked: bool,
+    /// Whether the usage-log record of the unblock was written (the device re-set the PIN
+    /// either way).
+    pub recorded: bool,
+    /// Set when the record could not be written: what happened and what to do.
+    pub warning: Option<String>,
+    /// Always true: the custodian must change the PIN before any seal on the token stamps.
+    pub pin_change_required: bool,
     /// Always false: the token was logged out.
     pub logged_in: bool,
     /// The PIN flags the device reports now.
@@ -194,9 +209,10 @@ pub struct Unblocked {
 
 /// `POST /v1/devices/{serial}/pin-unblock` (custodian or admin): re-sets the user PIN with the
 /// SO PIN. The token is logged out afterwards (whatever the outcome, once the device was asked:
-/// the SO cannot log in while the user is); a custodian logs in with the new PIN.
+/// the SO cannot log in while the user is); a custodian logs in with the new PIN and must
+/// change it before any seal on the token stamps again.
 #[utoipa::path(post, path = "/v1/devices/{serial}/pin-unblock", operation_id = "unblock_pin", tag = "devices",
-    summary = "Custodian or admin: re-set the user PIN with the SO PIN; the token is logged out afterwards; `pin-unblocked` event",
+    summary = "Custodian or admin: re-set the user PIN with the SO PIN; the token is logged out afterwards and no seal on it stamps until the custodian changes the PIN; `pin-unblocked` event",
     params(("serial" = String, Path, description = "the token's serial")),
     request_body = PinUnblockBody,
     responses(
@@ -238,15 +254,19 @@ pub async fn unblock(
         if logged_out {
             st.set_login(&serial, None);
         }
-        result?;
+        // Once the device re-set the PIN this is a success, even if the record failed.
+        let record = result?;
         tracing::info!(%serial, by = %who, "user PIN unblocked with the SO PIN");
         let status = st.custodians.pin_status(&owner, &st.pin_policy)?;
         Ok::<_, ApiError>((
             serial.clone(),
             Unblocked {
-                next: format!("log the token in with the new PIN (POST /v1/devices/{serial}/login); the custodian should then change it (POST /v1/devices/{serial}/pin)"),
+                next: format!("log the token in with the new PIN (POST /v1/devices/{serial}/login); the custodian must then change it (POST /v1/devices/{serial}/pin): until then no seal on the token stamps"),
                 serial,
                 unblocked: true,
+                recorded: record == PinRecord::Written,
+                warning: record.warning(),
+                pin_change_required: true,
                 logged_in: false,
                 flags: status.flags,
                 age: status.age,
