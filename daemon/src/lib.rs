@@ -1,7 +1,7 @@
 //! seald: electronic seals (电子印章) whose keys live in crypto hardware.
 //!
 //! Layers, pointing one way (see DESIGN.md §1): `api`, `cli` → `approval`, `seal`, `audit`
-//! → `ses`, `cert`, `crypto`, `device`, `store`.
+//! → `ofd`, `ses`, `cert`, `crypto`, `device`, `store`.
 
 pub mod api;
 pub mod approval;
@@ -16,6 +16,7 @@ pub mod demo;
 pub mod device;
 pub mod hardening;
 pub mod identity;
+pub mod ofd;
 pub mod seal;
 pub mod services;
 pub mod ses;

@@ -1,0 +1,402 @@
+//! The shared OFD fixtures and tampered variants made here.
+
+use std::io::{Cursor, Read, Write};
+
+use super::*;
+use crate::ses::fixtures::fixture;
+use crate::ses::{CheckStatus, Report};
+
+fn verify_bytes(bytes: Vec<u8>) -> OfdReport {
+    verify_ofd(Cursor::new(bytes), None).unwrap()
+}
+
+fn ofd(name: &str) -> OfdReport {
+    verify_bytes(fixture(&format!("ses/{name}")))
+}
+
+fn report(entry: &OfdSignature) -> &Report {
+    match &entry.outcome {
+        OfdOutcome::Verified { report } => report,
+        other => panic!("{}: {other:?}", entry.signature_xml),
+    }
+}
+
+/// Every member of `name`, with its bytes.
+fn members(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    (0..zip.len())
+        .filter_map(|i| {
+            let mut f = zip.by_index(i).unwrap();
+            if f.is_dir() {
+                return None;
+            }
+            let mut b = Vec::new();
+            f.read_to_end(&mut b).unwrap();
+            Some((f.name().to_string(), b))
+        })
+        .collect()
+}
+
+fn zip_up(files: &[(String, Vec<u8>)], method: zip::CompressionMethod) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(method)
+        .large_file(true);
+    for (name, bytes) in files {
+        w.start_file(name.as_str(), options).unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// `fixture` re-zipped, with `edit` applied to each member (return `None` to drop it).
+fn variant(
+    fixture_name: &str,
+    method: zip::CompressionMethod,
+    mut edit: impl FnMut(&str, Vec<u8>) -> Option<Vec<u8>>,
+) -> Vec<u8> {
+    let files: Vec<(String, Vec<u8>)> = members(&fixture(&format!("ses/{fixture_name}")))
+        .into_iter()
+        .filter_map(|(n, b)| edit(&n, b).map(|b| (n, b)))
+        .collect();
+    zip_up(&files, method)
+}
+
+fn replace(bytes: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
+    let s = String::from_utf8(bytes).unwrap();
+    assert!(s.contains(from), "{from} not found");
+    s.replacen(from, to, 1).into_bytes()
+}
+
+fn failed(r: &OfdReport) -> Vec<String> {
+    r.failed_files()
+}
+
+#[test]
+fn good_fixtures_are_valid_and_fully_checked() {
+    for (file, sign) in [
+        ("gomain-999.ofd", "Sign_0"),
+        ("antchain-signscale.ofd", "Sign_0"),
+        ("ofdrw-ride-right.ofd", "Sign_0"),
+    ] {
+        let r = ofd(file);
+        eprintln!("{file}\n{}", r.to_text());
+        assert!(r.valid, "{file}: {}", r.to_text());
+        assert!(r.problems.is_empty(), "{file}");
+        let s = r
+            .signatures
+            .iter()
+            .find(|e| e.signature_xml.contains(sign))
+            .unwrap_or_else(|| panic!("{file}: {sign} not found"));
+        let refs = s.references.as_ref().unwrap();
+        assert!(refs.checked > 0 && refs.all_ok() && !refs.weak, "{file}");
+        for id in [
+            "maker-signature",
+            "signer-signature",
+            "data-hash",
+            "signer-in-seal",
+            "seal-validity",
+        ] {
+            assert_eq!(
+                report(s).check(id).unwrap().status,
+                CheckStatus::Passed,
+                "{file} {id}"
+            );
+        }
+        for p in &r.pages {
+            assert!(s.protects.contains(p.content.as_ref().unwrap()), "{file}");
+        }
+    }
+    let gomain = ofd("gomain-999.ofd");
+    let s = &gomain.signatures[0];
+    assert_eq!(s.sign_type, "Seal");
+    assert_eq!(s.id, "1");
+    let r = report(s);
+    assert_eq!(r.seal.vid, "GOMAIN");
+    assert_eq!(r.seal.es_id, "50011200000323");
+    assert_eq!(r.seal.seal_type, 3);
+    assert!(r.seal.picture.starts_with("ofd 30x20"));
+    assert_eq!(s.stamps.len(), 1);
+    assert_eq!(s.stamps[0].page, Some(1));
+    assert_eq!(s.stamps[0].boundary_mm, Some([90.0, 8.0, 30.0, 20.0]));
+    assert_eq!(gomain.pages.len(), 5);
+    // Signatures.xml is not protected by the gomain seal (continue mode), and is reported so.
+    assert!(gomain
+        .uncovered
+        .contains(&"Doc_0/Signs/Signatures.xml".to_string()));
+
+    let ride = ofd("ofdrw-ride-right.ofd");
+    let s = &ride.signatures[0];
+    let pages: Vec<_> = s.stamps.iter().map(|t| t.page).collect();
+    assert_eq!(pages, [Some(1), Some(2), Some(3), Some(4), Some(5)]);
+    assert_eq!(s.stamps[4].clip_mm, Some([32.0, 0.0, 8.0, 40.0]));
+    assert_eq!(s.stamps[0].boundary_mm, Some([202.0, 40.0, 40.0, 40.0]));
+    // Locked: everything is covered.
+    assert!(s
+        .protects
+        .contains(&"Doc_0/Signs/Signatures.xml".to_string()));
+    assert!(ride.uncovered.is_empty(), "{:?}", ride.uncovered);
+}
+
+#[test]
+fn tongzhiweiye_keyword_is_invalid_naming_the_three_files() {
+    let r = ofd("tongzhiweiye-keyword.ofd");
+    eprintln!("{}", r.to_text());
+    assert!(!r.valid);
+    assert_eq!(
+        failed(&r),
+        [
+            "/Doc_0/Document.xml",
+            "/Doc_0/Pages/Page_0/Content.xml",
+            "/OFD.xml"
+        ]
+    );
+    assert_eq!(r.signatures.len(), 2);
+    let sign1 = r
+        .signatures
+        .iter()
+        .find(|e| e.signature_xml.contains("Sign_1"))
+        .unwrap();
+    assert!(!sign1.valid);
+    // The SES_Signature itself verifies (raw r||s); the document it covers is not this one.
+    let rep = report(sign1);
+    assert!(rep.valid);
+    assert!(rep
+        .check("signer-signature")
+        .unwrap()
+        .detail
+        .starts_with("raw r||s"));
+    assert_eq!(rep.seal.vid, "SHANDONG.TONGZHIWEIYE");
+    assert_eq!(sign1.stamps[0].page, Some(1));
+    let sign3 = r
+        .signatures
+        .iter()
+        .find(|e| e.signature_xml.contains("Sign_3"))
+        .unwrap();
+    assert_eq!(sign3.sign_type, "Sign");
+    assert!(
+        matches!(&sign3.outcome, OfdOutcome::NotSes { found } if found.contains("1.2.156.10197.6.1.4.2.2"))
+    );
+    assert!(!sign3.valid);
+}
+
+#[test]
+fn shared_tampered_fixtures_are_invalid() {
+    let r = ofd("tampered/gomain-999-date-changed.ofd");
+    assert!(!r.valid);
+    assert_eq!(failed(&r), ["/Doc_0/Pages/Page_0/Content.xml"]);
+    assert!(
+        report(&r.signatures[0]).valid,
+        "the signature itself verifies"
+    );
+    assert!(r.to_text().contains("/Doc_0/Pages/Page_0/Content.xml"));
+
+    let r = ofd("tampered/gomain-999-file-removed.ofd");
+    assert!(!r.valid);
+    assert_eq!(failed(&r), ["/Doc_0/Res/qrcode.png"]);
+    assert!(r.to_text().contains("/Doc_0/Res/qrcode.png is missing"));
+}
+
+#[test]
+fn compression_does_not_matter_content_does() {
+    for method in [
+        zip::CompressionMethod::Stored,
+        zip::CompressionMethod::Deflated,
+    ] {
+        let r = verify_bytes(variant("gomain-999.ofd", method, |_, b| Some(b)));
+        assert!(r.valid, "{method:?}: {}", r.to_text());
+        let r = verify_bytes(variant("ofdrw-ride-right.ofd", method, |_, b| Some(b)));
+        assert!(r.valid, "{method:?}: {}", r.to_text());
+    }
+    // One byte more in a page's content.
+    let r = verify_bytes(variant(
+        "ofdrw-ride-right.ofd",
+        zip::CompressionMethod::Deflated,
+        |n, mut b| {
+            if n == "Doc_0/Pages/Page_2/Content.xml" {
+                b.push(b' ');
+            }
+            Some(b)
+        },
+    ));
+    assert!(!r.valid);
+    assert_eq!(failed(&r), ["/Doc_0/Pages/Page_2/Content.xml"]);
+}
+
+#[test]
+fn an_added_page_is_caught() {
+    let r = verify_bytes(variant(
+        "ofdrw-ride-right.ofd",
+        zip::CompressionMethod::Deflated,
+        |n, b| {
+            Some(if n == "Doc_0/Document.xml" {
+                replace(
+                    b,
+                    "</ofd:Pages>",
+                    "<ofd:Page ID=\"999\" BaseLoc=\"Pages/Page_5/Content.xml\"/></ofd:Pages>",
+                )
+            } else {
+                b
+            })
+        },
+    ));
+    assert!(!r.valid);
+    assert_eq!(failed(&r), ["/Doc_0/Document.xml"]);
+    assert_eq!(r.pages.len(), 6);
+    assert!(r
+        .problems
+        .iter()
+        .any(|p| p.contains("page 6 (/Doc_0/Pages/Page_5/Content.xml) is not covered")));
+}
+
+#[test]
+fn a_replaced_seal_or_image_is_caught() {
+    // (user-v4.esl is this very seal, byte for byte: take another one.)
+    let other = fixture("ses/hebei-bad-maker-sig.der");
+    let r = verify_bytes(variant(
+        "ofdrw-ride-right.ofd",
+        zip::CompressionMethod::Stored,
+        |n, b| {
+            Some(if n.ends_with("Seal.esl") {
+                other.clone()
+            } else {
+                b
+            })
+        },
+    ));
+    assert!(!r.valid);
+    assert_eq!(failed(&r), ["/Doc_0/Signs/Sign_0/Seal.esl"]);
+
+    let r = verify_bytes(variant(
+        "gomain-999.ofd",
+        zip::CompressionMethod::Deflated,
+        |n, b| {
+            Some(if n.ends_with("qrcode.png") {
+                b"\x89PNG".to_vec()
+            } else {
+                b
+            })
+        },
+    ));
+    assert!(!r.valid);
+    assert_eq!(failed(&r), ["/Doc_0/Res/qrcode.png"]);
+}
+
+#[test]
+fn a_stamp_on_no_page_is_an_error() {
+    let r = verify_bytes(variant(
+        "ofdrw-ride-right.ofd",
+        zip::CompressionMethod::Deflated,
+        |n, b| {
+            Some(if n == "Doc_0/Document.xml" {
+                replace(b, "ID=\"83\"", "ID=\"84\"")
+            } else {
+                b
+            })
+        },
+    ));
+    assert!(!r.valid);
+    let s = &r.signatures[0];
+    assert_eq!(s.stamps[4].page, None);
+    assert!(s.problems.iter().any(|p| p.contains("\"s006\"")));
+}
+
+#[test]
+fn a_changed_signature_xml_breaks_its_signature() {
+    // An extra stamp added to Signature.xml: dataHash no longer matches.
+    let r = verify_bytes(variant(
+        "gomain-999.ofd",
+        zip::CompressionMethod::Deflated,
+        |n, b| {
+            Some(if n.ends_with("Sign_0/Signature.xml") {
+                replace(b, "ID=\"01\"", "ID=\"02\"")
+            } else {
+                b
+            })
+        },
+    ));
+    assert!(!r.valid);
+    assert_eq!(
+        report(&r.signatures[0]).check("data-hash").unwrap().status,
+        CheckStatus::Failed
+    );
+    assert!(r
+        .uncovered
+        .contains(&"Doc_0/Pages/Page_0/Content.xml".to_string()));
+}
+
+#[test]
+fn unsafe_or_broken_packages_are_refused() {
+    let evil = zip_up(
+        &[("../evil".to_string(), b"x".to_vec())],
+        zip::CompressionMethod::Stored,
+    );
+    assert!(matches!(
+        verify_ofd(Cursor::new(evil), None),
+        Err(OfdError::Package(_))
+    ));
+    assert!(verify_ofd(Cursor::new(b"PK\x03\x04garbage".to_vec()), None).is_err());
+    // A zip without OFD.xml, and OFD.xml with no signatures: invalid, not a crash.
+    let r = verify_bytes(zip_up(
+        &[("a.txt".to_string(), b"x".to_vec())],
+        zip::CompressionMethod::Stored,
+    ));
+    assert!(!r.valid);
+    let r = verify_bytes(variant(
+        "gomain-999.ofd",
+        zip::CompressionMethod::Stored,
+        |n, b| {
+            Some(if n == "OFD.xml" {
+                replace(
+                    b,
+                    "<ofd:Signatures>/Doc_0/Signs/Signatures.xml</ofd:Signatures>",
+                    "",
+                )
+            } else {
+                b
+            })
+        },
+    ));
+    assert!(!r.valid);
+    assert!(r.problems.iter().any(|p| p.contains("no Signatures list")));
+    // A reference that escapes the package.
+    let r = verify_bytes(variant(
+        "gomain-999.ofd",
+        zip::CompressionMethod::Stored,
+        |n, b| {
+            Some(if n == "OFD.xml" {
+                replace(b, "/Doc_0/Signs/Signatures.xml", "../../Signatures.xml")
+            } else {
+                b
+            })
+        },
+    ));
+    assert!(!r.valid);
+}
+
+#[test]
+fn an_oversized_member_stops_at_the_cap() {
+    let big = vec![0u8; (MAX_MEMBER + 1) as usize];
+    let bytes = zip_up(
+        &[("Doc_0/big.bin".to_string(), big)],
+        zip::CompressionMethod::Stored,
+    );
+    let mut p = Package::open(Cursor::new(bytes)).unwrap();
+    assert!(matches!(
+        p.read("Doc_0/big.bin"),
+        Err(ReadError::TooLarge(..))
+    ));
+    assert!(matches!(p.read("nope"), Err(ReadError::Missing(_))));
+}
+
+#[test]
+fn check_methods() {
+    assert_eq!(CheckMethod::parse("SM3"), Some(CheckMethod::Sm3));
+    assert_eq!(
+        CheckMethod::parse(" 1.2.156.10197.1.401 "),
+        Some(CheckMethod::Sm3)
+    );
+    assert!(CheckMethod::parse("md5").unwrap().is_weak());
+    assert!(CheckMethod::parse("SHA1").unwrap().is_weak());
+    assert_eq!(CheckMethod::parse("SHA256"), None);
+}
