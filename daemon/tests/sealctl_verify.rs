@@ -123,7 +123,9 @@ fn json_reports_each_check() {
         .iter()
         .find(|s| s["signature_xml"].as_str().unwrap().contains("Sign_3"))
         .unwrap();
-    assert_eq!(sign3["kind"], "not-ses");
+    assert_eq!(sign3["kind"], "cms");
+    assert_eq!(sign3["report"]["valid"], true);
+    assert_eq!(sign3["report"]["form"], "plain");
     assert_eq!(sign3["type"], "Sign");
     // The signatures verify, but the document they cover is not the one in the package.
     assert_eq!(v["valid"], false);

@@ -4,11 +4,13 @@
 //!
 //! Knows nothing of devices or HTTP; uses `ses` for the SES_Signature itself.
 
+pub mod cms;
 pub mod package;
 pub mod references;
 mod verify;
 pub mod xml;
 
+pub use cms::{verify_cms, CmsReport};
 pub use package::{OfdError, Package, ReadError, MAX_MEMBER, MAX_TOTAL};
 pub use references::{CheckMethod, ReferenceCheck, ReferencesReport};
 pub use verify::{verify_ofd, OfdOutcome, OfdReport, OfdSignature, PageInfo, StampInfo};

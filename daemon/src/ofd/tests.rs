@@ -174,9 +174,18 @@ fn tongzhiweiye_keyword_is_invalid_naming_the_three_files() {
         .find(|e| e.signature_xml.contains("Sign_3"))
         .unwrap();
     assert_eq!(sign3.sign_type, "Sign");
-    assert!(
-        matches!(&sign3.outcome, OfdOutcome::NotSes { found } if found.contains("1.2.156.10197.6.1.4.2.2"))
-    );
+    // The GB/T 35275 CMS (plain form: the signer signs SM3(Signature.xml)) verifies.
+    match &sign3.outcome {
+        OfdOutcome::Cms { report } => {
+            assert!(report.valid, "{:?}", report.checks);
+            assert_eq!(report.form, "plain");
+            assert_eq!(
+                report.signer.as_ref().unwrap().subject_cn.as_deref(),
+                Some("37030000001721")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(!sign3.valid);
 }
 

@@ -2,14 +2,16 @@
 //! SES_Signature over `Signature.xml`, its `References` over the package, its stamps, and what
 //! the valid signatures together cover.
 //!
-//! Verdict: valid when the package's structure reads, at least one SES_Signature verifies, every
-//! listed signature is valid (its SignedValue verifies or is a kind seald does not check, every
+//! Verdict: valid when the package's structure reads, at least one signature (SES_Signature or
+//! GB/T 35275 CMS) verifies, every listed signature is valid (its SignedValue verifies or is a
+//! kind seald does not check, every
 //! reference matches, every stamp names a page) and every page listed in `Document.xml` has its
 //! content covered by at least one valid, verified signature.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Seek};
 
+use super::cms::{verify_cms, CmsReport};
 use super::package::{parent, resolve, OfdError, Package};
 use super::references::{check_references, ReferencesReport};
 use super::xml::{self, PageEntry};
@@ -27,7 +29,12 @@ pub enum OfdOutcome {
         /// The verification report.
         report: Box<Report>,
     },
-    /// The SignedValue is not a SES_Signature (e.g. a GB/T 35275 CMS): not checked by seald.
+    /// A GB/T 35275 SM2 CMS SignedData, verified.
+    Cms {
+        /// The verification report.
+        report: Box<CmsReport>,
+    },
+    /// The SignedValue is neither a SES_Signature nor a CMS seald can read: not checked.
     NotSes {
         /// What it is instead.
         found: String,
@@ -101,9 +108,13 @@ impl OfdSignature {
         self.valid
     }
 
-    /// True when the SignedValue is a SES_Signature that verified.
+    /// True when the SignedValue is a SES_Signature or a CMS SignedData that verified.
     pub fn is_verified(&self) -> bool {
-        matches!(&self.outcome, OfdOutcome::Verified { report } if report.valid)
+        match &self.outcome {
+            OfdOutcome::Verified { report } => report.valid,
+            OfdOutcome::Cms { report } => report.valid,
+            _ => false,
+        }
     }
 }
 
@@ -138,10 +149,15 @@ fn check_signed_value(
     trust: Option<&TrustStore>,
 ) -> OfdOutcome {
     match detect(value) {
-        ObjectKind::Cms(oid) => OfdOutcome::NotSes {
-            found: format!(
-                "a CMS ContentInfo ({oid}), e.g. a GB/T 35275 signature, not a SES_Signature: its signature was not checked"
-            ),
+        ObjectKind::Cms(oid) => match verify_cms(value, signature_xml, trust) {
+            Ok(report) => OfdOutcome::Cms {
+                report: Box::new(report),
+            },
+            Err(e) => OfdOutcome::NotSes {
+                found: format!(
+                    "a CMS ContentInfo ({oid}) seald cannot read ({e}): its signature was not checked"
+                ),
+            },
         },
         ObjectKind::Seal => OfdOutcome::NotSes {
             found: "a bare SESeal, not a SES_Signature: nothing signed to check".into(),
@@ -266,6 +282,9 @@ fn verify_one<R: Read + Seek>(
         OfdOutcome::Verified { report } if !report.valid => sig
             .problems
             .push("the SES_Signature over Signature.xml does not verify".into()),
+        OfdOutcome::Cms { report } if !report.valid => sig
+            .problems
+            .push("the CMS signature over Signature.xml does not verify".into()),
         OfdOutcome::Unreadable { reason } => sig.problems.push(reason.clone()),
         _ => {}
     }
@@ -459,7 +478,7 @@ fn finish(report: &mut OfdReport, members: &[String]) {
     if !report.signatures.iter().any(OfdSignature::is_verified) {
         report
             .problems
-            .push("no SES_Signature in the document verifies".into());
+            .push("no signature in the document verifies".into());
     }
     report.valid =
         report.problems.is_empty() && report.signatures.iter().all(OfdSignature::is_valid);
@@ -591,6 +610,26 @@ impl OfdReport {
                 OfdOutcome::Verified { report } => {
                     for line in report.to_text().lines() {
                         let _ = writeln!(t, "  {line}");
+                    }
+                }
+                OfdOutcome::Cms { report } => {
+                    let _ = writeln!(
+                        t,
+                        "  GB/T 35275 CMS signature ({}): {}",
+                        report.form,
+                        if report.valid { "VALID" } else { "INVALID" }
+                    );
+                    if let Some(s) = &report.signer {
+                        let _ = writeln!(
+                            t,
+                            "    signer   {} (O={}, serial {})",
+                            s.display_name(),
+                            s.subject_o.as_deref().unwrap_or("-"),
+                            s.serial_hex
+                        );
+                    }
+                    for c in &report.checks {
+                        let _ = writeln!(t, "    {c}");
                     }
                 }
                 OfdOutcome::NotSes { found } => {
