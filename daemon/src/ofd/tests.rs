@@ -409,3 +409,111 @@ fn check_methods() {
     assert!(CheckMethod::parse("SHA1").unwrap().is_weak());
     assert_eq!(CheckMethod::parse("SHA256"), None);
 }
+
+/// A hand-made package under `Doc_7` (not `Doc_0`), relative locations everywhere, and a
+/// Signature.xml whose references use `method` with `file_refs` (name, digest-of-what).
+fn handmade(method: &str, file_refs: &[(&str, &[u8])]) -> Vec<u8> {
+    use base64::Engine;
+    use md5::Digest;
+    let page = b"<ofd:Page xmlns:ofd=\"http://www.ofdspec.org/2016\"/>".to_vec();
+    let refs: String = file_refs
+        .iter()
+        .map(|(name, bytes)| {
+            let d = match method {
+                "MD5" => md5::Md5::digest(bytes).to_vec(),
+                "SHA1" => sha1::Sha1::digest(bytes).to_vec(),
+                _ => crate::crypto::sm3(bytes).to_vec(),
+            };
+            format!(
+                "<ofd:Reference FileRef=\"{name}\"><ofd:CheckValue>{}</ofd:CheckValue></ofd:Reference>",
+                base64::engine::general_purpose::STANDARD.encode(d)
+            )
+        })
+        .collect();
+    let files = [
+        (
+            "OFD.xml",
+            "<ofd:OFD xmlns:ofd=\"http://www.ofdspec.org/2016\"><ofd:DocBody><ofd:DocRoot>Doc_7/Document.xml</ofd:DocRoot><ofd:Signatures>Doc_7/Signs/Signatures.xml</ofd:Signatures></ofd:DocBody></ofd:OFD>".to_string(),
+        ),
+        (
+            "Doc_7/Document.xml",
+            "<ofd:Document xmlns:ofd=\"http://www.ofdspec.org/2016\"><ofd:Pages><ofd:Page ID=\"5\" BaseLoc=\"Pages/P/Content.xml\"/></ofd:Pages></ofd:Document>".to_string(),
+        ),
+        ("Doc_7/Pages/P/Content.xml", String::from_utf8(page).unwrap()),
+        (
+            "Doc_7/Signs/Signatures.xml",
+            "<ofd:Signatures xmlns:ofd=\"http://www.ofdspec.org/2016\"><ofd:Signature ID=\"s1\" Type=\"Seal\" BaseLoc=\"S/Signature.xml\"/></ofd:Signatures>".to_string(),
+        ),
+        (
+            "Doc_7/Signs/S/Signature.xml",
+            format!("<ofd:Signature xmlns:ofd=\"http://www.ofdspec.org/2016\"><ofd:SignedInfo><ofd:References CheckMethod=\"{method}\">{refs}</ofd:References><ofd:StampAnnot ID=\"s2\" PageRef=\"5\" Boundary=\"1 2 3 4\"/></ofd:SignedInfo><ofd:SignedValue>SignedValue.dat</ofd:SignedValue></ofd:Signature>"),
+        ),
+        ("Doc_7/Signs/S/SignedValue.dat", "not DER".to_string()),
+    ];
+    let files: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), t.into_bytes()))
+        .collect();
+    zip_up(&files, zip::CompressionMethod::Deflated)
+}
+
+#[test]
+fn relative_locations_other_doc_roots_and_weak_digests() {
+    let page: &[u8] = b"<ofd:Page xmlns:ofd=\"http://www.ofdspec.org/2016\"/>";
+    for method in ["SM3", "1.2.156.10197.1.401", "MD5", "SHA1"] {
+        let r = verify_bytes(handmade(
+            method,
+            &[
+                ("Pages/P/Content.xml", page),
+                ("/Doc_7/Pages/P/Content.xml", page),
+            ],
+        ));
+        assert_eq!(r.doc_root.as_deref(), Some("Doc_7/Document.xml"));
+        let s = &r.signatures[0];
+        assert_eq!(s.signature_xml, "Doc_7/Signs/S/Signature.xml");
+        assert_eq!(s.signed_value, "Doc_7/Signs/S/SignedValue.dat");
+        assert_eq!(s.stamps[0].page, Some(1));
+        let refs = s.references.as_ref().unwrap();
+        assert!(refs.all_ok(), "{method}: {refs:?}");
+        assert_eq!(refs.weak, method == "MD5" || method == "SHA1", "{method}");
+        assert!(refs
+            .items
+            .iter()
+            .all(|i| i.member.as_deref() == Some("Doc_7/Pages/P/Content.xml")));
+        if refs.weak {
+            assert!(r.notes.iter().any(|n| n.contains("weak")), "{method}");
+        }
+        // The SignedValue is not a signature: invalid, and the page is covered by nothing.
+        assert!(!r.valid);
+        assert!(r.problems.iter().any(|p| p.contains("page 1")));
+    }
+    // Unknown method, escaping FileRef, wrong digest, missing file: each named.
+    let r = verify_bytes(handmade("SHA256", &[("Pages/P/Content.xml", page)]));
+    assert!(r.signatures[0]
+        .problems
+        .iter()
+        .any(|p| p.contains("SHA256")));
+    let r = verify_bytes(handmade(
+        "SM3",
+        &[
+            ("../../../etc/passwd", page),
+            ("Pages/P/Content.xml", b"other"),
+            ("/Doc_7/Res/none.png", page),
+        ],
+    ));
+    assert_eq!(
+        failed(&r),
+        [
+            "../../../etc/passwd",
+            "/Doc_7/Res/none.png",
+            "Pages/P/Content.xml"
+        ]
+    );
+    let text = r.to_text();
+    assert!(text.contains("escapes the package"), "{text}");
+    assert!(text.contains("/Doc_7/Res/none.png is missing"), "{text}");
+    assert!(
+        text.contains("/Doc_7/Pages/P/Content.xml was changed"),
+        "{text}"
+    );
+}
