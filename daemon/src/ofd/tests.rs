@@ -517,3 +517,32 @@ fn relative_locations_other_doc_roots_and_weak_digests() {
         "{text}"
     );
 }
+
+#[test]
+fn the_page_list_and_every_page_must_be_covered() {
+    let names: Vec<String> = members(&fixture("ses/gomain-999.ofd"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    for (dropped, words) in [
+        ("Doc_0/Document.xml", "the page list /Doc_0/Document.xml"),
+        (
+            "Doc_0/Pages/Page_2/Content.xml",
+            "page 3 (/Doc_0/Pages/Page_2/Content.xml)",
+        ),
+    ] {
+        let mut r = ofd("gomain-999.ofd");
+        assert!(r.valid);
+        r.signatures[0].protects.retain(|m| m != dropped);
+        r.problems.clear();
+        r.notes.clear();
+        super::verify::finish(&mut r, &names);
+        assert!(!r.valid, "{dropped}");
+        assert!(
+            r.problems.iter().any(|p| p.contains(words)),
+            "{dropped}: {:?}",
+            r.problems
+        );
+        assert!(r.uncovered.contains(&dropped.to_string()));
+    }
+}

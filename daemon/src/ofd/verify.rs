@@ -4,9 +4,9 @@
 //!
 //! Verdict: valid when the package's structure reads, at least one signature (SES_Signature or
 //! GB/T 35275 CMS) verifies, every listed signature is valid (its SignedValue verifies or is a
-//! kind seald does not check, every
-//! reference matches, every stamp names a page) and every page listed in `Document.xml` has its
-//! content covered by at least one valid, verified signature.
+//! kind seald does not check, every reference matches, every stamp names a page), and
+//! `Document.xml` (the page list) and every page's content are covered by at least one valid,
+//! verified signature.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Seek};
@@ -438,7 +438,8 @@ pub fn verify_ofd<R: Read + Seek>(
     Ok(report)
 }
 
-fn finish(report: &mut OfdReport, members: &[String]) {
+/// Works out coverage and the verdict from the signatures already checked.
+pub(super) fn finish(report: &mut OfdReport, members: &[String]) {
     let mut covered = BTreeSet::new();
     for s in &report.signatures {
         if s.valid && s.is_verified() {
@@ -465,6 +466,25 @@ fn finish(report: &mut OfdReport, members: &[String]) {
         .filter(|m| !covered.contains(*m))
         .cloned()
         .collect();
+    if let Some(root) = &report.doc_root {
+        if !covered.contains(root) {
+            report.problems.push(format!(
+                "the page list /{root} is not covered by any valid signature (pages could be added, removed or reordered)"
+            ));
+        }
+    }
+    let listed: BTreeSet<&str> = report
+        .signatures
+        .iter()
+        .map(|s| s.signature_xml.as_str())
+        .collect();
+    for m in members {
+        if m.ends_with("/Signature.xml") && !listed.contains(m.as_str()) {
+            report.notes.push(format!(
+                "/{m} looks like a signature but is not listed in the Signatures list: not verified"
+            ));
+        }
+    }
     for p in &report.pages {
         if let Some(c) = &p.content {
             if !covered.contains(c) {
