@@ -110,6 +110,19 @@ impl<R: Read + Seek> Package<R> {
         self.members.contains_key(name)
     }
 
+    /// Resolves a relative location from `base_dir`, or from the package root when only that
+    /// names a member (vendors write both); absolute locations as [`resolve`] does.
+    pub fn locate(&self, base_dir: &str, loc: &str) -> Result<String, String> {
+        let first = resolve(base_dir, loc)?;
+        if loc.trim().starts_with('/') || self.contains(&first) {
+            return Ok(first);
+        }
+        match resolve("", loc) {
+            Ok(second) if self.contains(&second) => Ok(second),
+            _ => Ok(first),
+        }
+    }
+
     /// Reads a member's uncompressed bytes (its CRC is checked by the zip reader).
     pub fn read(&mut self, name: &str) -> Result<Vec<u8>, ReadError> {
         let index = *self

@@ -6,7 +6,7 @@ use std::io::{Read, Seek};
 use base64::Engine;
 use md5::Digest;
 
-use super::package::{resolve, Package};
+use super::package::Package;
 use crate::crypto::sm3;
 
 /// The digest a `References@CheckMethod` names.
@@ -94,23 +94,6 @@ impl ReferencesReport {
     }
 }
 
-/// Resolves a `FileRef`: absolute from the package root; relative from the document root's
-/// directory, or else from the package root when only that names a member.
-fn resolve_file_ref<R: Read + Seek>(
-    package: &Package<R>,
-    doc_dir: &str,
-    file_ref: &str,
-) -> Result<String, String> {
-    let first = resolve(doc_dir, file_ref)?;
-    if file_ref.trim().starts_with('/') || package.contains(&first) {
-        return Ok(first);
-    }
-    match resolve("", file_ref) {
-        Ok(second) if package.contains(&second) => Ok(second),
-        _ => Ok(first),
-    }
-}
-
 /// Checks every reference against the package.
 pub fn check_references<R: Read + Seek>(
     package: &mut Package<R>,
@@ -132,7 +115,9 @@ pub fn check_references<R: Read + Seek>(
                 ok: false,
                 reason: String::new(),
             };
-            let member = match resolve_file_ref(package, doc_dir, &r.file_ref) {
+            // Absolute from the package root; relative from the document root's directory, or else
+            // from the package root when only that names a member.
+            let member = match package.locate(doc_dir, &r.file_ref) {
                 Ok(m) => m,
                 Err(e) => {
                     check.reason = e;

@@ -546,3 +546,36 @@ fn the_page_list_and_every_page_must_be_covered() {
         assert!(r.uncovered.contains(&dropped.to_string()));
     }
 }
+
+#[test]
+fn relative_locations_fall_back_to_the_package_root() {
+    let bytes = zip_up(
+        &[
+            (
+                "Doc_0/Signs/Sign_0/Signature.xml".to_string(),
+                b"x".to_vec(),
+            ),
+            ("Doc_0/Pages/Page_0/Content.xml".to_string(), b"x".to_vec()),
+        ],
+        zip::CompressionMethod::Stored,
+    );
+    let p = Package::open(Cursor::new(bytes)).unwrap();
+    // Relative to the Signatures list's directory, as the standard reads it.
+    assert_eq!(
+        p.locate("Doc_0/Signs", "Sign_0/Signature.xml").unwrap(),
+        "Doc_0/Signs/Sign_0/Signature.xml"
+    );
+    // Written relative to the package root by some vendors.
+    assert_eq!(
+        p.locate("Doc_0/Signs", "Doc_0/Signs/Sign_0/Signature.xml")
+            .unwrap(),
+        "Doc_0/Signs/Sign_0/Signature.xml"
+    );
+    assert_eq!(
+        p.locate("Doc_0", "Doc_0/Pages/Page_0/Content.xml").unwrap(),
+        "Doc_0/Pages/Page_0/Content.xml"
+    );
+    // Neither exists: the standard reading is reported (as missing, later).
+    assert_eq!(p.locate("Doc_0", "Res/a.png").unwrap(), "Doc_0/Res/a.png");
+    assert!(p.locate("Doc_0", "../../a").is_err());
+}

@@ -246,7 +246,7 @@ fn verify_one<R: Read + Seek>(
         sig.does_not_protect = ctx.members.clone();
         sig
     };
-    let xml_member = match resolve(signs_dir, &entry.base_loc) {
+    let xml_member = match package.locate(signs_dir, &entry.base_loc) {
         Ok(m) => m,
         Err(e) => return unreadable(sig, format!("Signature BaseLoc: {e}")),
     };
@@ -261,7 +261,7 @@ fn verify_one<R: Read + Seek>(
     };
     let xml_dir = parent(&xml_member).to_string();
     let sv_member = match parsed.signed_value.as_deref() {
-        Some(loc) => resolve(&xml_dir, loc),
+        Some(loc) => package.locate(&xml_dir, loc),
         None => Ok(format!("{xml_dir}/SignedValue.dat")),
     };
     sig.outcome = match &sv_member {
@@ -348,7 +348,7 @@ fn read_pages<R: Read + Seek>(
             if !seen.insert(p.id.clone()) {
                 problems.push(format!("two pages in Document.xml have the ID {:?}", p.id));
             }
-            let content = match resolve(dir, &p.base_loc) {
+            let content = match package.locate(dir, &p.base_loc) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     problems.push(format!("page {} BaseLoc: {e}", i + 1));
