@@ -75,7 +75,9 @@ fn every_fixture_gives_its_documented_exit_code() {
     for (file, expected) in [
         ("gomain-999.ofd", 0),
         ("antchain-signscale.ofd", 0),
-        ("tongzhiweiye-keyword.ofd", 0),
+        ("tongzhiweiye-keyword.ofd", 1),
+        ("tampered/gomain-999-date-changed.ofd", 1),
+        ("tampered/gomain-999-file-removed.ofd", 1),
         ("ofdrw-ride-right.ofd", 0),
         ("signed-value-v4.dat", 0),
         ("user-v4.esl", 0),
@@ -106,7 +108,7 @@ fn json_reports_each_check() {
     assert_eq!(check(&v["report"], "maker-signature"), "passed");
 
     let out = sealctl(&[p(&ses("tongzhiweiye-keyword.ofd")), "--json"]);
-    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
     let v = json(&out);
     let sigs = v["signatures"].as_array().unwrap();
     assert_eq!(sigs.len(), 2);
@@ -121,7 +123,97 @@ fn json_reports_each_check() {
         .iter()
         .find(|s| s["signature_xml"].as_str().unwrap().contains("Sign_3"))
         .unwrap();
-    assert_eq!(sign3["kind"], "not-ses");
+    assert_eq!(sign3["kind"], "cms");
+    assert_eq!(sign3["report"]["valid"], true);
+    assert_eq!(sign3["report"]["form"], "plain");
+    assert_eq!(sign3["type"], "Sign");
+    // The signatures verify, but the document they cover is not the one in the package.
+    assert_eq!(v["valid"], false);
+    assert_eq!(sign1["valid"], false);
+    let failed: Vec<&str> = sign1["references"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ok"] == false)
+        .map(|r| r["file_ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "/OFD.xml",
+            "/Doc_0/Document.xml",
+            "/Doc_0/Pages/Page_0/Content.xml"
+        ]
+    );
+    assert_eq!(sign1["stamps"][0]["page"], 1);
+    assert_eq!(
+        sign1["stamps"][0]["boundary_mm"],
+        serde_json::json!([90.0, 110.0, 42.0, 42.0])
+    );
+}
+
+#[test]
+fn a_changed_ofd_fails_naming_the_file() {
+    for (file, named) in [
+        (
+            "tampered/gomain-999-date-changed.ofd",
+            "/Doc_0/Pages/Page_0/Content.xml",
+        ),
+        (
+            "tampered/gomain-999-file-removed.ofd",
+            "/Doc_0/Res/qrcode.png",
+        ),
+        ("tongzhiweiye-keyword.ofd", "/Doc_0/Document.xml"),
+    ] {
+        let out = sealctl(&[p(&ses(file))]);
+        assert_eq!(code(&out), 1, "{file}");
+        let text = stdout(&out);
+        assert!(text.contains("INVALID"), "{file}: {text}");
+        assert!(text.contains(named), "{file}: {text}");
+        assert!(text.contains("references ("), "{file}: {text}");
+
+        let out = sealctl(&[p(&ses(file)), "--json"]);
+        assert_eq!(code(&out), 1, "{file}");
+        let v = json(&out);
+        assert_eq!(v["valid"], false);
+        assert!(v.to_string().contains(named), "{file}");
+    }
+}
+
+#[test]
+fn a_good_ofd_reports_references_coverage_and_stamps() {
+    let out = sealctl(&[p(&ses("ofdrw-ride-right.ofd")), "--json"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let v = json(&out);
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["uncovered"], serde_json::json!([]));
+    let s = &v["signatures"][0];
+    assert_eq!(s["type"], "Seal");
+    assert_eq!(s["id"], "s001");
+    assert_eq!(s["references"]["checked"], 9);
+    assert_eq!(s["references"]["weak"], false);
+    assert_eq!(s["stamps"].as_array().unwrap().len(), 5);
+    assert_eq!(s["stamps"][4]["page"], 5);
+    assert_eq!(
+        s["stamps"][4]["clip_mm"],
+        serde_json::json!([32.0, 0.0, 8.0, 40.0])
+    );
+
+    let out = sealctl(&[p(&ses("gomain-999.ofd"))]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("references (1.2.156.10197.1.401): 20 checked, 0 failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("stamp \"01\": page 1, x 90 y 8 w 30 h 20 mm"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not covered by any valid signature: /Doc_0/Signs/Signatures.xml"),
+        "{text}"
+    );
 }
 
 #[test]

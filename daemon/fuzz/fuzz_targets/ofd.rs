@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = seald::ses::verify_ofd(std::io::Cursor::new(data), None);
+    let _ = seald::ofd::verify_ofd(std::io::Cursor::new(data), None);
 });

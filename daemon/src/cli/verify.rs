@@ -1,5 +1,6 @@
-//! `sealctl verify FILE`: checks a seal (.esl), a SES_Signature (.dat/.der) or every signature
-//! in an OFD file, and prints a readable report (or JSON with `--json`).
+//! `sealctl verify FILE`: checks a seal (.esl), a SES_Signature (.dat/.der) or a sealed OFD
+//! document as a whole (every signature, its References over the package, what is covered, where
+//! the stamps are), and prints a readable report (or JSON with `--json`).
 //!
 //! Exit status: 0 when every required check passes, 1 when something is invalid,
 //! 2 when the input could not be read.
@@ -11,9 +12,9 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use crate::cert::TrustStore;
+use crate::ofd::verify_ofd;
 use crate::ses::{
-    detect, verify_ofd, verify_seal, verify_signature, Document, ObjectKind, OfdOutcome, Seal,
-    SesSignature, VerifyOptions,
+    detect, verify_seal, verify_signature, Document, ObjectKind, Seal, SesSignature, VerifyOptions,
 };
 
 /// Every required check passed.
@@ -180,43 +181,21 @@ fn verify_ofd_file(
 ) -> Result<i32, Unreadable> {
     let file = File::open(&args.file)
         .map_err(|e| Unreadable(format!("cannot open {}: {e}", args.file.display())))?;
-    let entries = verify_ofd(std::io::BufReader::new(file), options.trust)
+    let report = verify_ofd(std::io::BufReader::new(file), options.trust)
         .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
-    let valid = entries.iter().all(|e| e.is_valid());
-    let verified = entries
-        .iter()
-        .filter(|e| matches!(e.outcome, OfdOutcome::Verified { .. }))
-        .count();
-    let mut text = format!(
-        "{}: OFD with {} signature(s), {} verified by seald: {}\n",
-        args.file.display(),
-        entries.len(),
-        verified,
-        if valid && verified > 0 {
-            "VALID"
-        } else {
-            "INVALID"
-        }
-    );
+    let mut text = format!("{}: {}", args.file.display(), report.to_text());
     if !matches!(options.document, Document::None) {
-        text.push_str("  note: --data/--digest are ignored for OFD files; each signature covers its Signature.xml\n");
+        text.push_str("note: --data/--digest are ignored for OFD files; each signature covers its Signature.xml and its References\n");
     }
-    for e in &entries {
-        text.push_str(&format!(
-            "\n{} (SignedValue {}):\n",
-            e.signature_xml, e.signed_value
-        ));
-        match &e.outcome {
-            OfdOutcome::Verified { report } => text.push_str(&report.to_text()),
-            OfdOutcome::NotSes { found } => text.push_str(&format!("  not checked: {found}\n")),
-            OfdOutcome::Unreadable { reason } => {
-                text.push_str(&format!("  INVALID: unreadable: {reason}\n"))
-            }
-        }
+    let mut value = serde_json::to_value(&report)
+        .map_err(|e| Unreadable(format!("cannot write the report: {e}")))?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("file".into(), serde_json::json!(args.file));
     }
-    // An OFD with no SES_Signature at all proves nothing: invalid.
-    let valid = valid && verified > 0;
-    let value = serde_json::json!({ "file": args.file, "valid": valid, "signatures": entries });
     emit(out, args.json, value, &text);
-    Ok(if valid { EXIT_VALID } else { EXIT_INVALID })
+    Ok(if report.valid {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    })
 }

@@ -2,7 +2,6 @@
 
 pub mod build;
 pub mod der;
-pub mod ofd;
 mod parse;
 mod types;
 pub mod verify;
@@ -11,7 +10,6 @@ pub use build::{
     build_seal, build_signature, encode_seal_info, sign_message, BuildError, DocumentSigner,
     SignRequest,
 };
-pub use ofd::{verify_ofd, OfdError, OfdOutcome, OfdSignature};
 pub use parse::{detect, ObjectKind, ParseError};
 pub use types::*;
 pub use verify::{

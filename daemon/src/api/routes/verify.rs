@@ -1,4 +1,5 @@
-//! `POST /v1/verify`: any SES_Signature (ours or another vendor's) against a document digest.
+//! `POST /v1/verify`: any SES_Signature (ours or another vendor's) against a document digest,
+//! or a whole sealed OFD (`{"ofd": base64}`, within the body size limit) checked as a document.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,46 +16,102 @@ use crate::audit::NewRecord;
 use crate::ses::{verify_der, Document, VerifyOptions};
 use crate::store::model::Digest32;
 
-/// The signature to check and the document's digest.
+/// The signature to check and the document's digest, or a whole OFD.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
-    /// The SES_Signature, DER, base64.
-    #[schema(format = Byte)]
-    pub ses_signature: String,
+    /// The SES_Signature, DER, base64 (with `digest`).
+    #[serde(default)]
+    pub ses_signature: Option<String>,
     /// The digest the signature should carry (hex): SM3 for SM2 seals, SHA-256 for P-256.
-    pub digest: Digest32,
+    #[serde(default)]
+    pub digest: Option<Digest32>,
+    /// A sealed OFD document, base64 (instead of `ses_signature` and `digest`).
+    #[serde(default)]
+    pub ofd: Option<String>,
+}
+
+fn decode(field: &str, code: &'static str, b64: &str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                format!("`{field}` is not base64: {e}"),
+            )
+        })
+}
+
+/// A whole OFD: the `ofd` module's document report (same as `sealctl verify --json`).
+async fn verify_ofd_body(
+    state: SharedState,
+    who: String,
+    b64: String,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = decode("ofd", "invalid_ofd_encoding", &b64)?;
+    blocking(move || {
+        let report = crate::ofd::verify_ofd(std::io::Cursor::new(&bytes), Some(&state.trust))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unreadable_ofd",
+                    e.to_string(),
+                )
+            })?;
+        let digest = Digest32(crate::crypto::sm3(&bytes));
+        let outcome = if report.valid { "valid" } else { "invalid" };
+        state
+            .services
+            .audit
+            .append_operational(NewRecord::verification(&who, &digest, outcome))?;
+        serde_json::to_value(&report)
+            .map(Json)
+            .map_err(|e| ApiError::internal(format!("cannot write the report: {e}")))
+    })
+    .await
 }
 
 /// `POST /v1/verify` (any role): the format layer's structured report.
 #[utoipa::path(post, path = "/v1/verify", operation_id = "verify", tag = "verify",
-    summary = "Verify a SES_Signature against a digest: the format layer's report (any role)",
+    summary = "Verify a SES_Signature against a digest, or a whole sealed OFD (`ofd`, base64): the format layer's report (any role)",
     request_body = VerifyBody,
     responses(
         (status = 200, description = "the report: `object`, `valid`, `seal`, `signer`, `time_info`, `property_info`, `data_hash`, `checks`", body = Object),
-        (status = 422, description = "`invalid_signature_encoding`, `unreadable_signature`, `invalid_request`", body = ApiError)),
+        (status = 422, description = "`invalid_verify_body` (neither or both forms), `invalid_signature_encoding`, `unreadable_signature`, `invalid_ofd_encoding`, `unreadable_ofd`, `invalid_request`", body = ApiError)),
     security(("bearer" = [])))]
 pub async fn verify(
     State(state): State<SharedState>,
     auth: Auth,
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Json<Value>, ApiError> {
-    use base64::Engine;
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body.ses_signature.trim())
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_signature_encoding",
-                format!("`ses_signature` is not base64: {e}"),
-            )
-        })?;
     let who = auth.0.name.clone();
+    let (sig, digest) = match body {
+        VerifyBody {
+            ofd: Some(ofd),
+            ses_signature: None,
+            digest: None,
+        } => return verify_ofd_body(state, who, ofd).await,
+        VerifyBody {
+            ofd: None,
+            ses_signature: Some(s),
+            digest: Some(d),
+        } => (s, d),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_verify_body",
+                "give either `ses_signature` and `digest`, or `ofd`",
+            ))
+        }
+    };
+    let der = decode("ses_signature", "invalid_signature_encoding", &sig)?;
     blocking(move || {
         let report = verify_der(
             &der,
             &VerifyOptions {
-                document: Document::Digest(&body.digest.0),
+                document: Document::Digest(&digest.0),
                 trust: Some(&state.trust),
                 at: None,
             },
@@ -70,7 +127,7 @@ pub async fn verify(
         state
             .services
             .audit
-            .append_operational(NewRecord::verification(&who, &body.digest, outcome))?;
+            .append_operational(NewRecord::verification(&who, &digest, outcome))?;
         serde_json::to_value(&report)
             .map(Json)
             .map_err(|e| ApiError::internal(format!("cannot write the report: {e}")))
