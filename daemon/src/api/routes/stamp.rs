@@ -118,8 +118,8 @@ pub struct Created {
         (status = 202, description = "recorded; approvers are asked", body = Created),
         (status = 403, description = "`client_not_allowed`", body = ApiError),
         (status = 404, description = "`seal_not_found`", body = ApiError),
-        (status = 409, description = "`seal_not_usable` (revoked, lost, suspended, expired), `no_policy`, `quota_exceeded`, `outside_office_hours`", body = ApiError),
-        (status = 422, description = "`invalid_documents`, `invalid_request`", body = ApiError)),
+        (status = 409, description = "`seal_not_usable` (revoked, lost, suspended, expired), `no_policy`, `quota_exceeded`, `outside_office_hours`, `too_many_pending`", body = ApiError),
+        (status = 422, description = "`invalid_documents`, `invalid_text` (purpose or a document name too long, or with control or bidi characters), `invalid_request`", body = ApiError)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
@@ -286,7 +286,7 @@ async fn decide(
         (status = 403, description = "`not_an_approver`, `self_approval`", body = ApiError),
         (status = 404, description = "`request_not_found`", body = ApiError),
         (status = 409, description = "`already_voted`, `invalid_state`, `request_expired`, `seal_not_usable`", body = ApiError),
-        (status = 422, description = "`invalid_request`", body = ApiError)),
+        (status = 422, description = "`invalid_request`, `invalid_text` (the comment is too long or has control or bidi characters)", body = ApiError)),
     security(("bearer" = [])))]
 pub async fn approve(
     State(state): State<SharedState>,
@@ -307,7 +307,7 @@ pub async fn approve(
         (status = 403, description = "`not_an_approver`, `self_approval`", body = ApiError),
         (status = 404, description = "`request_not_found`", body = ApiError),
         (status = 409, description = "`already_voted`, `invalid_state`, `request_expired`", body = ApiError),
-        (status = 422, description = "`invalid_request`", body = ApiError)),
+        (status = 422, description = "`invalid_request`, `invalid_text` (the comment is too long or has control or bidi characters)", body = ApiError)),
     security(("bearer" = [])))]
 pub async fn reject(
     State(state): State<SharedState>,

@@ -44,6 +44,25 @@ fn decode(field: &str, code: &'static str, b64: &str) -> Result<Vec<u8>, ApiErro
         })
 }
 
+/// Records the verification (an operational record: who, what digest, the verdict) and
+/// answers with the report.
+fn recorded(
+    state: &SharedState,
+    who: &str,
+    digest: &Digest32,
+    valid: bool,
+    report: &impl serde::Serialize,
+) -> Result<Json<Value>, ApiError> {
+    let outcome = if valid { "valid" } else { "invalid" };
+    state
+        .services
+        .audit
+        .append_operational(NewRecord::verification(who, digest, outcome))?;
+    serde_json::to_value(report)
+        .map(Json)
+        .map_err(|e| ApiError::internal(format!("cannot write the report: {e}")))
+}
+
 /// A whole OFD: the `ofd` module's document report (same as `sealctl verify --json`).
 async fn verify_ofd_body(
     state: SharedState,
@@ -61,14 +80,7 @@ async fn verify_ofd_body(
                 )
             })?;
         let digest = Digest32(crate::crypto::sm3(&bytes));
-        let outcome = if report.valid { "valid" } else { "invalid" };
-        state
-            .services
-            .audit
-            .append_operational(NewRecord::verification(&who, &digest, outcome))?;
-        serde_json::to_value(&report)
-            .map(Json)
-            .map_err(|e| ApiError::internal(format!("cannot write the report: {e}")))
+        recorded(&state, &who, &digest, report.valid, &report)
     })
     .await
 }
@@ -123,14 +135,7 @@ pub async fn verify(
                 format!("this is not a SES_Signature seald can read: {e}"),
             )
         })?;
-        let outcome = if report.valid { "valid" } else { "invalid" };
-        state
-            .services
-            .audit
-            .append_operational(NewRecord::verification(&who, &digest, outcome))?;
-        serde_json::to_value(&report)
-            .map(Json)
-            .map_err(|e| ApiError::internal(format!("cannot write the report: {e}")))
+        recorded(&state, &who, &digest, report.valid, &report)
     })
     .await
 }
