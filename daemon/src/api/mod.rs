@@ -1,6 +1,7 @@
 //! The localhost HTTP API (axum): guards, auth, errors, routes, events, OpenAPI.
 
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod events;
 pub mod guard;

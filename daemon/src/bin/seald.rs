@@ -176,11 +176,15 @@ async fn run(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     println!("seald listening on http://{address}");
     use std::io::Write;
     std::io::stdout().flush()?;
-    axum::serve(listener, seald::api::app(state))
-        .with_graceful_shutdown(async {
+    seald::api::connections::serve(
+        listener,
+        seald::api::app(state),
+        seald::api::connections::ConnectionLimits::from_config(&config.api),
+        async {
             let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+        },
+    )
+    .await;
     if let Some(watcher) = watcher {
         watcher.stop();
     }
