@@ -93,6 +93,28 @@ pub struct ApiConfig {
     /// that is longer.
     #[serde(default)]
     pub idle_timeout_secs: Option<u64>,
+    /// Event streams (`GET /v1/events`) one identity may hold open.
+    #[serde(default = "default_max_streams_per_identity")]
+    pub max_streams_per_identity: usize,
+    /// Event streams open at once in all.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: usize,
+    /// Seconds between checks that an open event stream's token still works (a disabled
+    /// identity or a replaced token stops receiving).
+    #[serde(default = "default_stream_recheck_secs")]
+    pub stream_recheck_secs: u64,
+}
+
+fn default_max_streams_per_identity() -> usize {
+    8
+}
+
+fn default_max_streams() -> usize {
+    256
+}
+
+fn default_stream_recheck_secs() -> u64 {
+    30
 }
 
 /// Server-sent events send a keep-alive comment this often; an idle timeout must be longer.
@@ -135,6 +157,9 @@ impl Default for ApiConfig {
             max_connections: default_max_connections(),
             header_read_timeout_secs: default_header_read_timeout_secs(),
             idle_timeout_secs: None,
+            max_streams_per_identity: default_max_streams_per_identity(),
+            max_streams: default_max_streams(),
+            stream_recheck_secs: default_stream_recheck_secs(),
         }
     }
 }
@@ -359,6 +384,16 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        if self.api.max_streams_per_identity == 0
+            || self.api.max_streams == 0
+            || self.api.stream_recheck_secs == 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "api.max_streams_per_identity / api.max_streams / api.stream_recheck_secs"
+                    .into(),
+                message: "must be at least 1".into(),
+            });
+        }
         if self.api.header_read_timeout_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "api.header_read_timeout_secs".into(),
@@ -521,6 +556,9 @@ mod tests {
         assert_eq!(config.api.max_connections, 512);
         assert_eq!(config.api.header_read_timeout_secs, 10);
         assert_eq!(config.api.idle_timeout_secs(), 120);
+        assert_eq!(config.api.max_streams_per_identity, 8);
+        assert_eq!(config.api.max_streams, 256);
+        assert_eq!(config.api.stream_recheck_secs, 30);
         let slow = Config::parse("[api]\nrequest_timeout_secs = 300\n").unwrap();
         assert_eq!(slow.api.idle_timeout_secs(), 330);
         assert_eq!(

@@ -13,6 +13,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod streams;
 
 use std::sync::Arc;
 

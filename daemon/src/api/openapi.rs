@@ -156,7 +156,7 @@ fn ops() -> Vec<Op> {
              ok: "200", errors: &["invalid_signature_encoding", "unreadable_signature"] },
         Op { method: "get", path: "/v1/audit", summary: "Auditor: usage-log records (`kind`, `seal_id`, `actor`, `after`, `limit`)", auth: true, body: None, ok: "200", errors: &["invalid_query"] },
         Op { method: "get", path: "/v1/audit/head", summary: "Auditor or admin: the newest usage-log record as `SEQ:HASH`, to keep outside the store and check later with `sealctl audit verify --expect-head`", auth: true, body: None, ok: "200", errors: &[] },
-        Op { method: "get", path: "/v1/events", summary: "Server-sent events: request-created/decided/signed/failed, seal-enrolled, seal-state, custody-transferred, pin-age, pin-unblocked, device-inserted/removed; each with an id; send `Last-Event-ID` to replay what was missed (or get a `reset` event)", auth: true, body: None, ok: "200", errors: &[] },
+        Op { method: "get", path: "/v1/events", summary: "Server-sent events: request-created/decided/signed/failed, seal-enrolled, seal-state, custody-transferred, pin-age, pin-unblocked, device-inserted/removed; each with an id; send `Last-Event-ID` to replay what was missed (or get a `reset` event)", auth: true, body: None, ok: "200", errors: &["too_many_streams"] },
     ]
 }
 

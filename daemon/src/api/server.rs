@@ -55,6 +55,11 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
         legacy_signatures: LegacyResults::beside(&config.store),
         logins: Mutex::new(HashMap::new()),
         signing_keys: Default::default(),
+        streams: super::streams::Streams::new(
+            config.api.max_streams_per_identity,
+            config.api.max_streams,
+            Duration::from_secs(config.api.stream_recheck_secs),
+        ),
     }))
 }
 

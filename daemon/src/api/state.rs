@@ -46,6 +46,8 @@ pub struct AppState {
     pub logins: Mutex<HashMap<String, Timestamp>>,
     /// Seal keys kept open between stamps, for one login of their token.
     pub signing_keys: SigningKeys,
+    /// Open event streams, capped per identity and in all.
+    pub streams: super::streams::Streams,
 }
 
 /// The state as handlers receive it.

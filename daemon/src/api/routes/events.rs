@@ -12,8 +12,10 @@ use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::auth::Auth;
+use crate::api::error::ApiError;
 use crate::api::events::{Events, Numbered};
 use crate::api::state::SharedState;
+use crate::api::streams;
 
 fn sse(events: &Events, numbered: &Numbered) -> SseEvent {
     SseEvent::default()
@@ -26,9 +28,11 @@ fn sse(events: &Events, numbered: &Numbered) -> SseEvent {
 /// `GET /v1/events` (any role): one SSE event per [`crate::api::events::Event`], named by its type.
 pub async fn stream(
     State(state): State<SharedState>,
-    _auth: Auth,
+    auth: Auth,
     headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // Capped per identity and in all; held by the stream, given back when it closes.
+    let slot = state.streams.acquire(auth.0.id)?;
     let events = state.events.clone();
     let last = headers
         .get("last-event-id")
@@ -61,5 +65,6 @@ pub async fn stream(
         Some((item, (receiver, events)))
     });
     let all = stream::iter(first).chain(live).map(Ok);
-    Sse::new(all).keep_alive(KeepAlive::default())
+    let all = streams::for_caller(&state, &auth, &headers, slot, all);
+    Ok(Sse::new(all).keep_alive(KeepAlive::default()))
 }
