@@ -459,6 +459,8 @@ text_enum! {
         Refusal = "refusal",
         /// Test and tooling records.
         Note = "note",
+        /// A backup was restored over a store whose usage log it does not contain (`--force`).
+        Restore = "restore",
     }
 }
 
