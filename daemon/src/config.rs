@@ -266,6 +266,22 @@ pub enum ConfigError {
     },
 }
 
+/// Refuses a store file that does not exist unless `init` (`seald --init`, the first start): a
+/// moved, deleted or unmounted store must not become a new, empty one, with every seal and the
+/// usage log silently gone.
+pub fn require_store(store: &Path, init: bool) -> Result<(), ConfigError> {
+    if init || store.exists() {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        key: "store".into(),
+        message: format!(
+            "{} does not exist; seald does not start on a new, empty store by itself (a moved or lost store would look like one). On the first start run `seald --init`; to bring a store back, `sealctl restore`",
+            store.display()
+        ),
+    })
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -577,5 +593,16 @@ mod tests {
             invalid_key("[api]\nidle_timeout_secs = 10\nrequest_timeout_secs = 5\n"),
             "api.idle_timeout_secs"
         );
+    }
+
+    #[test]
+    fn a_missing_store_needs_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("seald.db");
+        let err = require_store(&missing, false).unwrap_err();
+        assert!(err.to_string().contains("seald --init"), "{err}");
+        require_store(&missing, true).unwrap();
+        std::fs::write(&missing, b"").unwrap();
+        require_store(&missing, false).unwrap();
     }
 }

@@ -13,6 +13,10 @@ struct Args {
     /// Configuration file (TOML).
     #[arg(long, short, default_value = "config/seald.toml")]
     config: PathBuf,
+    /// Create the store (0600) if it does not exist yet: for the first start. Without it seald
+    /// refuses to start on a missing store rather than begin again on an empty one.
+    #[arg(long)]
+    init: bool,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -63,7 +67,7 @@ fn main() -> std::process::ExitCode {
             .enable_all()
             .build()
             .map_err(|e| e.into())
-            .and_then(|rt| rt.block_on(run(args.config))),
+            .and_then(|rt| rt.block_on(run(args.config, args.init))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -151,8 +155,9 @@ fn demo(
     }
 }
 
-async fn run(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(config: PathBuf, init: bool) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(&config)?;
+    seald::config::require_store(&config.store, init)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
