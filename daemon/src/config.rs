@@ -183,6 +183,60 @@ pub struct ApiConfig {
     /// Requests per second one identity may keep up (bucket refill rate).
     #[serde(default = "default_rate_limit_per_second")]
     pub rate_limit_per_second: u32,
+    /// Connections open at once; one more is answered 503 and closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a client has to send a whole request head; also how long a kept-alive
+    /// connection may wait for its next request.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may go without a byte moving either way (a stalled body, a client
+    /// that stops reading) before it is closed. Absent: 120, or `request_timeout_secs` + 30 if
+    /// that is longer.
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
+    /// Event streams (`GET /v1/events`) one identity may hold open.
+    #[serde(default = "default_max_streams_per_identity")]
+    pub max_streams_per_identity: usize,
+    /// Event streams open at once in all.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: usize,
+    /// Seconds between checks that an open event stream's token still works (a disabled
+    /// identity or a replaced token stops receiving).
+    #[serde(default = "default_stream_recheck_secs")]
+    pub stream_recheck_secs: u64,
+}
+
+fn default_max_streams_per_identity() -> usize {
+    8
+}
+
+fn default_max_streams() -> usize {
+    256
+}
+
+fn default_stream_recheck_secs() -> u64 {
+    30
+}
+
+/// Server-sent events send a keep-alive comment this often; an idle timeout must be longer.
+pub const SSE_KEEP_ALIVE_SECS: u64 = 15;
+
+fn default_max_connections() -> usize {
+    512
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+
+impl ApiConfig {
+    /// The idle timeout in force: the configured one, or 120 s (`request_timeout_secs` + 30 s
+    /// when that is longer) so that a slow answer is never cut off as idle.
+    pub fn idle_timeout_secs(&self) -> u64 {
+        self.idle_timeout_secs
+            .unwrap_or_else(|| 120.max(self.request_timeout_secs.saturating_add(30)))
+    }
 }
 
 fn default_rate_limit_burst() -> u32 {
@@ -202,6 +256,12 @@ impl Default for ApiConfig {
             request_timeout_secs: default_request_timeout_secs(),
             rate_limit_burst: default_rate_limit_burst(),
             rate_limit_per_second: default_rate_limit_per_second(),
+            max_connections: default_max_connections(),
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            idle_timeout_secs: None,
+            max_streams_per_identity: default_max_streams_per_identity(),
+            max_streams: default_max_streams(),
+            stream_recheck_secs: default_stream_recheck_secs(),
         }
     }
 }
@@ -245,6 +305,22 @@ pub enum ConfigError {
         /// What was expected.
         message: String,
     },
+}
+
+/// Refuses a store file that does not exist unless `init` (`seald --init`, the first start): a
+/// moved, deleted or unmounted store must not become a new, empty one, with every seal and the
+/// usage log silently gone.
+pub fn require_store(store: &Path, init: bool) -> Result<(), ConfigError> {
+    if init || store.exists() {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        key: "store".into(),
+        message: format!(
+            "{} does not exist; seald does not start on a new, empty store by itself (a moved or lost store would look like one). On the first start run `seald --init`; to bring a store back, `sealctl restore`",
+            store.display()
+        ),
+    })
 }
 
 impl Config {
@@ -387,6 +463,39 @@ impl Config {
                 key: "api.max_body_bytes / api.request_timeout_secs".into(),
                 message: "must be greater than zero".into(),
             });
+        }
+        if self.api.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "api.max_connections".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.api.max_streams_per_identity == 0
+            || self.api.max_streams == 0
+            || self.api.stream_recheck_secs == 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "api.max_streams_per_identity / api.max_streams / api.stream_recheck_secs"
+                    .into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.api.header_read_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "api.header_read_timeout_secs".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if let Some(idle) = self.api.idle_timeout_secs {
+            if idle <= self.api.request_timeout_secs || idle <= SSE_KEEP_ALIVE_SECS {
+                return Err(ConfigError::Invalid {
+                    key: "api.idle_timeout_secs".into(),
+                    message: format!(
+                        "must be longer than api.request_timeout_secs ({}) and than the {SSE_KEEP_ALIVE_SECS} s between event-stream keep-alives, or a working connection is cut off",
+                        self.api.request_timeout_secs
+                    ),
+                });
+            }
         }
         if self.pin_policy.max_age_days != 0
             && self.pin_policy.warn_days >= self.pin_policy.max_age_days
@@ -585,5 +694,45 @@ mod tests {
             Config::parse(&example).unwrap().pin_policy,
             PinPolicy::default()
         );
+    }
+
+    #[test]
+    fn connection_limits_default_and_are_checked() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.api.max_connections, 512);
+        assert_eq!(config.api.header_read_timeout_secs, 10);
+        assert_eq!(config.api.idle_timeout_secs(), 120);
+        assert_eq!(config.api.max_streams_per_identity, 8);
+        assert_eq!(config.api.max_streams, 256);
+        assert_eq!(config.api.stream_recheck_secs, 30);
+        let slow = Config::parse("[api]\nrequest_timeout_secs = 300\n").unwrap();
+        assert_eq!(slow.api.idle_timeout_secs(), 330);
+        assert_eq!(
+            invalid_key("[api]\nmax_connections = 0\n"),
+            "api.max_connections"
+        );
+        assert_eq!(
+            invalid_key("[api]\nheader_read_timeout_secs = 0\n"),
+            "api.header_read_timeout_secs"
+        );
+        assert_eq!(
+            invalid_key("[api]\nidle_timeout_secs = 30\n"),
+            "api.idle_timeout_secs"
+        );
+        assert_eq!(
+            invalid_key("[api]\nidle_timeout_secs = 10\nrequest_timeout_secs = 5\n"),
+            "api.idle_timeout_secs"
+        );
+    }
+
+    #[test]
+    fn a_missing_store_needs_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("seald.db");
+        let err = require_store(&missing, false).unwrap_err();
+        assert!(err.to_string().contains("seald --init"), "{err}");
+        require_store(&missing, true).unwrap();
+        std::fs::write(&missing, b"").unwrap();
+        require_store(&missing, false).unwrap();
     }
 }

@@ -79,7 +79,9 @@ impl Daemon {
             }
             None => Command::new(bin("seald")),
         };
+        // `--init`: a test's store may be new (it is created on this first start).
         command
+            .arg("--init")
             .arg("--config")
             .arg(&path)
             .stdout(Stdio::piped())

@@ -279,20 +279,27 @@ fn backup_and_restore_round_trip_refusals_included() {
     drop(tty);
     // The pty child ends when its terminal goes away; wait (bounded) for the lock to be free.
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let restored = loop {
+    let older = loop {
         let out = s.run(&["restore", "--store", store, b], "");
         let text = seald_tests::sealctl::text(&out);
-        if out.status.success() {
+        assert!(
+            !out.status.success(),
+            "an older backup was restored: {text}"
+        );
+        if !text.contains("is open in") {
             break text;
         }
-        assert!(
-            text.contains("is open in") && std::time::Instant::now() < until,
-            "{text}"
-        );
+        assert!(std::time::Instant::now() < until, "{text}");
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
+    // The backup lacks the record that added li: refused unless forced.
     assert!(
-        restored.contains("usage-log records verified"),
+        older.contains("does not reach the current store's head") && older.contains("--force"),
+        "{older}"
+    );
+    let restored = s.ok(&["restore", "--force", "--store", store, b], "");
+    assert!(
+        restored.contains("usage-log records verified") && restored.contains("forced"),
         "{restored}"
     );
     let users = s.ok(&["user", "--store", store, "list"], "");

@@ -1,6 +1,7 @@
 //! The localhost HTTP API (axum): guards, auth, errors, routes, events, OpenAPI.
 
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod guard;
 pub mod json;
@@ -10,6 +11,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod streams;
 
 use std::sync::Arc;
 

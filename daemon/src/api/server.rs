@@ -57,5 +57,10 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
         ),
         trust,
         legacy_signatures: LegacyResults::beside(&config.store),
+        streams: super::streams::Streams::new(
+            config.api.max_streams_per_identity,
+            config.api.max_streams,
+            Duration::from_secs(config.api.stream_recheck_secs),
+        ),
     }))
 }

@@ -34,6 +34,8 @@ pub struct AppState {
     /// The `[maker]` of the config: the key that signs SES_Seals at enrolment (none: no
     /// enrolment through the API).
     pub maker: Option<MakerConfig>,
+    /// Open event streams, capped per identity and in all.
+    pub streams: super::streams::Streams,
 }
 
 impl Deref for AppState {

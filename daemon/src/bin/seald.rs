@@ -13,6 +13,10 @@ struct Args {
     /// Configuration file (TOML).
     #[arg(long, short, default_value = "config/seald.toml")]
     config: PathBuf,
+    /// Create the store (0600) if it does not exist yet: for the first start. Without it seald
+    /// refuses to start on a missing store rather than begin again on an empty one.
+    #[arg(long)]
+    init: bool,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -63,7 +67,7 @@ fn main() -> std::process::ExitCode {
             .enable_all()
             .build()
             .map_err(|e| e.into())
-            .and_then(|rt| rt.block_on(run(args.config))),
+            .and_then(|rt| rt.block_on(run(args.config, args.init))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -151,8 +155,9 @@ fn demo(
     }
 }
 
-async fn run(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(config: PathBuf, init: bool) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(&config)?;
+    seald::config::require_store(&config.store, init)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -176,24 +181,29 @@ async fn run(config: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     println!("seald listening on http://{address}");
     use std::io::Write;
     std::io::stdout().flush()?;
-    axum::serve(listener, seald::api::app(state.clone()))
-        .with_graceful_shutdown(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let terminated = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
                 }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminated => {}
+                None => std::future::pending::<()>().await,
             }
-        })
-        .await?;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+    };
+    seald::api::connections::serve(
+        listener,
+        seald::api::app(state.clone()),
+        seald::api::connections::ConnectionLimits::from_config(&config.api),
+        shutdown,
+    )
+    .await;
     seald::background::flush_on_shutdown(&state.runtime);
     if let Some(watcher) = watcher {
         watcher.stop();

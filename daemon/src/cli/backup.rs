@@ -15,6 +15,10 @@ pub struct BackupArgs {
     store: PathBuf,
     /// The backup file.
     file: PathBuf,
+    /// Restore even if the backup's usage log does not reach the current store's newest record
+    /// (an older backup): those records are given up, and a `restore` record says so.
+    #[arg(long)]
+    force: bool,
 }
 
 fn head(report: &crate::audit::VerifyReport) -> String {
@@ -41,7 +45,7 @@ pub fn run_backup(args: BackupArgs) -> Result<ExitCode, Box<dyn std::error::Erro
 
 /// `sealctl restore`.
 pub fn run_restore(args: BackupArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let report = backup::restore(&args.file, &args.store)?;
+    let report = backup::restore(&args.file, &args.store, args.force)?;
     println!(
         "restored {} from {}: {} usage-log records verified, chain head {}",
         args.store.display(),
@@ -49,6 +53,9 @@ pub fn run_restore(args: BackupArgs) -> Result<ExitCode, Box<dyn std::error::Err
         report.log.records,
         head(&report.log)
     );
+    if report.forced {
+        println!("forced: usage records newer than the backup were given up; a `restore` record in the log says so");
+    }
     if let Some(previous) = &report.previous {
         println!("the replaced store was kept as {}", display(previous));
     }

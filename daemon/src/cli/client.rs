@@ -3,7 +3,7 @@
 //! from argv or the environment itself.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +19,9 @@ pub enum ClientError {
     /// The URL is not `http://host:port` on this machine.
     #[error("--daemon {0:?} is not a URL like http://127.0.0.1:7780 (loopback, plain HTTP)")]
     BadUrl(String),
+    /// The URL names another machine: tokens and PINs would cross the network in clear text.
+    #[error("--daemon {0:?} is not on this machine: sealctl sends tokens and PINs over plain HTTP, so it talks only to a loopback address (http://127.0.0.1:PORT, http://[::1]:PORT or http://localhost:PORT)")]
+    NotLoopback(String),
     /// No token file was named.
     #[error("name your token file with --token-file FILE or SEALD_TOKEN_FILE=FILE")]
     NoTokenFile,
@@ -90,6 +93,7 @@ impl DaemonClient {
             .map(|rest| rest.trim_end_matches('/'))
             .filter(|a| !a.is_empty() && !a.contains('/'))
             .ok_or_else(|| ClientError::BadUrl(url.to_owned()))?;
+        check_loopback(url, authority)?;
         let path = match token_file {
             Some(p) => p.to_owned(),
             None => std::env::var_os(TOKEN_FILE_ENV)
@@ -126,7 +130,17 @@ impl DaemonClient {
             url: self.url.clone(),
             source,
         };
-        let mut stream = TcpStream::connect(&self.authority).map_err(connect)?;
+        // `localhost` is looked up: connect only to the loopback addresses it names.
+        let addresses: Vec<SocketAddr> = self
+            .authority
+            .to_socket_addrs()
+            .map_err(connect)?
+            .filter(|a| a.ip().is_loopback())
+            .collect();
+        if addresses.is_empty() {
+            return Err(ClientError::NotLoopback(self.url.clone()));
+        }
+        let mut stream = TcpStream::connect(&addresses[..]).map_err(connect)?;
         let timeout = Some(Duration::from_secs(60));
         stream.set_read_timeout(timeout).map_err(connect)?;
         stream.set_write_timeout(timeout).map_err(connect)?;
@@ -146,6 +160,42 @@ impl DaemonClient {
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).map_err(connect)?;
         parse_answer(&answer)
+    }
+}
+
+/// Accepts `authority` (`host:port` of `url`) only for a loopback host: `localhost`, an IPv4
+/// address in 127.0.0.0/8, or `[::1]`; and a port.
+fn check_loopback(url: &str, authority: &str) -> Result<(), ClientError> {
+    let bad = || ClientError::BadUrl(url.to_owned());
+    if authority.contains('@') {
+        return Err(bad());
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (host, port) = rest.split_once("]:").ok_or_else(bad)?;
+            let ip: Ipv6Addr = host.parse().map_err(|_| bad())?;
+            (Some(IpAddr::V6(ip)), port)
+        }
+        None => {
+            let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
+            if host.eq_ignore_ascii_case("localhost") {
+                (None, port)
+            } else {
+                match host.parse::<std::net::Ipv4Addr>() {
+                    Ok(ip) => (Some(IpAddr::V4(ip)), port),
+                    Err(_) if host.is_empty() || host.contains(':') => return Err(bad()),
+                    // A name other than localhost, e.g. 127.0.0.1.example.com.
+                    Err(_) => return Err(ClientError::NotLoopback(url.to_owned())),
+                }
+            }
+        }
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    match host {
+        Some(ip) if !ip.is_loopback() => Err(ClientError::NotLoopback(url.to_owned())),
+        _ => Ok(()),
     }
 }
 
@@ -207,5 +257,51 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         let c = DaemonClient::new("http://127.0.0.1:1", Some(&f)).unwrap();
         assert_eq!(c.token.as_str(), "sealtk_x");
+    }
+
+    #[test]
+    fn daemon_urls_off_this_machine_are_refused() {
+        for url in [
+            "http://127.0.0.1:7780",
+            "http://127.1.2.3:7780/",
+            "http://localhost:7780",
+            "http://LOCALHOST:7780",
+            "http://[::1]:7780",
+        ] {
+            assert!(
+                check_loopback(url, url.trim_start_matches("http://").trim_end_matches('/'))
+                    .is_ok(),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://192.168.1.5:7780",
+            "http://10.0.0.1:7780",
+            "http://0.0.0.0:7780",
+            "http://[2001:db8::1]:7780",
+            "http://[::ffff:127.0.0.1]:7780",
+            "http://seald.example.com:7780",
+            "http://127.0.0.1.example.com:7780",
+        ] {
+            let err = DaemonClient::new(url, None).unwrap_err();
+            assert!(matches!(err, ClientError::NotLoopback(_)), "{url}: {err}");
+            let message = err.to_string();
+            assert!(
+                message.contains("plain HTTP") && message.contains("127.0.0.1"),
+                "{message}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1",
+            "http://user@127.0.0.1:7780",
+            "http://[::1]",
+            "http://:7780",
+            "http://127.0.0.1:port",
+        ] {
+            assert!(
+                matches!(DaemonClient::new(url, None), Err(ClientError::BadUrl(_))),
+                "{url}"
+            );
+        }
     }
 }

@@ -49,6 +49,10 @@ pub enum BackupError {
     /// The backup's usage log does not verify.
     #[error("the backup's usage log does not verify ({0}); refusing to restore a tampered or damaged backup")]
     BrokenChain(ChainBreak),
+    /// The backup's usage log does not contain the current store's newest record: restoring
+    /// it would silently drop or replace history.
+    #[error("the backup's usage log does not reach the current store's head ({0}); restoring it would drop usage records. Back up the current store first if you need it, then restore with --force (a `restore` record is written)")]
+    GoesBackwards(String),
     /// A process has the store open.
     #[error("{0} is open in a running seald or another sealctl (its lock file is held); stop seald and retry")]
     InUse(PathBuf),
@@ -190,6 +194,9 @@ pub struct RestoreReport {
     pub previous: Option<PathBuf>,
     /// Whether the token key was restored.
     pub token_key: bool,
+    /// Whether usage records of the replaced store were given up (`--force`); a `restore`
+    /// record says so in the restored log.
+    pub forced: bool,
 }
 
 fn side(path: &Path, suffix: &str) -> PathBuf {
@@ -198,11 +205,58 @@ fn side(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Replaces the store at `store` with the backup: refuses a broken chain or a store in use.
-pub fn restore(backup: &Path, store: &Path) -> Result<RestoreReport, BackupError> {
+/// Where the current store's usage log ends, if it has one: `(seq, hash)` of its head.
+fn current_head(store: &Path) -> Result<Option<(i64, Vec<u8>)>, String> {
+    if !store.exists() {
+        return Ok(None);
+    }
+    let report = Store::read_file(store, |tx| verify::verify(tx))
+        .map_err(|e| format!("the current store cannot be read: {e}"))?;
+    match (report.last_seq, report.head) {
+        (Some(seq), Some(head)) => Ok(Some((seq, head.0.to_vec()))),
+        _ => Ok(None),
+    }
+}
+
+/// Refuses (as `GoesBackwards`) a backup whose log lacks the current head `(seq, hash)`.
+fn contains_head(backup: &Path, head: &(i64, Vec<u8>)) -> Result<(), BackupError> {
+    let (seq, hash) = head;
+    let row = Store::read_file(backup, |tx| tx.audit_row(*seq))?;
+    match row {
+        Some(row) if &row.hash == hash => Ok(()),
+        Some(_) => Err(BackupError::GoesBackwards(format!(
+            "its record {seq} differs from the store's: another history"
+        ))),
+        None => Err(BackupError::GoesBackwards(format!(
+            "the store's log runs to record {seq}, the backup's ends earlier"
+        ))),
+    }
+}
+
+/// Replaces the store at `store` with the backup: refuses a broken chain or a store in use,
+/// and, unless `force`, a backup whose usage log does not contain the current store's head
+/// (an older backup, or another history). A forced restore over such a store writes a
+/// `restore` record naming the head it replaced.
+pub fn restore(backup: &Path, store: &Path, force: bool) -> Result<RestoreReport, BackupError> {
     check(backup)?;
     let _lock =
         StoreLock::exclusive(store)?.ok_or_else(|| BackupError::InUse(store.to_path_buf()))?;
+    let replaced = match current_head(store) {
+        Ok(head) => head,
+        Err(why) if force => {
+            tracing::warn!(%why, "restoring over a store whose usage log cannot be read");
+            None
+        }
+        Err(why) => return Err(BackupError::GoesBackwards(why)),
+    };
+    let mut dropped = None;
+    if let Some(head) = &replaced {
+        match contains_head(backup, head) {
+            Ok(()) => {}
+            Err(BackupError::GoesBackwards(why)) if force => dropped = Some((head.clone(), why)),
+            Err(e) => return Err(e),
+        }
+    }
     let staging = side(store, ".restoring");
     let _ = std::fs::remove_file(&staging);
     std::fs::copy(backup, &staging).map_err(io(&staging))?;
@@ -229,6 +283,31 @@ pub fn restore(backup: &Path, store: &Path) -> Result<RestoreReport, BackupError
             .map_err(StoreError::from)?;
         key
     };
+    // Written into the copy before it becomes the store (the store's lock is ours).
+    let dropped_recorded = dropped.is_some();
+    if let Some(((seq, hash), why)) = dropped {
+        let restored = std::sync::Arc::new(Store::open(&staging)?);
+        let clock: std::sync::Arc<dyn crate::clock::Clock> =
+            std::sync::Arc::new(crate::clock::SystemClock);
+        let record = crate::audit::NewRecord::new(
+            crate::store::model::AuditKind::Restore,
+            crate::identity::Caller::local_from_env().name(),
+            None,
+            serde_json::json!({
+                "forced": true,
+                "why": why,
+                "replaced_head_seq": seq,
+                "replaced_head": hex::encode(&hash),
+            }),
+        );
+        crate::audit::AuditLog::new(restored.clone(), clock)
+            .append(record)
+            .map_err(|e| BackupError::Store(StoreError::Corrupt(e.to_string())))?;
+        restored.close();
+        drop(restored);
+        // The copy's own lock file; its WAL is folded in and removed at the last close.
+        let _ = std::fs::remove_file(side(&staging, ".lock"));
+    }
     File::open(&staging)
         .and_then(|f| f.sync_all())
         .map_err(io(&staging))?;
@@ -261,5 +340,6 @@ pub fn restore(backup: &Path, store: &Path) -> Result<RestoreReport, BackupError
         log,
         previous,
         token_key: key.is_some(),
+        forced: dropped_recorded,
     })
 }

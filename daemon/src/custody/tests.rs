@@ -100,7 +100,7 @@ fn backup_round_trip_and_tamper_refusal() {
     ));
 
     // Refused while the store is open.
-    let err = backup::restore(&file, &store_path).unwrap_err();
+    let err = backup::restore(&file, &store_path, false).unwrap_err();
     assert!(matches!(err, BackupError::InUse(_)), "{err}");
 
     // More happens after the backup; then the store is closed and the backup restored.
@@ -111,6 +111,11 @@ fn backup_round_trip_and_tamper_refusal() {
         .unwrap()
         .records;
     assert_eq!(head_after, report.log.records + 1);
+    let head_after_seq = crate::audit::AuditLog::new(f.store.clone(), f.clock.clone())
+        .verify()
+        .unwrap()
+        .last_seq
+        .unwrap();
     drop(c);
     f.store.close();
     let crate::seal::tests::Fixture {
@@ -121,7 +126,12 @@ fn backup_round_trip_and_tamper_refusal() {
         pki,
     } = f;
     drop((store, registry, pki));
-    let restored = backup::restore(&file, &store_path).unwrap();
+    // The backup lacks the store's newest record: refused unless forced.
+    let err = backup::restore(&file, &store_path, false).unwrap_err();
+    assert!(matches!(err, BackupError::GoesBackwards(_)), "{err}");
+    assert!(err.to_string().contains("--force"), "{err}");
+    let restored = backup::restore(&file, &store_path, true).unwrap();
+    assert!(restored.forced);
     assert!(restored.previous.is_some());
     assert!(restored.token_key);
     assert_eq!(
@@ -132,7 +142,19 @@ fn backup_round_trip_and_tamper_refusal() {
     let log = crate::audit::AuditLog::new(store.clone(), clock.clone());
     let verified = log.verify().unwrap();
     assert!(verified.broken.is_none());
-    assert_eq!(verified.records, report.log.records);
+    // The backup's records, and the forced restore's own record naming the head it replaced.
+    assert_eq!(verified.records, report.log.records + 1);
+    let last = store
+        .read(|tx| tx.audit_row(verified.last_seq.unwrap()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.kind, "restore");
+    assert!(
+        last.detail
+            .contains(&format!("\"replaced_head_seq\":{}", head_after_seq)),
+        "{}",
+        last.detail
+    );
     let c = Custodians::new(store.clone(), clock);
     assert!(
         c.pin_change_required(seal.id).unwrap(),
@@ -152,16 +174,21 @@ fn backup_round_trip_and_tamper_refusal() {
     drop(log);
     store.close();
     drop(store);
-    let err = backup::restore(&tampered, &store_path).unwrap_err();
+    let err = backup::restore(&tampered, &store_path, true).unwrap_err();
     assert!(matches!(err, BackupError::BrokenChain(_)), "{err}");
     assert!(err.to_string().contains("record 1"), "{err}");
     // A file that is not a backup is refused too.
-    let err = backup::restore(&store_path, &dir.path().join("other.db")).unwrap_err();
+    let err = backup::restore(&store_path, &dir.path().join("other.db"), false).unwrap_err();
     assert!(matches!(err, BackupError::NotABackup(_)), "{err}");
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "not a database at all").unwrap();
-    let err = backup::restore(&text, &store_path).unwrap_err();
+    let err = backup::restore(&text, &store_path, false).unwrap_err();
     assert!(matches!(err, BackupError::NotABackup(_)), "{err}");
+    // A backup that holds the store's head restores without --force.
+    let current = dir.path().join("current.sqlite");
+    backup::create(&store_path, &current).unwrap();
+    let restored = backup::restore(&current, &store_path, false).unwrap();
+    assert!(!restored.forced);
 }
 
 #[test]

@@ -251,12 +251,19 @@ fn require_no_other_legal_seal(
     if kind != SealKind::LegalName {
         return Ok(());
     }
-    match tx.active_legal_name_seal(organisation)? {
-        Some(existing) if Some(existing) != except => Err(SealError::SecondLegalNameSeal {
+    // Compared after normalisation: "（北京）" and "(北京)", "ＡＢＣ" and "ABC", extra spaces
+    // name one organisation.
+    let key = rules::organisation_key(organisation);
+    let existing = tx
+        .active_legal_name_seals()?
+        .into_iter()
+        .find(|(id, org)| Some(*id) != except && rules::organisation_key(org) == key);
+    match existing {
+        Some((existing, _)) => Err(SealError::SecondLegalNameSeal {
             organisation: organisation.to_owned(),
             existing,
         }),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 

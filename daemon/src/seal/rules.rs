@@ -1,6 +1,8 @@
 //! The registry's rules as pure functions: names against the certificate, validity against the
 //! certificate, lifecycle transitions, expiry warnings.
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::clock::Timestamp;
 use crate::store::model::{CertFacts, SealKind, SealState};
 
@@ -9,17 +11,20 @@ use super::SealError;
 /// Warn this many days before a seal expires (renew within 30 days before expiry).
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
-/// Normalises a name for comparison: full-width ASCII forms (（）Ａ１) become half-width, and
-/// all whitespace is dropped. Nothing else is folded: a different character is a different name.
+/// Normalises a name for comparison: Unicode NFKC (full-width forms such as （）Ａ１ become
+/// half-width, the ideographic space a space, compatibility characters such as ㈱ their plain
+/// form), then all whitespace is dropped. Nothing else is folded (not case): a different
+/// character is a different name.
 pub fn normalise_name(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
-            '\u{3000}' => ' ',
-            _ => c,
-        })
-        .filter(|c| !c.is_whitespace())
-        .collect()
+    name.nfkc().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// The key under which the one-legal-name-seal rule compares organisations: the
+/// [`normalise_name`] form, the same one an organisation is matched to its certificate's O
+/// with, so that no spelling of one organisation (full-width or half-width brackets and
+/// letters, extra, leading or trailing spaces) can hold a second legal-name seal.
+pub fn organisation_key(organisation: &str) -> String {
+    normalise_name(organisation)
 }
 
 /// Checks the seal's organisation and name against its certificate.
@@ -162,5 +167,25 @@ pub fn expiry(valid_from: Timestamp, valid_to: Timestamp, now: Timestamp) -> Exp
         } else {
             Expiry::Valid
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organisation_keys_fold_width_and_spaces() {
+        let key = organisation_key;
+        assert_eq!(
+            key("示例科技（北京）有限公司"),
+            key("示例科技(北京)有限公司")
+        );
+        assert_eq!(key("ＡＢＣ Trading Co."), key("ABC Trading Co."));
+        assert_eq!(key("  ABC   Trading\u{3000}Co. "), key("ABC Trading Co."));
+        assert_eq!(key("㈱示例"), key("(株)示例"));
+        // Different letters (or case) stay different organisations.
+        assert_ne!(key("ABC Trading Co."), key("ABD Trading Co."));
+        assert_ne!(key("abc Trading Co."), key("ABC Trading Co."));
     }
 }

@@ -247,6 +247,40 @@ fn second_active_legal_name_seal_is_refused() {
 }
 
 #[test]
+fn the_legal_name_rule_compares_normalised_organisations() {
+    let f = fixture();
+    let first = enrol_legal(&f, "ES-1");
+    // Half-width brackets and stray spaces: the same organisation.
+    let variant = " 示例科技(北京)  有限公司 ";
+    let mut s = new_seal(&f, SealKind::LegalName, variant, "ES-2");
+    s.organisation = variant.into();
+    let err = enrol(&f, s).unwrap_err();
+    assert!(
+        matches!(err, SealError::SecondLegalNameSeal { existing, .. } if existing == first.id),
+        "{err}"
+    );
+    // Full-width letters and an ideographic space against half-width ones.
+    let latin = "ABC Trading Co.";
+    let cert = |f: &Fixture| {
+        f.pki
+            .seal_cert(latin, "ABC seal", now(f) - DAY, now(f) + 365 * DAY)
+    };
+    let mut s = new_seal(&f, SealKind::LegalName, latin, "ES-3");
+    s.organisation = latin.into();
+    s.certificate = cert(&f);
+    let abc = enrol(&f, s).unwrap();
+    let wide = "ＡＢＣ\u{3000}Trading   Co.";
+    let mut s = new_seal(&f, SealKind::LegalName, wide, "ES-4");
+    s.organisation = wide.into();
+    s.certificate = cert(&f);
+    let err = enrol(&f, s).unwrap_err();
+    assert!(
+        matches!(err, SealError::SecondLegalNameSeal { existing, .. } if existing == abc.id),
+        "{err}"
+    );
+}
+
+#[test]
 fn name_must_match_the_certificate() {
     let f = fixture();
     let mut s = new_seal(&f, SealKind::LegalName, "示例科技有限公司", "ES-1");

@@ -487,6 +487,8 @@ text_enum! {
         RefusalSummary = "refusal-summary",
         /// Test and tooling records.
         Note = "note",
+        /// A backup was restored over a store whose usage log it does not contain (`--force`).
+        Restore = "restore",
     }
 }
 

@@ -751,15 +751,12 @@ impl Tx for SqliteTx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn active_legal_name_seal(&mut self, organisation: &str) -> StoreResult<Option<SealId>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id FROM seals WHERE organisation = ?1 AND kind = 'legal-name' AND state = 'active'",
-                [organisation],
-                |row| row.get(0),
-            )
-            .optional()?)
+    fn active_legal_name_seals(&mut self) -> StoreResult<Vec<(SealId, String)>> {
+        let mut statement = self.conn.prepare(
+            "SELECT id, organisation FROM seals WHERE kind = 'legal-name' AND state = 'active' ORDER BY id",
+        )?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn set_seal_state(&mut self, id: SealId, state: SealState, at: Timestamp) -> StoreResult<()> {

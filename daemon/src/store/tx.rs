@@ -40,8 +40,8 @@ pub trait Tx {
     fn seal(&mut self, id: SealId) -> StoreResult<Option<Seal>>;
     /// All seals, by id.
     fn seals(&mut self) -> StoreResult<Vec<Seal>>;
-    /// The active legal-name seal of an organisation, if any.
-    fn active_legal_name_seal(&mut self, organisation: &str) -> StoreResult<Option<SealId>>;
+    /// The active legal-name seals with their organisations (as enrolled), by id.
+    fn active_legal_name_seals(&mut self) -> StoreResult<Vec<(SealId, String)>>;
     /// Sets a seal's state.
     fn set_seal_state(&mut self, id: SealId, state: SealState, at: Timestamp) -> StoreResult<()>;
     /// Stores the seal's SES_Seal.

@@ -16,6 +16,7 @@ use crate::api::auth::Auth;
 use crate::api::error::ApiError;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
+use crate::api::streams;
 use crate::runtime::{Audience, Events, Numbered};
 
 fn sse(events: &Events, numbered: &Numbered) -> SseEvent {
@@ -43,13 +44,17 @@ async fn reloaded(mut audience: Audience) -> Option<Audience> {
 #[utoipa::path(get, path = "/v1/events", operation_id = "events", tag = "events",
     summary = "Server-sent events the caller may see (clients: their requests; approvers: their seals' requests; custodians: device, PIN and their custody events; everyone: seal events; auditors and admins: all): request-created/decided/signed/failed, seal-enrolled, seal-state, custody-transferred, pin-age, pin-unblocked, device-inserted/removed, pcsc; each with an id; send `Last-Event-ID` to replay what was missed (or get a `reset` event)",
     params(("Last-Event-ID" = Option<String>, Header, description = "the id of the last event seen, to replay what came after it")),
-    responses((status = 200, description = "an endless `text/event-stream`; each event's data is JSON", content_type = "text/event-stream", body = String)),
+    responses(
+        (status = 200, description = "an endless `text/event-stream`; each event's data is JSON; a stream whose identity is disabled or whose token is replaced ends with a `revoked` event", content_type = "text/event-stream", body = String),
+        (status = 429, description = "`too_many_streams` (per identity or in all)", body = ApiError)),
     security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<SharedState>,
     auth: Auth,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // Capped per identity and in all; held by the stream, given back when it closes.
+    let slot = state.streams.acquire(auth.0.id)?;
     let approvals = state.services.approvals.clone();
     let caller = auth.caller();
     let audience = blocking(move || Audience::load(approvals, caller)).await?;
@@ -106,5 +111,6 @@ pub async fn stream(
         },
     );
     let all = stream::iter(first).chain(live).map(Ok);
+    let all = streams::for_caller(&state, &auth, &headers, slot, all);
     Ok(Sse::new(all).keep_alive(KeepAlive::default()))
 }
