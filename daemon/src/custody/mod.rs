@@ -487,10 +487,8 @@ impl Custodians {
         final_try: FinalTry,
     ) -> Result<PinRecord, CustodyError> {
         check_new_pin(new, Some(old), policy)?;
-        if final_try == FinalTry::Refuse && owner.info()?.pin.final_try {
-            return Err(DeviceError::FinalTryNotConfirmed.into());
-        }
-        if let Err(error) = owner.change_pin(old, new) {
+        // The final-try check and the device's change under one per-token lock.
+        if let Err(error) = owner.change_pin_guarded(old, new, final_try) {
             self.record_failure(actor, owner.serial(), &error);
             return Err(error.into());
         }
@@ -516,10 +514,7 @@ impl Custodians {
         final_try: FinalTry,
     ) -> Result<PinRecord, CustodyError> {
         check_new_pin(new, None, policy)?;
-        if final_try == FinalTry::Refuse && owner.info()?.pin.so_final_try {
-            return Err(DeviceError::SoFinalTryNotConfirmed.into());
-        }
-        if let Err(error) = owner.unblock(so_pin, new) {
+        if let Err(error) = owner.unblock_guarded(so_pin, new, final_try) {
             self.record_so_failure(actor, owner.serial(), &error);
             return Err(error.into());
         }
