@@ -122,6 +122,11 @@ pub struct LoginBody {
     /// Set when the custodian saw the final-try warning and wants to go on.
     #[serde(default)]
     pub confirm_final_try: bool,
+    /// The stamp request (pending or approved, of a seal on this token) this PIN entry is
+    /// for. Seals with `pin_mode = each-stamp` sign only the request their login names, and
+    /// the token is logged out after that request (signed or failed).
+    #[serde(default)]
+    pub for_request: Option<crate::store::model::RequestId>,
 }
 
 /// The answer of a login.
@@ -145,7 +150,7 @@ pub struct LoginAnswer {
         (status = 200, description = "logged in", body = LoginAnswer),
         (status = 403, description = "`pin_incorrect`; `not_your_token` (the caller holds no seal on the token)", body = ApiError),
         (status = 404, description = "`device_not_present`", body = ApiError),
-        (status = 409, description = "`pin_final_try` (send `confirm_final_try`), `already_logged_in`", body = ApiError),
+        (status = 409, description = "`pin_final_try` (send `confirm_final_try`), `already_logged_in`, `request_not_for_token` (`for_request` names no open request of a seal on the token)", body = ApiError),
         (status = 422, description = "`pin_invalid`, `invalid_request`", body = ApiError),
         (status = 423, description = "`pin_locked`", body = ApiError),
         (status = 502, description = "`device_error`", body = ApiError)),
@@ -165,6 +170,25 @@ pub async fn login(
     let who = auth.0.name.clone();
     blocking(move || {
         require_token(&state, &auth, &serial)?;
+        let for_request = body.for_request;
+        if let Some(id) = for_request {
+            let request = state
+                .services
+                .approvals
+                .get(&crate::identity::Caller::Daemon, id)?;
+            let seal = state.services.registry.get(request.seal_id)?;
+            let open = matches!(
+                request.state,
+                crate::store::model::RequestState::Pending
+                    | crate::store::model::RequestState::Approved
+            );
+            if seal.device_serial != serial || !open {
+                return Err(ApiError::conflict(
+                    "request_not_for_token",
+                    format!("request {id} is not an open request of a seal on token {serial}: name a pending or approved request whose seal's key is on this token"),
+                ));
+            }
+        }
         let owner = state.devices.token(&serial)?;
         let result = owner.login(&body.pin, FinalTry::confirmed_if(body.confirm_final_try));
         drop(body);
@@ -189,6 +213,9 @@ pub async fn login(
         }
         result?;
         state.set_login(&serial, Some(state.clock.timestamp()));
+        if let Some(id) = for_request {
+            state.bind_login(&serial, id);
+        }
         tracing::info!(%serial, custodian = %who, "token logged in");
         let warning = pin_warning(&state, &serial)?;
         if let Some(warning) = &warning {
