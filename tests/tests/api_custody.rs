@@ -626,3 +626,171 @@ fn overdue_and_soon_due_pins_are_announced_over_the_api() {
 
     d.assert_pins_absent(&[&pin, NEW_PIN]);
 }
+
+/// Sends a JSON request with the bearer `token` of a user added in the test.
+fn call_as(
+    d: &Deployment,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> RawResponse {
+    let auth = format!("Bearer {token}");
+    let mut headers: Vec<(&str, &str)> = vec![("Authorization", &auth)];
+    let bytes = body.map(|b| serde_json::to_vec(b).expect("json"));
+    if bytes.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    d.daemon.raw(method, path, &headers, bytes.as_deref())
+}
+
+fn refused(r: &RawResponse, code: &str, names: &[&str]) {
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["code"], code, "{}", r.body);
+    let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+    for name in names {
+        assert!(
+            message.contains(name),
+            "the refusal names {name}: {message}"
+        );
+    }
+}
+
+#[test]
+fn custodians_act_only_on_the_seals_and_tokens_they_hold() {
+    let d = Deployment::hsm_sim_logged("sansec", "");
+    let pin = demo_pin(&d, "custodian.pin");
+    let so = demo_pin(&d, "so.pin");
+    d.login_custodian();
+    let frank = d
+        .sealctl("user", &["add", "frank", "--role", "custodian"])
+        .trim()
+        .to_owned();
+    let pin_path = format!("/v1/devices/{SERIAL}/pin");
+    let change = |token: Option<&str>, old: &str, new: &str| {
+        let body = json!({ "old_pin": old, "new_pin": new });
+        match token {
+            Some(t) => call_as(&d, t, "POST", &pin_path, Some(&body)),
+            None => d.call("POST", &pin_path, Some(Who::Custodian), Some(&body)),
+        }
+    };
+    let lost = |who: Who, seal: i64| {
+        d.call(
+            "POST",
+            &format!("/v1/seals/{seal}/report-lost"),
+            Some(who),
+            Some(&json!({ "reason": "UKey lost on the train" })),
+        )
+    };
+    let untouched = |d: &Deployment| {
+        let flags = pin_status(d)["flags"].clone();
+        assert_eq!(flags["count_low"], false, "no user PIN try spent: {flags}");
+        assert_eq!(flags["so_count_low"], false, "no SO PIN try spent: {flags}");
+        assert_eq!(device(d)["logged_in"], true, "still logged in");
+    };
+
+    // A token without any custody record is open to every custodian (the demo as it was).
+    assert_eq!(transfer(&d, Who::Admin, 1, "carol").status, 200);
+    assert_eq!(change(None, &pin, NEW_PIN).status, 200);
+    assert_eq!(stamp(&d, 1, 60)["state"], "signed");
+
+    // Seal 1 goes to frank; carol holds no seal on the token any more, but still knows the PIN.
+    assert_eq!(transfer(&d, Who::Admin, 1, "frank").status, 200);
+    // Her PIN change is refused before the device is asked (a wrong old PIN spends no try,
+    // the right one changes nothing), and seal 1 stays blocked.
+    refused(
+        &change(None, WRONG_PIN, NEW_PIN_2),
+        "not_your_token",
+        &["carol", SERIAL, "holds no seal"],
+    );
+    refused(
+        &change(None, NEW_PIN, NEW_PIN_2),
+        "not_your_token",
+        &["carol"],
+    );
+    untouched(&d);
+    let r = d.call("GET", "/v1/seals/1/custody", Some(Who::Auditor), None);
+    assert_eq!(r.json()["pin_change_required"], true, "{}", r.body);
+    assert_eq!(stamp(&d, 1, 61)["state"], "failed");
+    // Login, logout, unblock and report-lost: refused the same way, nothing touched.
+    refused(&login(&d, WRONG_PIN, false), "not_your_token", &["carol"]);
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/logout"),
+        Some(Who::Custodian),
+        None,
+    );
+    refused(&r, "not_your_token", &["carol"]);
+    refused(
+        &unblock(&d, Who::Custodian, SERIAL, WRONG_SO_PIN, NEW_PIN_3),
+        "not_your_token",
+        &["carol"],
+    );
+    untouched(&d);
+    refused(
+        &lost(Who::Custodian, 1),
+        "not_your_seal",
+        &["carol", "seal 1"],
+    );
+    // Seal 2 has no custody record, but its token is frank's now.
+    refused(
+        &lost(Who::Custodian, 2),
+        "not_your_seal",
+        &["carol", "seal 2"],
+    );
+    let r = d.call("GET", "/v1/seals/1", Some(Who::Auditor), None);
+    assert_eq!(r.json()["seal"]["state"], "active", "{}", r.body);
+    // The new custodian's change lifts the flag.
+    let r = change(Some(&frank), NEW_PIN, NEW_PIN_2);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(stamp(&d, 1, 62)["state"], "signed");
+
+    // Two custodians on one token: carol gets seal 2 and holds the token again. Her own
+    // change lifts her seal's flag, not the flag of seal 3, newly frank's.
+    assert_eq!(transfer(&d, Who::Admin, 2, "carol").status, 200);
+    assert_eq!(transfer(&d, Who::Admin, 3, "frank").status, 200);
+    let r = change(None, NEW_PIN_2, NEW_PIN_3);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(stamp(&d, 2, 63)["state"], "signed");
+    assert_eq!(stamp(&d, 3, 64)["state"], "failed");
+    let r = change(Some(&frank), NEW_PIN_3, NEW_PIN);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(stamp(&d, 3, 65)["state"], "signed");
+    // Each reports only its own seals lost; an admin any seal.
+    refused(
+        &lost(Who::Custodian, 3),
+        "not_your_seal",
+        &["carol", "seals 2"],
+    );
+    let r = call_as(
+        &d,
+        &frank,
+        "POST",
+        "/v1/seals/2/report-lost",
+        Some(&json!({ "reason": "not mine" })),
+    );
+    refused(&r, "not_your_seal", &["frank", "seals 1, 3"]);
+    let r = lost(Who::Custodian, 2);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["seal"]["state"], "lost", "{}", r.body);
+    let r = lost(Who::Admin, 3);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // carol still holds the token through seal 2 (lost, but hers): she may log it out.
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/logout"),
+        Some(Who::Custodian),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    d.assert_pins_absent(&[
+        &pin,
+        &so,
+        NEW_PIN,
+        NEW_PIN_2,
+        NEW_PIN_3,
+        WRONG_PIN,
+        WRONG_SO_PIN,
+    ]);
+}

@@ -192,3 +192,84 @@ fn sealctl_login_pin_change_and_logout_through_the_daemon() {
 
     grep_pins(&d, &[&pin, NEW_PIN, WEAK_PIN, WRONG_PIN]);
 }
+
+fn pin_flags(d: &Deployment) -> serde_json::Value {
+    let r = d.call(
+        "GET",
+        &format!("/v1/devices/{SERIAL}/pin-status"),
+        Some(Who::Auditor),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["flags"].clone()
+}
+
+/// The final-try guard is not check-then-act: with two tries left, concurrent wrong PINs
+/// (logins and changes at once) spend one try between them; the others find the final try
+/// and are refused without a confirmation, so the token never locks.
+#[test]
+fn concurrent_wrong_pins_at_count_low_never_lock_the_token() {
+    let d = Deployment::hsm_sim_logged("sansec", "");
+    let pin = std::fs::read_to_string(d.demo_dir().join("custodian.pin"))
+        .expect("custodian.pin")
+        .trim()
+        .to_owned();
+    // hsm-sim locks after 6 wrong user PINs: 4 leave two tries.
+    for _ in 0..4 {
+        let r = change(&d, Who::Custodian, WRONG_PIN, NEW_PIN);
+        assert_eq!(r.status, 403, "{}", r.body);
+    }
+    let flags = pin_flags(&d);
+    assert_eq!(
+        (flags["count_low"].clone(), flags["final_try"].clone()),
+        (serde_json::json!(true), serde_json::json!(false)),
+        "{flags}"
+    );
+    let login_path = format!("/v1/devices/{SERIAL}/login");
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (d, login_path) = (&d, &login_path);
+                s.spawn(move || {
+                    if i % 2 == 0 {
+                        d.call(
+                            "POST",
+                            login_path,
+                            Some(Who::Custodian),
+                            Some(&serde_json::json!({ "pin": WRONG_PIN })),
+                        )
+                        .status
+                    } else {
+                        change(d, Who::Custodian, WRONG_PIN, NEW_PIN).status
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 403).count(),
+        1,
+        "one wrong PIN reached the device: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "the rest found the final try: {statuses:?}"
+    );
+    let flags = pin_flags(&d);
+    assert_eq!(flags["locked"], false, "{flags}");
+    assert_eq!(flags["final_try"], true, "{flags}");
+    // The right PIN still works, with the confirmation.
+    let r = d.call(
+        "POST",
+        &login_path,
+        Some(Who::Custodian),
+        Some(&serde_json::json!({ "pin": pin, "confirm_final_try": true })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    grep_pins(&d, &[&pin, NEW_PIN, WRONG_PIN]);
+}

@@ -519,3 +519,59 @@ fn a_pin_change_the_store_refuses_to_record_is_still_reported_as_made() {
     owner.login(&Pin::new(NEW_1), FinalTry::Refuse).unwrap();
     owner.logout().unwrap();
 }
+
+/// PIN operations on one token are serialised: with two tries left, many threads trying wrong
+/// PINs at once (logins and changes, none confirming a final try) spend one try between them;
+/// the others find the final try and are refused, so the token never locks.
+#[test]
+fn concurrent_wrong_pins_at_count_low_never_lock() {
+    use std::sync::Barrier;
+
+    use seald::device::{DeviceError, FinalTry, Pin};
+
+    let sim = sim();
+    let token = sim.new_token("custody-race");
+    let owner = sim.devices.token(&token.serial).unwrap();
+    // MAX_TRIES is 3: one wrong PIN leaves two.
+    let err = owner.login(&Pin::new(WRONG), FinalTry::Refuse).unwrap_err();
+    assert!(matches!(err, DeviceError::PinIncorrect { .. }), "{err}");
+    let info = owner.info().unwrap();
+    assert!(info.pin.count_low && !info.pin.final_try, "{:?}", info.pin);
+    const THREADS: usize = 16;
+    let barrier = Barrier::new(THREADS);
+    let results: Vec<Result<(), DeviceError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (owner, barrier) = (&owner, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    if i % 2 == 0 {
+                        owner.login(&Pin::new(WRONG), FinalTry::Refuse)
+                    } else {
+                        owner.change_pin_guarded(
+                            &Pin::new(WRONG),
+                            &Pin::new(NEW_1),
+                            FinalTry::Refuse,
+                        )
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let spent = results
+        .iter()
+        .filter(|r| matches!(r, Err(DeviceError::PinIncorrect { .. })))
+        .count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(DeviceError::FinalTryNotConfirmed)))
+        .count();
+    assert_eq!((spent, refused), (1, THREADS - 1), "{results:?}");
+    let info = owner.info().unwrap();
+    assert!(!info.pin.locked && info.pin.final_try, "{:?}", info.pin);
+    owner
+        .login(&Pin::new(USER_PIN), FinalTry::Confirmed)
+        .unwrap();
+    owner.logout().unwrap();
+}

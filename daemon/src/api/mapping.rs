@@ -112,6 +112,10 @@ impl From<crate::custody::CustodyError> for ApiError {
             CustodyError::SameCustodian { .. } => {
                 ApiError::conflict("same_custodian", e.to_string())
             }
+            CustodyError::NotYourToken { .. } => {
+                ApiError::forbidden("not_your_token", e.to_string())
+            }
+            CustodyError::NotYourSeal { .. } => ApiError::forbidden("not_your_seal", e.to_string()),
             CustodyError::Store(_) => ApiError::internal(e.to_string()),
         }
     }

@@ -31,6 +31,10 @@ pub struct RemoteArgs {
     /// Spend the token's last PIN try (the SO PIN's, for pin-unblock) if it reports one left.
     #[arg(long)]
     pub final_try: bool,
+    /// login only: the stamp request this PIN entry is for (seals with
+    /// `pin_mode = each-stamp` sign only the request their token's login names).
+    #[arg(long, value_name = "ID")]
+    pub for_request: Option<i64>,
 }
 
 /// A JSON string literal of `pin`, in memory that is wiped afterwards.
@@ -47,8 +51,12 @@ pub fn login(args: RemoteArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let client = client(&args)?;
     let mut pins = PinSource::open(args.pin_stdin)?;
     let pin = pins.read(&format!("PIN of token {}", args.token))?;
+    let for_request = args
+        .for_request
+        .map(|id| format!(",\"for_request\":{id}"))
+        .unwrap_or_default();
     let body = Zeroizing::new(format!(
-        "{{\"pin\":{},\"confirm_final_try\":{}}}",
+        "{{\"pin\":{},\"confirm_final_try\":{}{for_request}}}",
         json_pin(&pin).as_str(),
         args.final_try
     ));

@@ -39,6 +39,31 @@ pub enum CustodyError {
     /// The new custodian is unknown, disabled or lacks the custodian role.
     #[error("`{0}` cannot hold seals: {1}")]
     NotACustodian(String, &'static str),
+    /// The caller is not a custodian of any seal on the token, and the token has custody
+    /// records (a token without any is open to every custodian).
+    #[error(
+        "`{who}` is not the custodian of any seal on token {serial}; {}",
+        may_act(who, holds)
+    )]
+    NotYourToken {
+        /// The caller.
+        who: String,
+        /// The token.
+        serial: String,
+        /// What the caller holds: (seal, token) pairs.
+        holds: Vec<(SealId, String)>,
+    },
+    /// The caller is not the seal's custodian (or, for a seal without a custody record, does
+    /// not hold its token).
+    #[error("`{who}` is not the custodian of seal {seal}; {}", may_act(who, holds))]
+    NotYourSeal {
+        /// The caller.
+        who: String,
+        /// The seal.
+        seal: SealId,
+        /// What the caller holds: (seal, token) pairs.
+        holds: Vec<(SealId, String)>,
+    },
     /// The seal already has this custodian.
     #[error("seal {seal} is already held by `{custodian}`")]
     SameCustodian {
@@ -47,6 +72,38 @@ pub enum CustodyError {
         /// Its custodian.
         custodian: String,
     },
+}
+
+/// "`who` may act on seals … on tokens …", or that it holds none, for a refusal.
+fn may_act(who: &str, holds: &[(SealId, String)]) -> String {
+    if holds.is_empty() {
+        return format!(
+            "`{who}` holds no seal, so it may act only on tokens without any custody record; ask an administrator"
+        );
+    }
+    let seals: Vec<String> = holds.iter().map(|(s, _)| s.to_string()).collect();
+    let mut tokens: Vec<&str> = holds.iter().map(|(_, t)| t.as_str()).collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    format!(
+        "`{who}` may act on seals {} and tokens {} (and on tokens without any custody record)",
+        seals.join(", "),
+        tokens.join(", ")
+    )
+}
+
+/// Whether `who` holds token `serial`: it is the custodian of at least one seal on it, or no
+/// seal on it has a custody record (such a token is open to every custodian).
+fn holds_token(all: &[(Custody, String)], who: &str, serial: &str) -> bool {
+    let mut on_token = all.iter().filter(|(_, d)| d == serial).peekable();
+    on_token.peek().is_none() || on_token.any(|(c, _)| c.custodian == who)
+}
+
+fn held_by(all: &[(Custody, String)], who: &str) -> Vec<(SealId, String)> {
+    all.iter()
+        .filter(|(c, _)| c.custodian == who)
+        .map(|(c, d)| (c.seal_id, d.clone()))
+        .collect()
 }
 
 /// What `pin status` shows: the device's PIN flags, and the PIN's age from seald's own records.
@@ -257,8 +314,51 @@ impl Custodians {
         Ok(self.status(seal)?.pin_change_required)
     }
 
-    /// Records a PIN change or unblock (`what`) on the device. A change clears the PIN-change
-    /// flag of every seal on that device; an unblock (the security officer now knows the PIN)
+    /// May custodian `who` act on token `serial` (log in or out, change or unblock its PIN)?
+    /// Yes when it is the custodian of at least one seal whose key is on the token, or when no
+    /// seal on the token has a custody record. Administrators are not asked: the caller checks
+    /// roles. A refusal names what `who` may act on.
+    pub fn may_act_on_token(&self, who: &str, serial: &str) -> Result<(), CustodyError> {
+        let all = self.store.read(|tx| tx.custody_all())?;
+        if holds_token(&all, who, serial) {
+            Ok(())
+        } else {
+            Err(CustodyError::NotYourToken {
+                who: who.to_owned(),
+                serial: serial.to_owned(),
+                holds: held_by(&all, who),
+            })
+        }
+    }
+
+    /// May custodian `who` act on `seal` (report it lost)? Yes when it is the seal's
+    /// custodian; for a seal without a custody record, when `who` may act on its token (see
+    /// [`Custodians::may_act_on_token`]). An unknown seal is left to the caller's own lookup.
+    pub fn may_act_on_seal(&self, who: &str, seal: SealId) -> Result<(), CustodyError> {
+        let (found, all) = self
+            .store
+            .read(|tx| Ok::<_, StoreError>((tx.seal(seal)?, tx.custody_all()?)))?;
+        let Some(found) = found else { return Ok(()) };
+        let allowed = match all.iter().find(|(c, _)| c.seal_id == seal) {
+            Some((c, _)) => c.custodian == who,
+            None => holds_token(&all, who, &found.device_serial),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(CustodyError::NotYourSeal {
+                who: who.to_owned(),
+                seal,
+                holds: held_by(&all, who),
+            })
+        }
+    }
+
+    /// Records a PIN change or unblock (`what`) on the device by `actor`. A change clears the
+    /// PIN-change flag of the seals on that device whose custodian is `actor` (a previous
+    /// custodian who still knows the PIN cannot lift the flag a transfer set for the new one),
+    /// and the device's marker after an unblock when `actor` holds the token (is the custodian
+    /// of a seal on it, or no seal on it has a custody record); an unblock (the security officer now knows the PIN)
     /// requires a change before any seal on the device stamps again. Never records the PIN.
     pub fn record_pin_change(
         &self,
@@ -269,11 +369,19 @@ impl Custodians {
         let now = self.clock.now();
         let record = NewRecord::pin_change(actor, device_serial, what);
         let serial = device_serial.to_owned();
+        let actor = actor.to_owned();
         self.store.write(move |tx| {
             chain::append(tx, &record, unix_ms(now))?;
             match what {
                 "change" => {
-                    tx.clear_pin_change_required(&serial)?;
+                    // Only a seal's own custodian lifts its flag; the device's marker (after
+                    // an unblock) goes when a holder of the token, or anyone on a token
+                    // without custody records, changes the PIN.
+                    let all = tx.custody_all()?;
+                    tx.clear_custodian_pin_change(&serial, &actor)?;
+                    if holds_token(&all, &actor, &serial) {
+                        tx.clear_device_pin_change(&serial)?;
+                    }
                 }
                 "unblock" => tx.require_device_pin_change(&serial, what, now.unix_timestamp())?,
                 _ => {}
@@ -379,10 +487,8 @@ impl Custodians {
         final_try: FinalTry,
     ) -> Result<PinRecord, CustodyError> {
         check_new_pin(new, Some(old), policy)?;
-        if final_try == FinalTry::Refuse && owner.info()?.pin.final_try {
-            return Err(DeviceError::FinalTryNotConfirmed.into());
-        }
-        if let Err(error) = owner.change_pin(old, new) {
+        // The final-try check and the device's change under one per-token lock.
+        if let Err(error) = owner.change_pin_guarded(old, new, final_try) {
             self.record_failure(actor, owner.serial(), &error);
             return Err(error.into());
         }
@@ -408,10 +514,7 @@ impl Custodians {
         final_try: FinalTry,
     ) -> Result<PinRecord, CustodyError> {
         check_new_pin(new, None, policy)?;
-        if final_try == FinalTry::Refuse && owner.info()?.pin.so_final_try {
-            return Err(DeviceError::SoFinalTryNotConfirmed.into());
-        }
-        if let Err(error) = owner.unblock(so_pin, new) {
+        if let Err(error) = owner.unblock_guarded(so_pin, new, final_try) {
             self.record_so_failure(actor, owner.serial(), &error);
             return Err(error.into());
         }

@@ -59,6 +59,48 @@ fn a_transfer_requires_a_pin_change_before_the_first_stamp() {
 }
 
 #[test]
+fn only_the_current_custodian_lifts_the_flag_after_a_transfer() {
+    let f = fixture();
+    let seal = enrol_legal(&f, "ES-1");
+    add_user(&f, "wang", &[Role::Custodian]);
+    add_user(&f, "zhao", &[Role::Custodian]);
+    let c = custodians(&f);
+    let serial = seal.device_serial.clone();
+    // Before any custody record the token is open to every custodian.
+    c.may_act_on_token("zhao", &serial).unwrap();
+    c.may_act_on_seal("zhao", seal.id).unwrap();
+    c.transfer("root", seal.id, "wang").unwrap();
+    c.record_pin_change("wang", &serial, "change").unwrap();
+    assert!(!c.pin_change_required(seal.id).unwrap());
+    c.transfer("root", seal.id, "zhao").unwrap();
+    // wang still knows the PIN, but a change by wang does not lift zhao's flag.
+    c.record_pin_change("wang", &serial, "change").unwrap();
+    assert!(c.pin_change_required(seal.id).unwrap());
+    let err = c.may_act_on_token("wang", &serial).unwrap_err();
+    assert!(matches!(err, CustodyError::NotYourToken { .. }), "{err}");
+    assert!(err.to_string().contains("holds no seal"), "{err}");
+    let err = c.may_act_on_seal("wang", seal.id).unwrap_err();
+    assert!(matches!(err, CustodyError::NotYourSeal { .. }), "{err}");
+    c.may_act_on_token("zhao", &serial).unwrap();
+    c.may_act_on_seal("zhao", seal.id).unwrap();
+    // After an unblock, neither does wang's change lift the device's marker.
+    c.record_pin_change("zhao", &serial, "change").unwrap();
+    c.record_pin_change("so", &serial, "unblock").unwrap();
+    c.record_pin_change("wang", &serial, "change").unwrap();
+    assert!(c.pin_change_required(seal.id).unwrap());
+    c.record_pin_change("zhao", &serial, "change").unwrap();
+    assert!(!c.pin_change_required(seal.id).unwrap());
+    let err = c.may_act_on_seal("wang", seal.id).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`wang` is not the custodian of seal"),
+        "{err}"
+    );
+    let zhao = c.may_act_on_token("li", &serial).unwrap_err().to_string();
+    assert!(zhao.contains("holds no seal"), "{zhao}");
+}
+
+#[test]
 fn pin_age_comes_from_the_change_records() {
     let f = fixture();
     let c = custodians(&f);

@@ -23,6 +23,10 @@ pub struct TokenOwner {
     capacity: usize,
     pool: Mutex<Pool>,
     returned: Condvar,
+    /// Held across every PIN operation (login, change, unblock), from the final-try check to
+    /// the device's answer: two concurrent attempts cannot both pass the check and spend the
+    /// last try between them.
+    pin_ops: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -93,6 +97,7 @@ impl TokenOwner {
             capacity,
             pool: Mutex::new(Pool::default()),
             returned: Condvar::new(),
+            pin_ops: Mutex::new(()),
         }
     }
 
@@ -280,8 +285,15 @@ impl TokenOwner {
         }
     }
 
-    /// Logs the user in. Never retried: one call spends at most one PIN try.
+    /// One PIN operation at a time on this token (see `pin_ops`).
+    fn pin_lock(&self) -> MutexGuard<'_, ()> {
+        self.pin_ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Logs the user in. Never retried: one call spends at most one PIN try. PIN operations
+    /// on the token are serialised, so the final-try check holds until the device answers.
     pub fn login(&self, pin: &Pin, final_try: FinalTry) -> DeviceResult<()> {
+        let _one_at_a_time = self.pin_lock();
         let info = self.info()?;
         if info.pin.locked {
             return Err(DeviceError::PinLocked);
@@ -317,11 +329,28 @@ impl TokenOwner {
         }
     }
 
-    /// Changes the user PIN (C_SetPIN). A wrong old PIN spends one try, like a login.
+    /// Changes the user PIN (C_SetPIN). A wrong old PIN spends one try, like a login. No
+    /// final-try check: see [`TokenOwner::change_pin_guarded`].
     pub fn change_pin(&self, old: &Pin, new: &Pin) -> DeviceResult<()> {
+        self.change_pin_guarded(old, new, FinalTry::Confirmed)
+    }
+
+    /// Changes the user PIN, refusing when the token reports one try left unless `final_try`
+    /// is [`FinalTry::Confirmed`]; serialised with the token's other PIN operations, so the
+    /// check holds until the device answers.
+    pub fn change_pin_guarded(
+        &self,
+        old: &Pin,
+        new: &Pin,
+        final_try: FinalTry,
+    ) -> DeviceResult<()> {
+        let _one_at_a_time = self.pin_lock();
         let info = self.info()?;
         if info.pin.locked {
             return Err(DeviceError::PinLocked);
+        }
+        if info.pin.final_try && final_try == FinalTry::Refuse {
+            return Err(DeviceError::FinalTryNotConfirmed);
         }
         Self::check_pin_length(&info, new)?;
         let result = self.run(|lease| {
@@ -342,7 +371,23 @@ impl TokenOwner {
     /// Unblocks (or re-sets) the user PIN as the security officer: SO login, C_InitPIN, logout.
     /// Drops the pool first, since the SO cannot log in while the user is.
     pub fn unblock(&self, so_pin: &Pin, new_user_pin: &Pin) -> DeviceResult<()> {
+        self.unblock_guarded(so_pin, new_user_pin, FinalTry::Confirmed)
+    }
+
+    /// Like [`TokenOwner::unblock`], refusing when the token reports one SO PIN try left
+    /// unless `final_try` is [`FinalTry::Confirmed`]; serialised with the token's other PIN
+    /// operations.
+    pub fn unblock_guarded(
+        &self,
+        so_pin: &Pin,
+        new_user_pin: &Pin,
+        final_try: FinalTry,
+    ) -> DeviceResult<()> {
+        let _one_at_a_time = self.pin_lock();
         let info = self.info()?;
+        if info.pin.so_final_try && final_try == FinalTry::Refuse {
+            return Err(DeviceError::SoFinalTryNotConfirmed);
+        }
         Self::check_pin_length(&info, new_user_pin)?;
         self.reset();
         let slot = {

@@ -34,6 +34,9 @@ pub struct Runtime {
     pub logins: Mutex<HashMap<String, Timestamp>>,
     /// Seal keys kept open between stamps, for one login of their token.
     pub signing_keys: SigningKeys,
+    /// The request each token's current login was given for (`for_request` of a login): under
+    /// `pin_mode = each-stamp` a seal signs only the request its PIN entry named.
+    pub login_for: Mutex<HashMap<String, crate::store::model::RequestId>>,
 }
 
 impl Runtime {
@@ -46,6 +49,7 @@ impl Runtime {
             events: Events::default(),
             logins: Mutex::new(HashMap::new()),
             signing_keys: SigningKeys::default(),
+            login_for: Mutex::new(HashMap::new()),
         }
     }
 
@@ -62,10 +66,31 @@ impl Runtime {
     /// are closed either way.
     pub fn set_login(&self, serial: &str, at: Option<Timestamp>) {
         self.signing_keys.forget(serial);
+        self.login_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(serial);
         let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
         match at {
             Some(at) => logins.insert(serial.to_owned(), at),
             None => logins.remove(serial),
         };
+    }
+
+    /// Binds the current login of token `serial` to `request` (after [`Runtime::set_login`]).
+    pub fn bind_login(&self, serial: &str, request: crate::store::model::RequestId) {
+        self.login_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(serial.to_owned(), request);
+    }
+
+    /// The request the current login of token `serial` was given for, if one was named.
+    pub fn login_bound_to(&self, serial: &str) -> Option<crate::store::model::RequestId> {
+        self.login_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(serial)
+            .copied()
     }
 }

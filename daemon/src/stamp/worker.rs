@@ -34,6 +34,14 @@ pub enum StampError {
     /// The device is present but no custodian logged it in.
     #[error("the seal's token {0} is not logged in; a custodian must log in with the PIN (POST /v1/devices/{0}/login), then ask again")]
     NotLoggedIn(String),
+    /// Under `pin_mode = each-stamp`, the token's login was not given for this request.
+    #[error("seal policy asks for the PIN at each stamp, and the login of token {serial} was not given for request {request}; a custodian must log in for it (POST /v1/devices/{serial}/login with \"for_request\": {request}) before it is approved, then ask again")]
+    PinNotForRequest {
+        /// The token.
+        serial: String,
+        /// The request.
+        request: RequestId,
+    },
     /// The login window of the seal's policy has passed.
     #[error(
         "the login of token {0} is older than the seal's PIN window; a custodian must log in again"
@@ -91,10 +99,7 @@ pub fn run(state: &Runtime, id: RequestId) -> Result<StampRequest, StampError> {
                 "stamp signed"
             );
             if ticket.pin_mode == PinMode::EachStamp {
-                if let Ok(owner) = state.devices.token(&serial) {
-                    let _ = owner.logout();
-                }
-                state.set_login(&serial, None);
+                end_each_stamp_login(state, &serial);
             }
             state.events.publish(Event::RequestSigned {
                 request_id: id,
@@ -104,6 +109,10 @@ pub fn run(state: &Runtime, id: RequestId) -> Result<StampRequest, StampError> {
         }
         Err(e) => {
             state.signing_keys.forget(&serial);
+            // The PIN entry given for this request is spent, whatever the outcome.
+            if ticket.pin_mode == PinMode::EachStamp && state.login_bound_to(&serial) == Some(id) {
+                end_each_stamp_login(state, &serial);
+            }
             let reason = e.to_string();
             tracing::warn!(request = id, %reason, "stamp failed");
             if let Err(mark) = approvals.mark_failed(&Caller::Daemon, id, &reason) {
@@ -131,6 +140,14 @@ pub fn run(state: &Runtime, id: RequestId) -> Result<StampRequest, StampError> {
     }
 }
 
+/// Logs the token out after an each-stamp request: its PIN entry was for that request only.
+fn end_each_stamp_login(state: &Runtime, serial: &str) {
+    if let Ok(owner) = state.devices.token(serial) {
+        let _ = owner.logout();
+    }
+    state.set_login(serial, None);
+}
+
 /// How long each step of [`sign`] took (logged at debug level, for latency work).
 struct StepTimes {
     /// Device present and logged in, key found, SES_Seal parsed.
@@ -152,6 +169,14 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
     let generation = owner.generation();
     if !owner.logged_in()? {
         return Err(StampError::NotLoggedIn(seal.device_serial.clone()));
+    }
+    if ticket.pin_mode == PinMode::EachStamp
+        && state.login_bound_to(&seal.device_serial) != Some(id)
+    {
+        return Err(StampError::PinNotForRequest {
+            serial: seal.device_serial.clone(),
+            request: id,
+        });
     }
     if let PinMode::Window { .. } = ticket.pin_mode {
         let now = state.clock.timestamp();

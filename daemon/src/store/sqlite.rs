@@ -1091,17 +1091,45 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn clear_pin_change_required(&mut self, device_serial: &str) -> StoreResult<u64> {
+    fn custody_all(&mut self) -> StoreResult<Vec<(Custody, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.seal_id, c.custodian, c.assigned_by, c.assigned_at, c.pin_change_required, \
+             s.device_serial FROM seal_custody c JOIN seals s ON s.id = c.seal_id ORDER BY c.seal_id",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                Custody {
+                    seal_id: row.get(0)?,
+                    custodian: row.get(1)?,
+                    assigned_by: row.get(2)?,
+                    assigned_at: row.get(3)?,
+                    pin_change_required: row.get(4)?,
+                },
+                row.get(5)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn clear_custodian_pin_change(
+        &mut self,
+        device_serial: &str,
+        custodian: &str,
+    ) -> StoreResult<u64> {
         let n = self.exec(
             "UPDATE seal_custody SET pin_change_required = 0 WHERE pin_change_required = 1 \
-             AND seal_id IN (SELECT id FROM seals WHERE device_serial = ?1)",
-            [device_serial],
+             AND custodian = ?2 AND seal_id IN (SELECT id FROM seals WHERE device_serial = ?1)",
+            params![device_serial, custodian],
         )?;
+        Ok(n as u64)
+    }
+
+    fn clear_device_pin_change(&mut self, device_serial: &str) -> StoreResult<()> {
         self.conn.execute(
             "DELETE FROM device_pin_change WHERE device_serial = ?1",
             [device_serial],
         )?;
-        Ok(n as u64)
+        Ok(())
     }
 
     fn require_device_pin_change(

@@ -99,13 +99,21 @@ pub trait Tx {
     fn custody(&mut self, seal_id: SealId) -> StoreResult<Option<Custody>>;
     /// Sets a seal's custodian (replacing the previous one).
     fn put_custody(&mut self, custody: &Custody) -> StoreResult<()>;
-    /// Clears the PIN-change flag of every seal whose key is on the device with this serial,
-    /// and the device's own marker (see [`Tx::require_device_pin_change`]); returns how many
-    /// seals with a custody record were cleared.
-    fn clear_pin_change_required(&mut self, device_serial: &str) -> StoreResult<u64>;
+    /// Every custody record, each with the serial of the device holding its seal's key.
+    fn custody_all(&mut self) -> StoreResult<Vec<(Custody, String)>>;
+    /// Clears the PIN-change flag of the seals whose key is on the device with this serial and
+    /// whose custodian is `custodian` (only a seal's own custodian lifts its flag); returns how
+    /// many were cleared.
+    fn clear_custodian_pin_change(
+        &mut self,
+        device_serial: &str,
+        custodian: &str,
+    ) -> StoreResult<u64>;
+    /// Removes the device's own marker (see [`Tx::require_device_pin_change`]).
+    fn clear_device_pin_change(&mut self, device_serial: &str) -> StoreResult<()>;
     /// Marks the device with this serial as needing a PIN change by its custodian (`reason`,
     /// e.g. "unblock"): every seal whose key is on it, with or without a custody record,
-    /// refuses to stamp until [`Tx::clear_pin_change_required`].
+    /// refuses to stamp until [`Tx::clear_device_pin_change`].
     fn require_device_pin_change(
         &mut self,
         device_serial: &str,

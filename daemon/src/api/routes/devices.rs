@@ -36,6 +36,20 @@ pub fn pin_warning(state: &crate::api::AppState, serial: &str) -> Result<Option<
     Ok(PinAge::judge(last, &state.pin_policy, state.clock.now()).warning())
 }
 
+/// Refuses (403 `not_your_token`, naming what the caller may act on) a custodian who holds no
+/// seal on token `serial`, when the token has custody records; administrators act on every
+/// token. Asked before the device is touched, so a refusal spends no PIN try.
+pub fn require_token(
+    state: &crate::api::AppState,
+    auth: &Auth,
+    serial: &str,
+) -> Result<(), ApiError> {
+    if auth.0.has_role(Role::Admin) {
+        return Ok(());
+    }
+    Ok(state.custodians.may_act_on_token(&auth.0.name, serial)?)
+}
+
 /// A module and its tokens.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ModuleView {
@@ -108,6 +122,11 @@ pub struct LoginBody {
     /// Set when the custodian saw the final-try warning and wants to go on.
     #[serde(default)]
     pub confirm_final_try: bool,
+    /// The stamp request (pending or approved, of a seal on this token) this PIN entry is
+    /// for. Seals with `pin_mode = each-stamp` sign only the request their login names, and
+    /// the token is logged out after that request (signed or failed).
+    #[serde(default)]
+    pub for_request: Option<crate::store::model::RequestId>,
 }
 
 /// The answer of a login.
@@ -121,16 +140,17 @@ pub struct LoginAnswer {
     pub pin_warning: Option<String>,
 }
 
-/// `POST /v1/devices/{serial}/login` (custodian): logs the token in with the PIN.
+/// `POST /v1/devices/{serial}/login` (custodian of a seal on the token, or any custodian when
+/// no seal on it has a custody record): logs the token in with the PIN.
 #[utoipa::path(post, path = "/v1/devices/{serial}/login", operation_id = "login", tag = "devices",
     summary = "Custodian: log the token in with its PIN (never logged)",
     params(("serial" = String, Path, description = "the token's serial")),
     request_body = LoginBody,
     responses(
         (status = 200, description = "logged in", body = LoginAnswer),
-        (status = 403, description = "`pin_incorrect`", body = ApiError),
+        (status = 403, description = "`pin_incorrect`; `not_your_token` (the caller holds no seal on the token)", body = ApiError),
         (status = 404, description = "`device_not_present`", body = ApiError),
-        (status = 409, description = "`pin_final_try` (send `confirm_final_try`), `already_logged_in`", body = ApiError),
+        (status = 409, description = "`pin_final_try` (send `confirm_final_try`), `already_logged_in`, `request_not_for_token` (`for_request` names no open request of a seal on the token)", body = ApiError),
         (status = 422, description = "`pin_invalid`, `invalid_request`", body = ApiError),
         (status = 423, description = "`pin_locked`", body = ApiError),
         (status = 502, description = "`device_error`", body = ApiError)),
@@ -149,6 +169,26 @@ pub async fn login(
     )?;
     let who = auth.0.name.clone();
     blocking(move || {
+        require_token(&state, &auth, &serial)?;
+        let for_request = body.for_request;
+        if let Some(id) = for_request {
+            let request = state
+                .services
+                .approvals
+                .get(&crate::identity::Caller::Daemon, id)?;
+            let seal = state.services.registry.get(request.seal_id)?;
+            let open = matches!(
+                request.state,
+                crate::store::model::RequestState::Pending
+                    | crate::store::model::RequestState::Approved
+            );
+            if seal.device_serial != serial || !open {
+                return Err(ApiError::conflict(
+                    "request_not_for_token",
+                    format!("request {id} is not an open request of a seal on token {serial}: name a pending or approved request whose seal's key is on this token"),
+                ));
+            }
+        }
         let owner = state.devices.token(&serial)?;
         let result = owner.login(&body.pin, FinalTry::confirmed_if(body.confirm_final_try));
         drop(body);
@@ -173,6 +213,9 @@ pub async fn login(
         }
         result?;
         state.set_login(&serial, Some(state.clock.timestamp()));
+        if let Some(id) = for_request {
+            state.bind_login(&serial, id);
+        }
         tracing::info!(%serial, custodian = %who, "token logged in");
         let warning = pin_warning(&state, &serial)?;
         if let Some(warning) = &warning {
@@ -199,12 +242,13 @@ pub struct LogoutAnswer {
     pub logged_in: bool,
 }
 
-/// `POST /v1/devices/{serial}/logout` (custodian).
+/// `POST /v1/devices/{serial}/logout` (custodian holding the token, as for login).
 #[utoipa::path(post, path = "/v1/devices/{serial}/logout", operation_id = "logout", tag = "devices",
     summary = "Custodian: log the token out",
     params(("serial" = String, Path, description = "the token's serial")),
     responses(
         (status = 200, description = "logged out", body = LogoutAnswer),
+        (status = 403, description = "`forbidden`; `not_your_token` (the caller holds no seal on the token)", body = ApiError),
         (status = 404, description = "`device_not_present`", body = ApiError),
         (status = 502, description = "`device_error`", body = ApiError)),
     security(("bearer" = [])))]
@@ -216,6 +260,7 @@ pub async fn logout(
     auth.require(Role::Custodian)?;
     let who = auth.0.name.clone();
     blocking(move || {
+        require_token(&state, &auth, &serial)?;
         let owner = state.devices.token(&serial)?;
         owner.logout()?;
         state.set_login(&serial, None);

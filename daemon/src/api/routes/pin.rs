@@ -69,14 +69,16 @@ pub struct PinChanged {
     pub age: PinAge,
 }
 
-/// `POST /v1/devices/{serial}/pin` (custodian): changes the token's user PIN.
+/// `POST /v1/devices/{serial}/pin` (custodian holding the token): changes the token's user
+/// PIN. It lifts the PIN-change flag only of the seals on the token whose custodian is the
+/// caller, and the unblock marker of the token.
 #[utoipa::path(post, path = "/v1/devices/{serial}/pin", operation_id = "change_pin", tag = "devices",
     summary = "Custodian: change the user PIN (policy from `[pin_policy]`; PINs never logged or echoed)",
     params(("serial" = String, Path, description = "the token's serial")),
     request_body = PinChangeBody,
     responses(
         (status = 200, description = "changed", body = PinChanged),
-        (status = 403, description = "`pin_incorrect` (tries as the device reports)", body = ApiError),
+        (status = 403, description = "`pin_incorrect` (tries as the device reports); `not_your_token` (the caller holds no seal on the token)", body = ApiError),
         (status = 404, description = "`device_not_present`", body = ApiError),
         (status = 409, description = "`pin_final_try` (send `confirm_final_try`)", body = ApiError),
         (status = 422, description = "`pin_policy` (every shortfall, no PIN), `pin_invalid`, `invalid_request`", body = ApiError),
@@ -96,6 +98,7 @@ pub async fn change(
     )?;
     let who = auth.0.name.clone();
     blocking(move || {
+        super::devices::require_token(&state, &auth, &serial)?;
         let owner = state.devices.token(&serial)?;
         let final_try = FinalTry::confirmed_if(body.confirm_final_try);
         let result = state.custodians.change_pin(
@@ -217,7 +220,7 @@ pub struct Unblocked {
     request_body = PinUnblockBody,
     responses(
         (status = 200, description = "unblocked", body = Unblocked),
-        (status = 403, description = "`so_pin_incorrect` (tries as the device reports)", body = ApiError),
+        (status = 403, description = "`so_pin_incorrect` (tries as the device reports); `not_your_token` (a custodian holding no seal on the token)", body = ApiError),
         (status = 404, description = "`device_not_present`", body = ApiError),
         (status = 409, description = "`so_pin_final_try` (send `confirm_final_try`)", body = ApiError),
         (status = 422, description = "`pin_policy`, `pin_invalid`, `invalid_request`", body = ApiError),
@@ -238,6 +241,7 @@ pub async fn unblock(
     let who = auth.0.name.clone();
     let st = state.clone();
     let answer = blocking(move || {
+        super::devices::require_token(&st, &auth, &serial)?;
         let owner = st.devices.token(&serial)?;
         let generation = owner.generation();
         let result = st.custodians.unblock(

@@ -13,7 +13,7 @@ use crate::api::mapping::blocking;
 use crate::api::routes::seals::SealView;
 use crate::api::state::SharedState;
 use crate::api::ApiJson;
-use crate::identity::Caller;
+use crate::identity::{Caller, Role};
 use crate::runtime::{Event, RequestParties};
 use crate::store::model::{RequestId, SealId, SealState};
 
@@ -96,12 +96,12 @@ pub async fn resume(
 
 /// `POST /v1/seals/{id}/report-lost`: the key or device is lost; refuses at once, for good.
 #[utoipa::path(post, path = "/v1/seals/{id}/report-lost", operation_id = "report_seal_lost", tag = "seals",
-    summary = "Admin or custodian: key or device lost; open requests fail with the reason; `seal-state` event",
+    summary = "Admin, or the seal's custodian: key or device lost; open requests fail with the reason; `seal-state` event",
     params(("id" = i64, Path, description = "the seal's id")),
     request_body = ReasonBody,
     responses(
         (status = 200, description = "the seal's new state", body = StateChanged),
-        (status = 403, description = "`forbidden`", body = ApiError),
+        (status = 403, description = "`forbidden`; `not_your_seal` (a custodian who does not hold the seal)", body = ApiError),
         (status = 404, description = "`seal_not_found`", body = ApiError),
         (status = 409, description = "`seal_refused` (no reason, illegal transition)", body = ApiError)),
     security(("bearer" = [])))]
@@ -111,6 +111,12 @@ pub async fn report_lost(
     id: Path<SealId>,
     body: ApiJson<ReasonBody>,
 ) -> Result<Json<StateChanged>, ApiError> {
+    // A custodian reports only the seals it holds (or seals without a custody record on a
+    // token it holds); administrators any seal.
+    if !auth.0.has_role(Role::Admin) && auth.0.has_role(Role::Custodian) {
+        let (st, who, seal) = (state.0.clone(), auth.0.name.clone(), id.0);
+        blocking(move || Ok::<_, ApiError>(st.custodians.may_act_on_seal(&who, seal)?)).await?;
+    }
     change(state, auth, id, SealState::Lost, body).await
 }
 
