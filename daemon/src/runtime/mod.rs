@@ -7,6 +7,7 @@
 
 pub mod audience;
 pub mod events;
+pub mod keys;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use crate::clock::{Clock, Timestamp};
 use crate::device::Devices;
 use crate::services::Services;
-use crate::stamp::keys::SigningKeys;
 
 pub use audience::{may_see, Audience, Viewer};
 pub use events::{Event, Events, Numbered, RequestParties, Resumed};
+pub use keys::SigningKeys;
 
 /// Services, devices, clock, events, token logins and open signing keys of one daemon.
 #[derive(Debug)]

@@ -165,7 +165,7 @@ pub fn concurrent_signatures(sim: &HsmSim) {
 /// The stamp worker's open keys: one lookup per login of the token, a fresh one after the
 /// token was pulled and put back, or after the daemon forgot them (login, logout, failure).
 pub fn signing_keys_stay_open_for_one_login(sim: &HsmSim) {
-    use seald::stamp::keys::SigningKeys;
+    use seald::runtime::SigningKeys;
 
     let (token, owner, _) = key_on_new_token(sim, "open-keys");
     owner.login(&pin(USER_PIN), FinalTry::Refuse).unwrap();
