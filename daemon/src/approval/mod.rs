@@ -870,13 +870,19 @@ impl Approvals {
     /// Marks every open request past its time expired; returns their ids.
     pub fn expire_stale(&self) -> Result<Vec<RequestId>, ApprovalError> {
         let now_ms = unix_ms(self.clock.now());
+        // A snapshot read finds what is due; the writer is asked only when something is.
+        let due = self
+            .store
+            .read(|tx| tx.requests_due(now_ms.div_euclid(1000)))?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
         self.store.write(move |tx| {
             let mut expired = Vec::new();
-            for state in [RequestState::Pending, RequestState::Approved] {
-                for mut r in tx.requests_in_state(state)? {
-                    if expire_if_due(tx, &mut r, now_ms)? {
-                        expired.push(r.id);
-                    }
+            for id in due {
+                let mut r = load_request(tx, id)?;
+                if expire_if_due(tx, &mut r, now_ms)? {
+                    expired.push(r.id);
                 }
             }
             Ok(expired)

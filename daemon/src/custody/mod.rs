@@ -450,23 +450,9 @@ impl Custodians {
     /// When seald last recorded a PIN change or unblock for the device (Unix ms).
     pub fn last_pin_change(&self, device_serial: &str) -> Result<Option<i64>, CustodyError> {
         let kind = AuditKind::PinChange.as_str();
-        Ok(self.store.read(|tx| {
-            let mut after = 0;
-            let mut last = None;
-            loop {
-                let rows = tx.audit_rows(after, 2000)?;
-                let Some(end) = rows.last() else { break };
-                after = end.seq;
-                for row in rows.iter().filter(|r| r.kind == kind) {
-                    let detail: serde_json::Value =
-                        serde_json::from_str(&row.detail).unwrap_or_default();
-                    if detail["device_serial"] == device_serial {
-                        last = Some(row.at_ms);
-                    }
-                }
-            }
-            Ok::<_, StoreError>(last)
-        })?)
+        Ok(self
+            .store
+            .read(|tx| tx.audit_last_for_device(kind, device_serial))?)
     }
 
     /// Changes the user PIN: the policy first (nothing reaches the device if it refuses), then

@@ -116,6 +116,14 @@ fn pin_age_comes_from_the_change_records() {
     let age = PinAge::judge(c.last_pin_change("T1").unwrap(), &policy, f.clock.now());
     assert_eq!(age.status, AgeStatus::Overdue);
     assert_eq!(age.age_days, Some(91));
+    // The newest change of that token counts, whatever other tokens did since.
+    c.record_pin_change("wang", "T1", "change").unwrap();
+    let newer = c.last_pin_change("T1").unwrap().unwrap();
+    f.clock.advance(Duration::days(1));
+    c.record_pin_change("wang", "T2", "unblock").unwrap();
+    assert_eq!(c.last_pin_change("T1").unwrap(), Some(newer));
+    assert!(newer > changed);
+    assert!(c.last_pin_change("T2").unwrap().unwrap() > newer);
 }
 
 #[test]

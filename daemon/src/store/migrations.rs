@@ -171,6 +171,11 @@ CREATE TABLE device_pin_change (
     required_at    INTEGER NOT NULL
 );
 "#,
+    // 7: usage-log records by kind, newest first reachable: a token's last PIN change and
+    // `GET /v1/audit?kind=` read only records of that kind, not the whole log.
+    r#"
+CREATE INDEX audit_log_kind ON audit_log(kind, seq);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -216,6 +221,28 @@ mod tests {
             migrate(&mut conn),
             Err(StoreError::NewerSchema { .. })
         ));
+    }
+
+    #[test]
+    fn a_kind_is_read_through_its_index_not_the_whole_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("s.db")).unwrap();
+        migrate(&mut conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT at_ms FROM audit_log WHERE kind = 'pin-change' \
+                 AND json_extract(detail, '$.device_serial') = 'T1' ORDER BY seq DESC LIMIT 1",
+            )
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("USING INDEX audit_log_kind")),
+            "{plan:?}"
+        );
     }
 
     #[test]

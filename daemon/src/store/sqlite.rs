@@ -863,6 +863,15 @@ impl Tx for SqliteTx<'_> {
         self.with_votes(rows)
     }
 
+    fn requests_due(&mut self, now: Timestamp) -> StoreResult<Vec<RequestId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM stamp_requests WHERE state IN ('pending', 'approved') \
+             AND expires_at <= ?1 ORDER BY id",
+        )?;
+        let ids = stmt.query_map([now], |row| row.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
     fn set_request_state(
         &mut self,
         id: RequestId,
@@ -1001,6 +1010,31 @@ impl Tx for SqliteTx<'_> {
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![after_seq, limit as i64], audit_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn audit_rows_of_kind(
+        &mut self,
+        kind: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditRow>> {
+        let sql = format!(
+            "SELECT {AUDIT_COLS} FROM audit_log WHERE kind = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![kind, after_seq, limit as i64], audit_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn audit_last_for_device(&mut self, kind: &str, serial: &str) -> StoreResult<Option<i64>> {
+        Ok(self
+            .row(
+                "SELECT at_ms FROM audit_log WHERE kind = ?1 \
+                 AND json_extract(detail, '$.device_serial') = ?2 ORDER BY seq DESC LIMIT 1",
+                params![kind, serial],
+                |row| row.get(0),
+            )
+            .optional()?)
     }
 
     fn audit_rows_between(

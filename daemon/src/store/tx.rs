@@ -64,6 +64,8 @@ pub trait Tx {
     fn request(&mut self, id: RequestId) -> StoreResult<Option<StampRequest>>;
     /// Requests in a state, oldest first.
     fn requests_in_state(&mut self, state: RequestState) -> StoreResult<Vec<StampRequest>>;
+    /// Ids of open (pending or approved) requests whose time ran out at `now` (Unix seconds).
+    fn requests_due(&mut self, now: Timestamp) -> StoreResult<Vec<RequestId>>;
     /// Sets a request's state (and failure text).
     fn set_request_state(
         &mut self,
@@ -133,6 +135,16 @@ pub trait Tx {
     fn insert_audit(&mut self, row: &AuditRow) -> StoreResult<()>;
     /// Up to `limit` records with `seq > after_seq`, in order.
     fn audit_rows(&mut self, after_seq: i64, limit: usize) -> StoreResult<Vec<AuditRow>>;
+    /// Up to `limit` records of `kind` with `seq > after_seq`, in order (through an index).
+    fn audit_rows_of_kind(
+        &mut self,
+        kind: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditRow>>;
+    /// When (Unix ms) the newest record of `kind` whose detail has `device_serial` = `serial`
+    /// was written, if any (through an index: only records of that kind are read).
+    fn audit_last_for_device(&mut self, kind: &str, serial: &str) -> StoreResult<Option<i64>>;
     /// Up to `limit` records with `from_ms <= at_ms < to_ms` and `seq > after_seq`, in order.
     fn audit_rows_between(
         &mut self,
