@@ -34,6 +34,9 @@ pub struct AuditQuery {
 /// found with `next_after`.
 const MAX_EXAMINED: usize = 10_000;
 
+/// Records read from the store at a time.
+const BATCH: usize = 1000;
+
 /// One usage-log record as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
@@ -100,56 +103,77 @@ pub async fn list(
         return blocking(move || operational(&state, kind, &q, limit)).await;
     }
     blocking(move || {
-        let mut out = Vec::new();
-        let mut after = q.after;
-        let mut end = false;
-        let mut examined = 0;
-        // A kind is filtered by the store (through its index); seal and actor here, over at
-        // most MAX_EXAMINED records a call: a rare filter answers a short page with
-        // `next_after` to go on from rather than scanning the whole log in one request.
-        while out.len() < limit && !end && examined < MAX_EXAMINED {
-            let rows = state
-                .services
-                .store
-                .read(|tx| match kind {
-                    Some(k) => tx.audit_rows_of_kind(k.as_str(), after, 1000),
-                    None => tx.audit_rows(after, 1000),
-                })
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            end = rows.len() < 1000;
-            for row in rows {
-                after = row.seq;
-                examined += 1;
-                let wanted = q.seal_id.is_none_or(|s| row.seal_id == Some(s))
-                    && q.actor.as_deref().is_none_or(|a| row.actor == a);
-                if wanted {
-                    out.push(AuditRecord {
-                        seq: row.seq,
-                        at_ms: row.at_ms,
-                        kind: row.kind,
-                        actor: row.actor,
-                        seal_id: row.seal_id,
-                        detail: serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
-                        hash: Some(hex::encode(&row.hash)),
-                        operational: false,
-                    });
-                    if out.len() == limit {
-                        break;
-                    }
+        let page = page(
+            &q,
+            limit,
+            |after| {
+                state
+                    .services
+                    .store
+                    .read(|tx| match kind {
+                        Some(k) => tx.audit_rows_of_kind(k.as_str(), after, BATCH),
+                        None => tx.audit_rows(after, BATCH),
+                    })
+                    .map_err(|e| ApiError::internal(e.to_string()))
+            },
+            |row| (row.seq, row.seal_id, row.actor.as_str()),
+            |row| AuditRecord {
+                seq: row.seq,
+                at_ms: row.at_ms,
+                kind: row.kind,
+                actor: row.actor,
+                seal_id: row.seal_id,
+                detail: serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
+                hash: Some(hex::encode(&row.hash)),
+                operational: false,
+            },
+        )?;
+        Ok::<_, ApiError>(Json(page))
+    })
+    .await
+}
+
+/// One page of records after `q.after` that match `q`'s seal and actor, from `fetch` (rows
+/// after a key, in key order, `BATCH` at a time; `key` gives a row's key, seal and actor).
+/// At most `MAX_EXAMINED` rows are examined a call: a rare filter answers a short page with
+/// `next_after` to go on from rather than scanning the whole log in one request.
+fn page<R>(
+    q: &AuditQuery,
+    limit: usize,
+    mut fetch: impl FnMut(i64) -> Result<Vec<R>, ApiError>,
+    key: impl Fn(&R) -> (i64, Option<SealId>, &str),
+    record: impl Fn(R) -> AuditRecord,
+) -> Result<AuditPage, ApiError> {
+    let mut out = Vec::new();
+    let mut after = q.after;
+    let mut end = false;
+    let mut examined = 0;
+    while out.len() < limit && !end && examined < MAX_EXAMINED {
+        let rows = fetch(after)?;
+        end = rows.len() < BATCH;
+        for row in rows {
+            let (seq, seal_id, actor) = key(&row);
+            after = seq;
+            examined += 1;
+            let wanted = q.seal_id.is_none_or(|s| seal_id == Some(s))
+                && q.actor.as_deref().is_none_or(|a| actor == a);
+            if wanted {
+                out.push(record(row));
+                if out.len() == limit {
+                    break;
                 }
             }
         }
-        let next_after = if out.len() == limit || !end {
-            Some(after)
-        } else {
-            None
-        };
-        Ok::<_, ApiError>(Json(AuditPage {
-            records: out,
-            next_after,
-        }))
+    }
+    let next_after = if out.len() == limit || !end {
+        Some(after)
+    } else {
+        None
+    };
+    Ok(AuditPage {
+        records: out,
+        next_after,
     })
-    .await
 }
 
 /// The newest usage-log record.
@@ -178,41 +202,23 @@ fn operational(
     q: &AuditQuery,
     limit: usize,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let mut out = Vec::new();
-    let mut after = q.after;
-    loop {
-        let rows = state.services.audit.operational(Some(kind), after, 1000)?;
-        let end = rows.len() < 1000;
-        for row in rows {
-            after = row.id;
-            let wanted = q.seal_id.is_none_or(|s| row.seal_id == Some(s))
-                && q.actor.as_deref().is_none_or(|a| row.actor == a);
-            if wanted {
-                out.push(AuditRecord {
-                    seq: row.id,
-                    at_ms: row.at_ms,
-                    kind: row.kind,
-                    actor: row.actor,
-                    seal_id: row.seal_id,
-                    detail: serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
-                    hash: None,
-                    operational: true,
-                });
-                if out.len() == limit {
-                    return Ok(Json(AuditPage {
-                        records: out,
-                        next_after: Some(after),
-                    }));
-                }
-            }
-        }
-        if end {
-            return Ok(Json(AuditPage {
-                records: out,
-                next_after: None,
-            }));
-        }
-    }
+    let page = page(
+        q,
+        limit,
+        |after| Ok(state.services.audit.operational(Some(kind), after, BATCH)?),
+        |row| (row.id, row.seal_id, row.actor.as_str()),
+        |row| AuditRecord {
+            seq: row.id,
+            at_ms: row.at_ms,
+            kind: row.kind,
+            actor: row.actor,
+            seal_id: row.seal_id,
+            detail: serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
+            hash: None,
+            operational: true,
+        },
+    )?;
+    Ok(Json(page))
 }
 
 /// `GET /v1/audit/head` (auditor, admin): the newest usage-log record's `SEQ:HASH`, to keep
