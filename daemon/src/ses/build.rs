@@ -232,6 +232,12 @@ impl<'a> DocumentSigner<'a> {
         })
     }
 
+    /// The seal this signer signs with (its DER goes into `Seal.esl`, its picture size sets a
+    /// stamp's default size).
+    pub fn seal(&self) -> &'a Seal {
+        self.seal
+    }
+
     /// Builds and signs one SES_Signature (dataHash, timeInfo, propertyInfo, extDatas); the
     /// device's signature is verified before the result is returned.
     pub fn sign(
