@@ -18,11 +18,14 @@ use crate::audit::{chain, unix_ms, NewRecord, SignatureFacts};
 use crate::clock::{Clock, Timestamp};
 use crate::identity::{Caller, Forbidden, Role};
 use crate::seal::{check_usable, NewSeal, Registry, Seal, SealError, SealMaker};
-use crate::store::model::{AuditKind, Digest32, IdentityId, SealId, StoredSignature};
+use crate::store::model::{
+    AuditKind, Digest32, IdentityId, OfdFileRow, SealId, StoredSignature,
+};
 use crate::store::{Store, StoreError, Tx};
 
 pub use crate::store::model::{
-    OfficeHours, PinMode, Policy, RequestId, RequestState, StampDocument, StampRequest, Vote,
+    OfdFile, OfficeHours, PinMode, Policy, RequestId, RequestState, StampDocument, StampRequest,
+    Vote,
 };
 pub use limits::RequestLimits;
 pub use named::NamedPolicy;
@@ -536,9 +539,32 @@ impl Approvals {
         by: &Caller,
         new: NewStampRequest,
     ) -> Result<StampRequest, ApprovalError> {
+        self.create_request_with_files(by, new, Vec::new())
+    }
+
+    /// A client app asks to stamp uploaded OFD documents: `files` (one per document, in
+    /// order, each with the SM3 of its upload as the document's digest, its placements already
+    /// resolved) are kept with the request, in the transaction that records it.
+    pub fn create_request_with_files(
+        &self,
+        by: &Caller,
+        new: NewStampRequest,
+        files: Vec<OfdFileRow>,
+    ) -> Result<StampRequest, ApprovalError> {
         by.require(Role::Client)?;
         let client = user(by)?.clone();
         check_documents(&new.documents, self.limits.max_documents)?;
+        if !files.is_empty() {
+            let matches = files.len() == new.documents.len()
+                && files.iter().zip(&new.documents).enumerate().all(|(i, (f, d))| {
+                    f.file.n as usize == i + 1 && f.file.sm3 == d.digest && f.file.name == d.name
+                });
+            if !matches {
+                return Err(ApprovalError::BadDocuments(
+                    "the uploaded files do not match the request's documents".into(),
+                ));
+            }
+        }
         limits::check_text("purpose", &new.purpose, limits::MAX_PURPOSE_CHARS)?;
         let now = self.clock.now();
         let caps = self.limits;
@@ -585,20 +611,33 @@ impl Approvals {
                 updated_at: now_s,
                 failure: None,
                 votes: Vec::new(),
+                files: files.iter().map(|f| f.file.clone()).collect(),
             };
             request.id = tx.insert_request(&request)?;
-            let rec = NewRecord::new(
-                AuditKind::StampRequest,
-                &client.name,
-                Some(seal.id),
-                json!({
-                    "request_id": request.id,
-                    "documents": request.documents,
-                    "purpose": request.purpose,
-                    "origin": request.origin,
-                    "cert_serial": seal.cert.serial_hex,
-                }),
-            );
+            tx.insert_files(request.id, &files)?;
+            let mut detail = json!({
+                "request_id": request.id,
+                "documents": request.documents,
+                "purpose": request.purpose,
+                "origin": request.origin,
+                "cert_serial": seal.cert.serial_hex,
+            });
+            if !request.files.is_empty() {
+                // What approvers are shown: size, pages, mode and every stamp's page and box.
+                detail["files"] = json!(request
+                    .files
+                    .iter()
+                    .map(|f| json!({
+                        "n": f.n,
+                        "size": f.size,
+                        "sm3": f.sm3,
+                        "pages": f.plan.pages,
+                        "mode": f.mode,
+                        "stamps": f.plan.stamps,
+                    }))
+                    .collect::<Vec<_>>());
+            }
+            let rec = NewRecord::new(AuditKind::StampRequest, &client.name, Some(seal.id), detail);
             chain::append(tx, &rec, unix_ms(now))?;
             Ok(request)
         })
@@ -733,6 +772,19 @@ impl Approvals {
         id: RequestId,
         signed: Vec<SignedDocument>,
     ) -> Result<StampRequest, ApprovalError> {
+        self.mark_signed_with_files(by, id, signed, Vec::new())
+    }
+
+    /// [`Approvals::mark_signed`] for a request made by upload: `sealed` names, for every one
+    /// of its files, `(n, path)` of the sealed file (already durable on disk), recorded in the
+    /// same transaction. A request with files is refused unless every file is named.
+    pub fn mark_signed_with_files(
+        &self,
+        by: &Caller,
+        id: RequestId,
+        signed: Vec<SignedDocument>,
+        sealed: Vec<(u32, String)>,
+    ) -> Result<StampRequest, ApprovalError> {
         require_daemon(by)?;
         let actor = by.name();
         let now = self.clock.now();
@@ -799,6 +851,24 @@ impl Approvals {
                 });
             }
             tx.insert_signatures(id, &kept)?;
+            let wanted_files: BTreeSet<u32> = request.files.iter().map(|f| f.n).collect();
+            let named: BTreeSet<u32> = sealed.iter().map(|(n, _)| *n).collect();
+            if wanted_files != named || named.len() != sealed.len() {
+                return Err(ApprovalError::DigestMismatch {
+                    id,
+                    problem: format!(
+                        "{} of {} documents reported sealed; every uploaded document must be sealed",
+                        named.intersection(&wanted_files).count(),
+                        wanted_files.len()
+                    ),
+                });
+            }
+            for (n, path) in &sealed {
+                tx.set_file_sealed(id, *n, path)?;
+            }
+            for f in &mut request.files {
+                f.sealed = true;
+            }
             transition(tx, &mut request, RequestState::Signed, &actor, None, now_ms)?;
             Ok(request)
         })

@@ -23,6 +23,16 @@ pub fn spawn(runtime: Arc<Runtime>) {
     tokio::spawn(async move {
         let rt = runtime.clone();
         let approved = tokio::task::spawn_blocking(move || {
+            // Uploads and sealed files a stopped daemon left half-written (nothing is being
+            // uploaded or sealed yet).
+            match rt.services.store.read(|tx| tx.document_paths()) {
+                Ok(named) => match rt.documents.remove_strays(&named) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "unfinished uploads removed"),
+                    Err(e) => tracing::error!(error = %e, "cannot tidy the documents directory"),
+                },
+                Err(e) => tracing::error!(error = %e, "cannot list the stored documents"),
+            }
             rt.services
                 .store
                 .read(|tx| tx.requests_in_state(RequestState::Approved))
@@ -39,6 +49,8 @@ pub fn spawn(runtime: Arc<Runtime>) {
             let seals = tokio::task::spawn_blocking(move || {
                 let _ = rt.services.registry.expire_due();
                 let _ = rt.services.approvals.expire_stale();
+                // Uploads of requests now rejected, expired or failed are not needed.
+                crate::stamp::remove_final_uploads(&rt);
                 rt.services.registry.list()
             })
             .await;

@@ -38,11 +38,14 @@ pub struct Runtime {
     /// The request each token's current login was given for (`for_request` of a login): under
     /// `pin_mode = each-stamp` a seal signs only the request its PIN entry named.
     pub login_for: Mutex<HashMap<String, crate::store::model::RequestId>>,
+    /// The store's documents directory (OFD uploads and sealed files).
+    pub documents: crate::store::DocumentStore,
 }
 
 impl Runtime {
     /// A runtime over `services` and `devices`, with no token logged in and a new event bus.
     pub fn new(services: Services, devices: Arc<Devices>, clock: Arc<dyn Clock>) -> Self {
+        let documents = crate::store::DocumentStore::beside(services.store.path());
         Self {
             services,
             devices,
@@ -51,6 +54,7 @@ impl Runtime {
             logins: Mutex::new(HashMap::new()),
             signing_keys: SigningKeys::default(),
             login_for: Mutex::new(HashMap::new()),
+            documents,
         }
     }
 

@@ -25,7 +25,7 @@ pub fn sign_documents(
     time_info: OffsetDateTime,
     free_sessions: usize,
 ) -> Result<Vec<SignedDocument>, BuildError> {
-    let sign_one = |i: usize| -> Result<SignedDocument, BuildError> {
+    pipeline(documents.len(), free_sessions, |i| {
         let doc = &documents[i];
         let property_info = format!("seald:request/{id}/document/{}", i + 1);
         let built = signer.sign(time_info, &doc.digest.0, &property_info, None)?;
@@ -33,12 +33,21 @@ pub fn sign_documents(
             digest: doc.digest,
             ses_signature: built.der,
         })
-    };
-    let threads = (free_sessions.max(1) + 1)
-        .min(documents.len())
-        .min(MAX_THREADS);
+    })
+}
+
+/// Runs `one(i)` for every `i` in `0..count` on up to `free_sessions + 1` threads (two at
+/// least, one for a single item); the results come back in order. The first failure stops
+/// the others taking new items, and the first error in item order is the answer.
+pub fn pipeline<T, E, F>(count: usize, free_sessions: usize, one: F) -> Result<Vec<T>, E>
+where
+    T: Send,
+    E: Send,
+    F: Fn(usize) -> Result<T, E> + Sync,
+{
+    let threads = (free_sessions.max(1) + 1).min(count).min(MAX_THREADS);
     if threads <= 1 {
-        return (0..documents.len()).map(sign_one).collect();
+        return (0..count).map(one).collect();
     }
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -46,26 +55,26 @@ pub fn sign_documents(
         let mut done = Vec::new();
         while !failed.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= documents.len() {
+            if i >= count {
                 break;
             }
-            let signed = sign_one(i);
-            failed.fetch_or(signed.is_err(), Ordering::Relaxed);
-            done.push((i, signed));
+            let result = one(i);
+            failed.fetch_or(result.is_err(), Ordering::Relaxed);
+            done.push((i, result));
         }
         done
     };
-    let mut results: Vec<(usize, Result<SignedDocument, BuildError>)> = std::thread::scope(|s| {
+    let mut results: Vec<(usize, Result<T, E>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    // Without a failure every index was taken; with one, the first error in document order
-    // is the answer.
+    // Without a failure every index was taken; with one, the first error in item order is
+    // the answer.
     results.sort_unstable_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, signed)| signed).collect()
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use super::batch::sign_documents;
+use super::ofd::{discard, seal_files};
 use crate::approval::{rules, PinMode, RequestId, SigningTicket, StampRequest};
 use crate::device::DeviceError;
 use crate::identity::Caller;
@@ -53,6 +54,9 @@ pub enum StampError {
     /// Building or checking the SES_Signature failed (the device's signature did not verify).
     #[error("the signature could not be made or did not verify: {0}")]
     Build(String),
+    /// An uploaded OFD document was changed, is gone, or could not be sealed.
+    #[error(transparent)]
+    Document(#[from] super::ofd::OfdStampError),
 }
 
 impl From<DeviceError> for StampError {
@@ -198,22 +202,45 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
     let t1 = Instant::now();
     let signer =
         DocumentSigner::new(&ses_seal, &seal.certificate, key.as_ref()).map_err(build_error)?;
-    let signed = sign_documents(
-        &signer,
-        id,
-        &ticket.request.documents,
-        time_info,
-        owner.free_sessions(),
-    )
-    .map_err(build_error)?;
+    let (signed, sealed) = if ticket.request.files.is_empty() {
+        let signed = sign_documents(
+            &signer,
+            id,
+            &ticket.request.documents,
+            time_info,
+            owner.free_sessions(),
+        )
+        .map_err(build_error)?;
+        (signed, Vec::new())
+    } else {
+        let rows = state
+            .services
+            .store
+            .read(|tx| tx.files(id))
+            .map_err(crate::approval::ApprovalError::from)?;
+        seal_files(
+            &state.documents,
+            &signer,
+            id,
+            &rows,
+            time_info,
+            owner.free_sessions(),
+        )
+        .map_err(|e| match e.build_error().and_then(device_cause) {
+            Some(device) => StampError::Device(device),
+            None => StampError::Document(e),
+        })?
+    };
     if owner.generation() != generation {
+        discard(&state.documents, &sealed);
         return Err(StampError::Device(DeviceError::DeviceRemoved));
     }
     let t2 = Instant::now();
     let request = state
         .services
         .approvals
-        .mark_signed(&Caller::Daemon, id, signed)?;
+        .mark_signed_with_files(&Caller::Daemon, id, signed, sealed.clone())
+        .inspect_err(|_| discard(&state.documents, &sealed))?;
     let steps = StepTimes {
         checks: t1 - t0,
         sign_verify: t2 - t1,

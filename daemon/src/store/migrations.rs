@@ -176,6 +176,24 @@ CREATE TABLE device_pin_change (
     r#"
 CREATE INDEX audit_log_kind ON audit_log(kind, seq);
 "#,
+    // 8: OFD documents uploaded with a stamp request: what approvers saw (name, size, SM3, page
+    // count, placements resolved), and where the upload and the sealed file are kept, relative
+    // to the store's documents directory (`<store>.documents/`).
+    r#"
+CREATE TABLE stamp_files (
+    request_id   INTEGER NOT NULL REFERENCES stamp_requests(id),
+    position     INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    sm3          TEXT NOT NULL,
+    mode         TEXT NOT NULL,
+    placements   TEXT NOT NULL,
+    plan         TEXT NOT NULL,
+    upload_path  TEXT,
+    sealed_path  TEXT,
+    PRIMARY KEY (request_id, position)
+);
+"#,
 ];
 
 /// The schema version this build writes.

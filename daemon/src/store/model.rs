@@ -411,8 +411,42 @@ pub struct Vote {
 /// Row id of a stamp request.
 pub type RequestId = i64;
 
+/// An OFD document uploaded with a stamp request: what approvers see about it. Its SM3 is the
+/// request document's digest (they approve exactly that file); the files themselves are kept
+/// under the store's documents directory (see [`OfdFileRow`]), never in the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OfdFile {
+    /// Position in the request, from 1 (`GET /v1/stamp-requests/{id}/documents/{n}`).
+    pub n: u32,
+    /// The document's name (the uploaded file's name unless the request gave one).
+    pub name: String,
+    /// Size of the uploaded file in bytes.
+    pub size: u64,
+    /// SM3 of the uploaded file (hex): the file approvers approve.
+    pub sm3: Digest32,
+    /// Continue (later seals may be added) or lock.
+    pub mode: crate::ofd::seal::SealMode,
+    /// The placements as asked.
+    pub placements: Vec<crate::ofd::seal::Placement>,
+    /// The placements resolved to pages and boxes (mm), and the page count.
+    pub plan: crate::ofd::seal::SealPlan,
+    /// Whether the sealed file is kept (the request is signed).
+    pub sealed: bool,
+}
+
+/// An [`OfdFile`] with where its files are, relative to the store's documents directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfdFileRow {
+    /// What approvers see.
+    pub file: OfdFile,
+    /// The uploaded file (removed once the request is final).
+    pub upload: Option<String>,
+    /// The sealed file (once signed).
+    pub sealed: Option<String>,
+}
+
 /// A stamp request and its votes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StampRequest {
     /// Row id.
     pub id: RequestId,
@@ -438,6 +472,10 @@ pub struct StampRequest {
     pub failure: Option<String>,
     /// Votes so far, oldest first.
     pub votes: Vec<Vote>,
+    /// OFD documents uploaded with the request (in `documents` order), with their placements
+    /// resolved: present only for a request made by upload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<OfdFile>,
 }
 
 // ---------------------------------------------------------------- usage log

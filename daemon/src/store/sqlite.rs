@@ -580,6 +580,7 @@ fn request_row(row: &Row<'_>) -> rusqlite::Result<StampRequest> {
         updated_at: row.get(9)?,
         failure: row.get(10)?,
         votes: Vec::new(),
+        files: Vec::new(),
     })
 }
 
@@ -642,8 +643,37 @@ impl SqliteTx<'_> {
     fn with_votes(&self, mut requests: Vec<StampRequest>) -> StoreResult<Vec<StampRequest>> {
         for r in &mut requests {
             r.votes = self.votes(r.id)?;
+            r.files = self.file_rows(r.id)?.into_iter().map(|f| f.file).collect();
         }
         Ok(requests)
+    }
+
+    fn file_rows(&self, request: RequestId) -> StoreResult<Vec<OfdFileRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT position, name, size, sm3, mode, placements, plan, upload_path, sealed_path \
+             FROM stamp_files WHERE request_id = ?1 ORDER BY position",
+        )?;
+        let rows = stmt.query_map([request], |row| {
+            let sm3: String = row.get(3)?;
+            let mode: String = row.get(4)?;
+            let sealed: Option<String> = row.get(8)?;
+            Ok(OfdFileRow {
+                file: OfdFile {
+                    n: row.get(0)?,
+                    name: row.get(1)?,
+                    size: row.get::<_, i64>(2)?.max(0) as u64,
+                    sm3: Digest32::from_hex(&sm3).map_err(|e| corrupt("stamp_files.sm3", e))?,
+                    mode: serde_json::from_value(serde_json::Value::String(mode))
+                        .map_err(|e| corrupt("stamp_files.mode", e))?,
+                    placements: parse_json(row, 5)?,
+                    plan: parse_json(row, 6)?,
+                    sealed: sealed.is_some(),
+                },
+                upload: row.get(7)?,
+                sealed,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -939,6 +969,72 @@ impl Tx for SqliteTx<'_> {
             });
         }
         Ok(out)
+    }
+
+    fn insert_files(&mut self, request: RequestId, files: &[OfdFileRow]) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO stamp_files (request_id, position, name, size, sm3, mode, placements, \
+             plan, upload_path, sealed_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for f in files {
+            let mode = serde_json::to_value(f.file.mode)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            stmt.execute(params![
+                request,
+                f.file.n,
+                f.file.name,
+                f.file.size as i64,
+                f.file.sm3.to_string(),
+                mode,
+                to_json(&f.file.placements)?,
+                to_json(&f.file.plan)?,
+                f.upload,
+                f.sealed,
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn files(&mut self, request: RequestId) -> StoreResult<Vec<OfdFileRow>> {
+        self.file_rows(request)
+    }
+
+    fn set_file_sealed(&mut self, request: RequestId, n: u32, sealed: &str) -> StoreResult<()> {
+        self.exec(
+            "UPDATE stamp_files SET sealed_path = ?3 WHERE request_id = ?1 AND position = ?2",
+            params![request, n, sealed],
+        )?;
+        Ok(())
+    }
+
+    fn clear_file_upload(&mut self, request: RequestId, n: u32) -> StoreResult<()> {
+        self.exec(
+            "UPDATE stamp_files SET upload_path = NULL WHERE request_id = ?1 AND position = ?2",
+            params![request, n],
+        )?;
+        Ok(())
+    }
+
+    fn final_uploads(&mut self) -> StoreResult<Vec<(RequestId, u32, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT f.request_id, f.position, f.upload_path FROM stamp_files f \
+             JOIN stamp_requests r ON r.id = f.request_id \
+             WHERE f.upload_path IS NOT NULL AND r.state NOT IN ('pending', 'approved') \
+             ORDER BY f.request_id, f.position",
+        )?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn document_paths(&mut self) -> StoreResult<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT upload_path FROM stamp_files WHERE upload_path IS NOT NULL \
+             UNION SELECT sealed_path FROM stamp_files WHERE sealed_path IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn documents_signed_since(&mut self, seal_id: SealId, since: Timestamp) -> StoreResult<u64> {

@@ -96,6 +96,21 @@ pub trait Tx {
     /// The SES_Signatures of a signed request, in document order (empty if none were kept).
     fn signatures(&mut self, request: RequestId) -> StoreResult<Vec<StoredSignature>>;
 
+    // OFD documents of requests made by upload
+    /// Keeps the OFD files of a new request, in document order.
+    fn insert_files(&mut self, request: RequestId, files: &[OfdFileRow]) -> StoreResult<()>;
+    /// The OFD files of a request with where they are kept, in document order.
+    fn files(&mut self, request: RequestId) -> StoreResult<Vec<OfdFileRow>>;
+    /// Records where file `n` (from 1) of a request being marked signed was sealed.
+    fn set_file_sealed(&mut self, request: RequestId, n: u32, sealed: &str) -> StoreResult<()>;
+    /// Forgets file `n`'s upload (after the file was removed).
+    fn clear_file_upload(&mut self, request: RequestId, n: u32) -> StoreResult<()>;
+    /// `(request, n, upload)` of the uploads still kept for requests that are final (signed,
+    /// rejected, expired, failed): they are no longer needed.
+    fn final_uploads(&mut self) -> StoreResult<Vec<(RequestId, u32, String)>>;
+    /// Every upload and sealed file the store names (for backups), relative paths.
+    fn document_paths(&mut self) -> StoreResult<Vec<String>>;
+
     // custody
     /// A seal's current custodian, if one was ever assigned.
     fn custody(&mut self, seal_id: SealId) -> StoreResult<Option<Custody>>;

@@ -1,0 +1,289 @@
+//! The store's documents directory, `<store>.documents/`: OFD files uploaded with stamp
+//! requests (`uploads/`, until the request is final) and the sealed files (`sealed/`, kept with
+//! the request's signatures and carried by backups). The store's rows name them by paths
+//! relative to this directory, so a restored store finds them wherever it is put.
+//!
+//! Everything is owner-only: the directories 0700, the files 0600. Uploads are written as they
+//! arrive (never held whole in memory) and hashed (SM3) on the way; sealed files are written
+//! to a temporary name, synced and renamed, then the directory is synced, so a sealed file the
+//! store names is whole and durable.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use sm3::{Digest, Sm3};
+
+use crate::store::model::RequestId;
+
+/// Where uploads go.
+pub const UPLOADS: &str = "uploads";
+/// Where sealed files go.
+pub const SEALED: &str = "sealed";
+
+/// The documents directory of one store.
+#[derive(Debug, Clone)]
+pub struct DocumentStore {
+    dir: PathBuf,
+}
+
+impl DocumentStore {
+    /// The documents directory of the store at `store_path` (it may not exist yet).
+    pub fn beside(store_path: &Path) -> Self {
+        let mut name = store_path.as_os_str().to_owned();
+        name.push(".documents");
+        Self {
+            dir: PathBuf::from(name),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file a stored relative path names. Only `uploads/NAME` and `sealed/NAME` with a
+    /// plain file name are accepted: a store row can never point outside the directory.
+    pub fn path(&self, relative: &str) -> io::Result<PathBuf> {
+        let bad = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{relative:?} is not a documents path"),
+            )
+        };
+        let (sub, name) = relative.split_once('/').ok_or_else(bad)?;
+        let plain = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            && !name.starts_with('.');
+        if !(sub == UPLOADS || sub == SEALED) || !plain {
+            return Err(bad());
+        }
+        Ok(self.dir.join(sub).join(name))
+    }
+
+    fn subdir(&self, sub: &str) -> io::Result<PathBuf> {
+        let dir = self.dir.join(sub);
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        Ok(dir)
+    }
+
+    /// A new, empty upload file (0600) under a random name.
+    pub fn new_upload(&self) -> io::Result<Upload> {
+        let dir = self.subdir(UPLOADS)?;
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
+        let name = format!("{}.ofd", hex::encode(random));
+        let path = dir.join(&name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok(Upload {
+            relative: format!("{UPLOADS}/{name}"),
+            path,
+            file: Some(file),
+            hasher: Sm3::new(),
+            size: 0,
+        })
+    }
+
+    /// The relative path of request `id`'s sealed document `n`.
+    pub fn sealed_name(id: RequestId, n: u32) -> String {
+        format!("{SEALED}/{id}-{n}.ofd")
+    }
+
+    /// A new temporary file (0600) for sealed document `n` of request `id`, replacing an
+    /// earlier attempt's; [`DocumentStore::commit_sealed`] makes it the sealed file.
+    pub fn sealed_temp(&self, id: RequestId, n: u32) -> io::Result<(PathBuf, File)> {
+        let dir = self.subdir(SEALED)?;
+        let temp = dir.join(format!("{id}-{n}.ofd.part"));
+        let _ = fs::remove_file(&temp);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        Ok((temp, file))
+    }
+
+    /// Syncs `file` (written at `temp`), renames it to request `id`'s sealed document `n` and
+    /// syncs the directory; returns the relative path.
+    pub fn commit_sealed(
+        &self,
+        temp: &Path,
+        file: File,
+        id: RequestId,
+        n: u32,
+    ) -> io::Result<String> {
+        file.sync_all()?;
+        drop(file);
+        let relative = Self::sealed_name(id, n);
+        fs::rename(temp, self.path(&relative)?)?;
+        File::open(self.dir.join(SEALED))?.sync_all()?;
+        Ok(relative)
+    }
+
+    /// Removes a stored file; one already gone is not an error.
+    pub fn remove(&self, relative: &str) -> io::Result<()> {
+        match fs::remove_file(self.path(relative)?) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes uploads and temporary sealed files the store does not name (left by a daemon
+    /// stopped in the middle of an upload or a seal). Call only when nothing is being uploaded
+    /// or sealed (at start-up). Returns how many were removed.
+    pub fn remove_strays(&self, named: &[String]) -> io::Result<usize> {
+        let mut removed = 0;
+        for sub in [UPLOADS, SEALED] {
+            let entries = match fs::read_dir(self.dir.join(sub)) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let relative = format!("{sub}/{name}");
+                let stray = if sub == UPLOADS {
+                    !named.contains(&relative)
+                } else {
+                    name.ends_with(".part")
+                };
+                if stray {
+                    fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// An upload being written: its bytes go to the file as they come, hashed on the way. Dropped
+/// without [`Upload::finish`], the file is removed.
+#[derive(Debug)]
+pub struct Upload {
+    relative: String,
+    path: PathBuf,
+    file: Option<File>,
+    hasher: Sm3,
+    size: u64,
+}
+
+/// A finished upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    /// Path relative to the documents directory.
+    pub relative: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Bytes written.
+    pub size: u64,
+    /// SM3 of the bytes.
+    pub sm3: [u8; 32],
+}
+
+impl Upload {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the upload was closed"))?;
+        file.write_all(bytes)?;
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Syncs the file and returns what was written. The file stays until removed.
+    pub fn finish(mut self) -> io::Result<Uploaded> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("the upload was closed"))?;
+        file.sync_all()?;
+        let hasher = std::mem::take(&mut self.hasher);
+        let done = Uploaded {
+            relative: std::mem::take(&mut self.relative),
+            path: std::mem::take(&mut self.path),
+            size: self.size,
+            sm3: hasher.finalize().into(),
+        };
+        Ok(done)
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn uploads_are_private_hashed_and_removed_unless_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = DocumentStore::beside(&dir.path().join("seald.db"));
+        let mut up = docs.new_upload().unwrap();
+        up.write(b"abc").unwrap();
+        let done = up.finish().unwrap();
+        assert_eq!(done.size, 3);
+        assert_eq!(done.sm3, crate::crypto::sm3(b"abc"));
+        assert_eq!(docs.path(&done.relative).unwrap(), done.path);
+        let mode = fs::metadata(&done.path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = fs::metadata(docs.dir().join(UPLOADS))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+
+        let mut dropped = docs.new_upload().unwrap();
+        dropped.write(b"x").unwrap();
+        let path = dropped.path.clone();
+        drop(dropped);
+        assert!(!path.exists(), "an unfinished upload is removed");
+
+        let stray = docs.new_upload().unwrap().finish().unwrap();
+        assert_eq!(docs.remove_strays(&[done.relative.clone()]).unwrap(), 1);
+        assert!(done.path.exists() && !stray.path.exists());
+    }
+
+    #[test]
+    fn sealed_files_are_committed_by_rename_and_paths_stay_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = DocumentStore::beside(&dir.path().join("seald.db"));
+        let (temp, mut file) = docs.sealed_temp(7, 2).unwrap();
+        file.write_all(b"sealed").unwrap();
+        let relative = docs.commit_sealed(&temp, file, 7, 2).unwrap();
+        assert_eq!(relative, "sealed/7-2.ofd");
+        assert_eq!(fs::read(docs.path(&relative).unwrap()).unwrap(), b"sealed");
+        assert!(!temp.exists());
+        for bad in ["../x", "uploads/../x", "sealed/", "other/x", "sealed/a/b", "x"] {
+            assert!(docs.path(bad).is_err(), "{bad}");
+        }
+    }
+}
