@@ -174,6 +174,11 @@ pub struct ApiConfig {
     /// Largest request body in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Largest upload of OFD documents (`POST /v1/stamp-requests` as `multipart/form-data`,
+    /// all files of one request together) in bytes; only that route takes more than
+    /// `max_body_bytes`.
+    #[serde(default = "default_max_document_bytes")]
+    pub max_document_bytes: usize,
     /// Seconds before a request is abandoned.
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
@@ -253,6 +258,7 @@ impl Default for ApiConfig {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
+            max_document_bytes: default_max_document_bytes(),
             request_timeout_secs: default_request_timeout_secs(),
             rate_limit_burst: default_rate_limit_burst(),
             rate_limit_per_second: default_rate_limit_per_second(),
@@ -268,6 +274,10 @@ impl Default for ApiConfig {
 
 fn default_max_body_bytes() -> usize {
     1024 * 1024
+}
+
+fn default_max_document_bytes() -> usize {
+    64 * 1024 * 1024
 }
 
 fn default_request_timeout_secs() -> u64 {
@@ -462,6 +472,15 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "api.max_body_bytes / api.request_timeout_secs".into(),
                 message: "must be greater than zero".into(),
+            });
+        }
+        if self.api.max_document_bytes < self.api.max_body_bytes {
+            return Err(ConfigError::Invalid {
+                key: "api.max_document_bytes".into(),
+                message: format!(
+                    "must be at least api.max_body_bytes ({}): it is the limit of document uploads, which also carry the request's JSON",
+                    self.api.max_body_bytes
+                ),
             });
         }
         if self.api.max_connections == 0 {

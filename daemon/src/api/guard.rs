@@ -21,9 +21,14 @@ pub struct GuardPolicy {
     origins: HashSet<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Largest upload of documents (`multipart/form-data` to [`UPLOAD_PATH`] only).
+    pub max_document_bytes: usize,
     /// Longest a request may take before it is answered with `timeout`.
     pub request_timeout: Duration,
 }
+
+/// The one route that takes `multipart/form-data` (OFD documents) and the larger limit.
+pub const UPLOAD_PATH: &str = "/v1/stamp-requests";
 
 const PREFLIGHT_REQUEST_METHOD: &str = "access-control-request-method";
 const PREFLIGHT_PRIVATE_NETWORK: &str = "access-control-request-private-network";
@@ -50,8 +55,15 @@ impl GuardPolicy {
             hosts,
             origins: origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
             max_body_bytes,
+            max_document_bytes: max_body_bytes,
             request_timeout,
         }
+    }
+
+    /// The same policy with uploads of documents up to `bytes` (never below the body limit).
+    pub fn with_document_limit(mut self, bytes: usize) -> Self {
+        self.max_document_bytes = bytes.max(self.max_body_bytes);
+        self
     }
 
     /// Whether the request names an allowed authority. An absolute-form target
@@ -89,12 +101,25 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+fn media_type(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+        .map(str::trim)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|mime| mime.eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether `request` is an upload of documents: `multipart/form-data` POSTed to
+/// [`UPLOAD_PATH`]. Only it may have that media type and the larger size limit.
+pub fn is_upload(request: &Request) -> bool {
+    request.method() == Method::POST
+        && request.uri().path() == UPLOAD_PATH
+        && media_type(request.headers())
+            .is_some_and(|mime| mime.eq_ignore_ascii_case("multipart/form-data"))
 }
 
 /// The guard middleware; install with `axum::middleware::from_fn_with_state`.
@@ -138,22 +163,30 @@ pub async fn guard(
                 .into_response(),
         };
     }
-    if has_body(headers) && !is_json(headers) {
+    let upload = is_upload(&request);
+    if has_body(headers) && !is_json(headers) && !upload {
         return ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "send the body as JSON with `Content-Type: application/json`",
+            "send the body as JSON with `Content-Type: application/json` (OFD documents go to POST /v1/stamp-requests as `multipart/form-data`)",
         )
         .into_response();
     }
-    if content_length(headers).is_some_and(|len| len > policy.max_body_bytes as u64) {
+    let limit = if upload {
+        policy.max_document_bytes
+    } else {
+        policy.max_body_bytes
+    };
+    if content_length(headers).is_some_and(|len| len > limit as u64) {
+        let what = if upload {
+            "the upload of documents"
+        } else {
+            "the request body"
+        };
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!(
-                "the request body is larger than {} bytes",
-                policy.max_body_bytes
-            ),
+            format!("{what} is larger than {limit} bytes"),
         )
         .into_response();
     }

@@ -65,8 +65,19 @@ pub fn app(state: SharedState) -> Router {
             "/v1/seals/{id}/custody",
             get(custody::show).post(custody::transfer),
         )
-        .route("/v1/stamp-requests", post(stamp::create).get(stamp::list))
+        .route(
+            "/v1/stamp-requests",
+            post(stamp::create)
+                // Uploads of documents (multipart) have their own, larger limit; a JSON body
+                // is still read within `max_body_bytes` (`stamp::create`).
+                .layer(DefaultBodyLimit::max(policy.max_document_bytes))
+                .get(stamp::list),
+        )
         .route("/v1/stamp-requests/{id}", get(stamp::get))
+        .route(
+            "/v1/stamp-requests/{id}/documents/{n}",
+            get(stamp::document),
+        )
         .route("/v1/stamp-requests/{id}/approve", post(stamp::approve))
         .route("/v1/stamp-requests/{id}/reject", post(stamp::reject))
         .route("/v1/verify", post(verify::verify))

@@ -48,6 +48,7 @@ pub const ROUTES: &[(&str, &str, Body)] = &[
     ("post", "/v1/stamp-requests", Body::Json),
     ("get", "/v1/stamp-requests", Body::None),
     ("get", "/v1/stamp-requests/{id}", Body::None),
+    ("get", "/v1/stamp-requests/{id}/documents/{n}", Body::None),
     ("post", "/v1/stamp-requests/{id}/approve", Body::Json),
     ("post", "/v1/stamp-requests/{id}/reject", Body::Json),
     ("post", "/v1/verify", Body::Json),
@@ -100,6 +101,7 @@ const AUTH: &[&str] = &["unauthenticated", "forbidden", "rate_limited"];
         stamp::create,
         stamp::list,
         stamp::get,
+        stamp::document,
         stamp::approve,
         stamp::reject,
         verify::verify,
@@ -489,6 +491,12 @@ mod tests {
         assert_eq!(
             body("/v1/stamp-requests"),
             "#/components/schemas/CreateBody"
+        );
+        // Uploads of OFD documents: the same route, as a multipart form.
+        assert_eq!(
+            doc["paths"]["/v1/stamp-requests"]["post"]["requestBody"]["content"]
+                ["multipart/form-data"]["schema"]["$ref"],
+            "#/components/schemas/UploadForm"
         );
         let schemas = &doc["components"]["schemas"];
         // The PIN fields are passwords, and digests hex.

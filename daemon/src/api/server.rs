@@ -43,7 +43,8 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
         &config.api.allowed_origins,
         config.api.max_body_bytes,
         Duration::from_secs(config.api.request_timeout_secs),
-    );
+    )
+    .with_document_limit(config.api.max_document_bytes);
     let custodians = crate::custody::Custodians::new(services.store.clone(), clock.clone());
     Ok(Arc::new(AppState {
         custodians,

@@ -494,6 +494,11 @@ impl Approvals {
         self
     }
 
+    /// The `[limits]` in force.
+    pub fn limits(&self) -> RequestLimits {
+        self.limits
+    }
+
     /// Sets a seal's policy (admins). Clients and approvers must exist with those roles.
     pub fn set_policy(&self, by: &Caller, policy: Policy) -> Result<Policy, ApprovalError> {
         by.require(Role::Admin)?;

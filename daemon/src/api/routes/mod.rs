@@ -9,4 +9,5 @@ pub mod pin;
 pub mod seal_state;
 pub mod seals;
 pub mod stamp;
+pub mod upload;
 pub mod verify;

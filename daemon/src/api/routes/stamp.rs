@@ -1,8 +1,8 @@
 //! Stamp requests: create (client), read, list pending (approvers), approve and reject.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,11 @@ use crate::api::error::ApiError;
 use crate::api::mapping::blocking;
 use crate::api::state::{AppState, SharedState};
 use crate::api::ApiJson;
-use crate::approval::{Decision, NewStampRequest, RequestId, RequestState, StampRequest};
+use crate::api::guard::is_upload;
+use crate::api::routes::upload::UploadForm;
+use crate::approval::{
+    Decision, NewStampRequest, OfdFile, RequestId, RequestState, StampRequest,
+};
 use crate::identity::Role;
 use crate::runtime::{Event, RequestParties};
 use crate::stamp::results::SignedResult;
@@ -108,45 +112,59 @@ pub struct Created {
     pub id: RequestId,
     /// Its state (`pending`).
     pub state: RequestState,
+    /// For an upload: each document as approvers will see it (name, size, SM3, pages, every
+    /// placement resolved to a page and a box in mm).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<OfdFile>,
 }
 
 /// `POST /v1/stamp-requests` (client): records the request; 202 with its id.
 #[utoipa::path(post, path = "/v1/stamp-requests", operation_id = "create_stamp_request", tag = "stamp-requests",
-    summary = "Client: ask to stamp one digest or a batch; 202 with the request id",
-    request_body = CreateBody,
+    summary = "Client: ask to stamp one digest or a batch (JSON), or OFD documents to seal (multipart upload); 202 with the request id",
+    description = "JSON: digests of documents the client keeps. `multipart/form-data` (up to `[api] max_document_bytes`, default 64 MiB, all files together): a part `request` (JSON: `seal_id`, `purpose`, `placements` and `mode` for every document, or per document in `documents`) and one part `file` per OFD document, in order. Each file is checked and its placements resolved before anything is recorded; approvers then see name, size, SM3, pages and every stamp's page and box, and the worker seals exactly that file. The sealed files are fetched with `GET /v1/stamp-requests/{id}/documents/{n}`.",
+    request_body(content(
+        (CreateBody = "application/json"),
+        (UploadForm = "multipart/form-data"))),
     responses(
         (status = 202, description = "recorded; approvers are asked", body = Created),
+        (status = 400, description = "`malformed_multipart`, `malformed_json`", body = ApiError),
         (status = 403, description = "`client_not_allowed`", body = ApiError),
         (status = 404, description = "`seal_not_found`", body = ApiError),
         (status = 409, description = "`seal_not_usable` (revoked, lost, suspended, expired), `no_policy`, `quota_exceeded`, `outside_office_hours`, `too_many_pending`", body = ApiError),
-        (status = 422, description = "`invalid_documents`, `invalid_text` (purpose or a document name too long, or with control or bidi characters), `invalid_request`", body = ApiError)),
+        (status = 413, description = "`body_too_large` (JSON over `max_body_bytes`, an upload over `max_document_bytes`)", body = ApiError),
+        (status = 422, description = "`invalid_documents`, `invalid_text` (purpose or a document name too long, or with control or bidi characters), `invalid_request`; for uploads `invalid_document` (not an OFD package, unsafe or duplicate member names, too large when unpacked, no OFD.xml or DocRoot, locked by an earlier signature, a page out of range, a keyword not found: the reason names the document) and `invalid_placement`", body = ApiError)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
     auth: Auth,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<CreateBody>,
+    request: Request,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     auth.require(Role::Client)?;
-    let (seal_id, documents, purpose) = body.documents()?;
-    let origin = headers
+    let origin = request
+        .headers()
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let caller = auth.caller();
-    let st = state.clone();
-    let request = blocking(move || {
-        st.services.approvals.create_request(
-            &caller,
-            NewStampRequest {
-                seal_id,
-                documents,
-                purpose,
-                origin,
-            },
-        )
-    })
-    .await?;
+    let request = if is_upload(&request) {
+        super::upload::create(&state, caller, origin, request).await?
+    } else {
+        let body = json_body(&state, request).await?;
+        let (seal_id, documents, purpose) = body.documents()?;
+        let st = state.clone();
+        blocking(move || {
+            st.services.approvals.create_request(
+                &caller,
+                NewStampRequest {
+                    seal_id,
+                    documents,
+                    purpose,
+                    origin,
+                },
+            )
+        })
+        .await?
+    };
     state.events.publish(Event::RequestCreated {
         request_id: request.id,
         seal_id: request.seal_id,
@@ -157,8 +175,29 @@ pub async fn create(
         Json(Created {
             id: request.id,
             state: request.state,
+            files: request.files,
         }),
     ))
+}
+
+/// The JSON body of a digest request, within `[api] max_body_bytes` (the route itself takes
+/// uploads up to the larger document limit).
+async fn json_body(state: &SharedState, request: Request) -> Result<CreateBody, ApiError> {
+    let limit = state.policy.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    })?;
+    let ApiJson(body) = ApiJson::<CreateBody>::from_request(
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+        state,
+    )
+    .await?;
+    Ok(body)
 }
 
 /// `GET /v1/stamp-requests/{id}`: the request, with its signatures once signed.
@@ -316,4 +355,117 @@ pub async fn reject(
     body: Bytes,
 ) -> Result<Json<RequestView>, ApiError> {
     decide(state, auth, id, Decision::Reject, body).await
+}
+
+/// Bytes read from a sealed file per chunk of the answer.
+const DOWNLOAD_CHUNK: usize = 256 * 1024;
+
+/// `filename*` of a Content-Disposition: RFC 5987 percent-encoding of UTF-8.
+fn disposition_name(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `GET /v1/stamp-requests/{id}/documents/{n}`: the sealed OFD document `n` (from 1).
+#[utoipa::path(get, path = "/v1/stamp-requests/{id}/documents/{n}", operation_id = "get_sealed_document", tag = "stamp-requests",
+    summary = "The sealed OFD document n (from 1) of a signed request made by upload (requester, its approvers, auditor)",
+    params(("id" = i64, Path, description = "the request's id"), ("n" = u32, Path, description = "the document's position, from 1")),
+    responses(
+        (status = 200, description = "the sealed OFD package", content_type = "application/ofd", body = Vec<u8>),
+        (status = 404, description = "`request_not_found` (also a request the caller may not see), `document_not_found`", body = ApiError),
+        (status = 409, description = "`not_signed` (the request is not signed yet, or failed)", body = ApiError)),
+    security(("bearer" = [])))]
+pub async fn document(
+    State(state): State<SharedState>,
+    auth: Auth,
+    Path((id, n)): Path<(RequestId, u32)>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let caller = auth.caller();
+    let st = state.clone();
+    let (name, file, size) = blocking(move || {
+        let request = st.services.approvals.get(&caller, id)?;
+        let not_found = || {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "document_not_found",
+                format!(
+                    "request {id} has no uploaded document {n} (it has {}; documents are numbered from 1)",
+                    request.files.len()
+                ),
+            )
+        };
+        if request.files.is_empty() || n == 0 || n as usize > request.files.len() {
+            return Err(not_found());
+        }
+        if request.state != RequestState::Signed {
+            return Err(ApiError::conflict(
+                "not_signed",
+                format!(
+                    "request {id} is {}; its sealed documents can be fetched once it is signed",
+                    request.state
+                ),
+            ));
+        }
+        let rows = st
+            .services
+            .store
+            .read(|tx| tx.files(id))
+            .map_err(|e| ApiError::internal(format!("cannot read the request's documents: {e}")))?;
+        let row = rows.into_iter().find(|r| r.file.n == n).ok_or_else(not_found)?;
+        let relative = row.sealed.ok_or_else(|| {
+            ApiError::internal(format!("request {id} is signed but document {n} has no sealed file on record"))
+        })?;
+        let path = st.documents.path(&relative).map_err(|e| ApiError::internal(e.to_string()))?;
+        let file = std::fs::File::open(&path).map_err(|e| {
+            ApiError::internal(format!(
+                "the sealed document {n} of request {id} cannot be read from the store's documents directory ({e}); restore it from a backup"
+            ))
+        })?;
+        let size = file
+            .metadata()
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .len();
+        Ok::<_, ApiError>((row.file.name, file, size))
+    })
+    .await?;
+    let stream = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let read = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; DOWNLOAD_CHUNK];
+            let got = file.read(&mut buf);
+            (file, buf, got)
+        })
+        .await;
+        match read {
+            Ok((_, _, Ok(0))) => None,
+            Ok((file, mut buf, Ok(got))) => {
+                buf.truncate(got);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), Some(file)))
+            }
+            Ok((_, _, Err(e))) => Some((Err(e), None)),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    });
+    let disposition = format!(
+        "attachment; filename=\"request-{id}-{n}.ofd\"; filename*=UTF-8''{}",
+        disposition_name(&name)
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/ofd".to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
