@@ -18,9 +18,7 @@ use crate::audit::{chain, unix_ms, NewRecord, SignatureFacts};
 use crate::clock::{Clock, Timestamp};
 use crate::identity::{Caller, Forbidden, Role};
 use crate::seal::{check_usable, NewSeal, Registry, Seal, SealError, SealMaker};
-use crate::store::model::{
-    AuditKind, Digest32, IdentityId, OfdFileRow, SealId, StoredSignature,
-};
+use crate::store::model::{AuditKind, Digest32, IdentityId, OfdFileRow, SealId, StoredSignature};
 use crate::store::{Store, StoreError, Tx};
 
 pub use crate::store::model::{
@@ -561,9 +559,15 @@ impl Approvals {
         check_documents(&new.documents, self.limits.max_documents)?;
         if !files.is_empty() {
             let matches = files.len() == new.documents.len()
-                && files.iter().zip(&new.documents).enumerate().all(|(i, (f, d))| {
-                    f.file.n as usize == i + 1 && f.file.sm3 == d.digest && f.file.name == d.name
-                });
+                && files
+                    .iter()
+                    .zip(&new.documents)
+                    .enumerate()
+                    .all(|(i, (f, d))| {
+                        f.file.n as usize == i + 1
+                            && f.file.sm3 == d.digest
+                            && f.file.name == d.name
+                    });
             if !matches {
                 return Err(ApprovalError::BadDocuments(
                     "the uploaded files do not match the request's documents".into(),

@@ -32,12 +32,13 @@ fn head(report: &crate::audit::VerifyReport) -> String {
 pub fn run_backup(args: BackupArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let report = backup::create(&args.store, &args.file)?;
     println!(
-        "backup written to {} ({} bytes, mode 0600): {} usage-log records, chain head {}, token key {}",
+        "backup written to {} ({} bytes, mode 0600): {} usage-log records, chain head {}, token key {}, {} stored documents",
         report.file.display(),
         report.bytes,
         report.log.records,
         head(&report.log),
-        if report.token_key { "included" } else { "absent" }
+        if report.token_key { "included" } else { "absent" },
+        report.documents
     );
     println!("keep it as secret as the store: it holds the token key that bearer tokens are checked with");
     Ok(ExitCode::SUCCESS)
@@ -47,11 +48,12 @@ pub fn run_backup(args: BackupArgs) -> Result<ExitCode, Box<dyn std::error::Erro
 pub fn run_restore(args: BackupArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let report = backup::restore(&args.file, &args.store, args.force)?;
     println!(
-        "restored {} from {}: {} usage-log records verified, chain head {}",
+        "restored {} from {}: {} usage-log records verified, chain head {}, {} stored documents",
         args.store.display(),
         args.file.display(),
         report.log.records,
-        head(&report.log)
+        head(&report.log),
+        report.documents
     );
     if report.forced {
         println!("forced: usage records newer than the backup were given up; a `restore` record in the log says so");

@@ -41,6 +41,14 @@ pub enum ClientError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A local file to send or write could not be used.
+    #[error("{path}: {problem}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        problem: String,
+    },
     /// The answer was not HTTP with a JSON body.
     #[error("seald's answer could not be read: {0}")]
     BadAnswer(String),
@@ -126,10 +134,125 @@ impl DaemonClient {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<Value, ClientError> {
-        let connect = |source| ClientError::Connect {
+        let bytes = body.unwrap_or_default();
+        let content_type = body.map(|_| "application/json");
+        let mut stream = self.send(method, path, content_type, bytes.len() as u64, |s| {
+            s.write_all(bytes)
+        })?;
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .map_err(|e| self.connect_error(e))?;
+        parse_answer(&answer)
+    }
+
+    /// POSTs a `multipart/form-data` body made of `parts` to `path`, streaming file parts from
+    /// disk; the JSON answer on 2xx, else the refusal.
+    pub fn upload(&self, path: &str, parts: &[Part]) -> Result<Value, ClientError> {
+        let mut random = [0u8; 12];
+        getrandom::fill(&mut random).map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        let boundary = format!("seald-{}", hex::encode(random));
+        let mut length = 0u64;
+        let mut heads = Vec::with_capacity(parts.len());
+        for part in parts {
+            let head = part.head(&boundary);
+            length += head.len() as u64 + part.len()? + 2;
+            heads.push(head);
+        }
+        let tail = format!("--{boundary}--\r\n");
+        length += tail.len() as u64;
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let mut stream = self.send("POST", path, Some(&content_type), length, |s| {
+            for (part, head) in parts.iter().zip(&heads) {
+                s.write_all(head.as_bytes())?;
+                part.write_body(s)?;
+                s.write_all(b"\r\n")?;
+            }
+            s.write_all(tail.as_bytes())
+        })?;
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .map_err(|e| self.connect_error(e))?;
+        parse_answer(&answer)
+    }
+
+    /// GETs `path` into the new file `dest` (2xx), streaming; the refusal otherwise. Returns
+    /// the bytes written.
+    pub fn download(&self, path: &str, dest: &Path) -> Result<u64, ClientError> {
+        let stream = self.send("GET", path, None, 0, |_| Ok(()))?;
+        let mut reader = std::io::BufReader::new(stream);
+        let mut head = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line)
+                .map_err(|e| self.connect_error(e))?;
+            if n == 0 {
+                return Err(ClientError::BadAnswer(
+                    "the answer ended in its header".into(),
+                ));
+            }
+            head.extend_from_slice(&line);
+            if line == b"\r\n" || head.len() > 64 * 1024 {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ClientError::BadAnswer("no HTTP status".into()))?;
+        if !(200..300).contains(&status) {
+            let mut rest = Vec::new();
+            reader
+                .read_to_end(&mut rest)
+                .map_err(|e| self.connect_error(e))?;
+            let mut whole = head;
+            whole.extend_from_slice(&rest);
+            return parse_answer(&whole).map(|_| 0);
+        }
+        if text
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            return Err(ClientError::BadAnswer(
+                "the document came chunked; this sealctl expects a Content-Length".into(),
+            ));
+        }
+        use std::os::unix::fs::OpenOptionsExt;
+        let io_err = |e: std::io::Error| ClientError::File {
+            path: dest.to_owned(),
+            problem: e.to_string(),
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dest)
+            .map_err(io_err)?;
+        let written = std::io::copy(&mut reader, &mut file).map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+        Ok(written)
+    }
+
+    fn connect_error(&self, source: std::io::Error) -> ClientError {
+        ClientError::Connect {
             url: self.url.clone(),
             source,
-        };
+        }
+    }
+
+    /// Connects, sends the request head and lets `body` write `length` bytes of body.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        length: u64,
+        body: impl FnOnce(&mut TcpStream) -> std::io::Result<()>,
+    ) -> Result<TcpStream, ClientError> {
+        let connect = |source| self.connect_error(source);
         // `localhost` is looked up: connect only to the loopback addresses it names.
         let addresses: Vec<SocketAddr> = self
             .authority
@@ -144,22 +267,94 @@ impl DaemonClient {
         let timeout = Some(Duration::from_secs(60));
         stream.set_read_timeout(timeout).map_err(connect)?;
         stream.set_write_timeout(timeout).map_err(connect)?;
-        let bytes = body.unwrap_or_default();
         let mut head = Zeroizing::new(format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nContent-Length: {length}\r\n",
             self.authority,
             self.token.as_str(),
-            bytes.len()
         ));
-        if body.is_some() {
-            head.push_str("Content-Type: application/json\r\n");
+        if let Some(content_type) = content_type {
+            head.push_str(&format!("Content-Type: {content_type}\r\n"));
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).map_err(connect)?;
-        stream.write_all(bytes).map_err(connect)?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).map_err(connect)?;
-        parse_answer(&answer)
+        if let Err(e) = body(&mut stream) {
+            // The daemon may have refused (e.g. too large) and closed: read its answer.
+            let mut answer = Vec::new();
+            if stream.read_to_end(&mut answer).is_ok() && !answer.is_empty() {
+                parse_answer(&answer)?;
+            }
+            return Err(connect(e));
+        }
+        Ok(stream)
+    }
+}
+
+/// One part of a `multipart/form-data` upload.
+#[derive(Debug, Clone)]
+pub enum Part {
+    /// A JSON part.
+    Json {
+        /// The part's name.
+        name: String,
+        /// Its JSON.
+        value: Value,
+    },
+    /// A file, streamed from disk.
+    File {
+        /// The part's name.
+        name: String,
+        /// The file name the daemon sees.
+        file_name: String,
+        /// The file.
+        path: PathBuf,
+        /// Its media type.
+        content_type: String,
+    },
+}
+
+impl Part {
+    fn head(&self, boundary: &str) -> String {
+        let quote = |s: &str| s.replace(['"', '\r', '\n'], "_");
+        match self {
+            Part::Json { name, .. } => format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"\r\nContent-Type: application/json\r\n\r\n",
+                quote(name)
+            ),
+            Part::File {
+                name,
+                file_name,
+                content_type,
+                ..
+            } => format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: {content_type}\r\n\r\n",
+                quote(name),
+                quote(file_name)
+            ),
+        }
+    }
+
+    fn len(&self) -> Result<u64, ClientError> {
+        match self {
+            Part::Json { value, .. } => Ok(value.to_string().len() as u64),
+            Part::File { path, .. } => {
+                std::fs::metadata(path)
+                    .map(|m| m.len())
+                    .map_err(|e| ClientError::File {
+                        path: path.clone(),
+                        problem: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    fn write_body(&self, out: &mut TcpStream) -> std::io::Result<()> {
+        match self {
+            Part::Json { value, .. } => out.write_all(value.to_string().as_bytes()),
+            Part::File { path, .. } => {
+                let mut file = std::fs::File::open(path)?;
+                std::io::copy(&mut file, out).map(|_| ())
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod pin;
 pub mod prompt;
 pub mod remote;
 pub mod seal;
+pub mod stamp;
 pub mod token;
 pub mod user;
 pub mod verify;

@@ -12,7 +12,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension};
@@ -20,11 +20,14 @@ use serde::Serialize;
 
 use crate::audit::{verify, ChainBreak, VerifyReport};
 use crate::identity::key_path_for;
-use crate::store::{Store, StoreError, StoreLock};
+use crate::store::{DocumentStore, Store, StoreError, StoreLock};
 
 /// Format version of the metadata table a backup carries.
 const FORMAT: i64 = 1;
 const META_TABLE: &str = "seald_backup";
+/// The files of the store's documents directory (uploads of open requests, sealed files)
+/// travel inside the backup, one row each.
+const DOCUMENTS_TABLE: &str = "seald_backup_documents";
 
 /// Why a backup or restore was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +79,8 @@ pub struct BackupReport {
     pub token_key: bool,
     /// Size in bytes.
     pub bytes: u64,
+    /// Files of the documents directory included (sealed OFDs, uploads of open requests).
+    pub documents: usize,
 }
 
 /// Writes a snapshot of the store at `store` (and its token key, if there is one) to `dest`,
@@ -129,6 +134,7 @@ pub fn create(store: &Path, dest: &Path) -> Result<BackupReport, BackupError> {
                 ],
             )
             .map_err(StoreError::from)?;
+        let documents = copy_documents_in(&backup, &DocumentStore::beside(store))?;
         drop(backup);
         std::fs::set_permissions(dest, PermissionsExt::from_mode(0o600)).map_err(io(dest))?;
         File::open(dest)
@@ -141,12 +147,133 @@ pub fn create(store: &Path, dest: &Path) -> Result<BackupReport, BackupError> {
             log,
             token_key: key.is_some(),
             bytes,
+            documents,
         })
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(dest);
     }
     result
+}
+
+/// The relative paths of the documents the snapshot's rows name (none for a store older than
+/// schema 8).
+fn named_documents(conn: &Connection) -> Result<Vec<String>, BackupError> {
+    let has_table: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'stamp_files'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(StoreError::from)?
+        > 0;
+    if !has_table {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT upload_path FROM stamp_files WHERE upload_path IS NOT NULL \
+             UNION SELECT sealed_path FROM stamp_files WHERE sealed_path IS NOT NULL",
+        )
+        .map_err(StoreError::from)?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(StoreError::from)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::from)?;
+    Ok(rows)
+}
+
+/// Copies every document the snapshot in `backup` names from `docs` into the backup (one file
+/// in memory at a time). An upload removed since the snapshot (its request became final) is
+/// left out: after a restore that request fails with a message saying so, if it is still open.
+fn copy_documents_in(backup: &Connection, docs: &DocumentStore) -> Result<usize, BackupError> {
+    backup
+        .execute_batch(&format!(
+            "CREATE TABLE {DOCUMENTS_TABLE} (path TEXT PRIMARY KEY, content BLOB NOT NULL)"
+        ))
+        .map_err(StoreError::from)?;
+    let mut copied = 0;
+    for relative in named_documents(backup)? {
+        let path = docs
+            .path(&relative)
+            .map_err(|e| BackupError::Store(StoreError::Corrupt(e.to_string())))?;
+        let content = match std::fs::read(&path) {
+            Ok(content) => content,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&path)(e)),
+        };
+        backup
+            .execute(
+                &format!("INSERT INTO {DOCUMENTS_TABLE} (path, content) VALUES (?1, ?2)"),
+                rusqlite::params![relative, content],
+            )
+            .map_err(StoreError::from)?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
+/// Writes the documents a backup carries into a new directory `into` (0700, files 0600,
+/// synced) and removes them from the backup copy at `staging`; returns how many.
+fn copy_documents_out(staging: &Path, into: &Path) -> Result<usize, BackupError> {
+    let conn = Connection::open(staging).map_err(StoreError::from)?;
+    let has_table: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [DOCUMENTS_TABLE],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(StoreError::from)?
+        > 0;
+    if !has_table {
+        return Ok(0);
+    }
+    let _ = std::fs::remove_dir_all(into);
+    let docs = DocumentStore::beside(Path::new(""));
+    let mut written = 0;
+    {
+        let mut stmt = conn
+            .prepare(&format!("SELECT path FROM {DOCUMENTS_TABLE} ORDER BY path"))
+            .map_err(StoreError::from)?;
+        let paths = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(StoreError::from)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::from)?;
+        for relative in paths {
+            // Checked like a store row: only `uploads/NAME` and `sealed/NAME`.
+            docs.path(&relative)
+                .map_err(|e| BackupError::Store(StoreError::Corrupt(e.to_string())))?;
+            let content: Vec<u8> = conn
+                .query_row(
+                    &format!("SELECT content FROM {DOCUMENTS_TABLE} WHERE path = ?1"),
+                    [&relative],
+                    |r| r.get(0),
+                )
+                .map_err(StoreError::from)?;
+            let path = into.join(&relative);
+            if let Some(dir) = path.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(io(dir))?;
+            }
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io(&path))?;
+            file.write_all(&content).map_err(io(&path))?;
+            file.sync_all().map_err(io(&path))?;
+            written += 1;
+        }
+    }
+    conn.execute_batch(&format!("DROP TABLE {DOCUMENTS_TABLE}; VACUUM;"))
+        .map_err(StoreError::from)?;
+    Ok(written)
 }
 
 fn read_token_key(path: &Path) -> Result<Option<Vec<u8>>, BackupError> {
@@ -197,6 +324,8 @@ pub struct RestoreReport {
     /// Whether usage records of the replaced store were given up (`--force`); a `restore`
     /// record says so in the restored log.
     pub forced: bool,
+    /// Files of the documents directory restored.
+    pub documents: usize,
 }
 
 fn side(path: &Path, suffix: &str) -> PathBuf {
@@ -270,6 +399,15 @@ pub fn restore(backup: &Path, store: &Path, force: bool) -> Result<RestoreReport
             return Err(e);
         }
     };
+    let restoring_docs = side(store, ".documents.restoring");
+    let documents = match copy_documents_out(&staging, &restoring_docs) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staging);
+            let _ = std::fs::remove_dir_all(&restoring_docs);
+            return Err(e);
+        }
+    };
     let key = {
         let conn = Connection::open(&staging).map_err(StoreError::from)?;
         let key: Option<Vec<u8>> = conn
@@ -314,7 +452,7 @@ pub fn restore(backup: &Path, store: &Path, force: bool) -> Result<RestoreReport
     let previous = if store.exists() {
         let stamp = crate::audit::unix_ms(time::OffsetDateTime::now_utc());
         let moved = side(store, &format!(".pre-restore-{stamp}"));
-        for suffix in ["", "-wal", "-shm", ".token-key"] {
+        for suffix in ["", "-wal", "-shm", ".token-key", ".documents"] {
             let from = side(store, suffix);
             if from.exists() {
                 std::fs::rename(&from, side(&moved, suffix)).map_err(io(&from))?;
@@ -325,6 +463,16 @@ pub fn restore(backup: &Path, store: &Path, force: bool) -> Result<RestoreReport
         None
     };
     std::fs::rename(&staging, store).map_err(io(store))?;
+    let docs_dir = side(store, ".documents");
+    if restoring_docs.exists() {
+        // Without an earlier store to move aside, a documents directory may still be there.
+        if docs_dir.exists() {
+            let stamp = crate::audit::unix_ms(time::OffsetDateTime::now_utc());
+            let aside = side(store, &format!(".documents.pre-restore-{stamp}"));
+            std::fs::rename(&docs_dir, &aside).map_err(io(&docs_dir))?;
+        }
+        std::fs::rename(&restoring_docs, &docs_dir).map_err(io(&docs_dir))?;
+    }
     if let Some(key) = &key {
         let path = key_path_for(store);
         let mut file = OpenOptions::new()
@@ -341,5 +489,6 @@ pub fn restore(backup: &Path, store: &Path, force: bool) -> Result<RestoreReport
         previous,
         token_key: key.is_some(),
         forced: dropped_recorded,
+        documents,
     })
 }

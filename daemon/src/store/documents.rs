@@ -66,10 +66,7 @@ impl DocumentStore {
 
     fn subdir(&self, sub: &str) -> io::Result<PathBuf> {
         let dir = self.dir.join(sub);
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
+        DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         Ok(dir)
     }
 
@@ -282,7 +279,14 @@ mod tests {
         assert_eq!(relative, "sealed/7-2.ofd");
         assert_eq!(fs::read(docs.path(&relative).unwrap()).unwrap(), b"sealed");
         assert!(!temp.exists());
-        for bad in ["../x", "uploads/../x", "sealed/", "other/x", "sealed/a/b", "x"] {
+        for bad in [
+            "../x",
+            "uploads/../x",
+            "sealed/",
+            "other/x",
+            "sealed/a/b",
+            "x",
+        ] {
             assert!(docs.path(bad).is_err(), "{bad}");
         }
     }

@@ -8,14 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
+use crate::api::guard::is_upload;
 use crate::api::mapping::blocking;
+use crate::api::routes::upload::UploadForm;
 use crate::api::state::{AppState, SharedState};
 use crate::api::ApiJson;
-use crate::api::guard::is_upload;
-use crate::api::routes::upload::UploadForm;
-use crate::approval::{
-    Decision, NewStampRequest, OfdFile, RequestId, RequestState, StampRequest,
-};
+use crate::approval::{Decision, NewStampRequest, OfdFile, RequestId, RequestState, StampRequest};
 use crate::identity::Role;
 use crate::runtime::{Event, RequestParties};
 use crate::stamp::results::SignedResult;

@@ -148,11 +148,7 @@ async fn store_file(
         .map_err(|_| ApiError::internal("a worker thread failed; see seald's log"))?
         .map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))?;
     let mut pending = Vec::with_capacity(64 * 1024);
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| multipart_error(e, limit))?
-    {
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
         pending.extend_from_slice(&chunk);
         if pending.len() >= WRITE_CHUNK {
             upload = write_chunk(upload, std::mem::take(&mut pending)).await?;
@@ -168,16 +164,16 @@ async fn store_file(
 }
 
 /// Reads the form: the `request` JSON and every file, streamed to disk.
-async fn read_form(
-    state: &SharedState,
-    request: Request,
-) -> Result<(UploadBody, Files), ApiError> {
+async fn read_form(state: &SharedState, request: Request) -> Result<(UploadBody, Files), ApiError> {
     let limit = state.policy.max_document_bytes;
     let max_documents = state.services.approvals.limits().max_documents;
     let mut form = Multipart::from_request(request, state).await.map_err(|e| {
         ApiError::bad_request(
             "malformed_multipart",
-            format!("the multipart/form-data body cannot be read: {}", e.body_text()),
+            format!(
+                "the multipart/form-data body cannot be read: {}",
+                e.body_text()
+            ),
         )
     })?;
     let mut body: Option<UploadBody> = None;
@@ -294,7 +290,10 @@ fn resolve_documents(
         if placements.len() > MAX_PLACEMENTS {
             return Err(unprocessable(
                 "invalid_placement",
-                format!("document {n} ({name}) has {} placements; at most {MAX_PLACEMENTS}", placements.len()),
+                format!(
+                    "document {n} ({name}) has {} placements; at most {MAX_PLACEMENTS}",
+                    placements.len()
+                ),
             ));
         }
         for p in &placements {
@@ -302,7 +301,9 @@ fn resolve_documents(
                 if text.trim().is_empty() {
                     return Err(unprocessable(
                         "invalid_placement",
-                        format!("document {n} ({name}): a keyword placement needs the text to find"),
+                        format!(
+                            "document {n} ({name}): a keyword placement needs the text to find"
+                        ),
                     ));
                 }
                 check_text("keyword", text, MAX_NAME_CHARS)
@@ -324,8 +325,12 @@ pub async fn create(
 ) -> Result<StampRequest, ApiError> {
     let (body, files) = read_form(state, request).await?;
     let asked = resolve_documents(&body, &files)?;
-    check_text("purpose", &body.purpose, crate::approval::limits::MAX_PURPOSE_CHARS)
-        .map_err(ApiError::from)?;
+    check_text(
+        "purpose",
+        &body.purpose,
+        crate::approval::limits::MAX_PURPOSE_CHARS,
+    )
+    .map_err(ApiError::from)?;
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         let seal = st.services.registry.get(body.seal_id)?;
