@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod deployment;
 pub mod hsmsim;
 pub mod logs;
+pub mod ofd;
 pub mod pcsc;
 pub mod pty;
 pub mod sealctl;

@@ -178,17 +178,13 @@ pub async fn guard(
         policy.max_body_bytes
     };
     if content_length(headers).is_some_and(|len| len > limit as u64) {
-        let what = if upload {
-            "the upload of documents"
+        let message = if upload {
+            format!("the upload of documents is larger than {limit} bytes (`[api] max_document_bytes`); send fewer or smaller documents per request")
         } else {
-            "the request body"
+            format!("the request body is larger than {limit} bytes")
         };
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("{what} is larger than {limit} bytes"),
-        )
-        .into_response();
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
+            .into_response();
     }
     let mut response = match tokio::time::timeout(policy.request_timeout, next.run(request)).await {
         Ok(response) => response,
