@@ -587,3 +587,131 @@ fn a_file_changed_between_approval_and_signing_fails_and_nothing_is_signed() {
         "uploads of a failed request are removed"
     );
 }
+
+#[test]
+fn sealctl_stamp_uploads_shows_progress_and_downloads_sealed_files() {
+    let d = Deployment::hsm_sim("sansec");
+    d.login_custodian();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("合同.ofd");
+    let b = dir.path().join("annex.ofd");
+    std::fs::write(
+        &a,
+        Sample::new(2).line(2, 40.0, 150.0, 4.0, "盖章处").build(),
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        Sample::new(1).line(1, 40.0, 100.0, 4.0, "盖章处").build(),
+    )
+    .unwrap();
+    let out = dir.path().join("sealed");
+    let token = d.token_file(Who::Client);
+    let output = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            d.sealctl_daemon(
+                "stamp",
+                &token,
+                &[
+                    "--seal",
+                    "1",
+                    a.to_str().unwrap(),
+                    b.to_str().unwrap(),
+                    "--keyword",
+                    "盖章处",
+                    "--lock",
+                    "--out",
+                    out.to_str().unwrap(),
+                    "--wait-secs",
+                    "60",
+                ],
+                "",
+            )
+        });
+        // The approvers find the request and approve it while sealctl waits.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let id = loop {
+            let r = d.call(
+                "GET",
+                "/v1/stamp-requests?state=pending",
+                Some(Who::Approver1),
+                None,
+            );
+            if let Some(id) = r.json()["requests"][0]["id"].as_i64() {
+                break id;
+            }
+            assert!(std::time::Instant::now() < deadline, "no request came");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        d.approve_both(id);
+        run.join().unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("waiting for approval"), "{stdout}");
+    assert!(stdout.contains("seal on page 2"), "{stdout}");
+    assert!(stdout.contains("approved: signing"), "{stdout}");
+    assert!(stdout.contains("signed"), "{stdout}");
+    for (name, page) in [("合同.ofd", 2), ("annex.ofd", 1)] {
+        let bytes = std::fs::read(out.join(name)).expect("sealed file written");
+        check_sealed(&d, &bytes, 1, &[page]);
+        let verified = Command::new(bin("sealctl"))
+            .arg("verify")
+            .arg(out.join(name))
+            .arg("--trust")
+            .arg(d.demo_dir().join("ca/root.pem"))
+            .output()
+            .unwrap();
+        assert!(verified.status.success(), "{name}");
+    }
+    // Run again into the same directory: refused before anything is sent.
+    let again = d.sealctl_daemon(
+        "stamp",
+        &token,
+        &[
+            "--seal",
+            "1",
+            a.to_str().unwrap(),
+            "--page",
+            "1",
+            "--x",
+            "10",
+            "--y",
+            "10",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    // A refusal from the daemon is shown as it was given.
+    let bad = d.sealctl_daemon(
+        "stamp",
+        &token,
+        &[
+            "--seal",
+            "1",
+            a.to_str().unwrap(),
+            "--page",
+            "7",
+            "--x",
+            "10",
+            "--y",
+            "10",
+            "--out",
+            dir.path().join("o2").to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("invalid_document") && stderr.contains("page 7"),
+        "{stderr}"
+    );
+}

@@ -245,6 +245,10 @@ fn wait(
         votes_seen = votes.len();
         let state = v["state"].as_str().unwrap_or_default().to_owned();
         if state != state_seen {
+            if state_seen == "pending" && state == "signed" {
+                // Approved and signed between two looks.
+                println!("request {id} approved: signing on the seal's device");
+            }
             match state.as_str() {
                 "approved" => println!("request {id} approved: signing on the seal's device"),
                 "signed" => println!("request {id} signed"),
