@@ -14,9 +14,10 @@
 //!
 //! The paths alternate in three rounds so drift in a shared machine's load hits them alike.
 //!
-//! Two more rows go through the real `seald` release binary over HTTP (see [`api_workloads`]):
-//! (b) batches approved once and signed by the worker, (c) single stamps each with its own request
-//! and two approvals. hsm-sim scenarios run them on a `seald demo` deployment, SoftHSM P-256 ones
+//! More rows go through the real `seald` release binary over HTTP (see [`api_workloads`]):
+//! (b) batches approved once and signed by the worker, (b') on hsm-sim the same batches as OFD
+//! invoices uploaded and sealed (issue 15), (c) single stamps each with its own request and two
+//! approvals. hsm-sim scenarios run them on a `seald demo` deployment, SoftHSM P-256 ones
 //! on `Deployment::softhsm_p256` (a P-256 seal on the same SoftHSM store).
 //!
 //! It prints signatures/s, p50/p99 latency, CPU µs per op of this process and of the daemon, and
@@ -284,16 +285,20 @@ fn api_workloads(scenario: &Scenario) -> Vec<Box<dyn Workload>> {
         }
     };
     let api = Arc::new(api::Api::start(deployment));
-    vec![
-        Box::new(api::Batch {
-            api: api.clone(),
-            size: scenario.batch,
-        }),
-        Box::new(api::Single {
-            api,
-            phases: Default::default(),
-        }),
-    ]
+    let mut workloads: Vec<Box<dyn Workload>> = vec![Box::new(api::Batch {
+        api: api.clone(),
+        size: scenario.batch,
+    })];
+    if matches!(scenario.kind, Kind::HsmSim(..)) {
+        // The same batch as OFD invoices to seal: uploaded, planned, approved, each file
+        // sealed on the device and kept durably, beside the digest batch on the same token.
+        workloads.push(Box::new(api::OfdBatch::new(api.clone(), scenario.batch)));
+    }
+    workloads.push(Box::new(api::Single {
+        api,
+        phases: Default::default(),
+    }));
+    workloads
 }
 
 /// A token and how the daemon drives it.
@@ -713,6 +718,73 @@ mod api {
         }
         fn run_timed(&self, _: usize) -> Result<Duration, String> {
             let id = self.api.request(self.size)?;
+            self.api.approve(id, Who::Approver1)?;
+            let t = Instant::now();
+            self.api.approve(id, Who::Approver2)?;
+            Ok(self.api.outcomes.wait(id)? - t)
+        }
+        fn per_run(&self) -> usize {
+            self.size
+        }
+        fn other_cpu(&self) -> Option<Duration> {
+            Some(self.api.daemon_cpu())
+        }
+    }
+
+    /// (b'): one request uploading `size` OFD invoices (5 pages each, ~20 KiB, each distinct),
+    /// a stamp at a position on page 1 of each, approved by both approvers; the worker checks
+    /// each upload's SM3 and seals it on the device. Latency from the second approval to
+    /// `signed` (every sealed file durable); ops/s counts sealed files and includes the
+    /// upload and planning, as the digest batch's includes its request.
+    #[derive(Debug)]
+    pub struct OfdBatch {
+        pub api: Arc<Api>,
+        pub size: usize,
+        files: Vec<(String, Vec<u8>)>,
+    }
+
+    impl OfdBatch {
+        /// Generates the invoices once.
+        pub fn new(api: Arc<Api>, size: usize) -> Self {
+            let files = (0..size)
+                .map(|i| {
+                    let bytes = seald::ofd::sample::Sample::invoice_like(5)
+                        .line(1, 20.0, 285.0, 3.0, &format!("发票号码 {i:08}"))
+                        .build();
+                    (format!("invoice-{i}.ofd"), bytes)
+                })
+                .collect();
+            Self { api, size, files }
+        }
+    }
+
+    impl Workload for OfdBatch {
+        fn name(&self) -> String {
+            format!(
+                "API OFD batch ×{} (5-page invoices; latency per batch)",
+                self.size
+            )
+        }
+        fn run(&self, worker: usize) -> Result<(), String> {
+            self.run_timed(worker).map(drop)
+        }
+        fn run_timed(&self, _: usize) -> Result<Duration, String> {
+            let d = &self.api.deployment;
+            let files: Vec<(&str, &[u8])> = self
+                .files
+                .iter()
+                .map(|(n, b)| (n.as_str(), b.as_slice()))
+                .collect();
+            let request = serde_json::json!({
+                "seal_id": d.seal_id,
+                "purpose": "load",
+                "placements": [{ "kind": "at", "page": 1, "x": 150, "y": 20 }],
+            });
+            let r = d.upload(Who::Client, &request, &files);
+            if r.status != 202 {
+                return Err(format!("upload: {} {}", r.status, r.body));
+            }
+            let id = r.json()["id"].as_i64().ok_or("upload: no id")?;
             self.api.approve(id, Who::Approver1)?;
             let t = Instant::now();
             self.api.approve(id, Who::Approver2)?;
