@@ -54,7 +54,12 @@ pub struct Provisioned {
     pub login_body: PathBuf,
     /// The demo seal's id.
     pub seal_id: i64,
+    /// A two-page OFD contract to seal (`contract.ofd`), with `甲方（盖章）` on page 2.
+    pub ofd: PathBuf,
 }
+
+/// Where the seal goes on the demo contract: the text on its page 2.
+pub const OFD_KEYWORD: &str = "甲方（盖章）";
 
 /// Why the demo could not be set up.
 pub type DemoError = String;
@@ -382,12 +387,19 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
         ),
     )
     .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let ofd = dir.join("contract.ofd");
+    let contract = crate::ofd::sample::Sample::new(2)
+        .line(1, 20.0, 40.0, 6.0, "合同")
+        .line(2, 120.0, 230.0, 5.0, OFD_KEYWORD)
+        .build();
+    std::fs::write(&ofd, contract).map_err(|e| format!("cannot write {}: {e}", ofd.display()))?;
     Ok(Provisioned {
         config,
         hsm_sim_conf: conf,
         tokens: tokens_path,
         login_body,
         seal_id,
+        ofd,
     })
 }
 
@@ -409,6 +421,15 @@ curl -s -X POST -H "Authorization: Bearer $APPROVER2_TOKEN" {base}/v1/stamp-requ
 for i in $(seq 100); do R=$(curl -s -H "Authorization: Bearer $CLIENT_TOKEN" {base}/v1/stamp-requests/$ID); case "$R" in *'"state":"signed"'*|*'"state":"failed"'*) break;; esac; sleep 0.1; done; echo "$R" | grep -o '"state":"[a-z]*"'
 SIG=$(echo "$R" | grep -o '"ses_signature":"[^"]*"' | cut -d'"' -f4)
 curl -s -X POST -H "Authorization: Bearer $CLIENT_TOKEN" -H "$J" -d "{{\"ses_signature\":\"$SIG\",\"digest\":\"{digest}\"}}" {base}/v1/verify | grep -o '"valid":[a-z]*' | head -1
-"#
+ID=$(curl -s -H "Authorization: Bearer $CLIENT_TOKEN" -F 'request={{"seal_id":{seal},"purpose":"demo","placements":[{{"kind":"keyword","text":"{keyword}"}}]}};type=application/json' -F "file=@{ofd};type=application/ofd" {base}/v1/stamp-requests | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2); echo "OFD request $ID"
+curl -s -X POST -H "Authorization: Bearer $APPROVER1_TOKEN" {base}/v1/stamp-requests/$ID/approve | grep -o '"stamps":\[[^]]*\]'
+curl -s -X POST -H "Authorization: Bearer $APPROVER2_TOKEN" {base}/v1/stamp-requests/$ID/approve | grep -o '"state":"[a-z]*"'
+for i in $(seq 100); do R=$(curl -s -H "Authorization: Bearer $CLIENT_TOKEN" {base}/v1/stamp-requests/$ID); case "$R" in *'"state":"signed"'*|*'"state":"failed"'*) break;; esac; sleep 0.1; done; echo "$R" | grep -o '"state":"[a-z]*"'
+curl -s -o {sealed} -H "Authorization: Bearer $CLIENT_TOKEN" {base}/v1/stamp-requests/$ID/documents/1; ls -l {sealed}
+curl -s -X POST -H "Authorization: Bearer $CLIENT_TOKEN" -H "$J" -d "{{\"ofd\":\"$(base64 -w0 {sealed})\"}}" {base}/v1/verify | grep -o '"valid":[a-z]*' | head -1
+"#,
+        keyword = OFD_KEYWORD,
+        ofd = p.ofd.display(),
+        sealed = p.ofd.with_file_name("contract-sealed.ofd").display(),
     )
 }

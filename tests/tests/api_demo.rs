@@ -80,4 +80,10 @@ fn the_printed_curl_lines_carry_a_stamp_to_a_verified_signature() {
     assert!(text.contains("\"logged_in\":true"), "{text}");
     assert!(text.contains("\"state\":\"signed\""), "{text}");
     assert!(text.trim_end().ends_with("\"valid\":true"), "{text}");
+    // The OFD lines: the contract uploaded, the stamp approvers saw, signed, downloaded, and
+    // the sealed file valid as a document.
+    assert!(text.contains("OFD request "), "{text}");
+    assert!(text.contains("\"stamps\":[{\"page\":2"), "{text}");
+    assert_eq!(text.matches("\"valid\":true").count(), 2, "{text}");
+    assert!(demo_dir.join("contract-sealed.ofd").is_file());
 }
