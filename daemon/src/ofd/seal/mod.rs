@@ -168,8 +168,9 @@ pub struct SealPlan {
     pub stamps: Vec<ResolvedStamp>,
 }
 
-/// Why a document cannot be sealed as asked. Every variant is the client's input, so the API
-/// answers 422 with its text.
+/// Why a document cannot be sealed as asked. Every variant but [`SealError::Sign`] and
+/// [`SealError::Io`] is about the client's input (the API answers 422 with its text); see
+/// [`SealError::is_input_error`].
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     /// Not a zip, or not an acceptable OFD package (unsafe names, duplicates, bomb).
@@ -198,6 +199,21 @@ pub enum SealError {
     /// Writing the output failed.
     #[error("writing the sealed document failed: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl SealError {
+    /// True when the input is at fault (package, structure, lock, placement): a client error.
+    /// False for the signer's failure and for failing to write the output: internal errors.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, Self::Sign(_) | Self::Io(_))
+    }
+}
+
+/// The seal picture's width and height in mm (`SES_SealInfo.picture`), the default stamp size
+/// to give [`plan`] (`seal_size_mm`).
+pub fn seal_size_mm(seal: &crate::ses::Seal) -> (f64, f64) {
+    let p = &seal.info.picture;
+    (p.width as f64, p.height as f64)
 }
 
 /// The result of [`seal`].
