@@ -232,8 +232,10 @@ pub struct SealedDocument {
 /// Opens the package, checks that it can be sealed in `mode` and resolves `placements` with
 /// the seal picture's size `seal_size_mm` (width, height). Signs nothing.
 ///
-/// Every error is about the input (see [`SealError`]); the package is read with the caps of
-/// [`Package`], and members declaring more are refused before anything is inflated.
+/// Also refuses a document whose existing signatures no longer match it (a protected member
+/// changed or removed), which reads the members they reference. Every error is about the
+/// input (see [`SealError`]); the package is read with the caps of [`Package`], and members
+/// declaring more are refused before anything is inflated.
 pub fn plan<R: Read + Seek>(
     input: R,
     placements: &[Placement],
@@ -245,6 +247,7 @@ pub fn plan<R: Read + Seek>(
     let mut package = Package::open(input)?;
     locate::check_entries(&mut package)?;
     let layout = locate::Layout::read(&mut package)?;
+    layout.check_existing_references(&mut package)?;
     place::resolve(&mut package, &layout, placements, seal_size_mm)
 }
 

@@ -613,6 +613,36 @@ fn documents_locked_by_others_are_refused() {
 }
 
 #[test]
+fn documents_changed_after_an_earlier_signature_are_refused() {
+    for (file, names) in [
+        (
+            "gomain-999-date-changed.ofd",
+            "/Doc_0/Pages/Page_0/Content.xml was changed",
+        ),
+        (
+            "gomain-999-file-removed.ofd",
+            "/Doc_0/Res/qrcode.png is missing",
+        ),
+    ] {
+        let input = fixture(&format!("ses/tampered/{file}"));
+        let e = plan(
+            Cursor::new(&input),
+            &[at(1, 1.0, 1.0)],
+            (40.0, 40.0),
+            SealMode::Continue,
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("existing signature \"1\" no longer matches"),
+            "{file}: {text}"
+        );
+        assert!(text.contains(names), "{file}: {text}");
+        assert!(e.is_input_error());
+    }
+}
+
+#[test]
 fn ids_follow_the_style_and_existing_ids() {
     let keys = Keys::new(KeyAlgorithm::Sm2);
     let input = fixture("ses/gomain-999.ofd");
