@@ -8,6 +8,7 @@ use std::io::{Read, Seek};
 
 use super::SealError;
 use crate::ofd::package::{parent, Package, ReadError, MAX_MEMBER, MAX_TOTAL};
+use crate::ofd::references::check_references;
 use crate::ofd::xml::{self, parse, parse_box};
 
 /// One page of the document.
@@ -47,6 +48,8 @@ pub(super) struct Layout {
     pub max_id: u64,
     /// Every existing signature and stamp ID, as written.
     pub ids: BTreeSet<String>,
+    /// Each existing signature's ID, `CheckMethod` and References.
+    pub existing: Vec<(String, Option<String>, Vec<xml::ReferenceEntry>)>,
 }
 
 fn structure(what: impl Into<String>) -> SealError {
@@ -191,6 +194,7 @@ impl Layout {
             list: None,
             max_id: 0,
             ids: BTreeSet::new(),
+            existing: Vec::new(),
         };
         if let Some(loc) = &entry.signatures {
             let member = p
@@ -250,6 +254,31 @@ impl Layout {
                 .any(|r| p.locate(&self.doc_dir, &r.file_ref).as_deref() == Ok(list.as_str()));
             if locks {
                 return Err(SealError::Locked(e.id));
+            }
+            self.existing.push((e.id, sig.check_method, sig.references));
+        }
+        Ok(())
+    }
+
+    /// Refuses a document whose existing signatures no longer match it (a member they protect
+    /// was changed or removed): sealed now, it would verify as INVALID as a whole. Reads the
+    /// members those signatures reference; a signature whose digest seald does not know is
+    /// not checked.
+    pub fn check_existing_references<R: Read + Seek>(
+        &self,
+        p: &mut Package<R>,
+    ) -> Result<(), SealError> {
+        for (id, method, refs) in &self.existing {
+            let report = check_references(p, &self.doc_dir, method.as_deref(), refs);
+            if report.method.is_none() {
+                continue;
+            }
+            let failed: Vec<String> = report.failed().map(|f| f.reason.clone()).collect();
+            if !failed.is_empty() {
+                return Err(structure(format!(
+                    "the existing signature {id:?} no longer matches the document ({}): a seal added now would be part of a document that verifies as INVALID",
+                    failed.join("; ")
+                )));
             }
         }
         Ok(())

@@ -168,8 +168,9 @@ pub struct SealPlan {
     pub stamps: Vec<ResolvedStamp>,
 }
 
-/// Why a document cannot be sealed as asked. Every variant is the client's input, so the API
-/// answers 422 with its text.
+/// Why a document cannot be sealed as asked. Every variant but [`SealError::Sign`] and
+/// [`SealError::Io`] is about the client's input (the API answers 422 with its text); see
+/// [`SealError::is_input_error`].
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     /// Not a zip, or not an acceptable OFD package (unsafe names, duplicates, bomb).
@@ -200,6 +201,21 @@ pub enum SealError {
     Io(#[from] std::io::Error),
 }
 
+impl SealError {
+    /// True when the input is at fault (package, structure, lock, placement): a client error.
+    /// False for the signer's failure and for failing to write the output: internal errors.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, Self::Sign(_) | Self::Io(_))
+    }
+}
+
+/// The seal picture's width and height in mm (`SES_SealInfo.picture`), the default stamp size
+/// to give [`plan`] (`seal_size_mm`).
+pub fn seal_size_mm(seal: &crate::ses::Seal) -> (f64, f64) {
+    let p = &seal.info.picture;
+    (p.width as f64, p.height as f64)
+}
+
 /// The result of [`seal`].
 #[derive(Debug, Clone)]
 pub struct SealedDocument {
@@ -216,8 +232,10 @@ pub struct SealedDocument {
 /// Opens the package, checks that it can be sealed in `mode` and resolves `placements` with
 /// the seal picture's size `seal_size_mm` (width, height). Signs nothing.
 ///
-/// Every error is about the input (see [`SealError`]); the package is read with the caps of
-/// [`Package`], and members declaring more are refused before anything is inflated.
+/// Also refuses a document whose existing signatures no longer match it (a protected member
+/// changed or removed), which reads the members they reference. Every error is about the
+/// input (see [`SealError`]); the package is read with the caps of [`Package`], and members
+/// declaring more are refused before anything is inflated.
 pub fn plan<R: Read + Seek>(
     input: R,
     placements: &[Placement],
@@ -229,6 +247,7 @@ pub fn plan<R: Read + Seek>(
     let mut package = Package::open(input)?;
     locate::check_entries(&mut package)?;
     let layout = locate::Layout::read(&mut package)?;
+    layout.check_existing_references(&mut package)?;
     place::resolve(&mut package, &layout, placements, seal_size_mm)
 }
 

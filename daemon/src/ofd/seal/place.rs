@@ -58,8 +58,18 @@ impl<R: Read + Seek> Pages<'_, R> {
         Ok(&self.scans[&index])
     }
 
+    /// The size of page `index`: its own `Area`, else the document's `PageArea`.
     fn size(&mut self, index: usize) -> Result<Option<(f64, f64)>, SealError> {
-        let own = self.scan(index)?.size;
+        let own = match self.scans.get(&index) {
+            Some(scan) => scan.size,
+            None => {
+                let member = &self.layout.pages[index].content;
+                let bytes = self.package.read(member)?;
+                text::page_size(&bytes).map_err(|e| {
+                    SealError::Structure(format!("page {} (/{member}): {e}", index + 1))
+                })?
+            }
+        };
         Ok(own.or(self.layout.page_area))
     }
 }

@@ -40,8 +40,7 @@ impl Keys {
     }
 
     fn size(&self) -> (f64, f64) {
-        let pic = &self.seal.info.picture;
-        (pic.width as f64, pic.height as f64)
+        seal_size_mm(&self.seal)
     }
 
     fn trust(&self) -> TrustStore {
@@ -614,6 +613,36 @@ fn documents_locked_by_others_are_refused() {
 }
 
 #[test]
+fn documents_changed_after_an_earlier_signature_are_refused() {
+    for (file, names) in [
+        (
+            "gomain-999-date-changed.ofd",
+            "/Doc_0/Pages/Page_0/Content.xml was changed",
+        ),
+        (
+            "gomain-999-file-removed.ofd",
+            "/Doc_0/Res/qrcode.png is missing",
+        ),
+    ] {
+        let input = fixture(&format!("ses/tampered/{file}"));
+        let e = plan(
+            Cursor::new(&input),
+            &[at(1, 1.0, 1.0)],
+            (40.0, 40.0),
+            SealMode::Continue,
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("existing signature \"1\" no longer matches"),
+            "{file}: {text}"
+        );
+        assert!(text.contains(names), "{file}: {text}");
+        assert!(e.is_input_error());
+    }
+}
+
+#[test]
 fn ids_follow_the_style_and_existing_ids() {
     let keys = Keys::new(KeyAlgorithm::Sm2);
     let input = fixture("ses/gomain-999.ofd");
@@ -844,6 +873,7 @@ fn bad_input_is_refused_with_a_clear_error() {
     for (what, input, placements, words) in cases {
         let e = plan_err(&input, &placements);
         assert!(e.to_string().contains(words), "{what}: {e}");
+        assert!(e.is_input_error(), "{what}");
     }
     // A seal picture without a usable size, when the size is needed.
     let e = plan(
@@ -937,4 +967,83 @@ fn a_zip_bomb_is_refused_before_and_while_reading() {
         e.to_string().contains("Doc_0/Res/image.bin is too large"),
         "{e}"
     );
+}
+
+/// `sample`'s members with OFD.xml naming `list_loc` and, when given, a list file of `list`.
+fn with_list(sample: &Sample, list_loc: &str, list: Option<(&str, &str)>) -> Vec<u8> {
+    let mut files: Vec<(String, Vec<u8>)> = sample.members();
+    let ofd = String::from_utf8(files[0].1.clone()).unwrap().replace(
+        "</ofd:DocBody>",
+        &format!("<ofd:Signatures>{list_loc}</ofd:Signatures></ofd:DocBody>"),
+    );
+    files[0].1 = ofd.into_bytes();
+    if let Some((name, text)) = list {
+        files.push((name.to_string(), text.as_bytes().to_vec()));
+    }
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    zip_of(&refs)
+}
+
+#[test]
+fn relative_and_empty_or_missing_lists_are_used_where_ofd_xml_says() {
+    let keys = Keys::new(KeyAlgorithm::Sm2);
+    let sample = Sample::new(1).doc_dir("Doc_2");
+    // A relative location and an empty, self-closing list: the list is spliced, OFD.xml kept.
+    let input = with_list(
+        &sample,
+        "Doc_2/Sigs/List.xml",
+        Some((
+            "Doc_2/Sigs/List.xml",
+            "<?xml version=\"1.0\"?>\n<ofd:Signatures xmlns:ofd=\"http://www.ofdspec.org/2016\"/>",
+        )),
+    );
+    let (out, _, sealed) =
+        seal_with(&keys, &input, &[at(1, 5.0, 5.0)], &options(SealMode::Lock)).unwrap();
+    assert_eq!(sealed.signature_path, "Doc_2/Sigs/Sign_0/Signature.xml");
+    let r = check_verifies(&out, &sealed, None);
+    assert_eq!(r.signatures_xml.as_deref(), Some("Doc_2/Sigs/List.xml"));
+    assert!(r.uncovered.is_empty(), "{:?}", r.uncovered);
+    check_unchanged(&input, &out, &["Doc_2/Sigs/List.xml"]);
+    assert_eq!(
+        String::from_utf8(member(&out, "Doc_2/Sigs/List.xml")).unwrap(),
+        "<?xml version=\"1.0\"?>\n<ofd:Signatures xmlns:ofd=\"http://www.ofdspec.org/2016\"><ofd:MaxSignId>s002</ofd:MaxSignId><ofd:Signature ID=\"s001\" Type=\"Seal\" BaseLoc=\"/Doc_2/Sigs/Sign_0/Signature.xml\"/></ofd:Signatures>"
+    );
+    // Named but missing: created there, OFD.xml untouched.
+    let input = with_list(&sample, "/Doc_2/S/Signatures.xml", None);
+    let (out, _, sealed) = seal_with(
+        &keys,
+        &input,
+        &[at(1, 5.0, 5.0)],
+        &options(SealMode::Continue),
+    )
+    .unwrap();
+    assert_eq!(sealed.signature_path, "Doc_2/S/Sign_0/Signature.xml");
+    check_verifies(&out, &sealed, None);
+    check_unchanged(&input, &out, &[]);
+    // An unlisted Signatures.xml where a new list would go is left alone.
+    let mut files = sample.members();
+    files.push(("Doc_2/Signs/Signatures.xml".into(), b"<stale/>".to_vec()));
+    files.push(("Doc_2/Signs/Sign_4/".into(), Vec::new()));
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let input = zip_of(&refs);
+    let (out, _, sealed) = seal_with(
+        &keys,
+        &input,
+        &[at(1, 5.0, 5.0)],
+        &options(SealMode::Continue),
+    )
+    .unwrap();
+    assert_eq!(sealed.signature_path, "Doc_2/Signs/Sign_5/Signature.xml");
+    let r = check_verifies(&out, &sealed, None);
+    assert_eq!(
+        r.signatures_xml.as_deref(),
+        Some("Doc_2/Signs/Signatures_1.xml")
+    );
+    check_unchanged(&input, &out, &["OFD.xml"]);
 }

@@ -146,6 +146,50 @@ pub(super) fn scan(bytes: &[u8]) -> Result<PageScan, String> {
     Ok(scan)
 }
 
+/// The page's own size (`Area/PhysicalBox`) without reading its content: `None` when the file
+/// never mentions a `PhysicalBox`; otherwise only the part before the `Content` element (where
+/// the schema puts `Area`) is parsed, closed by the root's end tag, and the whole file when that
+/// part does not parse or gives no size.
+pub(super) fn page_size(bytes: &[u8]) -> Result<Option<(f64, f64)>, String> {
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
+    if !text.contains("PhysicalBox") {
+        return Ok(None);
+    }
+    let root_name = text
+        .match_indices('<')
+        .map(|(i, _)| &text[i + 1..])
+        .find(|t| !t.starts_with('?') && !t.starts_with('!'))
+        .map(|t| {
+            let end = t
+                .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+                .unwrap_or(t.len());
+            &t[..end]
+        });
+    let content = text.match_indices("Content").find_map(|(i, _)| {
+        let before =
+            text[..i].trim_end_matches(|c: char| c.is_alphanumeric() || c == '_' || c == '-');
+        let start = text[..i].rfind('<')?;
+        let after = text[i + "Content".len()..].chars().next()?;
+        let qualified = &text[start + 1..i];
+        let tag_like = before.ends_with(':') || before.ends_with('<');
+        (tag_like
+            && !qualified.contains(|c: char| c.is_whitespace() || c == '>' || c == '/')
+            && (after.is_whitespace() || after == '>' || after == '/'))
+            .then_some(start)
+    });
+    if let (Some(root), Some(cut)) = (root_name, content) {
+        let head = format!("{}</{root}>", &text[..cut]);
+        if let Ok(PageScan {
+            size: Some(size), ..
+        }) = scan(head.as_bytes())
+        {
+            return Ok(Some(size));
+        }
+    }
+    Ok(scan(bytes)?.size)
+}
+
 /// Every occurrence of `keyword` in `glyphs` (whitespace ignored on both sides), left to
 /// right and not overlapping, as boxes `[x, y, w, h]`.
 pub(super) fn find(glyphs: &[Glyph], keyword: &str) -> Vec<[f64; 4]> {
@@ -219,6 +263,23 @@ mod tests {
         assert!(close(hits[0], [15.0, 21.8, 12.0, 4.0]));
         assert!(find(&s.glyphs, "乙甲").is_empty());
         assert!(find(&s.glyphs, " ").is_empty());
+    }
+
+    #[test]
+    fn page_sizes_without_the_content() {
+        let page = |area: &str| {
+            format!("\u{feff}<?xml version=\"1.0\"?><ofd:Page xmlns:ofd=\"u\">{area}<ofd:Content><ofd:Layer ID=\"1\"><ofd:TextObject ID=\"2\" Boundary=\"0 0 9 9\" Size=\"3\"><ofd:TextCode X=\"0\" Y=\"3\">PhysicalBox</ofd:TextCode></ofd:TextObject></ofd:Layer></ofd:Content></ofd:Page>")
+        };
+        let own = page("<ofd:Template TemplateID=\"1\"/><ofd:Area><ofd:PhysicalBox>0 0 210 140</ofd:PhysicalBox></ofd:Area>");
+        assert_eq!(page_size(own.as_bytes()).unwrap(), Some((210.0, 140.0)));
+        assert_eq!(page_size(page("").as_bytes()).unwrap(), None);
+        assert_eq!(page_size(b"<Page><Content/></Page>").unwrap(), None);
+        let bare = "<Page><Area><PhysicalBox>0 0 100 50</PhysicalBox></Area><Content/></Page>";
+        assert_eq!(page_size(bare.as_bytes()).unwrap(), Some((100.0, 50.0)));
+        // Area after Content (out of schema order): found by the full parse.
+        let late = "<Page><Content/><Area><PhysicalBox>0 0 100 50</PhysicalBox></Area></Page>";
+        assert_eq!(page_size(late.as_bytes()).unwrap(), Some((100.0, 50.0)));
+        assert!(page_size(b"<Page><PhysicalBox>").is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Writing the sealed package: every original entry in its original order, copied raw (its
 //! compressed bytes, CRC and sizes as they were, nothing inflated or recompressed) unless it is
 //! replaced; replaced members (`OFD.xml`, `Signatures.xml`) in their original place; new
-//! members at the end.
+//! members at the end (XML deflated, the DER of the seal and the signature stored).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, Write};
@@ -64,8 +64,12 @@ pub(super) fn write<R: Read + Seek, W: Write + Seek>(
             None => w.raw_copy_file(entry).map_err(zip_err)?,
         }
     }
+    // DER members hold a compressed picture (PNG, JPEG, OFD): store them, deflate the XML.
+    let stored = options.compression_method(zip::CompressionMethod::Stored);
     for (name, bytes) in added {
-        w.start_file(name, options).map_err(zip_err)?;
+        let binary = name.ends_with(".esl") || name.ends_with(".dat");
+        w.start_file(name, if binary { stored } else { options })
+            .map_err(zip_err)?;
         w.write_all(bytes)?;
     }
     w.finish().map_err(zip_err)
