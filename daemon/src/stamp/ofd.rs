@@ -21,6 +21,9 @@ use crate::ses::DocumentSigner;
 use crate::store::model::OfdFileRow;
 use crate::store::DocumentStore;
 
+/// Requests with at most this many files keep every checked upload open until it is sealed.
+const KEEP_OPEN: usize = 256;
+
 /// Why an uploaded document was not sealed.
 #[derive(Debug, thiserror::Error)]
 pub enum OfdStampError {
@@ -56,6 +59,9 @@ pub enum OfdStampError {
         /// The engine's error (a device failure is inside `Sign`).
         source: SealError,
     },
+    /// The sealed files' directory could not be synced.
+    #[error("the sealed documents could not be made durable (syncing their directory failed: {0}); none was kept and the request is not signed")]
+    Sync(String),
     /// The sealed file could not be written.
     #[error("the sealed document {n} ({name}) could not be written: {why}")]
     Write {
@@ -122,15 +128,27 @@ pub fn seal_files(
     time_info: OffsetDateTime,
     free_sessions: usize,
 ) -> Result<(Vec<SignedDocument>, Vec<(u32, String)>), OfdStampError> {
-    // Every file first: one changed file means nothing at all is signed.
+    // Every file first: one changed file means nothing at all is signed. The checked handles
+    // are what the engine reads (a file replaced after the check is not the one sealed); a
+    // very large batch is opened and hashed again per file instead, to bound open files.
+    let keep = rows.len() <= KEEP_OPEN;
+    let mut checked = Vec::with_capacity(if keep { rows.len() } else { 0 });
     for row in rows {
-        drop(open_checked(docs, row)?);
+        let file = open_checked(docs, row)?;
+        if keep {
+            checked.push(std::sync::Mutex::new(Some(file)));
+        }
     }
     let results = pipeline(rows.len(), free_sessions, |i| {
         let row = &rows[i];
         let f = &row.file;
-        // Hashed again through the handle the engine reads: what is sealed is what was approved.
-        let input = open_checked(docs, row)?;
+        let kept = checked
+            .get(i)
+            .and_then(|slot| slot.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let input = match kept {
+            Some(file) => file,
+            None => open_checked(docs, row)?,
+        };
         let write = |e: std::io::Error| OfdStampError::Write {
             n: f.n,
             name: f.name.clone(),
@@ -183,6 +201,11 @@ pub fn seal_files(
             },
             (f.n, relative),
         ))
+    });
+    let results = results.and_then(|done| {
+        docs.sync_sealed()
+            .map_err(|e| OfdStampError::Sync(e.to_string()))?;
+        Ok(done)
     });
     match results {
         Ok(done) => Ok(done.into_iter().unzip()),

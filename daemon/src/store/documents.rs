@@ -5,8 +5,8 @@
 //!
 //! Everything is owner-only: the directories 0700, the files 0600. Uploads are written as they
 //! arrive (never held whole in memory) and hashed (SM3) on the way; sealed files are written
-//! to a temporary name, synced and renamed, then the directory is synced, so a sealed file the
-//! store names is whole and durable.
+//! to a temporary name, synced and renamed, then the directory is synced (once per request),
+//! before the store names them: a sealed file the store names is whole and durable.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -111,8 +111,9 @@ impl DocumentStore {
         Ok((temp, file))
     }
 
-    /// Syncs `file` (written at `temp`), renames it to request `id`'s sealed document `n` and
-    /// syncs the directory; returns the relative path.
+    /// Syncs `file` (written at `temp`) and renames it to request `id`'s sealed document `n`;
+    /// returns the relative path. The rename is durable after [`DocumentStore::sync_sealed`]
+    /// (one directory sync for a whole batch).
     pub fn commit_sealed(
         &self,
         temp: &Path,
@@ -120,12 +121,17 @@ impl DocumentStore {
         id: RequestId,
         n: u32,
     ) -> io::Result<String> {
-        file.sync_all()?;
+        file.sync_data()?;
         drop(file);
         let relative = Self::sealed_name(id, n);
         fs::rename(temp, self.path(&relative)?)?;
-        File::open(self.dir.join(SEALED))?.sync_all()?;
         Ok(relative)
+    }
+
+    /// Syncs the sealed files' directory: the renames of [`DocumentStore::commit_sealed`]
+    /// before it are durable after it.
+    pub fn sync_sealed(&self) -> io::Result<()> {
+        File::open(self.dir.join(SEALED))?.sync_all()
     }
 
     /// Removes a stored file; one already gone is not an error.
@@ -208,13 +214,16 @@ impl Upload {
         Ok(())
     }
 
-    /// Syncs the file and returns what was written. The file stays until removed.
+    /// Closes the file and returns what was written. The file stays until removed. It is not
+    /// synced: a request is recorded durably with the upload's SM3, and the worker hashes the
+    /// file again before sealing, so an upload cut short by a crash fails its request instead
+    /// of being sealed.
     pub fn finish(mut self) -> io::Result<Uploaded> {
         let file = self
             .file
             .take()
             .ok_or_else(|| io::Error::other("the upload was closed"))?;
-        file.sync_all()?;
+        drop(file);
         let hasher = std::mem::take(&mut self.hasher);
         let done = Uploaded {
             relative: std::mem::take(&mut self.relative),
@@ -276,6 +285,7 @@ mod tests {
         let (temp, mut file) = docs.sealed_temp(7, 2).unwrap();
         file.write_all(b"sealed").unwrap();
         let relative = docs.commit_sealed(&temp, file, 7, 2).unwrap();
+        docs.sync_sealed().unwrap();
         assert_eq!(relative, "sealed/7-2.ofd");
         assert_eq!(fs::read(docs.path(&relative).unwrap()).unwrap(), b"sealed");
         assert!(!temp.exists());

@@ -341,10 +341,14 @@ pub async fn create(
             let input = File::open(&up.path)
                 .map_err(|e| ApiError::internal(format!("cannot read the upload back: {e}")))?;
             let planned = plan(BufReader::new(input), &placements, size, mode).map_err(|e| {
-                unprocessable(
-                    "invalid_document",
-                    format!("document {n} ({name}) cannot be sealed as asked: {e}"),
-                )
+                if e.is_input_error() {
+                    unprocessable(
+                        "invalid_document",
+                        format!("document {n} ({name}) cannot be sealed as asked: {e}"),
+                    )
+                } else {
+                    ApiError::internal(format!("document {n} ({name}) could not be read back: {e}"))
+                }
             })?;
             rows.push(OfdFileRow {
                 file: OfdFile {
