@@ -78,7 +78,11 @@ fn ukey_position_keyword_riding_batch_download_verify_and_backup() {
     );
     let id = created["id"].as_i64().unwrap();
     assert_eq!(created["state"], "pending");
-    assert_eq!(d.stored("uploads").len(), 3, "three uploads kept");
+    assert_eq!(
+        d.stored("uploads").len(),
+        1,
+        "one upload file holds the request's documents"
+    );
 
     // Approvers see each document: name, size, SM3 of the upload, pages, stamps resolved.
     let pending = d.call(
@@ -552,18 +556,18 @@ fn a_file_changed_between_approval_and_signing_fails_and_nothing_is_signed() {
         &[("a.ofd", &first), ("b.ofd", &second)],
     );
     let id = created["id"].as_i64().unwrap();
-    // Someone with access to the disk changes the second upload after approvers were shown it.
+    // Someone with access to the disk changes the second document in the stored upload after
+    // approvers were shown it (one byte of its page content).
     let uploads = d.stored("uploads");
-    assert_eq!(uploads.len(), 2);
-    let second_sm3 = sm3_hex(&second);
-    let target = uploads
-        .iter()
-        .find(|p| sm3_hex(&std::fs::read(p).unwrap()) == second_sm3)
-        .unwrap();
-    let changed = Sample::new(2)
-        .line(2, 50.0, 50.0, 5.0, "付款金额 ¥999,999")
-        .build();
-    std::fs::write(target, &changed).unwrap();
+    assert_eq!(uploads.len(), 1);
+    let mut stored = std::fs::read(&uploads[0]).unwrap();
+    let at = stored
+        .windows(second.len())
+        .position(|w| w == second.as_slice())
+        .expect("the second document is in the upload");
+    assert_eq!(&stored[..first.len()], first.as_slice());
+    stored[at + second.len() / 2] ^= 0x01;
+    std::fs::write(&uploads[0], &stored).unwrap();
 
     d.approve_both(id);
     let v = d.wait_final(id);

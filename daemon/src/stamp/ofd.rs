@@ -18,6 +18,7 @@ use crate::approval::{RequestId, SignedDocument};
 use crate::crypto::sm3_reader;
 use crate::ofd::seal::{seal, SealError, SealOptions};
 use crate::ses::DocumentSigner;
+use crate::store::documents::Section;
 use crate::store::model::OfdFileRow;
 use crate::store::DocumentStore;
 
@@ -87,9 +88,9 @@ impl OfdStampError {
     }
 }
 
-/// Opens file `row`'s upload and checks its SM3 against the approved one; the handle is at
-/// the start of the file.
-fn open_checked(docs: &DocumentStore, row: &OfdFileRow) -> Result<File, OfdStampError> {
+/// Opens document `row` in its request's upload and checks its SM3 against the approved one;
+/// the handle reads the document alone, from its start.
+fn open_checked(docs: &DocumentStore, row: &OfdFileRow) -> Result<Section, OfdStampError> {
     let f = &row.file;
     let unreadable = |why: String| OfdStampError::Unreadable {
         n: f.n,
@@ -101,7 +102,9 @@ fn open_checked(docs: &DocumentStore, row: &OfdFileRow) -> Result<File, OfdStamp
         .as_deref()
         .ok_or_else(|| unreadable("the upload was already removed".into()))?;
     let path = docs.path(relative).map_err(|e| unreadable(e.to_string()))?;
-    let mut file = File::open(&path).map_err(|e| unreadable(e.to_string()))?;
+    let mut file = File::open(&path)
+        .and_then(|f| Section::new(f, row.offset, row.file.size))
+        .map_err(|e| unreadable(e.to_string()))?;
     let now = sm3_reader(&mut file).map_err(|e| unreadable(e.to_string()))?;
     if now != f.sm3.0 {
         return Err(OfdStampError::Changed {

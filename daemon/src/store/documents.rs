@@ -70,7 +70,7 @@ impl DocumentStore {
         Ok(dir)
     }
 
-    /// A new, empty upload file (0600) under a random name.
+    /// A new, empty upload file (0600) under a random name, for the documents of one request.
     pub fn new_upload(&self) -> io::Result<Upload> {
         let dir = self.subdir(UPLOADS)?;
         let mut random = [0u8; 16];
@@ -88,6 +88,7 @@ impl DocumentStore {
             file: Some(file),
             hasher: Sm3::new(),
             size: 0,
+            part_start: 0,
         })
     }
 
@@ -172,8 +173,10 @@ impl DocumentStore {
     }
 }
 
-/// An upload being written: its bytes go to the file as they come, hashed on the way. Dropped
-/// without [`Upload::finish`], the file is removed.
+/// The upload of one request being written: its documents go to one file back to back, each
+/// hashed on the way (one file per request, not per document: creating and deleting a file per
+/// document costs more than sealing it on some file systems). Dropped without
+/// [`Upload::finish`], the file is removed.
 #[derive(Debug)]
 pub struct Upload {
     relative: String,
@@ -181,6 +184,18 @@ pub struct Upload {
     file: Option<File>,
     hasher: Sm3,
     size: u64,
+    part_start: u64,
+}
+
+/// One document of an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadedPart {
+    /// Where it starts in the upload file.
+    pub offset: u64,
+    /// Its length.
+    pub size: u64,
+    /// SM3 of its bytes.
+    pub sm3: [u8; 32],
 }
 
 /// A finished upload.
@@ -192,8 +207,6 @@ pub struct Uploaded {
     pub path: PathBuf,
     /// Bytes written.
     pub size: u64,
-    /// SM3 of the bytes.
-    pub sm3: [u8; 32],
 }
 
 impl Upload {
@@ -202,7 +215,7 @@ impl Upload {
         self.size
     }
 
-    /// Appends `bytes`.
+    /// Appends `bytes` to the current document.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         let file = self
             .file
@@ -214,24 +227,34 @@ impl Upload {
         Ok(())
     }
 
+    /// Ends the current document (what was written since the last `end_part`) and starts
+    /// the next.
+    pub fn end_part(&mut self) -> UploadedPart {
+        let hasher = std::mem::take(&mut self.hasher);
+        let part = UploadedPart {
+            offset: self.part_start,
+            size: self.size - self.part_start,
+            sm3: hasher.finalize().into(),
+        };
+        self.part_start = self.size;
+        part
+    }
+
     /// Closes the file and returns what was written. The file stays until removed. It is not
-    /// synced: a request is recorded durably with the upload's SM3, and the worker hashes the
-    /// file again before sealing, so an upload cut short by a crash fails its request instead
-    /// of being sealed.
+    /// synced: a request is recorded durably with each document's SM3, and the worker hashes
+    /// the documents again before sealing, so an upload cut short by a crash fails its request
+    /// instead of being sealed.
     pub fn finish(mut self) -> io::Result<Uploaded> {
         let file = self
             .file
             .take()
             .ok_or_else(|| io::Error::other("the upload was closed"))?;
         drop(file);
-        let hasher = std::mem::take(&mut self.hasher);
-        let done = Uploaded {
+        Ok(Uploaded {
             relative: std::mem::take(&mut self.relative),
             path: std::mem::take(&mut self.path),
             size: self.size,
-            sm3: hasher.finalize().into(),
-        };
-        Ok(done)
+        })
     }
 }
 
@@ -243,6 +266,56 @@ impl Drop for Upload {
     }
 }
 
+/// A stretch of a file, read as a file of its own (one document of an upload).
+#[derive(Debug)]
+pub struct Section {
+    file: File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Section {
+    /// `len` bytes of `file` from `start`; the position is the section's start.
+    pub fn new(mut file: File, start: u64, len: u64) -> io::Result<Self> {
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(start))?;
+        Ok(Self {
+            file,
+            start,
+            len,
+            pos: 0,
+        })
+    }
+}
+
+impl io::Read for Section {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read(&mut buf[..want])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl io::Seek for Section {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            io::SeekFrom::Start(n) => Some(n),
+            io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        }
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.file.seek(io::SeekFrom::Start(self.start + target))?;
+        self.pos = target;
+        Ok(target)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -250,14 +323,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uploads_are_private_hashed_and_removed_unless_finished() {
+    fn uploads_are_private_hashed_per_document_and_removed_unless_finished() {
+        use std::io::{Read, Seek, SeekFrom};
         let dir = tempfile::tempdir().unwrap();
         let docs = DocumentStore::beside(&dir.path().join("seald.db"));
         let mut up = docs.new_upload().unwrap();
-        up.write(b"abc").unwrap();
+        up.write(b"ab").unwrap();
+        up.write(b"c").unwrap();
+        let first = up.end_part();
+        up.write(b"defg").unwrap();
+        let second = up.end_part();
         let done = up.finish().unwrap();
-        assert_eq!(done.size, 3);
-        assert_eq!(done.sm3, crate::crypto::sm3(b"abc"));
+        assert_eq!(done.size, 7);
+        assert_eq!((first.offset, first.size), (0, 3));
+        assert_eq!((second.offset, second.size), (3, 4));
+        assert_eq!(first.sm3, crate::crypto::sm3(b"abc"));
+        assert_eq!(second.sm3, crate::crypto::sm3(b"defg"));
         assert_eq!(docs.path(&done.relative).unwrap(), done.path);
         let mode = fs::metadata(&done.path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -266,6 +347,17 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
+
+        // A document reads as a file of its own.
+        let mut section = Section::new(File::open(&done.path).unwrap(), 3, 4).unwrap();
+        let mut all = String::new();
+        section.read_to_string(&mut all).unwrap();
+        assert_eq!(all, "defg");
+        assert_eq!(section.seek(SeekFrom::End(-2)).unwrap(), 2);
+        let mut tail = String::new();
+        section.read_to_string(&mut tail).unwrap();
+        assert_eq!(tail, "fg");
+        assert!(section.seek(SeekFrom::Current(-9)).is_err());
 
         let mut dropped = docs.new_upload().unwrap();
         dropped.write(b"x").unwrap();

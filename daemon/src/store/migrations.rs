@@ -177,8 +177,9 @@ CREATE TABLE device_pin_change (
 CREATE INDEX audit_log_kind ON audit_log(kind, seq);
 "#,
     // 8: OFD documents uploaded with a stamp request: what approvers saw (name, size, SM3, page
-    // count, placements resolved), and where the upload and the sealed file are kept, relative
-    // to the store's documents directory (`<store>.documents/`).
+    // count, placements resolved), and where the upload (one file per request, the documents
+    // back to back: the file and this document's offset in it) and the sealed file are kept,
+    // relative to the store's documents directory (`<store>.documents/`).
     r#"
 CREATE TABLE stamp_files (
     request_id   INTEGER NOT NULL REFERENCES stamp_requests(id),
@@ -190,6 +191,7 @@ CREATE TABLE stamp_files (
     placements   TEXT NOT NULL,
     plan         TEXT NOT NULL,
     upload_path  TEXT,
+    upload_offset INTEGER NOT NULL DEFAULT 0,
     sealed_path  TEXT,
     PRIMARY KEY (request_id, position)
 );

@@ -439,8 +439,11 @@ pub struct OfdFile {
 pub struct OfdFileRow {
     /// What approvers see.
     pub file: OfdFile,
-    /// The uploaded file (removed once the request is final).
+    /// The upload holding this document (one file per request, removed once the request is
+    /// final).
     pub upload: Option<String>,
+    /// Where this document starts in the upload (it is `file.size` bytes long).
+    pub offset: u64,
     /// The sealed file (once signed).
     pub sealed: Option<String>,
 }

@@ -650,8 +650,8 @@ impl SqliteTx<'_> {
 
     fn file_rows(&self, request: RequestId) -> StoreResult<Vec<OfdFileRow>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT position, name, size, sm3, mode, placements, plan, upload_path, sealed_path \
-             FROM stamp_files WHERE request_id = ?1 ORDER BY position",
+            "SELECT position, name, size, sm3, mode, placements, plan, upload_path, sealed_path, \
+             upload_offset FROM stamp_files WHERE request_id = ?1 ORDER BY position",
         )?;
         let rows = stmt.query_map([request], |row| {
             let sm3: String = row.get(3)?;
@@ -670,6 +670,7 @@ impl SqliteTx<'_> {
                     sealed: sealed.is_some(),
                 },
                 upload: row.get(7)?,
+                offset: row.get::<_, i64>(9)?.max(0) as u64,
                 sealed,
             })
         })?;
@@ -974,7 +975,8 @@ impl Tx for SqliteTx<'_> {
     fn insert_files(&mut self, request: RequestId, files: &[OfdFileRow]) -> StoreResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO stamp_files (request_id, position, name, size, sm3, mode, placements, \
-             plan, upload_path, sealed_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             plan, upload_path, sealed_path, upload_offset) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         for f in files {
             let mode = serde_json::to_value(f.file.mode)
@@ -992,6 +994,7 @@ impl Tx for SqliteTx<'_> {
                 to_json(&f.file.plan)?,
                 f.upload,
                 f.sealed,
+                f.offset as i64,
             ])?;
         }
         Ok(())

@@ -23,9 +23,8 @@ use crate::approval::limits::{check_text, MAX_NAME_CHARS};
 use crate::approval::NewStampRequest;
 use crate::identity::Caller;
 use crate::ofd::seal::{plan, Placement, SealMode};
-use crate::store::documents::{Upload, Uploaded};
+use crate::store::documents::{Section, Upload, Uploaded, UploadedPart};
 use crate::store::model::{Digest32, OfdFile, OfdFileRow, SealId, StampDocument, StampRequest};
-use crate::store::DocumentStore;
 
 /// Bytes gathered in memory before they are written to the upload file.
 const WRITE_CHUNK: usize = 1024 * 1024;
@@ -79,20 +78,23 @@ pub struct UploadForm {
     pub file: Vec<Vec<u8>>,
 }
 
-/// Uploads of a request being made; removed when dropped unless kept.
+/// The upload of a request being made; removed when dropped unless kept.
 struct Files {
-    done: Vec<(Uploaded, String)>,
+    /// The upload file, once finished.
+    uploaded: Option<Uploaded>,
+    /// Each document: where it is in the file, and its name from the form.
+    done: Vec<(UploadedPart, String)>,
 }
 
 impl Files {
     fn keep(mut self) {
-        self.done.clear();
+        self.uploaded = None;
     }
 }
 
 impl Drop for Files {
     fn drop(&mut self) {
-        for (up, _) in &self.done {
+        if let Some(up) = &self.uploaded {
             let _ = std::fs::remove_file(&up.path);
         }
     }
@@ -129,38 +131,39 @@ fn part_name(field: &Field<'_>, n: usize) -> String {
         .unwrap_or_else(|| format!("document {n}.ofd"))
 }
 
-async fn write_chunk(mut upload: Upload, bytes: Vec<u8>) -> Result<Upload, ApiError> {
-    tokio::task::spawn_blocking(move || upload.write(&bytes).map(|()| upload))
+async fn blocking_io<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| ApiError::internal("a worker thread failed; see seald's log"))?
         .map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))
 }
 
-/// Streams one file part into a new upload.
+/// Streams one file part to the end of `upload` (bytes gathered up to [`WRITE_CHUNK`], then
+/// written on the blocking pool); returns the upload and where the document is in it.
 async fn store_file(
-    docs: &DocumentStore,
+    mut upload: Upload,
     mut field: Field<'_>,
     limit: usize,
-) -> Result<Uploaded, ApiError> {
-    let d = docs.clone();
-    let mut upload = tokio::task::spawn_blocking(move || d.new_upload())
-        .await
-        .map_err(|_| ApiError::internal("a worker thread failed; see seald's log"))?
-        .map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))?;
+) -> Result<(Upload, UploadedPart), ApiError> {
     let mut pending = Vec::with_capacity(64 * 1024);
-    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
-        pending.extend_from_slice(&chunk);
-        if pending.len() >= WRITE_CHUNK {
-            upload = write_chunk(upload, std::mem::take(&mut pending)).await?;
+    loop {
+        let chunk = field.chunk().await.map_err(|e| multipart_error(e, limit))?;
+        let end = chunk.is_none();
+        if let Some(chunk) = chunk {
+            pending.extend_from_slice(&chunk);
+        }
+        if pending.len() >= WRITE_CHUNK || (end && !pending.is_empty()) {
+            let bytes = std::mem::take(&mut pending);
+            upload = blocking_io(move || upload.write(&bytes).map(|()| upload)).await?;
+        }
+        if end {
+            break;
         }
     }
-    if !pending.is_empty() {
-        upload = write_chunk(upload, pending).await?;
-    }
-    tokio::task::spawn_blocking(move || upload.finish())
-        .await
-        .map_err(|_| ApiError::internal("a worker thread failed; see seald's log"))?
-        .map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))
+    let part = upload.end_part();
+    Ok((upload, part))
 }
 
 /// Reads the form: the `request` JSON and every file, streamed to disk.
@@ -177,7 +180,8 @@ async fn read_form(state: &SharedState, request: Request) -> Result<(UploadBody,
         )
     })?;
     let mut body: Option<UploadBody> = None;
-    let mut files = Files { done: Vec::new() };
+    let mut upload: Option<Upload> = None;
+    let mut done: Vec<(UploadedPart, String)> = Vec::new();
     while let Some(field) = form
         .next_field()
         .await
@@ -217,7 +221,7 @@ async fn read_form(state: &SharedState, request: Request) -> Result<(UploadBody,
                 ))
             }
             Some("file") => {
-                let n = files.done.len() + 1;
+                let n = done.len() + 1;
                 if n > max_documents {
                     return Err(unprocessable(
                         "invalid_documents",
@@ -225,8 +229,16 @@ async fn read_form(state: &SharedState, request: Request) -> Result<(UploadBody,
                     ));
                 }
                 let name = part_name(&field, n);
-                let stored = store_file(&state.documents, field, limit).await?;
-                files.done.push((stored, name));
+                let current = match upload.take() {
+                    Some(current) => current,
+                    None => {
+                        let docs = state.documents.clone();
+                        blocking_io(move || docs.new_upload()).await?
+                    }
+                };
+                let (current, part) = store_file(current, field, limit).await?;
+                upload = Some(current);
+                done.push((part, name));
             }
             other => {
                 return Err(unprocessable(
@@ -245,13 +257,20 @@ async fn read_form(state: &SharedState, request: Request) -> Result<(UploadBody,
             "the form has no `request` part: send the seal, purpose and placements as JSON in a part named `request`",
         )
     })?;
-    if files.done.is_empty() {
+    let Some(upload) = upload else {
         return Err(unprocessable(
             "invalid_documents",
             "the form has no `file` part: send each OFD document in a part named `file`",
         ));
-    }
-    Ok((body, files))
+    };
+    let uploaded = blocking_io(move || upload.finish()).await?;
+    Ok((
+        body,
+        Files {
+            uploaded: Some(uploaded),
+            done,
+        },
+    ))
 }
 
 /// What each document asks for, checked: name, placements, mode.
@@ -335,10 +354,15 @@ pub async fn create(
     tokio::task::spawn_blocking(move || {
         let seal = st.services.registry.get(body.seal_id)?;
         let size = (seal.image.width_mm, seal.image.height_mm);
+        let uploaded = files
+            .uploaded
+            .clone()
+            .ok_or_else(|| ApiError::internal("the upload is gone"))?;
         let mut rows = Vec::with_capacity(files.done.len());
-        for (i, ((up, _), (name, placements, mode))) in files.done.iter().zip(asked).enumerate() {
+        for (i, ((part, _), (name, placements, mode))) in files.done.iter().zip(asked).enumerate() {
             let n = i as u32 + 1;
-            let input = File::open(&up.path)
+            let input = File::open(&uploaded.path)
+                .and_then(|f| Section::new(f, part.offset, part.size))
                 .map_err(|e| ApiError::internal(format!("cannot read the upload back: {e}")))?;
             let planned = plan(BufReader::new(input), &placements, size, mode).map_err(|e| {
                 if e.is_input_error() {
@@ -354,14 +378,15 @@ pub async fn create(
                 file: OfdFile {
                     n,
                     name,
-                    size: up.size,
-                    sm3: Digest32(up.sm3),
+                    size: part.size,
+                    sm3: Digest32(part.sm3),
                     mode,
                     placements,
                     plan: planned,
                     sealed: false,
                 },
-                upload: Some(up.relative.clone()),
+                upload: Some(uploaded.relative.clone()),
+                offset: part.offset,
                 sealed: None,
             });
         }
