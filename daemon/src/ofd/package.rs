@@ -150,7 +150,8 @@ impl<R: Read + Seek> Package<R> {
             .zip
             .by_index(index)
             .map_err(|e| ReadError::Broken(format!("/{name}"), e.to_string()))?;
-        let mut buf = Vec::new();
+        // Sized from the declared size (bounded by the cap), grown if the archive lies.
+        let mut buf = Vec::with_capacity(entry.size().min(cap) as usize + 1);
         let read = entry.take(cap + 1).read_to_end(&mut buf);
         self.read_total = self.read_total.saturating_add(buf.len() as u64);
         read.map_err(|e| ReadError::Broken(format!("/{name}"), e.to_string()))?;
