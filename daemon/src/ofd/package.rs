@@ -150,7 +150,8 @@ impl<R: Read + Seek> Package<R> {
             .zip
             .by_index(index)
             .map_err(|e| ReadError::Broken(format!("/{name}"), e.to_string()))?;
-        let mut buf = Vec::new();
+        // Sized from the declared size (bounded by the cap), grown if the archive lies.
+        let mut buf = Vec::with_capacity(entry.size().min(cap) as usize + 1);
         let read = entry.take(cap + 1).read_to_end(&mut buf);
         self.read_total = self.read_total.saturating_add(buf.len() as u64);
         read.map_err(|e| ReadError::Broken(format!("/{name}"), e.to_string()))?;
@@ -176,10 +177,12 @@ fn central_directory_records<R: Read + Seek>(r: &mut R) -> std::io::Result<Optio
     let mut tail = vec![0u8; tail_len as usize];
     r.read_exact(&mut tail)?;
     r.seek(SeekFrom::Start(0))?;
-    let Some(eocd) = (0..tail.len().saturating_sub(21))
-        .rev()
-        .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
-    else {
+    // The last end record whose comment length reaches exactly the end of the file (a
+    // comment may itself hold the signature bytes).
+    let Some(eocd) = (0..tail.len().saturating_sub(21)).rev().find(|&i| {
+        tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06]
+            && i + 22 + usize::from(u16::from_le_bytes([tail[i + 20], tail[i + 21]])) == tail.len()
+    }) else {
         return Ok(None);
     };
     let total = u16::from_le_bytes([tail[eocd + 10], tail[eocd + 11]]);
@@ -276,6 +279,38 @@ mod tests {
         assert!(resolve("Doc_0", "a\\b").is_err());
         assert!(resolve("Doc_0", "").is_err());
         assert!(resolve("Doc_0", "/").is_err());
+    }
+
+    #[test]
+    fn two_entries_of_one_name_are_refused() {
+        use std::io::{Cursor, Write};
+        let zip = |names: &[&str], comment: &str| {
+            let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+            for n in names {
+                w.start_file(*n, zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                w.write_all(n.as_bytes()).unwrap();
+            }
+            w.set_comment(comment);
+            w.finish().unwrap().into_inner()
+        };
+        // The zip crate keeps one of two same-named entries without a word: renamed after
+        // writing, `a.xmm` becomes a second `a.xml`.
+        let mut two = zip(&["a.xml", "a.xmm"], "");
+        for i in 0..two.len() - 5 {
+            if &two[i..i + 5] == b"a.xmm" {
+                two[i..i + 5].copy_from_slice(b"a.xml");
+            }
+        }
+        assert_eq!(zip::ZipArchive::new(Cursor::new(&two)).unwrap().len(), 1);
+        let e = Package::open(Cursor::new(two)).unwrap_err();
+        assert!(
+            e.to_string().contains("two members have the same name"),
+            "{e}"
+        );
+        // A comment holding the end record's signature does not confuse the count.
+        let ok = zip(&["a.xml", "b.xml"], "PK\x05\x06 in a comment");
+        assert_eq!(Package::open(Cursor::new(ok)).unwrap().members().count(), 2);
     }
 
     #[test]

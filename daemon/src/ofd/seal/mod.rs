@@ -2,8 +2,8 @@
 //! interface. Knows nothing of HTTP or devices; it takes a [`DocumentSigner`].
 //!
 //! Two steps, so that approvers see what will be sealed before anything is signed:
-//! [`plan`] opens the package, checks it can be sealed (not locked, pages exist, keywords
-//! found) and resolves every placement to page boxes; [`seal`] writes the sealed package,
+//! [`plan`] opens the package, checks it can be sealed (not locked, earlier signatures still
+//! match, pages exist, keywords found) and resolves every placement to page boxes; [`seal`] writes the sealed package,
 //! copying every unchanged member byte for byte.
 //!
 //! What is written (GB/T 33190 §18): `Signs/Sign_N/` (N not taken) with `Seal.esl` (the

@@ -1047,3 +1047,76 @@ fn relative_and_empty_or_missing_lists_are_used_where_ofd_xml_says() {
     );
     check_unchanged(&input, &out, &["OFD.xml"]);
 }
+
+#[test]
+fn a_failing_device_writes_nothing_and_is_not_the_clients_fault() {
+    struct Unplugged(crate::crypto::soft::SoftSigner);
+    impl crate::crypto::PrehashSigner for Unplugged {
+        fn public_key(&self) -> &crate::crypto::PublicKey {
+            self.0.public_key()
+        }
+        fn sign_prehash(
+            &self,
+            _: &[u8; 32],
+        ) -> Result<crate::crypto::RawSignature, crate::crypto::SignerError> {
+            Err("the UKey was removed".into())
+        }
+    }
+    let keys = Keys::new(KeyAlgorithm::Sm2);
+    let unplugged = Unplugged(crate::crypto::soft::SoftSigner::from_seed(
+        KeyAlgorithm::Sm2,
+        42,
+    ));
+    let signer = DocumentSigner::new(&keys.seal, &keys.p.signer_cert, &unplugged).unwrap();
+    let input = Sample::new(1).build();
+    let p = plan(
+        Cursor::new(&input),
+        &[at(1, 1.0, 1.0)],
+        keys.size(),
+        SealMode::Continue,
+    )
+    .unwrap();
+    let mut out = Cursor::new(Vec::new());
+    let e = seal(
+        Cursor::new(&input),
+        &mut out,
+        &p,
+        &SealOptions::default(),
+        &signer,
+        WHEN,
+    )
+    .unwrap_err();
+    assert!(matches!(e, SealError::Sign(_)), "{e}");
+    assert!(!e.is_input_error());
+    assert!(e.to_string().contains("the UKey was removed"), "{e}");
+    assert!(
+        out.into_inner().is_empty(),
+        "nothing is written before the signature exists"
+    );
+}
+
+#[test]
+fn placements_read_from_json_as_the_api_sends_them() {
+    let list: Vec<Placement> = serde_json::from_str(
+        r#"[{"kind":"at","page":1,"x":10,"y":20.5},
+            {"kind":"at","page":2,"x":0,"y":0,"width":30,"height":30},
+            {"kind":"keyword","text":"盖章","all":true,"pages":[1,3]},
+            {"kind":"riding","edge":"right"},
+            {"kind":"riding","edge":"bottom","from":2,"to":4,"offset":15}]"#,
+    )
+    .unwrap();
+    assert_eq!(list[0], at(1, 10.0, 20.5));
+    assert_eq!(
+        list[2],
+        Placement::Keyword {
+            text: "盖章".into(),
+            all: true,
+            pages: Some(vec![1, 3])
+        }
+    );
+    assert_eq!(list[3], riding(Edge::Right));
+    assert!(
+        serde_json::from_str::<Placement>(r#"{"kind":"at","page":1,"x":1,"y":1,"z":1}"#).is_err()
+    );
+    assert!(serde_json::from_str::<Placement>(r#"{"kind":"riding","edge":"middle"}"#).is_err());
+}
