@@ -318,6 +318,10 @@ fn cipher_machine_batch_of_invoices() {
     }
 }
 
+/// A bad input: what it is, the file, its placements, and the status, code and a piece of the
+/// message expected.
+type Case<'a> = (&'a str, Vec<u8>, Value, u16, &'a str, &'a str);
+
 /// Every refusal: a clear 4xx, no request recorded, no upload left, nothing signed.
 #[test]
 fn bad_input_is_refused_with_a_reason_and_nothing_is_kept() {
@@ -365,7 +369,7 @@ fn bad_input_is_refused_with_a_reason_and_nothing_is_kept() {
     .build();
     assert!(big.len() > 300_000);
 
-    let cases: Vec<(&str, Vec<u8>, Value, u16, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "not a zip",
             b"%PDF-1.7 not an OFD".to_vec(),

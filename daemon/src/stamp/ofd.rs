@@ -22,6 +22,9 @@ use crate::store::documents::Section;
 use crate::store::model::OfdFileRow;
 use crate::store::DocumentStore;
 
+/// A sealed document: its position (from 1) and its file, relative to the documents directory.
+pub type SealedFile = (u32, String);
+
 /// Requests with at most this many files keep every checked upload open until it is sealed.
 const KEEP_OPEN: usize = 256;
 
@@ -130,7 +133,7 @@ pub fn seal_files(
     rows: &[OfdFileRow],
     time_info: OffsetDateTime,
     free_sessions: usize,
-) -> Result<(Vec<SignedDocument>, Vec<(u32, String)>), OfdStampError> {
+) -> Result<(Vec<SignedDocument>, Vec<SealedFile>), OfdStampError> {
     // Every file first: one changed file means nothing at all is signed. The checked handles
     // are what the engine reads (a file replaced after the check is not the one sealed); a
     // very large batch is opened and hashed again per file instead, to bound open files.
@@ -223,7 +226,7 @@ pub fn seal_files(
 }
 
 /// Removes the sealed files `sealed` (their request was not marked signed after all).
-pub fn discard(docs: &DocumentStore, sealed: &[(u32, String)]) {
+pub fn discard(docs: &DocumentStore, sealed: &[SealedFile]) {
     for (_, relative) in sealed {
         let _ = docs.remove(relative);
     }
