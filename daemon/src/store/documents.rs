@@ -366,7 +366,11 @@ mod tests {
         assert!(!path.exists(), "an unfinished upload is removed");
 
         let stray = docs.new_upload().unwrap().finish().unwrap();
-        assert_eq!(docs.remove_strays(std::slice::from_ref(&done.relative)).unwrap(), 1);
+        assert_eq!(
+            docs.remove_strays(std::slice::from_ref(&done.relative))
+                .unwrap(),
+            1
+        );
         assert!(done.path.exists() && !stray.path.exists());
     }
 
