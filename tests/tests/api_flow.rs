@@ -137,7 +137,8 @@ fn openapi_documents_every_route_the_daemon_serves() {
             }
             let concrete = path
                 .replace("{serial}", seald_tests::deployment::SERIAL)
-                .replace("{id}", "1");
+                .replace("{id}", "1")
+                .replace("{n}", "1");
             let r = d.call(
                 &method.to_ascii_uppercase(),
                 &concrete,

@@ -214,6 +214,14 @@ fn ukey_position_keyword_riding_batch_download_verify_and_backup() {
     assert_eq!(d.download(Who::Custodian, id, 1).status, 404);
     assert_eq!(d.download(Who::Client, id, 4).status, 404);
     assert_eq!(d.download(Who::Client, id, 0).status, 404);
+    let r = d.call(
+        "GET",
+        &format!("/v1/stamp-requests/{id}/documents/x"),
+        Some(Who::Client),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["code"], "document_not_found");
 
     // sealctl verify accepts the output.
     let out = tempfile::tempdir().unwrap();

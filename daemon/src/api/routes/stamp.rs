@@ -383,9 +383,24 @@ fn disposition_name(name: &str) -> String {
 pub async fn document(
     State(state): State<SharedState>,
     auth: Auth,
-    Path((id, n)): Path<(RequestId, u32)>,
+    Path((id, n)): Path<(String, String)>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
+    // Parsed here so that a malformed path is answered like any other miss, in JSON.
+    let id: RequestId = id.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "request_not_found",
+            format!("no stamp request {id:?}: request ids are numbers"),
+        )
+    })?;
+    let n: u32 = n.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "document_not_found",
+            format!("no document {n:?}: documents are numbered from 1"),
+        )
+    })?;
     let caller = auth.caller();
     let st = state.clone();
     let (name, file, size) = blocking(move || {
