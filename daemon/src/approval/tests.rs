@@ -969,3 +969,102 @@ fn enrolment_keeps_the_seal_and_its_policy_together_or_neither() {
     assert_eq!(w.approvals.policy(seal.id).unwrap(), Some(set));
     assert_eq!(w.f.registry.list().unwrap().len(), before + 1);
 }
+
+fn file_row(n: u32, d: &StampDocument) -> OfdFileRow {
+    use crate::ofd::seal::{Placement, SealMode, SealPlan};
+    OfdFileRow {
+        file: OfdFile {
+            n,
+            name: d.name.clone(),
+            size: 100,
+            sm3: d.digest,
+            mode: SealMode::Continue,
+            placements: vec![Placement::At {
+                page: 1,
+                x: 10.0,
+                y: 10.0,
+                width: None,
+                height: None,
+            }],
+            plan: SealPlan {
+                pages: 1,
+                stamps: Vec::new(),
+            },
+            sealed: false,
+        },
+        upload: Some("uploads/u.ofd".into()),
+        offset: u64::from(n) * 100,
+        sealed: None,
+    }
+}
+
+#[test]
+fn uploaded_files_go_with_the_request_and_every_one_must_be_sealed() {
+    let w = world();
+    let docs = vec![doc(1), doc(2)];
+    let new = |docs: Vec<StampDocument>| NewStampRequest {
+        seal_id: w.seal,
+        documents: docs,
+        purpose: "licences".into(),
+        origin: None,
+    };
+    // Files that do not match the documents (order, digest) are refused; nothing is kept.
+    let swapped = vec![file_row(1, &docs[1]), file_row(2, &docs[0])];
+    let err = w
+        .approvals
+        .create_request_with_files(&w.client, new(docs.clone()), swapped)
+        .unwrap_err();
+    assert!(matches!(err, ApprovalError::BadDocuments(_)), "{err}");
+
+    let rows = vec![file_row(1, &docs[0]), file_row(2, &docs[1])];
+    let r = w
+        .approvals
+        .create_request_with_files(&w.client, new(docs.clone()), rows)
+        .unwrap();
+    assert_eq!(r.files.len(), 2);
+    let seen = w.approvals.get(&w.a, r.id).unwrap();
+    assert_eq!(seen.files[1].name, "contract-2.ofd");
+    assert_eq!(seen.files[1].sm3, docs[1].digest);
+    w.approvals
+        .decide(&w.a, r.id, Decision::Approve, "")
+        .unwrap();
+    let r = w
+        .approvals
+        .decide(&w.b, r.id, Decision::Approve, "")
+        .unwrap();
+    // Signatures for both documents but a sealed file for only one: refused, still approved.
+    let err = w
+        .approvals
+        .mark_signed_with_files(
+            &Caller::Daemon,
+            r.id,
+            signed_all(&r),
+            vec![(1, "sealed/1-1.ofd".into())],
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("1 of 2 documents reported sealed"),
+        "{err}"
+    );
+    assert_eq!(
+        w.approvals.get(&w.a, r.id).unwrap().state,
+        RequestState::Approved
+    );
+    let done = w
+        .approvals
+        .mark_signed_with_files(
+            &Caller::Daemon,
+            r.id,
+            signed_all(&r),
+            vec![(1, "sealed/1-1.ofd".into()), (2, "sealed/1-2.ofd".into())],
+        )
+        .unwrap();
+    assert_eq!(done.state, RequestState::Signed);
+    assert!(done.files.iter().all(|f| f.sealed));
+    let rows = w.f.store.read(|tx| tx.files(r.id)).unwrap();
+    assert_eq!(rows[1].sealed.as_deref(), Some("sealed/1-2.ofd"));
+    assert_eq!(rows[1].offset, 200);
+    // Final: its upload is due for removal.
+    let due = w.f.store.read(|tx| tx.final_uploads()).unwrap();
+    assert_eq!(due.len(), 2);
+}
