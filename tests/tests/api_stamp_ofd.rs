@@ -486,6 +486,51 @@ fn bad_input_is_refused_with_a_reason_and_nothing_is_kept() {
         );
     }
 
+    // Sent chunked, with no Content-Length for the guard to judge: the route's own limit cuts
+    // the upload off while it streams, and nothing is kept.
+    {
+        use std::io::{Read, Write};
+        let big = Sample {
+            resource: Some((0..400_000u32).map(|i| (i * 31 + i / 7) as u8).collect()),
+            deflate: false,
+            ..Sample::new(1)
+        }
+        .build();
+        let (content_type, form) = seald_tests::ofd::multipart(&body(&at), &[("big.ofd", &big)]);
+        let mut stream = std::net::TcpStream::connect(d.daemon.authority()).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /v1/stamp-requests HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            d.daemon.authority(),
+            d.token(Who::Client)
+        )
+        .unwrap();
+        for chunk in form.chunks(16 * 1024) {
+            if write!(stream, "{:x}\r\n", chunk.len()).is_err()
+                || stream.write_all(chunk).is_err()
+                || stream.write_all(b"\r\n").is_err()
+            {
+                break; // answered and closed early
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(
+            answer.contains("body_too_large") && answer.contains("max_document_bytes"),
+            "{answer}"
+        );
+        assert!(
+            d.stored("uploads").is_empty(),
+            "the cut-off upload was removed"
+        );
+    }
+
     // Form mistakes.
     let (content_type, form) = seald_tests::ofd::multipart(&body(&at), &[]);
     let auth = format!("Bearer {}", d.token(Who::Client));
