@@ -79,9 +79,7 @@ pub enum Edge {
 }
 
 /// Whether later signatures may be added.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SealMode {
     /// `Signatures.xml` is not protected: later seals can be added (default).
