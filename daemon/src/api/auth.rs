@@ -8,7 +8,9 @@ use axum::http::{header, StatusCode};
 
 use crate::identity::{AuthError, Caller, Identity, Role};
 
+use super::connections::ConnectionId;
 use super::error::ApiError;
+use super::ratelimit::BucketKey;
 use super::state::SharedState;
 
 /// Filled by the auth extractor so the refusal log can name who was refused.
@@ -56,7 +58,7 @@ impl Auth {
 }
 
 /// A caller without a token, on a route open to all (e.g. seal status for verifiers);
-/// rate-limited in one shared bucket.
+/// rate-limited per connection, so one flooding connection cannot starve the others.
 #[derive(Debug, Clone, Copy)]
 pub struct Anonymous;
 
@@ -64,10 +66,14 @@ impl FromRequestParts<SharedState> for Anonymous {
     type Rejection = ApiError;
 
     async fn from_request_parts(
-        _parts: &mut Parts,
+        parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        if state.limiter.allow(super::ratelimit::ANONYMOUS) {
+        let bucket = match parts.extensions.get::<ConnectionId>() {
+            Some(ConnectionId(id)) => BucketKey::Connection(*id),
+            None => BucketKey::Anonymous,
+        };
+        if state.limiter.allow(bucket) {
             Ok(Anonymous)
         } else {
             Err(rate_limited())
@@ -119,7 +125,7 @@ impl FromRequestParts<SharedState> for Auth {
         if let Some(slot) = parts.extensions.get::<CallerSlot>() {
             *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(identity.name.clone());
         }
-        if !state.limiter.allow(identity.id) {
+        if !state.limiter.allow(BucketKey::Identity(identity.id)) {
             return Err(rate_limited());
         }
         Ok(Auth(identity))
