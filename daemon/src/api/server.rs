@@ -62,5 +62,6 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
             config.api.max_streams,
             Duration::from_secs(config.api.stream_recheck_secs),
         ),
+        console: Default::default(),
     }))
 }

@@ -151,6 +151,23 @@ pub struct PinStatusView {
     pub age: PinAge,
     /// A PIN-age warning, if one applies.
     pub warning: Option<String>,
+    /// What a new PIN must look like, and how old one may grow (`[pin_policy]`): shown to a
+    /// custodian before a change.
+    pub policy: PinPolicyView,
+}
+
+/// The `[pin_policy]` in force.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PinPolicyView {
+    /// Shortest new PIN, in characters.
+    pub min_length: usize,
+    /// Character classes a new PIN must contain (`digit`, `letter`, `lower`, `upper`, `symbol`).
+    #[schema(value_type = Vec<String>)]
+    pub require: Vec<crate::custody::CharClass>,
+    /// Days a PIN may be used (0: no limit).
+    pub max_age_days: u32,
+    /// Days before that from which warnings are shown.
+    pub warn_days: u32,
 }
 
 /// `GET /v1/devices/{serial}/pin-status` (custodian, admin or auditor): the device's PIN
@@ -179,6 +196,12 @@ pub async fn status(
             tries_left: status.tries_left,
             age: status.age,
             warning,
+            policy: PinPolicyView {
+                min_length: state.pin_policy.min_length,
+                require: state.pin_policy.require.clone(),
+                max_age_days: state.pin_policy.max_age_days,
+                warn_days: state.pin_policy.warn_days,
+            },
         }))
     })
     .await
