@@ -152,6 +152,15 @@
     st_revoked: ['已吊销', 'revoked'], st_lost: ['已挂失', 'lost'],
     'st_expires-soon': ['即将到期', 'expires soon'], st_valid: ['有效期内', 'valid'], 'st_not-yet-valid': ['尚未生效', 'not yet valid'],
     'tries_not-reported': ['设备未提示', 'not reported'], tries_few: ['较少', 'few'], tries_one: ['仅剩 1 次', 'one'],
+    st_ok: ['正常', 'ok'], st_warn: ['需更换', 'change soon'], st_bad: ['已超期', 'overdue'],
+    daysLeft: ['剩 %s 天', '%s days left'],
+    validUntil: ['有效期至', 'Valid until'],
+    pixels: ['%s×%s 像素，印制尺寸 %s×%s mm', '%s×%s pixels, printed %s×%s mm'],
+    manageSeal: ['管理印章 %s', 'Manage seal %s'],
+    loggedInNow: ['令牌已登录；不需要再次输入 PIN。', 'The token is logged in; no PIN is needed now.'],
+    kind_legal_name: ['法定名称章', 'legal-name seal'], kind_business: ['业务专用章', 'business seal'],
+    kind_finance: ['财务专用章', 'finance seal'], kind_contract: ['合同专用章', 'contract seal'],
+    kind_invoice: ['发票专用章', 'invoice seal'], kind_personal_name: ['个人名章', 'personal-name seal'], kind_other: ['其他印章', 'other seal'],
   };
 
   function t(key, ...args) {
@@ -190,6 +199,18 @@
 
   function badge(state) {
     return el('span', { class: 'state ' + state, 'data-state': state, text: stateText(state) });
+  }
+
+  // `expiry` is {status: valid | expires-soon (with days_left) | expired | not-yet-valid}.
+  function expiryBadge(expiry) {
+    const b = badge(expiry.status);
+    if (expiry.status === 'expires-soon') b.textContent += ' (' + t('daysLeft', expiry.days_left) + ')';
+    return b;
+  }
+
+  function kindText(kind) {
+    const key = 'kind_' + String(kind).replace(/-/g, '_');
+    return TEXT[key] ? t(key) : String(kind);
   }
 
   function msg(kind, text) {
@@ -659,10 +680,14 @@
     card.append(el('div', { class: 'row' }, img, el('dl', { class: 'facts' },
       el('dt', { text: t('name') }), el('dd', { id: 'seal-name', text: s.name }),
       el('dt', { text: t('organisation') }), el('dd', { text: s.organisation }),
-      el('dt', { text: t('kind') }), el('dd', { text: s.kind }),
+      el('dt', { text: t('kind') }), el('dd', { text: kindText(s.kind) }),
       el('dt', { text: t('state') }), el('dd', {}, badge(s.state)),
       el('dt', { text: t('validity') }), el('dd', { text: when(s.valid_from) + ' – ' + when(s.valid_to) }),
-      el('dt', { text: t('expiry') }), el('dd', {}, badge(s.expiry)))));
+      el('dt', { text: t('expiry') }), el('dd', {}, expiryBadge(s.expiry)))));
+    const size = el('p', { class: 'hint', id: 'seal-image-size' });
+    const describe = () => { size.textContent = t('pixels', img.naturalWidth, img.naturalHeight, seal.image.width_mm, seal.image.height_mm); };
+    if (img.complete) describe(); else img.addEventListener('load', describe);
+    card.append(size);
     return card;
   }
 
@@ -746,7 +771,7 @@
       ? el('ul', { class: 'votes', id: 'votes' }, r.votes.map((v) => el('li', {},
         el('strong', { text: r.names[v.approver] || '#' + v.approver }), ' — ',
         badge(v.approve ? 'approved' : 'rejected'), ' ', when(v.at),
-        v.comment ? el('q', { text: v.comment }) : '')))
+        v.comment ? [' ', el('q', { class: 'vote-comment', text: v.comment })] : '')))
       : el('p', { class: 'empty', id: 'votes', text: t('noVotes') });
     return el('div', { class: 'card' }, el('h2', { text: t('votes') }), list,
       r.required_approvals ? el('p', { class: 'hint', text: t('needs', r.required_approvals, approvedN) }) : '');
@@ -844,15 +869,18 @@
     const pin = el('input', { type: 'password', autocomplete: 'off', 'data-pin': 'login' });
     const final = finalTryBox('final-login-' + serial, tok.pin.final_try);
     const result = el('div', { 'aria-live': 'polite' });
-    const form = el('form', { class: 'login-form', novalidate: true },
-      el('h3', { text: t('login') }),
-      field('pin-login-' + serial, t('pin'), pin, t('pinHint')),
-      final.wrap,
-      el('button', { type: 'submit', class: 'primary', text: t('login') }),
-      tok.logged_in ? el('button', { type: 'button', class: 'logout', text: t('logout'), onclick: async () => {
-        try { await api('POST', '/v1/devices/' + encodeURIComponent(serial) + '/logout'); status(t('loggedOutOk')); await current.load(); } catch (e) { result.replaceChildren(msg('error', e.message)); }
-      } }) : '',
-      result);
+    const logout = el('button', { type: 'button', class: 'logout', text: t('logout'), onclick: async () => {
+      try { await api('POST', '/v1/devices/' + encodeURIComponent(serial) + '/logout'); status(t('loggedOutOk')); await current.load(); } catch (e) { result.replaceChildren(msg('error', e.message)); }
+    } });
+    const form = tok.logged_in
+      ? el('form', { class: 'login-form', novalidate: true },
+        el('h3', { text: t('logout') }), el('p', { text: t('loggedInNow') }), logout, result)
+      : el('form', { class: 'login-form', novalidate: true },
+        el('h3', { text: t('login') }),
+        field('pin-login-' + serial, t('pin'), pin, t('pinHint')),
+        final.wrap,
+        el('button', { type: 'submit', class: 'primary', text: t('login') }),
+        result);
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const body = { pin: pin.value, confirm_final_try: final.box.checked };
@@ -868,7 +896,7 @@
         body.pin = '';
         if (e.code === 'pin_final_try') {
           final.wrap.hidden = false;
-          result.replaceChildren(msg('warn', t('finalTry') + ' ' + e.message));
+          result.replaceChildren(msg('warn', t('finalTry')), el('p', { class: 'hint', text: e.message }));
           final.box.focus();
         } else {
           result.replaceChildren(msg('error', e.message));
@@ -923,7 +951,7 @@
         body.old_pin = ''; body.new_pin = '';
         if (e.code === 'pin_final_try') {
           final.wrap.hidden = false;
-          result.replaceChildren(msg('warn', t('finalTry') + ' ' + e.message));
+          result.replaceChildren(msg('warn', t('finalTry')), el('p', { class: 'hint', text: e.message }));
           final.box.focus();
         } else {
           result.replaceChildren(msg('error', e.message));
@@ -945,13 +973,13 @@
         el('td', { text: '#' + s.id }),
         el('td', { text: s.name }),
         el('td', { text: s.organisation }),
-        el('td', { text: s.kind }),
+        el('td', { text: kindText(s.kind) }),
         el('td', {}, badge(s.state)),
         el('td', { text: when(s.valid_to) }),
-        el('td', {}, badge(s.expiry)),
+        el('td', {}, expiryBadge(s.expiry)),
         el('td', { class: 'mono', text: s.device_serial }),
-        canManage ? el('td', {}, el('button', { type: 'button', class: 'quiet manage', text: t('manage') + ' #' + s.id, onclick: () => showActions(s) })) : ''));
-      const heads = ['id', 'name', 'organisation', 'kind', 'state', 'validity', 'expiry', 'device'].concat(canManage ? ['action'] : []);
+        canManage ? el('td', {}, el('button', { type: 'button', class: 'quiet manage', 'aria-label': t('manageSeal', s.name + ' #' + s.id), text: t('manage'), onclick: () => showActions(s) })) : ''));
+      const heads = ['id', 'name', 'organisation', 'kind', 'state', 'validUntil', 'expiry', 'device'].concat(canManage ? ['action'] : []);
       body.replaceChildren(el('table', { id: 'seals-table' },
         el('thead', {}, el('tr', {}, heads.map((k) => el('th', { scope: 'col', text: t(k) })))),
         el('tbody', {}, rows)));
