@@ -467,3 +467,29 @@ fn an_admin_suspends_and_resumes_a_seal_with_a_reason() {
     b.wait_text("tr[data-seal=\"2\"]", "active");
     sign_out(&b);
 }
+
+#[test]
+fn the_page_signs_out_by_itself_when_left_idle() {
+    // The page's own idle timer (the event stream is re-checked only every 30 s here).
+    let d = Deployment::hsm_sim_with("sansec", "\n[api]\nconsole_idle_secs = 2\n");
+    let b = Browser::start("en-US");
+    sign_in(&b, &d, Who::Auditor);
+    let session = b
+        .run(
+            "return JSON.parse(sessionStorage.getItem('seald.session')).session",
+            &[],
+        )
+        .as_str()
+        .expect("session")
+        .to_owned();
+    b.wait_for("#signin-form", Duration::from_secs(20));
+    b.wait_text("main", "Signed out after a period without activity");
+    assert_eq!(b.storage(), "{}");
+    let r = d.daemon.raw(
+        "GET",
+        "/v1/seals",
+        &[("Authorization", &format!("Bearer {session}"))],
+        None,
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+}

@@ -31,7 +31,7 @@ pub fn run(args: ConsoleArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     println!("{}{path}", args.daemon.trim_end_matches('/'));
     eprintln!(
         "open this link in a browser on this machine within {secs} seconds; it works once. \
-         The console session it opens ends when you sign out or after 15 minutes without use."
+         The console session it opens ends when you sign out, or after a while without use (`api.console_idle_secs`)."
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -124,7 +124,7 @@ fn code_refused() -> ApiError {
 /// `POST /v1/console/session`: starts a console session, for the API token sent as bearer
 /// (no body) or for a one-time code from `sealctl console` (body `{"code"}`, no token).
 #[utoipa::path(post, path = "/v1/console/session", operation_id = "console_session_start", tag = "console",
-    summary = "Start a web-console session: send your API token as bearer (no body), or a one-time code `{\"code\"}` from `sealctl console` (no token). The session ends after 15 minutes idle, 8 hours in all, on sign-out, or when the token is replaced or the identity disabled",
+    summary = "Start a web-console session: send your API token as bearer (no body), or a one-time code `{\"code\"}` from `sealctl console` (no token). The session ends after `api.console_idle_secs` unused (default 15 minutes), 8 hours in all, on sign-out, or when the token is replaced or the identity disabled",
     request_body(content = Option<SessionBody>, description = "the one-time code; omit the body when sending the API token"),
     responses(
         (status = 200, description = "the session", body = SessionStarted),
