@@ -757,7 +757,14 @@
           if (s.clip) img.setAttribute('clip-path', 'url(#' + clipId + ')');
           g.append(img);
         }
-        g.append(svg('rect', { class: 'stamp-box', x, y, width: w, height: h, fill: 'none', stroke: '#b3261e', 'stroke-width': 0.8 }));
+        // The whole seal box; for a riding slice, dashed, with the slice on this page solid.
+        const box = svg('rect', { class: 'stamp-box', x, y, width: w, height: h, fill: 'none', stroke: '#b3261e', 'stroke-width': 0.8 });
+        if (s.clip) {
+          box.setAttribute('stroke-dasharray', '2 1.5');
+          box.setAttribute('stroke-opacity', '0.5');
+          g.append(svg('rect', { class: 'stamp-slice', x: x + s.clip[0], y: y + s.clip[1], width: s.clip[2], height: s.clip[3], fill: 'rgba(179,38,30,0.12)', stroke: '#b3261e', 'stroke-width': 0.8 }));
+        }
+        g.append(box);
       });
       wrap.append(g);
     });

@@ -493,3 +493,63 @@ fn the_page_signs_out_by_itself_when_left_idle() {
     );
     assert_eq!(r.status, 401, "{}", r.body);
 }
+
+/// What an OFD request carries once uploads land (issue 15's `files`: size, SM3, pages, mode,
+/// placements resolved to page boxes in mm, riding slices clipped), injected into the answer of
+/// `GET /v1/stamp-requests/{id}` in the page: this branch's API has no uploads yet.
+const OFD_FILES: &str = r#"[{"n": 1, "name": "invoice.ofd", "size": 12400, "sm3": null, "mode": "continue",
+  "placements": [{"kind": "at", "page": 1, "x": 150, "y": 230}, {"kind": "riding", "edge": "right"}],
+  "plan": {"pages": 3, "stamps": [
+    {"page": 1, "page_ref": "p1", "boundary": [150, 230, 40, 40], "clip": null},
+    {"page": 2, "page_ref": "p2", "boundary": [190, 100, 40, 40], "clip": [0, 0, 20, 40]},
+    {"page": 3, "page_ref": "p3", "boundary": [170, 100, 40, 40], "clip": [20, 0, 20, 40]}]},
+  "sealed": false}]"#;
+
+#[test]
+fn an_ofd_request_shows_its_placements_on_page_previews() {
+    let d = Deployment::hsm_sim("sansec");
+    let id = d.request(d.seal_id, &[[5u8; 32]]);
+    let b = Browser::start("en-US");
+    sign_in(&b, &d, Who::Approver1);
+    b.wait(&format!("tr[data-request=\"{id}\"]"));
+    b.run(
+        "const files = JSON.parse(arguments[0]);
+         const real = window.fetch;
+         window.fetch = async (url, opts) => {
+           const r = await real(url, opts);
+           if (!/\\/v1\\/stamp-requests\\/\\d+$/.test(String(url))) return r;
+           const v = await r.json();
+           files[0].sm3 = v.documents[0].digest;
+           v.files = files;
+           return new Response(JSON.stringify(v), {status: r.status, headers: {'Content-Type': 'application/json'}});
+         };
+         location.hash = '#/requests/' + arguments[1];",
+        &[json!(OFD_FILES), json!(id)],
+    );
+    b.wait("svg.page");
+    let doc = b.text("#documents");
+    assert!(
+        doc.contains("12.1 KiB") && doc.contains("page 1: x 150, y 230, 40 × 40 mm"),
+        "{doc}"
+    );
+    let shape = b.run(
+        "return Array.from(document.querySelectorAll('svg.page')).map(s => ({
+           label: s.getAttribute('aria-label'),
+           boxes: Array.from(s.querySelectorAll('rect.stamp-box')).map(r => ['x','y','width','height'].map(a => Number(r.getAttribute(a)))),
+           images: Array.from(s.querySelectorAll('image')).map(i => i.getAttribute('clip-path')),
+           clips: Array.from(s.querySelectorAll('clipPath rect')).map(r => ['x','y','width','height'].map(a => Number(r.getAttribute(a)))),
+         }))",
+        &[],
+    );
+    assert_eq!(
+        shape,
+        json!([
+            {"label": "page 1", "boxes": [[150, 230, 40, 40]], "images": [null], "clips": []},
+            {"label": "page 2", "boxes": [[190, 100, 40, 40]], "images": ["url(#clip-1-1-0)"], "clips": [[190, 100, 20, 40]]},
+            {"label": "page 3", "boxes": [[170, 100, 40, 40]], "images": ["url(#clip-1-2-0)"], "clips": [[190, 100, 20, 40]]},
+        ]),
+        "one preview per stamped page, the seal at its box, riding slices clipped"
+    );
+    b.run("document.getElementById('documents').scrollIntoView()", &[]);
+    b.screenshot("15-ofd-placement-preview");
+}
