@@ -157,6 +157,7 @@
     validUntil: ['有效期至', 'Valid until'],
     pixels: ['%s×%s 像素，印制尺寸 %s×%s mm', '%s×%s pixels, printed %s×%s mm'],
     manageSeal: ['管理印章 %s', 'Manage seal %s'],
+    notPresent: ['未插入：插入该 UKey 后登录令牌。', 'not plugged in: insert the UKey, then log the token in.'],
     loggedInNow: ['令牌已登录；不需要再次输入 PIN。', 'The token is logged in; no PIN is needed now.'],
     kind_legal_name: ['法定名称章', 'legal-name seal'], kind_business: ['业务专用章', 'business seal'],
     kind_finance: ['财务专用章', 'finance seal'], kind_contract: ['合同专用章', 'contract seal'],
@@ -816,12 +817,27 @@
     const body = el('div');
     async function load() {
       const list = await api('GET', '/v1/devices');
+      const all = await seals(true);
       const parts = [];
+      const present = new Set();
       for (const m of list.modules) {
         parts.push(el('h2', { text: t('module') + ': ' + m.name + ' (' + m.model + (m.profile ? ', ' + m.profile : '') + ')' }));
         if (m.error) parts.push(msg('error', m.error));
         if (!m.tokens.length) parts.push(el('p', { class: 'empty', text: t('noTokens') }));
-        for (const tok of m.tokens) parts.push(await tokenCard(tok));
+        for (const tok of m.tokens) {
+          present.add(tok.serial);
+          parts.push(await tokenCard(tok));
+        }
+      }
+      // Tokens that hold seals but are not plugged in (a UKey removed): shown as absent.
+      const absent = [...new Set(all.map((x) => x.device_serial))].filter((serial) => !present.has(serial));
+      for (const serial of absent) {
+        const names = all.filter((x) => x.device_serial === serial).map((x) => x.name).join(', ');
+        parts.push(el('article', { class: 'card token absent', 'data-serial': serial },
+          el('h2', { text: serial }),
+          el('dl', { class: 'facts' },
+            el('dt', { text: t('present') }), el('dd', { class: 'presence' }, el('span', { class: 'state bad', text: t('no') }), ' ', t('notPresent')),
+            el('dt', { text: t('seal') }), el('dd', { text: names }))));
       }
       body.replaceChildren(...parts);
     }

@@ -292,6 +292,28 @@ fn a_custodian_logs_the_token_in_and_changes_the_pin_without_leaking_it() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     d.login_custodian_with(NEW_PIN);
+
+    // The UKey pulled out: its card says it is absent, naming the seals it holds.
+    let out = std::process::Command::new(seald_tests::bins::hsm_sim_cli())
+        .arg("--config")
+        .arg(d.hsm_sim_conf())
+        .args(["eject", SERIAL])
+        .output()
+        .expect("hsm-sim");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b.goto(&format!("{}/#/seals", d.daemon.url));
+    b.wait("#seals-table");
+    b.goto(&format!("{}/#/devices", d.daemon.url));
+    let absent = b.wait_text(
+        &format!("article.absent[data-serial=\"{SERIAL}\"]"),
+        "not plugged in",
+    );
+    assert!(absent.contains("合同专用章"), "{absent}");
+    b.screenshot("10-custodian-token-absent");
     sign_out(&b);
 }
 
@@ -349,13 +371,13 @@ fn auditors_read_the_log_but_cannot_approve_and_other_origins_get_nothing() {
             .is_some_and(|k| !k.is_empty() && k.iter().all(|k| k == "stamp-request")),
         "{kinds}"
     );
-    b.screenshot("10-auditor-log");
+    b.screenshot("11-auditor-log");
 
     // The request page has no approve button for an auditor, and a forced call is refused.
     b.goto(&format!("{}/#/requests/{id}", d.daemon.url));
     b.wait("#documents");
     assert!(b.find("#approve").is_none() && b.find("#decide").is_none());
-    b.screenshot("11-auditor-request");
+    b.screenshot("12-auditor-request");
     let session = b
         .run(
             "return JSON.parse(sessionStorage.getItem('seald.session')).session",
@@ -419,7 +441,7 @@ fn auditors_read_the_log_but_cannot_approve_and_other_origins_get_nothing() {
         "the console rendered in a frame"
     );
     b.frame(None);
-    b.screenshot("12-other-origin-frame-refused");
+    b.screenshot("13-other-origin-frame-refused");
 
     // The session still works on its own origin; signing out ends it for good.
     b.goto(&format!("{daemon}/#/seals"));
@@ -454,12 +476,12 @@ fn an_admin_suspends_and_resumes_a_seal_with_a_reason() {
     b.click(&b.wait("#seal-actions button[type=submit]"));
     b.wait_text("#seal-actions", "Give a reason");
     b.type_into(&b.wait("#seal-reason"), "key holder on leave");
-    b.screenshot("13-admin-seal-action");
+    b.screenshot("14-admin-seal-action");
     b.click(&b.wait("#seal-actions button[type=submit]"));
     b.wait_text("tr[data-seal=\"2\"]", "suspended");
     let r = d.call("GET", "/v1/seals/2", Some(Who::Admin), None);
     assert_eq!(r.json()["seal"]["state"], "suspended");
-    b.screenshot("14-admin-seals");
+    b.screenshot("15-admin-seals");
     b.click(&b.wait("tr[data-seal=\"2\"] button.manage"));
     b.run("document.getElementById('seal-verb').value = 'resume'", &[]);
     b.type_into(&b.wait("#seal-reason"), "back at work");
@@ -551,5 +573,5 @@ fn an_ofd_request_shows_its_placements_on_page_previews() {
         "one preview per stamped page, the seal at its box, riding slices clipped"
     );
     b.run("document.getElementById('documents').scrollIntoView()", &[]);
-    b.screenshot("15-ofd-placement-preview");
+    b.screenshot("16-ofd-placement-preview");
 }
