@@ -373,6 +373,52 @@ fn auditors_read_the_log_but_cannot_approve_and_other_origins_get_nothing() {
     );
     b.screenshot("11-auditor-log");
 
+    // Paging: two records a page, the next page continues after the last seq shown; a page
+    // exports as JSON Lines.
+    let seqs = |b: &Browser| -> Vec<i64> {
+        b.run(
+            "return Array.from(document.querySelectorAll('#audit-table tbody tr')).map(tr => Number(tr.dataset.seq))",
+            &[],
+        )
+        .as_array()
+        .expect("seqs")
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect()
+    };
+    b.run("document.getElementById('audit-kind').value = ''; document.getElementById('audit-limit').value = '2'", &[]);
+    b.click(&b.wait("#audit-form button[type=submit]"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seqs(&b).len() != 2 {
+        assert!(Instant::now() < deadline, "no page of two");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first = seqs(&b);
+    b.click(&b.wait("#audit-next"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seqs(&b).first() == first.first() {
+        assert!(Instant::now() < deadline, "the next page never came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = seqs(&b);
+    assert!(
+        second.iter().all(|s| *s > first[1]),
+        "{first:?} then {second:?}"
+    );
+    b.click(&b.wait("#audit-export"));
+    let exported = String::from_utf8(b.downloaded(".jsonl")).expect("utf-8");
+    let lines: Vec<Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| l["seq"].as_i64().unwrap_or(0))
+            .collect::<Vec<_>>(),
+        second
+    );
+
     // The request page has no approve button for an auditor, and a forced call is refused.
     b.goto(&format!("{}/#/requests/{id}", d.daemon.url));
     b.wait("#documents");

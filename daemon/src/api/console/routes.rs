@@ -100,7 +100,8 @@ pub struct Whoami {
     pub roles: Vec<Role>,
     /// A console session unused this long ends.
     pub idle_timeout_secs: u64,
-    /// Whether the bearer is a console session (not an API token).
+    /// Whether the bearer is a console session (not an API token); in the answer of
+    /// `POST /v1/console/session`, always true (it describes the new session).
     pub console_session: bool,
 }
 
@@ -182,7 +183,7 @@ pub async fn start(
     tracing::info!(identity = %identity.name, "console session started");
     Ok(Json(SessionStarted {
         session,
-        who: whoami(&state, &identity, false),
+        who: whoami(&state, &identity, true),
     }))
 }
 
