@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
+/// The longest wait for something to appear on the page (generous: the machine may be busy;
+/// a wait that succeeds returns as soon as it does).
+const WAIT: Duration = Duration::from_secs(30);
+
 /// The W3C name of an element reference in WebDriver JSON.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -64,7 +68,7 @@ impl Browser {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + WAIT;
         loop {
             let ready = agent
                 .get(format!("{base}/status"))
@@ -221,9 +225,9 @@ impl Browser {
         .collect()
     }
 
-    /// Waits (at most 15 s) for an element matching `css`.
+    /// Waits (at most 30 s: the machine may be busy) for an element matching `css`.
     pub fn wait(&self, css: &str) -> Element {
-        self.wait_for(css, Duration::from_secs(15))
+        self.wait_for(css, WAIT)
     }
 
     /// Waits at most `limit` for an element matching `css`.
@@ -242,9 +246,9 @@ impl Browser {
         }
     }
 
-    /// Waits (at most 15 s) until the text of `css` contains `needle`.
+    /// Waits (at most 30 s) until the text of `css` contains `needle`.
     pub fn wait_text(&self, css: &str, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + WAIT;
         loop {
             // The element may be replaced between finding and reading it (a re-render).
             let text = self
@@ -378,9 +382,9 @@ impl Browser {
         self.post("/session/frame", &json!({ "id": id }));
     }
 
-    /// Waits (at most 15 s) for a download whose name ends with `suffix`; its bytes.
+    /// Waits (at most 30 s) for a download whose name ends with `suffix`; its bytes.
     pub fn downloaded(&self, suffix: &str) -> Vec<u8> {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + WAIT;
         loop {
             let found = std::fs::read_dir(&self.downloads)
                 .into_iter()

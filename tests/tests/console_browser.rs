@@ -172,7 +172,7 @@ fn approvers_decide_in_the_console_and_the_requester_gets_the_signature() {
     std::fs::write(&file, "甲方与乙方签订本合同。".repeat(300)).expect("file");
     b.type_into(&b.wait("#new-file"), &file.display().to_string());
     let digest = hex::encode(seald::crypto::sm3(&std::fs::read(&file).expect("read")));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while b.run("return document.getElementById('new-digest').value", &[]) != json!(digest) {
         assert!(Instant::now() < deadline, "the page never computed the SM3");
         std::thread::sleep(Duration::from_millis(50));
@@ -388,14 +388,14 @@ fn auditors_read_the_log_but_cannot_approve_and_other_origins_get_nothing() {
     };
     b.run("document.getElementById('audit-kind').value = ''; document.getElementById('audit-limit').value = '2'", &[]);
     b.click(&b.wait("#audit-form button[type=submit]"));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while seqs(&b).len() != 2 {
         assert!(Instant::now() < deadline, "no page of two");
         std::thread::sleep(Duration::from_millis(50));
     }
     let first = seqs(&b);
     b.click(&b.wait("#audit-next"));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while seqs(&b).first() == first.first() {
         assert!(Instant::now() < deadline, "the next page never came");
         std::thread::sleep(Duration::from_millis(50));
@@ -550,7 +550,7 @@ fn the_page_signs_out_by_itself_when_left_idle() {
         .as_str()
         .expect("session")
         .to_owned();
-    b.wait_for("#signin-form", Duration::from_secs(20));
+    b.wait_for("#signin-form", Duration::from_secs(40));
     b.wait_text("main", "Signed out after a period without activity");
     assert_eq!(b.storage(), "{}");
     let r = d.daemon.raw(
