@@ -580,6 +580,14 @@
     const m = /^#code=([0-9a-f]{16,128})$/.exec(location.hash);
     if (!m) return false;
     history.replaceState(null, '', '/');
+    // A link opened while signed in replaces that session: end the old one first.
+    if (session()) {
+      try { await api('POST', '/v1/console/session/end'); } catch (_) { /* ended already */ }
+      sessionStorage.removeItem(KEY);
+      sessionStorage.removeItem(MINE);
+      stopEvents();
+      pendingCount = null;
+    }
     try {
       const answer = await api('POST', '/v1/console/session', { code: m[1] }, null);
       saveSession(answer);

@@ -116,9 +116,17 @@ fn approvers_decide_in_the_console_and_the_requester_gets_the_signature() {
     assert!(b.find("#decide").is_none(), "no second vote");
     b.wait_text("#pending-count", "0");
     b.screenshot("04-approved-once");
-    sign_out(&b);
+    let alice = b
+        .run(
+            "return JSON.parse(sessionStorage.getItem('seald.session')).session",
+            &[],
+        )
+        .as_str()
+        .expect("session")
+        .to_owned();
 
-    // Second approver: a one-time link from `sealctl console` (it works once).
+    // Second approver: a one-time link from `sealctl console` (it works once), opened in the
+    // same tab: alice's session is ended and bob's begins.
     let out = d.sealctl_daemon("console", &d.token_file(Who::Approver2), &[], "");
     assert!(out.status.success(), "{out:?}");
     let link = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -135,6 +143,13 @@ fn approvers_decide_in_the_console_and_the_requester_gets_the_signature() {
         b.current_url()
     );
     assert!(b.text("#who").contains("bob"), "{}", b.text("#who"));
+    let r = d.daemon.raw(
+        "GET",
+        "/v1/seals",
+        &[("Authorization", &format!("Bearer {alice}"))],
+        None,
+    );
+    assert_eq!(r.status, 401, "the replaced session was ended: {}", r.body);
     b.goto(&format!("{}/#/requests/{id}", d.daemon.url));
     b.wait("#decide");
     b.alt('a');
