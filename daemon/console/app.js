@@ -132,6 +132,8 @@
     next: ['下一页', 'Next page'],
     first: ['第一页', 'First page'],
     exportPage: ['导出本页 (JSONL)', 'Export this page (JSONL)'],
+    exportAll: ['导出全部符合条件的记录 (JSONL)', 'Export every matching record (JSONL)'],
+    exported: ['已读取 %s 条…', '%s records read…'],
     noRecords: ['没有符合条件的记录。', 'No record matches.'],
     newTitle: ['申请用印', 'Request a stamp'],
     file: ['文件（在本页计算 SM3，文件不会上传）', 'File (SM3 computed in this page; the file is not uploaded)'],
@@ -541,6 +543,11 @@
   // A sign-in link opened in a tab that already shows the console only changes the fragment.
   window.addEventListener('hashchange', () => { takeLinkCode().then((taken) => { if (!taken) render(); }); });
   document.getElementById('signout').addEventListener('click', () => signOut());
+  // The skip link moves the focus; it must not change the fragment, which names the view.
+  document.getElementById('skip').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    document.getElementById('main').focus();
+  });
 
   // ------------------------------------------------------------------ sign in
   function signInView(notice) {
@@ -1080,14 +1087,18 @@
       el('p', { class: 'hint', text: t('headHint') }));
     }
 
-    async function query() {
+    function filters(from, count) {
       const q = new URLSearchParams();
       if (kind.value) q.set('kind', kind.value);
       if (sealId.value) q.set('seal_id', sealId.value);
       if (actor.value.trim()) q.set('actor', actor.value.trim());
-      q.set('limit', limit.value || '50');
-      q.set('after', String(after));
-      const answer = await api('GET', '/v1/audit?' + q.toString());
+      q.set('limit', String(count));
+      q.set('after', String(from));
+      return q;
+    }
+
+    async function query() {
+      const answer = await api('GET', '/v1/audit?' + filters(after, limit.value || '50').toString());
       page = answer.records;
       const rows = page.map((r) => el('tr', { 'data-seq': r.seq },
         el('td', { text: String(r.seq) }),
@@ -1099,12 +1110,34 @@
       const nav = el('div', {},
         after > 0 ? el('button', { type: 'button', text: t('first'), onclick: () => { after = 0; query(); } }) : '', ' ',
         answer.next_after ? el('button', { type: 'button', id: 'audit-next', text: t('next'), onclick: () => { after = answer.next_after; query(); } }) : '', ' ',
-        page.length ? el('button', { type: 'button', id: 'audit-export', text: t('exportPage'), onclick: () => download('seald-usage-log-' + (page[0].seq) + '.jsonl', new Blob([page.map((r) => JSON.stringify(r)).join('\n') + '\n'], { type: 'application/x-ndjson' })) }) : '');
+        page.length ? el('button', { type: 'button', id: 'audit-export', text: t('exportPage'), onclick: () => download('seald-usage-log-' + (page[0].seq) + '.jsonl', new Blob([page.map((r) => JSON.stringify(r)).join('\n') + '\n'], { type: 'application/x-ndjson' })) }) : '', ' ',
+        page.length ? el('button', { type: 'button', id: 'audit-export-all', text: t('exportAll'), onclick: (ev) => exportAll(ev.target) }) : '');
       results.replaceChildren(
         page.length ? el('table', { id: 'audit-table' },
           el('thead', {}, el('tr', {}, ['seq', 'time', 'kind', 'actor', 'seal', 'detail'].map((k) => el('th', { scope: 'col', text: t(k) })))),
           el('tbody', {}, rows)) : el('p', { class: 'empty', text: t('noRecords') }),
         nav);
+    }
+
+    // Every record the filters select, page by page (1,000 a call), as one JSON Lines file.
+    async function exportAll(button) {
+      button.disabled = true;
+      const lines = [];
+      let from = 0;
+      try {
+        for (;;) {
+          const answer = await api('GET', '/v1/audit?' + filters(from, 1000).toString());
+          for (const r of answer.records) lines.push(JSON.stringify(r));
+          status(t('exported', lines.length));
+          if (!answer.next_after) break;
+          from = answer.next_after;
+        }
+        download('seald-usage-log.jsonl', new Blob([lines.join('\n') + '\n'], { type: 'application/x-ndjson' }));
+      } catch (e) {
+        results.append(msg('error', e.message));
+      } finally {
+        button.disabled = false;
+      }
     }
 
     return {

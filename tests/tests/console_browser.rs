@@ -433,6 +433,27 @@ fn auditors_read_the_log_but_cannot_approve_and_other_origins_get_nothing() {
             .collect::<Vec<_>>(),
         second
     );
+    // Everything the filters select, across pages, as the API lists it.
+    b.click(&b.wait("#audit-export-all"));
+    let all = String::from_utf8(b.downloaded("seald-usage-log.jsonl")).expect("utf-8");
+    let mut listed = 0;
+    let mut after = 0;
+    loop {
+        let r = d.call(
+            "GET",
+            &format!("/v1/audit?after={after}&limit=1000"),
+            Some(Who::Auditor),
+            None,
+        );
+        let v = r.json();
+        listed += v["records"].as_array().map_or(0, Vec::len);
+        match v["next_after"].as_i64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert!(listed > 2);
+    assert_eq!(all.lines().count(), listed, "{all}");
 
     // The request page has no approve button for an auditor, and a forced call is refused.
     b.goto(&format!("{}/#/requests/{id}", d.daemon.url));
