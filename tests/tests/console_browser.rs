@@ -656,4 +656,23 @@ fn an_ofd_request_shows_its_placements_on_page_previews() {
     );
     b.run("document.getElementById('documents').scrollIntoView()", &[]);
     b.screenshot("16-ofd-placement-preview");
+
+    // Reject from the keyboard (Alt+R), with a reason.
+    b.click(&b.wait("#comment"));
+    b.keys("the riding seal must be on the left edge");
+    b.alt('r');
+    b.wait_text("#request-title", "rejected");
+    let r = d.call(
+        "GET",
+        &format!("/v1/stamp-requests/{id}"),
+        Some(Who::Auditor),
+        None,
+    );
+    let v = r.json();
+    assert_eq!(v["state"], "rejected", "{v}");
+    assert_eq!(v["votes"][0]["approve"], false);
+    assert_eq!(
+        v["votes"][0]["comment"],
+        "the riding seal must be on the left edge"
+    );
 }
