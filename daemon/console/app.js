@@ -1279,7 +1279,6 @@
     }
     return v.map((x) => x.toString(16).padStart(8, '0')).join('');
   }
-  window.sealdSm3 = sm3Hex; // for the browser tests' check against the daemon's SM3
 
   // ------------------------------------------------------------------ start
   takeLinkCode().then((taken) => { if (!taken) render(); });
