@@ -7,6 +7,7 @@
 pub mod cms;
 pub mod package;
 pub mod references;
+pub mod sample;
 pub mod seal;
 mod verify;
 pub mod xml;

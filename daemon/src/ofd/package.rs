@@ -57,7 +57,7 @@ impl<R> std::fmt::Debug for Package<R> {
 }
 
 /// Checks a zip member name and returns it without a leading `/`.
-fn member_name(raw: &str) -> Result<String, String> {
+pub(crate) fn member_name(raw: &str) -> Result<String, String> {
     let name = raw.strip_prefix('/').unwrap_or(raw);
     if name.is_empty() || name.contains('\\') || name.contains('\0') {
         return Err(format!("unsafe member name {raw:?}"));
@@ -74,8 +74,18 @@ fn member_name(raw: &str) -> Result<String, String> {
 
 impl<R: Read + Seek> Package<R> {
     /// Opens a package, checking every member name.
-    pub fn open(reader: R) -> Result<Self, OfdError> {
+    pub fn open(mut reader: R) -> Result<Self, OfdError> {
+        // The zip crate keeps one entry per name, silently: count the central directory's
+        // records ourselves, so that two entries of one name are refused, not merged.
+        let records = central_directory_records(&mut reader)
+            .map_err(|e| OfdError::Zip(zip::result::ZipError::Io(e)))?;
         let mut zip = zip::ZipArchive::new(reader)?;
+        if records.is_some_and(|n| n > zip.len() as u64) {
+            return Err(OfdError::Package(
+                "two members have the same name (different readers would pick different ones)"
+                    .into(),
+            ));
+        }
         if zip.len() > MAX_MEMBERS {
             return Err(OfdError::Package(format!(
                 "{} members (at most {MAX_MEMBERS})",
@@ -123,6 +133,11 @@ impl<R: Read + Seek> Package<R> {
         }
     }
 
+    /// The zip archive itself, for copying entries raw (names were checked at [`Package::open`]).
+    pub(crate) fn archive(&mut self) -> &mut zip::ZipArchive<R> {
+        &mut self.zip
+    }
+
     /// Reads a member's uncompressed bytes (its CRC is checked by the zip reader).
     pub fn read(&mut self, name: &str) -> Result<Vec<u8>, ReadError> {
         let index = *self
@@ -135,7 +150,8 @@ impl<R: Read + Seek> Package<R> {
             .zip
             .by_index(index)
             .map_err(|e| ReadError::Broken(format!("/{name}"), e.to_string()))?;
-        let mut buf = Vec::new();
+        // Sized from the declared size (bounded by the cap), grown if the archive lies.
+        let mut buf = Vec::with_capacity(entry.size().min(cap) as usize + 1);
         let read = entry.take(cap + 1).read_to_end(&mut buf);
         self.read_total = self.read_total.saturating_add(buf.len() as u64);
         read.map_err(|e| ReadError::Broken(format!("/{name}"), e.to_string()))?;
@@ -149,6 +165,53 @@ impl<R: Read + Seek> Package<R> {
         }
         Ok(buf)
     }
+}
+
+/// The number of central directory records the end of the archive announces (zip64 too), or
+/// `None` when no end record is found (the zip reader then reports the archive broken).
+fn central_directory_records<R: Read + Seek>(r: &mut R) -> std::io::Result<Option<u64>> {
+    use std::io::SeekFrom;
+    let len = r.seek(SeekFrom::End(0))?;
+    let tail_len = len.min(22 + 65_535);
+    r.seek(SeekFrom::Start(len - tail_len))?;
+    let mut tail = vec![0u8; tail_len as usize];
+    r.read_exact(&mut tail)?;
+    r.seek(SeekFrom::Start(0))?;
+    // The last end record whose comment length reaches exactly the end of the file (a
+    // comment may itself hold the signature bytes).
+    let Some(eocd) = (0..tail.len().saturating_sub(21)).rev().find(|&i| {
+        tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06]
+            && i + 22 + usize::from(u16::from_le_bytes([tail[i + 20], tail[i + 21]])) == tail.len()
+    }) else {
+        return Ok(None);
+    };
+    let total = u16::from_le_bytes([tail[eocd + 10], tail[eocd + 11]]);
+    if total != 0xFFFF {
+        return Ok(Some(u64::from(total)));
+    }
+    // Zip64: the locator sits just before the end record and gives the zip64 end record.
+    let Some(loc) = eocd.checked_sub(20) else {
+        return Ok(None);
+    };
+    if tail[loc..loc + 4] != [0x50, 0x4b, 0x06, 0x07] {
+        return Ok(None);
+    }
+    let at = u64::from_le_bytes(tail[loc + 8..loc + 16].try_into().expect("8 bytes"));
+    let mut rec = [0u8; 40];
+    // The zip64 end record may sit after data prepended to the archive: trust it only when
+    // its signature is where the locator says.
+    if at + 40 > len {
+        return Ok(None);
+    }
+    r.seek(SeekFrom::Start(at))?;
+    r.read_exact(&mut rec)?;
+    r.seek(SeekFrom::Start(0))?;
+    if rec[..4] != [0x50, 0x4b, 0x06, 0x06] {
+        return Ok(None);
+    }
+    Ok(Some(u64::from_le_bytes(
+        rec[32..40].try_into().expect("8 bytes"),
+    )))
 }
 
 /// The directory part of a normalised member name (`""` for the package root).
@@ -216,6 +279,38 @@ mod tests {
         assert!(resolve("Doc_0", "a\\b").is_err());
         assert!(resolve("Doc_0", "").is_err());
         assert!(resolve("Doc_0", "/").is_err());
+    }
+
+    #[test]
+    fn two_entries_of_one_name_are_refused() {
+        use std::io::{Cursor, Write};
+        let zip = |names: &[&str], comment: &str| {
+            let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+            for n in names {
+                w.start_file(*n, zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                w.write_all(n.as_bytes()).unwrap();
+            }
+            w.set_comment(comment);
+            w.finish().unwrap().into_inner()
+        };
+        // The zip crate keeps one of two same-named entries without a word: renamed after
+        // writing, `a.xmm` becomes a second `a.xml`.
+        let mut two = zip(&["a.xml", "a.xmm"], "");
+        for i in 0..two.len() - 5 {
+            if &two[i..i + 5] == b"a.xmm" {
+                two[i..i + 5].copy_from_slice(b"a.xml");
+            }
+        }
+        assert_eq!(zip::ZipArchive::new(Cursor::new(&two)).unwrap().len(), 1);
+        let e = Package::open(Cursor::new(two)).unwrap_err();
+        assert!(
+            e.to_string().contains("two members have the same name"),
+            "{e}"
+        );
+        // A comment holding the end record's signature does not confuse the count.
+        let ok = zip(&["a.xml", "b.xml"], "PK\x05\x06 in a comment");
+        assert_eq!(Package::open(Cursor::new(ok)).unwrap().members().count(), 2);
     }
 
     #[test]

@@ -8,7 +8,9 @@ use roxmltree::{Document, Node, ParsingOptions};
 /// Most XML nodes parsed from one file.
 const MAX_NODES: u32 = 2_000_000;
 
-fn parse(bytes: &[u8]) -> Result<Document<'_>, String> {
+/// Parses XML bytes (a UTF-8 BOM skipped) with the readers' limits. Node ranges are offsets
+/// into the bytes after the BOM.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Document<'_>, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
     let options = ParsingOptions {

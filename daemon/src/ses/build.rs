@@ -238,6 +238,12 @@ impl<'a> DocumentSigner<'a> {
         self.seal
     }
 
+    /// The signing key's algorithm: it decides the dataHash digest (SM3 for SM2, SHA-256 for
+    /// P-256) and the signature method.
+    pub fn algorithm(&self) -> crate::crypto::KeyAlgorithm {
+        self.signer.public_key().algorithm
+    }
+
     /// Builds and signs one SES_Signature (dataHash, timeInfo, propertyInfo, extDatas); the
     /// device's signature is verified before the result is returned.
     pub fn sign(

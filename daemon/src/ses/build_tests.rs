@@ -236,7 +236,7 @@ fn openssl(args: &[&str]) -> std::process::Output {
         .expect("the openssl binary runs")
 }
 
-fn openssl_verifies(
+pub(crate) fn openssl_verifies(
     dir: &Path,
     label: &str,
     cert_der: &[u8],

@@ -2,19 +2,41 @@
 //! interface. Knows nothing of HTTP or devices; it takes a [`DocumentSigner`].
 //!
 //! Two steps, so that approvers see what will be sealed before anything is signed:
-//! [`plan`] opens the package, checks it can be sealed (not locked, pages exist, keywords
-//! found) and resolves every placement to page boxes; [`seal`] writes the sealed package,
+//! [`plan`] opens the package, checks it can be sealed (not locked, earlier signatures still
+//! match, pages exist, keywords found) and resolves every placement to page boxes; [`seal`] writes the sealed package,
 //! copying every unchanged member byte for byte.
 //!
-//! INTERFACE SKELETON: the bodies are being written (issue 15); the signatures are the
-//! contract the API and the worker build against.
+//! What is written (GB/T 33190 §18): `Signs/Sign_N/` (N not taken) with `Seal.esl` (the
+//! seal), `Signature.xml` (schema order; References with the base64 SM3 of every member that
+//! exists before it, `Seal.esl` included, `Signatures.xml` only in [`SealMode::Lock`]) and
+//! `SignedValue.dat` (the SES_Signature whose dataHash is the digest of the exact bytes of
+//! `Signature.xml`, propertyInfo its absolute path); `Signatures.xml` created or extended;
+//! `OFD.xml` gains `DocBody/Signatures` on the first signature only. Both are edited by
+//! splicing their original bytes; every other member is copied raw.
+//!
+//! Modules: `locate` (the document through `OFD.xml`, existing signatures, the lock),
+//! `text` (page text for keywords), `place` (placements to boxes), `xmlout` (XML written and
+//! spliced), `zipout` (the package written).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, Write};
 
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::crypto::{data_digest, sm3};
+use crate::ofd::package::{parent, Package};
 use crate::ses::{DocumentSigner, SesSignature};
+
+mod locate;
+mod place;
+mod text;
+mod xmlout;
+mod zipout;
+
+#[cfg(test)]
+mod tests;
 
 /// Where a seal goes. Lengths in millimetres, top-left origin; pages are 1-based indexes in
 /// document order (the engine maps them to the pages' object IDs for `StampAnnot@PageRef`).
@@ -146,8 +168,9 @@ pub struct SealPlan {
     pub stamps: Vec<ResolvedStamp>,
 }
 
-/// Why a document cannot be sealed as asked. Every variant is the client's input, so the API
-/// answers 422 with its text.
+/// Why a document cannot be sealed as asked. Every variant but [`SealError::Sign`] and
+/// [`SealError::Io`] is about the client's input (the API answers 422 with its text); see
+/// [`SealError::is_input_error`].
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     /// Not a zip, or not an acceptable OFD package (unsafe names, duplicates, bomb).
@@ -178,6 +201,21 @@ pub enum SealError {
     Io(#[from] std::io::Error),
 }
 
+impl SealError {
+    /// True when the input is at fault (package, structure, lock, placement): a client error.
+    /// False for the signer's failure and for failing to write the output: internal errors.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, Self::Sign(_) | Self::Io(_))
+    }
+}
+
+/// The seal picture's width and height in mm (`SES_SealInfo.picture`), the default stamp size
+/// to give [`plan`] (`seal_size_mm`).
+pub fn seal_size_mm(seal: &crate::ses::Seal) -> (f64, f64) {
+    let p = &seal.info.picture;
+    (p.width as f64, p.height as f64)
+}
+
 /// The result of [`seal`].
 #[derive(Debug, Clone)]
 pub struct SealedDocument {
@@ -185,23 +223,94 @@ pub struct SealedDocument {
     pub signature_path: String,
     /// The SES_Signature written to `SignedValue.dat`.
     pub signature: SesSignature,
+    /// The new signature's `ID` in `Signatures.xml`.
+    pub signature_id: String,
+    /// The `StampAnnot` IDs, in the order of the plan's stamps.
+    pub stamp_ids: Vec<String>,
 }
 
 /// Opens the package, checks that it can be sealed in `mode` and resolves `placements` with
 /// the seal picture's size `seal_size_mm` (width, height). Signs nothing.
+///
+/// Also refuses a document whose existing signatures no longer match it (a protected member
+/// changed or removed), which reads the members they reference. Every error is about the
+/// input (see [`SealError`]); the package is read with the caps of [`Package`], and members
+/// declaring more are refused before anything is inflated.
 pub fn plan<R: Read + Seek>(
     input: R,
     placements: &[Placement],
     seal_size_mm: (f64, f64),
     mode: SealMode,
 ) -> Result<SealPlan, SealError> {
-    let _ = (input, placements, seal_size_mm, mode);
-    todo!("issue 15: OFD sealing engine")
+    // Both modes need an unlocked document; nothing else differs before signing.
+    let _ = mode;
+    let mut package = Package::open(input)?;
+    locate::check_entries(&mut package)?;
+    let layout = locate::Layout::read(&mut package)?;
+    layout.check_existing_references(&mut package)?;
+    place::resolve(&mut package, &layout, placements, seal_size_mm)
+}
+
+/// `SignatureDateTime` as the vendors' schema-order files write it: `YYYYMMDDhhmmssZ`, UTC.
+fn signature_date_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Where a new signature list goes: `Signs/Signatures.xml` beside the document root, or
+/// `Signatures_K.xml` there when that name is taken by a member the entry file does not list.
+fn new_list_member<R: Read + Seek>(package: &Package<R>, doc_dir: &str) -> String {
+    let signs = join(doc_dir, "Signs");
+    let mut name = join(&signs, "Signatures.xml");
+    let mut k = 1;
+    while package.contains(&name) {
+        name = join(&signs, &format!("Signatures_{k}.xml"));
+        k += 1;
+    }
+    name
+}
+
+/// The first `Sign_N` directory under `signs_dir` after every existing one (files or
+/// directory entries).
+fn next_sign_dir<R: Read + Seek>(package: &mut Package<R>, signs_dir: &str) -> String {
+    let prefix = join(signs_dir, "Sign_");
+    let next = package
+        .archive()
+        .file_names()
+        .filter_map(|raw| {
+            let name = raw.strip_prefix('/').unwrap_or(raw);
+            let rest = name.strip_prefix(&prefix)?;
+            let digits = rest.split('/').next()?;
+            digits.parse::<u64>().ok()
+        })
+        .max()
+        .map_or(0, |n| n.saturating_add(1));
+    format!("{prefix}{next}")
 }
 
 /// Seals `input` with the stamps of `plan` (from [`plan`] on the same bytes), writing the new
 /// package to `out`: one signature, signed once by `signer` over SM3 (or the key's hash) of
 /// the exact bytes of the new `Signature.xml`, at `time`.
+///
+/// Checks again everything [`plan`] checked that does not depend on placements (the document
+/// must not be locked, the plan's pages must be this document's); every member is read
+/// (bounded) to compute its reference. `out` holds a partial package when an error is returned.
 pub fn seal<R: Read + Seek, W: Write + Seek>(
     input: R,
     out: W,
@@ -210,6 +319,97 @@ pub fn seal<R: Read + Seek, W: Write + Seek>(
     signer: &DocumentSigner<'_>,
     time: OffsetDateTime,
 ) -> Result<SealedDocument, SealError> {
-    let _ = (input, out, plan, options, signer, time);
-    todo!("issue 15: OFD sealing engine")
+    let mut package = Package::open(input)?;
+    locate::check_entries(&mut package)?;
+    let layout = locate::Layout::read(&mut package)?;
+    place::check_plan(&layout, plan)?;
+
+    let mut ids = xmlout::Ids::new(layout.max_id, options.id_style, &layout.ids);
+    let signature_id = ids.next_id();
+    let stamps: Vec<(String, &ResolvedStamp)> =
+        plan.stamps.iter().map(|s| (ids.next_id(), s)).collect();
+    let max_id = stamps
+        .last()
+        .map_or_else(|| signature_id.clone(), |(id, _)| id.clone());
+
+    // Where the list is, and where the new signature goes.
+    let (list_member, old_list, listed) = match &layout.list {
+        Some(l) => (l.member.clone(), l.bytes.clone(), true),
+        None => (new_list_member(&package, &layout.doc_dir), None, false),
+    };
+    let sign_dir = next_sign_dir(&mut package, parent(&list_member));
+    let xml_member = format!("{sign_dir}/Signature.xml");
+    let seal_member = format!("{sign_dir}/Seal.esl");
+    let value_member = format!("{sign_dir}/SignedValue.dat");
+    let structure = |what: &str, e: String| SealError::Structure(format!("{what}: {e}"));
+    let list = match &old_list {
+        Some(b) => xmlout::extend_list(b, &max_id, &signature_id, &format!("/{xml_member}"))
+            .map_err(|e| structure(&format!("/{list_member}"), e))?,
+        None => xmlout::new_list(&max_id, &signature_id, &format!("/{xml_member}")),
+    };
+    let mut replaced = BTreeMap::new();
+    if !listed {
+        let ofd = xmlout::add_signatures_to_ofd(&layout.ofd_xml, &format!("/{list_member}"))
+            .map_err(|e| structure("/OFD.xml", e))?;
+        replaced.insert("OFD.xml".to_string(), ofd);
+    }
+    let list_is_new = old_list.is_none();
+    if !list_is_new {
+        replaced.insert(list_member.clone(), list.clone());
+    }
+
+    // References: every member as it will be, before this signature's own files.
+    let seal_der = &signer.seal().der;
+    let mut names: Vec<String> = package.members().map(str::to_string).collect();
+    if list_is_new {
+        names.push(list_member.clone());
+    }
+    names.push(seal_member.clone());
+    names.sort();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut references = Vec::with_capacity(names.len());
+    for name in names {
+        if name == list_member && options.mode == SealMode::Continue {
+            continue;
+        }
+        let digest = if name == seal_member {
+            sm3(seal_der)
+        } else if name == list_member {
+            sm3(&list)
+        } else if let Some(b) = replaced.get(&name) {
+            sm3(b)
+        } else {
+            sm3(&package.read(&name)?)
+        };
+        references.push((format!("/{name}"), b64.encode(digest)));
+    }
+
+    let algorithm = signer.algorithm();
+    let xml = xmlout::signature_xml(&xmlout::SignatureParts {
+        provider: &options.provider,
+        version: &options.provider_version,
+        method: crate::cert::signature_oid(algorithm),
+        date_time: &signature_date_time(time),
+        references: &references,
+        stamps: &stamps,
+        seal_loc: &format!("/{seal_member}"),
+        signed_value_loc: &format!("/{value_member}"),
+    });
+    let hash = data_digest(algorithm, &xml);
+    let signature = signer.sign(time, &hash, &format!("/{xml_member}"), None)?;
+
+    let mut added = Vec::with_capacity(4);
+    if list_is_new {
+        added.push((list_member, list));
+    }
+    added.push((seal_member, seal_der.clone()));
+    added.push((xml_member.clone(), xml));
+    added.push((value_member, signature.der.clone()));
+    zipout::write(&mut package, out, &replaced, &added, time)?;
+    Ok(SealedDocument {
+        signature_path: xml_member,
+        signature,
+        signature_id,
+        stamp_ids: stamps.into_iter().map(|(id, _)| id).collect(),
+    })
 }
