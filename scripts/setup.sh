@@ -3,7 +3,10 @@
 # Safe to run again: it does nothing when everything is there.
 set -euo pipefail
 
-packages=(softhsm2 opensc pcscd vsmartcard-vpcd libpcsclite-dev pkg-config openssl sqlite3)
+# chromium, chromium-driver: the console's browser tests (headless, on loopback);
+# fonts-wqy-microhei: a CJK font, so the Chinese console renders (and its screenshots read).
+packages=(softhsm2 opensc pcscd vsmartcard-vpcd libpcsclite-dev pkg-config openssl sqlite3
+  chromium chromium-driver fonts-wqy-microhei)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -210,6 +210,14 @@ pub struct ApiConfig {
     /// identity or a replaced token stops receiving).
     #[serde(default = "default_stream_recheck_secs")]
     pub stream_recheck_secs: u64,
+    /// Seconds a web-console session may go unused before it ends (the page also signs out
+    /// after this long without a key press or click).
+    #[serde(default = "default_console_idle_secs")]
+    pub console_idle_secs: u64,
+}
+
+fn default_console_idle_secs() -> u64 {
+    900
 }
 
 fn default_max_streams_per_identity() -> usize {
@@ -268,6 +276,7 @@ impl Default for ApiConfig {
             max_streams_per_identity: default_max_streams_per_identity(),
             max_streams: default_max_streams(),
             stream_recheck_secs: default_stream_recheck_secs(),
+            console_idle_secs: default_console_idle_secs(),
         }
     }
 }
@@ -487,6 +496,13 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "api.max_connections".into(),
                 message: "must be at least 1".into(),
+            });
+        }
+        if self.api.console_idle_secs == 0 || self.api.console_idle_secs > 8 * 3600 {
+            return Err(ConfigError::Invalid {
+                key: "api.console_idle_secs".into(),
+                message: "must be between 1 and 28800 (8 hours, a console session's longest life)"
+                    .into(),
             });
         }
         if self.api.max_streams_per_identity == 0

@@ -56,10 +56,12 @@ fn fresh(path: PathBuf, crate_dir: &str, own_source: &str) -> PathBuf {
         .join("src");
     let bins = src.join("bin");
     let own = modified(&src.join(own_source)).unwrap_or(SystemTime::UNIX_EPOCH);
-    let sources = newest_source(&src, &bins).max(own);
+    // The web console's assets are compiled into the daemon's binaries too.
+    let assets = newest_source(&src.join("..").join("console"), &bins);
+    let sources = newest_source(&src, &bins).max(own).max(assets);
     assert!(
         built >= sources,
-        "{} is older than {crate_dir}/src: run `cargo test --workspace` (or `cargo build --workspace`) so it is rebuilt",
+        "{} is older than {crate_dir}/src (or its console assets): run `cargo test --workspace` (or `cargo build --workspace`) so it is rebuilt",
         path.display()
     );
     path

@@ -2,6 +2,7 @@
 //! binaries, log capture.
 
 pub mod bins;
+pub mod browser;
 pub mod checks;
 pub mod daemon;
 pub mod deployment;

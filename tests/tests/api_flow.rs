@@ -257,10 +257,17 @@ fn the_audit_head_from_the_api_is_checked_by_sealctl() {
     let head = d.call("GET", "/v1/audit/head", Some(Who::Auditor), None);
     assert_eq!(head.status, 200, "{}", head.body);
     let head = head.json()["head"].clone();
-    let noted = head["expect_head"].as_str().expect("SEQ:HASH").to_owned();
-    assert_eq!(
-        noted,
-        format!("{}:{}", head["seq"], head["hash"].as_str().unwrap())
+    let noted = head["expect_head"]
+        .as_str()
+        .expect("SEQ:HASH@TIME")
+        .to_owned();
+    assert!(
+        noted.starts_with(&format!(
+            "{}:{}@",
+            head["seq"],
+            head["hash"].as_str().unwrap()
+        )),
+        "{noted}"
     );
     let records = d.call("GET", "/v1/audit?limit=1000", Some(Who::Auditor), None);
     let records = records.json()["records"].as_array().unwrap().clone();
@@ -315,4 +322,66 @@ fn a_client_that_reconnects_with_last_event_id_misses_nothing() {
         run(&seen),
         "the reset carries an id of this run to resume from"
     );
+}
+
+#[test]
+fn a_filtered_audit_query_examines_at_most_ten_thousand_records_a_call() {
+    let d = Deployment::hsm_sim_with("sansec", UNLIMITED);
+    // Fill the log beside the running daemon (sealctl's test writer), then stop the writer.
+    let mut writer = std::process::Command::new(seald_tests::bins::bin("sealctl"))
+        .args(["audit", "--store"])
+        .arg(d.store())
+        .args(["append-loop", "--threads", "2"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start sealctl audit append-loop");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let head = loop {
+        let head = d
+            .call("GET", "/v1/audit/head", Some(Who::Auditor), None)
+            .json();
+        let seq = head["head"]["seq"].as_i64().unwrap_or(0);
+        if seq > 25_000 {
+            break seq;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log reached only {seq} records"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let head = head.max(
+        d.call("GET", "/v1/audit/head", Some(Who::Auditor), None)
+            .json()["head"]["seq"]
+            .as_i64()
+            .unwrap(),
+    );
+
+    // An actor no record has: each call answers an empty page after examining 10,000 records,
+    // with `next_after` to go on from, until the end.
+    let mut after = 0;
+    let mut calls = 0;
+    loop {
+        let page = d.call(
+            "GET",
+            &format!("/v1/audit?actor=nobody&after={after}&limit=10"),
+            Some(Who::Auditor),
+            None,
+        );
+        assert_eq!(page.status, 200, "{}", page.body);
+        let page = page.json();
+        assert_eq!(page["records"].as_array().unwrap().len(), 0, "{page}");
+        calls += 1;
+        match page["next_after"].as_i64() {
+            Some(next) => {
+                assert!(next - after <= 10_000, "{after} -> {next}");
+                after = next;
+            }
+            None => break,
+        }
+    }
+    assert!(after >= head - 10_000, "paged to {after} of {head}");
+    assert!(calls >= 3, "{calls} calls for {head} records");
 }

@@ -8,7 +8,10 @@ use axum::http::{header, StatusCode};
 
 use crate::identity::{AuthError, Caller, Identity, Role};
 
+use super::connections::ConnectionId;
+use super::console::sessions::ConsoleSessions;
 use super::error::ApiError;
+use super::ratelimit::BucketKey;
 use super::state::SharedState;
 
 /// Filled by the auth extractor so the refusal log can name who was refused.
@@ -56,7 +59,7 @@ impl Auth {
 }
 
 /// A caller without a token, on a route open to all (e.g. seal status for verifiers);
-/// rate-limited in one shared bucket.
+/// rate-limited per connection, so one flooding connection cannot starve the others.
 #[derive(Debug, Clone, Copy)]
 pub struct Anonymous;
 
@@ -64,10 +67,14 @@ impl FromRequestParts<SharedState> for Anonymous {
     type Rejection = ApiError;
 
     async fn from_request_parts(
-        _parts: &mut Parts,
+        parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        if state.limiter.allow(super::ratelimit::ANONYMOUS) {
+        let bucket = match parts.extensions.get::<ConnectionId>() {
+            Some(ConnectionId(id)) => BucketKey::Connection(*id),
+            None => BucketKey::Anonymous,
+        };
+        if state.limiter.allow(bucket) {
             Ok(Anonymous)
         } else {
             Err(rate_limited())
@@ -87,6 +94,39 @@ fn unauthenticated(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
 }
 
+/// The bearer credential of a request, if it sends one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// The identity `bearer` stands for: an API token, or a console session (whose API token must
+/// still authenticate the same identity). `touch`: this use keeps the session from idling out.
+pub async fn identify(
+    state: &SharedState,
+    bearer: &str,
+    touch: bool,
+) -> Result<Identity, AuthError> {
+    let identities = state.services.identities.clone();
+    if ConsoleSessions::is_session(bearer) {
+        let grant = state
+            .console
+            .grant(bearer, touch)
+            .ok_or(AuthError::Invalid)?;
+        tokio::task::spawn_blocking(move || identities.authenticate_hash(&grant.token_hash))
+            .await
+            .map_err(|_| AuthError::Unavailable("authentication failed unexpectedly".into()))?
+    } else {
+        let token = bearer.to_owned();
+        tokio::task::spawn_blocking(move || identities.authenticate(&token))
+            .await
+            .map_err(|_| AuthError::Unavailable("authentication failed unexpectedly".into()))?
+    }
+}
+
 impl FromRequestParts<SharedState> for Auth {
     type Rejection = ApiError;
 
@@ -94,18 +134,10 @@ impl FromRequestParts<SharedState> for Auth {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_owned())
+        let token = bearer(&parts.headers)
+            .map(str::to_owned)
             .ok_or_else(|| unauthenticated("send your token as `Authorization: Bearer <token>`"))?;
-        let identities = state.services.identities.clone();
-        let found = tokio::task::spawn_blocking(move || identities.authenticate(&token))
-            .await
-            .map_err(|_| ApiError::internal("authentication failed unexpectedly"))?;
-        let identity = match found {
+        let identity = match identify(state, &token, true).await {
             Ok(identity) => identity,
             Err(AuthError::Unavailable(e)) => {
                 return Err(ApiError::new(
@@ -114,12 +146,17 @@ impl FromRequestParts<SharedState> for Auth {
                     format!("cannot check the token now: {e}"),
                 ))
             }
+            Err(AuthError::Invalid) if ConsoleSessions::is_session(&token) => {
+                return Err(unauthenticated(
+                    "the console session has ended (signed out, idle too long, or seald restarted); sign in again",
+                ))
+            }
             Err(e) => return Err(unauthenticated(&e.to_string())),
         };
         if let Some(slot) = parts.extensions.get::<CallerSlot>() {
             *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(identity.name.clone());
         }
-        if !state.limiter.allow(identity.id) {
+        if !state.limiter.allow(BucketKey::Identity(identity.id)) {
             return Err(rate_limited());
         }
         Ok(Auth(identity))

@@ -17,8 +17,17 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tower::ServiceExt;
 
 use crate::config::ApiConfig;
+
+/// Numbers connections, for [`ConnectionId`].
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// The connection a request came on (a request extension): callers without a token are
+/// rate-limited per connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionId(pub u64);
 
 /// How long shutdown waits for open connections to finish their answers.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -165,6 +174,11 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
+    let id = ConnectionId(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed));
+    let app = app.map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(id);
+        request
+    });
     let connection = builder.serve_connection(io, TowerToHyperService::new(app));
     tokio::pin!(connection);
     let mut asked_to_stop = false;

@@ -70,20 +70,35 @@ impl GuardPolicy {
     /// (`GET http://host:port/path`) names it in the target, which replaces `Host`
     /// (RFC 9112 §3.2.2); otherwise the one `Host` field names it.
     fn host_allowed(&self, request: &Request) -> bool {
-        let authority = match request.uri().authority() {
-            Some(authority) => Some(authority.as_str()),
-            None => request
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok()),
-        };
-        authority.is_some_and(|a| self.hosts.contains(&a.to_ascii_lowercase()))
+        request_authority(request).is_some_and(|a| self.hosts.contains(&a.to_ascii_lowercase()))
     }
 
-    fn origin_allowed(&self, origin: &HeaderValue) -> bool {
-        origin
-            .to_str()
-            .is_ok_and(|o| self.origins.contains(&o.to_ascii_lowercase()))
+    /// Whether `origin` may call: one on the allow-list, or the daemon's own origin as this
+    /// request names it (`http://` + its allowed authority: the console's page calling the API
+    /// it was served with). A page on another of the daemon's names (`localhost` against
+    /// `127.0.0.1`) or another port is another origin and is refused.
+    fn origin_allowed(&self, origin: &HeaderValue, request: &Request) -> bool {
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let origin = origin.to_ascii_lowercase();
+        if self.origins.contains(&origin) {
+            return true;
+        }
+        request_authority(request).is_some_and(|a| {
+            origin.strip_prefix("http://") == Some(a.to_ascii_lowercase().as_str())
+        })
+    }
+}
+
+/// The authority a request names: that of an absolute-form target, or its `Host` field.
+fn request_authority(request: &Request) -> Option<&str> {
+    match request.uri().authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok()),
     }
 }
 
@@ -148,7 +163,7 @@ pub async fn guard(
     }
     let origin = headers.get(header::ORIGIN).cloned();
     if let Some(origin) = &origin {
-        if !policy.origin_allowed(origin) {
+        if !policy.origin_allowed(origin, &request) {
             return ApiError::forbidden(
                 "origin_not_allowed",
                 "requests from this web page's origin are not allowed; an administrator can add it to `api.allowed_origins`",

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod connections;
+pub mod console;
 pub mod error;
 pub mod guard;
 pub mod json;
@@ -41,7 +42,8 @@ pub fn router(policy: Arc<GuardPolicy>) -> Router {
         .layer(middleware::from_fn_with_state(policy, guard::guard))
 }
 
-/// The whole API behind the guards; every refusal is logged (see [`log_refusals`]).
+/// The whole API and the web console's page (see [`console`]) behind the guards; every
+/// refusal is logged (see [`log_refusals`]).
 pub fn app(state: SharedState) -> Router {
     use routes::{audit, custody, devices, enrol, events, pin, seal_state, seals, stamp, verify};
     let policy = state.policy.clone();
@@ -84,6 +86,13 @@ pub fn app(state: SharedState) -> Router {
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/head", get(audit::head))
         .route("/v1/events", get(events::stream))
+        .route("/v1/console/links", post(console::routes::link))
+        .route(
+            "/v1/console/session",
+            get(console::routes::current).post(console::routes::start),
+        )
+        .route("/v1/console/session/end", post(console::routes::end))
+        .merge(console::assets())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(policy.max_body_bytes))

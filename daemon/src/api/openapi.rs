@@ -24,8 +24,9 @@ pub enum Body {
     Json,
 }
 
-/// Every route [`super::app`] serves, and whether it takes JSON (the tests check the document
-/// against this list, and the running daemon against the document).
+/// Every API route [`super::app`] serves, and whether it takes JSON (the tests check the
+/// document against this list, and the running daemon against the document). The web
+/// console's page and assets ([`super::console::ASSETS`]) are not API routes and are not listed.
 pub const ROUTES: &[(&str, &str, Body)] = &[
     ("get", "/v1/health", Body::None),
     ("get", "/v1/openapi.json", Body::None),
@@ -55,6 +56,10 @@ pub const ROUTES: &[(&str, &str, Body)] = &[
     ("get", "/v1/audit", Body::None),
     ("get", "/v1/audit/head", Body::None),
     ("get", "/v1/events", Body::None),
+    ("post", "/v1/console/links", Body::None),
+    ("post", "/v1/console/session", Body::Json),
+    ("get", "/v1/console/session", Body::None),
+    ("post", "/v1/console/session/end", Body::None),
 ];
 
 /// Codes the guards and the body extractor can answer on any route.
@@ -108,6 +113,10 @@ const AUTH: &[&str] = &["unauthenticated", "forbidden", "rate_limited"];
         audit::list,
         audit::head,
         events::stream,
+        super::console::routes::link,
+        super::console::routes::start,
+        super::console::routes::current,
+        super::console::routes::end,
     ),
     components(schemas(ApiError)),
     modifiers(&Refusals)

@@ -63,5 +63,10 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
             config.api.max_streams,
             Duration::from_secs(config.api.stream_recheck_secs),
         ),
+        console: super::console::sessions::ConsoleSessions::new(
+            Duration::from_secs(config.api.console_idle_secs),
+            super::console::sessions::LIFETIME,
+            super::console::sessions::CODE_TTL,
+        ),
     }))
 }

@@ -36,6 +36,8 @@ pub struct AppState {
     pub maker: Option<MakerConfig>,
     /// Open event streams, capped per identity and in all.
     pub streams: super::streams::Streams,
+    /// The web console's sessions and one-time sign-in codes (memory only).
+    pub console: super::console::sessions::ConsoleSessions,
 }
 
 impl Deref for AppState {

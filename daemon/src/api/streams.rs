@@ -9,12 +9,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
 use futures_util::stream::{self, Stream, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::identity::{AuthError, Identities};
+use crate::identity::AuthError;
 use crate::store::model::IdentityId;
 
 use super::auth::Auth;
@@ -122,33 +122,31 @@ impl Drop for StreamSlot {
 /// Whether the caller of a stream may still receive it.
 #[derive(Debug)]
 pub struct Recheck {
-    identities: Identities,
+    state: Arc<AppState>,
     token: SecretString,
     identity: IdentityId,
 }
 
 impl Recheck {
-    /// Checks `token` (which authenticated `identity`) again each time.
-    pub fn new(identities: Identities, token: &str, identity: IdentityId) -> Self {
+    /// Checks `token` (an API token or a console session, which authenticated `identity`)
+    /// again each time.
+    pub fn new(state: Arc<AppState>, token: &str, identity: IdentityId) -> Self {
         Self {
-            identities,
+            state,
             token: SecretString::from(token.to_owned()),
             identity,
         }
     }
 
-    /// False once the token no longer authenticates this identity (disabled, replaced); true
-    /// while it does, or while the store cannot tell.
+    /// False once the token no longer authenticates this identity (disabled, replaced, a
+    /// console session ended); true while it does, or while the store cannot tell. A check
+    /// does not count as use of a console session: an open stream alone does not keep it
+    /// from idling out.
     pub async fn still_allowed(&self) -> bool {
-        let identities = self.identities.clone();
-        let token = self.token.clone();
-        let found =
-            tokio::task::spawn_blocking(move || identities.authenticate(token.expose_secret()))
-                .await;
-        match found {
-            Ok(Ok(identity)) => identity.id == self.identity,
-            Ok(Err(AuthError::Unavailable(_))) | Err(_) => true,
-            Ok(Err(_)) => false,
+        match super::auth::identify(&self.state, self.token.expose_secret(), false).await {
+            Ok(identity) => identity.id == self.identity,
+            Err(AuthError::Unavailable(_)) => true,
+            Err(_) => false,
         }
     }
 }
@@ -195,7 +193,7 @@ pub const REVOKED_EVENT: &str = "revoked";
 /// bearer token in `headers` no longer authenticates that identity (checked every
 /// `api.stream_recheck_secs`).
 pub fn for_caller<S>(
-    state: &AppState,
+    state: &Arc<AppState>,
     auth: &Auth,
     headers: &HeaderMap,
     slot: StreamSlot,
@@ -204,19 +202,10 @@ pub fn for_caller<S>(
 where
     S: Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
 {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or_default();
-    let recheck = Arc::new(Recheck::new(
-        state.services.identities.clone(),
-        token,
-        auth.0.id,
-    ));
+    let token = super::auth::bearer(headers).unwrap_or_default();
+    let recheck = Arc::new(Recheck::new(state.clone(), token, auth.0.id));
     let farewell = SseEvent::default().event(REVOKED_EVENT).data(
-        r#"{"code":"unauthenticated","message":"this identity was disabled or its token replaced; the stream ends"}"#,
+        r#"{"code":"unauthenticated","message":"this identity was disabled, its token replaced or its console session ended; the stream ends"}"#,
     );
     let check = move || {
         let recheck = recheck.clone();

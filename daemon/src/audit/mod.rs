@@ -219,7 +219,8 @@ impl AuditLog {
 
     /// Recomputes the chain; the report names the first broken record.
     pub fn verify(&self) -> Result<VerifyReport, AuditError> {
-        Ok(self.store.read(verify::verify)?)
+        let now_ms = unix_ms(self.clock.now());
+        Ok(self.store.read(|tx| verify::verify(tx, now_ms))?)
     }
 
     /// Recomputes the chain and looks for heads noted earlier, in one snapshot: a noted head
@@ -228,11 +229,12 @@ impl AuditLog {
         &self,
         noted: &[NotedHead],
     ) -> Result<(VerifyReport, Vec<HeadCheck>), AuditError> {
+        let now_ms = unix_ms(self.clock.now());
         Ok(self.store.read(|tx| {
-            let report = verify::verify(tx)?;
+            let report = verify::verify(tx, now_ms)?;
             let checks = noted
                 .iter()
-                .map(|n| verify::check_noted_head(tx, n))
+                .map(|n| verify::check_noted_head(tx, &report, n))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok::<_, crate::store::StoreError>((report, checks))
         })?)
@@ -297,6 +299,7 @@ impl AuditLog {
                 seq: last.seq,
                 hash: last.hash.clone(),
             };
+            let previous_anchor_seq = tx.audit_anchor()?.map_or(0, |a| a.seq);
             tx.set_audit_anchor(&anchor)?;
             let deleted = tx.delete_audit_through(last.seq)?;
             let record = NewRecord::new(
@@ -306,6 +309,8 @@ impl AuditLog {
                 serde_json::json!({
                     "anchor_seq": anchor.seq,
                     "anchor_hash": hex::encode(&anchor.hash),
+                    "anchor_at_ms": last.at_ms,
+                    "previous_anchor_seq": previous_anchor_seq,
                     "deleted": deleted,
                     "cutoff_ms": cutoff_ms,
                 }),

@@ -272,26 +272,47 @@ fn prune_keeps_the_rest_verifiable() {
     let at_anchor = NotedHead {
         seq: anchor.seq,
         hash: Digest32(anchor.hash.clone().try_into().unwrap()),
+        at_ms: None,
     };
     let before_anchor = NotedHead {
         seq: 3,
         hash: at_anchor.hash,
+        at_ms: Some(unix_ms(datetime!(2020-01-01 00:00 UTC))),
+    };
+    let before_anchor_untimed = NotedHead {
+        at_ms: None,
+        ..before_anchor
     };
     let latest = NotedHead {
         seq: after.seq,
         hash: Digest32(after.hash.clone().try_into().unwrap()),
+        at_ms: Some(after.at_ms),
     };
     let (_, checks) = f
         .log
-        .verify_with_heads(&[before_anchor, at_anchor, latest])
+        .verify_with_heads(&[before_anchor, before_anchor_untimed, at_anchor, latest])
         .unwrap();
     assert_eq!(
         checks,
-        vec![HeadCheck::Pruned, HeadCheck::Present, HeadCheck::Present]
+        vec![
+            HeadCheck::Pruned { time_checked: true },
+            HeadCheck::Pruned {
+                time_checked: false
+            },
+            HeadCheck::Present,
+            HeadCheck::Present
+        ]
     );
     assert_eq!(latest.to_string().parse::<NotedHead>().unwrap(), latest);
+    assert_eq!(
+        at_anchor.to_string().parse::<NotedHead>().unwrap(),
+        at_anchor
+    );
     assert!("17".parse::<NotedHead>().is_err());
     assert!("0:00".parse::<NotedHead>().is_err());
+    assert!(format!("{}@yesterday", at_anchor)
+        .parse::<NotedHead>()
+        .is_err());
     let v = f.log.verify().unwrap();
     assert!(v.is_intact(), "{v:?}");
     assert_eq!(
@@ -304,6 +325,258 @@ fn prune_keeps_the_rest_verifiable() {
         .execute("UPDATE audit_anchor SET seq = 12", [])
         .unwrap();
     assert!(f.log.verify().unwrap().broken.is_some());
+}
+
+/// Appends `n` notes at 2026-01-05 and returns the head noted after the third, with its time.
+fn recent_log_with_noted_head(f: &Fixture, n: usize) -> NotedHead {
+    f.clock.set(datetime!(2026-01-05 09:00 UTC));
+    let mut noted = None;
+    for i in 0..n {
+        let row = f.log.append(note(i)).unwrap();
+        if i == 2 {
+            noted = Some(NotedHead {
+                seq: row.seq,
+                hash: Digest32(row.hash.clone().try_into().unwrap()),
+                at_ms: Some(row.at_ms),
+            });
+        }
+    }
+    noted.unwrap()
+}
+
+#[test]
+fn a_forged_prune_that_wipes_recent_records_fails_a_noted_head() {
+    let f = fixture();
+    let noted = recent_log_with_noted_head(&f, 6);
+    let last = f.log.verify().unwrap();
+    // The attacker, with the file, deletes every record and writes a prune record that looks
+    // right: dated now, cutoff three years earlier, anchored on the real last record.
+    let conn = raw(&f.path);
+    conn.execute("DELETE FROM audit_log", []).unwrap();
+    conn.execute(
+        "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?1, ?2)",
+        rusqlite::params![last.last_seq.unwrap(), last.head.unwrap().0.to_vec()],
+    )
+    .unwrap();
+    drop(conn);
+    f.clock.set(datetime!(2026-01-06 09:00 UTC));
+    f.log
+        .append(NewRecord::new(
+            AuditKind::Prune,
+            "admin",
+            None,
+            json!({
+                "anchor_seq": last.last_seq.unwrap(),
+                "anchor_hash": last.head.unwrap().to_hex(),
+                "deleted": 6,
+                "cutoff_ms": unix_ms(datetime!(2023-01-06 09:00 UTC)),
+            }),
+        ))
+        .unwrap();
+    // The chain alone cannot tell: the forgery is consistent.
+    let (report, checks) = f
+        .log
+        .verify_with_heads(&[
+            noted,
+            NotedHead {
+                at_ms: None,
+                ..noted
+            },
+        ])
+        .unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    // The head noted with its time can: it was written after the cutoff.
+    assert_eq!(
+        checks,
+        vec![
+            HeadCheck::PrunedUnproven,
+            HeadCheck::Pruned {
+                time_checked: false
+            }
+        ]
+    );
+    assert!(checks[0].is_failure());
+}
+
+/// Forges a prune of every record with `detail` and `actor`, written at `at`; returns the
+/// verification with `noted`.
+fn forge_prune(
+    f: &Fixture,
+    actor: &str,
+    at: OffsetDateTime,
+    detail: impl FnOnce(&VerifyReport) -> serde_json::Value,
+) -> VerifyReport {
+    let last = f.log.verify().unwrap();
+    let conn = raw(&f.path);
+    conn.execute("DELETE FROM audit_log", []).unwrap();
+    conn.execute(
+        "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?1, ?2)",
+        rusqlite::params![last.last_seq.unwrap(), last.head.unwrap().0.to_vec()],
+    )
+    .unwrap();
+    drop(conn);
+    f.clock.set(at);
+    f.log
+        .append(NewRecord::new(AuditKind::Prune, actor, None, detail(&last)))
+        .unwrap();
+    f.clock.set(datetime!(2026-01-06 09:00 UTC));
+    f.log.verify().unwrap()
+}
+
+fn anchor_detail(last: &VerifyReport) -> serde_json::Value {
+    json!({
+        "anchor_seq": last.last_seq.unwrap(),
+        "anchor_hash": last.head.unwrap().to_hex(),
+        "deleted": last.records,
+    })
+}
+
+#[test]
+fn a_prune_record_that_breaks_the_rules_breaks_the_chain() {
+    let cases = [
+        // Cutoff less than three years before the prune's own date.
+        (
+            "admin",
+            datetime!(2026-01-06 09:00 UTC),
+            datetime!(2026-01-06 00:00 UTC),
+            "less than 3 years",
+        ),
+        // Dated in the future (so that its cutoff could be recent).
+        (
+            "admin",
+            datetime!(2030-01-06 09:00 UTC),
+            datetime!(2026-01-06 00:00 UTC),
+            "in the future",
+        ),
+        // Nobody named.
+        (
+            "",
+            datetime!(2026-01-06 09:00 UTC),
+            datetime!(2022-01-06 00:00 UTC),
+            "names nobody",
+        ),
+    ];
+    for (actor, at, cutoff, why) in cases {
+        let f = fixture();
+        recent_log_with_noted_head(&f, 4);
+        let report = forge_prune(&f, actor, at, |last| {
+            let mut d = anchor_detail(last);
+            d["cutoff_ms"] = json!(unix_ms(cutoff));
+            d
+        });
+        let broken = report.broken.unwrap_or_else(|| panic!("{why}: not caught"));
+        assert!(
+            matches!(broken.reason, BreakReason::UnprovenPrune { .. }),
+            "{why}: {broken:?}"
+        );
+        assert!(broken.to_string().contains(why), "{broken}");
+    }
+}
+
+#[test]
+fn a_prune_whose_counts_or_kept_records_do_not_fit_breaks_the_chain() {
+    // The deleted count disagrees with the anchors it names.
+    let f = fixture();
+    recent_log_with_noted_head(&f, 4);
+    let report = forge_prune(&f, "admin", datetime!(2026-01-06 09:00 UTC), |last| {
+        let mut d = anchor_detail(last);
+        d["cutoff_ms"] = json!(unix_ms(datetime!(2022-06-01 00:00 UTC)));
+        d["previous_anchor_seq"] = json!(0);
+        d["deleted"] = json!(1);
+        d
+    });
+    let text = report.broken.unwrap().to_string();
+    assert!(
+        text.contains("removed 1 records, but records 1..=4 are 4"),
+        "{text}"
+    );
+
+    // Old records, of which a forged prune removes only the first two: the record kept
+    // after its anchor is older than the cutoff it claims, so it did not prune as a prune does.
+    let f = fixture();
+    f.clock.set(datetime!(2020-01-01 00:00 UTC));
+    for i in 0..4 {
+        f.log.append(note(i)).unwrap();
+    }
+    let second = f.log.verify_with_heads(&[]).unwrap().0;
+    let conn = raw(&f.path);
+    let hash2: Vec<u8> = conn
+        .query_row("SELECT hash FROM audit_log WHERE seq = 2", [], |r| r.get(0))
+        .unwrap();
+    conn.execute("DELETE FROM audit_log WHERE seq <= 2", [])
+        .unwrap();
+    conn.execute(
+        "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, 2, ?1)",
+        [hash2.clone()],
+    )
+    .unwrap();
+    drop(conn);
+    f.clock.set(datetime!(2026-01-06 09:00 UTC));
+    f.log
+        .append(NewRecord::new(
+            AuditKind::Prune,
+            "admin",
+            None,
+            json!({
+                "anchor_seq": 2,
+                "anchor_hash": hex::encode(&hash2),
+                "deleted": 2,
+                "cutoff_ms": unix_ms(datetime!(2022-01-01 00:00 UTC)),
+            }),
+        ))
+        .unwrap();
+    assert_eq!(second.records, 4);
+    let broken = f.log.verify().unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 3);
+    assert!(
+        broken.to_string().contains("older than the prune's cutoff"),
+        "{broken}"
+    );
+}
+
+#[test]
+fn a_legitimate_prune_records_who_when_and_what() {
+    let f = fixture();
+    f.clock.set(datetime!(2020-01-01 00:00 UTC));
+    for i in 0..5 {
+        f.log.append(note(i)).unwrap();
+    }
+    f.clock.set(datetime!(2021-01-01 00:00 UTC));
+    for i in 5..8 {
+        f.log.append(note(i)).unwrap();
+    }
+    f.clock.set(datetime!(2026-01-01 00:00 UTC));
+    f.log
+        .prune_before(datetime!(2020-06-01 00:00 UTC), "admin")
+        .unwrap();
+    f.clock.set(datetime!(2026-06-01 00:00 UTC));
+    f.log
+        .prune_before(datetime!(2021-06-01 00:00 UTC), "auditor")
+        .unwrap();
+    let report = f.log.verify().unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(
+        report.pruned_before_ms,
+        Some(unix_ms(datetime!(2021-06-01 00:00 UTC)))
+    );
+    let (actor, detail): (String, String) = rusqlite::Connection::open(&f.path)
+        .unwrap()
+        .query_row(
+            "SELECT actor, detail FROM audit_log WHERE kind = 'prune' ORDER BY seq DESC",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let d: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(actor, "auditor");
+    assert_eq!(
+        (&d["previous_anchor_seq"], &d["anchor_seq"], &d["deleted"]),
+        (&json!(5), &json!(8), &json!(3))
+    );
+    assert_eq!(
+        d["anchor_at_ms"],
+        json!(unix_ms(datetime!(2021-01-01 00:00 UTC)))
+    );
 }
 
 #[test]

@@ -2,10 +2,14 @@
 
 use serde::Serialize;
 
-use crate::store::model::{AuditAnchor, AuditKind, Digest32};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::store::model::{AuditAnchor, AuditKind, AuditRow, Digest32};
 use crate::store::{StoreResult, Tx};
 
 use super::chain::{record_hash, GENESIS};
+use super::{retention_limit, unix_ms, RETENTION_YEARS};
 
 /// Records read per query while verifying.
 const PAGE: usize = 2000;
@@ -25,6 +29,11 @@ pub enum BreakReason {
     HashMismatch,
     /// The prune anchor does not match the latest prune record.
     AnchorMismatch,
+    /// A prune record the chain cannot prove legitimate (who, when, up to which record).
+    UnprovenPrune {
+        /// What does not hold.
+        why: String,
+    },
 }
 
 /// The first record that breaks the chain.
@@ -59,6 +68,11 @@ impl std::fmt::Display for ChainBreak {
                 "the prune anchor (before record {}) does not match the latest prune record",
                 self.seq
             ),
+            BreakReason::UnprovenPrune { why } => write!(
+                f,
+                "prune record {} cannot be proven legitimate: {why}; the records it removed may have been cut off",
+                self.seq
+            ),
         }
     }
 }
@@ -74,8 +88,12 @@ pub struct VerifyReport {
     pub last_seq: Option<i64>,
     /// Hash of the last record (the chain head); publish it to detect truncation.
     pub head: Option<Digest32>,
+    /// When the last record was written (ms since the Unix epoch).
+    pub head_at_ms: Option<i64>,
     /// Sequence number of the prune anchor, when old records were pruned.
     pub anchor_seq: Option<i64>,
+    /// The cutoff of the latest prune (ms): every pruned record was written before it.
+    pub pruned_before_ms: Option<i64>,
     /// The first break, if any.
     pub broken: Option<ChainBreak>,
 }
@@ -87,8 +105,9 @@ impl VerifyReport {
     }
 }
 
-/// Verifies the whole chain inside one read transaction.
-pub fn verify(tx: &mut dyn Tx) -> StoreResult<VerifyReport> {
+/// Verifies the whole chain inside one read transaction. `now_ms` (the verifier's clock)
+/// dates prune records: one dated in the future cannot prove its cutoff.
+pub fn verify(tx: &mut dyn Tx, now_ms: i64) -> StoreResult<VerifyReport> {
     let anchor = tx.audit_anchor()?;
     let (mut prev_seq, mut prev_hash) = match &anchor {
         Some(a) => (a.seq, a.hash.clone()),
@@ -99,10 +118,13 @@ pub fn verify(tx: &mut dyn Tx) -> StoreResult<VerifyReport> {
         first_seq: None,
         last_seq: None,
         head: None,
+        head_at_ms: None,
         anchor_seq: anchor.as_ref().map(|a| a.seq),
+        pruned_before_ms: None,
         broken: None,
     };
-    let mut last_prune: Option<(i64, Option<AuditAnchor>)> = None;
+    let mut first_at_ms = None;
+    let mut last_prune: Option<(i64, Option<PruneClaim>)> = None;
     loop {
         let rows = tx.audit_rows(prev_seq.max(report.last_seq.unwrap_or(0)), PAGE)?;
         if rows.is_empty() {
@@ -110,12 +132,21 @@ pub fn verify(tx: &mut dyn Tx) -> StoreResult<VerifyReport> {
         }
         for row in rows {
             report.first_seq.get_or_insert(row.seq);
+            first_at_ms.get_or_insert(row.at_ms);
             let broken = if row.seq != prev_seq + 1 {
                 Some(BreakReason::Missing { found: row.seq })
             } else if row.prev_hash != prev_hash {
                 Some(BreakReason::PrevHashMismatch)
             } else if record_hash(&prev_hash, &row).as_slice() != row.hash.as_slice() {
                 Some(BreakReason::HashMismatch)
+            } else if row.kind == AuditKind::Prune.as_str() {
+                let claim = PruneClaim::read(&row.detail);
+                let problem = match &claim {
+                    Some(c) => c.problem(&row, now_ms),
+                    None => Some("it names no anchor and cutoff".to_string()),
+                };
+                last_prune = Some((row.seq, claim));
+                problem.map(|why| BreakReason::UnprovenPrune { why })
             } else {
                 None
             };
@@ -127,52 +158,143 @@ pub fn verify(tx: &mut dyn Tx) -> StoreResult<VerifyReport> {
                 report.broken = Some(ChainBreak { seq, reason });
                 return Ok(report);
             }
-            if row.kind == AuditKind::Prune.as_str() {
-                last_prune = Some((row.seq, anchor_in(&row.detail)));
-            }
             report.records += 1;
             report.last_seq = Some(row.seq);
             report.head = row.hash.as_slice().try_into().ok().map(Digest32);
+            report.head_at_ms = Some(row.at_ms);
             prev_seq = row.seq;
             prev_hash = row.hash;
         }
     }
-    let anchor_ok = match (&anchor, &last_prune) {
-        (None, None) => true,
-        (Some(a), Some((_, Some(claimed)))) => a == claimed,
-        _ => false,
-    };
-    if !anchor_ok {
-        report.broken = Some(ChainBreak {
-            seq: anchor.map(|a| a.seq + 1).unwrap_or(1),
+    let latest = last_prune
+        .as_ref()
+        .and_then(|(seq, c)| Some((*seq, c.as_ref()?)));
+    let broken = match (&anchor, latest) {
+        (None, None) => None,
+        (Some(a), Some((_, claim))) if *a == claim.anchor => {
+            report.pruned_before_ms = Some(claim.cutoff_ms);
+            // The records kept must all be at or after the cutoff: the prune deleted exactly
+            // the records written before it.
+            first_at_ms
+                .filter(|at| *at < claim.cutoff_ms)
+                .map(|at| ChainBreak {
+                    seq: a.seq + 1,
+                    reason: BreakReason::UnprovenPrune {
+                        why: format!(
+                            "record {} (written at {}) is older than the prune's cutoff {}, so the prune did not remove the records before its cutoff as a prune does",
+                            a.seq + 1,
+                            ms_text(at),
+                            ms_text(claim.cutoff_ms)
+                        ),
+                    },
+                })
+        }
+        _ => Some(ChainBreak {
+            seq: anchor.as_ref().map(|a| a.seq + 1).unwrap_or(1),
             reason: BreakReason::AnchorMismatch,
-        });
-    }
+        }),
+    };
+    report.broken = broken;
     Ok(report)
 }
 
-/// The anchor a prune record names.
-fn anchor_in(detail: &str) -> Option<AuditAnchor> {
-    let v: serde_json::Value = serde_json::from_str(detail).ok()?;
-    Some(AuditAnchor {
-        seq: v.get("anchor_seq")?.as_i64()?,
-        hash: hex::decode(v.get("anchor_hash")?.as_str()?).ok()?,
-    })
+/// What a prune record claims: which records it removed and by which rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PruneClaim {
+    anchor: AuditAnchor,
+    cutoff_ms: i64,
+    /// When the last removed record was written (prunes since this check was added).
+    anchor_at_ms: Option<i64>,
+    /// The anchor before this prune and the count removed (same).
+    previous_anchor_seq: Option<i64>,
+    deleted: Option<i64>,
 }
 
-/// A chain head noted earlier, as `SEQ:HASH` (what `sealctl audit verify` prints). The chain
-/// alone cannot show that its newest records were cut off; a head kept outside the store can.
+impl PruneClaim {
+    fn read(detail: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(detail).ok()?;
+        Some(Self {
+            anchor: AuditAnchor {
+                seq: v.get("anchor_seq")?.as_i64()?,
+                hash: hex::decode(v.get("anchor_hash")?.as_str()?).ok()?,
+            },
+            cutoff_ms: v.get("cutoff_ms")?.as_i64()?,
+            anchor_at_ms: v.get("anchor_at_ms").and_then(|x| x.as_i64()),
+            previous_anchor_seq: v.get("previous_anchor_seq").and_then(|x| x.as_i64()),
+            deleted: v.get("deleted").and_then(|x| x.as_i64()),
+        })
+    }
+
+    /// Why the prune `row` making this claim is not one the rules allow, if it is not.
+    fn problem(&self, row: &AuditRow, now_ms: i64) -> Option<String> {
+        let at = |ms: i64| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000);
+        let Ok(written) = at(row.at_ms) else {
+            return Some("its date cannot be read".into());
+        };
+        let limit = unix_ms(retention_limit(written));
+        if row.actor.trim().is_empty() {
+            Some("it names nobody as the one who pruned".into())
+        } else if row.at_ms > now_ms + FUTURE_SLACK_MS {
+            Some(format!("it is dated {}, in the future", ms_text(row.at_ms)))
+        } else if self.cutoff_ms > limit {
+            Some(format!(
+                "its cutoff {} is less than {RETENTION_YEARS} years before its own date {}",
+                ms_text(self.cutoff_ms),
+                ms_text(row.at_ms)
+            ))
+        } else if self.anchor.seq >= row.seq {
+            Some(format!(
+                "it claims to remove records up to {}, not before itself",
+                self.anchor.seq
+            ))
+        } else if self.anchor_at_ms.is_some_and(|a| a >= self.cutoff_ms) {
+            Some("the last record it removed is not older than its cutoff".into())
+        } else if let (Some(previous), Some(deleted)) = (self.previous_anchor_seq, self.deleted) {
+            (deleted != self.anchor.seq - previous).then(|| {
+                format!(
+                    "it removed {deleted} records, but records {}..={} are {}",
+                    previous + 1,
+                    self.anchor.seq,
+                    self.anchor.seq - previous
+                )
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// How far in the future a prune may be dated (clocks of two machines differ a little).
+const FUTURE_SLACK_MS: i64 = 10 * 60 * 1000;
+
+/// A time in ms as RFC 3339 text.
+fn ms_text(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// A chain head noted earlier, as `SEQ:HASH@TIME` (what `sealctl audit verify` prints; the
+/// time may be left out). The chain alone cannot show that its newest records were cut off; a
+/// head kept outside the store can, and its time shows whether a prune could have removed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotedHead {
     /// The record's sequence number.
     pub seq: i64,
     /// Its hash.
     pub hash: Digest32,
+    /// When it was written (ms since the Unix epoch), when noted.
+    pub at_ms: Option<i64>,
 }
 
 impl std::fmt::Display for NotedHead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.seq, self.hash)
+        write!(f, "{}:{}", self.seq, self.hash)?;
+        match self.at_ms {
+            Some(ms) => write!(f, "@{}", ms_text(ms)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -181,12 +303,25 @@ impl std::str::FromStr for NotedHead {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
-            format!("{s:?} is not SEQ:HASH (e.g. 1042:9f86…, as `sealctl audit verify` prints it)")
+            format!(
+                "{s:?} is not SEQ:HASH[@TIME] (e.g. 1042:9f86…@2026-11-29T08:00:00.123Z, as `sealctl audit verify` prints it)"
+            )
         };
-        let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+        let (head, at) = match s.trim().split_once('@') {
+            Some((head, at)) => (head, Some(at)),
+            None => (s.trim(), None),
+        };
+        let (seq, hash) = head.split_once(':').ok_or_else(bad)?;
+        let at_ms = match at {
+            Some(at) => Some(unix_ms(
+                OffsetDateTime::parse(at, &Rfc3339).map_err(|_| bad())?,
+            )),
+            None => None,
+        };
         Ok(Self {
             seq: seq.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?,
             hash: Digest32::from_hex(hash).map_err(|_| bad())?,
+            at_ms,
         })
     }
 }
@@ -203,15 +338,48 @@ pub enum HeadCheck {
     },
     /// A record with that number is there, with another hash: the log was rewritten.
     Replaced,
-    /// The record was pruned (older than the retention period); it can no longer be checked.
-    Pruned,
+    /// The record was removed by a prune whose record verifies and whose cutoff the noted
+    /// head's time is before (or the head was noted without its time); it can no longer be
+    /// checked.
+    Pruned {
+        /// Whether the head's time was noted and checked against the cutoff.
+        time_checked: bool,
+    },
+    /// The record lies below the prune anchor but was written after the latest prune's
+    /// cutoff (or no prune record vouches for the anchor): records were cut off under the
+    /// cover of a prune.
+    PrunedUnproven,
 }
 
-/// Looks for a noted head in the log (run it with [`verify`] in one snapshot).
-pub fn check_noted_head(tx: &mut dyn Tx, noted: &NotedHead) -> StoreResult<HeadCheck> {
+impl HeadCheck {
+    /// Whether the check shows the log was cut off or rewritten.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Self::Missing { .. } | Self::Replaced | Self::PrunedUnproven
+        )
+    }
+}
+
+/// Looks for a noted head in the log (run it with [`verify`] in one snapshot, passing its
+/// report).
+pub fn check_noted_head(
+    tx: &mut dyn Tx,
+    report: &VerifyReport,
+    noted: &NotedHead,
+) -> StoreResult<HeadCheck> {
     if let Some(anchor) = tx.audit_anchor()? {
         if noted.seq < anchor.seq {
-            return Ok(HeadCheck::Pruned);
+            let proven = report.broken.is_none();
+            return Ok(match (report.pruned_before_ms, noted.at_ms) {
+                (Some(cutoff), Some(at)) if proven && at < cutoff => {
+                    HeadCheck::Pruned { time_checked: true }
+                }
+                (Some(_), None) if proven => HeadCheck::Pruned {
+                    time_checked: false,
+                },
+                _ => HeadCheck::PrunedUnproven,
+            });
         }
         if noted.seq == anchor.seq {
             return Ok(if anchor.hash == noted.hash.0 {

@@ -53,6 +53,9 @@ enum Command {
     Restore(seald::cli::backup::BackupArgs),
     /// Seal OFD files through the running daemon: one request, approvals, sealed files back.
     Stamp(seald::cli::stamp::StampArgs),
+    /// Print a one-time link that opens the web console signed in (the code in it works
+    /// once, for 2 minutes; the API token stays in its file).
+    Console(seald::cli::console::ConsoleArgs),
     /// Verify a seal (.esl), a SES_Signature (.dat/.der) or every signature in an OFD file.
     Verify(seald::cli::verify::VerifyArgs),
 }
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => seald::cli::audit::run(args),
         Command::Seal(args) => seald::cli::seal::run(args),
         Command::Stamp(args) => seald::cli::stamp::run(args),
+        Command::Console(args) => seald::cli::console::run(args),
         // Exit codes: 0 valid, 1 invalid, 2 could not read.
         Command::Verify(args) => return ExitCode::from(seald::cli::verify::run(&args) as u8),
     };

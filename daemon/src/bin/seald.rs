@@ -142,6 +142,11 @@ fn demo(
     println!("# Paste these lines into bash: custodian login, request, two approvals, signature, verify.");
     print!("{}", seald::demo::curl_script(&base, &made));
     println!("# end of curl lines");
+    println!(
+        "# The web console: open {base}/ in a browser on this machine and paste a token from {} \
+         (or print a one-time link: sealctl console --daemon {base} --token-file FILE).",
+        made.tokens.display()
+    );
     use std::io::Write;
     std::io::stdout().flush()?;
     for line in lines.map_while(Result::ok) {

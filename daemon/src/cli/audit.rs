@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 
-use crate::audit::{AuditLog, ExportFormat, HeadCheck, NewRecord, NotedHead};
+use crate::audit::{AuditLog, ExportFormat, HeadCheck, NewRecord, NotedHead, RETENTION_YEARS};
 use crate::clock::SystemClock;
 use crate::identity::Caller;
 use crate::store::model::AuditKind;
@@ -104,9 +104,10 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
                         );
                     }
                     if let (Some(seq), Some(hash)) = (report.last_seq, report.head) {
+                        let at_ms = report.head_at_ms;
                         println!(
                             "head to keep outside the store: {} (a later `verify --expect-head` with it shows whether newer records were cut off)",
-                            NotedHead { seq, hash }
+                            NotedHead { seq, hash, at_ms }
                         );
                     }
                     true
@@ -118,17 +119,27 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 }
             };
             for (noted, check) in expect_head.iter().zip(checks) {
+                intact &= !check.is_failure();
                 match check {
                     HeadCheck::Present => println!("noted head {noted}: present"),
-                    HeadCheck::Pruned => println!(
-                        "noted head {noted}: pruned with the records older than the retention period; not checked"
+                    HeadCheck::Pruned { time_checked: true } => println!(
+                        "noted head {noted}: pruned legitimately (written before the prune's cutoff, which is at least {RETENTION_YEARS} years before the prune); not checked further"
+                    ),
+                    HeadCheck::Pruned { time_checked: false } => println!(
+                        "noted head {noted}: pruned; the prune record verifies, but the head was noted without its time, so whether it was older than the cutoff cannot be checked (note heads as SEQ:HASH@TIME)"
+                    ),
+                    HeadCheck::PrunedUnproven => println!(
+                        "NOTED HEAD {noted} REMOVED WITHOUT A LEGITIMATE PRUNE: it lies below the prune anchor, but {}; records were cut off under the cover of a prune",
+                        match (report.pruned_before_ms, noted.at_ms) {
+                            (Some(cutoff), Some(at)) if report.is_intact() && at >= cutoff =>
+                                "it was written after the latest prune's cutoff".to_string(),
+                            _ => "no verified prune record vouches for its removal".to_string(),
+                        }
                     ),
                     HeadCheck::Replaced => {
-                        intact = false;
                         println!("NOTED HEAD {noted} REWRITTEN: record {} has another hash; the log was changed after the head was noted", noted.seq);
                     }
                     HeadCheck::Missing { last_seq } => {
-                        intact = false;
                         println!(
                             "NOTED HEAD {noted} MISSING: the log ends at record {}; records were cut off after the head was noted",
                             last_seq.unwrap_or(0)

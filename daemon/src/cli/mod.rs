@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod backup;
 pub mod client;
+pub mod console;
 pub mod custody;
 pub mod devices;
 pub mod enroll;

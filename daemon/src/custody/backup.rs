@@ -140,7 +140,9 @@ pub fn create(store: &Path, dest: &Path) -> Result<BackupReport, BackupError> {
         File::open(dest)
             .and_then(|f| f.sync_all())
             .map_err(io(dest))?;
-        let log = Store::read_file(dest, |tx| verify::verify(tx))?;
+        let log = Store::read_file(dest, |tx| {
+            verify::verify(tx, crate::audit::unix_ms(time::OffsetDateTime::now_utc()))
+        })?;
         let bytes = std::fs::metadata(dest).map_err(io(dest))?.len();
         Ok(BackupReport {
             file: dest.to_path_buf(),
@@ -305,7 +307,9 @@ pub fn check(backup: &Path) -> Result<VerifyReport, BackupError> {
     if !matches!(format, Ok(Some(FORMAT))) {
         return Err(BackupError::NotABackup(backup.to_path_buf()));
     }
-    let report = Store::read_file(backup, |tx| verify::verify(tx))?;
+    let report = Store::read_file(backup, |tx| {
+        verify::verify(tx, crate::audit::unix_ms(time::OffsetDateTime::now_utc()))
+    })?;
     if let Some(broken) = report.broken.clone() {
         return Err(BackupError::BrokenChain(broken));
     }
@@ -339,8 +343,10 @@ fn current_head(store: &Path) -> Result<Option<(i64, Vec<u8>)>, String> {
     if !store.exists() {
         return Ok(None);
     }
-    let report = Store::read_file(store, |tx| verify::verify(tx))
-        .map_err(|e| format!("the current store cannot be read: {e}"))?;
+    let report = Store::read_file(store, |tx| {
+        verify::verify(tx, crate::audit::unix_ms(time::OffsetDateTime::now_utc()))
+    })
+    .map_err(|e| format!("the current store cannot be read: {e}"))?;
     match (report.last_seq, report.head) {
         (Some(seq), Some(head)) => Ok(Some((seq, head.0.to_vec()))),
         _ => Ok(None),

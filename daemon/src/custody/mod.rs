@@ -19,7 +19,7 @@ use crate::device::{DeviceError, FinalTry, Pin, PinState, TokenOwner, TriesLeft}
 use crate::store::model::{AuditKind, Custody, Role, SealId};
 use crate::store::{Store, StoreError};
 
-pub use policy::{check_new_pin, AgeStatus, PinAge, PinPolicy, PolicyViolation};
+pub use policy::{check_new_pin, AgeStatus, CharClass, PinAge, PinPolicy, PolicyViolation};
 
 /// Why a custodian operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -254,6 +254,31 @@ impl Identities {
         Ok(token)
     }
 
+    /// The keyed hash an API token is stored as (what a console session keeps instead of the
+    /// token), or `None` for a value that is not an API token.
+    pub fn token_hash(&self, token: &str) -> Option<Vec<u8>> {
+        (token.starts_with(TOKEN_PREFIX) && token.len() <= 256).then(|| self.key.hash(token))
+    }
+
+    /// Finds the identity whose API token has this keyed hash (a console session's grant):
+    /// refused once the identity is disabled or its token replaced.
+    pub fn authenticate_hash(&self, hash: &[u8]) -> Result<Identity, AuthError> {
+        let found = self
+            .store
+            .read(|tx| tx.identity_by_token_hash(hash))
+            .map_err(|e: StoreError| AuthError::Unavailable(e.to_string()))?;
+        match found {
+            Some((identity, stored)) if stored.as_slice() == hash => {
+                if identity.disabled {
+                    Err(AuthError::Disabled)
+                } else {
+                    Ok(identity)
+                }
+            }
+            _ => Err(AuthError::Invalid),
+        }
+    }
+
     /// Finds the identity a bearer token belongs to.
     pub fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {

@@ -9,8 +9,9 @@ use crate::api::auth::Auth;
 use crate::api::error::ApiError;
 use crate::api::mapping::blocking;
 use crate::api::state::SharedState;
+use crate::audit::NotedHead;
 use crate::identity::Role;
-use crate::store::model::{AuditKind, SealId};
+use crate::store::model::{AuditKind, Digest32, SealId};
 
 /// Filters and paging.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -183,7 +184,9 @@ pub struct Head {
     pub seq: i64,
     /// Its hash, hex.
     pub hash: String,
-    /// `SEQ:HASH`, for `sealctl audit verify --expect-head`.
+    /// When it was written (ms since the Unix epoch).
+    pub at_ms: i64,
+    /// `SEQ:HASH@TIME`, for `sealctl audit verify --expect-head`.
     pub expect_head: String,
 }
 
@@ -221,11 +224,11 @@ fn operational(
     Ok(Json(page))
 }
 
-/// `GET /v1/audit/head` (auditor, admin): the newest usage-log record's `SEQ:HASH`, to keep
+/// `GET /v1/audit/head` (auditor, admin): the newest usage-log record's `SEQ:HASH@TIME`, to keep
 /// outside the store; `sealctl audit verify --expect-head` later shows whether anything after
 /// it was cut off or rewritten.
 #[utoipa::path(get, path = "/v1/audit/head", operation_id = "audit_head", tag = "audit",
-    summary = "Auditor or admin: the newest usage-log record as `SEQ:HASH`, to keep outside the store and check later with `sealctl audit verify --expect-head`",
+    summary = "Auditor or admin: the newest usage-log record as `SEQ:HASH@TIME`, to keep outside the store and check later with `sealctl audit verify --expect-head`",
     responses((status = 200, description = "the newest record", body = HeadAnswer)),
     security(("bearer" = [])))]
 pub async fn head(
@@ -237,12 +240,23 @@ pub async fn head(
         let last = state
             .services
             .store
-            .read(|tx| tx.audit_last())
+            .read(|tx| match tx.audit_last()? {
+                Some((seq, _)) => tx.audit_row(seq),
+                None => Ok(None),
+            })
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let head = last.map(|(seq, hash)| Head {
-            seq,
-            hash: hex::encode(&hash),
-            expect_head: format!("{seq}:{}", hex::encode(&hash)),
+        let head = last.and_then(|row| {
+            let noted = NotedHead {
+                seq: row.seq,
+                hash: Digest32(row.hash.as_slice().try_into().ok()?),
+                at_ms: Some(row.at_ms),
+            };
+            Some(Head {
+                seq: row.seq,
+                hash: hex::encode(&row.hash),
+                at_ms: row.at_ms,
+                expect_head: noted.to_string(),
+            })
         });
         Ok::<_, ApiError>(Json(HeadAnswer { head }))
     })

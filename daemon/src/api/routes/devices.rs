@@ -164,7 +164,7 @@ pub async fn login(
     auth.require(Role::Custodian)?;
     // Parsed by parse_pin_body, not ApiJson: serde's messages can quote values.
     let body: LoginBody = super::pin::parse_pin_body(
-        &body,
+        body,
         "send {\"pin\": \"...\"} (a string), optionally with \"confirm_final_try\": true",
     )?;
     let who = auth.0.name.clone();

@@ -7,8 +7,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use bytes::BytesMut;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
 
 use crate::api::auth::Auth;
 use crate::api::error::ApiError;
@@ -19,13 +21,17 @@ use crate::device::{FinalTry, Pin, PinState, TriesLeft};
 use crate::identity::Role;
 use crate::runtime::Event;
 
-/// Parses a JSON body that holds PINs. serde's messages can quote values, and these are PINs,
-/// so a refusal uses only our own words: `expected` says what to send.
+/// Parses a JSON body that holds PINs, then wipes the body's buffer when this request is its
+/// only holder (a buffer hyper still shares is not ours to wipe). serde's messages can quote
+/// values, and these are PINs, so a refusal uses only our own words: `expected` says what to
+/// send.
 pub(crate) fn parse_pin_body<T: DeserializeOwned>(
-    body: &[u8],
+    body: Bytes,
     expected: &'static str,
 ) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
+    let parsed = serde_json::from_slice(&body);
+    wipe(body);
+    parsed.map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             ApiError::bad_request("malformed_json", "the body is not valid JSON")
         } else {
@@ -36,6 +42,13 @@ pub(crate) fn parse_pin_body<T: DeserializeOwned>(
             )
         }
     })
+}
+
+/// Zeroes `body` if no one else holds it; returns the wiped buffer (dropped by callers).
+fn wipe(body: Bytes) -> Option<BytesMut> {
+    let mut buffer = body.try_into_mut().ok()?;
+    buffer.as_mut().zeroize();
+    Some(buffer)
 }
 
 /// Body of a PIN change: the current and the new user PIN.
@@ -93,7 +106,7 @@ pub async fn change(
 ) -> Result<Json<PinChanged>, ApiError> {
     auth.require(Role::Custodian)?;
     let body: PinChangeBody = parse_pin_body(
-        &body,
+        body,
         "send {\"old_pin\": \"...\", \"new_pin\": \"...\"} (strings), optionally with \"confirm_final_try\": true",
     )?;
     let who = auth.0.name.clone();
@@ -138,6 +151,23 @@ pub struct PinStatusView {
     pub age: PinAge,
     /// A PIN-age warning, if one applies.
     pub warning: Option<String>,
+    /// What a new PIN must look like, and how old one may grow (`[pin_policy]`): shown to a
+    /// custodian before a change.
+    pub policy: PinPolicyView,
+}
+
+/// The `[pin_policy]` in force.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PinPolicyView {
+    /// Shortest new PIN, in characters.
+    pub min_length: usize,
+    /// Character classes a new PIN must contain (`digit`, `letter`, `lower`, `upper`, `symbol`).
+    #[schema(value_type = Vec<String>)]
+    pub require: Vec<crate::custody::CharClass>,
+    /// Days a PIN may be used (0: no limit).
+    pub max_age_days: u32,
+    /// Days before that from which warnings are shown.
+    pub warn_days: u32,
 }
 
 /// `GET /v1/devices/{serial}/pin-status` (custodian, admin or auditor): the device's PIN
@@ -166,6 +196,12 @@ pub async fn status(
             tries_left: status.tries_left,
             age: status.age,
             warning,
+            policy: PinPolicyView {
+                min_length: state.pin_policy.min_length,
+                require: state.pin_policy.require.clone(),
+                max_age_days: state.pin_policy.max_age_days,
+                warn_days: state.pin_policy.warn_days,
+            },
         }))
     })
     .await
@@ -235,7 +271,7 @@ pub async fn unblock(
 ) -> Result<Json<Unblocked>, ApiError> {
     auth.require_any(&[Role::Custodian, Role::Admin])?;
     let body: PinUnblockBody = parse_pin_body(
-        &body,
+        body,
         "send {\"so_pin\": \"...\", \"new_pin\": \"...\"} (strings), optionally with \"confirm_final_try\": true",
     )?;
     let who = auth.0.name.clone();
@@ -281,4 +317,39 @@ pub async fn unblock(
     let (serial, answer) = answer?;
     state.events.publish(Event::PinUnblocked { serial });
     Ok(Json(answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_body_held_only_by_the_request_is_wiped_after_parsing() {
+        let body = Bytes::from(br#"{"pin": "271828", "confirm_final_try": false}"#.to_vec());
+        let wiped = wipe(body).expect("a buffer no one else holds is wiped");
+        assert!(!wiped.is_empty() && wiped.iter().all(|b| *b == 0));
+
+        // A buffer someone else still holds is left alone (it is not ours).
+        let shared = Bytes::from(b"{\"pin\": \"1\"}".to_vec());
+        let other = shared.clone();
+        assert!(wipe(shared).is_none());
+        assert_eq!(&other[..], b"{\"pin\": \"1\"}");
+    }
+
+    #[test]
+    fn a_refused_pin_body_does_not_echo_the_pin() {
+        for body in [
+            r#"{"pin": 271828}"#,
+            r#"{"pin": "271828", "x": 1}"#,
+            r#"{"pin": "271828"#,
+        ] {
+            let err = parse_pin_body::<super::super::devices::LoginBody>(
+                Bytes::from(body.as_bytes().to_vec()),
+                "send a pin",
+            )
+            .unwrap_err();
+            let text = format!("{err:?}");
+            assert!(!text.contains("271828"), "{text}");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use crate::api::state::SharedState;
 use crate::clock::Timestamp;
 use crate::seal::rules::expiry;
 use crate::seal::{Expiry, SealEvent};
-use crate::store::model::{CertFacts, Seal, SealId, SealKind, SealState};
+use crate::store::model::{CertFacts, ImageFormat, Seal, SealId, SealKind, SealState};
 
 /// A seal as the API shows it (no image bytes, no key material).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -103,6 +103,38 @@ pub struct SealDetail {
     pub seal: SealView,
     /// Its state changes, oldest first.
     pub history: Vec<SealEvent>,
+    /// The impression image, for people to compare with the physical seal.
+    pub image: SealImageView,
+}
+
+/// A seal's impression image.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SealImageView {
+    /// `image/png`, `image/gif` or `image/jpeg`.
+    pub media_type: &'static str,
+    /// The image bytes, base64.
+    pub base64: String,
+    /// Printed width in mm.
+    pub width_mm: f64,
+    /// Printed height in mm.
+    pub height_mm: f64,
+}
+
+impl SealImageView {
+    fn of(seal: &Seal) -> Self {
+        use base64::Engine;
+        let media_type = match seal.image.format {
+            ImageFormat::Png => "image/png",
+            ImageFormat::Gif => "image/gif",
+            ImageFormat::Jpeg => "image/jpeg",
+        };
+        Self {
+            media_type,
+            base64: base64::engine::general_purpose::STANDARD.encode(&seal.image.data),
+            width_mm: seal.image.width_mm,
+            height_mm: seal.image.height_mm,
+        }
+    }
 }
 
 /// `GET /v1/seals/{id}`: one seal with its state history.
@@ -123,6 +155,7 @@ pub async fn get(
         let seal = state.services.registry.get(id)?;
         let history: Vec<SealEvent> = state.services.registry.history(id)?;
         Ok::<_, ApiError>(Json(SealDetail {
+            image: SealImageView::of(&seal),
             seal: SealView::new(seal, now),
             history,
         }))

@@ -82,6 +82,33 @@ pub struct RequestView {
     /// The SES_Signatures (base64 DER), present only when `state` is `signed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signatures: Option<Vec<SignedResult>>,
+    /// Names of the requester and of each voter, by identity id (for people reading it).
+    pub names: Names,
+    /// Approvals the seal's policy requires (none if the seal has no policy now).
+    pub required_approvals: Option<u32>,
+}
+
+/// Identity names by id (`"3": "demo-client"`).
+pub type Names = std::collections::BTreeMap<String, String>;
+
+/// The names of `request`'s requester and voters, added to `names`.
+fn add_names(state: &AppState, request: &StampRequest, names: &mut Names) -> Result<(), ApiError> {
+    let ids = std::iter::once(request.requester).chain(request.votes.iter().map(|v| v.approver));
+    for id in ids {
+        let key = id.to_string();
+        if names.contains_key(&key) {
+            continue;
+        }
+        let identity = state
+            .services
+            .identities
+            .get(id)
+            .map_err(|e| ApiError::internal(format!("cannot read an identity: {e}")))?;
+        if let Some(identity) = identity {
+            names.insert(key, identity.name);
+        }
+    }
+    Ok(())
 }
 
 fn view(state: &AppState, request: StampRequest) -> Result<RequestView, ApiError> {
@@ -97,9 +124,18 @@ fn view(state: &AppState, request: StampRequest) -> Result<RequestView, ApiError
     } else {
         None
     };
+    let mut names = Names::new();
+    add_names(state, &request, &mut names)?;
+    let required_approvals = state
+        .services
+        .approvals
+        .policy(request.seal_id)?
+        .map(|p| p.required_approvals);
     Ok(RequestView {
         request,
         signatures,
+        names,
+        required_approvals,
     })
 }
 
@@ -232,6 +268,8 @@ pub struct ListQuery {
 pub struct RequestList {
     /// Requests waiting for the caller's vote.
     pub requests: Vec<StampRequest>,
+    /// Names of their requesters and voters, by identity id.
+    pub names: Names,
 }
 
 /// `GET /v1/stamp-requests?state=pending`: requests waiting for the caller's decision.
@@ -254,8 +292,15 @@ pub async fn list(
         ));
     }
     let caller = auth.caller();
-    let requests = blocking(move || state.services.approvals.list_pending(&caller)).await?;
-    Ok(Json(RequestList { requests }))
+    blocking(move || {
+        let requests = state.services.approvals.list_pending(&caller)?;
+        let mut names = Names::new();
+        for request in &requests {
+            add_names(&state, request, &mut names)?;
+        }
+        Ok::<_, ApiError>(Json(RequestList { requests, names }))
+    })
+    .await
 }
 
 /// Optional body of approve / reject.
