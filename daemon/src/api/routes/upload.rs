@@ -353,7 +353,15 @@ pub async fn create(
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         let seal = st.services.registry.get(body.seal_id)?;
-        let size = (seal.image.width_mm, seal.image.height_mm);
+        // The default stamp size is the seal picture's, as its SES_Seal says (what the sealed
+        // file will carry); the registry's enrolled size if the SES_Seal cannot be read.
+        let size = seal
+            .ses_seal
+            .as_deref()
+            .and_then(|der| crate::ses::Seal::parse(der).ok())
+            .map(|ses| crate::ofd::seal::seal_size_mm(&ses))
+            .filter(|(w, h)| *w > 0.0 && *h > 0.0)
+            .unwrap_or((seal.image.width_mm, seal.image.height_mm));
         let uploaded = files
             .uploaded
             .clone()
