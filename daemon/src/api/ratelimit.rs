@@ -1,6 +1,7 @@
 //! Per-client rate limit: a token bucket per identity, and per connection for callers without
 //! a token (on loopback every caller has the same address, so one connection flooding a public
-//! route must not empty a bucket the other verifiers share).
+//! route must not empty a bucket the other verifiers share). The two live in separate maps:
+//! anonymous connections can never push an identity's bucket out.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,8 +9,9 @@ use std::time::Instant;
 
 use crate::identity::IdentityId;
 
-/// Most buckets kept; past it, buckets that have refilled (idle callers) are dropped, so a
-/// caller opening connection after connection cannot grow the map without bound.
+/// Most anonymous buckets kept; past it, the least recently used is dropped, so a caller
+/// opening connection after connection cannot grow the map without bound. (A caller that
+/// reconnects gets a fresh bucket either way; the connection cap bounds what that buys.)
 const MAX_BUCKETS: usize = 4096;
 
 /// Whose bucket a request takes from.
@@ -28,7 +30,10 @@ pub enum BucketKey {
 pub struct RateLimiter {
     burst: f64,
     per_second: f64,
-    buckets: Mutex<HashMap<BucketKey, (f64, Instant)>>,
+    /// Per identity: as many as there are identities.
+    identities: Mutex<HashMap<BucketKey, (f64, Instant)>>,
+    /// Per anonymous connection: at most [`MAX_BUCKETS`].
+    anonymous: Mutex<HashMap<BucketKey, (f64, Instant)>>,
 }
 
 impl RateLimiter {
@@ -37,20 +42,26 @@ impl RateLimiter {
         Self {
             burst: f64::from(burst.max(1)),
             per_second: f64::from(per_second.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            identities: Mutex::new(HashMap::new()),
+            anonymous: Mutex::new(HashMap::new()),
         }
     }
 
     /// Takes one token for `who`; `false` when the bucket is empty.
     pub fn allow(&self, who: BucketKey) -> bool {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&who) {
-            let refilled = self.burst / self.per_second;
-            buckets.retain(|_, (_, last)| now.duration_since(*last).as_secs_f64() < refilled);
-            if buckets.len() >= MAX_BUCKETS {
-                // Every bucket is in use: a new caller waits for one to refill.
-                return false;
+        let map = match who {
+            BucketKey::Identity(_) => &self.identities,
+            BucketKey::Connection(_) | BucketKey::Anonymous => &self.anonymous,
+        };
+        let mut buckets = map.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(who, BucketKey::Identity(_))
+            && buckets.len() >= MAX_BUCKETS
+            && !buckets.contains_key(&who)
+        {
+            let oldest = buckets.iter().min_by_key(|(_, (_, last))| *last).map(|(k, _)| *k);
+            if let Some(oldest) = oldest {
+                buckets.remove(&oldest);
             }
         }
         let (tokens, last) = buckets.entry(who).or_insert((self.burst, now));
@@ -65,9 +76,9 @@ impl RateLimiter {
         }
     }
 
-    /// Buckets kept now.
-    pub fn buckets(&self) -> usize {
-        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
+    /// Anonymous buckets kept now.
+    pub fn anonymous_buckets(&self) -> usize {
+        self.anonymous.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -95,22 +106,22 @@ mod tests {
     }
 
     #[test]
-    fn idle_buckets_make_room_and_the_map_stays_bounded() {
-        // Refills in 1/1000 s: every bucket not used in the last millisecond is idle.
-        let limiter = RateLimiter::new(1, 1000);
-        for c in 0..MAX_BUCKETS as u64 {
+    fn anonymous_connections_stay_bounded_and_never_push_out_an_identity() {
+        let limiter = RateLimiter::new(2, 1);
+        let client = BucketKey::Identity(1);
+        assert!(limiter.allow(client) && limiter.allow(client));
+        assert!(!limiter.allow(client));
+        // A flood of fresh connections, far more than the map holds.
+        for c in 0..(2 * MAX_BUCKETS as u64) {
             assert!(limiter.allow(BucketKey::Connection(c)));
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        assert!(limiter.allow(BucketKey::Connection(u64::MAX)));
-        assert!(limiter.buckets() < MAX_BUCKETS, "{}", limiter.buckets());
-
-        // Buckets all busy (refill takes an hour): a new caller is refused, the map does not grow.
-        let slow = RateLimiter::new(2, 1);
-        for c in 0..MAX_BUCKETS as u64 {
-            assert!(slow.allow(BucketKey::Connection(c)));
-        }
-        assert!(!slow.allow(BucketKey::Connection(u64::MAX)));
-        assert_eq!(slow.buckets(), MAX_BUCKETS);
+        assert_eq!(limiter.anonymous_buckets(), MAX_BUCKETS);
+        // The identity's bucket is still there, still empty: the flood neither refilled it nor
+        // took it away.
+        assert!(!limiter.allow(client));
+        // The newest connections kept their buckets; the oldest were dropped.
+        let newest = BucketKey::Connection(2 * MAX_BUCKETS as u64 - 1);
+        assert!(limiter.allow(newest));
+        assert!(!limiter.allow(newest));
     }
 }
