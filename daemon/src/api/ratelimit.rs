@@ -59,7 +59,10 @@ impl RateLimiter {
             && buckets.len() >= MAX_BUCKETS
             && !buckets.contains_key(&who)
         {
-            let oldest = buckets.iter().min_by_key(|(_, (_, last))| *last).map(|(k, _)| *k);
+            let oldest = buckets
+                .iter()
+                .min_by_key(|(_, (_, last))| *last)
+                .map(|(k, _)| *k);
             if let Some(oldest) = oldest {
                 buckets.remove(&oldest);
             }
@@ -78,7 +81,10 @@ impl RateLimiter {
 
     /// Anonymous buckets kept now.
     pub fn anonymous_buckets(&self) -> usize {
-        self.anonymous.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.anonymous
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 }
 

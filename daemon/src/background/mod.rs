@@ -11,37 +11,45 @@ use std::time::Duration;
 
 use crate::approval::RequestState;
 use crate::runtime::{Event, Runtime};
+use crate::store::model::RequestId;
 
 /// How often due seals and stale requests are expired.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
-/// Signs requests approved before a restart, then every few seconds expires due seals and
-/// stale requests and publishes seal state changes; writes refusal summaries and prunes
-/// operational records. Call inside the runtime.
-pub fn spawn(runtime: Arc<Runtime>) {
+/// Start-up work that must finish before the API serves: removes the uploads and sealed files
+/// a stopped daemon left unfinished, and lists the requests approved before the restart (to
+/// give to [`spawn`]). Nothing can be uploaded, approved or sealed meanwhile, so no file in use
+/// is removed and no request gets two workers.
+pub fn recover(runtime: &Runtime) -> Vec<RequestId> {
+    match runtime.services.store.read(|tx| tx.document_paths()) {
+        Ok(named) => match runtime.documents.remove_strays(&named) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "unfinished uploads and sealed files removed"),
+            Err(e) => tracing::error!(error = %e, "cannot tidy the documents directory"),
+        },
+        Err(e) => tracing::error!(error = %e, "cannot list the stored documents"),
+    }
+    match runtime
+        .services
+        .store
+        .read(|tx| tx.requests_in_state(RequestState::Approved))
+    {
+        Ok(approved) => approved.into_iter().map(|r| r.id).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list the requests approved before the restart");
+            Vec::new()
+        }
+    }
+}
+
+/// Signs the requests `approved` before a restart (from [`recover`]), then every few seconds
+/// expires due seals and stale requests and publishes seal state changes; writes refusal
+/// summaries and prunes operational records. Call inside the runtime.
+pub fn spawn(runtime: Arc<Runtime>, approved: Vec<RequestId>) {
     spawn_operational_log(runtime.clone());
     tokio::spawn(async move {
-        let rt = runtime.clone();
-        let approved = tokio::task::spawn_blocking(move || {
-            // Uploads and sealed files a stopped daemon left half-written (nothing is being
-            // uploaded or sealed yet).
-            match rt.services.store.read(|tx| tx.document_paths()) {
-                Ok(named) => match rt.documents.remove_strays(&named) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(removed = n, "unfinished uploads removed"),
-                    Err(e) => tracing::error!(error = %e, "cannot tidy the documents directory"),
-                },
-                Err(e) => tracing::error!(error = %e, "cannot list the stored documents"),
-            }
-            rt.services
-                .store
-                .read(|tx| tx.requests_in_state(RequestState::Approved))
-        })
-        .await;
-        if let Ok(Ok(approved)) = approved {
-            for request in approved {
-                crate::stamp::spawn_signing(runtime.clone(), request.id);
-            }
+        for id in approved {
+            crate::stamp::spawn_signing(runtime.clone(), id);
         }
         let mut known = HashMap::new();
         loop {

@@ -168,7 +168,9 @@ async fn run(config: PathBuf, init: bool) -> Result<(), Box<dyn std::error::Erro
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let address = listener.local_addr()?;
     let state = seald::api::server::build_state(&config, address)?;
-    seald::background::spawn(state.runtime.clone());
+    // Before serving: tidy unfinished files and list approved requests while nothing runs.
+    let approved = seald::background::recover(&state.runtime);
+    seald::background::spawn(state.runtime.clone(), approved);
     // UKey hot-plug: a thread of its own, off the runtime; removals reset token owners at once.
     let watcher = if config.pcsc.enabled {
         let (watcher, changes) = seald::device::pcsc::Watcher::start_subscribed(

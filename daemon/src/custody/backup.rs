@@ -202,7 +202,13 @@ fn copy_documents_in(backup: &Connection, docs: &DocumentStore) -> Result<usize,
             .map_err(|e| BackupError::Store(StoreError::Corrupt(e.to_string())))?;
         let content = match std::fs::read(&path) {
             Ok(content) => content,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // An upload may be removed meanwhile (its request became final); a sealed file the
+            // store names must be there: backing up without it would lose it for good.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && relative.starts_with("uploads/") =>
+            {
+                continue
+            }
             Err(e) => return Err(io(&path)(e)),
         };
         backup

@@ -64,9 +64,17 @@ impl DocumentStore {
         Ok(self.dir.join(sub).join(name))
     }
 
+    /// The subdirectory `sub`, created (0700) if missing; a new one is made durable at once
+    /// (its parents synced), so a sealed file renamed into it cannot vanish with it.
     fn subdir(&self, sub: &str) -> io::Result<PathBuf> {
         let dir = self.dir.join(sub);
-        DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+        if !dir.is_dir() {
+            DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+            File::open(&self.dir)?.sync_all()?;
+            if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                File::open(parent)?.sync_all()?;
+            }
+        }
         Ok(dir)
     }
 
@@ -143,9 +151,11 @@ impl DocumentStore {
         }
     }
 
-    /// Removes uploads and temporary sealed files the store does not name (left by a daemon
-    /// stopped in the middle of an upload or a seal). Call only when nothing is being uploaded
-    /// or sealed (at start-up). Returns how many were removed.
+    /// Removes uploads and sealed files the store does not name (left by a daemon stopped in the
+    /// middle of an upload or a batch: a sealed file is named only in the commit that marks its
+    /// request signed, so an unnamed one was never handed out, and a retry seals it again).
+    /// Call only when nothing is being uploaded or sealed (at start-up, before serving).
+    /// Returns how many were removed.
     pub fn remove_strays(&self, named: &[String]) -> io::Result<usize> {
         let mut removed = 0;
         for sub in [UPLOADS, SEALED] {
@@ -158,12 +168,7 @@ impl DocumentStore {
                 let entry = entry?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let relative = format!("{sub}/{name}");
-                let stray = if sub == UPLOADS {
-                    !named.contains(&relative)
-                } else {
-                    name.ends_with(".part")
-                };
-                if stray {
+                if !named.contains(&relative) {
                     fs::remove_file(entry.path())?;
                     removed += 1;
                 }
@@ -372,6 +377,24 @@ mod tests {
             1
         );
         assert!(done.path.exists() && !stray.path.exists());
+    }
+
+    #[test]
+    fn sealed_files_the_store_does_not_name_are_strays_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = DocumentStore::beside(&dir.path().join("seald.db"));
+        let mut committed = Vec::new();
+        for n in 0..3 {
+            let (temp, mut file) = docs.sealed_temp(9, n).unwrap();
+            file.write_all(b"sealed").unwrap();
+            committed.push(docs.commit_sealed(&temp, file, 9, n).unwrap());
+        }
+        // A crash before the commit that names them: only the first was recorded.
+        let (_part, _) = docs.sealed_temp(9, 3).unwrap();
+        assert_eq!(docs.remove_strays(&committed[..1]).unwrap(), 3);
+        assert!(docs.path(&committed[0]).unwrap().exists());
+        assert!(!docs.path(&committed[1]).unwrap().exists());
+        assert!(!docs.path(&committed[2]).unwrap().exists());
     }
 
     #[test]
