@@ -486,6 +486,18 @@ fn bad_input_is_refused_with_a_reason_and_nothing_is_kept() {
         );
     }
 
+    // A `request` part over the JSON limit (64 KiB here) is cut off as it streams, though the
+    // whole form is within the upload limit.
+    let huge = json!({ "seal_id": d.seal_id, "purpose": "x".repeat(100_000), "placements": at });
+    let r = d.upload(Who::Client, &huge, &[("good.ofd", &good)]);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(
+        r.body.contains("the `request` part is larger than"),
+        "{}",
+        r.body
+    );
+    assert!(d.stored("uploads").is_empty());
+
     // Sent chunked, with no Content-Length for the guard to judge: the route's own limit cuts
     // the upload off while it streams, and nothing is kept.
     {

@@ -189,16 +189,21 @@ async fn read_form(state: &SharedState, request: Request) -> Result<(UploadBody,
     {
         match field.name() {
             Some("request") if body.is_none() => {
-                let bytes = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
-                if bytes.len() > state.policy.max_body_bytes {
-                    return Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        format!(
-                            "the `request` part is larger than {} bytes",
-                            state.policy.max_body_bytes
-                        ),
-                    ));
+                // Read chunk by chunk up to the JSON limit, never the whole upload limit.
+                let mut field = field;
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+                    if bytes.len() + chunk.len() > state.policy.max_body_bytes {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "body_too_large",
+                            format!(
+                                "the `request` part is larger than {} bytes",
+                                state.policy.max_body_bytes
+                            ),
+                        ));
+                    }
+                    bytes.extend_from_slice(&chunk);
                 }
                 body = Some(serde_json::from_slice(&bytes).map_err(|e| {
                     if e.is_syntax() || e.is_eof() {
