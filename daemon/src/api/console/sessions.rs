@@ -24,6 +24,9 @@ pub const IDLE: Duration = Duration::from_secs(15 * 60);
 pub const LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
 /// At most this many sessions and codes are kept; the oldest go first.
 const MAX_ENTRIES: usize = 4096;
+/// Most sessions and codes of one grant (API token): past it, its own oldest go first, so one
+/// identity opening session after session cannot sign the others out.
+const MAX_PER_GRANT: usize = 8;
 
 /// What a session or code stands for: the keyed hash of the API token that made it.
 #[derive(Clone, PartialEq, Eq)]
@@ -108,6 +111,25 @@ impl ConsoleSessions {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Makes room for one more session or code of `grant`, dropping its own oldest first.
+    fn make_room(&self, inner: &mut Inner, grant: &Grant, now: Instant) {
+        self.prune(inner, now);
+        loop {
+            let sessions = inner.sessions.iter().filter(|(_, s)| s.grant == *grant);
+            let codes = inner.codes.iter().filter(|(_, c)| c.grant == *grant);
+            if sessions.clone().count() + codes.clone().count() < MAX_PER_GRANT {
+                return;
+            }
+            if let Some(k) = codes.min_by_key(|(_, c)| c.until).map(|(k, _)| *k) {
+                inner.codes.remove(&k);
+            } else if let Some(k) = sessions.min_by_key(|(_, s)| s.used).map(|(k, _)| *k) {
+                inner.sessions.remove(&k);
+            } else {
+                return;
+            }
+        }
+    }
+
     fn prune(&self, inner: &mut Inner, now: Instant) {
         let (idle, lifetime) = (self.idle, self.lifetime);
         inner
@@ -135,7 +157,7 @@ impl ConsoleSessions {
         let value = random(SESSION_PREFIX)?;
         let now = Instant::now();
         let mut inner = self.lock();
-        self.prune(&mut inner, now);
+        self.make_room(&mut inner, &grant, now);
         inner.sessions.insert(
             sha256(value.as_bytes()),
             Session {
@@ -177,7 +199,7 @@ impl ConsoleSessions {
         let value = random("")?;
         let now = Instant::now();
         let mut inner = self.lock();
-        self.prune(&mut inner, now);
+        self.make_room(&mut inner, &grant, now);
         inner.codes.insert(
             sha256(value.as_bytes()),
             Code {
@@ -203,6 +225,25 @@ mod tests {
         Grant {
             token_hash: vec![n; 32],
         }
+    }
+
+    #[test]
+    fn one_identity_opening_many_sessions_signs_out_only_its_own_oldest() {
+        let s = ConsoleSessions::default();
+        let approver = s.start(grant(2)).unwrap();
+        let first = s.start(grant(1)).unwrap();
+        let mut last = first.clone();
+        for _ in 0..5000 {
+            last = s.start(grant(1)).unwrap();
+        }
+        assert_eq!(
+            s.grant(&approver, true),
+            Some(grant(2)),
+            "others stay signed in"
+        );
+        assert_eq!(s.grant(&last, true), Some(grant(1)));
+        assert_eq!(s.grant(&first, true), None, "its own oldest went first");
+        assert!(s.lock().sessions.len() <= MAX_PER_GRANT + 1);
     }
 
     #[test]
