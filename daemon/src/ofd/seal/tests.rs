@@ -1120,3 +1120,94 @@ fn placements_read_from_json_as_the_api_sends_them() {
     );
     assert!(serde_json::from_str::<Placement>(r#"{"kind":"riding","edge":"middle"}"#).is_err());
 }
+
+#[test]
+fn stamps_per_document_are_capped_and_repeated_pages_searched_once() {
+    let keys = Keys::new(KeyAlgorithm::Sm2);
+    let input = Sample::new(2).line(2, 10.0, 10.0, 4.0, "专用章").build();
+    // A page repeated in the list is searched once: one stamp, not three.
+    let repeated = Placement::Keyword {
+        text: "专用章".into(),
+        all: true,
+        pages: Some(vec![2, 1, 2, 2]),
+    };
+    let p = plan(
+        Cursor::new(&input),
+        &[repeated],
+        (20.0, 10.0),
+        SealMode::Continue,
+    )
+    .unwrap();
+    assert_eq!(p.stamps.len(), 1, "{:?}", p.stamps);
+    // 500k repetitions of a page: still one stamp, no huge plan.
+    let huge = Placement::Keyword {
+        text: "专用章".into(),
+        all: true,
+        pages: Some(vec![2; 500_000]),
+    };
+    let p = plan(
+        Cursor::new(&input),
+        &[huge],
+        (20.0, 10.0),
+        SealMode::Continue,
+    )
+    .unwrap();
+    assert_eq!(p.stamps.len(), 1);
+    // Every hit of a keyword repeated on a page beyond the cap.
+    let text = "章 ".repeat(MAX_STAMPS + 10);
+    let many = Sample::new(1).line(1, 1.0, 1.0, 0.1, &text).build();
+    let every = Placement::Keyword {
+        text: "章".into(),
+        all: true,
+        pages: None,
+    };
+    let e = plan_err(&many, &[every]);
+    assert!(matches!(e, SealError::Placement { index: 0, .. }), "{e:?}");
+    assert!(
+        e.to_string().contains(&format!(
+            "would put {} stamps on the document; at most {MAX_STAMPS}",
+            MAX_STAMPS + 10
+        )),
+        "{e}"
+    );
+    // Placements at positions: the 257th is refused.
+    let positions = vec![at(1, 1.0, 1.0); MAX_STAMPS + 1];
+    let e = plan_err(&input, &positions);
+    assert!(e.to_string().contains("at most 256"), "{e}");
+    let p = plan(
+        Cursor::new(&input),
+        &positions[..MAX_STAMPS],
+        keys.size(),
+        SealMode::Continue,
+    )
+    .unwrap();
+    assert_eq!(p.stamps.len(), MAX_STAMPS);
+    // A riding seal over more pages than the cap, refused before its pages are read.
+    let long = Sample::new(MAX_STAMPS as u32 + 1).build();
+    let e = plan_err(&long, &[riding(Edge::Right)]);
+    assert!(
+        e.to_string().contains(&format!(
+            "would put {} stamps on the document",
+            MAX_STAMPS + 1
+        )),
+        "{e}"
+    );
+    // A plan with too many stamps (made elsewhere, or edited) is refused at sealing.
+    let mut p = p;
+    p.stamps.push(p.stamps[0].clone());
+    let e = seal(
+        Cursor::new(&input),
+        Cursor::new(Vec::new()),
+        &p,
+        &SealOptions::default(),
+        &keys.signer(),
+        WHEN,
+    )
+    .unwrap_err();
+    assert!(e.is_input_error());
+    assert!(
+        e.to_string()
+            .contains("would put 257 stamps on the document; at most 256"),
+        "{e}"
+    );
+}
