@@ -2,6 +2,13 @@
 //! (`DocBody/DocRoot`, never an assumed `Doc_0`), its pages and templates from `Document.xml`,
 //! the signature list through `DocBody/Signatures`, and the existing signatures (whether one
 //! locks the document, which IDs are taken). Locations may be absolute or relative.
+//!
+//! What sealing reads or edits in `OFD.xml` (`DocBody`, and in the first one `DocRoot` and
+//! `Signatures`) and in the signature list (`MaxSignId`, `Signature`) must be in its file's
+//! root namespace (`http://www.ofdspec.org/2016`, another, or none, as the root has it) and
+//! appear at most once where one is taken: otherwise readers matching names or picking
+//! elements differently would see another document than the one checked and edited. The
+//! verifier ([`crate::ofd::xml`]) stays lenient.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek};
@@ -111,6 +118,69 @@ pub(super) fn check_entries<R: Read + Seek>(p: &mut Package<R>) -> Result<(), Se
     Ok(())
 }
 
+/// The elements of `parent` with the local name `local`, refused when one is in another
+/// namespace than `ns` (the namespace of its file's root element) or there are more than
+/// `most`: readers that match names differently, or take the last rather than the first, would
+/// then see another document than the one seald checks and edits.
+fn only_children<'a, 'i>(
+    parent: roxmltree::Node<'a, 'i>,
+    local: &str,
+    ns: Option<&str>,
+    most: usize,
+    within: &str,
+) -> Result<Vec<roxmltree::Node<'a, 'i>>, String> {
+    let found: Vec<_> = parent
+        .children()
+        .filter(|n| n.is_element() && n.tag_name().name() == local)
+        .collect();
+    for n in &found {
+        let own = n.tag_name().namespace();
+        if own != ns {
+            let name = |ns: Option<&str>| {
+                ns.map_or("no namespace".to_string(), |u| format!("namespace {u:?}"))
+            };
+            return Err(format!(
+                "{within} has a {local} element in {} while the file's root is in {}: readers could take it or not, so seald refuses to seal it",
+                name(own),
+                name(ns)
+            ));
+        }
+    }
+    if found.len() > most {
+        return Err(format!(
+            "{within} has {} {local} elements: readers could take different ones, so seald refuses to seal it",
+            found.len()
+        ));
+    }
+    Ok(found)
+}
+
+/// Refuses an `OFD.xml` that readers could read differently in what sealing uses: a
+/// `DocBody` (any of them) outside the root's namespace, or in the first `DocBody` (the one
+/// sealed) a `DocRoot` or `Signatures` outside it or repeated.
+fn check_ofd_xml(bytes: &[u8]) -> Result<(), String> {
+    let doc = parse(bytes)?;
+    let root = doc.root_element();
+    let ns = root.tag_name().namespace();
+    let bodies = only_children(root, "DocBody", ns, usize::MAX, "OFD.xml")?;
+    if let Some(body) = bodies.first() {
+        only_children(*body, "DocRoot", ns, 1, "OFD.xml DocBody")?;
+        only_children(*body, "Signatures", ns, 1, "OFD.xml DocBody")?;
+    }
+    Ok(())
+}
+
+/// Refuses a signature list that readers could read differently: a `MaxSignId` repeated (only
+/// one would be updated) or, like any `Signature`, outside the root's namespace.
+fn check_list(bytes: &[u8]) -> Result<(), String> {
+    let doc = parse(bytes)?;
+    let root = doc.root_element();
+    let ns = root.tag_name().namespace();
+    only_children(root, "MaxSignId", ns, 1, "the signature list")?;
+    only_children(root, "Signature", ns, usize::MAX, "the signature list")?;
+    Ok(())
+}
+
 /// `Document.xml`'s page area (width, height) and template pages (ID, BaseLoc).
 type CommonData = (Option<(f64, f64)>, Vec<(String, String)>);
 
@@ -151,6 +221,7 @@ impl Layout {
             ));
         }
         let ofd_xml = read(p, "OFD.xml", "the entry file")?;
+        check_ofd_xml(&ofd_xml).map_err(|e| structure(format!("/OFD.xml: {e}")))?;
         let entry =
             xml::read_ofd_entry(&ofd_xml).map_err(|e| structure(format!("/OFD.xml: {e}")))?;
         let doc_root = p
@@ -220,6 +291,7 @@ impl Layout {
         else {
             return Ok(());
         };
+        check_list(&bytes).map_err(|e| structure(format!("/{list}: {e}")))?;
         let (max_sign_id, _) =
             super::xmlout::list_facts(&bytes).map_err(|e| structure(format!("/{list}: {e}")))?;
         if let Some(n) = max_sign_id.as_deref().and_then(id_number) {

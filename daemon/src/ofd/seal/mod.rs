@@ -38,6 +38,11 @@ mod zipout;
 #[cfg(test)]
 mod tests;
 
+/// Most stamps (`StampAnnot`s) in one document's signature, every placement together: a
+/// keyword with `all` or a riding seal over many pages past it is refused, as is a plan that
+/// carries more (every stamp is kept in the plan, the signature and the usage log).
+pub const MAX_STAMPS: usize = 256;
+
 /// Where a seal goes. Lengths in millimetres, top-left origin; pages are 1-based indexes in
 /// document order (the engine maps them to the pages' object IDs for `StampAnnot@PageRef`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -233,7 +238,8 @@ pub struct SealedDocument {
 /// the seal picture's size `seal_size_mm` (width, height). Signs nothing.
 ///
 /// Also refuses a document whose existing signatures no longer match it (a protected member
-/// changed or removed), which reads the members they reference. Every error is about the
+/// changed or removed), which reads the members they reference, and placements that would
+/// make more than [`MAX_STAMPS`] stamps (a keyword's `pages` are searched once each). Every error is about the
 /// input (see [`SealError`]); the package is read with the caps of [`Package`], and members
 /// declaring more are refused before anything is inflated.
 pub fn plan<R: Read + Seek>(
@@ -309,7 +315,8 @@ fn next_sign_dir<R: Read + Seek>(package: &mut Package<R>, signs_dir: &str) -> S
 /// the exact bytes of the new `Signature.xml`, at `time`.
 ///
 /// Checks again everything [`plan`] checked that does not depend on placements (the document
-/// must not be locked, the plan's pages must be this document's); every member is read
+/// must not be locked, the plan's pages must be this document's, at most [`MAX_STAMPS`]
+/// stamps); every member is read
 /// (bounded) to compute its reference. `out` holds a partial package when an error is returned.
 pub fn seal<R: Read + Seek, W: Write + Seek>(
     input: R,

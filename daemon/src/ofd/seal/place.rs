@@ -9,7 +9,7 @@ use std::io::{Read, Seek};
 
 use super::locate::Layout;
 use super::text::{self, PageScan};
-use super::{Edge, Placement, ResolvedStamp, SealError, SealPlan};
+use super::{Edge, Placement, ResolvedStamp, SealError, SealPlan, MAX_STAMPS};
 use crate::ofd::package::Package;
 
 fn round(v: f64) -> f64 {
@@ -131,7 +131,18 @@ fn seal_size(index: usize, size: (f64, f64)) -> Result<(f64, f64), SealError> {
     }
 }
 
-/// Resolves every placement (see the module documentation); refuses an impossible one.
+fn too_many(index: usize, what: &str, n: usize) -> SealError {
+    err(
+        index,
+        format!(
+            "{what} would put {n} stamps on the document; at most {MAX_STAMPS} are allowed in one document's signature"
+        ),
+    )
+}
+
+/// Resolves every placement (see the module documentation); refuses an impossible one, and
+/// more than [`MAX_STAMPS`] stamps in all (counted before they are made: a riding seal by its
+/// page range, keyword hits page by page, each page searched once however often it is listed).
 pub(super) fn resolve<R: Read + Seek>(
     package: &mut Package<R>,
     layout: &Layout,
@@ -140,6 +151,14 @@ pub(super) fn resolve<R: Read + Seek>(
 ) -> Result<SealPlan, SealError> {
     if placements.is_empty() {
         return Err(err(0, "no placement given: a seal needs at least one"));
+    }
+    // Every placement makes at least one stamp.
+    if placements.len() > MAX_STAMPS {
+        return Err(too_many(
+            MAX_STAMPS,
+            &format!("{} placements (at least one stamp each)", placements.len()),
+            placements.len(),
+        ));
     }
     let n_pages = layout.pages.len();
     let mut pages = Pages {
@@ -179,6 +198,13 @@ pub(super) fn resolve<R: Read + Seek>(
                         ));
                     }
                 }
+                if stamps.len() >= MAX_STAMPS {
+                    return Err(too_many(
+                        i,
+                        "the placements up to this one",
+                        stamps.len() + 1,
+                    ));
+                }
                 stamps.push(ResolvedStamp {
                     page: *page,
                     page_ref: layout.pages[pi].id.clone(),
@@ -200,7 +226,11 @@ pub(super) fn resolve<R: Read + Seek>(
                     Some(l) if l.is_empty() => {
                         return Err(err(i, "the list of pages to search is empty"))
                     }
-                    Some(l) => l.clone(),
+                    Some(l) => {
+                        // Each page once, in the order given.
+                        let mut seen = std::collections::BTreeSet::new();
+                        l.iter().copied().filter(|p| seen.insert(*p)).collect()
+                    }
                 };
                 let indexes = list
                     .iter()
@@ -209,6 +239,16 @@ pub(super) fn resolve<R: Read + Seek>(
                 let mut found = 0;
                 for (page, pi) in list.iter().zip(indexes) {
                     let hits = text::find(&pages.scan(pi)?.glyphs, keyword);
+                    let take = if *all { hits.len() } else { hits.len().min(1) };
+                    if stamps.len() + take > MAX_STAMPS {
+                        return Err(too_many(
+                            i,
+                            &format!(
+                                "the placements up to this one (keyword {keyword:?}, page {page})"
+                            ),
+                            stamps.len() + take,
+                        ));
+                    }
                     for hit in hits {
                         let cx = hit[0] + hit[2] / 2.0;
                         let cy = hit[1] + hit[3] / 2.0;
@@ -230,9 +270,12 @@ pub(super) fn resolve<R: Read + Seek>(
                 if found == 0 {
                     let where_ = match which {
                         None => format!("any of the {n_pages} page(s)"),
-                        Some(l) => format!(
+                        Some(_) => format!(
                             "page(s) {}",
-                            l.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                            list.iter()
+                                .map(u32::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     };
                     return Err(err(
@@ -257,6 +300,15 @@ pub(super) fn resolve<R: Read + Seek>(
                 }
                 if let Some(o) = offset {
                     finite(i, "offset", *o)?;
+                }
+                if stamps.len() + (last - first + 1) > MAX_STAMPS {
+                    return Err(too_many(
+                        i,
+                        &format!(
+                            "the placements up to this one (riding seal over pages {from}..{to})"
+                        ),
+                        stamps.len() + (last - first + 1),
+                    ));
                 }
                 let n = (last - first + 1) as f64;
                 for (k, pi) in (first..=last).enumerate() {
@@ -316,7 +368,8 @@ pub(super) fn resolve<R: Read + Seek>(
 }
 
 /// Checks that a plan fits this document: the same page count, every stamp on an existing
-/// page whose object ID it names, boxes with finite numbers and positive sizes.
+/// page whose object ID it names, boxes with finite numbers and positive sizes, at most
+/// [`MAX_STAMPS`] stamps.
 pub(super) fn check_plan(layout: &Layout, plan: &SealPlan) -> Result<(), SealError> {
     let n = layout.pages.len();
     if plan.pages as usize != n {
@@ -327,6 +380,9 @@ pub(super) fn check_plan(layout: &Layout, plan: &SealPlan) -> Result<(), SealErr
     }
     if plan.stamps.is_empty() {
         return Err(err(0, "the plan has no stamp"));
+    }
+    if plan.stamps.len() > MAX_STAMPS {
+        return Err(too_many(MAX_STAMPS, "the plan", plan.stamps.len()));
     }
     for (i, s) in plan.stamps.iter().enumerate() {
         let pi = page_index(i, s.page, n)?;

@@ -1120,3 +1120,269 @@ fn placements_read_from_json_as_the_api_sends_them() {
     );
     assert!(serde_json::from_str::<Placement>(r#"{"kind":"riding","edge":"middle"}"#).is_err());
 }
+
+#[test]
+fn stamps_per_document_are_capped_and_repeated_pages_searched_once() {
+    let keys = Keys::new(KeyAlgorithm::Sm2);
+    let input = Sample::new(2).line(2, 10.0, 10.0, 4.0, "专用章").build();
+    // A page repeated in the list is searched once: one stamp, not three.
+    let repeated = Placement::Keyword {
+        text: "专用章".into(),
+        all: true,
+        pages: Some(vec![2, 1, 2, 2]),
+    };
+    let p = plan(
+        Cursor::new(&input),
+        &[repeated],
+        (20.0, 10.0),
+        SealMode::Continue,
+    )
+    .unwrap();
+    assert_eq!(p.stamps.len(), 1, "{:?}", p.stamps);
+    // 500k repetitions of a page: still one stamp, no huge plan.
+    let huge = Placement::Keyword {
+        text: "专用章".into(),
+        all: true,
+        pages: Some(vec![2; 500_000]),
+    };
+    let p = plan(
+        Cursor::new(&input),
+        &[huge],
+        (20.0, 10.0),
+        SealMode::Continue,
+    )
+    .unwrap();
+    assert_eq!(p.stamps.len(), 1);
+    // Every hit of a keyword repeated on a page beyond the cap.
+    let text = "章 ".repeat(MAX_STAMPS + 10);
+    let many = Sample::new(1).line(1, 1.0, 1.0, 0.1, &text).build();
+    let every = Placement::Keyword {
+        text: "章".into(),
+        all: true,
+        pages: None,
+    };
+    let e = plan_err(&many, &[every]);
+    assert!(matches!(e, SealError::Placement { index: 0, .. }), "{e:?}");
+    assert!(
+        e.to_string().contains(&format!(
+            "would put {} stamps on the document; at most {MAX_STAMPS}",
+            MAX_STAMPS + 10
+        )),
+        "{e}"
+    );
+    // Placements at positions: the 257th is refused.
+    let positions = vec![at(1, 1.0, 1.0); MAX_STAMPS + 1];
+    let e = plan_err(&input, &positions);
+    assert!(e.to_string().contains("at most 256"), "{e}");
+    let p = plan(
+        Cursor::new(&input),
+        &positions[..MAX_STAMPS],
+        keys.size(),
+        SealMode::Continue,
+    )
+    .unwrap();
+    assert_eq!(p.stamps.len(), MAX_STAMPS);
+    // A riding seal over more pages than the cap, refused before its pages are read.
+    let long = Sample::new(MAX_STAMPS as u32 + 1).build();
+    let e = plan_err(&long, &[riding(Edge::Right)]);
+    assert!(
+        e.to_string().contains(&format!(
+            "would put {} stamps on the document",
+            MAX_STAMPS + 1
+        )),
+        "{e}"
+    );
+    // A plan with too many stamps (made elsewhere, or edited) is refused at sealing.
+    let mut p = p;
+    p.stamps.push(p.stamps[0].clone());
+    let e = seal(
+        Cursor::new(&input),
+        Cursor::new(Vec::new()),
+        &p,
+        &SealOptions::default(),
+        &keys.signer(),
+        WHEN,
+    )
+    .unwrap_err();
+    assert!(e.is_input_error());
+    assert!(
+        e.to_string()
+            .contains("would put 257 stamps on the document; at most 256"),
+        "{e}"
+    );
+}
+
+/// `sample`'s members with `OFD.xml`'s first `from` replaced by `to`, and `extra` added.
+fn with_ofd_edit(sample: &Sample, from: &str, to: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut files: Vec<(String, Vec<u8>)> = sample.members();
+    let ofd = String::from_utf8(files[0].1.clone()).unwrap();
+    assert!(ofd.contains(from), "{ofd}");
+    files[0].1 = ofd.replacen(from, to, 1).into_bytes();
+    for (n, t) in extra {
+        files.push((n.to_string(), t.as_bytes().to_vec()));
+    }
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    zip_of(&refs)
+}
+
+#[test]
+fn entry_files_that_readers_could_read_differently_are_refused() {
+    let keys = Keys::new(KeyAlgorithm::Sm2);
+    let sample = Sample::new(1);
+    let good = sample.build();
+    let a1 = [at(1, 5.0, 5.0)];
+    let good_plan = plan(Cursor::new(&good), &a1, keys.size(), SealMode::Continue).unwrap();
+    let ns = "http://www.ofdspec.org/2016";
+    let list = |body: &str| {
+        format!(
+            "<?xml version=\"1.0\"?>\n<ofd:Signatures xmlns:ofd=\"{ns}\">{body}</ofd:Signatures>"
+        )
+    };
+    let end = "</ofd:DocBody>";
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "two Signatures in the DocBody",
+            with_ofd_edit(
+                &sample,
+                end,
+                "<ofd:Signatures>/Doc_0/Signs/A.xml</ofd:Signatures><ofd:Signatures>/Doc_0/Signs/B.xml</ofd:Signatures></ofd:DocBody>",
+                &[],
+            ),
+            "DocBody has 2 Signatures elements",
+        ),
+        (
+            "Signatures in another namespace",
+            with_ofd_edit(
+                &sample,
+                end,
+                "<x:Signatures xmlns:x=\"urn:other\">/Doc_0/Signs/Signatures.xml</x:Signatures></ofd:DocBody>",
+                &[("Doc_0/Signs/Signatures.xml", &list(""))],
+            ),
+            "a Signatures element in namespace \"urn:other\" while the file's root is in namespace \"http://www.ofdspec.org/2016\"",
+        ),
+        (
+            "Signatures in no namespace",
+            with_ofd_edit(
+                &sample,
+                end,
+                "<Signatures>/Doc_0/Signs/Signatures.xml</Signatures></ofd:DocBody>",
+                &[("Doc_0/Signs/Signatures.xml", &list(""))],
+            ),
+            "a Signatures element in no namespace",
+        ),
+        (
+            "two DocRoot",
+            with_ofd_edit(
+                &sample,
+                end,
+                "<ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot></ofd:DocBody>",
+                &[],
+            ),
+            "DocBody has 2 DocRoot elements",
+        ),
+        (
+            "DocRoot in another namespace",
+            with_ofd_edit(
+                &sample,
+                "<ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot>",
+                "<y:DocRoot xmlns:y=\"urn:y\">Doc_0/Document.xml</y:DocRoot>",
+                &[],
+            ),
+            "a DocRoot element in namespace \"urn:y\"",
+        ),
+        (
+            "a DocBody in another namespace",
+            with_ofd_edit(
+                &sample,
+                "<ofd:DocBody>",
+                "<z:DocBody xmlns:z=\"urn:z\"><z:DocRoot>Doc_0/Document.xml</z:DocRoot></z:DocBody><ofd:DocBody>",
+                &[],
+            ),
+            "a DocBody element in namespace \"urn:z\"",
+        ),
+        (
+            "two MaxSignId",
+            with_list(
+                &sample,
+                "/Doc_0/Signs/Signatures.xml",
+                Some((
+                    "Doc_0/Signs/Signatures.xml",
+                    &list("<ofd:MaxSignId>1</ofd:MaxSignId><ofd:MaxSignId>9</ofd:MaxSignId>"),
+                )),
+            ),
+            "the signature list has 2 MaxSignId elements",
+        ),
+        (
+            "MaxSignId in another namespace",
+            with_list(
+                &sample,
+                "/Doc_0/Signs/Signatures.xml",
+                Some((
+                    "Doc_0/Signs/Signatures.xml",
+                    &list("<m:MaxSignId xmlns:m=\"urn:m\">1</m:MaxSignId>"),
+                )),
+            ),
+            "a MaxSignId element in namespace \"urn:m\"",
+        ),
+    ];
+    for (what, input, words) in cases {
+        let e = plan_err(&input, &a1);
+        assert!(matches!(e, SealError::Structure(_)), "{what}: {e:?}");
+        assert!(e.to_string().contains(words), "{what}: {e}");
+        assert!(e.to_string().contains("refuses to seal it"), "{what}: {e}");
+        // seal checks again, with a plan made on a good copy.
+        let e = seal(
+            Cursor::new(&input),
+            Cursor::new(Vec::new()),
+            &good_plan,
+            &SealOptions::default(),
+            &keys.signer(),
+            WHEN,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(words), "{what} (seal): {e}");
+    }
+
+    // Still sealed: a second document (its own DocBody, its own Signatures), a default
+    // namespace, and a file without any namespace.
+    let opts = options(SealMode::Continue);
+    let second = with_ofd_edit(
+        &sample,
+        "</ofd:OFD>",
+        "<ofd:DocBody><ofd:DocRoot>Doc_1/Document.xml</ofd:DocRoot><ofd:Signatures>/Doc_1/S.xml</ofd:Signatures></ofd:DocBody></ofd:OFD>",
+        &[],
+    );
+    let (out, _, sealed) = seal_with(&keys, &second, &a1, &opts).unwrap();
+    assert_eq!(sealed.signature_path, "Doc_0/Signs/Sign_0/Signature.xml");
+    let ofd = String::from_utf8(member(&out, "OFD.xml")).unwrap();
+    assert!(
+        ofd.contains("<ofd:Signatures>/Doc_0/Signs/Signatures.xml</ofd:Signatures></ofd:DocBody><ofd:DocBody>"),
+        "{ofd}"
+    );
+    let members = sample.members();
+    let plain = String::from_utf8(members[0].1.clone()).unwrap();
+    for ofd in [
+        plain.replace("ofd:", "").replace("xmlns:ofd=", "xmlns="),
+        plain
+            .replace("ofd:", "")
+            .replace(&format!(" xmlns:ofd=\"{ns}\""), ""),
+    ] {
+        let mut files = members.clone();
+        files[0].1 = ofd.clone().into_bytes();
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let input = zip_of(&refs);
+        let (out, _, sealed) = seal_with(&keys, &input, &a1, &opts).unwrap();
+        check_verifies(&out, &sealed, None);
+        let written = String::from_utf8(member(&out, "OFD.xml")).unwrap();
+        assert!(
+            written.contains("<Signatures>/Doc_0/Signs/Signatures.xml</Signatures></DocBody>"),
+            "{written}"
+        );
+    }
+}
