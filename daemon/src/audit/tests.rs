@@ -344,35 +344,69 @@ fn recent_log_with_noted_head(f: &Fixture, n: usize) -> NotedHead {
     noted.unwrap()
 }
 
+/// As an attacker with the file would: deletes the records up to `through` (all when None),
+/// anchors the chain on the last one deleted, and appends a prune record with `actor` and
+/// `detail` (given the deleted records' last seq and hash) written at `at`.
+fn forge_prune(
+    f: &Fixture,
+    through: Option<i64>,
+    actor: &str,
+    at: OffsetDateTime,
+    detail: impl FnOnce(i64, &[u8]) -> serde_json::Value,
+) {
+    let conn = raw(&f.path);
+    let through = through.unwrap_or_else(|| {
+        conn.query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get(0))
+            .unwrap()
+    });
+    let hash: Vec<u8> = conn
+        .query_row(
+            "SELECT hash FROM audit_log WHERE seq = ?1",
+            [through],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute("DELETE FROM audit_log WHERE seq <= ?1", [through])
+        .unwrap();
+    conn.execute(
+        "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?1, ?2)",
+        rusqlite::params![through, hash],
+    )
+    .unwrap();
+    drop(conn);
+    f.clock.set(at);
+    f.log
+        .append(NewRecord::new(
+            AuditKind::Prune,
+            actor,
+            None,
+            detail(through, &hash),
+        ))
+        .unwrap();
+}
+
+fn anchor_detail(seq: i64, hash: &[u8], cutoff: OffsetDateTime) -> serde_json::Value {
+    json!({
+        "anchor_seq": seq,
+        "anchor_hash": hex::encode(hash),
+        "deleted": seq,
+        "cutoff_ms": unix_ms(cutoff),
+    })
+}
+
 #[test]
 fn a_forged_prune_that_wipes_recent_records_fails_a_noted_head() {
     let f = fixture();
     let noted = recent_log_with_noted_head(&f, 6);
-    let last = f.log.verify().unwrap();
-    // The attacker, with the file, deletes every record and writes a prune record that looks
-    // right: dated now, cutoff three years earlier, anchored on the real last record.
-    let conn = raw(&f.path);
-    conn.execute("DELETE FROM audit_log", []).unwrap();
-    conn.execute(
-        "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?1, ?2)",
-        rusqlite::params![last.last_seq.unwrap(), last.head.unwrap().0.to_vec()],
-    )
-    .unwrap();
-    drop(conn);
-    f.clock.set(datetime!(2026-01-06 09:00 UTC));
-    f.log
-        .append(NewRecord::new(
-            AuditKind::Prune,
-            "admin",
-            None,
-            json!({
-                "anchor_seq": last.last_seq.unwrap(),
-                "anchor_hash": last.head.unwrap().to_hex(),
-                "deleted": 6,
-                "cutoff_ms": unix_ms(datetime!(2023-01-06 09:00 UTC)),
-            }),
-        ))
-        .unwrap();
+    // Every record deleted, and a prune record that looks right: dated now, cutoff three
+    // years earlier, anchored on the real last record.
+    forge_prune(
+        &f,
+        None,
+        "admin",
+        datetime!(2026-01-06 09:00 UTC),
+        |seq, hash| anchor_detail(seq, hash, datetime!(2023-01-06 09:00 UTC)),
+    );
     // The chain alone cannot tell: the forgery is consistent.
     let (report, checks) = f
         .log
@@ -396,39 +430,6 @@ fn a_forged_prune_that_wipes_recent_records_fails_a_noted_head() {
         ]
     );
     assert!(checks[0].is_failure());
-}
-
-/// Forges a prune of every record with `detail` and `actor`, written at `at`; returns the
-/// verification with `noted`.
-fn forge_prune(
-    f: &Fixture,
-    actor: &str,
-    at: OffsetDateTime,
-    detail: impl FnOnce(&VerifyReport) -> serde_json::Value,
-) -> VerifyReport {
-    let last = f.log.verify().unwrap();
-    let conn = raw(&f.path);
-    conn.execute("DELETE FROM audit_log", []).unwrap();
-    conn.execute(
-        "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?1, ?2)",
-        rusqlite::params![last.last_seq.unwrap(), last.head.unwrap().0.to_vec()],
-    )
-    .unwrap();
-    drop(conn);
-    f.clock.set(at);
-    f.log
-        .append(NewRecord::new(AuditKind::Prune, actor, None, detail(&last)))
-        .unwrap();
-    f.clock.set(datetime!(2026-01-06 09:00 UTC));
-    f.log.verify().unwrap()
-}
-
-fn anchor_detail(last: &VerifyReport) -> serde_json::Value {
-    json!({
-        "anchor_seq": last.last_seq.unwrap(),
-        "anchor_hash": last.head.unwrap().to_hex(),
-        "deleted": last.records,
-    })
 }
 
 #[test]
@@ -459,12 +460,16 @@ fn a_prune_record_that_breaks_the_rules_breaks_the_chain() {
     for (actor, at, cutoff, why) in cases {
         let f = fixture();
         recent_log_with_noted_head(&f, 4);
-        let report = forge_prune(&f, actor, at, |last| {
-            let mut d = anchor_detail(last);
-            d["cutoff_ms"] = json!(unix_ms(cutoff));
-            d
+        forge_prune(&f, None, actor, at, |seq, hash| {
+            anchor_detail(seq, hash, cutoff)
         });
-        let broken = report.broken.unwrap_or_else(|| panic!("{why}: not caught"));
+        f.clock.set(datetime!(2026-01-06 09:00 UTC));
+        let broken = f
+            .log
+            .verify()
+            .unwrap()
+            .broken
+            .unwrap_or_else(|| panic!("{why}: not caught"));
         assert!(
             matches!(broken.reason, BreakReason::UnprovenPrune { .. }),
             "{why}: {broken:?}"
@@ -478,54 +483,38 @@ fn a_prune_whose_counts_or_kept_records_do_not_fit_breaks_the_chain() {
     // The deleted count disagrees with the anchors it names.
     let f = fixture();
     recent_log_with_noted_head(&f, 4);
-    let report = forge_prune(&f, "admin", datetime!(2026-01-06 09:00 UTC), |last| {
-        let mut d = anchor_detail(last);
-        d["cutoff_ms"] = json!(unix_ms(datetime!(2022-06-01 00:00 UTC)));
-        d["previous_anchor_seq"] = json!(0);
-        d["deleted"] = json!(1);
-        d
-    });
-    let text = report.broken.unwrap().to_string();
+    forge_prune(
+        &f,
+        None,
+        "admin",
+        datetime!(2026-01-06 09:00 UTC),
+        |seq, hash| {
+            let mut d = anchor_detail(seq, hash, datetime!(2022-06-01 00:00 UTC));
+            d["previous_anchor_seq"] = json!(0);
+            d["deleted"] = json!(1);
+            d
+        },
+    );
+    let text = f.log.verify().unwrap().broken.unwrap().to_string();
     assert!(
         text.contains("removed 1 records, but records 1..=4 are 4"),
         "{text}"
     );
 
-    // Old records, of which a forged prune removes only the first two: the record kept
-    // after its anchor is older than the cutoff it claims, so it did not prune as a prune does.
+    // Old records, of which a forged prune removes only the first two: the record kept after
+    // its anchor is older than the cutoff it claims, so it did not prune as a prune does.
     let f = fixture();
     f.clock.set(datetime!(2020-01-01 00:00 UTC));
     for i in 0..4 {
         f.log.append(note(i)).unwrap();
     }
-    let second = f.log.verify_with_heads(&[]).unwrap().0;
-    let conn = raw(&f.path);
-    let hash2: Vec<u8> = conn
-        .query_row("SELECT hash FROM audit_log WHERE seq = 2", [], |r| r.get(0))
-        .unwrap();
-    conn.execute("DELETE FROM audit_log WHERE seq <= 2", [])
-        .unwrap();
-    conn.execute(
-        "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, 2, ?1)",
-        [hash2.clone()],
-    )
-    .unwrap();
-    drop(conn);
-    f.clock.set(datetime!(2026-01-06 09:00 UTC));
-    f.log
-        .append(NewRecord::new(
-            AuditKind::Prune,
-            "admin",
-            None,
-            json!({
-                "anchor_seq": 2,
-                "anchor_hash": hex::encode(&hash2),
-                "deleted": 2,
-                "cutoff_ms": unix_ms(datetime!(2022-01-01 00:00 UTC)),
-            }),
-        ))
-        .unwrap();
-    assert_eq!(second.records, 4);
+    forge_prune(
+        &f,
+        Some(2),
+        "admin",
+        datetime!(2026-01-06 09:00 UTC),
+        |seq, hash| anchor_detail(seq, hash, datetime!(2022-01-01 00:00 UTC)),
+    );
     let broken = f.log.verify().unwrap().broken.unwrap();
     assert_eq!(broken.seq, 3);
     assert!(
