@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use seald::cert::testing::{parties, Parties};
+use seald::cert::testing::{parties, sample_seal_info, Parties};
 use seald::cert::{Certificate, TrustStore};
 use seald::crypto::{data_digest, KeyAlgorithm};
 use seald::ses::{
-    build_seal, build_signature, verify_der, CertList, Document, Header, Picture, PropertyInfo,
-    SealInfo, SesSignature, SignRequest, VerifyOptions,
+    build_seal, build_signature, verify_der, Document, SealInfo, SesSignature, SignRequest,
+    VerifyOptions,
 };
 use time::macros::datetime;
 
@@ -24,31 +24,8 @@ fn quick() -> Criterion {
 }
 
 fn seal_info(p: &Parties) -> SealInfo {
-    SealInfo {
-        header: Header {
-            id: "ES".into(),
-            version: 4,
-            vid: "seald".into(),
-        },
-        es_id: "11010800000001".into(),
-        property: PropertyInfo {
-            seal_type: 1,
-            name: "示例科技有限公司合同专用章".into(),
-            cert_list_type: Some(1),
-            cert_list: CertList::Certs(vec![p.signer_cert.clone()]),
-            create_date: datetime!(2025-01-02 03:04:05 UTC),
-            valid_start: datetime!(2025-01-02 0:00 UTC),
-            valid_end: datetime!(2027-01-02 0:00 UTC),
-        },
-        // A stamp image of a realistic size (a few KiB of PNG).
-        picture: Picture {
-            kind: "PNG".into(),
-            data: vec![0x89; 8 * 1024],
-            width: 40,
-            height: 40,
-        },
-        ext_datas: None,
-    }
+    // A stamp image of a realistic size (a few KiB of PNG).
+    sample_seal_info(p, vec![0x89; 8 * 1024])
 }
 
 /// A third-party file from the shared fixtures, if present (`$SEALD_FIXTURES` or

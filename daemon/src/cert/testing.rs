@@ -151,3 +151,34 @@ pub fn parties(algorithm: KeyAlgorithm) -> Parties {
         signer,
     }
 }
+
+/// A v4 seal's info for `p`'s signer with `picture` as its PNG image (40×40 mm): the seal the
+/// tests and benches build with [`crate::ses::build_seal`].
+pub fn sample_seal_info(p: &Parties, picture: Vec<u8>) -> crate::ses::SealInfo {
+    use crate::ses::{CertList, Header, Picture, PropertyInfo, SealInfo};
+    use time::macros::datetime;
+    SealInfo {
+        header: Header {
+            id: "ES".into(),
+            version: 4,
+            vid: "seald".into(),
+        },
+        es_id: "11010800000001".into(),
+        property: PropertyInfo {
+            seal_type: 1,
+            name: "示例科技有限公司合同专用章".into(),
+            cert_list_type: Some(1),
+            cert_list: CertList::Certs(vec![p.signer_cert.clone()]),
+            create_date: datetime!(2025-01-02 03:04:05 UTC),
+            valid_start: datetime!(2025-01-02 0:00 UTC),
+            valid_end: datetime!(2027-01-02 0:00 UTC),
+        },
+        picture: Picture {
+            kind: "PNG".into(),
+            data: picture,
+            width: 40,
+            height: 40,
+        },
+        ext_datas: None,
+    }
+}

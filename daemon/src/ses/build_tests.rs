@@ -7,39 +7,19 @@ use std::process::Command;
 use time::macros::datetime;
 
 use super::*;
-use crate::cert::testing::{parties, Parties};
+use crate::cert::testing::{parties, sample_seal_info, Parties};
 use crate::crypto::soft::SoftSigner;
 use crate::crypto::{data_digest, KeyAlgorithm, PrehashSigner};
 
 /// A v4 seal's info for `p`'s signer (also used by the stamp batch tests).
 pub(crate) fn seal_info(p: &Parties) -> SealInfo {
     SealInfo {
-        header: Header {
-            id: "ES".into(),
-            version: 4,
-            vid: "seald".into(),
-        },
-        es_id: "11010800000001".into(),
-        property: PropertyInfo {
-            seal_type: 1,
-            name: "示例科技有限公司合同专用章".into(),
-            cert_list_type: Some(1),
-            cert_list: CertList::Certs(vec![p.signer_cert.clone()]),
-            create_date: datetime!(2025-01-02 03:04:05 UTC),
-            valid_start: datetime!(2025-01-02 0:00 UTC),
-            valid_end: datetime!(2027-01-02 0:00 UTC),
-        },
-        picture: Picture {
-            kind: "PNG".into(),
-            data: b"\x89PNG\r\n\x1a\nnot really a picture".to_vec(),
-            width: 40,
-            height: 40,
-        },
         ext_datas: Some(vec![ExtData {
             id: "1.2.156.112600.7.1".into(),
             critical: false,
             value: b"91110108MA00000000".to_vec(),
         }]),
+        ..sample_seal_info(p, b"\x89PNG\r\n\x1a\nnot really a picture".to_vec())
     }
 }
 
