@@ -26,6 +26,23 @@ where
     }
 }
 
+/// Parses JSON read by the handler itself (a body that may be empty, a form part), refusing
+/// as [`ApiJson`] does: `malformed_json` 400 or `invalid_request` 422. `what` names the text
+/// in the message ("the body", "the `request` part").
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::bad_request("malformed_json", format!("{what} is not valid JSON: {e}"))
+        } else {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                format!("{what} does not match what this endpoint takes: {e}"),
+            )
+        }
+    })
+}
+
 fn explain(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(

@@ -160,23 +160,24 @@ pub fn create(store: &Path, dest: &Path) -> Result<BackupReport, BackupError> {
 
 /// The relative paths of the documents the snapshot's rows name (none for a store older than
 /// schema 8).
-fn named_documents(conn: &Connection) -> Result<Vec<String>, BackupError> {
-    let has_table: bool = conn
+/// Whether the database at `conn` has table `name` (backups made before it existed do not).
+fn has_table(conn: &Connection, name: &str) -> Result<bool, BackupError> {
+    let n: i64 = conn
         .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'stamp_files'",
-            [],
-            |r| r.get::<_, i64>(0),
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
         )
-        .map_err(StoreError::from)?
-        > 0;
-    if !has_table {
+        .map_err(StoreError::from)?;
+    Ok(n > 0)
+}
+
+fn named_documents(conn: &Connection) -> Result<Vec<String>, BackupError> {
+    if !has_table(conn, "stamp_files")? {
         return Ok(Vec::new());
     }
     let mut stmt = conn
-        .prepare(
-            "SELECT upload_path FROM stamp_files WHERE upload_path IS NOT NULL \
-             UNION SELECT sealed_path FROM stamp_files WHERE sealed_path IS NOT NULL",
-        )
+        .prepare(crate::store::DOCUMENT_PATHS)
         .map_err(StoreError::from)?;
     let rows = stmt
         .query_map([], |r| r.get::<_, String>(0))
@@ -226,15 +227,7 @@ fn copy_documents_in(backup: &Connection, docs: &DocumentStore) -> Result<usize,
 /// synced) and removes them from the backup copy at `staging`; returns how many.
 fn copy_documents_out(staging: &Path, into: &Path) -> Result<usize, BackupError> {
     let conn = Connection::open(staging).map_err(StoreError::from)?;
-    let has_table: bool = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [DOCUMENTS_TABLE],
-            |r| r.get::<_, i64>(0),
-        )
-        .map_err(StoreError::from)?
-        > 0;
-    if !has_table {
+    if !has_table(&conn, DOCUMENTS_TABLE)? {
         return Ok(0);
     }
     let _ = std::fs::remove_dir_all(into);

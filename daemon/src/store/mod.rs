@@ -12,5 +12,6 @@ mod tx;
 pub use documents::DocumentStore;
 pub use error::StoreError;
 pub use lock::StoreLock;
+pub(crate) use sqlite::DOCUMENT_PATHS;
 pub use sqlite::{Store, StoreStats};
 pub use tx::{StoreResult, Tx};

@@ -23,6 +23,10 @@ use super::{migrations, StoreError};
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
+/// Every stored upload and sealed file a store names (also read from backup files).
+pub(crate) const DOCUMENT_PATHS: &str = "SELECT upload_path FROM stamp_files WHERE upload_path \
+     IS NOT NULL UNION SELECT sealed_path FROM stamp_files WHERE sealed_path IS NOT NULL";
+
 /// A queued write: `run` executes inside the batch transaction and says whether it succeeded;
 /// `complete` is called once the batch has committed (or failed to), never before.
 struct Job {
@@ -1032,10 +1036,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn document_paths(&mut self) -> StoreResult<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT upload_path FROM stamp_files WHERE upload_path IS NOT NULL \
-             UNION SELECT sealed_path FROM stamp_files WHERE sealed_path IS NOT NULL",
-        )?;
+        let mut stmt = self.conn.prepare_cached(DOCUMENT_PATHS)?;
         let rows = stmt.query_map([], |row| row.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

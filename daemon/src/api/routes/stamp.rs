@@ -316,17 +316,7 @@ fn decide_body(bytes: &Bytes) -> Result<DecideBody, ApiError> {
     if bytes.is_empty() {
         return Ok(DecideBody::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-        } else {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                format!("the JSON does not match what this endpoint takes: {e}"),
-            )
-        }
-    })
+    crate::api::json::parse_json(bytes, "the body")
 }
 
 async fn decide(

@@ -112,14 +112,15 @@ fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
             format!("the upload of documents is larger than {limit} bytes (`[api] max_document_bytes`); send fewer or smaller documents per request"),
         )
     } else {
-        ApiError::bad_request(
-            "malformed_multipart",
-            format!(
-                "the multipart/form-data body cannot be read: {}",
-                e.body_text()
-            ),
-        )
+        malformed_multipart(e.body_text())
     }
+}
+
+fn malformed_multipart(why: String) -> ApiError {
+    ApiError::bad_request(
+        "malformed_multipart",
+        format!("the multipart/form-data body cannot be read: {why}"),
+    )
 }
 
 /// The document name a file part gives: its file name without any directory part.
@@ -170,15 +171,9 @@ async fn store_file(
 async fn read_form(state: &SharedState, request: Request) -> Result<(UploadBody, Files), ApiError> {
     let limit = state.policy.max_document_bytes;
     let max_documents = state.services.approvals.limits().max_documents;
-    let mut form = Multipart::from_request(request, state).await.map_err(|e| {
-        ApiError::bad_request(
-            "malformed_multipart",
-            format!(
-                "the multipart/form-data body cannot be read: {}",
-                e.body_text()
-            ),
-        )
-    })?;
+    let mut form = Multipart::from_request(request, state)
+        .await
+        .map_err(|e| malformed_multipart(e.body_text()))?;
     let mut body: Option<UploadBody> = None;
     let mut upload: Option<Upload> = None;
     let mut done: Vec<(UploadedPart, String)> = Vec::new();
@@ -205,19 +200,7 @@ async fn read_form(state: &SharedState, request: Request) -> Result<(UploadBody,
                     }
                     bytes.extend_from_slice(&chunk);
                 }
-                body = Some(serde_json::from_slice(&bytes).map_err(|e| {
-                    if e.is_syntax() || e.is_eof() {
-                        ApiError::bad_request(
-                            "malformed_json",
-                            format!("the `request` part is not valid JSON: {e}"),
-                        )
-                    } else {
-                        unprocessable(
-                            "invalid_request",
-                            format!("the `request` part does not match what this endpoint takes: {e}"),
-                        )
-                    }
-                })?);
+                body = Some(crate::api::json::parse_json(&bytes, "the `request` part")?);
             }
             Some("request") => {
                 return Err(unprocessable(
