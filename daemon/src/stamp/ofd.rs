@@ -8,7 +8,6 @@
 //! the sealed files with the signatures in one durable commit; until then no sealed file can be
 //! fetched, and if that commit does not happen they are removed.
 
-use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom};
 
 use time::OffsetDateTime;
@@ -105,9 +104,8 @@ fn open_checked(docs: &DocumentStore, row: &OfdFileRow) -> Result<Section, OfdSt
         .as_deref()
         .ok_or_else(|| unreadable("the upload was already removed".into()))?;
     let path = docs.path(relative).map_err(|e| unreadable(e.to_string()))?;
-    let mut file = File::open(&path)
-        .and_then(|f| Section::new(f, row.offset, row.file.size))
-        .map_err(|e| unreadable(e.to_string()))?;
+    let mut file =
+        Section::open(&path, row.offset, row.file.size).map_err(|e| unreadable(e.to_string()))?;
     let now = sm3_reader(&mut file).map_err(|e| unreadable(e.to_string()))?;
     if now != f.sm3.0 {
         return Err(OfdStampError::Changed {

@@ -281,6 +281,11 @@ pub struct Section {
 }
 
 impl Section {
+    /// `len` bytes of the file at `path` from `start` (one document of an upload).
+    pub fn open(path: &Path, start: u64, len: u64) -> io::Result<Self> {
+        Self::new(File::open(path)?, start, len)
+    }
+
     /// `len` bytes of `file` from `start`; the position is the section's start.
     pub fn new(mut file: File, start: u64, len: u64) -> io::Result<Self> {
         use std::io::{Seek, SeekFrom};

@@ -9,7 +9,6 @@
 //! is the request recorded, each document's digest being the SM3 of its upload, so approvers
 //! approve exactly those bytes.
 
-use std::fs::File;
 use std::io::BufReader;
 
 use axum::extract::multipart::{Field, MultipartError};
@@ -357,8 +356,7 @@ pub async fn create(
         let mut rows = Vec::with_capacity(files.done.len());
         for (i, ((part, _), (name, placements, mode))) in files.done.iter().zip(asked).enumerate() {
             let n = i as u32 + 1;
-            let input = File::open(&uploaded.path)
-                .and_then(|f| Section::new(f, part.offset, part.size))
+            let input = Section::open(&uploaded.path, part.offset, part.size)
                 .map_err(|e| ApiError::internal(format!("cannot read the upload back: {e}")))?;
             let planned = plan(BufReader::new(input), &placements, size, mode).map_err(|e| {
                 if e.is_input_error() {
