@@ -330,13 +330,7 @@ fn keywords_in_vendor_pages_and_templates() {
     let keys = Keys::new(KeyAlgorithm::Sm2);
     let input = fixture("ses/gomain-999.ofd");
     // Page text: TextObject Boundary 36 104, Size 3.175, X 0, Y 4.0875, 9 glyphs of 3.175.
-    let p = plan(
-        Cursor::new(&input),
-        &[keyword("财天下科技有限公司")],
-        (40.0, 40.0),
-        SealMode::Continue,
-    )
-    .unwrap();
+    let p = planned(&input, &[keyword("财天下科技有限公司")], (40.0, 40.0));
     let (cx, cy) = (36.0 + 9.0 * 3.175 / 2.0, 104.0 + 4.0875 - 0.3 * 3.175);
     assert_eq!(p.stamps.len(), 1);
     assert_eq!(p.stamps[0].page_ref, "10");
@@ -352,13 +346,7 @@ fn keywords_in_vendor_pages_and_templates() {
         all: true,
         pages: None,
     };
-    let p = plan(
-        Cursor::new(&input),
-        &[all],
-        (40.0, 40.0),
-        SealMode::Continue,
-    )
-    .unwrap();
+    let p = planned(&input, &[all], (40.0, 40.0));
     assert_eq!(p.stamps.len(), 5, "{:?}", p.stamps);
     let cx = 68.5 + 0.9525 + 5.0 * 6.5 + 3.0 * 6.5;
     let cy = 7.0 + 5.4504 - 0.3 * 6.7028;
@@ -393,13 +381,7 @@ fn keywords_span_text_objects_and_find_every_hit() {
         .line(2, 48.0, 100.0, 4.0, "专用章")
         .line(3, 10.0, 10.0, 2.0, "专用章 专用章")
         .build();
-    let p = plan(
-        Cursor::new(&input),
-        &[keyword("合同专用章")],
-        (20.0, 10.0),
-        SealMode::Continue,
-    )
-    .unwrap();
+    let p = planned(&input, &[keyword("合同专用章")], (20.0, 10.0));
     // Five glyphs of 4 mm from x 40: centre (50, 102).
     assert_eq!(p.stamps.len(), 1);
     assert!(
@@ -412,13 +394,7 @@ fn keywords_span_text_objects_and_find_every_hit() {
         all: true,
         pages: None,
     };
-    let p = plan(
-        Cursor::new(&input),
-        &[every],
-        (20.0, 10.0),
-        SealMode::Continue,
-    )
-    .unwrap();
+    let p = planned(&input, &[every], (20.0, 10.0));
     let pages: Vec<u32> = p.stamps.iter().map(|s| s.page).collect();
     assert_eq!(pages, [2, 3, 3]);
     // On page 3 the second hit is glyphs 4..=6 (the space is a glyph too): centre x 10+2·5.5.
@@ -432,13 +408,7 @@ fn keywords_span_text_objects_and_find_every_hit() {
         all: false,
         pages: Some(vec![3]),
     };
-    let p = plan(
-        Cursor::new(&input),
-        &[first_only],
-        (20.0, 10.0),
-        SealMode::Continue,
-    )
-    .unwrap();
+    let p = planned(&input, &[first_only], (20.0, 10.0));
     assert_eq!(p.stamps.len(), 1);
     assert_eq!(p.stamps[0].page, 3);
 }
@@ -453,13 +423,7 @@ fn riding_seals_follow_ofdrw_geometry() {
         to: None,
         offset: Some(40.0),
     };
-    let p = plan(
-        Cursor::new(&input),
-        &[right],
-        (40.0, 40.0),
-        SealMode::Continue,
-    )
-    .unwrap();
+    let p = planned(&input, &[right], (40.0, 40.0));
     let ofdrw = verify_ofd(Cursor::new(fixture("ses/ofdrw-ride-right.ofd")), None).unwrap();
     let theirs = &ofdrw.signatures[0].stamps;
     assert_eq!(p.stamps.len(), theirs.len());
@@ -476,13 +440,7 @@ fn riding_seals_follow_ofdrw_geometry() {
             to: Some(5),
             offset: None,
         };
-        let p = plan(
-            Cursor::new(&input),
-            &[ride],
-            (40.0, 30.0),
-            SealMode::Continue,
-        )
-        .unwrap();
+        let p = planned(&input, &[ride], (40.0, 30.0));
         let pages: Vec<u32> = p.stamps.iter().map(|s| s.page).collect();
         assert_eq!(pages, [2, 3, 4, 5]);
         let mut slices = Vec::new();
@@ -707,6 +665,11 @@ fn patch(mut bytes: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
     }
     assert!(n > 0);
     bytes
+}
+
+/// The plan of `input` in continue mode with a seal of `size` mm.
+fn planned(input: &[u8], placements: &[Placement], size: (f64, f64)) -> SealPlan {
+    plan(Cursor::new(input), placements, size, SealMode::Continue).unwrap()
 }
 
 fn plan_err(input: &[u8], placements: &[Placement]) -> SealError {
@@ -1131,13 +1094,7 @@ fn stamps_per_document_are_capped_and_repeated_pages_searched_once() {
         all: true,
         pages: Some(vec![2, 1, 2, 2]),
     };
-    let p = plan(
-        Cursor::new(&input),
-        &[repeated],
-        (20.0, 10.0),
-        SealMode::Continue,
-    )
-    .unwrap();
+    let p = planned(&input, &[repeated], (20.0, 10.0));
     assert_eq!(p.stamps.len(), 1, "{:?}", p.stamps);
     // 500k repetitions of a page: still one stamp, no huge plan.
     let huge = Placement::Keyword {
@@ -1145,13 +1102,7 @@ fn stamps_per_document_are_capped_and_repeated_pages_searched_once() {
         all: true,
         pages: Some(vec![2; 500_000]),
     };
-    let p = plan(
-        Cursor::new(&input),
-        &[huge],
-        (20.0, 10.0),
-        SealMode::Continue,
-    )
-    .unwrap();
+    let p = planned(&input, &[huge], (20.0, 10.0));
     assert_eq!(p.stamps.len(), 1);
     // Every hit of a keyword repeated on a page beyond the cap.
     let text = "章 ".repeat(MAX_STAMPS + 10);
