@@ -93,15 +93,14 @@ fn ask(w: &World, docs: &[u8]) -> Result<StampRequest, ApprovalError> {
     )
 }
 
+/// Both approvers approve request `id`; the request as the second decision left it.
+fn approve_both(w: &World, id: RequestId) -> StampRequest {
+    w.approvals.decide(&w.a, id, Decision::Approve, "").unwrap();
+    w.approvals.decide(&w.b, id, Decision::Approve, "").unwrap()
+}
+
 fn approved(w: &World, docs: &[u8]) -> StampRequest {
-    let r = ask(w, docs).unwrap();
-    w.approvals
-        .decide(&w.a, r.id, Decision::Approve, "")
-        .unwrap();
-    let r = w
-        .approvals
-        .decide(&w.b, r.id, Decision::Approve, "")
-        .unwrap();
+    let r = approve_both(w, ask(w, docs).unwrap().id);
     assert_eq!(r.state, RequestState::Approved);
     r
 }
@@ -1025,13 +1024,7 @@ fn uploaded_files_go_with_the_request_and_every_one_must_be_sealed() {
     let seen = w.approvals.get(&w.a, r.id).unwrap();
     assert_eq!(seen.files[1].name, "contract-2.ofd");
     assert_eq!(seen.files[1].sm3, docs[1].digest);
-    w.approvals
-        .decide(&w.a, r.id, Decision::Approve, "")
-        .unwrap();
-    let r = w
-        .approvals
-        .decide(&w.b, r.id, Decision::Approve, "")
-        .unwrap();
+    let r = approve_both(&w, r.id);
     // Signatures for both documents but a sealed file for only one: refused, still approved.
     let err = w
         .approvals
