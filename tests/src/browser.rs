@@ -351,6 +351,17 @@ impl Browser {
         .to_owned()
     }
 
+    /// The console session the page holds (its bearer, from sessionStorage).
+    pub fn session(&self) -> String {
+        self.run(
+            "return JSON.parse(sessionStorage.getItem('seald.session')).session",
+            &[],
+        )
+        .as_str()
+        .expect("the page holds a console session")
+        .to_owned()
+    }
+
     /// Everything in the page's sessionStorage and localStorage, as text.
     pub fn storage(&self) -> String {
         self.run(

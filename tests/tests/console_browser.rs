@@ -116,14 +116,7 @@ fn approvers_decide_in_the_console_and_the_requester_gets_the_signature() {
     assert!(b.find("#decide").is_none(), "no second vote");
     b.wait_text("#pending-count", "0");
     b.screenshot("04-approved-once");
-    let alice = b
-        .run(
-            "return JSON.parse(sessionStorage.getItem('seald.session')).session",
-            &[],
-        )
-        .as_str()
-        .expect("session")
-        .to_owned();
+    let alice = b.session();
 
     // Second approver: a one-time link from `sealctl console` (it works once), opened in the
     // same tab: alice's session is ended and bob's begins.
@@ -460,14 +453,7 @@ fn auditors_read_the_log_but_cannot_approve_and_other_origins_get_nothing() {
     b.wait("#documents");
     assert!(b.find("#approve").is_none() && b.find("#decide").is_none());
     b.screenshot("12-auditor-request");
-    let session = b
-        .run(
-            "return JSON.parse(sessionStorage.getItem('seald.session')).session",
-            &[],
-        )
-        .as_str()
-        .expect("session")
-        .to_owned();
+    let session = b.session();
     let forced = page_fetch(
         &b,
         &format!("/v1/stamp-requests/{id}/approve"),
@@ -578,14 +564,7 @@ fn the_page_signs_out_by_itself_when_left_idle() {
     let d = Deployment::hsm_sim_with("sansec", "\n[api]\nconsole_idle_secs = 2\n");
     let b = Browser::start("en-US");
     sign_in(&b, &d, Who::Auditor);
-    let session = b
-        .run(
-            "return JSON.parse(sessionStorage.getItem('seald.session')).session",
-            &[],
-        )
-        .as_str()
-        .expect("session")
-        .to_owned();
+    let session = b.session();
     b.wait_for("#signin-form", Duration::from_secs(40));
     b.wait_text("main", "Signed out after a period without activity");
     assert_eq!(b.storage(), "{}");
