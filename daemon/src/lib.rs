@@ -20,6 +20,7 @@ pub mod device;
 pub mod hardening;
 pub mod identity;
 pub mod ofd;
+pub mod pdf;
 pub mod runtime;
 pub mod seal;
 pub mod services;

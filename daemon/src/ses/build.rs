@@ -238,6 +238,17 @@ impl<'a> DocumentSigner<'a> {
         self.seal
     }
 
+    /// The signer's certificate (DER).
+    pub fn signer_cert(&self) -> &'a [u8] {
+        self.signer_cert
+    }
+
+    /// Signs `message` (the digest is computed here: SM3 with the default user ID for SM2,
+    /// SHA-256 for P-256); the device's signature is verified before it is returned.
+    pub fn sign_message(&self, message: &[u8]) -> Result<RawSignature, BuildError> {
+        sign_message(self.signer, message)
+    }
+
     /// The signing key's algorithm: it decides the dataHash digest (SM3 for SM2, SHA-256 for
     /// P-256) and the signature method.
     pub fn algorithm(&self) -> crate::crypto::KeyAlgorithm {

@@ -184,6 +184,9 @@ pub enum SealError {
     /// A member could not be read.
     #[error(transparent)]
     Read(#[from] crate::ofd::ReadError),
+    /// Not a PDF seald can read (encrypted, broken xref, too large).
+    #[error(transparent)]
+    Pdf(#[from] crate::pdf::PdfError),
     /// The OFD structure is unusable (no `DocRoot`, broken XML, …).
     #[error("the OFD structure is unusable: {0}")]
     Structure(String),
