@@ -4,9 +4,10 @@
 set -euo pipefail
 
 # chromium, chromium-driver: the console's browser tests (headless, on loopback);
-# fonts-wqy-microhei: a CJK font, so the Chinese console renders (and its screenshots read).
+# fonts-wqy-microhei: a CJK font, so the Chinese console renders (and its screenshots read);
+# qpdf, poppler-utils (pdfsig, pdftoppm), python3-venv (pyHanko, below): the PDF tests' checkers.
 packages=(softhsm2 opensc pcscd vsmartcard-vpcd libpcsclite-dev pkg-config openssl sqlite3
-  chromium chromium-driver fonts-wqy-microhei)
+  chromium chromium-driver fonts-wqy-microhei qpdf poppler-utils python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,3 +20,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
+
+# pyHanko (from PyPI, pinned), used only by the PDF tests to validate seald's PAdES signatures
+# independently: a virtualenv under target/ (ignored by git, kept between runs).
+pdf_tools="$(cd "$(dirname "$0")/.." && pwd)/target/pdf-tools"
+pyhanko_pins=(pyHanko==0.38.0 pyhanko-cli==0.6.0 pyhanko-certvalidator==0.33.0)
+if ! "$pdf_tools/bin/pyhanko" --version 2>/dev/null | grep -q "0.38.0"; then
+  echo "setup: installing ${pyhanko_pins[*]} into $pdf_tools"
+  /usr/bin/python3 -m venv "$pdf_tools"
+  "$pdf_tools/bin/pip" install -q --disable-pip-version-check "${pyhanko_pins[@]}"
+fi

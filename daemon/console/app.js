@@ -730,7 +730,7 @@
             onclick: async () => {
               const s = session();
               const res = await fetch('/v1/stamp-requests/' + r.id + '/documents/' + file.n, { headers: { Authorization: 'Bearer ' + s.session }, credentials: 'omit' });
-              if (res.ok) download(file.name.replace(/\.ofd$/i, '') + '.sealed.ofd', await res.blob());
+              if (res.ok) download(file.name.replace(/\.(ofd|pdf)$/i, '') + '.sealed.' + (file.format || 'ofd'), await res.blob());
               else status(t('failed') + res.status);
             },
           }));

@@ -54,6 +54,20 @@ pub struct Config {
     /// Bounds on what clients may ask (`[limits]`).
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// How PDFs are signed (`[pdf]`).
+    #[serde(default)]
+    pub pdf: PdfConfig,
+}
+
+/// The `[pdf]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PdfConfig {
+    /// What a PDF signature's `/Contents` holds: `cms` (default: PAdES for P-256 seals,
+    /// GB/T 35275 SM2 SignedData for SM2 seals) or `ses` (a GB/T 38540 SES_Signature, for
+    /// readers that expect it; SM2 seals).
+    #[serde(default)]
+    pub form: crate::pdf::seal::PdfSignatureForm,
 }
 
 /// The `[audit]` table.
@@ -614,6 +628,7 @@ impl Default for Config {
             maker: None,
             audit: AuditConfig::default(),
             limits: LimitsConfig::default(),
+            pdf: PdfConfig::default(),
         }
     }
 }

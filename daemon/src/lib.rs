@@ -2,7 +2,7 @@
 //!
 //! Layers, pointing one way (see DESIGN.md §1): front ends `api`, `cli` → services
 //! `approval`, `seal`, `audit`, `custody`, `stamp`, `services`, `runtime` (event bus, logins,
-//! signing keys), `background` → formats and hardware `ofd`, `ses`, `cert`, `crypto`,
+//! signing keys), `background` → formats and hardware `ofd`, `pdf`, `ses`, `cert`, `crypto`,
 //! `device`, `store`. `config` assembles the sections each module owns.
 
 pub mod api;

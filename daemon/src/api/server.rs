@@ -50,7 +50,10 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
         custodians,
         pin_policy: config.pin_policy.clone(),
         maker: config.maker.clone(),
-        runtime: Arc::new(Runtime::new(services, Arc::new(devices), clock)),
+        runtime: Arc::new(Runtime {
+            pdf_form: config.pdf.form,
+            ..Runtime::new(services, Arc::new(devices), clock)
+        }),
         policy: Arc::new(policy),
         limiter: RateLimiter::new(
             config.api.rate_limit_burst,

@@ -969,10 +969,10 @@ fn enrolment_keeps_the_seal_and_its_policy_together_or_neither() {
     assert_eq!(w.f.registry.list().unwrap().len(), before + 1);
 }
 
-fn file_row(n: u32, d: &StampDocument) -> OfdFileRow {
+fn file_row(n: u32, d: &StampDocument) -> StampFileRow {
     use crate::ofd::seal::{Placement, SealMode, SealPlan};
-    OfdFileRow {
-        file: OfdFile {
+    StampFileRow {
+        file: StampFile {
             n,
             name: d.name.clone(),
             size: 100,

@@ -54,6 +54,17 @@ impl TrustStore {
         self.roots.is_empty()
     }
 
+    /// The roots that issued `leaf` (DER), to ship with a signature so that verifiers can
+    /// build its chain.
+    pub fn issuers_of(&self, leaf: &Certificate) -> Vec<Vec<u8>> {
+        self.roots
+            .iter()
+            .filter(|r| r.subject_raw() == leaf.issuer_raw() && r.der() != leaf.der())
+            .filter(|r| leaf.verify_signed_by(r).is_ok())
+            .map(|r| r.der().to_vec())
+            .collect()
+    }
+
     /// Checks `leaf` for signing at `at` and builds its chain to a root through
     /// `intermediates`; returns the facts of each certificate, leaf first, root last.
     pub fn verify_signing_chain(

@@ -116,8 +116,9 @@ fn describe_stamp(s: &Value) -> String {
 }
 
 /// A file name for a sealed document in the output directory: the document's name without
-/// any directory part or character a file name should not have.
-fn output_name(name: &str, n: u64) -> String {
+/// any directory part or character a file name should not have; `document-N.EXT` when
+/// nothing is left (`ext` from the document's format).
+fn output_name(name: &str, n: u64, ext: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let clean: String = base
         .chars()
@@ -125,7 +126,7 @@ fn output_name(name: &str, n: u64) -> String {
         .collect();
     let clean = clean.trim().trim_start_matches('.').to_owned();
     if clean.is_empty() {
-        format!("document-{n}.ofd")
+        format!("document-{n}.{ext}")
     } else {
         clean
     }
@@ -172,9 +173,10 @@ pub fn run(args: StampArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             file_name: file
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "document.ofd".into()),
+                .unwrap_or_else(|| "document".into()),
             path: file.clone(),
-            content_type: "application/ofd".into(),
+            // seald recognises the format by content; the type is only a hint.
+            content_type: "application/octet-stream".into(),
         });
     }
     let created = client.upload("/v1/stamp-requests", &parts)?;
@@ -187,9 +189,10 @@ pub fn run(args: StampArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     );
     for f in created["files"].as_array().into_iter().flatten() {
         println!(
-            "  {} {}: {} bytes, SM3 {}, {} pages, {} mode",
+            "  {} {} ({}): {} bytes, SM3 {}, {} pages, {} mode",
             f["n"],
             f["name"].as_str().unwrap_or_default(),
+            f["format"].as_str().unwrap_or_default().to_uppercase(),
             f["size"],
             f["sm3"].as_str().unwrap_or_default(),
             f["plan"]["pages"],
@@ -206,7 +209,11 @@ pub fn run(args: StampArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         let n = f["n"].as_u64().unwrap_or_default();
         let dest = args
             .out
-            .join(output_name(f["name"].as_str().unwrap_or_default(), n));
+            .join(output_name(
+                f["name"].as_str().unwrap_or_default(),
+                n,
+                f["format"].as_str().unwrap_or("ofd"),
+            ));
         let bytes = client.download(&format!("/v1/stamp-requests/{id}/documents/{n}"), &dest)?;
         println!("sealed: {} ({bytes} bytes)", dest.display());
     }
@@ -342,7 +349,7 @@ mod tests {
             ("x\\..\\y.ofd", "y.ofd"),
             ("", "document-1.ofd"),
         ] {
-            let got = output_name(name, 1);
+            let got = output_name(name, 1, "ofd");
             assert_eq!(got, want, "{name}");
             assert!(inside(dir, &dir.join(&got)));
         }

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::cert::TrustStore;
 use crate::ofd::verify_ofd;
+use crate::store::model::DocumentFormat;
 use crate::ses::{
     detect, verify_seal, verify_signature, Document, ObjectKind, Seal, SesSignature, VerifyOptions,
 };
@@ -85,16 +86,16 @@ fn load_trust(paths: &[PathBuf]) -> Result<Option<TrustStore>, Unreadable> {
     Ok(Some(store))
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, Unreadable> {
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, Unreadable> {
     let file =
         File::open(path).map_err(|e| Unreadable(format!("cannot open {}: {e}", path.display())))?;
     let mut buf = Vec::new();
-    file.take(MAX_OBJECT + 1)
+    file.take(limit + 1)
         .read_to_end(&mut buf)
         .map_err(|e| Unreadable(format!("cannot read {}: {e}", path.display())))?;
-    if buf.len() as u64 > MAX_OBJECT {
+    if buf.len() as u64 > limit {
         return Err(Unreadable(format!(
-            "{} is larger than {MAX_OBJECT} bytes",
+            "{} is larger than {limit} bytes",
             path.display()
         )));
     }
@@ -138,15 +139,17 @@ fn verify_file(args: &VerifyArgs, out: &mut dyn Write) -> Result<i32, Unreadable
         trust: trust.as_ref(),
         at,
     };
-    let mut magic = [0u8; 4];
-    let is_zip = File::open(&args.file)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .map(|()| &magic == b"PK\x03\x04")
-        .unwrap_or(false);
-    if is_zip {
-        return verify_ofd_file(args, &options, out);
+    let mut head = Vec::with_capacity(1024);
+    let _ = File::open(&args.file).and_then(|f| f.take(1024).read_to_end(&mut head));
+    match DocumentFormat::detect(&head) {
+        Some(DocumentFormat::Ofd) => return verify_ofd_file(args, &options, out),
+        Some(DocumentFormat::Pdf) => {
+            let bytes = read_bounded(&args.file, crate::pdf::MAX_PDF as u64)?;
+            return verify_pdf_file(args, &options, &bytes, out);
+        }
+        None => {}
     }
-    let bytes = read_bounded(&args.file)?;
+    let bytes = read_bounded(&args.file, MAX_OBJECT)?;
     let report = match detect(&bytes) {
         ObjectKind::Seal => {
             let seal = Seal::parse(&bytes).map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
@@ -166,6 +169,31 @@ fn verify_file(args: &VerifyArgs, out: &mut dyn Write) -> Result<i32, Unreadable
     };
     let value = serde_json::json!({ "file": args.file, "valid": report.valid, "report": report });
     let text = format!("{}: {}", args.file.display(), report.to_text());
+    emit(out, args.json, value, &text);
+    Ok(if report.valid {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    })
+}
+
+fn verify_pdf_file(
+    args: &VerifyArgs,
+    options: &VerifyOptions<'_>,
+    bytes: &[u8],
+    out: &mut dyn Write,
+) -> Result<i32, Unreadable> {
+    let report = crate::pdf::verify_pdf(bytes, options.trust)
+        .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
+    let mut text = format!("{}: {}", args.file.display(), report.to_text());
+    if !matches!(options.document, Document::None) {
+        text.push_str("note: --data/--digest are ignored for PDF files; each signature covers its ByteRange\n");
+    }
+    let mut value = serde_json::to_value(&report)
+        .map_err(|e| Unreadable(format!("cannot write the report: {e}")))?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("file".into(), serde_json::json!(args.file));
+    }
     emit(out, args.json, value, &text);
     Ok(if report.valid {
         EXIT_VALID

@@ -38,8 +38,10 @@ pub struct Runtime {
     /// The request each token's current login was given for (`for_request` of a login): under
     /// `pin_mode = each-stamp` a seal signs only the request its PIN entry named.
     pub login_for: Mutex<HashMap<String, crate::store::model::RequestId>>,
-    /// The store's documents directory (OFD uploads and sealed files).
+    /// The store's documents directory (OFD and PDF uploads and sealed files).
     pub documents: crate::store::DocumentStore,
+    /// What a PDF signature's `/Contents` holds (`[pdf] form`).
+    pub pdf_form: crate::pdf::seal::PdfSignatureForm,
 }
 
 impl Runtime {
@@ -55,6 +57,7 @@ impl Runtime {
             signing_keys: SigningKeys::default(),
             login_for: Mutex::new(HashMap::new()),
             documents,
+            pdf_form: Default::default(),
         }
     }
 

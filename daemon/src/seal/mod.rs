@@ -314,6 +314,11 @@ fn apply_transition(
 }
 
 impl Registry {
+    /// The roots seal certificates must chain to.
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
     /// The registry kept in `store`; seal certificates must chain to a root in `trust`.
     pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>, trust: Arc<TrustStore>) -> Self {
         Self {

@@ -1,7 +1,7 @@
 //! Stamping approved requests on the device, and keeping their signatures.
 
 pub mod batch;
-pub mod ofd;
+pub mod documents;
 pub mod results;
 pub mod worker;
 

@@ -13,9 +13,11 @@
 use std::time::{Duration, Instant};
 
 use super::batch::sign_documents;
-use super::ofd::{discard, seal_files};
+use super::documents::{discard, seal_files, SealContext};
 use crate::approval::{rules, PinMode, RequestId, SigningTicket, StampRequest};
+use crate::cert::Certificate;
 use crate::device::DeviceError;
+use crate::pdf::seal::PdfSealOptions;
 use crate::identity::Caller;
 use crate::runtime::{Event, RequestParties, Runtime};
 use crate::ses::{DocumentSigner, Seal as SesSeal};
@@ -56,7 +58,7 @@ pub enum StampError {
     Build(String),
     /// An uploaded OFD document was changed, is gone, or could not be sealed.
     #[error(transparent)]
-    Document(#[from] super::ofd::OfdStampError),
+    Document(#[from] super::documents::DocumentStampError),
 }
 
 impl From<DeviceError> for StampError {
@@ -218,14 +220,19 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
             .store
             .read(|tx| tx.files(id))
             .map_err(crate::approval::ApprovalError::from)?;
-        seal_files(
-            &state.documents,
-            &signer,
-            id,
-            &rows,
-            time_info,
-            owner.free_sessions(),
-        )
+        let pdf = PdfSealOptions {
+            form: state.pdf_form,
+            chain: Certificate::from_der(&seal.certificate)
+                .map(|leaf| state.services.registry.trust().issuers_of(&leaf))
+                .unwrap_or_default(),
+            reason: Some(ticket.request.purpose.clone()),
+        };
+        let context = SealContext {
+            signer: &signer,
+            time: time_info,
+            pdf: &pdf,
+        };
+        seal_files(&state.documents, &context, id, &rows, owner.free_sessions())
         .map_err(|e| match e.build_error().and_then(device_cause) {
             Some(device) => StampError::Device(device),
             None => StampError::Document(e),

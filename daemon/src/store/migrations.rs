@@ -196,6 +196,10 @@ CREATE TABLE stamp_files (
     PRIMARY KEY (request_id, position)
 );
 "#,
+    // 9: uploaded documents are OFD or PDF (recognised by their content at upload).
+    r#"
+ALTER TABLE stamp_files ADD COLUMN format TEXT NOT NULL DEFAULT 'ofd';
+"#,
 ];
 
 /// The schema version this build writes.

@@ -408,18 +408,53 @@ pub struct Vote {
     pub at: Timestamp,
 }
 
+text_enum! {
+    /// What kind of document an upload is, recognised by its content (never by its name).
+    DocumentFormat {
+        /// An OFD package (GB/T 33190), a zip.
+        Ofd = "ofd",
+        /// A PDF (ISO 32000).
+        Pdf = "pdf",
+    }
+}
+
+impl DocumentFormat {
+    /// The format of `head` (the document's first bytes, at least 1 KiB when it has them),
+    /// if it is one seald seals.
+    pub fn detect(head: &[u8]) -> Option<Self> {
+        if head.starts_with(b"PK\x03\x04") {
+            Some(Self::Ofd)
+        } else if crate::pdf::is_pdf(head) {
+            Some(Self::Pdf)
+        } else {
+            None
+        }
+    }
+
+    /// The media type of a sealed document of this format.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Ofd => "application/ofd",
+            Self::Pdf => "application/pdf",
+        }
+    }
+}
+
 /// Row id of a stamp request.
 pub type RequestId = i64;
 
-/// An OFD document uploaded with a stamp request: what approvers see about it. Its SM3 is the
+/// An OFD or PDF document uploaded with a stamp request: what approvers see about it. Its SM3 is the
 /// request document's digest (they approve exactly that file); the files themselves are kept
-/// under the store's documents directory (see [`OfdFileRow`]), never in the request.
+/// under the store's documents directory (see [`StampFileRow`]), never in the request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct OfdFile {
+pub struct StampFile {
     /// Position in the request, from 1 (`GET /v1/stamp-requests/{id}/documents/{n}`).
     pub n: u32,
     /// The document's name (the uploaded file's name unless the request gave one).
     pub name: String,
+    /// OFD or PDF, as recognised from the upload's content.
+    #[serde(default = "default_format")]
+    pub format: DocumentFormat,
     /// Size of the uploaded file in bytes.
     pub size: u64,
     /// SM3 of the uploaded file (hex): the file approvers approve.
@@ -434,11 +469,15 @@ pub struct OfdFile {
     pub sealed: bool,
 }
 
-/// An [`OfdFile`] with where its files are, relative to the store's documents directory.
+fn default_format() -> DocumentFormat {
+    DocumentFormat::Ofd
+}
+
+/// A [`StampFile`] with where its files are, relative to the store's documents directory.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OfdFileRow {
+pub struct StampFileRow {
     /// What approvers see.
-    pub file: OfdFile,
+    pub file: StampFile,
     /// The upload holding this document (one file per request, removed once the request is
     /// final).
     pub upload: Option<String>,
@@ -478,7 +517,7 @@ pub struct StampRequest {
     /// OFD documents uploaded with the request (in `documents` order), with their placements
     /// resolved: present only for a request made by upload.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub files: Vec<OfdFile>,
+    pub files: Vec<StampFile>,
 }
 
 // ---------------------------------------------------------------- usage log

@@ -652,19 +652,21 @@ impl SqliteTx<'_> {
         Ok(requests)
     }
 
-    fn file_rows(&self, request: RequestId) -> StoreResult<Vec<OfdFileRow>> {
+    fn file_rows(&self, request: RequestId) -> StoreResult<Vec<StampFileRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT position, name, size, sm3, mode, placements, plan, upload_path, sealed_path, \
-             upload_offset FROM stamp_files WHERE request_id = ?1 ORDER BY position",
+             upload_offset, format FROM stamp_files WHERE request_id = ?1 ORDER BY position",
         )?;
         let rows = stmt.query_map([request], |row| {
             let sm3: String = row.get(3)?;
             let mode: String = row.get(4)?;
             let sealed: Option<String> = row.get(8)?;
-            Ok(OfdFileRow {
-                file: OfdFile {
+            let format: String = row.get(10)?;
+            Ok(StampFileRow {
+                file: StampFile {
                     n: row.get(0)?,
                     name: row.get(1)?,
+                    format: format.parse().map_err(|e| corrupt("stamp_files.format", e))?,
                     size: row.get::<_, i64>(2)?.max(0) as u64,
                     sm3: Digest32::from_hex(&sm3).map_err(|e| corrupt("stamp_files.sm3", e))?,
                     mode: serde_json::from_value(serde_json::Value::String(mode))
@@ -976,11 +978,11 @@ impl Tx for SqliteTx<'_> {
         Ok(out)
     }
 
-    fn insert_files(&mut self, request: RequestId, files: &[OfdFileRow]) -> StoreResult<()> {
+    fn insert_files(&mut self, request: RequestId, files: &[StampFileRow]) -> StoreResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO stamp_files (request_id, position, name, size, sm3, mode, placements, \
-             plan, upload_path, sealed_path, upload_offset) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             plan, upload_path, sealed_path, upload_offset, format) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         for f in files {
             let mode = serde_json::to_value(f.file.mode)
@@ -999,12 +1001,13 @@ impl Tx for SqliteTx<'_> {
                 f.upload,
                 f.sealed,
                 f.offset as i64,
+                f.file.format.as_str(),
             ])?;
         }
         Ok(())
     }
 
-    fn files(&mut self, request: RequestId) -> StoreResult<Vec<OfdFileRow>> {
+    fn files(&mut self, request: RequestId) -> StoreResult<Vec<StampFileRow>> {
         self.file_rows(request)
     }
 

@@ -98,9 +98,9 @@ pub trait Tx {
 
     // OFD documents of requests made by upload
     /// Keeps the OFD files of a new request, in document order.
-    fn insert_files(&mut self, request: RequestId, files: &[OfdFileRow]) -> StoreResult<()>;
+    fn insert_files(&mut self, request: RequestId, files: &[StampFileRow]) -> StoreResult<()>;
     /// The OFD files of a request with where they are kept, in document order.
-    fn files(&mut self, request: RequestId) -> StoreResult<Vec<OfdFileRow>>;
+    fn files(&mut self, request: RequestId) -> StoreResult<Vec<StampFileRow>>;
     /// Records where file `n` (from 1) of a request being marked signed was sealed.
     fn set_file_sealed(&mut self, request: RequestId, n: u32, sealed: &str) -> StoreResult<()>;
     /// Forgets file `n`'s upload (after the file was removed).

@@ -13,7 +13,7 @@ use crate::api::mapping::blocking;
 use crate::api::routes::upload::UploadForm;
 use crate::api::state::{AppState, SharedState};
 use crate::api::ApiJson;
-use crate::approval::{Decision, NewStampRequest, OfdFile, RequestId, RequestState, StampRequest};
+use crate::approval::{Decision, NewStampRequest, StampFile, RequestId, RequestState, StampRequest};
 use crate::identity::Role;
 use crate::runtime::{Event, RequestParties};
 use crate::stamp::results::SignedResult;
@@ -149,7 +149,7 @@ pub struct Created {
     /// For an upload: each document as approvers will see it (name, size, SM3, pages, every
     /// placement resolved to a page and a box in mm).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub files: Vec<OfdFile>,
+    pub files: Vec<StampFile>,
 }
 
 /// `POST /v1/stamp-requests` (client): records the request; 202 with its id.
@@ -406,12 +406,12 @@ fn disposition_name(name: &str) -> String {
     out
 }
 
-/// `GET /v1/stamp-requests/{id}/documents/{n}`: the sealed OFD document `n` (from 1).
+/// `GET /v1/stamp-requests/{id}/documents/{n}`: the sealed OFD or PDF document `n` (from 1).
 #[utoipa::path(get, path = "/v1/stamp-requests/{id}/documents/{n}", operation_id = "get_sealed_document", tag = "stamp-requests",
-    summary = "The sealed OFD document n (from 1) of a signed request made by upload (requester, its approvers, auditor)",
+    summary = "The sealed OFD or PDF document n (from 1) of a signed request made by upload (requester, its approvers, auditor)",
     params(("id" = i64, Path, description = "the request's id"), ("n" = u32, Path, description = "the document's position, from 1")),
     responses(
-        (status = 200, description = "the sealed OFD package", content_type = "application/ofd", body = Vec<u8>),
+        (status = 200, description = "the sealed document: an OFD package (`application/ofd`) or a PDF (`application/pdf`), as uploaded", content_type = "application/ofd", body = Vec<u8>),
         (status = 404, description = "`request_not_found` (also a request the caller may not see), `document_not_found`", body = ApiError),
         (status = 409, description = "`not_signed` (the request is not signed yet, or failed)", body = ApiError)),
     security(("bearer" = [])))]
@@ -438,7 +438,7 @@ pub async fn document(
     })?;
     let caller = auth.caller();
     let st = state.clone();
-    let (name, file, size) = blocking(move || {
+    let (name, format, file, size) = blocking(move || {
         let request = st.services.approvals.get(&caller, id)?;
         let not_found = || {
             ApiError::new(
@@ -481,7 +481,7 @@ pub async fn document(
             .metadata()
             .map_err(|e| ApiError::internal(e.to_string()))?
             .len();
-        Ok::<_, ApiError>((row.file.name, file, size))
+        Ok::<_, ApiError>((row.file.name, row.file.format, file, size))
     })
     .await?;
     let stream = futures_util::stream::unfold(Some(file), |file| async move {
@@ -504,12 +504,12 @@ pub async fn document(
         }
     });
     let disposition = format!(
-        "attachment; filename=\"request-{id}-{n}.ofd\"; filename*=UTF-8''{}",
+        "attachment; filename=\"request-{id}-{n}.{format}\"; filename*=UTF-8''{}",
         disposition_name(&name)
     );
     Ok((
         [
-            (header::CONTENT_TYPE, "application/ofd".to_owned()),
+            (header::CONTENT_TYPE, format.media_type().to_owned()),
             (header::CONTENT_LENGTH, size.to_string()),
             (header::CONTENT_DISPOSITION, disposition),
         ],

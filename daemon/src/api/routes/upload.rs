@@ -1,15 +1,14 @@
-//! `POST /v1/stamp-requests` as `multipart/form-data`: OFD documents to seal.
+//! `POST /v1/stamp-requests` as `multipart/form-data`: OFD and PDF documents to seal.
 //!
 //! One part named `request` (JSON: seal, purpose, placements and mode, for all documents or per
 //! document) and one part named `file` per document, in order. Each file is streamed to the
 //! store's documents directory (0600) and hashed on the way (never held whole in memory); the
 //! whole upload is capped by `[api] max_document_bytes`. Every file is then checked and its
-//! placements resolved by the sealing engine ([`crate::ofd::seal::plan`]): a document that
+//! format recognised by its content (OFD or PDF, never by its name) and its placements
+//! resolved by that format's sealing engine ([`crate::stamp::documents::plan_document`]): a document that
 //! cannot be sealed as asked is refused with 422 and its reason, and nothing is kept. Only then
 //! is the request recorded, each document's digest being the SM3 of its upload, so approvers
 //! approve exactly those bytes.
-
-use std::io::BufReader;
 
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request};
@@ -21,9 +20,10 @@ use crate::api::state::SharedState;
 use crate::approval::limits::{check_text, MAX_NAME_CHARS};
 use crate::approval::NewStampRequest;
 use crate::identity::Caller;
-use crate::ofd::seal::{plan, Placement, SealMode};
+use crate::ofd::seal::{Placement, SealMode};
+use crate::stamp::documents::{detect_format, plan_document};
 use crate::store::documents::{Section, Upload, Uploaded, UploadedPart};
-use crate::store::model::{Digest32, OfdFile, OfdFileRow, SealId, StampDocument, StampRequest};
+use crate::store::model::{Digest32, StampFile, StampFileRow, SealId, StampDocument, StampRequest};
 
 /// Bytes gathered in memory before they are written to the upload file.
 const WRITE_CHUNK: usize = 1024 * 1024;
@@ -71,8 +71,9 @@ pub struct UploadDocument {
 pub struct UploadForm {
     /// The JSON of [`UploadBody`] (`Content-Type: application/json`).
     pub request: UploadBody,
-    /// One OFD file per document, in order (`Content-Type: application/ofd` or
-    /// `application/octet-stream`; the part's file name is the document's default name).
+    /// One OFD or PDF file per document, in order (`Content-Type: application/ofd`,
+    /// `application/pdf` or `application/octet-stream`; recognised by content; the part's file
+    /// name is the document's default name).
     #[schema(value_type = Vec<String>, format = Binary)]
     pub file: Vec<Vec<u8>>,
 }
@@ -128,7 +129,7 @@ fn part_name(field: &Field<'_>, n: usize) -> String {
         .file_name()
         .map(|f| f.rsplit(['/', '\\']).next().unwrap_or_default().to_owned())
         .filter(|f| !f.trim().is_empty() && f != "." && f != "..")
-        .unwrap_or_else(|| format!("document {n}.ofd"))
+        .unwrap_or_else(|| format!("document {n}"))
 }
 
 async fn blocking_io<T: Send + 'static>(
@@ -231,7 +232,7 @@ async fn read_form(state: &SharedState, request: Request) -> Result<(UploadBody,
                 return Err(unprocessable(
                     "invalid_request",
                     format!(
-                        "unexpected form part {:?}: send one `request` part (JSON) and one `file` part per OFD document",
+                        "unexpected form part {:?}: send one `request` part (JSON) and one `file` part per OFD or PDF document",
                         other.unwrap_or("")
                     ),
                 ))
@@ -247,7 +248,7 @@ async fn read_form(state: &SharedState, request: Request) -> Result<(UploadBody,
     let Some(upload) = upload else {
         return Err(unprocessable(
             "invalid_documents",
-            "the form has no `file` part: send each OFD document in a part named `file`",
+            "the form has no `file` part: send each OFD or PDF document in a part named `file`",
         ));
     };
     let uploaded = blocking_io(move || upload.finish()).await?;
@@ -356,9 +357,20 @@ pub async fn create(
         let mut rows = Vec::with_capacity(files.done.len());
         for (i, ((part, _), (name, placements, mode))) in files.done.iter().zip(asked).enumerate() {
             let n = i as u32 + 1;
-            let input = Section::open(&uploaded.path, part.offset, part.size)
-                .map_err(|e| ApiError::internal(format!("cannot read the upload back: {e}")))?;
-            let planned = plan(BufReader::new(input), &placements, size, mode).map_err(|e| {
+            let read_back = |e: std::io::Error| {
+                ApiError::internal(format!("cannot read the upload back: {e}"))
+            };
+            let mut input =
+                Section::open(&uploaded.path, part.offset, part.size).map_err(read_back)?;
+            let format = detect_format(&mut input)
+                .map_err(read_back)?
+                .ok_or_else(|| {
+                    unprocessable(
+                        "unsupported_document",
+                        format!("document {n} ({name}) is neither an OFD package (a zip) nor a PDF; seald seals OFD and PDF documents"),
+                    )
+                })?;
+            let planned = plan_document(format, input, &placements, size, mode).map_err(|e| {
                 if e.is_input_error() {
                     unprocessable(
                         "invalid_document",
@@ -368,10 +380,11 @@ pub async fn create(
                     ApiError::internal(format!("document {n} ({name}) could not be read back: {e}"))
                 }
             })?;
-            rows.push(OfdFileRow {
-                file: OfdFile {
+            rows.push(StampFileRow {
+                file: StampFile {
                     n,
                     name,
+                    format,
                     size: part.size,
                     sm3: Digest32(part.sm3),
                     mode,

@@ -1,5 +1,6 @@
 //! `POST /v1/verify`: any SES_Signature (ours or another vendor's) against a document digest,
-//! or a whole sealed OFD (`{"ofd": base64}`, within the body size limit) checked as a document.
+//! or a whole sealed OFD (`{"ofd": base64}`) or PDF (`{"pdf": base64}`), within the body size
+//! limit, checked as a document.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -29,6 +30,9 @@ pub struct VerifyBody {
     /// A sealed OFD document, base64 (instead of `ses_signature` and `digest`).
     #[serde(default)]
     pub ofd: Option<String>,
+    /// A sealed PDF document, base64 (instead of the others).
+    #[serde(default)]
+    pub pdf: Option<String>,
 }
 
 fn decode(field: &str, code: &'static str, b64: &str) -> Result<Vec<u8>, ApiError> {
@@ -85,13 +89,34 @@ async fn verify_ofd_body(
     .await
 }
 
+/// A whole PDF: the `pdf` module's report (same as `sealctl verify --json`).
+async fn verify_pdf_body(
+    state: SharedState,
+    who: String,
+    b64: String,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = decode("pdf", "invalid_pdf_encoding", &b64)?;
+    blocking(move || {
+        let report = crate::pdf::verify_pdf(&bytes, Some(&state.trust)).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unreadable_pdf",
+                e.to_string(),
+            )
+        })?;
+        let digest = Digest32(crate::crypto::sm3(&bytes));
+        recorded(&state, &who, &digest, report.valid, &report)
+    })
+    .await
+}
+
 /// `POST /v1/verify` (any role): the format layer's structured report.
 #[utoipa::path(post, path = "/v1/verify", operation_id = "verify", tag = "verify",
-    summary = "Verify a SES_Signature against a digest, or a whole sealed OFD (`ofd`, base64): the format layer's report (any role)",
+    summary = "Verify a SES_Signature against a digest, or a whole sealed OFD (`ofd`, base64) or PDF (`pdf`, base64): the format layer's report (any role)",
     request_body = VerifyBody,
     responses(
         (status = 200, description = "the report: `object`, `valid`, `seal`, `signer`, `time_info`, `property_info`, `data_hash`, `checks`", body = Object),
-        (status = 422, description = "`invalid_verify_body` (neither or both forms), `invalid_signature_encoding`, `unreadable_signature`, `invalid_ofd_encoding`, `unreadable_ofd`, `invalid_request`", body = ApiError)),
+        (status = 422, description = "`invalid_verify_body` (neither or both forms), `invalid_signature_encoding`, `unreadable_signature`, `invalid_ofd_encoding`, `unreadable_ofd`, `invalid_pdf_encoding`, `unreadable_pdf`, `invalid_request`", body = ApiError)),
     security(("bearer" = [])))]
 pub async fn verify(
     State(state): State<SharedState>,
@@ -102,11 +127,19 @@ pub async fn verify(
     let (sig, digest) = match body {
         VerifyBody {
             ofd: Some(ofd),
+            pdf: None,
             ses_signature: None,
             digest: None,
         } => return verify_ofd_body(state, who, ofd).await,
         VerifyBody {
+            pdf: Some(pdf),
             ofd: None,
+            ses_signature: None,
+            digest: None,
+        } => return verify_pdf_body(state, who, pdf).await,
+        VerifyBody {
+            ofd: None,
+            pdf: None,
             ses_signature: Some(s),
             digest: Some(d),
         } => (s, d),
@@ -114,7 +147,7 @@ pub async fn verify(
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_verify_body",
-                "give either `ses_signature` and `digest`, or `ofd`",
+                "give either `ses_signature` and `digest`, or `ofd`, or `pdf`",
             ))
         }
     };

@@ -1,4 +1,4 @@
-//! Sealing the OFD documents of a request made by upload.
+//! Planning and sealing the documents (OFD or PDF) of a request made by upload.
 //!
 //! Approvers approved exact files: before anything is signed, every upload is hashed again and
 //! compared with the SM3 they were shown, and a changed or missing file fails the request with
@@ -8,18 +8,105 @@
 //! the sealed files with the signatures in one durable commit; until then no sealed file can be
 //! fetched, and if that commit does not happen they are removed.
 
-use std::io::{BufReader, BufWriter, Seek, SeekFrom};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use time::OffsetDateTime;
 
 use super::batch::pipeline;
 use crate::approval::{RequestId, SignedDocument};
 use crate::crypto::sm3_reader;
-use crate::ofd::seal::{seal, SealError, SealOptions};
+use crate::ofd::seal::{Placement, SealError, SealMode, SealOptions, SealPlan};
+use crate::pdf::seal::PdfSealOptions;
 use crate::ses::DocumentSigner;
 use crate::store::documents::Section;
-use crate::store::model::OfdFileRow;
+use crate::store::model::{DocumentFormat, StampFileRow};
 use crate::store::DocumentStore;
+
+/// The format of the document `section` holds, if seald seals it; the section is read from
+/// its start again afterwards.
+pub fn detect_format(section: &mut Section) -> std::io::Result<Option<DocumentFormat>> {
+    let mut head = Vec::with_capacity(1024);
+    section.by_ref().take(1024).read_to_end(&mut head)?;
+    section.seek(SeekFrom::Start(0))?;
+    Ok(DocumentFormat::detect(&head))
+}
+
+/// Reads a whole PDF (the PDF engine works on bytes; uploads are capped by
+/// `[api] max_document_bytes`).
+fn read_pdf(mut section: Section) -> Result<Vec<u8>, SealError> {
+    let mut bytes = Vec::new();
+    section.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Resolves `placements` on the document `section` holds, with the engine of `format`.
+pub fn plan_document(
+    format: DocumentFormat,
+    section: Section,
+    placements: &[Placement],
+    seal_size_mm: (f64, f64),
+    mode: SealMode,
+) -> Result<SealPlan, SealError> {
+    match format {
+        DocumentFormat::Ofd => {
+            crate::ofd::seal::plan(BufReader::new(section), placements, seal_size_mm, mode)
+        }
+        DocumentFormat::Pdf => {
+            crate::pdf::seal::plan(&read_pdf(section)?, placements, seal_size_mm, mode)
+        }
+    }
+}
+
+/// What sealing a document needs besides the document and its plan.
+#[derive(Debug, Clone, Copy)]
+pub struct SealContext<'a> {
+    /// Signs once per document.
+    pub signer: &'a DocumentSigner<'a>,
+    /// When the documents are signed.
+    pub time: OffsetDateTime,
+    /// For PDF: what `/Contents` holds, and the signer's chain.
+    pub pdf: &'a PdfSealOptions,
+}
+
+/// Seals one document into `out`; returns the signature it carries (SES_Signature DER for
+/// OFD, the `/Contents` bytes for PDF).
+fn seal_document<W: Write + Seek>(
+    row: &StampFileRow,
+    input: Section,
+    out: W,
+    context: &SealContext<'_>,
+) -> Result<Vec<u8>, SealError> {
+    let f = &row.file;
+    match f.format {
+        DocumentFormat::Ofd => {
+            let options = SealOptions {
+                mode: f.mode,
+                ..SealOptions::default()
+            };
+            let sealed = crate::ofd::seal::seal(
+                BufReader::new(input),
+                out,
+                &f.plan,
+                &options,
+                context.signer,
+                context.time,
+            )?;
+            Ok(sealed.signature.der)
+        }
+        DocumentFormat::Pdf => {
+            let (bytes, sealed) = crate::pdf::seal::seal(
+                &read_pdf(input)?,
+                &f.plan,
+                context.pdf,
+                context.signer,
+                context.time,
+            )?;
+            let mut out = out;
+            out.write_all(&bytes)?;
+            Ok(sealed.contents)
+        }
+    }
+}
 
 /// A sealed document: its position (from 1) and its file, relative to the documents directory.
 pub type SealedFile = (u32, String);
@@ -29,7 +116,7 @@ const KEEP_OPEN: usize = 256;
 
 /// Why an uploaded document was not sealed.
 #[derive(Debug, thiserror::Error)]
-pub enum OfdStampError {
+pub enum DocumentStampError {
     /// The upload is not the file approvers approved.
     #[error("document {n} ({name}) changed after it was shown to approvers: its SM3 is now {now}, they approved {approved}; nothing was signed. Upload it again in a new request")]
     Changed {
@@ -77,11 +164,11 @@ pub enum OfdStampError {
     },
 }
 
-impl OfdStampError {
+impl DocumentStampError {
     /// The device error inside, if the device failed.
     pub fn build_error(&self) -> Option<&crate::ses::BuildError> {
         match self {
-            OfdStampError::Seal {
+            DocumentStampError::Seal {
                 source: SealError::Sign(e),
                 ..
             } => Some(e),
@@ -92,9 +179,9 @@ impl OfdStampError {
 
 /// Opens document `row` in its request's upload and checks its SM3 against the approved one;
 /// the handle reads the document alone, from its start.
-fn open_checked(docs: &DocumentStore, row: &OfdFileRow) -> Result<Section, OfdStampError> {
+fn open_checked(docs: &DocumentStore, row: &StampFileRow) -> Result<Section, DocumentStampError> {
     let f = &row.file;
-    let unreadable = |why: String| OfdStampError::Unreadable {
+    let unreadable = |why: String| DocumentStampError::Unreadable {
         n: f.n,
         name: f.name.clone(),
         why,
@@ -108,7 +195,7 @@ fn open_checked(docs: &DocumentStore, row: &OfdFileRow) -> Result<Section, OfdSt
         Section::open(&path, row.offset, row.file.size).map_err(|e| unreadable(e.to_string()))?;
     let now = sm3_reader(&mut file).map_err(|e| unreadable(e.to_string()))?;
     if now != f.sm3.0 {
-        return Err(OfdStampError::Changed {
+        return Err(DocumentStampError::Changed {
             n: f.n,
             name: f.name.clone(),
             now: hex::encode(now),
@@ -120,18 +207,17 @@ fn open_checked(docs: &DocumentStore, row: &OfdFileRow) -> Result<Section, OfdSt
     Ok(file)
 }
 
-/// Checks every upload of request `id`, then seals each with `signer` at `time_info` on up to
+/// Checks every upload of request `id`, then seals each with `context` on up to
 /// `free_sessions + 1` threads. Returns the signatures (in document order, each under the
 /// upload's SM3, the digest approvers approved) and the sealed files' relative paths by
 /// position. On failure no sealed file of this call is left behind.
 pub fn seal_files(
     docs: &DocumentStore,
-    signer: &DocumentSigner<'_>,
+    context: &SealContext<'_>,
     id: RequestId,
-    rows: &[OfdFileRow],
-    time_info: OffsetDateTime,
+    rows: &[StampFileRow],
     free_sessions: usize,
-) -> Result<(Vec<SignedDocument>, Vec<SealedFile>), OfdStampError> {
+) -> Result<(Vec<SignedDocument>, Vec<SealedFile>), DocumentStampError> {
     // Every file first: one changed file means nothing at all is signed. The checked handles
     // are what the engine reads (a file replaced after the check is not the one sealed); a
     // very large batch is opened and hashed again per file instead, to bound open files.
@@ -153,30 +239,19 @@ pub fn seal_files(
             Some(file) => file,
             None => open_checked(docs, row)?,
         };
-        let write = |e: std::io::Error| OfdStampError::Write {
+        let write = |e: std::io::Error| DocumentStampError::Write {
             n: f.n,
             name: f.name.clone(),
             why: e.to_string(),
         };
         let (temp, out) = docs.sealed_temp(id, f.n).map_err(write)?;
-        let options = SealOptions {
-            mode: f.mode,
-            ..SealOptions::default()
-        };
         let sealed = {
             let mut writer = BufWriter::new(&out);
-            let sealed = seal(
-                BufReader::new(input),
-                &mut writer,
-                &f.plan,
-                &options,
-                signer,
-                time_info,
-            );
+            let sealed = seal_document(row, input, &mut writer, context);
             let flushed = writer.into_inner().map(|_| ()).map_err(|e| e.into_error());
             match (sealed, flushed) {
                 (Ok(sealed), Ok(())) => Ok(sealed),
-                (Err(source), _) => Err(OfdStampError::Seal {
+                (Err(source), _) => Err(DocumentStampError::Seal {
                     n: f.n,
                     name: f.name.clone(),
                     source,
@@ -201,14 +276,14 @@ pub fn seal_files(
         Ok((
             SignedDocument {
                 digest: f.sm3,
-                ses_signature: sealed.signature.der,
+                ses_signature: sealed,
             },
             (f.n, relative),
         ))
     });
     let results = results.and_then(|done| {
         docs.sync_sealed()
-            .map_err(|e| OfdStampError::Sync(e.to_string()))?;
+            .map_err(|e| DocumentStampError::Sync(e.to_string()))?;
         Ok(done)
     });
     match results {
