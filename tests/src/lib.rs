@@ -9,6 +9,7 @@ pub mod deployment;
 pub mod hsmsim;
 pub mod logs;
 pub mod ofd;
+pub mod pdf;
 pub mod pcsc;
 pub mod pty;
 pub mod sealctl;
