@@ -234,6 +234,11 @@ endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n"
         let id = Object::String(b"seald-sample-id!".to_vec(), StringFormat::Hexadecimal);
         doc.trailer.set("ID", vec![id.clone(), id]);
         let mut out = Vec::new();
+        doc.reference_table.cross_reference_type = if self.xref_streams {
+            lopdf::xref::XrefType::CrossReferenceStream
+        } else {
+            lopdf::xref::XrefType::CrossReferenceTable
+        };
         if self.xref_streams {
             doc.save_modern(&mut out)
         } else {
@@ -314,13 +319,10 @@ mod tests {
             assert_eq!(doc.get_pages().len(), 3);
             let text = doc.extract_text(&[3]).unwrap();
             assert!(text.contains("合同专用章"), "{text:?}");
-            assert_eq!(
-                std::str::from_utf8(&bytes[bytes.len() - 100..])
-                    .unwrap()
-                    .contains("/Type/XRef")
-                    || bytes.windows(10).any(|w| w == b"/Type/XRef"),
-                streams
-            );
+            let has = |s: &[u8]| bytes.windows(s.len()).any(|w| w == s);
+            assert_eq!(has(b"/Type/XRef"), streams);
+            assert_eq!(has(b"/Type/ObjStm"), streams);
+            assert_eq!(has(b"\nxref\n"), !streams);
         }
     }
 }
