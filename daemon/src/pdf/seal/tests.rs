@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::*;
 use crate::cert::testing::{parties, sample_seal_info, Parties};
 use crate::crypto::{data_digest, KeyAlgorithm};
-use crate::ofd::seal::{seal_size_mm, Edge, ResolvedStamp};
+use crate::ofd::seal::{seal_size_mm, Edge, ResolvedStamp, MAX_STAMPS};
 use crate::pdf::sample::{helvetica_width, Sample};
 use crate::pdf::PdfError;
 use crate::ses::{build_seal, Seal, SesSignature};
@@ -689,4 +689,110 @@ fn an_oversized_signature_is_never_truncated() {
         "{} {bound}",
         sig.der.len()
     );
+}
+
+#[test]
+fn a_certification_signature_that_allows_no_change_locks_the_document() {
+    let keys = Keys::undecodable();
+    let mut doc = lopdf::Document::load_mem(&Sample::new(1).build()).unwrap();
+    let sig = doc.add_object(dictionary! {
+        "Type" => "Sig",
+        "Name" => Object::string_literal("Certifier"),
+        "Reference" => vec![Object::Dictionary(dictionary! {
+            "Type" => "SigRef",
+            "TransformMethod" => "DocMDP",
+            "TransformParams" => dictionary! { "Type" => "TransformParams", "P" => 1, "V" => Object::Name(b"1.2".to_vec()) },
+        })],
+    });
+    doc.catalog_mut()
+        .unwrap()
+        .set("Perms", dictionary! { "DocMDP" => sig });
+    let mut bytes = Vec::new();
+    doc.save_to(&mut bytes).unwrap();
+    let err = plan(
+        &bytes,
+        &[at(1, 10.0, 10.0)],
+        keys.size(),
+        SealMode::Continue,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, SealError::Locked(who) if who.contains("Certifier")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_table_update_over_an_xref_stream_original_is_followed() {
+    // An original with object streams and an xref stream, then an update with a classic
+    // table (as some editors append): the seal's update is a table whose /Prev is that table.
+    let keys = Keys::undecodable();
+    let original = Sample::new(2).xref_streams(true).build();
+    let doc = crate::pdf::open(&original).unwrap();
+    let root = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
+    let n = doc.max_id + 1;
+    let mut mixed = original.clone();
+    let at_obj = mixed.len();
+    mixed.extend(format!("\n{n} 0 obj\n<</Producer(an editor)>>\nendobj\n").as_bytes());
+    let xref_at = mixed.len();
+    mixed.extend(
+        format!(
+            "xref\n{n} 1\n{:010} 00000 n \ntrailer\n<</Size {} /Root {} {} R /Info {n} 0 R /Prev {}>>\nstartxref\n{xref_at}\n%%EOF\n",
+            at_obj + 1,
+            n + 1,
+            root.0,
+            root.1,
+            doc.xref_start
+        )
+        .as_bytes(),
+    );
+    qpdf_check("mixed-input.pdf", &mixed);
+    let (out, _, sealed) = seal_with(&keys, &mixed, &[at(2, 10.0, 10.0)], &ses_options()).unwrap();
+    check("mixed.pdf", &mixed, &out, &sealed, &keys);
+    let tail = String::from_utf8_lossy(&out[mixed.len()..]).to_string();
+    assert!(
+        tail.contains("\nxref\n") && tail.contains(&format!("/Prev {xref_at}")),
+        "{tail}"
+    );
+}
+
+#[test]
+fn more_than_max_stamps_are_refused() {
+    let keys = Keys::undecodable();
+    let input = Sample::new(MAX_STAMPS as u32 + 1).build();
+    let riding = Placement::Riding {
+        edge: Edge::Left,
+        from: None,
+        to: None,
+        offset: None,
+    };
+    let err = plan(&input, &[riding], keys.size(), SealMode::Continue).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("at most {MAX_STAMPS}")),
+        "{err}"
+    );
+}
+
+/// The CMS form, once `pdf::cms` is built (until then `signed_data` refuses and this test
+/// only checks that the refusal is a signing error and nothing else).
+#[test]
+fn cms_form_when_the_builder_exists() {
+    let keys = Keys::undecodable();
+    let input = Sample::new(1).build();
+    let options = PdfSealOptions::default();
+    match seal_with(&keys, &input, &[at(1, 50.0, 60.0)], &options) {
+        Err(SealError::Sign(crate::ses::BuildError::Unsupported(_))) => {}
+        Err(e) => panic!("{e}"),
+        Ok((out, _, sealed)) => {
+            assert!(out.starts_with(&input));
+            qpdf_check("cms.pdf", &out);
+            let [_, b, c, _] = sealed.byte_range.map(|v| v as usize);
+            assert!(2 * sealed.contents.len() <= c - b - 2);
+            let sub = format!(
+                "/SubFilter/{}",
+                crate::pdf::cms::sub_filter(KeyAlgorithm::Sm2)
+            );
+            assert!(out.windows(sub.len()).any(|w| w == sub.as_bytes()));
+        }
+    }
 }
