@@ -4,6 +4,8 @@
 //! Knows nothing of devices or HTTP; signs through a [`crate::ses::DocumentSigner`]. Parsing
 //! and object writing use `lopdf`; this module bounds what it is given first.
 //!
+//! [`open`] reads untrusted bytes with the caps below (sealer and verifier alike).
+//!
 //! Modules: `seal` (plan and incremental update with a visible seal), `cms` (the `/Contents`:
 //! CMS SignedData, PAdES for P-256 and GB/T 35275 for SM2, or a GB/T 38540 SES_Signature),
 //! `verify` (every signature: ByteRange, digest, CMS, certificate, later revisions), `sample`
@@ -53,7 +55,9 @@ pub enum PdfError {
 /// objects whose xref offset is wrong are skipped (they read as missing), the trailer `/Size`
 /// is corrected from the entries found, and leading junk before `%PDF-` is allowed (offsets
 /// then count from the header, as readers do). Callers that need exact structure (the
-/// verifier) check what they use.
+/// verifier) check what they use. Also note that `lopdf` inflates object streams and xref
+/// streams while loading without its own output cap: the input cap bounds the compressed
+/// size only (page content that seald reads itself is inflated with a cap).
 pub fn open(bytes: &[u8]) -> Result<lopdf::Document, PdfError> {
     if !is_pdf(bytes) {
         return Err(PdfError::NotPdf);

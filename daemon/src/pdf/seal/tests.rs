@@ -345,7 +345,13 @@ fn sealing_twice_keeps_the_first_signature_valid() {
     let keys = Keys::undecodable();
     let input = Sample::new(2).build();
     let (once, _, first) = seal_with(&keys, &input, &[at(1, 50.0, 60.0)], &ses_options()).unwrap();
-    let (twice, _, second) = seal_with(&keys, &once, &[at(2, 50.0, 60.0)], &ses_options()).unwrap();
+    let (twice, _, second) = seal_with(
+        &keys,
+        &once,
+        &[at(1, 100.0, 160.0), at(2, 50.0, 60.0)],
+        &ses_options(),
+    )
+    .unwrap();
     assert_eq!(second.field_name, "Seal2");
     check("twice.pdf", &once, &twice, &second, &keys);
     let [_, b, c, d] = first.byte_range.map(|v| v as usize);
@@ -361,6 +367,16 @@ fn sealing_twice_keeps_the_first_signature_valid() {
         .as_dict()
         .unwrap();
     assert_eq!(acro.get(b"Fields").unwrap().as_array().unwrap().len(), 2);
+    // Page 1 keeps the first seal's widget and gains the second's.
+    let page1 = doc.get_pages()[&1];
+    let annots = doc
+        .get_dictionary(page1)
+        .unwrap()
+        .get(b"Annots")
+        .unwrap()
+        .as_array()
+        .unwrap();
+    assert_eq!(annots.len(), 2);
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //! two bytes, as `Identity-H` and the UCS-2 CMaps write them), the standard Helvetica metrics
 //! for a Helvetica or Arial font without widths, else 500/1000 em. A character's box spans its
 //! advance horizontally and −0.2 to 0.8 em around the baseline. Work is bounded: at most
-//! [`MAX_GLYPHS`] characters per page, forms nested [`MAX_DEPTH`] deep.
+//! [`MAX_GLYPHS`] characters and [`MAX_CONTENT`] bytes of decoded content per page, each form
+//! once, forms nested [`MAX_DEPTH`] deep.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -22,6 +23,36 @@ use crate::pdf::sample::helvetica_width;
 pub(crate) const MAX_GLYPHS: usize = 200_000;
 /// Deepest nesting of form XObjects followed.
 pub(crate) const MAX_DEPTH: usize = 8;
+/// Most content bytes (after decompression) read from one page, forms included.
+pub(crate) const MAX_CONTENT: usize = 64 << 20;
+
+/// The decoded bytes of a content stream, counted against `budget` (what is left of
+/// [`MAX_CONTENT`]): `/FlateDecode` is inflated here no further than the budget (a
+/// decompression bomb stops there); other filters go through `lopdf`.
+fn content_bytes(stream: &lopdf::Stream, budget: &mut usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let filters = stream.filters().unwrap_or_default();
+    let predictor = stream.dict.get(b"DecodeParms").is_ok();
+    let data = match filters.as_slice() {
+        [] => stream.content.clone(),
+        [f] if *f == b"FlateDecode" && !predictor => {
+            let mut out = Vec::new();
+            let limit = (*budget as u64).saturating_add(1);
+            flate2::read::ZlibDecoder::new(stream.content.as_slice())
+                .take(limit)
+                .read_to_end(&mut out)
+                .ok()?;
+            out
+        }
+        _ => stream.decompressed_content().ok()?,
+    };
+    if data.len() > *budget {
+        *budget = 0;
+        return None;
+    }
+    *budget -= data.len();
+    Some(data)
+}
 
 /// One character on a page, with its box in displayed millimetres.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +246,7 @@ struct Scanner<'a> {
     fonts: BTreeMap<(ObjectId, Vec<u8>), Font<'a>>,
     glyphs: Vec<Glyph>,
     forms: HashSet<ObjectId>,
+    budget: usize,
 }
 
 fn nums(ops: &[Object]) -> Vec<f64> {
@@ -384,7 +416,7 @@ impl<'a> Scanner<'a> {
         if get(doc, &stream.dict, b"Subtype").and_then(|s| s.as_name().ok()) != Some(b"Form") {
             return;
         }
-        let Ok(content) = stream.get_plain_content() else {
+        let Some(content) = content_bytes(stream, &mut self.budget) else {
             return;
         };
         let mut inner = gs.clone();
@@ -473,6 +505,7 @@ pub(crate) fn scan(doc: &Document, page: &PageInfo) -> Vec<Glyph> {
         fonts: BTreeMap::new(),
         glyphs: Vec::new(),
         forms: HashSet::new(),
+        budget: MAX_CONTENT,
     };
     let Ok(page_dict) = doc.get_dictionary(page.id) else {
         return Vec::new();
@@ -487,9 +520,15 @@ pub(crate) fn scan(doc: &Document, page: &PageInfo) -> Vec<Glyph> {
         }
         _ => (None, (0, 0)),
     };
-    let Ok(content) = doc.get_page_content(page.id) else {
-        return Vec::new();
-    };
+    let mut content = Vec::new();
+    for id in doc.get_page_contents(page.id) {
+        if let Ok(Object::Stream(s)) = doc.get_object(id) {
+            if let Some(bytes) = content_bytes(s, &mut scanner.budget) {
+                content.extend(bytes);
+                content.push(b'\n');
+            }
+        }
+    }
     let gs = GState {
         ctm: IDENTITY,
         font: None,
@@ -538,4 +577,90 @@ pub(crate) fn find(glyphs: &[Glyph], keyword: &str) -> Vec<[f64; 4]> {
         }
     }
     hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lopdf::{dictionary, Stream};
+
+    /// A one-page PDF (MediaBox 0 0 600 800) whose page draws a form XObject (translated by
+    /// `cm` and its `/Matrix`) that shows text with its own font resources, using `TJ` kerning,
+    /// `Tz` and `T*`.
+    fn with_form() -> (Document, PageInfo) {
+        let mut doc = Document::with_version("1.7");
+        let font = doc.add_object(dictionary! {
+            "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+            "Encoding" => "WinAnsiEncoding",
+        });
+        let form = doc.add_object(Stream::new(
+            dictionary! {
+                "Type" => "XObject", "Subtype" => "Form", "BBox" => vec![0.into(), 0.into(), 500.into(), 500.into()],
+                "Matrix" => vec![1.into(), 0.into(), 0.into(), 1.into(), 0.into(), 50.into()],
+                "Resources" => dictionary! { "Font" => dictionary! { "F9" => font } },
+            },
+            b"BT /F9 10 Tf 14 TL 0 0 Td (first line) Tj T* [(A) 1000 (B)] TJ 200 Tz (CD) Tj ET".to_vec(),
+        ));
+        let content = doc.add_object(Stream::new(
+            dictionary! {},
+            b"q 1 0 0 1 100 100 cm /Fm1 Do Q".to_vec(),
+        ));
+        let pages = doc.new_object_id();
+        let page = doc.add_object(dictionary! {
+            "Type" => "Page", "Parent" => pages, "Contents" => content,
+            "MediaBox" => vec![0.into(), 0.into(), 600.into(), 800.into()],
+            "Resources" => dictionary! { "XObject" => dictionary! { "Fm1" => form } },
+        });
+        doc.objects.insert(
+            pages,
+            Object::Dictionary(
+                dictionary! { "Type" => "Pages", "Kids" => vec![page.into()], "Count" => 1 },
+            ),
+        );
+        let info = PageInfo {
+            id: page,
+            vbox: [0.0, 0.0, 600.0, 800.0],
+            rotate: 0,
+        };
+        (doc, info)
+    }
+
+    #[test]
+    fn text_in_forms_with_kerning_and_scaling() {
+        let (doc, page) = with_form();
+        let glyphs = scan(&doc, &page);
+        let text: String = glyphs.iter().map(|g| g.ch).collect();
+        assert_eq!(text, "first lineABCD");
+        let mm = |pt: f64| pt * 25.4 / 72.0;
+        // "first line": baseline at y = 150 pt from the bottom, x from 100 pt.
+        let f = &glyphs[0];
+        assert!((f.bbox[0] - mm(100.0)).abs() < 1e-9);
+        assert!(
+            (f.bbox[3] - mm(800.0 - 150.0 + 2.0)).abs() < 1e-9,
+            "{:?}",
+            f.bbox
+        );
+        // Line two (T*: 14 pt down): A at x 100, B after A's width (6.67 pt) and 10 pt of TJ.
+        let a = &glyphs[10];
+        let b = &glyphs[11];
+        assert!(
+            (a.bbox[3] - mm(800.0 - 136.0 + 2.0)).abs() < 1e-9,
+            "{:?}",
+            a.bbox
+        );
+        assert!(
+            (b.bbox[0] - mm(100.0 + 6.67 - 10.0)).abs() < 1e-9,
+            "{:?}",
+            b.bbox
+        );
+        // Tz 200: C is twice as wide as at 100 %.
+        let c = &glyphs[12];
+        assert!(
+            (c.bbox[2] - c.bbox[0] - mm(2.0 * 7.22)).abs() < 1e-9,
+            "{:?}",
+            c.bbox
+        );
+        let hits = find(&glyphs, "line A");
+        assert_eq!(hits.len(), 1);
+    }
 }
