@@ -773,6 +773,52 @@ fn a_table_update_over_an_xref_stream_original_is_followed() {
 }
 
 #[test]
+fn a_hybrid_reference_file_is_sealed_with_a_table() {
+    // Hybrid (ISO 32000-1 §7.5.8.4): a classic table for the uncompressed objects whose
+    // trailer's /XRefStm points at the xref stream listing the compressed ones.
+    let keys = Keys::undecodable();
+    let original = Sample::new(2).xref_streams(true).build();
+    let doc = crate::pdf::open(&original).unwrap();
+    let stream_at = doc.xref_start;
+    let mut hybrid = original.clone();
+    let table_at = hybrid.len();
+    // Subsections for the uncompressed objects only: the compressed ones are absent.
+    let mut table = String::from("xref\n0 1\n0000000000 65535 f \n");
+    let normal: Vec<(u32, u32)> = (1..=doc.max_id)
+        .filter_map(|id| match doc.reference_table.get(id) {
+            Some(lopdf::xref::XrefEntry::Normal { offset, .. }) => Some((id, *offset)),
+            _ => None,
+        })
+        .collect();
+    let mut i = 0;
+    while i < normal.len() {
+        let mut j = i + 1;
+        while j < normal.len() && normal[j].0 == normal[j - 1].0 + 1 {
+            j += 1;
+        }
+        table.push_str(&format!("{} {}\n", normal[i].0, j - i));
+        for (_, offset) in &normal[i..j] {
+            table.push_str(&format!("{offset:010} 00000 n \n"));
+        }
+        i = j;
+    }
+    let root = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
+    table.push_str(&format!(
+        "trailer\n<</Size {} /Root {} {} R /XRefStm {stream_at}>>\nstartxref\n{table_at}\n%%EOF\n",
+        doc.max_id + 1,
+        root.0,
+        root.1
+    ));
+    hybrid.extend(table.as_bytes());
+    qpdf_check("hybrid-input.pdf", &hybrid);
+    let (out, _, sealed) = seal_with(&keys, &hybrid, &[at(2, 10.0, 10.0)], &ses_options()).unwrap();
+    check("hybrid.pdf", &hybrid, &out, &sealed, &keys);
+    let tail = String::from_utf8_lossy(&out[hybrid.len()..]).to_string();
+    assert!(tail.contains(&format!("/Prev {table_at}")), "{tail}");
+    assert_eq!(crate::pdf::open(&out).unwrap().get_pages().len(), 2);
+}
+
+#[test]
 fn more_than_max_stamps_are_refused() {
     let keys = Keys::undecodable();
     let input = Sample::new(MAX_STAMPS as u32 + 1).build();
