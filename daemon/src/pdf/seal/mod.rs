@@ -130,6 +130,26 @@ fn ses_max_len(signer: &DocumentSigner<'_>, property_info: &str) -> usize {
     tlv_len(body) + 16
 }
 
+/// Writes `contents` (hex) into the `/Contents` placeholder `<00…>` at `at` that holds
+/// `capacity` bytes; refuses (writing nothing) when it does not fit: a truncated signature
+/// is never written.
+fn write_contents(
+    out: &mut [u8],
+    at: usize,
+    capacity: usize,
+    contents: &[u8],
+) -> Result<(), SealError> {
+    if contents.len() > capacity {
+        return Err(SealError::Structure(format!(
+            "the signature is {} bytes but its /Contents placeholder holds {capacity}; nothing was written",
+            contents.len()
+        )));
+    }
+    let hex = hex::encode_upper(contents);
+    out[at + 1..at + 1 + hex.len()].copy_from_slice(hex.as_bytes());
+    Ok(())
+}
+
 /// Seals `input` with the stamps of `plan` (from [`plan`] on the same bytes): returns the
 /// whole new file (the original bytes, then one incremental update) and what was signed.
 /// `signer` signs once, at `time`.
@@ -305,14 +325,7 @@ pub fn seal(
         }
         PdfSignatureForm::Ses => signer.sign(time, &digest, &field_name, None)?.der,
     };
-    if contents.len() > contents_len {
-        return Err(SealError::Structure(format!(
-            "the signature is {} bytes but its /Contents placeholder holds {contents_len}; nothing was written",
-            contents.len()
-        )));
-    }
-    let hex = hex::encode_upper(&contents);
-    out[contents_at + 1..contents_at + 1 + hex.len()].copy_from_slice(hex.as_bytes());
+    write_contents(&mut out, contents_at, contents_len, &contents)?;
 
     Ok((
         out,

@@ -858,3 +858,33 @@ fn cms_form_when_the_builder_exists() {
         }
     }
 }
+
+#[test]
+fn contents_that_do_not_fit_are_refused_not_truncated() {
+    let mut out = b"<0000>".to_vec();
+    let err = write_contents(&mut out, 0, 2, &[1, 2, 3]).unwrap_err();
+    assert!(err.to_string().contains("placeholder holds 2"), "{err}");
+    assert_eq!(out, b"<0000>");
+    write_contents(&mut out, 0, 2, &[0xAB]).unwrap();
+    assert_eq!(out, b"<AB00>");
+}
+
+#[test]
+fn objects_of_a_later_generation_keep_it() {
+    // The catalog at generation 1: its new version in the update is "N 1 obj" and the
+    // xref entry says generation 1.
+    let keys = Keys::undecodable();
+    let mut doc = lopdf::Document::load_mem(&Sample::new(1).build()).unwrap();
+    let old = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
+    let catalog = doc.objects.remove(&old).unwrap();
+    let new = (old.0, 1);
+    doc.objects.insert(new, catalog);
+    doc.trailer.set("Root", new);
+    let mut input = Vec::new();
+    doc.save_to(&mut input).unwrap();
+    let (out, _, sealed) = seal_with(&keys, &input, &[at(1, 50.0, 60.0)], &ses_options()).unwrap();
+    check("generation.pdf", &input, &out, &sealed, &keys);
+    let tail = String::from_utf8_lossy(&out[input.len()..]).to_string();
+    assert!(tail.contains(&format!("\n{} 1 obj\n", old.0)), "{tail}");
+    assert!(tail.contains(" 00001 n \n"), "{tail}");
+}

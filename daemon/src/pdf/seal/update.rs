@@ -24,7 +24,7 @@ pub(crate) struct Update<'a> {
     next_id: u32,
     /// The new bytes (after the original), with each object's offset in them.
     out: Vec<u8>,
-    offsets: Vec<(u32, usize)>,
+    offsets: Vec<(u32, u16, usize)>,
 }
 
 impl<'a> Update<'a> {
@@ -85,7 +85,7 @@ impl<'a> Update<'a> {
 
     fn begin(&mut self, id: ObjectId) {
         let at = self.original.len() + self.out.len() - self.base;
-        self.offsets.push((id.0, at));
+        self.offsets.push((id.0, id.1, at));
         self.out
             .extend(format!("{} {} obj\n", id.0, id.1).as_bytes());
     }
@@ -129,8 +129,8 @@ impl<'a> Update<'a> {
                     j += 1;
                 }
                 text.push_str(&format!("{} {}\n", entries[i].0, j - i));
-                for (_, off) in &entries[i..j] {
-                    text.push_str(&format!("{off:010} 00000 n \n"));
+                for (_, generation, off) in &entries[i..j] {
+                    text.push_str(&format!("{off:010} {generation:05} n \n"));
                 }
                 i = j;
             }
@@ -143,7 +143,7 @@ impl<'a> Update<'a> {
             let id = self.new_id();
             let xref_at = self.original.len() + self.out.len() - self.base;
             let mut entries = self.offsets.clone();
-            entries.push((id.0, xref_at));
+            entries.push((id.0, id.1, xref_at));
             entries.sort();
             let mut index = Vec::new();
             let mut data = Vec::new();
@@ -155,10 +155,10 @@ impl<'a> Update<'a> {
                 }
                 index.push(Object::Integer(i64::from(entries[i].0)));
                 index.push(Object::Integer((j - i) as i64));
-                for (_, off) in &entries[i..j] {
+                for (_, generation, off) in &entries[i..j] {
                     data.push(1u8);
                     data.extend((*off as u32).to_be_bytes());
-                    data.extend([0u8, 0]);
+                    data.extend(generation.to_be_bytes());
                 }
                 i = j;
             }
