@@ -7,6 +7,11 @@
 //! (the original bytes are copied unchanged) with a signature field whose widgets draw the
 //! seal picture on each stamp's page, and a `/V` signature dictionary whose `/Contents` holds
 //! the signature over the `/ByteRange` (the whole new file but `/Contents`).
+//!
+//! Modules: `page` (page boxes, `/Rotate`, displayed mm ⇄ user space), `text` (page text
+//! for keywords), `place` (placements to boxes, as OFD), `image` (the seal picture decoded),
+//! `appearance` (image and form XObjects), `form` (AcroForm, `/Annots`, locks), `update`
+//! (the incremental update and its xref section).
 
 use std::collections::BTreeMap;
 use std::io::Read;
