@@ -674,6 +674,16 @@ fn bad_inputs_are_refused_clearly() {
     huge.extend(&rest[digits..]);
     let e = open_err(&huge);
     assert!(matches!(e, PdfError::TooLarge(_)), "{e}");
+    // No page tree.
+    let mut doc = lopdf::Document::load_mem(&good).unwrap();
+    doc.catalog_mut().unwrap().remove(b"Pages");
+    let mut no_pages = Vec::new();
+    doc.save_to(&mut no_pages).unwrap();
+    let e = open_err(&no_pages);
+    assert!(
+        matches!(e, PdfError::Unreadable(_)) && e.to_string().contains("/Pages"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -887,4 +897,18 @@ fn objects_of_a_later_generation_keep_it() {
     let tail = String::from_utf8_lossy(&out[input.len()..]).to_string();
     assert!(tail.contains(&format!("\n{} 1 obj\n", old.0)), "{tail}");
     assert!(tail.contains(" 00001 n \n"), "{tail}");
+}
+
+#[test]
+fn leading_junk_before_the_header_is_kept_and_offsets_count_from_the_header() {
+    let keys = Keys::undecodable();
+    let mut input = b"junk before the header\n".to_vec();
+    input.extend(Sample::new(1).build());
+    let (out, _, sealed) = seal_with(&keys, &input, &[at(1, 50.0, 60.0)], &ses_options()).unwrap();
+    assert!(out.starts_with(&input));
+    assert_eq!(sealed.byte_range[0], 0);
+    // lopdf (offsets from the header) reads the new revision.
+    let doc = crate::pdf::open(&out).unwrap();
+    let acro = page::get(&doc, doc.catalog().unwrap(), b"AcroForm");
+    assert!(acro.is_some());
 }
