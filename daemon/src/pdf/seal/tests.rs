@@ -912,3 +912,74 @@ fn leading_junk_before_the_header_is_kept_and_offsets_count_from_the_header() {
     let acro = page::get(&doc, doc.catalog().unwrap(), b"AcroForm");
     assert!(acro.is_some());
 }
+
+#[test]
+fn an_inline_acroform_with_a_taken_name_and_an_indirect_annots_array() {
+    let keys = Keys::undecodable();
+    let mut doc = lopdf::Document::load_mem(&Sample::new(1).build()).unwrap();
+    let page1 = doc.get_pages()[&1];
+    let link = doc.add_object(dictionary! {
+        "Type" => "Annot", "Subtype" => "Link",
+        "Rect" => vec![0.into(), 0.into(), 10.into(), 10.into()],
+    });
+    let text_field = doc.add_object(dictionary! {
+        "FT" => "Tx", "T" => Object::string_literal("Seal1"),
+    });
+    let annots = doc.add_object(Object::Array(vec![link.into()]));
+    doc.get_dictionary_mut(page1).unwrap().set("Annots", annots);
+    doc.catalog_mut().unwrap().set(
+        "AcroForm",
+        dictionary! { "Fields" => vec![text_field.into()], "DA" => Object::string_literal("/Helv 0 Tf 0 g") },
+    );
+    let mut input = Vec::new();
+    doc.save_to(&mut input).unwrap();
+    let (out, _, sealed) = seal_with(&keys, &input, &[at(1, 50.0, 60.0)], &ses_options()).unwrap();
+    assert_eq!(sealed.field_name, "Seal2");
+    check("inline-acroform.pdf", &input, &out, &sealed, &keys);
+    let after = crate::pdf::open(&out).unwrap();
+    // The array object was extended; the page still points at it.
+    let page = after.get_dictionary(page1).unwrap();
+    assert_eq!(page.get(b"Annots").unwrap().as_reference().unwrap(), annots);
+    assert_eq!(
+        after.get_object(annots).unwrap().as_array().unwrap().len(),
+        2
+    );
+    // The AcroForm kept the text field and its /DA.
+    let acro = page::get(&after, after.catalog().unwrap(), b"AcroForm")
+        .unwrap()
+        .as_dict()
+        .unwrap();
+    assert_eq!(acro.get(b"Fields").unwrap().as_array().unwrap().len(), 2);
+    assert!(acro.has(b"DA"));
+}
+
+#[test]
+fn a_riding_seal_on_rotated_pages_is_upright() {
+    let keys = Keys::new(red_over_blue(40, 40));
+    let input = Sample::new(2).rotate(1, 90).rotate(2, 90).build();
+    let riding = Placement::Riding {
+        edge: Edge::Right,
+        from: None,
+        to: None,
+        offset: Some(50.0),
+    };
+    let (out, plan, sealed) = seal_with(&keys, &input, &[riding], &ses_options()).unwrap();
+    check("riding-rotated.pdf", &input, &out, &sealed, &keys);
+    // Displayed pages are 297 mm wide: page 1 shows the left half at x 277..297.
+    assert_eq!(plan.stamps[0].boundary, [277.0, 50.0, 40.0, 40.0]);
+    let img = render("riding-rotated-p1", &out, 1);
+    assert!(
+        is_red(pixel(&img, 287.0, 60.0)),
+        "{:?}",
+        pixel(&img, 287.0, 60.0)
+    );
+    assert!(
+        is_blue(pixel(&img, 287.0, 80.0)),
+        "{:?}",
+        pixel(&img, 287.0, 80.0)
+    );
+    assert!(is_white(pixel(&img, 272.0, 70.0)));
+    let img = render("riding-rotated-p2", &out, 2);
+    assert!(is_red(pixel(&img, 287.0, 60.0)));
+    assert!(is_blue(pixel(&img, 287.0, 80.0)));
+}
