@@ -64,6 +64,38 @@ fn red_over_blue(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
+/// A PNG in quadrants: red top-left, green top-right, blue bottom-left, black bottom-right
+/// (so that tests see which way is up and which side is left).
+fn quadrants(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().unwrap();
+        let data: Vec<u8> = (0..h)
+            .flat_map(|y| {
+                (0..w).flat_map(move |x| match (x < w / 2, y < h / 2) {
+                    (true, true) => [255, 0, 0],
+                    (false, true) => [0, 255, 0],
+                    (true, false) => [0, 0, 255],
+                    (false, false) => [0, 0, 0],
+                })
+            })
+            .collect();
+        writer.write_image_data(&data).unwrap();
+    }
+    out
+}
+
+fn is_green(p: [u8; 3]) -> bool {
+    p[1] > 200 && p[0] < 60 && p[2] < 60
+}
+
+fn is_black(p: [u8; 3]) -> bool {
+    p.iter().all(|c| *c < 60)
+}
+
 fn ses_options() -> PdfSealOptions {
     PdfSealOptions {
         form: PdfSignatureForm::Ses,
@@ -402,7 +434,7 @@ fn lock_mode_refuses_later_seals() {
 
 #[test]
 fn rendered_stamps_are_where_planned_and_upright_on_rotated_pages() {
-    let keys = Keys::new(red_over_blue(40, 40));
+    let keys = Keys::new(quadrants(40, 40));
     for rotate in [0, 90, 180, 270] {
         let input = Sample::new(1).rotate(1, rotate).build();
         let (x, y) = (60.0, 50.0);
@@ -424,10 +456,27 @@ fn rendered_stamps_are_where_planned_and_upright_on_rotated_pages() {
             img.1
         );
         assert_eq!(plan.stamps[0].boundary, [x, y, 40.0, 40.0]);
-        let top = pixel(&img, x + 20.0, y + 10.0);
-        let bottom = pixel(&img, x + 20.0, y + 30.0);
-        assert!(is_red(top), "rotate {rotate}: top {top:?}");
-        assert!(is_blue(bottom), "rotate {rotate}: bottom {bottom:?}");
+        let quadrant = |dx: f64, dy: f64| pixel(&img, x + dx, y + dy);
+        assert!(
+            is_red(quadrant(10.0, 10.0)),
+            "rotate {rotate}: {:?}",
+            quadrant(10.0, 10.0)
+        );
+        assert!(
+            is_green(quadrant(30.0, 10.0)),
+            "rotate {rotate}: {:?}",
+            quadrant(30.0, 10.0)
+        );
+        assert!(
+            is_blue(quadrant(10.0, 30.0)),
+            "rotate {rotate}: {:?}",
+            quadrant(10.0, 30.0)
+        );
+        assert!(
+            is_black(quadrant(30.0, 30.0)),
+            "rotate {rotate}: {:?}",
+            quadrant(30.0, 30.0)
+        );
         for (px, py) in [
             (x - 5.0, y + 20.0),
             (x + 45.0, y + 20.0),
@@ -955,7 +1004,7 @@ fn an_inline_acroform_with_a_taken_name_and_an_indirect_annots_array() {
 
 #[test]
 fn a_riding_seal_on_rotated_pages_is_upright() {
-    let keys = Keys::new(red_over_blue(40, 40));
+    let keys = Keys::new(quadrants(40, 40));
     let input = Sample::new(2).rotate(1, 90).rotate(2, 90).build();
     let riding = Placement::Riding {
         edge: Edge::Right,
@@ -979,7 +1028,16 @@ fn a_riding_seal_on_rotated_pages_is_upright() {
         pixel(&img, 287.0, 80.0)
     );
     assert!(is_white(pixel(&img, 272.0, 70.0)));
+    // Page 2 shows the right half.
     let img = render("riding-rotated-p2", &out, 2);
-    assert!(is_red(pixel(&img, 287.0, 60.0)));
-    assert!(is_blue(pixel(&img, 287.0, 80.0)));
+    assert!(
+        is_green(pixel(&img, 287.0, 60.0)),
+        "{:?}",
+        pixel(&img, 287.0, 60.0)
+    );
+    assert!(
+        is_black(pixel(&img, 287.0, 80.0)),
+        "{:?}",
+        pixel(&img, 287.0, 80.0)
+    );
 }
