@@ -1041,3 +1041,29 @@ fn a_riding_seal_on_rotated_pages_is_upright() {
         pixel(&img, 287.0, 80.0)
     );
 }
+
+#[test]
+fn rotate_and_boxes_are_inherited_from_the_page_tree() {
+    let keys = Keys::undecodable();
+    // Landscape as displayed: x = 250 mm fits only because /Rotate 90 is inherited.
+    let input = Sample::new(1).inherited_rotate(90).build();
+    let p = plan(
+        &input,
+        &[at(1, 250.0, 10.0)],
+        keys.size(),
+        SealMode::Continue,
+    )
+    .unwrap();
+    assert_eq!(p.stamps[0].boundary, [250.0, 10.0, 40.0, 40.0]);
+    let err = plan(
+        &input,
+        &[at(1, 10.0, 250.0)],
+        keys.size(),
+        SealMode::Continue,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("297.0 x 210.0 mm as displayed"),
+        "{err}"
+    );
+}
