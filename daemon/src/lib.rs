@@ -12,6 +12,7 @@ pub mod background;
 pub mod cert;
 pub mod cli;
 pub mod clock;
+pub mod cms;
 pub mod config;
 pub mod crypto;
 pub mod custody;
