@@ -2,8 +2,8 @@
 //!
 //! Layers, pointing one way (see DESIGN.md §1): front ends `api`, `cli` → services
 //! `approval`, `seal`, `audit`, `custody`, `stamp`, `services`, `runtime` (event bus, logins,
-//! signing keys), `background` → formats and hardware `ofd`, `ses`, `cert`, `crypto`,
-//! `device`, `store`. `config` assembles the sections each module owns.
+//! signing keys), `background` → formats and hardware `ofd`, `pdf`, `cms`, `ses`, `cert`,
+//! `crypto`, `device`, `store`. `config` assembles the sections each module owns.
 
 pub mod api;
 pub mod approval;
