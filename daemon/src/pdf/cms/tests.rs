@@ -42,7 +42,13 @@ const PARTS: [&[u8]; 2] = [
 
 fn build(keys: &Keys, alg: KeyAlgorithm) -> Vec<u8> {
     let digest = data_digest(alg, &PARTS.concat());
-    signed_data(&keys.signer(), &[keys.p.root_cert.clone()], &digest, WHEN).unwrap()
+    signed_data(
+        &keys.signer(),
+        std::slice::from_ref(&keys.p.root_cert),
+        &digest,
+        WHEN,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -50,7 +56,7 @@ fn built_signed_data_verifies_and_catches_changes() {
     for alg in [KeyAlgorithm::P256, KeyAlgorithm::Sm2] {
         let keys = Keys::new(alg);
         let cms = build(&keys, alg);
-        let max = max_signed_data_len(&keys.signer(), &[keys.p.root_cert.clone()]);
+        let max = max_signed_data_len(&keys.signer(), std::slice::from_ref(&keys.p.root_cert));
         assert!(cms.len() <= max && max - cms.len() <= 8, "{alg:?}");
         let trust = keys.trust();
         let r = verify_contents(&cms, &PARTS, Some(&trust), Some(WHEN)).unwrap();

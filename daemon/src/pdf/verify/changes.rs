@@ -108,7 +108,9 @@ impl Roles {
         for obj in doc.objects.values() {
             refs_in(obj, &mut referenced, 0);
             if let Object::Stream(s) = obj {
-                s.dict.iter().for_each(|(_, o)| refs_in(o, &mut referenced, 1));
+                s.dict
+                    .iter()
+                    .for_each(|(_, o)| refs_in(o, &mut referenced, 1));
             }
             if dict(obj).is_some_and(is_annotation) {
                 if let Some(ap) = dict(obj).and_then(|d| d.get(b"AP").ok()) {
@@ -158,7 +160,10 @@ fn is_annotation_level(d: &Dictionary) -> bool {
     is_annotation(d)
         || d.has(b"FT")
         || (d.has(b"T") && (d.has(b"Kids") || d.has(b"Parent")))
-        || matches!(t, Some(b"Sig" | b"DocTimeStamp" | b"Metadata" | b"DSS" | b"SigRef"))
+        || matches!(
+            t,
+            Some(b"Sig" | b"DocTimeStamp" | b"Metadata" | b"DSS" | b"SigRef")
+        )
         || d.has(b"ByteRange")
 }
 
@@ -211,7 +216,10 @@ fn describe(id: ObjectId, old: &Object, new: &Object, roles: &Roles) -> Option<S
             id_text(id)
         ));
     }
-    let what = match (o.and_then(|d| name(d, b"Type")), o.and_then(|d| name(d, b"Subtype"))) {
+    let what = match (
+        o.and_then(|d| name(d, b"Type")),
+        o.and_then(|d| name(d, b"Subtype")),
+    ) {
         (Some(b"Pages"), _) => "page tree node",
         (Some(b"Font"), _) | (_, Some(b"Type1" | b"TrueType" | b"Type0" | b"Type3")) => "font",
         (Some(b"FontDescriptor"), _) => "font descriptor",

@@ -112,7 +112,11 @@ impl Walk<'_> {
             Some(t) => format!("{parent_name}.{t}"),
             None => parent_name.to_string(),
         };
-        let ft = dict.get(b"FT").ok().and_then(|o| o.as_name().ok()).or(inherited_ft);
+        let ft = dict
+            .get(b"FT")
+            .ok()
+            .and_then(|o| o.as_name().ok())
+            .or(inherited_ft);
         let kids: Vec<Object> = dict
             .get(b"Kids")
             .ok()
@@ -121,9 +125,9 @@ impl Walk<'_> {
             .unwrap_or_default();
         // Kids that are fields (they have /T) make this a non-terminal field; kids without
         // /T are its widgets.
-        let (field_kids, widget_kids): (Vec<_>, Vec<_>) = kids.iter().partition(|k| {
-            dict_of(self.doc, k).is_some_and(|(_, d)| d.has(b"T") || d.has(b"FT"))
-        });
+        let (field_kids, widget_kids): (Vec<_>, Vec<_>) = kids
+            .iter()
+            .partition(|k| dict_of(self.doc, k).is_some_and(|(_, d)| d.has(b"T") || d.has(b"FT")));
         for k in field_kids {
             self.field(k, &name, ft, depth + 1);
         }

@@ -16,6 +16,9 @@ use crate::cert::{CertFacts, TrustStore};
 
 use super::PdfError;
 
+/// The check line of content changes after a signature.
+const LATER_CHANGES: &str = "FAILED: later revisions change what was signed:";
+
 /// What incremental updates after a signature change.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -116,7 +119,11 @@ impl PdfReport {
         );
         for (i, s) in self.signatures.iter().enumerate() {
             let signer = s.signer.as_ref().map_or("unknown signer".to_string(), |f| {
-                format!("{} (O={})", f.display_name(), f.subject_o.as_deref().unwrap_or("-"))
+                format!(
+                    "{} (O={})",
+                    f.display_name(),
+                    f.subject_o.as_deref().unwrap_or("-")
+                )
             });
             let pages: Vec<String> = s.pages.iter().map(u32::to_string).collect();
             let _ = writeln!(
@@ -127,7 +134,11 @@ impl PdfReport {
                 if s.valid { "VALID" } else { "INVALID" },
                 s.form,
                 s.revision,
-                if pages.is_empty() { "-".into() } else { pages.join(",") },
+                if pages.is_empty() {
+                    "-".into()
+                } else {
+                    pages.join(",")
+                },
                 signer,
                 s.signing_time
                     .as_deref()
@@ -136,7 +147,9 @@ impl PdfReport {
                     .as_deref()
                     .map_or(String::new(), |t| format!(", seal {t}")),
             );
-            for c in s.checks.iter().filter(|c| c.starts_with("FAILED")) {
+            let failed = s.checks.iter().filter(|c| c.starts_with("FAILED"));
+            // The later-revisions line is said below, once.
+            for c in failed.filter(|c| !c.starts_with(LATER_CHANGES)) {
                 let _ = writeln!(out, "      {c}");
             }
             let _ = writeln!(out, "      changes after: {}", s.changes_after.to_text());
@@ -205,10 +218,8 @@ pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport,
             ));
             ChangesAfter::AnnotationsOnly { revisions: count }
         } else {
-            s.checks.push(format!(
-                "FAILED: later revisions change what was signed: {}",
-                list.join("; ")
-            ));
+            s.checks
+                .push(format!("{LATER_CHANGES} {}", list.join("; ")));
             s.valid = false;
             ChangesAfter::ContentChanged {
                 revisions: count,

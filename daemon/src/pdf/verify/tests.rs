@@ -28,7 +28,11 @@ fn append_update(base: &[u8], objects: &[(u32, Vec<u8>)]) -> Vec<u8> {
     let prev = {
         let at = base.windows(9).rposition(|w| w == b"startxref").unwrap();
         let text = String::from_utf8_lossy(&base[at + 9..]).into_owned();
-        text.split_whitespace().next().unwrap().parse::<usize>().unwrap()
+        text.split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
     };
     let mut out = base.to_vec();
     if !out.ends_with(b"\n") {
@@ -46,7 +50,12 @@ fn append_update(base: &[u8], objects: &[(u32, Vec<u8>)]) -> Vec<u8> {
     for (n, off) in &offsets {
         out.extend_from_slice(format!("{n} 1\n{off:010} 00000 n \n").as_bytes());
     }
-    let new_size = objects.iter().map(|(n, _)| n + 1).max().unwrap_or(0).max(size);
+    let new_size = objects
+        .iter()
+        .map(|(n, _)| n + 1)
+        .max()
+        .unwrap_or(0)
+        .max(size);
     out.extend_from_slice(
         format!(
             "trailer\n<< /Size {new_size} /Root 1 0 R /Prev {prev} >>\nstartxref\n{xref}\n%%EOF\n"
@@ -76,8 +85,8 @@ fn add_annotation(pdf: &[u8]) -> Vec<u8> {
         &[
             (
                 n,
-                format!("<< /Type /Annot /Subtype /Text /Rect [10 10 30 30] /Contents (note) /P 6 0 R >>")
-                    .into_bytes(),
+                b"<< /Type /Annot /Subtype /Text /Rect [10 10 30 30] /Contents (note) /P 6 0 R >>"
+                    .to_vec(),
             ),
             (6, format!("{PAGE_2} /Annots [{n} 0 R] >>").into_bytes()),
         ],
@@ -102,8 +111,17 @@ fn pyhanko_signatures_verify() {
         Some("pyHanko signer")
     );
     assert!(s.signing_time.is_some());
-    for wanted in ["ok: message-digest", "ok: DER ECDSA P-256", "ok: chain of 2", "ok: signing-certificate"] {
-        assert!(s.checks.iter().any(|c| c.starts_with(wanted)), "{wanted}: {:#?}", s.checks);
+    for wanted in [
+        "ok: message-digest",
+        "ok: DER ECDSA P-256",
+        "ok: chain of 2",
+        "ok: signing-certificate",
+    ] {
+        assert!(
+            s.checks.iter().any(|c| c.starts_with(wanted)),
+            "{wanted}: {:#?}",
+            s.checks
+        );
     }
 
     let r = verify_pdf(TWO, Some(&trust)).unwrap();
@@ -123,22 +141,37 @@ fn pyhanko_signatures_verify() {
     // Without trust roots the chain is not applicable, not failed.
     let r = verify_pdf(TWO, None).unwrap();
     assert!(r.valid);
-    assert!(r.signatures[0].checks.iter().any(|c| c.starts_with("n/a: chain")));
+    assert!(r.signatures[0]
+        .checks
+        .iter()
+        .any(|c| c.starts_with("n/a: chain")));
     let text = r.to_text();
-    assert!(text.starts_with("VALID: 2 signature(s), 3 revision(s), 2 page(s)"), "{text}");
-    assert!(text.contains("Sig1 VALID: pades form, revision 2, page(s) 1"), "{text}");
+    assert!(
+        text.starts_with("VALID: 2 signature(s), 3 revision(s), 2 page(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Sig1 VALID: pades form, revision 2, page(s) 1"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_changed_signed_byte_is_caught() {
-    let at = ONE.windows(14).position(|w| w == b"signed content").unwrap();
+    let at = ONE
+        .windows(14)
+        .position(|w| w == b"signed content")
+        .unwrap();
     let mut bad = ONE.to_vec();
     bad[at] = b'S';
     let r = verify_pdf(&bad, Some(&pyhanko_trust())).unwrap();
     assert!(!r.valid);
     let s = &r.signatures[0];
     assert!(!s.valid);
-    assert!(s.checks.iter().any(|c| c.starts_with("FAILED: message-digest")));
+    assert!(s
+        .checks
+        .iter()
+        .any(|c| c.starts_with("FAILED: message-digest")));
     assert!(r.to_text().contains("FAILED: message-digest"));
 }
 
@@ -162,7 +195,10 @@ fn later_updates_are_classified() {
     // New page content: both signatures are invalid and say what changed.
     let changed = append_update(
         &annotated,
-        &[(4, stream("BT /F1 24 Tf 72 720 Td (Page one: CHANGED) Tj ET"))],
+        &[(
+            4,
+            stream("BT /F1 24 Tf 72 720 Td (Page one: CHANGED) Tj ET"),
+        )],
     );
     let r = verify_pdf(&changed, Some(&trust)).unwrap();
     assert!(!r.valid);
@@ -180,7 +216,7 @@ fn later_updates_are_classified() {
     let changed = append_update(
         ONE,
         &[
-            (6, format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 300] /Contents 7 0 R /Resources << /Font << /F1 5 0 R >> >> >>").into_bytes()),
+            (6, b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 300] /Contents 7 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_vec()),
             (5, b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>".to_vec()),
         ],
     );
@@ -210,13 +246,20 @@ fn unsigned_broken_and_encrypted_files() {
         Err(PdfError::Unreadable(_))
     ));
     let encrypted = include_bytes!("../testdata/encrypted.pdf");
-    assert!(matches!(verify_pdf(encrypted, None), Err(PdfError::Encrypted)));
+    assert!(matches!(
+        verify_pdf(encrypted, None),
+        Err(PdfError::Encrypted)
+    ));
     // Bytes after the last revision belong to nobody.
     let mut tail = ONE.to_vec();
     tail.extend_from_slice(b"1 0 obj << /Type /Catalog >> endobj\n");
     let r = verify_pdf(&tail, None).unwrap();
     assert!(!r.valid);
-    assert!(r.problems[0].contains("after the last %%EOF"), "{:?}", r.problems);
+    assert!(
+        r.problems[0].contains("after the last %%EOF"),
+        "{:?}",
+        r.problems
+    );
 }
 
 /// `plain.pdf` signed by seald in field `Seal1` on page 1: `contents` makes the `/Contents`
@@ -248,7 +291,10 @@ fn seald_signed(sub_filter: &str, contents: impl Fn(&[&[u8]]) -> Vec<u8>) -> Vec
     let at = pdf.windows(7).rposition(|w| w == b"<000000").unwrap();
     let (a, b) = (at, at + HEX_LEN + 2);
     let c = pdf.len() - b;
-    let br_at = pdf.windows(14).rposition(|w| w == b"[0 0 0 0]     ").unwrap();
+    let br_at = pdf
+        .windows(14)
+        .rposition(|w| w == b"[0 0 0 0]     ")
+        .unwrap();
     let br = format!("[0 {a} {b} {c}]");
     pdf[br_at..br_at + br.len()].copy_from_slice(br.as_bytes());
     let der = contents(&[&pdf[..a], &pdf[b..]]);
@@ -277,17 +323,32 @@ fn seald_cms_and_ses_signatures_verify() {
         };
         for (pdf, form) in [(cms_pdf, expected_form), (ses_pdf, "ses")] {
             let r = verify_pdf(&pdf, Some(&trust)).unwrap();
-            assert!(r.valid, "{alg:?} {form}\n{}\n{:#?}", r.to_text(), r.signatures);
+            assert!(
+                r.valid,
+                "{alg:?} {form}\n{}\n{:#?}",
+                r.to_text(),
+                r.signatures
+            );
             let s = &r.signatures[0];
-            assert_eq!((s.form.as_str(), s.revision, s.pages.as_slice()), (form, 2, &[1][..]));
+            assert_eq!(
+                (s.form.as_str(), s.revision, s.pages.as_slice()),
+                (form, 2, &[1][..])
+            );
             assert_eq!(s.signing_time.as_deref(), Some("2025-06-01T08:00:00Z"));
-            assert_eq!(s.signer.as_ref().unwrap().subject_cn.as_deref(), Some("合同专用章"));
+            assert_eq!(
+                s.signer.as_ref().unwrap().subject_cn.as_deref(),
+                Some("合同专用章")
+            );
             assert_eq!(
                 s.seal.as_deref(),
                 (form == "ses").then_some("11010800000001 示例科技有限公司合同专用章")
             );
             // A later annotation is fine; a changed byte is not.
-            assert!(verify_pdf(&add_annotation(&pdf), Some(&trust)).unwrap().valid);
+            assert!(
+                verify_pdf(&add_annotation(&pdf), Some(&trust))
+                    .unwrap()
+                    .valid
+            );
             let mut bad = pdf.clone();
             let at = bad.windows(8).position(|w| w == b"Page one").unwrap();
             bad[at] = b'p';
