@@ -16,6 +16,10 @@ use crate::cert::{CertFacts, TrustStore};
 
 use super::PdfError;
 
+/// Most revisions (incremental updates + 1) of a PDF verified: each later revision is read
+/// again to compare it with the one before.
+pub const MAX_REVISIONS: usize = 1000;
+
 /// The check line of content changes after a signature.
 const LATER_CHANGES: &str = "FAILED: later revisions change what was signed:";
 
@@ -165,6 +169,12 @@ impl PdfReport {
 pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport, PdfError> {
     let doc = load::open(bytes)?;
     let ends = load::revision_ends(bytes);
+    if ends.len() > MAX_REVISIONS {
+        return Err(PdfError::TooLarge(format!(
+            "{} revisions, more than {MAX_REVISIONS}",
+            ends.len()
+        )));
+    }
     let mut problems = Vec::new();
     match ends.last() {
         None => problems.push("no `startxref … %%EOF` ends a revision".to_string()),

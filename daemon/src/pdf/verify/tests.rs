@@ -357,3 +357,86 @@ fn seald_cms_and_ses_signatures_verify() {
         }
     }
 }
+
+#[test]
+fn revisions_end_at_eof_after_startxref() {
+    let ends = load::revision_ends(TWO);
+    assert_eq!(ends.len(), 3);
+    assert_eq!(ends[0].end, PLAIN.len());
+    assert_eq!(ends[1].end, ONE.len());
+    assert_eq!(ends[2].end, TWO.len());
+    assert_eq!(ends[2].eof + 1, TWO.len());
+    // `%%EOF` not after `startxref <n>` (e.g. inside a stream) ends nothing.
+    let text = b"%PDF-1.7\nstream\n%%EOF\nendstream\nstartxref\n12\r\n%%EOF\r\n";
+    let ends = load::revision_ends(text);
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].end, text.len());
+    assert_eq!(ends[0].eof, text.len() - 2);
+}
+
+#[test]
+fn pdf_dates() {
+    let d = |s: &str| fields::pdf_date(s.as_bytes());
+    assert_eq!(d("D:20250601080000Z"), Some(WHEN));
+    assert_eq!(d("D:20250601160000+08'00'"), Some(WHEN));
+    assert_eq!(d("D:20250601030000-05'00"), Some(WHEN));
+    assert_eq!(d("D:2025060108"), Some(WHEN));
+    assert_eq!(d("20250601080000"), Some(WHEN));
+    assert_eq!(d("D:2025"), Some(datetime!(2025-01-01 0:00 UTC)));
+    assert_eq!(d("D:20251301"), None);
+    assert_eq!(d("yesterday"), None);
+}
+
+/// `ONE` with its `/ByteRange` replaced by `br` (same length, padded with spaces).
+fn with_byte_range(br: &str) -> Vec<u8> {
+    let at = ONE.windows(12).position(|w| w == b"/ByteRange [").unwrap() + 11;
+    let end = at + ONE[at..].iter().position(|&b| b == b']').unwrap() + 1;
+    let mut pdf = ONE.to_vec();
+    let text = format!("{br:<width$}", width = end - at);
+    assert_eq!(text.len(), end - at);
+    pdf[at..end].copy_from_slice(text.as_bytes());
+    pdf
+}
+
+#[test]
+fn byte_ranges_that_do_not_cover_a_revision_fail() {
+    let first = |pdf: &[u8]| verify_pdf(pdf, None).unwrap().signatures.remove(0);
+    let failed = |s: &PdfSignatureReport, what: &str| {
+        assert!(!s.valid);
+        assert!(
+            s.checks
+                .iter()
+                .any(|c| c.starts_with("FAILED") && c.contains(what)),
+            "{what}: {:#?}",
+            s.checks
+        );
+    };
+    let s = first(ONE);
+    assert!(s.valid);
+    let [_, a, b, c] = s.byte_range[..] else {
+        panic!()
+    };
+    // Shorter than the revision: the last bytes are unsigned.
+    let s = first(&with_byte_range(&format!("[0 {a} {b} {}]", c - 10)));
+    failed(&s, "not at the end of a revision");
+    assert_eq!(s.revision, 0);
+    // Not from byte 0, beyond the file, a gap that is not the hex string.
+    failed(
+        &first(&with_byte_range(&format!("[1 {a} {b} {c}]"))),
+        "byte 0",
+    );
+    failed(
+        &first(&with_byte_range(&format!("[0 {a} {b} {}]", c + 1))),
+        "does not fit",
+    );
+    failed(
+        &first(&with_byte_range(&format!("[0 {} {b} {}]", a - 1, c))),
+        "hex string",
+    );
+    failed(&first(&with_byte_range(&format!("[0 {a} {b}]"))), "not 4");
+    assert!(
+        !verify_pdf(&with_byte_range("[0 1 2 3]"), None)
+            .unwrap()
+            .valid
+    );
+}
