@@ -440,3 +440,21 @@ fn byte_ranges_that_do_not_cover_a_revision_fail() {
             .valid
     );
 }
+
+#[test]
+fn xref_streams_and_object_streams() {
+    let pdf = include_bytes!("../testdata/pyhanko-xref-stream.pdf");
+    let r = verify_pdf(pdf, Some(&pyhanko_trust())).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    assert_eq!((r.revisions, r.pages), (2, 2));
+    assert_eq!(r.signatures[0].pages, [1]);
+    assert_eq!(r.signatures[0].form, "pades");
+    let pdf = include_bytes!("../testdata/pyhanko-xref-stream-two.pdf");
+    let r = verify_pdf(pdf, Some(&pyhanko_trust())).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    assert_eq!(r.revisions, 3);
+    assert_eq!(
+        r.signatures[0].changes_after,
+        ChangesAfter::AnnotationsOnly { revisions: 1 }
+    );
+}
