@@ -9,6 +9,7 @@ use super::oid;
 use super::parse::{cert_issuer_serial, strip_zeros, SignedAttrs, SignedData, SignerId};
 use crate::cert::{rfc3339, CertFacts, Certificate, TrustStore};
 use crate::crypto::{KeyAlgorithm, VerifyingKey};
+use crate::ses::der::{read_single, tag};
 use crate::ses::verify::read_signature_value;
 
 /// The outcome of a CMS signature check.
@@ -120,15 +121,30 @@ pub enum ContentDigest<'a> {
     Chunks(&'a [&'a [u8]]),
 }
 
-/// The certificate named by the SignerInfo, among the SignedData's certificates.
+/// The certificate named by the SignerInfo, among the SignedData's certificates: by issuer and
+/// serial (falling back to the serial alone, as some writers re-encode the issuer name), or
+/// by subject key identifier.
 pub(crate) fn find_signer(sd: &SignedData<'_>) -> Option<Certificate> {
-    let found = sd.certs.iter().find(|c| match sd.signer.sid {
-        SignerId::IssuerSerial { issuer, serial } => cert_issuer_serial(c).is_some_and(|(i, s)| {
-            let s = crate::ses::der::read_single(s, crate::ses::der::tag::INTEGER, "serial");
-            s.is_ok_and(|s| strip_zeros(s.value) == serial) && (i == issuer || issuer.is_empty())
-        }),
-        SignerId::KeyId(id) => subject_key_id(c).as_deref() == Some(id),
-    })?;
+    fn serial_of(cert: &[u8]) -> Option<(&[u8], &[u8])> {
+        let (issuer, serial) = cert_issuer_serial(cert)?;
+        let serial = read_single(serial, tag::INTEGER, "serialNumber").ok()?;
+        Some((issuer, strip_zeros(serial.value)))
+    }
+    let found = match sd.signer.sid {
+        SignerId::IssuerSerial { issuer, serial } => sd
+            .certs
+            .iter()
+            .find(|c| serial_of(c) == Some((issuer, serial)))
+            .or_else(|| {
+                sd.certs
+                    .iter()
+                    .find(|c| serial_of(c).is_some_and(|(_, s)| s == serial))
+            }),
+        SignerId::KeyId(id) => sd
+            .certs
+            .iter()
+            .find(|c| subject_key_id(c).as_deref() == Some(id)),
+    }?;
     Certificate::from_der(found).ok()
 }
 
@@ -173,7 +189,12 @@ fn signed_digest(
 /// Whether `sig_alg` fits a key of `key`.
 fn signature_algorithm_fits(sig_alg: &str, key: KeyAlgorithm) -> bool {
     match key {
-        KeyAlgorithm::Sm2 => matches!(sig_alg, oid::SM2_SM3 | oid::SM2 | oid::SM2_1),
+        // 1.2.156.10197.1.501, or the SM2 key OID 1.2.156.10197.1.301(.x) some writers use.
+        KeyAlgorithm::Sm2 => {
+            sig_alg == oid::SM2_SM3
+                || sig_alg == oid::SM2
+                || sig_alg.starts_with("1.2.156.10197.1.301.")
+        }
         KeyAlgorithm::P256 => matches!(
             sig_alg,
             oid::ECDSA_SHA256 | oid::ECDSA_SHA384 | oid::ECDSA_SHA512 | oid::EC_PUBLIC_KEY
@@ -275,7 +296,7 @@ fn signing_certificate_check(c: &mut CmsChecks, attrs: &SignedAttrs, cert: &Cert
         Some(h) => {
             let serial_ok = id.serial.as_deref().is_none_or(|s| {
                 cert_issuer_serial(cert.der()).is_some_and(|(_, raw)| {
-                    crate::ses::der::read_single(raw, crate::ses::der::tag::INTEGER, "serial")
+                    read_single(raw, tag::INTEGER, "serialNumber")
                         .is_ok_and(|t| strip_zeros(t.value) == s)
                 })
             });
