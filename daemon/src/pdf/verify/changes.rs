@@ -83,6 +83,44 @@ fn refs_in(obj: &Object, out: &mut Vec<ObjectId>, depth: usize) {
     }
 }
 
+/// Every object reachable from the pages but through `/Parent`, `/Annots` and `/P`:
+/// content streams, resources, fonts, images, form XObjects.
+fn shown(doc: &Document, pages: &BTreeMap<ObjectId, u32>) -> HashSet<ObjectId> {
+    let mut stack = Vec::new();
+    for &page in pages.keys() {
+        let mut node = doc.get_dictionary(page).ok();
+        let mut first = true;
+        // The page's own entries, then what it inherits from its ancestors.
+        for _ in 0..32 {
+            let Some(d) = node else { break };
+            for (k, v) in d.iter() {
+                let skip = matches!(k.as_slice(), b"Parent" | b"Annots" | b"P" | b"Kids");
+                if !skip && (first || k.as_slice() == b"Resources") {
+                    refs_in(v, &mut stack, 0);
+                }
+            }
+            first = false;
+            node = d
+                .get(b"Parent")
+                .and_then(Object::as_reference)
+                .and_then(|p| doc.get_dictionary(p))
+                .ok();
+        }
+    }
+    let mut seen = HashSet::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        match doc.objects.get(&id) {
+            Some(Object::Stream(st)) => st.dict.iter().for_each(|(_, o)| refs_in(o, &mut stack, 1)),
+            Some(o) => refs_in(o, &mut stack, 0),
+            None => {}
+        }
+    }
+    seen
+}
+
 impl Roles {
     fn of(doc: &Document) -> Self {
         let pages = page_numbers(doc);
@@ -138,6 +176,10 @@ impl Roles {
         }
         if let Ok(Object::Reference(info)) = doc.trailer.get(b"Info") {
             free.insert(*info);
+        }
+        // What pages show is never free, even when an annotation uses it too.
+        for id in shown(doc, &pages) {
+            free.remove(&id);
         }
         Self {
             pages,

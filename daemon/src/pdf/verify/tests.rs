@@ -458,3 +458,50 @@ fn xref_streams_and_object_streams() {
         ChangesAfter::AnnotationsOnly { revisions: 1 }
     );
 }
+
+#[test]
+fn an_appearance_stream_the_page_shows_too_is_content() {
+    // Page 2 draws form XObject 20 0, which an annotation also uses as its appearance.
+    let base = append_update(
+        ONE,
+        &[
+            (20, stream("0 0 m 10 10 l S")),
+            (
+                21,
+                b"<< /Type /Annot /Subtype /Stamp /Rect [0 0 10 10] /AP << /N 20 0 R >> >>"
+                    .to_vec(),
+            ),
+            (
+                6,
+                format!(
+                    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 7 0 R \
+                     /Resources << /Font << /F1 5 0 R >> /XObject << /X 20 0 R >> >> \
+                     /Annots [21 0 R] >>"
+                )
+                .into_bytes(),
+            ),
+        ],
+    );
+    let signed_later = |pdf: &[u8]| {
+        // Treat revision 3 as signed by looking at what revision 4 changes.
+        let ends = load::revision_ends(pdf);
+        let prev = lopdf::Document::load_mem(&pdf[..ends[2].end]).unwrap();
+        let next = lopdf::Document::load_mem(pdf).unwrap();
+        changes::content_changes(&prev, &next)
+    };
+    let changed = append_update(&base, &[(20, stream("0 0 m 99 99 l S"))]);
+    assert_eq!(signed_later(&changed), ["stream 20 0 changed"]);
+    // An appearance used by the annotation only is free to change.
+    let annot_only = append_update(
+        &base,
+        &[
+            (
+                21,
+                b"<< /Type /Annot /Subtype /Stamp /Rect [0 0 10 10] /AP << /N 22 0 R >> >>"
+                    .to_vec(),
+            ),
+            (22, stream("1 1 m 2 2 l S")),
+        ],
+    );
+    assert!(signed_later(&annot_only).is_empty());
+}
