@@ -473,12 +473,10 @@ fn an_appearance_stream_the_page_shows_too_is_content() {
             ),
             (
                 6,
-                format!(
-                    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 7 0 R \
-                     /Resources << /Font << /F1 5 0 R >> /XObject << /X 20 0 R >> >> \
-                     /Annots [21 0 R] >>"
-                )
-                .into_bytes(),
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 7 0 R \
+                  /Resources << /Font << /F1 5 0 R >> /XObject << /X 20 0 R >> >> \
+                  /Annots [21 0 R] >>"
+                    .to_vec(),
             ),
         ],
     );
