@@ -503,3 +503,19 @@ fn an_appearance_stream_the_page_shows_too_is_content() {
     );
     assert!(signed_later(&annot_only).is_empty());
 }
+
+#[test]
+fn sha384_with_a_p256_key() {
+    let pdf = include_bytes!("../testdata/pyhanko-sha384.pdf");
+    let r = verify_pdf(pdf, Some(&pyhanko_trust())).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    let s = &r.signatures[0];
+    assert_eq!(s.field, "Sig384");
+    assert!(s
+        .checks
+        .contains(&"ok: digest algorithm SHA-384".to_string()));
+    assert!(s
+        .checks
+        .iter()
+        .any(|c| c.contains("ECDSA P-256 with SHA-384")));
+}
