@@ -219,6 +219,14 @@ pub(crate) fn verify_signature(
     }
     let (sig, encoding) = read_signature_value(sd.signer.signature)?;
     let vk = VerifyingKey::cached(key).map_err(|e| e.to_string())?;
+    // ecdsa-with-SHAxxx names the hash the signature uses; id-ecPublicKey leaves it to the
+    // digest algorithm.
+    let digest = match sig_alg.as_str() {
+        oid::ECDSA_SHA256 => DigestAlgorithm::Sha256,
+        oid::ECDSA_SHA384 => DigestAlgorithm::Sha384,
+        oid::ECDSA_SHA512 => DigestAlgorithm::Sha512,
+        _ => digest,
+    };
     let e = signed_digest(&vk, digest, message)?;
     vk.verify_digest(&e, &sig).map_err(|e| e.to_string())?;
     let what = match key.algorithm {
