@@ -419,3 +419,72 @@ pub fn verify_detached(
         checks: c.lines,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert::testing::parties;
+    use crate::ses::der::write;
+    use crate::ses::sign_message;
+
+    /// A detached SignedData without signed attributes: the signature covers the content.
+    fn plain(alg: KeyAlgorithm, content: &[u8]) -> Vec<u8> {
+        let p = parties(alg);
+        let sig = sign_message(&p.signer, content).unwrap().to_der();
+        let (digest, sig_alg) = match alg {
+            KeyAlgorithm::P256 => (oid::SHA256, oid::ECDSA_SHA256),
+            KeyAlgorithm::Sm2 => (oid::SM3, oid::SM2_SM3),
+        };
+        let o = |s: &str| write::oid(s).unwrap();
+        let (issuer, serial) = cert_issuer_serial(&p.signer_cert).unwrap();
+        let digest_alg = write::seq(&[&o(digest)]);
+        let signer_info = write::seq(&[
+            &write::int(1),
+            &write::seq(&[issuer, serial]),
+            &digest_alg,
+            &write::seq(&[&o(sig_alg)]),
+            &write::octets(&sig),
+        ]);
+        let body = write::seq(&[
+            &write::int(1),
+            &write::constructed(tag::SET, &[&digest_alg]),
+            &write::seq(&[&o(oid::DATA)]),
+            &write::constructed(tag::CONTEXT_0, &[&p.signer_cert]),
+            &write::constructed(tag::SET, &[&signer_info]),
+        ]);
+        write::seq(&[
+            &o(oid::SIGNED_DATA),
+            &write::constructed(tag::CONTEXT_0, &[&body]),
+        ])
+    }
+
+    #[test]
+    fn the_plain_form_verifies_over_the_content() {
+        for alg in [KeyAlgorithm::P256, KeyAlgorithm::Sm2] {
+            let der = plain(alg, b"first part, second part");
+            let pieces: [&[u8]; 2] = [b"first part", b", second part"];
+            let r = verify_detached(&der, ContentDigest::Chunks(&pieces), None, None).unwrap();
+            assert!(r.valid, "{alg:?} {:#?}", r.checks);
+            assert_eq!(r.form, "plain");
+            assert!(r
+                .checks
+                .contains(&"n/a: certificate validity: no signing time to judge it at".into()));
+            let other: [&[u8]; 2] = [b"first part", b", changed"];
+            let r = verify_detached(&der, ContentDigest::Chunks(&other), None, None).unwrap();
+            assert!(!r.valid, "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn digests_in_pieces() {
+        let whole = DigestAlgorithm::Sm3.digest(&[b"abcdef"]);
+        assert_eq!(whole, crate::crypto::sm3(b"abcdef"));
+        assert_eq!(DigestAlgorithm::Sm3.digest(&[b"abc", b"", b"def"]), whole);
+        assert_eq!(DigestAlgorithm::Sha384.digest(&[b"x"]).len(), 48);
+        assert_eq!(
+            DigestAlgorithm::from_oid(oid::SHA512),
+            Some(DigestAlgorithm::Sha512)
+        );
+        assert_eq!(DigestAlgorithm::from_oid(oid::SHA1), None);
+    }
+}
