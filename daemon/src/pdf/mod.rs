@@ -16,7 +16,7 @@ pub mod sample;
 pub mod seal;
 mod verify;
 
-pub use verify::{verify_pdf, ChangesAfter, PdfReport, PdfSignatureReport};
+pub use verify::{verify_pdf, ChangesAfter, PdfReport, PdfSignatureReport, MAX_REVISIONS};
 
 /// Largest PDF seald reads (bytes).
 pub const MAX_PDF: usize = 256 << 20;

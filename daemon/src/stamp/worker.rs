@@ -226,6 +226,7 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
                 .map(|leaf| state.services.registry.trust().issuers_of(&leaf))
                 .unwrap_or_default(),
             reason: Some(ticket.request.purpose.clone()),
+            ..PdfSealOptions::default()
         };
         let context = SealContext {
             signer: &signer,
