@@ -1,48 +1,4 @@
-//! Opening a PDF (after the size, header and encryption checks) and finding its revisions.
-
-use lopdf::Document;
-
-use crate::pdf::{is_pdf, PdfError, MAX_OBJECTS, MAX_PDF};
-
-/// Opens `bytes` with lopdf after the caps: size, `%PDF-` header, no encryption, object count.
-// TODO: use the engine's public loader once `pdf::open` lands (same checks).
-pub(super) fn open(bytes: &[u8]) -> Result<Document, PdfError> {
-    if bytes.len() > MAX_PDF {
-        return Err(PdfError::TooLarge(format!(
-            "{} bytes, more than {MAX_PDF}",
-            bytes.len()
-        )));
-    }
-    if !is_pdf(bytes) {
-        return Err(PdfError::NotPdf);
-    }
-    let doc = match Document::load_mem(bytes) {
-        Ok(doc) => doc,
-        Err(_) if trailer_mentions_encrypt(bytes) => return Err(PdfError::Encrypted),
-        Err(e) => return Err(PdfError::Unreadable(e.to_string())),
-    };
-    if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() {
-        return Err(PdfError::Encrypted);
-    }
-    let size = doc
-        .trailer
-        .get(b"Size")
-        .and_then(lopdf::Object::as_i64)
-        .unwrap_or(0);
-    if size > i64::from(MAX_OBJECTS) || doc.max_id > MAX_OBJECTS {
-        return Err(PdfError::TooLarge(format!(
-            "{} objects, more than {MAX_OBJECTS}",
-            size.max(i64::from(doc.max_id))
-        )));
-    }
-    Ok(doc)
-}
-
-/// Whether the last trailer (or xref stream dictionary) names an `/Encrypt` dictionary.
-fn trailer_mentions_encrypt(bytes: &[u8]) -> bool {
-    let tail = &bytes[bytes.len().saturating_sub(64 << 10)..];
-    tail.windows(8).any(|w| w == b"/Encrypt")
-}
+//! Finding a PDF's revisions (each ends at a `%%EOF` after `startxref`).
 
 /// Where one revision ends: `%%EOF` after `startxref <offset>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

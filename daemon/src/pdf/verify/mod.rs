@@ -167,7 +167,7 @@ impl PdfReport {
 
 /// Verifies every signature of the PDF `bytes`; certificates chain to `trust` when given.
 pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport, PdfError> {
-    let doc = load::open(bytes)?;
+    let doc = crate::pdf::open(bytes)?;
     let ends = load::revision_ends(bytes);
     if ends.len() > MAX_REVISIONS {
         return Err(PdfError::TooLarge(format!(
