@@ -13,10 +13,10 @@ use time::OffsetDateTime;
 
 use crate::cert::TrustStore;
 use crate::ofd::verify_ofd;
-use crate::store::model::DocumentFormat;
 use crate::ses::{
     detect, verify_seal, verify_signature, Document, ObjectKind, Seal, SesSignature, VerifyOptions,
 };
+use crate::store::model::DocumentFormat;
 
 /// Every required check passed.
 pub const EXIT_VALID: i32 = 0;

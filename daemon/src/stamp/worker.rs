@@ -17,8 +17,8 @@ use super::documents::{discard, seal_files, SealContext};
 use crate::approval::{rules, PinMode, RequestId, SigningTicket, StampRequest};
 use crate::cert::Certificate;
 use crate::device::DeviceError;
-use crate::pdf::seal::PdfSealOptions;
 use crate::identity::Caller;
+use crate::pdf::seal::PdfSealOptions;
 use crate::runtime::{Event, RequestParties, Runtime};
 use crate::ses::{DocumentSigner, Seal as SesSeal};
 
@@ -233,10 +233,11 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
             time: time_info,
             pdf: &pdf,
         };
-        seal_files(&state.documents, &context, id, &rows, owner.free_sessions())
-        .map_err(|e| match e.build_error().and_then(device_cause) {
-            Some(device) => StampError::Device(device),
-            None => StampError::Document(e),
+        seal_files(&state.documents, &context, id, &rows, owner.free_sessions()).map_err(|e| {
+            match e.build_error().and_then(device_cause) {
+                Some(device) => StampError::Device(device),
+                None => StampError::Document(e),
+            }
         })?
     };
     if owner.generation() != generation {
