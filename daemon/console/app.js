@@ -54,6 +54,7 @@
     image: ['印模', 'Impression'],
     digest: ['SM3 摘要', 'SM3 digest'],
     size: ['大小', 'Size'],
+    format: ['格式', 'Format'],
     pages: ['页数', 'Pages'],
     placements: ['盖章位置', 'Placements'],
     mode: ['模式', 'Mode'],
@@ -718,6 +719,7 @@
       const box = el('div', { class: 'document' }, facts);
       if (file) {
         facts.append(
+          el('dt', { text: t('format') }), el('dd', { class: 'doc-format', text: (file.format || 'ofd').toUpperCase() }),
           el('dt', { text: t('size') }), el('dd', { text: bytes(file.size) }),
           el('dt', { text: t('pages') }), el('dd', { text: String(file.plan.pages) }),
           el('dt', { text: t('mode') }), el('dd', { text: file.mode }),
