@@ -249,12 +249,22 @@ fn sm2_seals_on_rotated_and_xref_stream_pdfs_verify_and_tampering_is_found() {
     let page = render(&keep("sm2-rotated.pdf", &sealed), 1, 72);
     assert_seal_at(&page, 72, boundary(&v, 0, 0));
 
-    // A byte changed inside the signed range: invalid, and sealctl says so with exit 1.
+    // A byte changed inside the signed range (a digit of the signing date `/M(D:YYYY…`, which keeps
+    // the file readable): the digest no longer matches, and sealctl says invalid with exit 1.
     let mut tampered = sealed.clone();
-    let at = tampered.len() / 3;
-    tampered[at] ^= 0x01;
+    let at = sealed.windows(5).rposition(|w| w == b"/M(D:").expect("/M") + 7;
+    tampered[at] = if tampered[at] == b'1' { b'2' } else { b'1' };
     let report = verify(&tampered, &root);
     assert!(!report.valid, "{}", report.to_text());
+    assert_eq!(report.signatures.len(), 1, "{}", report.to_text());
+    assert!(
+        report.signatures[0]
+            .checks
+            .iter()
+            .any(|c| c.starts_with("FAILED") && c.contains("message-digest")),
+        "{}",
+        report.to_text()
+    );
     let path = keep("sm2-tampered.pdf", &tampered);
     let out = Command::new(bin("sealctl"))
         .args(["verify", path.to_str().unwrap(), "--trust"])
@@ -494,4 +504,32 @@ fn sealctl_stamp_seals_pdf_and_ofd_together() {
     assert_eq!(verified.status.code(), Some(0), "{verified:?}");
     assert!(String::from_utf8_lossy(&verified.stdout).contains("VALID"));
     assert!(out.join("notice.ofd").is_file());
+}
+
+#[test]
+fn ses_form_puts_a_gbt_38540_signature_in_contents() {
+    let d = Deployment::hsm_sim_with("sansec", "[pdf]\nform = \"ses\"\n");
+    d.login_custodian();
+    let root = d.demo_dir().join("ca/root.pem");
+    let v = stamp(
+        &d,
+        &json!({
+            "seal_id": d.seal_id,
+            "purpose": "SES form",
+            "placements": [{ "kind": "at", "page": 1, "x": 100, "y": 100 }],
+        }),
+        &[("letter.pdf", &Sample::new(1).build())],
+    );
+    let sealed = download(&d, &v, 1);
+    assert_qpdf_ok(&keep("sm2-ses.pdf", &sealed));
+    let report = verify(&sealed, &root);
+    assert!(report.valid, "{}", report.to_text());
+    let sig = &report.signatures[0];
+    assert_eq!(sig.form, "ses", "{}", report.to_text());
+    assert!(sig.seal.is_some(), "the seal is named: {}", report.to_text());
+    // The request's signature is that SES_Signature, and it parses as one.
+    let recorded = B64
+        .decode(v["signatures"][0]["ses_signature"].as_str().unwrap())
+        .unwrap();
+    seald::ses::SesSignature::parse(&recorded).expect("a GB/T 38540 SES_Signature");
 }
