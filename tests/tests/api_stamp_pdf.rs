@@ -526,7 +526,11 @@ fn ses_form_puts_a_gbt_38540_signature_in_contents() {
     assert!(report.valid, "{}", report.to_text());
     let sig = &report.signatures[0];
     assert_eq!(sig.form, "ses", "{}", report.to_text());
-    assert!(sig.seal.is_some(), "the seal is named: {}", report.to_text());
+    assert!(
+        sig.seal.is_some(),
+        "the seal is named: {}",
+        report.to_text()
+    );
     // The request's signature is that SES_Signature, and it parses as one.
     let recorded = B64
         .decode(v["signatures"][0]["ses_signature"].as_str().unwrap())

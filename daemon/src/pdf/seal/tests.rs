@@ -412,6 +412,29 @@ fn sealing_twice_keeps_the_first_signature_valid() {
 }
 
 #[test]
+fn sealing_a_pdf_signed_by_pyhanko_keeps_its_signature_valid() {
+    let keys = Keys::undecodable();
+    let signed = include_bytes!("../testdata/pyhanko-one.pdf");
+    let root =
+        crate::cert::TrustStore::from_pem_or_der(include_bytes!("../testdata/pyhanko-root.pem"))
+            .unwrap();
+    let (out, _, sealed) = seal_with(&keys, signed, &[at(2, 50.0, 60.0)], &ses_options()).unwrap();
+    check("after-pyhanko.pdf", signed, &out, &sealed, &keys);
+    let report = crate::pdf::verify_pdf(&out, Some(&root)).unwrap();
+    assert_eq!(report.signatures.len(), 2, "{}", report.to_text());
+    let earlier = &report.signatures[0];
+    assert_eq!(earlier.form, "pades", "{}", report.to_text());
+    assert!(earlier.valid, "{}", report.to_text());
+    assert_eq!(
+        earlier.changes_after,
+        crate::pdf::ChangesAfter::AnnotationsOnly { revisions: 1 },
+        "{}",
+        report.to_text()
+    );
+    assert_eq!(report.signatures[1].form, "ses", "{}", report.to_text());
+}
+
+#[test]
 fn lock_mode_refuses_later_seals() {
     let keys = Keys::undecodable();
     let input = Sample::new(1).build();
