@@ -17,12 +17,20 @@ pub fn target_dir() -> PathBuf {
     .to_path_buf()
 }
 
-/// Newest modification time below `dir`, skipping `skip` (other binaries' sources).
+/// Whether `path` is compiled only into unit tests (`tests.rs`, `*_tests.rs`, `testdata/`):
+/// editing it does not relink the binaries, so it must not make them look stale.
+fn test_only(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    name == "tests.rs" || name.ends_with("_tests.rs") || name == "testdata"
+}
+
+/// Newest modification time below `dir`, skipping `skip` (other binaries' sources) and
+/// test-only files.
 fn newest_source(dir: &Path, skip: &Path) -> SystemTime {
     let mut newest = SystemTime::UNIX_EPOCH;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
-        if path == skip {
+        if path == skip || test_only(&path) {
             continue;
         }
         let time = if path.is_dir() {
