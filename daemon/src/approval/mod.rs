@@ -794,6 +794,19 @@ impl Approvals {
         signed: Vec<SignedDocument>,
         sealed: Vec<(u32, String)>,
     ) -> Result<StampRequest, ApprovalError> {
+        self.mark_signed_with_records(by, id, signed, sealed, Vec::new())
+    }
+
+    /// [`Approvals::mark_signed_with_files`] that also appends `extra` usage records (e.g. the
+    /// `timestamp` records of the signatures) in the same transaction: all kept, or none.
+    pub fn mark_signed_with_records(
+        &self,
+        by: &Caller,
+        id: RequestId,
+        signed: Vec<SignedDocument>,
+        sealed: Vec<(u32, String)>,
+        extra: Vec<NewRecord>,
+    ) -> Result<StampRequest, ApprovalError> {
         require_daemon(by)?;
         let actor = by.name();
         let now = self.clock.now();
@@ -860,6 +873,9 @@ impl Approvals {
                 });
             }
             tx.insert_signatures(id, &kept)?;
+            for record in &extra {
+                chain::append(tx, record, now_ms)?;
+            }
             let wanted_files: BTreeSet<u32> = request.files.iter().map(|f| f.n).collect();
             let named: BTreeSet<u32> = sealed.iter().map(|(n, _)| *n).collect();
             if wanted_files != named || named.len() != sealed.len() {

@@ -565,6 +565,9 @@ text_enum! {
         /// Counts of the anonymous and rate-limited refusals of one window, with a few clipped
         /// sample paths. Operational.
         RefusalSummary = "refusal-summary",
+        /// An RFC 3161 timestamp was obtained for a signature (TSA, serial, genTime), or could
+        /// not be (the TSA, the reason and the policy).
+        Timestamp = "timestamp",
         /// Test and tooling records.
         Note = "note",
         /// A backup was restored over a store whose usage log it does not contain (`--force`).

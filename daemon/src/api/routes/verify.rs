@@ -75,7 +75,11 @@ async fn verify_ofd_body(
 ) -> Result<Json<Value>, ApiError> {
     let bytes = decode("ofd", "invalid_ofd_encoding", &b64)?;
     blocking(move || {
-        let report = crate::ofd::verify_ofd(std::io::Cursor::new(&bytes), Some(&state.trust))
+        let report = crate::ofd::verify_ofd_with(
+            std::io::Cursor::new(&bytes),
+            Some(&state.trust),
+            state.runtime.tsa_trust(),
+        )
             .map_err(|e| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -159,6 +163,7 @@ pub async fn verify(
                 document: Document::Digest(&digest.0),
                 trust: Some(&state.trust),
                 at: None,
+                tsa_trust: state.runtime.tsa_trust(),
             },
         )
         .map_err(|e| {

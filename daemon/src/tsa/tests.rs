@@ -1,0 +1,1 @@
+//! Tests of requests, responses and token checks.
