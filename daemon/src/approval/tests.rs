@@ -974,6 +974,7 @@ fn file_row(n: u32, d: &StampDocument) -> StampFileRow {
     StampFileRow {
         file: StampFile {
             n,
+            format: crate::store::model::DocumentFormat::Ofd,
             name: d.name.clone(),
             size: 100,
             sm3: d.digest,
