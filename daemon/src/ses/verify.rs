@@ -496,6 +496,21 @@ fn timestamp_checks(
     let imprint = token.check_imprint(&sig.signature);
     let imprint_ok = imprint.is_ok();
     checks.push("timestamp-imprint", TS_IMPRINT, imprint);
+    // A TSA key seald cannot check (e.g. RSA) is not a failure of the signature: the token's
+    // time is then simply not trusted.
+    let unsupported = token
+        .signer_certificate(extra)
+        .ok()
+        .and_then(|c| match c.public_key() {
+            Err(e @ crate::cert::CertError::UnsupportedAlgorithm(_)) => Some(e),
+            _ => None,
+        });
+    if let Some(e) = unsupported {
+        let why = format!("the TSA's signature cannot be checked: {e}");
+        checks.na("timestamp-signature", TS_SIGNATURE, why.clone());
+        checks.na("timestamp-chain", TS_CHAIN, why.clone());
+        return (Some(facts), Err(why));
+    }
     let (cert, signed) = match token.check_signature(extra) {
         Ok((cert, detail)) => (Some(cert), Ok(detail)),
         Err(e) => (None, Err(e)),
@@ -578,21 +593,21 @@ pub fn verify_signature(sig: &SesSignature, options: &VerifyOptions<'_>) -> Repo
                 fmt_time(*t)
             )),
         ),
-        (Err(why), true, Some(t)) => checks.na(
+        (Err(why), true, Some(t)) => checks.push(
             "signing-time",
             WHEN,
-            format!(
+            Ok(format!(
                 "the timestamp is not trusted ({why}): validity judged at timeInfo {}, which the signing machine wrote itself",
                 fmt_time(t)
-            ),
+            )),
         ),
-        (Err(_), false, Some(t)) => checks.na(
+        (Err(_), false, Some(t)) => checks.push(
             "signing-time",
             WHEN,
-            format!(
+            Ok(format!(
                 "no timestamp: validity judged at timeInfo {}, which the signing machine wrote itself",
                 fmt_time(t)
-            ),
+            )),
         ),
         (Err(_), _, None) => checks.push(
             "signing-time",
