@@ -116,19 +116,13 @@ impl TsaConfig {
             }
         }
         if self.timeout_secs == 0 || self.timeout_secs > 300 {
-            return Err(invalid(
-                "timeout_secs",
-                "must be between 1 and 300".into(),
-            ));
+            return Err(invalid("timeout_secs", "must be between 1 and 300".into()));
         }
         if self.policy != crate::tsa::TsaPolicy::Off {
             if self.url.is_none() {
                 return Err(invalid(
                     "policy",
-                    format!(
-                        "`{}` needs `tsa.url`, the TSA to ask",
-                        self.policy.as_str()
-                    ),
+                    format!("`{}` needs `tsa.url`, the TSA to ask", self.policy.as_str()),
                 ));
             }
             if self.trusted_certs.is_empty() {

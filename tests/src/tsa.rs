@@ -63,28 +63,83 @@ impl TestTsa {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         std::fs::write(d.join("ca.cnf"), CA_CONF).expect("ca.cnf");
-        openssl(d, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "root.key"]);
         openssl(
             d,
             &[
-                "req", "-new", "-x509", "-key", "root.key", "-out", "root.pem", "-days", "3650",
-                "-config", "ca.cnf", "-extensions", "v3_ca",
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "root.key",
             ],
         );
-        openssl(d, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "tsa.key"]);
         openssl(
             d,
             &[
-                "req", "-new", "-key", "tsa.key", "-out", "tsa.csr", "-config", "ca.cnf", "-subj",
+                "req",
+                "-new",
+                "-x509",
+                "-key",
+                "root.key",
+                "-out",
+                "root.pem",
+                "-days",
+                "3650",
+                "-config",
+                "ca.cnf",
+                "-extensions",
+                "v3_ca",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "tsa.key",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-key",
+                "tsa.key",
+                "-out",
+                "tsa.csr",
+                "-config",
+                "ca.cnf",
+                "-subj",
                 "/CN=seald test TSA/O=seald tests",
             ],
         );
         openssl(
             d,
             &[
-                "x509", "-req", "-in", "tsa.csr", "-CA", "root.pem", "-CAkey", "root.key",
-                "-CAcreateserial", "-out", "tsa.pem", "-days", "3650", "-extfile", "ca.cnf",
-                "-extensions", "v3_tsa",
+                "x509",
+                "-req",
+                "-in",
+                "tsa.csr",
+                "-CA",
+                "root.pem",
+                "-CAkey",
+                "root.key",
+                "-CAcreateserial",
+                "-out",
+                "tsa.pem",
+                "-days",
+                "3650",
+                "-extfile",
+                "ca.cnf",
+                "-extensions",
+                "v3_tsa",
             ],
         );
         std::fs::write(d.join("tsaserial"), "01\n").expect("serial");
@@ -211,7 +266,9 @@ fn answer(conn: TcpStream, dir: &Path, n: usize) -> std::io::Result<()> {
         .arg("-reply")
         .arg("-queryfile")
         .arg(&query)
-        .args(["-config", "ts.cnf", "-inkey", "tsa.key", "-signer", "tsa.pem", "-out"])
+        .args([
+            "-config", "ts.cnf", "-inkey", "tsa.key", "-signer", "tsa.pem", "-out",
+        ])
         .arg(&reply)
         .output()?;
     let mut conn = conn;

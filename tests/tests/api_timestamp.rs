@@ -137,7 +137,11 @@ fn timestamps_from_an_openssl_tsa_at_stamping_and_verification() {
                 && detail.ends_with("certificate validity judged at the timestamp's time"),
             "{detail}"
         );
-        for id in ["timestamp-imprint", "timestamp-signature", "timestamp-chain"] {
+        for id in [
+            "timestamp-imprint",
+            "timestamp-signature",
+            "timestamp-chain",
+        ] {
             assert_eq!(check(&report, id)["status"], "passed", "{report:#}");
         }
     }
@@ -150,7 +154,9 @@ fn timestamps_from_an_openssl_tsa_at_stamping_and_verification() {
         assert_eq!(detail["tsa"], "seald test TSA", "{detail}");
         assert_eq!(detail["tsa_url"], tsa.url(), "{detail}");
         assert!(detail["serial"].as_str().is_some_and(|s| !s.is_empty()));
-        assert!(detail["gen_time"].as_str().is_some_and(|t| t.starts_with("20")));
+        assert!(detail["gen_time"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20")));
         assert_eq!(detail["policy"], "required");
     }
     let mut documents: Vec<String> = records
@@ -175,9 +181,16 @@ fn timestamps_from_an_openssl_tsa_at_stamping_and_verification() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("timestamp by seald test TSA at"), "{text}");
-    assert!(text.contains("judged   at") && text.contains("(timestamp)"), "{text}");
+    assert!(
+        text.contains("judged   at") && text.contains("(timestamp)"),
+        "{text}"
+    );
 
     // A token over another signature: the first signature's token on the second → invalid.
     let token0 = sigs[0].1.time_stamp_token().unwrap().unwrap();
@@ -250,7 +263,10 @@ fn timestamps_from_an_openssl_tsa_at_stamping_and_verification() {
     d.login_custodian();
     let (id, v) = stamp(&d, &[digest(4, 1)]);
     let sigs = signatures(&v);
-    assert!(sigs[0].1.time_stamp.is_none(), "no token when the TSA is down");
+    assert!(
+        sigs[0].1.time_stamp.is_none(),
+        "no token when the TSA is down"
+    );
     let report = verify(&d, &sigs[0].0, &digest(4, 1));
     assert_eq!(report["valid"], true, "{report:#}");
     assert_eq!(report["judged_by"], "timeInfo", "{report:#}");
@@ -267,7 +283,11 @@ fn timestamps_from_an_openssl_tsa_at_stamping_and_verification() {
         detail["consequence"], "the signature was kept without a timestamp",
         "{detail}"
     );
-    assert_eq!(detail["document_digest"], hex::encode(digest(4, 1)), "{detail}");
+    assert_eq!(
+        detail["document_digest"],
+        hex::encode(digest(4, 1)),
+        "{detail}"
+    );
 }
 
 /// `config` with its `[tsa]` table (the last table) replaced by `table`.

@@ -13,10 +13,10 @@ use time::OffsetDateTime;
 
 use crate::cert::TrustStore;
 use crate::ofd::verify_ofd_with;
-use crate::store::model::DocumentFormat;
 use crate::ses::{
     detect, verify_seal, verify_signature, Document, ObjectKind, Seal, SesSignature, VerifyOptions,
 };
+use crate::store::model::DocumentFormat;
 
 /// Every required check passed.
 pub const EXIT_VALID: i32 = 0;
@@ -221,7 +221,7 @@ fn verify_ofd_file(
         options.trust,
         options.tsa_trust,
     )
-        .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
+    .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
     let mut text = format!("{}: {}", args.file.display(), report.to_text());
     if !matches!(options.document, Document::None) {
         text.push_str("note: --data/--digest are ignored for OFD files; each signature covers its Signature.xml and its References\n");

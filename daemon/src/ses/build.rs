@@ -312,10 +312,7 @@ impl<'a> DocumentSigner<'a> {
             write::bits(&value),
         ];
         if let Some(stamper) = self.time_stamper {
-            if let Some(token) = stamper
-                .time_stamp(&value)
-                .map_err(BuildError::TimeStamp)?
-            {
+            if let Some(token) = stamper.time_stamp(&value).map_err(BuildError::TimeStamp)? {
                 parts.push(time_stamp_field(&token));
             }
         }

@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 
 use super::batch::sign_documents;
 use super::documents::{discard, seal_files, SealContext, SealedFile};
-use crate::audit::NewRecord;
-use crate::tsa::{Stamper, TsaPolicy};
 use crate::approval::{rules, PinMode, RequestId, SigningTicket, StampRequest};
+use crate::audit::NewRecord;
 use crate::cert::Certificate;
 use crate::device::DeviceError;
-use crate::pdf::seal::PdfSealOptions;
 use crate::identity::Caller;
+use crate::pdf::seal::PdfSealOptions;
 use crate::runtime::{Event, RequestParties, Runtime};
 use crate::ses::{DocumentSigner, Seal as SesSeal};
+use crate::tsa::{Stamper, TsaPolicy};
 
 /// Why a request could not be signed (becomes its failure reason).
 #[derive(Debug, thiserror::Error)]

@@ -64,14 +64,26 @@ const FAIL_INFO: &[(usize, &str)] = &[
     (0, "badAlg (unrecognised or unsupported algorithm)"),
     (2, "badRequest (transaction not permitted or supported)"),
     (5, "badDataFormat (the data submitted has the wrong format)"),
-    (14, "timeNotAvailable (the TSA's time source is not available)"),
-    (15, "unacceptedPolicy (the requested TSA policy is not supported)"),
-    (16, "unacceptedExtension (the requested extension is not supported)"),
+    (
+        14,
+        "timeNotAvailable (the TSA's time source is not available)",
+    ),
+    (
+        15,
+        "unacceptedPolicy (the requested TSA policy is not supported)",
+    ),
+    (
+        16,
+        "unacceptedExtension (the requested extension is not supported)",
+    ),
     (
         17,
         "addInfoNotAvailable (the additional information requested is not available)",
     ),
-    (25, "systemFailure (the request cannot be handled due to system failure)"),
+    (
+        25,
+        "systemFailure (the request cannot be handled due to system failure)",
+    ),
 ];
 
 /// A parsed TimeStampResp.
@@ -115,7 +127,10 @@ impl TimeStampResp {
         if let Some(bits) = i.optional(tag::BIT_STRING, "failInfo").map_err(der)? {
             let body = bits.value.get(1..).unwrap_or_default();
             for (bit, name) in FAIL_INFO {
-                if body.get(bit / 8).is_some_and(|b| b & (0x80 >> (bit % 8)) != 0) {
+                if body
+                    .get(bit / 8)
+                    .is_some_and(|b| b & (0x80 >> (bit % 8)) != 0)
+                {
                     fail_info.push((*name).to_owned());
                 }
             }

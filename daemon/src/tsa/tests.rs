@@ -13,8 +13,8 @@ use crate::crypto::KeyAlgorithm;
 use crate::ses::build_tests::seal_info;
 use crate::ses::der::{read_single, tag, write};
 use crate::ses::{
-    build_seal, verify_signature, CheckStatus, Document, DocumentSigner, SesSignature,
-    TimeStamper, VerifyOptions,
+    build_seal, verify_signature, CheckStatus, Document, DocumentSigner, SesSignature, TimeStamper,
+    VerifyOptions,
 };
 
 const ROOT_PEM: &[u8] = include_bytes!("testdata/root.pem");
@@ -143,7 +143,10 @@ fn request_carries_version_imprint_nonce_and_cert_req() {
     );
     let nonce = k.next(tag::INTEGER, "nonce").unwrap();
     assert_eq!(request::strip_zeros(nonce.value), req.nonce_value());
-    assert!(nonce.value[0] & 0x80 == 0, "the nonce is a positive INTEGER");
+    assert!(
+        nonce.value[0] & 0x80 == 0,
+        "the nonce is a positive INTEGER"
+    );
     assert!(k.next(tag::BOOLEAN, "certReq").unwrap().boolean().unwrap());
     k.finish().unwrap();
     let other = TimeStampReq::new(HashAlgorithm::Sha256, b"signature value").unwrap();
@@ -164,21 +167,30 @@ fn an_openssl_token_is_read_and_passes_every_check() {
     let (signer, detail) = token.check_signature(&[]).unwrap();
     assert!(detail.contains("ESS signingCertificateV2"), "{detail}");
     let chain = token.check_tsa_chain(&signer, &roots()).unwrap();
-    assert!(chain.contains("Test TSA Root") && chain.contains("(critical)"), "{chain}");
+    assert!(
+        chain.contains("Test TSA Root") && chain.contains("(critical)"),
+        "{chain}"
+    );
     let nonce = token.nonce().unwrap().to_vec();
     token.verify_fresh(data, &nonce, &roots(), &[]).unwrap();
 
     // The same token for other data, another request (nonce), or without trusted roots.
-    let e = token.verify_fresh(b"other", &nonce, &roots(), &[]).unwrap_err();
+    let e = token
+        .verify_fresh(b"other", &nonce, &roots(), &[])
+        .unwrap_err();
     assert!(e.contains("made for other data"), "{e}");
-    let e = token.verify_fresh(data, &[1, 2, 3], &roots(), &[]).unwrap_err();
+    let e = token
+        .verify_fresh(data, &[1, 2, 3], &roots(), &[])
+        .unwrap_err();
     assert!(e.contains("nonce"), "{e}");
     let e = token
         .verify_fresh(data, &nonce, &TrustStore::default(), &[])
         .unwrap_err();
     assert!(e.contains("no trusted TSA certificates"), "{e}");
     let stranger = TrustStore::from_pem_or_der(PLAIN_PEM).unwrap();
-    let e = token.verify_fresh(data, &nonce, &stranger, &[]).unwrap_err();
+    let e = token
+        .verify_fresh(data, &nonce, &stranger, &[])
+        .unwrap_err();
     assert!(e.contains("is not a configured trust root"), "{e}");
     // The TSA's own certificate may be what is trusted.
     let tsa_only = TrustStore::from_pem_or_der(TSA_PEM).unwrap();
@@ -199,7 +211,10 @@ fn a_rejection_names_its_status_and_fail_info() {
     let resp = write::seq(&[&write::seq(&[&write::int(3), &bits])]);
     let text = TimeStampResp::parse(&resp).unwrap().describe();
     assert!(text.contains("waiting"), "{text}");
-    assert!(text.contains("timeNotAvailable") && text.contains("systemFailure"), "{text}");
+    assert!(
+        text.contains("timeNotAvailable") && text.contains("systemFailure"),
+        "{text}"
+    );
     assert!(TimeStampResp::parse(b"\x30\x03\x02\x01").is_err());
 }
 
@@ -260,7 +275,11 @@ struct TestStamper {
 
 impl TimeStamper for TestStamper {
     fn time_stamp(&self, value: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        let data = if self.other { b"another signature" } else { value };
+        let data = if self.other {
+            b"another signature"
+        } else {
+            value
+        };
         Ok(Some(tsa_token(data, None)))
     }
 }
@@ -297,15 +316,26 @@ fn a_stamped_signature_carries_the_token_and_is_judged_at_its_time() {
     let when = report.check("signing-time").unwrap();
     assert_eq!(when.status, CheckStatus::Passed);
     assert!(
-        when.detail.starts_with("timestamp by Test TSA at 2026-12-15T08:00:00Z")
+        when.detail
+            .starts_with("timestamp by Test TSA at 2026-12-15T08:00:00Z")
             && when.detail.contains("judged at the timestamp's time"),
         "{}",
         when.detail
     );
-    for id in ["timestamp-imprint", "timestamp-signature", "timestamp-chain"] {
-        assert_eq!(report.check(id).unwrap().status, CheckStatus::Passed, "{id}");
+    for id in [
+        "timestamp-imprint",
+        "timestamp-signature",
+        "timestamp-chain",
+    ] {
+        assert_eq!(
+            report.check(id).unwrap().status,
+            CheckStatus::Passed,
+            "{id}"
+        );
     }
-    assert!(report.to_text().contains("stamped  2026-12-15T08:00:00Z by Test TSA"));
+    assert!(report
+        .to_text()
+        .contains("stamped  2026-12-15T08:00:00Z by Test TSA"));
 
     // Without TSA roots the token's time is not trusted: timeInfo decides (and is too late).
     let report = verify_signature(&sig, &with(None));
@@ -335,7 +365,11 @@ fn a_token_over_another_signature_makes_it_invalid() {
     assert!(!report.valid, "{}", report.to_text());
     let imprint = report.check("timestamp-imprint").unwrap();
     assert_eq!(imprint.status, CheckStatus::Failed);
-    assert!(imprint.detail.contains("made for other data"), "{}", imprint.detail);
+    assert!(
+        imprint.detail.contains("made for other data"),
+        "{}",
+        imprint.detail
+    );
     assert_eq!(report.judged_by, Some("timeInfo"));
 }
 
@@ -371,14 +405,20 @@ fn the_policy_decides_what_an_unreachable_tsa_means() {
     );
     let required = Stamper::new(&client, TsaPolicy::Required);
     let e = required.time_stamp(b"value").unwrap_err();
-    assert!(e.contains(&url) && e.contains("could not be reached"), "{e}");
+    assert!(
+        e.contains(&url) && e.contains("could not be reached"),
+        "{e}"
+    );
     assert!(e.contains("`required`"), "{e}");
     let best = Stamper::new(&client, TsaPolicy::BestEffort);
     assert_eq!(best.time_stamp(b"value").unwrap(), None);
     let outcomes = best.outcomes();
     assert_eq!(outcomes.len(), 1);
     assert!(outcomes[0].result.is_err());
-    assert_eq!(outcomes[0].signature_value_sm3, crate::crypto::sm3(b"value"));
+    assert_eq!(
+        outcomes[0].signature_value_sm3,
+        crate::crypto::sm3(b"value")
+    );
     let off = Stamper::new(&client, TsaPolicy::Off);
     assert_eq!(off.time_stamp(b"value").unwrap(), None);
     assert!(off.outcomes().is_empty());

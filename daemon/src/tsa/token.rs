@@ -278,7 +278,10 @@ impl TimeStampToken {
                 .unwrap_or_else(|| self.imprint_oid.clone()),
             imprint: hex::encode(&self.imprint),
             nonce: self.nonce.as_ref().map(hex::encode),
-            tsa: self.signer_certificate(extra).ok().map(|c| c.facts().clone()),
+            tsa: self
+                .signer_certificate(extra)
+                .ok()
+                .map(|c| c.facts().clone()),
         }
     }
 
@@ -325,10 +328,12 @@ impl TimeStampToken {
             SignerId::KeyId(id) => X509Certificate::from_der(cert.der())
                 .ok()
                 .and_then(|(_, c)| {
-                    c.extensions().iter().find_map(|e| match e.parsed_extension() {
-                        ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
-                        _ => None,
-                    })
+                    c.extensions()
+                        .iter()
+                        .find_map(|e| match e.parsed_extension() {
+                            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+                            _ => None,
+                        })
                 })
                 .is_some_and(|k| &k == id),
         }
@@ -412,15 +417,18 @@ impl TimeStampToken {
             None => "no ESS signing-certificate attribute",
         };
         let key = cert.public_key().map_err(|e| e.to_string())?;
-        let consistent = match (key.algorithm, digest_alg, self.signature_oid.as_str()) {
-            (KeyAlgorithm::P256, HashAlgorithm::Sha256, OID_ECDSA_SHA256 | OID_EC_PUBLIC_KEY) => {
-                true
-            }
-            (KeyAlgorithm::Sm2, HashAlgorithm::Sm3, OID_SM2_SM3 | OID_SM2_SIGN | OID_EC_PUBLIC_KEY) => {
-                true
-            }
-            _ => false,
-        };
+        let consistent = matches!(
+            (key.algorithm, digest_alg, self.signature_oid.as_str()),
+            (
+                KeyAlgorithm::P256,
+                HashAlgorithm::Sha256,
+                OID_ECDSA_SHA256 | OID_EC_PUBLIC_KEY
+            ) | (
+                KeyAlgorithm::Sm2,
+                HashAlgorithm::Sm3,
+                OID_SM2_SM3 | OID_SM2_SIGN | OID_EC_PUBLIC_KEY
+            )
+        );
         if !consistent {
             return Err(format!(
                 "signature algorithm {} with digest {} does not fit the TSA's {:?} key (seald reads ECDSA P-256 with SHA-256 and SM2 with SM3)",
@@ -448,7 +456,11 @@ impl TimeStampToken {
 
     /// Checks the TSA's certificate: it chains to a root of `trust` at genTime (certificates in
     /// the token serve as intermediates) and names timeStamping in its extended key usage.
-    pub fn check_tsa_chain(&self, cert: &Certificate, trust: &TrustStore) -> Result<String, String> {
+    pub fn check_tsa_chain(
+        &self,
+        cert: &Certificate,
+        trust: &TrustStore,
+    ) -> Result<String, String> {
         let critical = cert
             .check_time_stamping_usage()
             .map_err(|e| e.to_string())?;
@@ -461,7 +473,11 @@ impl TimeStampToken {
             "chain: {}, judged at genTime {}; extended key usage timeStamping{}",
             names.join(" <- "),
             crate::cert::rfc3339(&self.gen_time),
-            if critical { " (critical)" } else { " (not marked critical)" }
+            if critical {
+                " (critical)"
+            } else {
+                " (not marked critical)"
+            }
         ))
     }
 
@@ -502,10 +518,16 @@ impl TimeStampToken {
 fn check_ess(v2: bool, value: &[u8], cert: &Certificate) -> Result<(), String> {
     let sc = read_single(value, tag::SEQUENCE, "SigningCertificate").map_err(der)?;
     let ids = sc.children().next(tag::SEQUENCE, "certs").map_err(der)?;
-    let first = ids.children().next(tag::SEQUENCE, "ESSCertID").map_err(der)?;
+    let first = ids
+        .children()
+        .next(tag::SEQUENCE, "ESSCertID")
+        .map_err(der)?;
     let mut f = first.children();
     let alg = if v2 && f.peek_tag() == Some(tag::SEQUENCE) {
-        alg_oid(f.next(tag::SEQUENCE, "hashAlgorithm").map_err(der)?, "hashAlgorithm")?
+        alg_oid(
+            f.next(tag::SEQUENCE, "hashAlgorithm").map_err(der)?,
+            "hashAlgorithm",
+        )?
     } else if v2 {
         OID_SHA256.to_owned()
     } else {

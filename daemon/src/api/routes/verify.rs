@@ -80,13 +80,13 @@ async fn verify_ofd_body(
             Some(&state.trust),
             state.runtime.tsa_trust(),
         )
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "unreadable_ofd",
-                    e.to_string(),
-                )
-            })?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unreadable_ofd",
+                e.to_string(),
+            )
+        })?;
         let digest = Digest32(crate::crypto::sm3(&bytes));
         recorded(&state, &who, &digest, report.valid, &report)
     })
