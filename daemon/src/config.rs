@@ -785,6 +785,53 @@ mod tests {
     }
 
     #[test]
+    fn the_tsa_table_parses_and_is_checked() {
+        let c = Config::parse(
+            "[tsa]\nurl = \"http://127.0.0.1:3180/tsa\"\ntrusted_certs = [\"tsa-root.pem\"]\n\
+             hash = \"sha256\"\ntimeout_secs = 5\npolicy = \"required\"\n",
+        )
+        .unwrap();
+        let tsa = c.tsa.as_ref().unwrap();
+        assert_eq!(tsa.hash, crate::tsa::HashAlgorithm::Sha256);
+        assert_eq!(tsa.policy, crate::tsa::TsaPolicy::Required);
+        let c = Config::parse("[tsa]\ntrusted_certs = [\"tsa-root.pem\"]\n").unwrap();
+        let tsa = c.tsa.as_ref().unwrap();
+        assert_eq!(tsa.policy, crate::tsa::TsaPolicy::Off, "off by default");
+        assert_eq!(tsa.hash, crate::tsa::HashAlgorithm::Sm3, "SM3 by default");
+        assert_eq!(tsa.timeout_secs, 10);
+        for (bad, key) in [
+            ("[tsa]\nurl = \"https://tsa.example/\"\n", "tsa.url"),
+            ("[tsa]\nurl = \"http:///tsa\"\n", "tsa.url"),
+            ("[tsa]\ntimeout_secs = 0\n", "tsa.timeout_secs"),
+            (
+                "[tsa]\npolicy = \"required\"\ntrusted_certs = [\"r.pem\"]\n",
+                "tsa.policy",
+            ),
+            (
+                "[tsa]\nurl = \"http://127.0.0.1/\"\npolicy = \"best-effort\"\n",
+                "tsa.trusted_certs",
+            ),
+        ] {
+            let err = Config::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{bad}: {err}");
+        }
+        assert!(Config::parse("[tsa]\npolicy = \"sometimes\"\n").is_err());
+        // Files are read at start-up, each error naming its key.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seald.toml");
+        std::fs::write(&path, "[tsa]\ntrusted_certs = [\"missing.pem\"]\n").unwrap();
+        let err = Config::load(&path)
+            .unwrap()
+            .load_tsa()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tsa.trusted_certs[0]") && err.contains("missing.pem"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn audit_and_limits_tables_parse_and_refuse_zero() {
         let c = Config::parse("").unwrap();
         assert_eq!(c.audit.settings(), crate::audit::AuditSettings::default());

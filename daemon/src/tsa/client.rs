@@ -51,12 +51,15 @@ impl TsaClient {
 
     /// POSTs `query` and returns the answer's body.
     fn post(&self, query: &[u8]) -> Result<Vec<u8>, TsaError> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(self.timeout))
             .http_status_as_error(false)
-            .max_redirects(0)
-            .build()
-            .into();
+            .max_redirects(0);
+        if is_loopback_url(&self.url) {
+            // A TSA on this machine is asked directly, whatever proxy the environment names.
+            config = config.proxy(None);
+        }
+        let agent: ureq::Agent = config.build().into();
         let mut response = agent
             .post(&self.url)
             .header("Content-Type", "application/timestamp-query")
@@ -136,6 +139,21 @@ impl TsaClient {
             })?;
         Ok((token, facts))
     }
+}
+
+/// Whether `url` (`http://host[:port]/…`) names this machine: 127.0.0.0/8, `[::1]` or
+/// `localhost`.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// What happened when a timestamp was asked for one signature.

@@ -423,3 +423,23 @@ fn the_policy_decides_what_an_unreachable_tsa_means() {
     assert_eq!(off.time_stamp(b"value").unwrap(), None);
     assert!(off.outcomes().is_empty());
 }
+
+#[test]
+fn loopback_urls_are_recognised() {
+    use super::client::is_loopback_url;
+    for url in [
+        "http://127.0.0.1:3180/tsa",
+        "http://127.8.0.1/",
+        "http://localhost:80",
+        "http://[::1]:3180/tsa",
+    ] {
+        assert!(is_loopback_url(url), "{url}");
+    }
+    for url in [
+        "http://tsa.example.cn/tsa",
+        "http://10.0.0.1:80/",
+        "http://[2001:db8::1]/",
+    ] {
+        assert!(!is_loopback_url(url), "{url}");
+    }
+}
