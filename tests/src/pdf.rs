@@ -49,7 +49,8 @@ pub fn assert_qpdf_ok(path: &Path) {
 
 /// The pyHanko CLI of `scripts/setup.sh` (`target/pdf-tools/bin/pyhanko`).
 pub fn pyhanko() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pdf-tools/bin/pyhanko");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/pdf-tools/bin/pyhanko");
     assert!(
         path.is_file(),
         "{} is missing: run scripts/setup.sh",

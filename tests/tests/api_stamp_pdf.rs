@@ -208,10 +208,7 @@ fn sm2_seals_on_rotated_and_xref_stream_pdfs_verify_and_tampering_is_found() {
         }),
         &[("rotated.pdf", &rotated), ("modern.pdf", &modern)],
     );
-    for (n, name, pages) in [
-        (1u32, "sm2-rotated.pdf", vec![1]),
-        (2, "sm2-modern.pdf", vec![3, 1, 2, 3]),
-    ] {
+    for (n, name, pages) in [(1u32, "sm2-rotated.pdf", vec![1]), (2, "sm2-modern.pdf", vec![3, 1, 2, 3])] {
         let sealed = download(&d, &v, n);
         let path = keep(name, &sealed);
         assert_qpdf_ok(&path);
@@ -229,11 +226,7 @@ fn sm2_seals_on_rotated_and_xref_stream_pdfs_verify_and_tampering_is_found() {
         assert_eq!(got, want, "{name}");
         // The /Contents the file carries is the signature the request recorded.
         let recorded = B64
-            .decode(
-                v["signatures"][n as usize - 1]["ses_signature"]
-                    .as_str()
-                    .unwrap(),
-            )
+            .decode(v["signatures"][n as usize - 1]["ses_signature"].as_str().unwrap())
             .unwrap();
         let hex_contents = hex::encode_upper(&recorded);
         assert!(
@@ -373,20 +366,12 @@ fn bad_pdfs_are_refused_with_a_reason_and_nothing_is_kept() {
     let mut huge = good[..good.len() - 1].to_vec();
     let text = String::from_utf8_lossy(&huge).into_owned();
     let size_at = text.rfind("/Size").unwrap();
-    let end = size_at
-        + 5
-        + text[size_at + 5..]
-            .find(|c: char| c == '/' || c == '>')
-            .unwrap();
+    let end = size_at + 5 + text[size_at + 5..].find(|c: char| c == '/' || c == '>').unwrap();
     huge.splice(size_at..end, b"/Size 2000000000 ".iter().copied());
     huge.push(b'\n');
 
     for (name, bytes, want) in [
-        (
-            "notes.pdf",
-            b"just some text, not a PDF".to_vec(),
-            "neither an OFD package",
-        ),
+        ("notes.pdf", b"just some text, not a PDF".to_vec(), "neither an OFD package"),
         ("locked.pdf", encrypted, "encrypted"),
         ("broken.pdf", broken, "unreadable"),
         ("huge.pdf", huge, "too large"),
@@ -423,13 +408,7 @@ fn sealctl_stamp_seals_pdf_and_ofd_together() {
     let dir = tempfile::tempdir().unwrap();
     let pdf = dir.path().join("letter.pdf");
     let ofd = dir.path().join("notice.ofd");
-    std::fs::write(
-        &pdf,
-        Sample::new(1)
-            .line(1, 40.0, 100.0, 4.0, "Seal here")
-            .build(),
-    )
-    .unwrap();
+    std::fs::write(&pdf, Sample::new(1).line(1, 40.0, 100.0, 4.0, "Seal here").build()).unwrap();
     std::fs::write(
         &ofd,
         seald::ofd::sample::Sample::new(1)
@@ -459,16 +438,8 @@ fn sealctl_stamp_seals_pdf_and_ofd_together() {
             )
         });
         let id = loop {
-            let r = d.call(
-                "GET",
-                "/v1/stamp-requests?state=pending",
-                Some(Who::Approver1),
-                None,
-            );
-            if let Some(first) = r.json()["requests"]
-                .as_array()
-                .and_then(|a| a.first().cloned())
-            {
+            let r = d.call("GET", "/v1/stamp-requests?state=pending", Some(Who::Approver1), None);
+            if let Some(first) = r.json()["requests"].as_array().and_then(|a| a.first().cloned()) {
                 break first["id"].as_i64().unwrap();
             }
             std::thread::sleep(std::time::Duration::from_millis(50));

@@ -87,7 +87,5 @@ impl PdfReport {
 /// Verifies every signature of the PDF `bytes`; certificates chain to `trust` when given.
 pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport, PdfError> {
     let _ = (bytes, trust);
-    Err(PdfError::Unreadable(
-        "PDF verification is not built yet".into(),
-    ))
+    Err(PdfError::Unreadable("PDF verification is not built yet".into()))
 }
