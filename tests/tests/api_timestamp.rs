@@ -4,7 +4,8 @@
 //! One deployment (hsm-sim, Sansec profile), restarted with four `[tsa]` configurations:
 //! `required` with SM3 imprints (the token is in the SES_Signature, `openssl ts -verify`
 //! accepts it, seald's verifier judges validity at its time, a token moved onto another
-//! signature makes that one invalid, the usage log has the TSA's serial and genTime);
+//! signature makes that one invalid, the usage log has the TSA's serial and genTime; an OFD
+//! document's SES_Signature carries one too, and the OFD verifier uses it);
 //! `best-effort` with SHA-256 imprints; `required` with the TSA down (the request fails naming
 //! the TSA, nothing released); `best-effort` with the TSA down (signed without a token, the
 //! failure recorded).
@@ -12,6 +13,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use base64::Engine;
+use seald::ofd::sample::Sample;
 use seald::ses::der::{read_single, tag, write};
 use seald::ses::{time_stamp_field, SesSignature};
 use seald_tests::bins::bin;
@@ -19,7 +22,7 @@ use seald_tests::checks::b64;
 use seald_tests::deployment::{Deployment, Who};
 use seald_tests::stamping::digest;
 use seald_tests::tsa::{closed_url, tsa_table, TestTsa};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The SES_Signatures of a signed request.
 fn signatures(v: &Value) -> Vec<(Vec<u8>, SesSignature)> {
@@ -66,7 +69,6 @@ fn openssl_accepts(tsa: &TestTsa, sig: &SesSignature, dir: &Path, name: &str) {
 }
 
 fn verify(d: &Deployment, der: &[u8], want: &[u8; 32]) -> Value {
-    use base64::Engine;
     let r = d.call(
         "POST",
         "/v1/verify",
@@ -212,6 +214,40 @@ fn timestamps_from_an_openssl_tsa_at_stamping_and_verification() {
         "{imprint}"
     );
     assert_eq!(report["judged_by"], "timeInfo", "{report:#}");
+
+    // An OFD document: the SES_Signature in SignedValue.dat carries the token, and the OFD
+    // verifier (POST /v1/verify with the TSA roots of [tsa]) judges it at the token's time.
+    let ofd = Sample::new(1).build();
+    let request = json!({
+        "seal_id": d.seal_id,
+        "purpose": "timestamped OFD",
+        "placements": [{ "kind": "at", "page": 1, "x": 100, "y": 200 }],
+    });
+    let r = d.upload(Who::Client, &request, &[("contract.ofd", &ofd)]);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let ofd_id = r.json()["id"].as_i64().unwrap();
+    d.approve_both(ofd_id);
+    let v = d.wait_final(ofd_id);
+    let sigs = signatures(&v);
+    openssl_accepts(&tsa, &sigs[0].1, tmp.path(), "ofd");
+    let sealed = d.download(Who::Client, ofd_id, 1);
+    assert_eq!(sealed.status, 200);
+    let r = d.call(
+        "POST",
+        "/v1/verify",
+        Some(Who::Client),
+        Some(&json!({ "ofd": base64::engine::general_purpose::STANDARD.encode(&sealed.body) })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let report = r.json();
+    assert_eq!(report["valid"], true, "{report:#}");
+    let text = report.to_string();
+    assert!(
+        text.contains("\"judged_by\":\"timestamp\"")
+            && text.contains("timestamp by seald test TSA at"),
+        "{report:#}"
+    );
+    assert_eq!(timestamp_records(&d, ofd_id).len(), 1);
 
     // 2. best-effort, SHA-256 imprints, TSA up: tokens as before.
     let up = tsa_table(tsa.url(), &tsa.root(), "best-effort", "sha256");
