@@ -541,6 +541,7 @@ impl Deployment {
                     office_hours: None,
                     pin_mode,
                     request_ttl_secs: 3600,
+                    timestamp: None,
                 },
             )
             .expect("policy");

@@ -8,7 +8,7 @@
 //! document's SES_Signature carries one too, and the OFD verifier uses it);
 //! `best-effort` with SHA-256 imprints; `required` with the TSA down (the request fails naming
 //! the TSA, nothing released); `best-effort` with the TSA down (signed without a token, the
-//! failure recorded).
+//! failure recorded); a seal policy's `timestamp` overriding `[tsa] policy` both ways.
 
 use std::path::Path;
 use std::process::Command;
@@ -324,6 +324,48 @@ fn timestamps_from_an_openssl_tsa_at_stamping_and_verification() {
         hex::encode(digest(4, 1)),
         "{detail}"
     );
+
+    // 5. The seal's own policy overrides [tsa] policy: `off` asks nothing even under the
+    // daemon's best-effort; `required` asks even when the daemon's default is off.
+    set_seal_timestamp(&d, Some("off"));
+    let (id, v) = stamp(&d, &[digest(5, 1)]);
+    assert!(signatures(&v)[0].1.time_stamp.is_none());
+    assert!(timestamp_records(&d, id).is_empty(), "not asked");
+    let table = tsa_table(tsa.url(), &tsa.root(), "off", "sm3");
+    d.restart_with_config(|c| replace_tsa(c, &table));
+    d.login_custodian();
+    set_seal_timestamp(&d, Some("required"));
+    let (id, v) = stamp(&d, &[digest(5, 2)]);
+    let sigs = signatures(&v);
+    openssl_accepts(&tsa, &sigs[0].1, tmp.path(), "seal-policy");
+    let records = timestamp_records(&d, id);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0]["detail"]["policy"], "required");
+    set_seal_timestamp(&d, None);
+    let (id, v) = stamp(&d, &[digest(5, 3)]);
+    assert!(
+        signatures(&v)[0].1.time_stamp.is_none(),
+        "back to [tsa] policy = off"
+    );
+    assert!(timestamp_records(&d, id).is_empty());
+}
+
+/// Sets (or removes) `timestamp` in seal 1's stored policy, as a policy change would.
+fn set_seal_timestamp(d: &Deployment, value: Option<&str>) {
+    let db = rusqlite::Connection::open(d.store()).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let changed = match value {
+        Some(v) => db.execute(
+            "UPDATE policies SET body = json_set(body, '$.timestamp', ?1) WHERE seal_id = 1",
+            [v],
+        ),
+        None => db.execute(
+            "UPDATE policies SET body = json_remove(body, '$.timestamp') WHERE seal_id = 1",
+            [],
+        ),
+    }
+    .unwrap();
+    assert_eq!(changed, 1);
 }
 
 /// `config` with its `[tsa]` table (the last table) replaced by `table`.

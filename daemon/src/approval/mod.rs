@@ -203,6 +203,8 @@ pub struct SigningTicket {
     pub seal: Seal,
     /// When the PIN is needed.
     pub pin_mode: PinMode,
+    /// The seal policy's timestamp setting (`None`: the daemon's `[tsa] policy`).
+    pub timestamp: Option<crate::tsa::TsaPolicy>,
     /// The requesting client's name.
     pub client: String,
     /// Names of those who approved.
@@ -332,6 +334,7 @@ fn signing_ticket(
         request,
         seal,
         pin_mode: policy.pin_mode,
+        timestamp: policy.timestamp,
         client,
         approvers,
     })

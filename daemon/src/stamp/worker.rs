@@ -208,12 +208,26 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
     let ses_seal = SesSeal::parse(ses_seal_der).map_err(|e| StampError::SealData(e.to_string()))?;
     let time_info = state.clock.now();
     let t1 = Instant::now();
-    // `[tsa]`: a token over every signature value, under the daemon's policy.
-    let stamper = state
-        .tsa
-        .as_ref()
-        .and_then(|t| t.client.as_deref().map(|c| Stamper::new(c, t.policy)))
-        .filter(|s| s.policy() != TsaPolicy::Off);
+    // A token over every signature value, under the seal's timestamp policy (or `[tsa]`'s).
+    let policy = ticket
+        .timestamp
+        .or(state.tsa.as_ref().map(|t| t.policy))
+        .unwrap_or_default();
+    let client = state.tsa.as_ref().and_then(|t| t.client.as_deref());
+    let stamper = match (policy, client) {
+        (TsaPolicy::Off, _) => None,
+        (policy, Some(client)) => Some(Stamper::new(client, policy)),
+        (TsaPolicy::Required, None) => return Err(StampError::TimeStamp(
+            "the seal's policy requires a trusted timestamp, but no time-stamping authority is configured ([tsa] url and trusted_certs); nothing was signed".into(),
+        )),
+        (TsaPolicy::BestEffort, None) => {
+            tracing::warn!(
+                request = id,
+                "the seal's policy asks for a timestamp (best-effort), but no [tsa] url is configured: signing without one"
+            );
+            None
+        }
+    };
     let mut signer =
         DocumentSigner::new(&ses_seal, &seal.certificate, key.as_ref()).map_err(build_error)?;
     if let Some(stamper) = &stamper {

@@ -355,6 +355,11 @@ pub struct Policy {
     pub pin_mode: PinMode,
     /// How long a request stays open before it expires, in seconds.
     pub request_ttl_secs: i64,
+    /// RFC 3161 timestamps for this seal's signatures: `off`, `best-effort` or `required`;
+    /// `None` (the default, also for policies stored before it existed) follows
+    /// `[tsa] policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<crate::tsa::TsaPolicy>,
 }
 
 text_enum! {

@@ -87,7 +87,17 @@ impl HashAlgorithm {
 }
 
 /// What happens when no timestamp can be had for a signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TsaPolicy {
     /// No timestamp is asked for.
