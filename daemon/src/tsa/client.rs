@@ -137,6 +137,15 @@ impl TsaClient {
                 url: self.url.clone(),
                 reason,
             })?;
+        let skew = (facts.gen_time - time::OffsetDateTime::now_utc()).abs();
+        if skew > time::Duration::minutes(10) {
+            tracing::warn!(
+                tsa = %self.url,
+                gen_time = %crate::cert::rfc3339(&facts.gen_time),
+                skew_secs = skew.whole_seconds(),
+                "the TSA's time and this machine's clock differ by more than 10 minutes: one of them is wrong"
+            );
+        }
         Ok((token, facts))
     }
 }

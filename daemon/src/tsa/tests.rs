@@ -9,7 +9,7 @@ use super::*;
 use crate::cert::testing::parties;
 use crate::cert::{Certificate, TrustStore};
 use crate::crypto::soft::SoftSigner;
-use crate::crypto::KeyAlgorithm;
+use crate::crypto::{KeyAlgorithm, PrehashSigner};
 use crate::ses::build_tests::seal_info;
 use crate::ses::der::{read_single, tag, write};
 use crate::ses::{
@@ -46,7 +46,8 @@ fn attr(t: &str, value: &[u8]) -> Vec<u8> {
 }
 
 /// A token as a TSA with `key` and `cert` would make it: TSTInfo over `imprint`, signed
-/// attributes (contentType, messageDigest, ESS signingCertificateV2), ECDSA P-256/SHA-256.
+/// attributes (contentType, messageDigest, ESS signingCertificateV2), signed with ECDSA
+/// P-256/SHA-256 or SM2/SM3 as the key is.
 fn make_token(
     key: &SoftSigner,
     cert: &Certificate,
@@ -70,32 +71,33 @@ fn make_token(
     let ess = write::seq(&[&write::seq(&[&write::seq(&[&write::octets(
         &crate::crypto::sha256(cert.der()),
     )])])]);
+    let (digest, sig_oid) = match key.public_key().algorithm {
+        KeyAlgorithm::P256 => (HashAlgorithm::Sha256, "1.2.840.10045.4.3.2"),
+        KeyAlgorithm::Sm2 => (HashAlgorithm::Sm3, "1.2.156.10197.1.501"),
+    };
     let attrs = [
         attr("1.2.840.113549.1.9.3", &oid(OID_TST_INFO)),
-        attr(
-            "1.2.840.113549.1.9.4",
-            &write::octets(&crate::crypto::sha256(&tst)),
-        ),
+        attr("1.2.840.113549.1.9.4", &write::octets(&digest.digest(&tst))),
         attr("1.2.840.113549.1.9.16.2.47", &ess),
     ]
     .concat();
     let signed = write::tlv(tag::SET, &attrs);
     let sig = crate::ses::sign_message(key, &signed).unwrap();
-    let sha256 = write::seq(&[&oid(OID_SHA256)]);
+    let digest_alg = write::seq(&[&oid(digest.oid())]);
     let signer_info = write::seq(&[
         &write::int(1),
         &write::seq(&[
             cert.issuer_raw(),
             &write::uint_bytes(&hex::decode(&cert.facts().serial_hex).unwrap()),
         ]),
-        &sha256,
+        &digest_alg,
         &write::tlv(tag::CONTEXT_0, &attrs),
-        &write::seq(&[&oid("1.2.840.10045.4.3.2")]),
+        &write::seq(&[&oid(sig_oid)]),
         &write::octets(&sig.to_der()),
     ]);
     let signed_data = write::seq(&[
         &write::int(3),
-        &write::constructed(tag::SET, &[&sha256]),
+        &write::constructed(tag::SET, &[&digest_alg]),
         &write::seq(&[
             &oid(OID_TST_INFO),
             &write::constructed(tag::CONTEXT_0, &[&write::octets(&tst)]),
@@ -442,4 +444,23 @@ fn loopback_urls_are_recognised() {
     ] {
         assert!(!is_loopback_url(url), "{url}");
     }
+}
+
+#[test]
+fn an_sm2_tsa_token_verifies_with_sm3() {
+    // OpenSSL 3.0 cannot sign a timestamp with an SM2 key (ts_RESP_sign fails), so the token is
+    // made here: SM2 with SM3 and the default user ID, as GM/T TSAs sign.
+    let p = parties(KeyAlgorithm::Sm2);
+    let tsa = Certificate::from_der(&p.signer_cert).unwrap();
+    let hash = HashAlgorithm::Sm3;
+    let token = make_token(&p.signer, &tsa, hash, &hash.digest(b"v"), None, GEN_TIME);
+    let token = TimeStampToken::parse(&token).unwrap();
+    token.check_imprint(b"v").unwrap();
+    let (signer, detail) = token.check_signature(&[]).unwrap();
+    assert_eq!(signer.der(), &p.signer_cert[..]);
+    assert!(detail.contains("verifies"), "{detail}");
+    // Its certificate has no timeStamping usage: it may not be a TSA.
+    let roots = TrustStore::new(vec![Certificate::from_der(&p.root_cert).unwrap()]);
+    let e = token.check_tsa_chain(&signer, &roots).unwrap_err();
+    assert!(e.contains("time-stamping"), "{e}");
 }
