@@ -2,8 +2,8 @@
 //!
 //! Layers, pointing one way (see DESIGN.md §1): front ends `api`, `cli` → services
 //! `approval`, `seal`, `audit`, `custody`, `stamp`, `services`, `runtime` (event bus, logins,
-//! signing keys), `background` → formats and hardware `ofd`, `pdf`, `ses`, `cert`, `crypto`,
-//! `device`, `store`. `config` assembles the sections each module owns.
+//! signing keys), `background` → formats and hardware `ofd`, `pdf`, `cms`, `ses`, `cert`,
+//! `crypto`, `device`, `store`. `config` assembles the sections each module owns.
 
 pub mod api;
 pub mod approval;
@@ -12,6 +12,7 @@ pub mod background;
 pub mod cert;
 pub mod cli;
 pub mod clock;
+pub mod cms;
 pub mod config;
 pub mod crypto;
 pub mod custody;

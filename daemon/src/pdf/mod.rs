@@ -4,6 +4,8 @@
 //! Knows nothing of devices or HTTP; signs through a [`crate::ses::DocumentSigner`]. Parsing
 //! and object writing use `lopdf`; this module bounds what it is given first.
 //!
+//! [`open`] reads untrusted bytes with the caps below (sealer and verifier alike).
+//!
 //! Modules: `seal` (plan and incremental update with a visible seal), `cms` (the `/Contents`:
 //! CMS SignedData, PAdES for P-256 and GB/T 35275 for SM2, or a GB/T 38540 SES_Signature),
 //! `verify` (every signature: ByteRange, digest, CMS, certificate, later revisions), `sample`
@@ -14,7 +16,7 @@ pub mod sample;
 pub mod seal;
 mod verify;
 
-pub use verify::{verify_pdf, ChangesAfter, PdfReport, PdfSignatureReport};
+pub use verify::{verify_pdf, ChangesAfter, PdfReport, PdfSignatureReport, MAX_REVISIONS};
 
 /// Largest PDF seald reads (bytes).
 pub const MAX_PDF: usize = 256 << 20;
@@ -36,6 +38,109 @@ pub enum PdfError {
     /// The structure cannot be read (broken xref, trailer, page tree, …).
     #[error("the PDF structure is unreadable: {0}")]
     Unreadable(String),
+}
+
+/// Opens a PDF for sealing or verifying: the checks every reader of untrusted PDFs needs,
+/// then `lopdf`.
+///
+/// In order: a `%PDF-` header ([`PdfError::NotPdf`]); at most [`MAX_PDF`] bytes and a last
+/// trailer (or xref stream) declaring at most [`MAX_OBJECTS`] objects in `/Size`, read from the
+/// bytes before `lopdf` parses anything ([`PdfError::TooLarge`]); then the whole file is
+/// parsed, every revision's xref section through `/Prev`. A missing or garbage `startxref`, an
+/// xref section or trailer that does not parse, no catalog or no page: [`PdfError::Unreadable`].
+/// An `/Encrypt` entry (even one `lopdf` could open with the empty user password):
+/// [`PdfError::Encrypted`].
+///
+/// `lopdf` 0.42 does not rebuild a broken xref by scanning for objects, but it is lenient:
+/// objects whose xref offset is wrong are skipped (they read as missing), the trailer `/Size`
+/// is corrected from the entries found, and leading junk before `%PDF-` is allowed (offsets
+/// then count from the header, as readers do). Callers that need exact structure (the
+/// verifier) check what they use. Also note that `lopdf` inflates object streams and xref
+/// streams while loading without its own output cap: the input cap bounds the compressed
+/// size only (page content that seald reads itself is inflated with a cap).
+pub fn open(bytes: &[u8]) -> Result<lopdf::Document, PdfError> {
+    if !is_pdf(bytes) {
+        return Err(PdfError::NotPdf);
+    }
+    if bytes.len() > MAX_PDF {
+        return Err(PdfError::TooLarge(format!(
+            "{} bytes; at most {MAX_PDF} are read",
+            bytes.len()
+        )));
+    }
+    if let Some(n) = declared_size(bytes) {
+        if n > u64::from(MAX_OBJECTS) {
+            return Err(PdfError::TooLarge(format!(
+                "the trailer declares {n} objects; at most {MAX_OBJECTS} are read"
+            )));
+        }
+    }
+    let doc = lopdf::Document::load_mem(bytes).map_err(|e| {
+        PdfError::Unreadable(match e {
+            lopdf::Error::Xref(x) => format!("the cross-reference data is broken ({x})"),
+            lopdf::Error::Parse(p) => {
+                format!("the cross-reference section or trailer does not parse ({p})")
+            }
+            other => other.to_string(),
+        })
+    })?;
+    if doc.is_encrypted() || doc.was_encrypted() || doc.trailer.has(b"Encrypt") {
+        return Err(PdfError::Encrypted);
+    }
+    if doc.max_id > MAX_OBJECTS {
+        return Err(PdfError::TooLarge(format!(
+            "object numbers go up to {}; at most {MAX_OBJECTS} are read",
+            doc.max_id
+        )));
+    }
+    let catalog = doc
+        .catalog()
+        .map_err(|e| PdfError::Unreadable(format!("no document catalog (trailer /Root): {e}")))?;
+    let pages = catalog
+        .get(b"Pages")
+        .and_then(|p| doc.dereference(p))
+        .and_then(|(_, p)| p.as_dict())
+        .map_err(|e| PdfError::Unreadable(format!("the catalog has no page tree (/Pages): {e}")))?;
+    if pages.get_type().ok() != Some(b"Pages".as_slice()) && !pages.has_type(b"Page") {
+        return Err(PdfError::Unreadable(
+            "the catalog's /Pages is not a page tree node".into(),
+        ));
+    }
+    if doc.page_iter().next().is_none() {
+        return Err(PdfError::Unreadable(
+            "the page tree has no readable page".into(),
+        ));
+    }
+    Ok(doc)
+}
+
+/// The `/Size` of the last cross-reference section (trailer or xref stream dictionary), read
+/// from the bytes near `startxref` without parsing the file; `None` when it cannot be found
+/// (`lopdf` then reports what is wrong).
+fn declared_size(bytes: &[u8]) -> Option<u64> {
+    let base = bytes.windows(5).position(|w| w == b"%PDF-")?;
+    let tail_start = bytes.len().saturating_sub(1024);
+    let tail = &bytes[tail_start..];
+    let at = tail.windows(9).rposition(|w| w == b"startxref")?;
+    let digits: Vec<u8> = tail[at + 9..]
+        .iter()
+        .copied()
+        .skip_while(u8::is_ascii_whitespace)
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    let offset: usize = std::str::from_utf8(&digits).ok()?.parse().ok()?;
+    let start = base.checked_add(offset)?;
+    // The first `/Size` after the offset: the trailer's after a table, the xref stream's own.
+    let section = bytes.get(start..)?;
+    let key = section.windows(5).position(|w| w == b"/Size")?;
+    let digits: Vec<u8> = section[key + 5..]
+        .iter()
+        .copied()
+        .skip_while(u8::is_ascii_whitespace)
+        .take_while(u8::is_ascii_digit)
+        .take(20)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
 /// True when `bytes` start like a PDF (`%PDF-`, allowing up to 1 KiB of leading junk as

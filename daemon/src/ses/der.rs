@@ -573,6 +573,25 @@ pub mod write {
         Some(tlv(tag::OID, &body))
     }
 
+    /// A CMS/X.509 `Time`: UTCTime `YYMMDDHHMMSSZ` for the years 1950 to 2049, GeneralizedTime
+    /// otherwise (RFC 5280 §4.1.2.5, RFC 5652 §11.3).
+    pub fn time(t: OffsetDateTime) -> Vec<u8> {
+        let t = t.to_offset(time::UtcOffset::UTC);
+        if !(1950..2050).contains(&t.year()) {
+            return generalized_time(t);
+        }
+        let text = format!(
+            "{:02}{:02}{:02}{:02}{:02}{:02}Z",
+            t.year() % 100,
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        tlv(tag::UTC_TIME, text.as_bytes())
+    }
+
     /// GeneralizedTime `YYYYMMDDHHMMSSZ` (UTC, whole seconds).
     pub fn generalized_time(t: OffsetDateTime) -> Vec<u8> {
         let t = t.to_offset(time::UtcOffset::UTC);

@@ -64,7 +64,8 @@ pub struct SealContext<'a> {
     pub signer: &'a DocumentSigner<'a>,
     /// When the documents are signed.
     pub time: OffsetDateTime,
-    /// For PDF: what `/Contents` holds, and the signer's chain.
+    /// For PDF: what `/Contents` holds, the signer's chain, the reason (each document's mode
+    /// is its own).
     pub pdf: &'a PdfSealOptions,
 }
 
@@ -94,10 +95,14 @@ fn seal_document<W: Write + Seek>(
             Ok(sealed.signature.der)
         }
         DocumentFormat::Pdf => {
+            let options = PdfSealOptions {
+                mode: f.mode,
+                ..context.pdf.clone()
+            };
             let (bytes, sealed) = crate::pdf::seal::seal(
                 &read_pdf(input)?,
                 &f.plan,
-                context.pdf,
+                &options,
                 context.signer,
                 context.time,
             )?;

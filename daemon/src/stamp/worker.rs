@@ -298,6 +298,7 @@ fn make_signatures(
                 .map(|leaf| state.services.registry.trust().issuers_of(&leaf))
                 .unwrap_or_default(),
             reason: Some(ticket.request.purpose.clone()),
+            ..PdfSealOptions::default()
         };
         let context = SealContext {
             signer,

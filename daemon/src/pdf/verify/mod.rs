@@ -1,0 +1,270 @@
+//! Verifying every signature of a PDF: its `/ByteRange` covers the whole revision it signs but
+//! `/Contents`, the digest matches, the CMS (or SES_Signature) verifies, the certificate chain
+//! and validity at signing time, and what later incremental updates change.
+//!
+//! Modules: `load` (caps, lopdf, revision boundaries), `fields` (signature fields, PDF dates),
+//! `changes` (what an update changes), `signature` (one signature's checks).
+
+mod changes;
+mod fields;
+mod load;
+mod signature;
+#[cfg(test)]
+mod tests;
+
+use crate::cert::{CertFacts, TrustStore};
+
+use super::PdfError;
+
+/// Most revisions (incremental updates + 1) of a PDF verified: each later revision is read
+/// again to compare it with the one before.
+pub const MAX_REVISIONS: usize = 1000;
+
+/// The check line of content changes after a signature.
+const LATER_CHANGES: &str = "FAILED: later revisions change what was signed:";
+
+/// What incremental updates after a signature change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ChangesAfter {
+    /// The signature covers the last revision: nothing was added after it.
+    None,
+    /// Later revisions add or change only annotations, form fields and signatures (e.g.
+    /// later seals); the signed content is unchanged.
+    AnnotationsOnly {
+        /// How many later revisions.
+        revisions: usize,
+    },
+    /// Later revisions change what the signer saw (page content, resources, pages).
+    ContentChanged {
+        /// How many later revisions.
+        revisions: usize,
+        /// What changed, in words (e.g. "revision 3: page 1 content stream 7 0 replaced").
+        changes: Vec<String>,
+    },
+}
+
+/// One signature of a PDF.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PdfSignatureReport {
+    /// The field name (`/T`, with its parents' names, joined by `.`).
+    pub field: String,
+    /// `/SubFilter`.
+    pub sub_filter: String,
+    /// `pades` (ETSI.CAdES.detached), `gm-cms` (GB/T 35275 SignedData), `pkcs7` (another
+    /// RFC 5652 SignedData) or `ses` (GB/T 38540 SES_Signature); `unknown` when `/Contents`
+    /// holds none of them.
+    pub form: String,
+    /// `/ByteRange`.
+    pub byte_range: Vec<u64>,
+    /// Which revision it signs (1 = the original file; 0 = none: the ByteRange does not end
+    /// at the end of a revision).
+    pub revision: usize,
+    /// True when nothing about this signature failed (later content changes included).
+    pub valid: bool,
+    /// The signer's certificate, if found.
+    pub signer: Option<CertFacts>,
+    /// The signing time claimed (signing-time attribute, SES timeInfo, else the signature
+    /// dictionary's `/M`), RFC 3339.
+    pub signing_time: Option<String>,
+    /// The seal's esID and name (SES form), if any.
+    pub seal: Option<String>,
+    /// Pages with this signature's widgets (1-based).
+    pub pages: Vec<u32>,
+    /// What later revisions change.
+    pub changes_after: ChangesAfter,
+    /// Each check, `ok:`, `FAILED:` or `n/a:` and what it was.
+    pub checks: Vec<String>,
+}
+
+/// A PDF's signatures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PdfReport {
+    /// True when there is at least one signature, every signature is valid, no revision after
+    /// a signature changes content (annotations, form fields and later signatures may be
+    /// added) and there are no document-level problems.
+    pub valid: bool,
+    /// Revisions (incremental updates + 1).
+    pub revisions: usize,
+    /// Pages.
+    pub pages: u32,
+    /// Every signature, in the order of the revisions they sign.
+    pub signatures: Vec<PdfSignatureReport>,
+    /// Document-level problems, in words.
+    pub problems: Vec<String>,
+}
+
+impl ChangesAfter {
+    fn to_text(&self) -> String {
+        match self {
+            Self::None => "none (it signs the last revision)".into(),
+            Self::AnnotationsOnly { revisions } => {
+                format!("annotations, form fields or signatures only ({revisions} revision(s))")
+            }
+            Self::ContentChanged { revisions, changes } => format!(
+                "CONTENT CHANGED ({revisions} revision(s)): {}",
+                changes.join("; ")
+            ),
+        }
+    }
+}
+
+impl PdfReport {
+    /// A readable multi-line summary: the verdict, one line per signature with its failed
+    /// checks and what later revisions change, then document-level problems.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = format!(
+            "{}: {} signature(s), {} revision(s), {} page(s)\n",
+            if self.valid { "VALID" } else { "INVALID" },
+            self.signatures.len(),
+            self.revisions,
+            self.pages
+        );
+        for (i, s) in self.signatures.iter().enumerate() {
+            let signer = s.signer.as_ref().map_or("unknown signer".to_string(), |f| {
+                format!(
+                    "{} (O={})",
+                    f.display_name(),
+                    f.subject_o.as_deref().unwrap_or("-")
+                )
+            });
+            let pages: Vec<String> = s.pages.iter().map(u32::to_string).collect();
+            let _ = writeln!(
+                out,
+                "  [{}] {} {}: {} form, revision {}, page(s) {}; {}{}{}",
+                i + 1,
+                s.field,
+                if s.valid { "VALID" } else { "INVALID" },
+                s.form,
+                s.revision,
+                if pages.is_empty() {
+                    "-".into()
+                } else {
+                    pages.join(",")
+                },
+                signer,
+                s.signing_time
+                    .as_deref()
+                    .map_or(String::new(), |t| format!(", signed {t}")),
+                s.seal
+                    .as_deref()
+                    .map_or(String::new(), |t| format!(", seal {t}")),
+            );
+            let failed = s.checks.iter().filter(|c| c.starts_with("FAILED"));
+            // The later-revisions line is said below, once.
+            for c in failed.filter(|c| !c.starts_with(LATER_CHANGES)) {
+                let _ = writeln!(out, "      {c}");
+            }
+            let _ = writeln!(out, "      changes after: {}", s.changes_after.to_text());
+        }
+        for p in &self.problems {
+            let _ = writeln!(out, "  problem: {p}");
+        }
+        out
+    }
+}
+
+/// Verifies every signature of the PDF `bytes`; certificates chain to `trust` when given.
+pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport, PdfError> {
+    let doc = crate::pdf::open(bytes)?;
+    let ends = load::revision_ends(bytes);
+    if ends.len() > MAX_REVISIONS {
+        return Err(PdfError::TooLarge(format!(
+            "{} revisions, more than {MAX_REVISIONS}",
+            ends.len()
+        )));
+    }
+    let mut problems = Vec::new();
+    match ends.last() {
+        None => problems.push("no `startxref … %%EOF` ends a revision".to_string()),
+        Some(last) => {
+            let extra = bytes[last.end..]
+                .iter()
+                .filter(|b| !b.is_ascii_whitespace() && **b != 0)
+                .count();
+            if extra > 0 {
+                problems.push(format!(
+                    "{} byte(s) after the last %%EOF belong to no revision",
+                    bytes.len() - last.end
+                ));
+            }
+        }
+    }
+    let revisions = ends.len().max(1);
+    let mut signatures: Vec<PdfSignatureReport> = fields::signature_fields(&doc)
+        .iter()
+        .map(|f| signature::check(bytes, &ends, f, trust))
+        .collect();
+    signatures.sort_by_key(|s| (s.revision, s.byte_range.get(1).copied()));
+    if signatures.is_empty() {
+        problems.push("no signed signature field".into());
+    }
+    let first = signatures
+        .iter()
+        .map(|s| s.revision)
+        .filter(|&r| r > 0)
+        .min();
+    let changes = match first {
+        Some(first) if first < ends.len() => revision_changes(bytes, &ends, first),
+        _ => Vec::new(),
+    };
+    for s in &mut signatures {
+        if s.revision == 0 {
+            continue;
+        }
+        let later: Vec<&(usize, Vec<String>)> =
+            changes.iter().filter(|(r, _)| *r > s.revision).collect();
+        let count = ends.len().saturating_sub(s.revision);
+        let list: Vec<String> = later
+            .iter()
+            .flat_map(|(r, list)| list.iter().map(move |c| format!("revision {r}: {c}")))
+            .collect();
+        s.changes_after = if count == 0 {
+            ChangesAfter::None
+        } else if list.is_empty() {
+            s.checks.push(format!(
+                "ok: the {count} later revision(s) change annotations, form fields or signatures only"
+            ));
+            ChangesAfter::AnnotationsOnly { revisions: count }
+        } else {
+            s.checks
+                .push(format!("{LATER_CHANGES} {}", list.join("; ")));
+            s.valid = false;
+            ChangesAfter::ContentChanged {
+                revisions: count,
+                changes: list,
+            }
+        };
+    }
+    let valid = problems.is_empty() && signatures.iter().all(|s| s.valid);
+    Ok(PdfReport {
+        valid,
+        revisions,
+        pages: u32::try_from(doc.get_pages().len()).unwrap_or(u32::MAX),
+        signatures,
+        problems,
+    })
+}
+
+/// For each revision after `first` (1-based), what it changes beyond annotations.
+fn revision_changes(
+    bytes: &[u8],
+    ends: &[load::RevisionEnd],
+    first: usize,
+) -> Vec<(usize, Vec<String>)> {
+    let load = |r: usize| lopdf::Document::load_mem(&bytes[..ends[r - 1].end]);
+    let mut out = Vec::new();
+    let mut prev = load(first).ok();
+    for r in first + 1..=ends.len() {
+        let next = load(r).ok();
+        let list = match (&prev, &next) {
+            (Some(a), Some(b)) => changes::content_changes(a, b),
+            (None, _) => vec!["the revision before it cannot be read".into()],
+            (_, None) => vec!["it cannot be read".into()],
+        };
+        out.push((r, list));
+        prev = next;
+    }
+    out
+}

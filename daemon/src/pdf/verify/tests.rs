@@ -1,0 +1,521 @@
+//! Verifying PDFs signed by pyHanko and by seald's CMS and SES builders, with incremental
+//! updates appended by hand.
+
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+use super::*;
+use crate::cert::testing::parties;
+use crate::cert::Certificate;
+use crate::crypto::{data_digest, KeyAlgorithm};
+use crate::ses::build_tests::seal_info;
+use crate::ses::{build_seal, DocumentSigner};
+
+const PLAIN: &[u8] = include_bytes!("../testdata/plain.pdf");
+const ONE: &[u8] = include_bytes!("../testdata/pyhanko-one.pdf");
+const TWO: &[u8] = include_bytes!("../testdata/pyhanko-two.pdf");
+const ROOT: &[u8] = include_bytes!("../testdata/pyhanko-root.pem");
+const WHEN: OffsetDateTime = datetime!(2025-06-01 08:00:00 UTC);
+
+fn pyhanko_trust() -> TrustStore {
+    TrustStore::from_pem_or_der(ROOT).unwrap()
+}
+
+/// Appends an incremental update with `objects` (number, body) to `base`.
+fn append_update(base: &[u8], objects: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let doc = lopdf::Document::load_mem(base).unwrap();
+    let size = doc.trailer.get(b"Size").unwrap().as_i64().unwrap() as u32;
+    let prev = {
+        let at = base.windows(9).rposition(|w| w == b"startxref").unwrap();
+        let text = String::from_utf8_lossy(&base[at + 9..]).into_owned();
+        text.split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let mut out = base.to_vec();
+    if !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    let mut offsets = Vec::new();
+    for (n, body) in objects {
+        offsets.push((*n, out.len()));
+        out.extend_from_slice(format!("{n} 0 obj\n").as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(b"xref\n");
+    for (n, off) in &offsets {
+        out.extend_from_slice(format!("{n} 1\n{off:010} 00000 n \n").as_bytes());
+    }
+    let new_size = objects
+        .iter()
+        .map(|(n, _)| n + 1)
+        .max()
+        .unwrap_or(0)
+        .max(size);
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {new_size} /Root 1 0 R /Prev {prev} >>\nstartxref\n{xref}\n%%EOF\n"
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+fn stream(text: &str) -> Vec<u8> {
+    format!("<< /Length {} >>\nstream\n{text}\nendstream", text.len()).into_bytes()
+}
+
+const PAGE_2: &str = "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 7 0 R \
+                      /Resources << /Font << /F1 5 0 R >> >>";
+
+fn next_number(pdf: &[u8]) -> u32 {
+    let doc = lopdf::Document::load_mem(pdf).unwrap();
+    doc.trailer.get(b"Size").unwrap().as_i64().unwrap() as u32
+}
+
+/// An update adding a text annotation to page 2 (object 6 0).
+fn add_annotation(pdf: &[u8]) -> Vec<u8> {
+    let n = next_number(pdf);
+    append_update(
+        pdf,
+        &[
+            (
+                n,
+                b"<< /Type /Annot /Subtype /Text /Rect [10 10 30 30] /Contents (note) /P 6 0 R >>"
+                    .to_vec(),
+            ),
+            (6, format!("{PAGE_2} /Annots [{n} 0 R] >>").into_bytes()),
+        ],
+    )
+}
+
+#[test]
+fn pyhanko_signatures_verify() {
+    let trust = pyhanko_trust();
+    let r = verify_pdf(ONE, Some(&trust)).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    assert_eq!((r.revisions, r.pages, r.signatures.len()), (2, 2, 1));
+    let s = &r.signatures[0];
+    assert_eq!(s.field, "Sig1");
+    assert_eq!(s.form, "pades");
+    assert_eq!(s.sub_filter, "ETSI.CAdES.detached");
+    assert_eq!(s.revision, 2);
+    assert_eq!(s.pages, [1]);
+    assert_eq!(s.changes_after, ChangesAfter::None);
+    assert_eq!(
+        s.signer.as_ref().unwrap().subject_cn.as_deref(),
+        Some("pyHanko signer")
+    );
+    assert!(s.signing_time.is_some());
+    for wanted in [
+        "ok: message-digest",
+        "ok: DER ECDSA P-256",
+        "ok: chain of 2",
+        "ok: signing-certificate",
+    ] {
+        assert!(
+            s.checks.iter().any(|c| c.starts_with(wanted)),
+            "{wanted}: {:#?}",
+            s.checks
+        );
+    }
+
+    let r = verify_pdf(TWO, Some(&trust)).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    assert_eq!(r.revisions, 3);
+    let fields: Vec<(&str, usize, &[u32])> = r
+        .signatures
+        .iter()
+        .map(|s| (s.field.as_str(), s.revision, s.pages.as_slice()))
+        .collect();
+    assert_eq!(fields, [("Sig1", 2, &[1][..]), ("Sig2", 3, &[2][..])]);
+    assert_eq!(
+        r.signatures[0].changes_after,
+        ChangesAfter::AnnotationsOnly { revisions: 1 }
+    );
+    assert_eq!(r.signatures[1].changes_after, ChangesAfter::None);
+    // Without trust roots the chain is not applicable, not failed.
+    let r = verify_pdf(TWO, None).unwrap();
+    assert!(r.valid);
+    assert!(r.signatures[0]
+        .checks
+        .iter()
+        .any(|c| c.starts_with("n/a: chain")));
+    let text = r.to_text();
+    assert!(
+        text.starts_with("VALID: 2 signature(s), 3 revision(s), 2 page(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Sig1 VALID: pades form, revision 2, page(s) 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_changed_signed_byte_is_caught() {
+    let at = ONE
+        .windows(14)
+        .position(|w| w == b"signed content")
+        .unwrap();
+    let mut bad = ONE.to_vec();
+    bad[at] = b'S';
+    let r = verify_pdf(&bad, Some(&pyhanko_trust())).unwrap();
+    assert!(!r.valid);
+    let s = &r.signatures[0];
+    assert!(!s.valid);
+    assert!(s
+        .checks
+        .iter()
+        .any(|c| c.starts_with("FAILED: message-digest")));
+    assert!(r.to_text().contains("FAILED: message-digest"));
+}
+
+#[test]
+fn later_updates_are_classified() {
+    let trust = pyhanko_trust();
+    // Only an annotation: still valid.
+    let annotated = add_annotation(TWO);
+    let r = verify_pdf(&annotated, Some(&trust)).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    assert_eq!(r.revisions, 4);
+    assert_eq!(
+        r.signatures[0].changes_after,
+        ChangesAfter::AnnotationsOnly { revisions: 2 }
+    );
+    assert_eq!(
+        r.signatures[1].changes_after,
+        ChangesAfter::AnnotationsOnly { revisions: 1 }
+    );
+
+    // New page content: both signatures are invalid and say what changed.
+    let changed = append_update(
+        &annotated,
+        &[(
+            4,
+            stream("BT /F1 24 Tf 72 720 Td (Page one: CHANGED) Tj ET"),
+        )],
+    );
+    let r = verify_pdf(&changed, Some(&trust)).unwrap();
+    assert!(!r.valid);
+    for s in &r.signatures {
+        assert!(!s.valid);
+        let ChangesAfter::ContentChanged { changes, .. } = &s.changes_after else {
+            panic!("{:?}", s.changes_after)
+        };
+        assert_eq!(changes, &["revision 5: page 1 content stream 4 0 replaced"]);
+    }
+    let text = r.to_text();
+    assert!(text.contains("CONTENT CHANGED (3 revision(s))"), "{text}");
+
+    // A page's box, a font and the page tree.
+    let changed = append_update(
+        ONE,
+        &[
+            (6, b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 300] /Contents 7 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_vec()),
+            (5, b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>".to_vec()),
+        ],
+    );
+    let r = verify_pdf(&changed, None).unwrap();
+    let ChangesAfter::ContentChanged { changes, revisions } = &r.signatures[0].changes_after else {
+        panic!()
+    };
+    assert_eq!(*revisions, 1);
+    assert_eq!(
+        changes,
+        &[
+            "revision 3: font 5 0 changed",
+            "revision 3: page 2 (6 0): /MediaBox changed"
+        ]
+    );
+}
+
+#[test]
+fn unsigned_broken_and_encrypted_files() {
+    let r = verify_pdf(PLAIN, None).unwrap();
+    assert!(!r.valid);
+    assert!(r.signatures.is_empty());
+    assert_eq!(r.problems, ["no signed signature field"]);
+    assert!(matches!(verify_pdf(b"hello", None), Err(PdfError::NotPdf)));
+    assert!(matches!(
+        verify_pdf(b"%PDF-1.7\n1 0 obj garbage", None),
+        Err(PdfError::Unreadable(_))
+    ));
+    let encrypted = include_bytes!("../testdata/encrypted.pdf");
+    assert!(matches!(
+        verify_pdf(encrypted, None),
+        Err(PdfError::Encrypted)
+    ));
+    // Bytes after the last revision belong to nobody.
+    let mut tail = ONE.to_vec();
+    tail.extend_from_slice(b"1 0 obj << /Type /Catalog >> endobj\n");
+    let r = verify_pdf(&tail, None).unwrap();
+    assert!(!r.valid);
+    assert!(
+        r.problems[0].contains("after the last %%EOF"),
+        "{:?}",
+        r.problems
+    );
+}
+
+/// `plain.pdf` signed by seald in field `Seal1` on page 1: `contents` makes the `/Contents`
+/// from the ByteRange pieces.
+fn seald_signed(sub_filter: &str, contents: impl Fn(&[&[u8]]) -> Vec<u8>) -> Vec<u8> {
+    const HEX_LEN: usize = 16384;
+    let sig_dict = format!(
+        "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /{sub_filter} /ByteRange [0 0 0 0]{} \
+         /Contents <{}> /M (D:20250601080000Z) >>",
+        " ".repeat(32),
+        "0".repeat(HEX_LEN)
+    );
+    let mut pdf = append_update(
+        PLAIN,
+        &[
+            (8, sig_dict.into_bytes()),
+            (
+                9,
+                b"<< /Type /Annot /Subtype /Widget /FT /Sig /T (Seal1) /V 8 0 R /Rect [0 0 0 0] /F 132 /P 3 0 R >>".to_vec(),
+            ),
+            (10, b"<< /Fields [9 0 R] /SigFlags 3 >>".to_vec()),
+            (1, b"<< /Type /Catalog /Pages 2 0 R /AcroForm 10 0 R >>".to_vec()),
+            (
+                3,
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> /Annots [9 0 R] >>".to_vec(),
+            ),
+        ],
+    );
+    let at = pdf.windows(7).rposition(|w| w == b"<000000").unwrap();
+    let (a, b) = (at, at + HEX_LEN + 2);
+    let c = pdf.len() - b;
+    let br_at = pdf
+        .windows(14)
+        .rposition(|w| w == b"[0 0 0 0]     ")
+        .unwrap();
+    let br = format!("[0 {a} {b} {c}]");
+    pdf[br_at..br_at + br.len()].copy_from_slice(br.as_bytes());
+    let der = contents(&[&pdf[..a], &pdf[b..]]);
+    let hex = hex::encode_upper(&der);
+    pdf[a + 1..a + 1 + hex.len()].copy_from_slice(hex.as_bytes());
+    pdf
+}
+
+#[test]
+fn seald_cms_and_ses_signatures_verify() {
+    for alg in [KeyAlgorithm::Sm2, KeyAlgorithm::P256] {
+        let p = parties(alg);
+        let seal = build_seal(&seal_info(&p), &p.maker_cert, &p.maker).unwrap();
+        let signer = DocumentSigner::new(&seal, &p.signer_cert, &p.signer).unwrap();
+        let trust = TrustStore::new(vec![Certificate::from_der(&p.root_cert).unwrap()]);
+        let digest = |pieces: &[&[u8]]| data_digest(alg, &pieces.concat());
+        let cms_pdf = seald_signed(crate::pdf::cms::sub_filter(alg), |pieces| {
+            crate::pdf::cms::signed_data(&signer, &[], &digest(pieces), WHEN).unwrap()
+        });
+        let ses_pdf = seald_signed("adbe.pkcs7.detached", |pieces| {
+            signer.sign(WHEN, &digest(pieces), "", None).unwrap().der
+        });
+        let expected_form = match alg {
+            KeyAlgorithm::Sm2 => "gm-cms",
+            KeyAlgorithm::P256 => "pades",
+        };
+        for (pdf, form) in [(cms_pdf, expected_form), (ses_pdf, "ses")] {
+            let r = verify_pdf(&pdf, Some(&trust)).unwrap();
+            assert!(
+                r.valid,
+                "{alg:?} {form}\n{}\n{:#?}",
+                r.to_text(),
+                r.signatures
+            );
+            let s = &r.signatures[0];
+            assert_eq!(
+                (s.form.as_str(), s.revision, s.pages.as_slice()),
+                (form, 2, &[1][..])
+            );
+            assert_eq!(s.signing_time.as_deref(), Some("2025-06-01T08:00:00Z"));
+            assert_eq!(
+                s.signer.as_ref().unwrap().subject_cn.as_deref(),
+                Some("合同专用章")
+            );
+            assert_eq!(
+                s.seal.as_deref(),
+                (form == "ses").then_some("11010800000001 示例科技有限公司合同专用章")
+            );
+            // A later annotation is fine; a changed byte is not.
+            assert!(
+                verify_pdf(&add_annotation(&pdf), Some(&trust))
+                    .unwrap()
+                    .valid
+            );
+            let mut bad = pdf.clone();
+            let at = bad.windows(8).position(|w| w == b"Page one").unwrap();
+            bad[at] = b'p';
+            let r = verify_pdf(&bad, Some(&trust)).unwrap();
+            assert!(!r.valid, "{form}");
+        }
+    }
+}
+
+#[test]
+fn revisions_end_at_eof_after_startxref() {
+    let ends = load::revision_ends(TWO);
+    assert_eq!(ends.len(), 3);
+    assert_eq!(ends[0].end, PLAIN.len());
+    assert_eq!(ends[1].end, ONE.len());
+    assert_eq!(ends[2].end, TWO.len());
+    assert_eq!(ends[2].eof + 1, TWO.len());
+    // `%%EOF` not after `startxref <n>` (e.g. inside a stream) ends nothing.
+    let text = b"%PDF-1.7\nstream\n%%EOF\nendstream\nstartxref\n12\r\n%%EOF\r\n";
+    let ends = load::revision_ends(text);
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].end, text.len());
+    assert_eq!(ends[0].eof, text.len() - 2);
+}
+
+#[test]
+fn pdf_dates() {
+    let d = |s: &str| fields::pdf_date(s.as_bytes());
+    assert_eq!(d("D:20250601080000Z"), Some(WHEN));
+    assert_eq!(d("D:20250601160000+08'00'"), Some(WHEN));
+    assert_eq!(d("D:20250601030000-05'00"), Some(WHEN));
+    assert_eq!(d("D:2025060108"), Some(WHEN));
+    assert_eq!(d("20250601080000"), Some(WHEN));
+    assert_eq!(d("D:2025"), Some(datetime!(2025-01-01 0:00 UTC)));
+    assert_eq!(d("D:20251301"), None);
+    assert_eq!(d("yesterday"), None);
+}
+
+/// `ONE` with its `/ByteRange` replaced by `br` (same length, padded with spaces).
+fn with_byte_range(br: &str) -> Vec<u8> {
+    let at = ONE.windows(12).position(|w| w == b"/ByteRange [").unwrap() + 11;
+    let end = at + ONE[at..].iter().position(|&b| b == b']').unwrap() + 1;
+    let mut pdf = ONE.to_vec();
+    let text = format!("{br:<width$}", width = end - at);
+    assert_eq!(text.len(), end - at);
+    pdf[at..end].copy_from_slice(text.as_bytes());
+    pdf
+}
+
+#[test]
+fn byte_ranges_that_do_not_cover_a_revision_fail() {
+    let first = |pdf: &[u8]| verify_pdf(pdf, None).unwrap().signatures.remove(0);
+    let failed = |s: &PdfSignatureReport, what: &str| {
+        assert!(!s.valid);
+        assert!(
+            s.checks
+                .iter()
+                .any(|c| c.starts_with("FAILED") && c.contains(what)),
+            "{what}: {:#?}",
+            s.checks
+        );
+    };
+    let s = first(ONE);
+    assert!(s.valid);
+    let [_, a, b, c] = s.byte_range[..] else {
+        panic!()
+    };
+    // Shorter than the revision: the last bytes are unsigned.
+    let s = first(&with_byte_range(&format!("[0 {a} {b} {}]", c - 10)));
+    failed(&s, "not at the end of a revision");
+    assert_eq!(s.revision, 0);
+    // Not from byte 0, beyond the file, a gap that is not the hex string.
+    failed(
+        &first(&with_byte_range(&format!("[1 {a} {b} {c}]"))),
+        "byte 0",
+    );
+    failed(
+        &first(&with_byte_range(&format!("[0 {a} {b} {}]", c + 1))),
+        "does not fit",
+    );
+    failed(
+        &first(&with_byte_range(&format!("[0 {} {b} {}]", a - 1, c))),
+        "hex string",
+    );
+    failed(&first(&with_byte_range(&format!("[0 {a} {b}]"))), "not 4");
+    assert!(
+        !verify_pdf(&with_byte_range("[0 1 2 3]"), None)
+            .unwrap()
+            .valid
+    );
+}
+
+#[test]
+fn xref_streams_and_object_streams() {
+    let pdf = include_bytes!("../testdata/pyhanko-xref-stream.pdf");
+    let r = verify_pdf(pdf, Some(&pyhanko_trust())).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    assert_eq!((r.revisions, r.pages), (2, 2));
+    assert_eq!(r.signatures[0].pages, [1]);
+    assert_eq!(r.signatures[0].form, "pades");
+    let pdf = include_bytes!("../testdata/pyhanko-xref-stream-two.pdf");
+    let r = verify_pdf(pdf, Some(&pyhanko_trust())).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    assert_eq!(r.revisions, 3);
+    assert_eq!(
+        r.signatures[0].changes_after,
+        ChangesAfter::AnnotationsOnly { revisions: 1 }
+    );
+}
+
+#[test]
+fn an_appearance_stream_the_page_shows_too_is_content() {
+    // Page 2 draws form XObject 20 0, which an annotation also uses as its appearance.
+    let base = append_update(
+        ONE,
+        &[
+            (20, stream("0 0 m 10 10 l S")),
+            (
+                21,
+                b"<< /Type /Annot /Subtype /Stamp /Rect [0 0 10 10] /AP << /N 20 0 R >> >>"
+                    .to_vec(),
+            ),
+            (
+                6,
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 7 0 R \
+                  /Resources << /Font << /F1 5 0 R >> /XObject << /X 20 0 R >> >> \
+                  /Annots [21 0 R] >>"
+                    .to_vec(),
+            ),
+        ],
+    );
+    let signed_later = |pdf: &[u8]| {
+        // Treat revision 3 as signed by looking at what revision 4 changes.
+        let ends = load::revision_ends(pdf);
+        let prev = lopdf::Document::load_mem(&pdf[..ends[2].end]).unwrap();
+        let next = lopdf::Document::load_mem(pdf).unwrap();
+        changes::content_changes(&prev, &next)
+    };
+    let changed = append_update(&base, &[(20, stream("0 0 m 99 99 l S"))]);
+    assert_eq!(signed_later(&changed), ["stream 20 0 changed"]);
+    // An appearance used by the annotation only is free to change.
+    let annot_only = append_update(
+        &base,
+        &[
+            (
+                21,
+                b"<< /Type /Annot /Subtype /Stamp /Rect [0 0 10 10] /AP << /N 22 0 R >> >>"
+                    .to_vec(),
+            ),
+            (22, stream("1 1 m 2 2 l S")),
+        ],
+    );
+    assert!(signed_later(&annot_only).is_empty());
+}
+
+#[test]
+fn sha384_with_a_p256_key() {
+    let pdf = include_bytes!("../testdata/pyhanko-sha384.pdf");
+    let r = verify_pdf(pdf, Some(&pyhanko_trust())).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    let s = &r.signatures[0];
+    assert_eq!(s.field, "Sig384");
+    assert!(s
+        .checks
+        .contains(&"ok: digest algorithm SHA-384".to_string()));
+    assert!(s
+        .checks
+        .iter()
+        .any(|c| c.contains("ECDSA P-256 with SHA-384")));
+}
