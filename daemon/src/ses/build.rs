@@ -210,7 +210,17 @@ pub fn build_signature(
 pub trait TimeStamper: Sync {
     /// A token (DER TimeStampToken) over `signature_value`, already checked.
     fn time_stamp(&self, signature_value: &[u8]) -> Result<Option<Vec<u8>>, String>;
+
+    /// The longest token this stamper hands back: room kept for it where space is reserved
+    /// ahead (a PDF's `/Contents`).
+    fn max_token_len(&self) -> usize {
+        MAX_TIME_STAMP_TOKEN
+    }
 }
+
+/// The longest timestamp token seald takes by default (a token with a TSA chain of a few
+/// RSA or EC certificates fits).
+pub const MAX_TIME_STAMP_TOKEN: usize = 8192;
 
 /// One seal and one signing key, checked once (v4 seal, certificate of that key), for
 /// signing any number of documents: a batch parses the certificate once, not per document.
@@ -253,10 +263,28 @@ impl<'a> DocumentSigner<'a> {
     }
 
     /// Asks `stamper` for a timestamp over every signature value this signer makes and puts
-    /// it in `SES_Signature.timeStamp` (`[0] EXPLICIT BIT STRING`, after the signature).
+    /// it in `SES_Signature.timeStamp` (`[0] EXPLICIT BIT STRING`, after the signature), or in
+    /// a CMS SignerInfo's unsigned `signature-time-stamp` attribute.
     pub fn with_time_stamper(mut self, stamper: &'a dyn TimeStamper) -> Self {
         self.time_stamper = Some(stamper);
         self
+    }
+
+    /// A timestamp token over `signature_value` from the stamper, if this signer has one and
+    /// the policy gives one; `Err` when the policy requires one and none could be had.
+    pub fn time_stamp(&self, signature_value: &[u8]) -> Result<Option<Vec<u8>>, BuildError> {
+        match self.time_stamper {
+            Some(stamper) => stamper
+                .time_stamp(signature_value)
+                .map_err(BuildError::TimeStamp),
+            None => Ok(None),
+        }
+    }
+
+    /// Bytes to keep free for a timestamp token and its wrapping (0 without a stamper).
+    pub fn time_stamp_reserve(&self) -> usize {
+        self.time_stamper
+            .map_or(0, |s| s.max_token_len().saturating_add(32))
     }
 
     /// The seal this signer signs with (its DER goes into `Seal.esl`, its picture size sets a
@@ -311,10 +339,8 @@ impl<'a> DocumentSigner<'a> {
             self.signature_oid.clone(),
             write::bits(&value),
         ];
-        if let Some(stamper) = self.time_stamper {
-            if let Some(token) = stamper.time_stamp(&value).map_err(BuildError::TimeStamp)? {
-                parts.push(time_stamp_field(&token));
-            }
+        if let Some(token) = self.time_stamp(&value)? {
+            parts.push(time_stamp_field(&token));
         }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         Ok(SesSignature::parse(&write::seq(&refs))?)

@@ -217,7 +217,23 @@ impl crate::ses::TimeStamper for Stamper<'_> {
         if self.policy == TsaPolicy::Off {
             return Ok(None);
         }
-        let result = self.client.timestamp(signature_value);
+        let max = crate::ses::MAX_TIME_STAMP_TOKEN;
+        let result = self
+            .client
+            .timestamp(signature_value)
+            .and_then(|(token, facts)| {
+                if token.len() > max {
+                    Err(TsaError::BadToken {
+                        url: self.client.url().to_owned(),
+                        reason: format!(
+                            "the token is {} bytes, more than the {max} seald keeps room for",
+                            token.len()
+                        ),
+                    })
+                } else {
+                    Ok((token, facts))
+                }
+            });
         let outcome = TsaOutcome {
             signature_value_sm3: crate::crypto::sm3(signature_value),
             result: result.clone().map(|(_, facts)| facts),

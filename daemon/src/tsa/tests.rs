@@ -464,3 +464,54 @@ fn an_sm2_tsa_token_verifies_with_sm3() {
     let e = token.check_tsa_chain(&signer, &roots).unwrap_err();
     assert!(e.contains("time-stamping"), "{e}");
 }
+
+#[test]
+fn a_cms_signature_carries_the_token_as_an_unsigned_attribute() {
+    use crate::cms::{
+        build_detached, max_detached_len, verify_detached, ContentDigest, SignedData,
+    };
+    let p = parties(KeyAlgorithm::P256);
+    let seal = build_seal(&seal_info(&p), &p.maker_cert, &p.maker).unwrap();
+    let content: &[u8] = b"the PDF's byte range";
+    let digest = crate::crypto::sha256(content);
+    let at = datetime!(2026-12-01 00:00 UTC);
+    for other in [false, true] {
+        let stamper = TestStamper { other };
+        let signer = DocumentSigner::new(&seal, &p.signer_cert, &p.signer)
+            .unwrap()
+            .with_time_stamper(&stamper);
+        let der = build_detached(&signer, &[], &digest, at).unwrap();
+        assert!(der.len() <= max_detached_len(&signer, &[]), "room was kept");
+        let sd = SignedData::parse(&der, false).unwrap();
+        let token = sd
+            .signer
+            .signature_time_stamp()
+            .expect("the unsigned attribute");
+        let report =
+            verify_detached(&der, ContentDigest::Chunks(&[content]), None, Some(at)).unwrap();
+        let lines = report.checks.join("\n");
+        if other {
+            assert!(!report.valid, "{lines}");
+            assert!(
+                lines.contains("FAILED: signature-time-stamp: the token's SHA-256 imprint"),
+                "{lines}"
+            );
+        } else {
+            assert_eq!(token, tsa_token(sd.signer.signature, None));
+            assert!(report.valid, "{lines}");
+            assert!(
+                lines.contains("ok: signature-time-stamp: the SHA-256 imprint"),
+                "{lines}"
+            );
+            assert!(
+                lines.contains("signature-time-stamp by Test TSA at 2026-12-15T08:00:00Z"),
+                "{lines}"
+            );
+        }
+    }
+    // Without a stamper: no unsigned attributes, as before.
+    let signer = DocumentSigner::new(&seal, &p.signer_cert, &p.signer).unwrap();
+    let der = build_detached(&signer, &[], &digest, at).unwrap();
+    let sd = SignedData::parse(&der, false).unwrap();
+    assert!(sd.signer.unsigned_attrs.is_none());
+}
