@@ -5,7 +5,8 @@
 //! `required` with SM3 imprints (the token is in the SES_Signature, `openssl ts -verify`
 //! accepts it, seald's verifier judges validity at its time, a token moved onto another
 //! signature makes that one invalid, the usage log has the TSA's serial and genTime; an OFD
-//! document's SES_Signature carries one too, and the OFD verifier uses it);
+//! document's SES_Signature carries one too, and the OFD verifier uses it; a PDF's CMS carries
+//! it as the unsigned signature-time-stamp attribute);
 //! `best-effort` with SHA-256 imprints; `required` with the TSA down (the request fails naming
 //! the TSA, nothing released); `best-effort` with the TSA down (signed without a token, the
 //! failure recorded); a seal policy's `timestamp` overriding `[tsa] policy` both ways.
@@ -248,6 +249,61 @@ fn timestamps_from_an_openssl_tsa_at_stamping_and_verification() {
         "{report:#}"
     );
     assert_eq!(timestamp_records(&d, ofd_id).len(), 1);
+
+    // A PDF document (SM2 seal: a GB/T 35275 CMS in /Contents): the token over the
+    // SignerInfo's signature value is its unsigned signature-time-stamp attribute.
+    let pdf = seald::pdf::sample::Sample::new(1).build();
+    let r = d.upload(Who::Client, &request, &[("contract.pdf", &pdf)]);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let pdf_id = r.json()["id"].as_i64().unwrap();
+    d.approve_both(pdf_id);
+    let v = d.wait_final(pdf_id);
+    assert_eq!(v["state"], "signed", "{v}");
+    let cms = b64(v["signatures"][0]["ses_signature"].as_str().unwrap());
+    let sd = seald::cms::SignedData::parse(&cms, true).expect("a SignedData");
+    let token = sd
+        .signer
+        .signature_time_stamp()
+        .expect("a signature-time-stamp attribute");
+    let value = tmp.path().join("pdf.value");
+    let tst = tmp.path().join("pdf.tst");
+    std::fs::write(&value, sd.signer.signature).unwrap();
+    std::fs::write(&tst, token).unwrap();
+    let out = Command::new("openssl")
+        .args(["ts", "-verify", "-token_in", "-in"])
+        .arg(&tst)
+        .arg("-data")
+        .arg(&value)
+        .arg("-CAfile")
+        .arg(tsa.root())
+        .arg("-untrusted")
+        .arg(tsa.cert())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Verification: OK"),
+        "openssl ts -verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sealed = d.download(Who::Client, pdf_id, 1);
+    assert_eq!(sealed.status, 200);
+    let r = d.call(
+        "POST",
+        "/v1/verify",
+        Some(Who::Client),
+        Some(&json!({ "pdf": base64::engine::general_purpose::STANDARD.encode(&sealed.body) })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let report = r.json();
+    assert_eq!(report["valid"], true, "{report:#}");
+    assert!(
+        report
+            .to_string()
+            .contains("ok: signature-time-stamp: the SM3 imprint"),
+        "{report:#}"
+    );
+    assert_eq!(timestamp_records(&d, pdf_id).len(), 1);
 
     // 2. best-effort, SHA-256 imprints, TSA up: tokens as before.
     let up = tsa_table(tsa.url(), &tsa.root(), "best-effort", "sha256");
