@@ -303,7 +303,12 @@ fn timestamps_from_an_openssl_tsa_at_stamping_and_verification() {
             .contains("ok: signature-time-stamp: the SM3 imprint"),
         "{report:#}"
     );
-    assert_eq!(timestamp_records(&d, pdf_id).len(), 1);
+    let records = timestamp_records(&d, pdf_id);
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0]["detail"]["document_digest"], v["files"][0]["sm3"],
+        "{records:#?}"
+    );
 
     // 2. best-effort, SHA-256 imprints, TSA up: tokens as before.
     let up = tsa_table(tsa.url(), &tsa.root(), "best-effort", "sha256");

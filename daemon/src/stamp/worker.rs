@@ -328,8 +328,17 @@ fn timestamp_records(
     let by_value: std::collections::HashMap<[u8; 32], crate::store::model::Digest32> = signed
         .iter()
         .filter_map(|s| {
-            let parsed = crate::ses::SesSignature::parse(&s.ses_signature).ok()?;
-            Some((crate::crypto::sm3(&parsed.signature), s.digest))
+            // A SES_Signature's signature value, or a PDF CMS SignerInfo's.
+            let value = match crate::ses::SesSignature::parse(&s.ses_signature) {
+                Ok(parsed) => crate::crypto::sm3(&parsed.signature),
+                Err(_) => crate::crypto::sm3(
+                    crate::cms::SignedData::parse(&s.ses_signature, true)
+                        .ok()?
+                        .signer
+                        .signature,
+                ),
+            };
+            Some((value, s.digest))
         })
         .collect();
     stamper
