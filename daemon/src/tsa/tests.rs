@@ -339,7 +339,14 @@ fn a_stamped_signature_carries_the_token_and_is_judged_at_its_time() {
         .to_text()
         .contains("stamped  2026-12-15T08:00:00Z by Test TSA"));
 
-    // Without TSA roots the token's time is not trusted: timeInfo decides (and is too late).
+    // Without TSA roots (none given, or an empty set) the token's time is not trusted:
+    // timeInfo decides (and is too late).
+    let empty = TrustStore::default();
+    let report = verify_signature(&sig, &with(Some(&empty)));
+    assert_eq!(
+        report.check("timestamp-chain").unwrap().status,
+        CheckStatus::NotApplicable
+    );
     let report = verify_signature(&sig, &with(None));
     assert!(!report.valid, "{}", report.to_text());
     assert_eq!(report.judged_by, Some("timeInfo"));
