@@ -587,14 +587,25 @@ pub fn verify_signature(sig: &SesSignature, options: &VerifyOptions<'_>) -> Repo
     checks.0.extend(ts_checks.0);
     const WHEN: &str = "time at which validity is judged";
     match (&trusted, timestamp.is_some(), sig.tbs.time_info) {
-        (Ok((t, tsa)), _, _) => checks.push(
-            "signing-time",
-            WHEN,
-            Ok(format!(
-                "timestamp by {tsa} at {}; certificate validity judged at the timestamp's time",
-                fmt_time(*t)
-            )),
-        ),
+        (Ok((t, tsa)), _, time_info) => {
+            // The token proves the signature existed at genTime: a later timeInfo can only be
+            // the signing machine's clock running ahead.
+            let note = match time_info {
+                Some(ti) if ti > *t + time::Duration::minutes(5) => format!(
+                    " (timeInfo {} is later than the timestamp: the signing machine's clock was ahead)",
+                    fmt_time(ti)
+                ),
+                _ => String::new(),
+            };
+            checks.push(
+                "signing-time",
+                WHEN,
+                Ok(format!(
+                    "timestamp by {tsa} at {}; certificate validity judged at the timestamp's time{note}",
+                    fmt_time(*t)
+                )),
+            )
+        }
         (Err(why), true, Some(t)) => checks.push(
             "signing-time",
             WHEN,
