@@ -445,34 +445,36 @@ impl Deployment {
         let owner = hsm.devices.token(&token.serial).expect("owner");
         let key = TokenKey::open(owner, KeySelector::Id(vec![2])).expect("key");
 
-        // A software test CA (SM2) certifying the maker (SM2) and the device's P-256 seal key.
+        // A software test CA (P-256, so that independent PAdES validators such as pyHanko can
+        // check the chain) certifying the maker (SM2) and the device's P-256 seal key; each
+        // certificate has its own serial, as a real CA's do.
         let now = SystemClock.now();
-        let root = SoftSigner::from_seed(KeyAlgorithm::Sm2, 40);
+        let root = SoftSigner::from_seed(KeyAlgorithm::P256, 40);
         let maker = SoftSigner::from_seed(KeyAlgorithm::Sm2, 41);
         let root_name = name("测试根CA", "Test Root");
-        let spec = |o: &str, cn: &str, ca: bool, ku: u8| CertSpec {
+        let spec = |o: &str, cn: &str, ca: bool, ku: u8, serial: u64| CertSpec {
             cn: cn.into(),
             o: o.into(),
-            serial: 7,
+            serial,
             not_before: now - time::Duration::days(1),
             not_after: now + time::Duration::days(365),
             key_usage: Some(ku),
             ca,
         };
         let root_cert = issue(
-            &spec("测试根CA", "Test Root", true, 0x06),
+            &spec("测试根CA", "Test Root", true, 0x06, 7),
             root.public_key(),
             &root_name,
             &root,
         );
         let maker_cert = issue(
-            &spec("测试根CA", "Seal maker", false, 0x80),
+            &spec("测试根CA", "Seal maker", false, 0x80, 8),
             maker.public_key(),
             &root_name,
             &root,
         );
         let seal_cert = issue(
-            &spec(ORG, ORG, false, 0xc0),
+            &spec(ORG, ORG, false, 0xc0, 9),
             key.public_key(),
             &root_name,
             &root,

@@ -49,8 +49,7 @@ pub fn assert_qpdf_ok(path: &Path) {
 
 /// The pyHanko CLI of `scripts/setup.sh` (`target/pdf-tools/bin/pyhanko`).
 pub fn pyhanko() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/pdf-tools/bin/pyhanko");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pdf-tools/bin/pyhanko");
     assert!(
         path.is_file(),
         "{} is missing: run scripts/setup.sh",
@@ -65,6 +64,7 @@ pub fn pyhanko_validate(path: &Path, trust_root: &Path) -> (bool, String) {
     let out = run(
         pyhanko(),
         &[
+            "--verbose".as_ref(),
             "sign".as_ref(),
             "validate".as_ref(),
             "--pretty-print".as_ref(),

@@ -379,12 +379,20 @@ fn bad_input_is_refused_with_a_reason_and_nothing_is_kept() {
 
     let cases: Vec<Case> = vec![
         (
-            "not a zip",
+            "neither a zip nor a PDF",
+            b"plain text, not an OFD".to_vec(),
+            at.clone(),
+            422,
+            "unsupported_document",
+            "neither an OFD package (a zip) nor a PDF",
+        ),
+        (
+            "a PDF header and nothing else",
             b"%PDF-1.7 not an OFD".to_vec(),
             at.clone(),
             422,
             "invalid_document",
-            "zip",
+            "the PDF structure is unreadable",
         ),
         (
             "zip bomb",

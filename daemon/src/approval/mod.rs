@@ -18,11 +18,11 @@ use crate::audit::{chain, unix_ms, NewRecord, SignatureFacts};
 use crate::clock::{Clock, Timestamp};
 use crate::identity::{Caller, Forbidden, Role};
 use crate::seal::{check_usable, NewSeal, Registry, Seal, SealError, SealMaker};
-use crate::store::model::{AuditKind, Digest32, IdentityId, StampFileRow, SealId, StoredSignature};
+use crate::store::model::{AuditKind, Digest32, IdentityId, SealId, StampFileRow, StoredSignature};
 use crate::store::{Store, StoreError, Tx};
 
 pub use crate::store::model::{
-    StampFile, OfficeHours, PinMode, Policy, RequestId, RequestState, StampDocument, StampRequest,
+    OfficeHours, PinMode, Policy, RequestId, RequestState, StampDocument, StampFile, StampRequest,
     Vote,
 };
 pub use limits::RequestLimits;

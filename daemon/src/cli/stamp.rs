@@ -207,13 +207,11 @@ pub fn run(args: StampArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let files = request["files"].as_array().cloned().unwrap_or_default();
     for f in &files {
         let n = f["n"].as_u64().unwrap_or_default();
-        let dest = args
-            .out
-            .join(output_name(
-                f["name"].as_str().unwrap_or_default(),
-                n,
-                f["format"].as_str().unwrap_or("ofd"),
-            ));
+        let dest = args.out.join(output_name(
+            f["name"].as_str().unwrap_or_default(),
+            n,
+            f["format"].as_str().unwrap_or("ofd"),
+        ));
         let bytes = client.download(&format!("/v1/stamp-requests/{id}/documents/{n}"), &dest)?;
         println!("sealed: {} ({bytes} bytes)", dest.display());
     }

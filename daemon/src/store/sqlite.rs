@@ -666,7 +666,9 @@ impl SqliteTx<'_> {
                 file: StampFile {
                     n: row.get(0)?,
                     name: row.get(1)?,
-                    format: format.parse().map_err(|e| corrupt("stamp_files.format", e))?,
+                    format: format
+                        .parse()
+                        .map_err(|e| corrupt("stamp_files.format", e))?,
                     size: row.get::<_, i64>(2)?.max(0) as u64,
                     sm3: Digest32::from_hex(&sm3).map_err(|e| corrupt("stamp_files.sm3", e))?,
                     mode: serde_json::from_value(serde_json::Value::String(mode))

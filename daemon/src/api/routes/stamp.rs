@@ -13,7 +13,9 @@ use crate::api::mapping::blocking;
 use crate::api::routes::upload::UploadForm;
 use crate::api::state::{AppState, SharedState};
 use crate::api::ApiJson;
-use crate::approval::{Decision, NewStampRequest, StampFile, RequestId, RequestState, StampRequest};
+use crate::approval::{
+    Decision, NewStampRequest, RequestId, RequestState, StampFile, StampRequest,
+};
 use crate::identity::Role;
 use crate::runtime::{Event, RequestParties};
 use crate::stamp::results::SignedResult;

@@ -23,7 +23,7 @@ use crate::identity::Caller;
 use crate::ofd::seal::{Placement, SealMode};
 use crate::stamp::documents::{detect_format, plan_document};
 use crate::store::documents::{Section, Upload, Uploaded, UploadedPart};
-use crate::store::model::{Digest32, StampFile, StampFileRow, SealId, StampDocument, StampRequest};
+use crate::store::model::{Digest32, SealId, StampDocument, StampFile, StampFileRow, StampRequest};
 
 /// Bytes gathered in memory before they are written to the upload file.
 const WRITE_CHUNK: usize = 1024 * 1024;

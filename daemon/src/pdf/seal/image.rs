@@ -54,20 +54,25 @@ pub(crate) fn decode(kind: &str, data: &[u8]) -> Option<Picture> {
     }
 }
 
-fn split_alpha(width: u32, height: u32, rgba: &[u8]) -> Picture {
+/// RGB and alpha apart; `None` for a picture with no visible pixel (it would stamp nothing:
+/// the vector seal is drawn instead).
+fn split_alpha(width: u32, height: u32, rgba: &[u8]) -> Option<Picture> {
     let mut rgb = Vec::with_capacity(rgba.len() / 4 * 3);
     let mut alpha = Vec::with_capacity(rgba.len() / 4);
     for px in rgba.chunks_exact(4) {
         rgb.extend_from_slice(&px[..3]);
         alpha.push(px[3]);
     }
+    if alpha.iter().all(|a| *a == 0) {
+        return None;
+    }
     let opaque = alpha.iter().all(|a| *a == 255);
-    Picture::Raster {
+    Some(Picture::Raster {
         width,
         height,
         rgb,
         alpha: (!opaque).then_some(alpha),
-    }
+    })
 }
 
 fn png(data: &[u8]) -> Option<Picture> {
@@ -117,7 +122,7 @@ fn png(data: &[u8]) -> Option<Picture> {
     if rgba.len() != w as usize * h as usize * 4 {
         return None;
     }
-    Some(split_alpha(w, h, &rgba))
+    split_alpha(w, h, &rgba)
 }
 
 fn gif(data: &[u8]) -> Option<Picture> {
@@ -154,7 +159,7 @@ fn gif(data: &[u8]) -> Option<Picture> {
             canvas[d..d + 4].copy_from_slice(&frame.buffer[s..s + 4]);
         }
     }
-    Some(split_alpha(cw, ch, &canvas))
+    split_alpha(cw, ch, &canvas)
 }
 
 /// Reads a JPEG's frame header (SOF0–SOF15 but DHT/JPG/DAC) for its size and components.
@@ -240,6 +245,10 @@ pub(crate) mod tests {
             panic!()
         };
         assert_eq!(alpha, Some(vec![10; 4]));
+        // Nothing visible: no picture, so the vector seal is drawn.
+        assert!(decode("PNG", &solid_png(2, 2, [255, 0, 0, 0])).is_none());
+        let invisible_gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+        assert!(decode("GIF", invisible_gif).is_none());
     }
 
     #[test]
