@@ -434,3 +434,68 @@ fn replace_tsa(config: &str, table: &str) -> String {
     let at = config.rfind("\n[tsa]\n").expect("a [tsa] table");
     format!("{}{table}", &config[..at])
 }
+
+/// A P-256 seal's PAdES signature with the TSA's token as its signature-time-stamp: pyHanko
+/// (an independent validator) accepts the signature and its timestamp against the two roots.
+#[test]
+fn a_pades_signature_with_a_timestamp_validates_in_pyhanko() {
+    use seald::approval::PinMode;
+    use seald_tests::pdf::{keep, pyhanko};
+    use seald_tests::softhsm::USER_PIN;
+    let tsa = TestTsa::start();
+    let d = Deployment::softhsm_p256(
+        "",
+        PinMode::Window { minutes: 60 },
+        &tsa.config("required", "sha256"),
+    );
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{}/login", d.serial),
+        Some(Who::Custodian),
+        Some(&json!({ "pin": USER_PIN })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let pdf = seald::pdf::sample::Sample::new(1).build();
+    let request = json!({
+        "seal_id": d.seal_id,
+        "purpose": "timestamped PAdES",
+        "placements": [{ "kind": "at", "page": 1, "x": 100, "y": 200 }],
+    });
+    let r = d.upload(Who::Client, &request, &[("contract.pdf", &pdf)]);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["id"].as_i64().unwrap();
+    d.approve_both(id);
+    let v = d.wait_final(id);
+    assert_eq!(v["state"], "signed", "{v}");
+    let sealed = d.download(Who::Client, id, 1);
+    assert_eq!(sealed.status, 200);
+    let path = keep("p256-timestamped.pdf", &sealed.body);
+    let out = Command::new(pyhanko())
+        .args([
+            "--verbose",
+            "sign",
+            "validate",
+            "--pretty-print",
+            "--no-revocation-check",
+            "--trust",
+        ])
+        .arg(d.trust_root())
+        .arg("--trust")
+        .arg(tsa.root())
+        .arg(&path)
+        .output()
+        .expect("run pyhanko");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pyHanko: {said}");
+    for line in [
+        "This timestamp is backed by a time stamping authority.",
+        "The timestamp token is cryptographically sound.",
+        "The TSA certificate is trusted.",
+    ] {
+        assert!(said.contains(line), "pyHanko does not say {line:?}: {said}");
+    }
+}
