@@ -69,6 +69,7 @@ fn bench_ses(c: &mut Criterion) {
             document: Document::Digest(&hash),
             trust: Some(&roots),
             at: None,
+            tsa_trust: None,
         };
         b.iter(|| {
             let report = verify_der(&built.der, &options).unwrap();

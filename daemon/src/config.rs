@@ -57,6 +57,95 @@ pub struct Config {
     /// How PDFs are signed (`[pdf]`).
     #[serde(default)]
     pub pdf: PdfConfig,
+    /// RFC 3161 timestamps at stamping and the TSAs trusted at verification (`[tsa]`).
+    #[serde(default)]
+    pub tsa: Option<TsaConfig>,
+}
+
+/// The `[tsa]` table: a time-stamping authority (RFC 3161) asked for a token over every
+/// signature value, and the TSA certificates trusted when tokens are verified.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsaConfig {
+    /// The TSA's URL (`http://host[:port]/path`; loopback or any host: the request holds only
+    /// a digest and the token is signed). Absent: no timestamps are asked for, and
+    /// `trusted_certs` still serve verification.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// PEM or DER files of trusted TSA certificates: the TSA roots (or the TSA certificates
+    /// themselves) that tokens must chain to, at stamping and at verification. Relative paths
+    /// are relative to the config file.
+    #[serde(default)]
+    pub trusted_certs: Vec<PathBuf>,
+    /// The imprint's digest: `sm3` (default) or `sha256`.
+    #[serde(default)]
+    pub hash: crate::tsa::HashAlgorithm,
+    /// Seconds to wait for the TSA's answer (1 to 300).
+    #[serde(default = "default_tsa_timeout_secs")]
+    pub timeout_secs: u64,
+    /// What happens when no token can be had: `off` (default: none asked for),
+    /// `best-effort` (warn, keep the signature without one) or `required` (the request fails,
+    /// nothing is released). Daemon-wide: it applies to every seal.
+    #[serde(default)]
+    pub policy: crate::tsa::TsaPolicy,
+}
+
+fn default_tsa_timeout_secs() -> u64 {
+    10
+}
+
+impl TsaConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("tsa.{key}"),
+            message,
+        };
+        if let Some(url) = &self.url {
+            let rest = url.strip_prefix("http://").ok_or_else(|| {
+                invalid(
+                    "url",
+                    format!("`{url}` is not an http:// URL (seald asks TSAs over plain HTTP, as RFC 3161 §3.4 does: the request holds only a digest and the answer is signed)"),
+                )
+            })?;
+            let host = rest.split(['/', '?']).next().unwrap_or_default();
+            if host.is_empty() || host.contains('@') || url.chars().any(char::is_whitespace) {
+                return Err(invalid(
+                    "url",
+                    format!("`{url}` does not name a host (write http://host[:port]/path)"),
+                ));
+            }
+        }
+        if self.timeout_secs == 0 || self.timeout_secs > 300 {
+            return Err(invalid("timeout_secs", "must be between 1 and 300".into()));
+        }
+        if self.policy != crate::tsa::TsaPolicy::Off {
+            if self.url.is_none() {
+                return Err(invalid(
+                    "policy",
+                    format!("`{}` needs `tsa.url`, the TSA to ask", self.policy.as_str()),
+                ));
+            }
+            if self.trusted_certs.is_empty() {
+                return Err(invalid(
+                    "trusted_certs",
+                    "name the TSA's root (or its certificate): seald checks every token before it uses it".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `[tsa]` sets up: the client (when a URL is given), the policy and the trusted TSA
+/// certificates.
+#[derive(Debug, Clone)]
+pub struct TsaSetup {
+    /// The client, when `[tsa] url` is set.
+    pub client: Option<std::sync::Arc<crate::tsa::TsaClient>>,
+    /// The policy at stamping.
+    pub policy: crate::tsa::TsaPolicy,
+    /// The trusted TSA certificates, for verification.
+    pub trust: std::sync::Arc<crate::cert::TrustStore>,
 }
 
 /// The `[pdf]` table.
@@ -375,6 +464,11 @@ impl Config {
         for root in &mut config.trust_roots {
             *root = base.join(&*root);
         }
+        if let Some(tsa) = &mut config.tsa {
+            for cert in &mut tsa.trusted_certs {
+                *cert = base.join(&*cert);
+            }
+        }
         Ok(config)
     }
 
@@ -400,6 +494,45 @@ impl Config {
             }
         }
         Ok(trust)
+    }
+
+    /// Reads `[tsa]`: its trusted certificates (an unreadable or malformed file is an error
+    /// naming its key) and the client. `None` without a `[tsa]` table.
+    pub fn load_tsa(&self) -> Result<Option<TsaSetup>, ConfigError> {
+        let Some(tsa) = &self.tsa else {
+            return Ok(None);
+        };
+        let mut trust = crate::cert::TrustStore::new(Vec::new());
+        for (i, path) in tsa.trusted_certs.iter().enumerate() {
+            let invalid = |message: String| ConfigError::Invalid {
+                key: format!("tsa.trusted_certs[{i}]"),
+                message,
+            };
+            let bytes = std::fs::read(path)
+                .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+            let certs = crate::cert::TrustStore::from_pem_or_der(&bytes).map_err(|e| {
+                invalid(format!(
+                    "{} is not a PEM or DER certificate: {e}",
+                    path.display()
+                ))
+            })?;
+            for cert in certs.roots() {
+                trust.add(cert.clone());
+            }
+        }
+        let client = tsa.url.as_deref().map(|url| {
+            std::sync::Arc::new(crate::tsa::TsaClient::new(
+                url,
+                tsa.hash,
+                std::time::Duration::from_secs(tsa.timeout_secs),
+                trust.clone(),
+            ))
+        });
+        Ok(Some(TsaSetup {
+            client,
+            policy: tsa.policy,
+            trust: std::sync::Arc::new(trust),
+        }))
     }
 
     /// Parses and validates config text.
@@ -441,6 +574,9 @@ impl Config {
                     message: "must be 1 or more".into(),
                 });
             }
+        }
+        if let Some(tsa) = &self.tsa {
+            tsa.validate()?;
         }
         if !self.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid {
@@ -629,6 +765,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             limits: LimitsConfig::default(),
             pdf: PdfConfig::default(),
+            tsa: None,
         }
     }
 }
@@ -645,6 +782,53 @@ mod tests {
             Err(ConfigError::Invalid { key, .. }) => key,
             other => panic!("expected an invalid key, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_tsa_table_parses_and_is_checked() {
+        let c = Config::parse(
+            "[tsa]\nurl = \"http://127.0.0.1:3180/tsa\"\ntrusted_certs = [\"tsa-root.pem\"]\n\
+             hash = \"sha256\"\ntimeout_secs = 5\npolicy = \"required\"\n",
+        )
+        .unwrap();
+        let tsa = c.tsa.as_ref().unwrap();
+        assert_eq!(tsa.hash, crate::tsa::HashAlgorithm::Sha256);
+        assert_eq!(tsa.policy, crate::tsa::TsaPolicy::Required);
+        let c = Config::parse("[tsa]\ntrusted_certs = [\"tsa-root.pem\"]\n").unwrap();
+        let tsa = c.tsa.as_ref().unwrap();
+        assert_eq!(tsa.policy, crate::tsa::TsaPolicy::Off, "off by default");
+        assert_eq!(tsa.hash, crate::tsa::HashAlgorithm::Sm3, "SM3 by default");
+        assert_eq!(tsa.timeout_secs, 10);
+        for (bad, key) in [
+            ("[tsa]\nurl = \"https://tsa.example/\"\n", "tsa.url"),
+            ("[tsa]\nurl = \"http:///tsa\"\n", "tsa.url"),
+            ("[tsa]\ntimeout_secs = 0\n", "tsa.timeout_secs"),
+            (
+                "[tsa]\npolicy = \"required\"\ntrusted_certs = [\"r.pem\"]\n",
+                "tsa.policy",
+            ),
+            (
+                "[tsa]\nurl = \"http://127.0.0.1/\"\npolicy = \"best-effort\"\n",
+                "tsa.trusted_certs",
+            ),
+        ] {
+            let err = Config::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{bad}: {err}");
+        }
+        assert!(Config::parse("[tsa]\npolicy = \"sometimes\"\n").is_err());
+        // Files are read at start-up, each error naming its key.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seald.toml");
+        std::fs::write(&path, "[tsa]\ntrusted_certs = [\"missing.pem\"]\n").unwrap();
+        let err = Config::load(&path)
+            .unwrap()
+            .load_tsa()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tsa.trusted_certs[0]") && err.contains("missing.pem"),
+            "{err}"
+        );
     }
 
     #[test]

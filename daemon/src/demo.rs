@@ -365,6 +365,7 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
                     office_hours: None,
                     pin_mode: PinMode::Window { minutes: 480 },
                     request_ttl_secs: 86_400,
+                    timestamp: None,
                 },
             )
             .map_err(|e| format!("enrolling the demo seal: {e}"))?;

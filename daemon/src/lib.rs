@@ -28,3 +28,4 @@ pub mod services;
 pub mod ses;
 pub mod stamp;
 pub mod store;
+pub mod tsa;

@@ -142,6 +142,7 @@ mod tests {
                         office_hours: None,
                         pin_mode: PinMode::Window { minutes: 30 },
                         request_ttl_secs: 86_400,
+                        timestamp: None,
                     },
                 )
                 .unwrap();

@@ -24,6 +24,7 @@ pub fn format_layer_accepts(der: &[u8], digest: &[u8; 32], root_pem: &Path) -> S
             document: Document::Digest(digest),
             trust: Some(&trust),
             at: None,
+            tsa_trust: None,
         },
     )
     .expect("parse SES_Signature");

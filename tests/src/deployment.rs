@@ -219,6 +219,13 @@ impl Deployment {
         self.daemon = new; // the old one is killed on drop
     }
 
+    /// Stops the daemon and starts a new one on the same store and token with the config
+    /// `edit` makes of the current one (the token's login belonged to the old process).
+    pub fn restart_with_config(&mut self, edit: impl FnOnce(&str) -> String) {
+        self.config_text = edit(&self.config_text);
+        self.restart();
+    }
+
     /// The bearer token of `who`.
     pub fn token(&self, who: Who) -> &str {
         &self.tokens[who.var()]
@@ -536,6 +543,7 @@ impl Deployment {
                     office_hours: None,
                     pin_mode,
                     request_ttl_secs: 3600,
+                    timestamp: None,
                 },
             )
             .expect("policy");

@@ -16,3 +16,4 @@ pub mod sealctl;
 pub mod softhsm;
 pub mod sse;
 pub mod stamping;
+pub mod tsa;

@@ -34,6 +34,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
         .approvals
         .clone()
         .with_limits(config.limits.request_limits());
+    let tsa = config.load_tsa().map_err(|e| e.to_string())?;
     let devices =
         Devices::open(&config.modules).map_err(|e| format!("config key `module`: {e}"))?;
 
@@ -52,6 +53,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
         maker: config.maker.clone(),
         runtime: Arc::new(Runtime {
             pdf_form: config.pdf.form,
+            tsa,
             ..Runtime::new(services, Arc::new(devices), clock)
         }),
         policy: Arc::new(policy),

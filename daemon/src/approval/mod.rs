@@ -203,6 +203,8 @@ pub struct SigningTicket {
     pub seal: Seal,
     /// When the PIN is needed.
     pub pin_mode: PinMode,
+    /// The seal policy's timestamp setting (`None`: the daemon's `[tsa] policy`).
+    pub timestamp: Option<crate::tsa::TsaPolicy>,
     /// The requesting client's name.
     pub client: String,
     /// Names of those who approved.
@@ -332,6 +334,7 @@ fn signing_ticket(
         request,
         seal,
         pin_mode: policy.pin_mode,
+        timestamp: policy.timestamp,
         client,
         approvers,
     })
@@ -794,6 +797,19 @@ impl Approvals {
         signed: Vec<SignedDocument>,
         sealed: Vec<(u32, String)>,
     ) -> Result<StampRequest, ApprovalError> {
+        self.mark_signed_with_records(by, id, signed, sealed, Vec::new())
+    }
+
+    /// [`Approvals::mark_signed_with_files`] that also appends `extra` usage records (e.g. the
+    /// `timestamp` records of the signatures) in the same transaction: all kept, or none.
+    pub fn mark_signed_with_records(
+        &self,
+        by: &Caller,
+        id: RequestId,
+        signed: Vec<SignedDocument>,
+        sealed: Vec<(u32, String)>,
+        extra: Vec<NewRecord>,
+    ) -> Result<StampRequest, ApprovalError> {
         require_daemon(by)?;
         let actor = by.name();
         let now = self.clock.now();
@@ -860,6 +876,9 @@ impl Approvals {
                 });
             }
             tx.insert_signatures(id, &kept)?;
+            for record in &extra {
+                chain::append(tx, record, now_ms)?;
+            }
             let wanted_files: BTreeSet<u32> = request.files.iter().map(|f| f.n).collect();
             let named: BTreeSet<u32> = sealed.iter().map(|(n, _)| *n).collect();
             if wanted_files != named || named.len() != sealed.len() {

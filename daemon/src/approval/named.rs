@@ -40,6 +40,10 @@ pub struct NamedPolicy {
     pub pin_mode: PinMode,
     /// How long a request stays open before it expires, in seconds.
     pub request_ttl_secs: i64,
+    /// RFC 3161 timestamps for this seal: `off`, `best-effort` or `required`; absent: the
+    /// daemon's `[tsa] policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<crate::tsa::TsaPolicy>,
 }
 
 fn resolve_names(
@@ -86,6 +90,7 @@ impl Approvals {
             office_hours: named.office_hours.clone(),
             pin_mode: named.pin_mode.clone(),
             request_ttl_secs: named.request_ttl_secs,
+            timestamp: named.timestamp,
         };
         rules::check_policy_shape(&policy)?;
         Ok(policy)
@@ -106,6 +111,13 @@ mod tests {
         assert_eq!(p.quota_utc_offset_minutes, 480);
         assert_eq!(p.pin_mode, PinMode::Window { minutes: 60 });
         assert!(p.daily_quota.is_none() && p.office_hours.is_none());
+        assert_eq!(p.timestamp, None, "absent: the daemon's [tsa] policy");
+        let p: NamedPolicy = toml::from_str(
+            "clients = []\napprovers = []\nrequired_approvals = 0\n\
+             pin_mode = { mode = \"each-stamp\" }\nrequest_ttl_secs = 60\ntimestamp = \"required\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.timestamp, Some(crate::tsa::TsaPolicy::Required));
         let err = toml::from_str::<NamedPolicy>("clients = []\napprovers = []\nbogus = 1\n");
         assert!(err.is_err());
     }

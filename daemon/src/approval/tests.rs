@@ -39,6 +39,7 @@ fn policy(w_seal: SealId, clients: &[&Caller], approvers: &[&Caller], n: u32) ->
         office_hours: None,
         pin_mode: PinMode::EachStamp,
         request_ttl_secs: 3600,
+        timestamp: None,
     }
 }
 

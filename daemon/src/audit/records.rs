@@ -65,6 +65,49 @@ impl NewRecord {
         )
     }
 
+    /// A timestamp was obtained for the signature of `document_digest` (when known) in
+    /// request `request_id`, or could not be: the TSA, the token's serial and genTime, or the
+    /// reason, and the policy that decided what followed.
+    pub fn timestamp(
+        seal_id: SealId,
+        request_id: i64,
+        document_digest: Option<Digest32>,
+        tsa_url: &str,
+        policy: crate::tsa::TsaPolicy,
+        outcome: &crate::tsa::TsaOutcome,
+    ) -> Self {
+        let signature_value_sm3 = hex::encode(outcome.signature_value_sm3);
+        let detail = match &outcome.result {
+            Ok(facts) => json!({
+                "request_id": request_id,
+                "document_digest": document_digest,
+                "signature_value_sm3": signature_value_sm3,
+                "outcome": "obtained",
+                "tsa_url": tsa_url,
+                "tsa": facts.tsa.as_ref().map(|c| c.display_name()),
+                "tsa_cert_serial": facts.tsa.as_ref().map(|c| c.serial_hex.clone()),
+                "serial": facts.serial_hex,
+                "gen_time": crate::cert::rfc3339(&facts.gen_time),
+                "hash": facts.hash,
+                "policy": policy.as_str(),
+            }),
+            Err(e) => json!({
+                "request_id": request_id,
+                "document_digest": document_digest,
+                "signature_value_sm3": signature_value_sm3,
+                "outcome": "failed",
+                "tsa_url": tsa_url,
+                "error": e.to_string(),
+                "policy": policy.as_str(),
+                "consequence": match policy {
+                    crate::tsa::TsaPolicy::Required => "the request failed; nothing was released",
+                    _ => "the signature was kept without a timestamp",
+                },
+            }),
+        };
+        Self::new(AuditKind::Timestamp, "seald", Some(seal_id), detail)
+    }
+
     /// A custodian logged a token in (`ok`) or the token refused the PIN (`!ok`).
     /// `tries_left` is what the device reported, when it does.
     pub fn pin_login(

@@ -188,6 +188,25 @@ impl Certificate {
         }
     }
 
+    /// Fails unless the extended key usage names timeStamping (1.3.6.1.5.5.7.3.8), as RFC 3161
+    /// asks of a TSA's certificate; returns whether the extension is critical (RFC 3161 wants
+    /// it critical).
+    pub fn check_time_stamping_usage(&self) -> Result<bool, CertError> {
+        let parsed = X509Certificate::from_der(&self.der)
+            .map_err(|e| CertError::Malformed(e.to_string()))?
+            .1;
+        let eku = parsed
+            .extended_key_usage()
+            .map_err(|e| CertError::Malformed(format!("extended key usage: {e}")))?;
+        match eku {
+            Some(ext) if ext.value.time_stamping => Ok(ext.critical),
+            _ => Err(CertError::WrongKeyUsage {
+                subject: self.facts.display_name(),
+                wanted: "time-stamping (its extended key usage does not name timeStamping)",
+            }),
+        }
+    }
+
     /// Fails unless this certificate may issue certificates (cA and, if present, keyCertSign).
     pub fn check_ca_usage(&self) -> Result<(), CertError> {
         let ku_ok = self.facts.key_usage.is_none_or(|ku| ku.key_cert_sign);

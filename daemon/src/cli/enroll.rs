@@ -58,7 +58,8 @@ pub struct EnrollArgs {
     #[arg(long, value_name = "RFC3339")]
     pub valid_to: Option<String>,
     /// The approval policy, TOML: clients, approvers (identity names), required_approvals,
-    /// pin_mode, request_ttl_secs, optional daily_quota, quota_utc_offset_minutes, office_hours.
+    /// pin_mode, request_ttl_secs, optional daily_quota, quota_utc_offset_minutes, office_hours,
+    /// timestamp (off, best-effort, required; default the daemon's `[tsa] policy`).
     #[arg(long, value_name = "FILE")]
     pub policy: PathBuf,
 }

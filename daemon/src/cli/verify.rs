@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use crate::cert::TrustStore;
-use crate::ofd::verify_ofd;
+use crate::ofd::verify_ofd_with;
 use crate::ses::{
     detect, verify_seal, verify_signature, Document, ObjectKind, Seal, SesSignature, VerifyOptions,
 };
@@ -42,6 +42,11 @@ pub struct VerifyArgs {
     /// Trust roots (PEM or DER certificates) for the chain checks; may be repeated.
     #[arg(long = "trust")]
     pub trust: Vec<PathBuf>,
+    /// Trusted TSA certificates (PEM or DER: TSA roots or TSA certificates) for a signature's
+    /// RFC 3161 timestamp; with them a valid timestamp's time is when validity is judged.
+    /// May be repeated.
+    #[arg(long = "tsa-trust")]
+    pub tsa_trust: Vec<PathBuf>,
     /// For a bare seal: the time (RFC 3339) at which to judge its validity.
     #[arg(long)]
     pub at: Option<String>,
@@ -112,6 +117,7 @@ fn emit(out: &mut dyn Write, json: bool, value: serde_json::Value, text: &str) {
 
 fn verify_file(args: &VerifyArgs, out: &mut dyn Write) -> Result<i32, Unreadable> {
     let trust = load_trust(&args.trust)?;
+    let tsa_trust = load_trust(&args.tsa_trust)?;
     let at = match &args.at {
         None => None,
         Some(s) => Some(
@@ -138,6 +144,7 @@ fn verify_file(args: &VerifyArgs, out: &mut dyn Write) -> Result<i32, Unreadable
         document,
         trust: trust.as_ref(),
         at,
+        tsa_trust: tsa_trust.as_ref(),
     };
     let mut head = Vec::with_capacity(1024);
     let _ = File::open(&args.file).and_then(|f| f.take(1024).read_to_end(&mut head));
@@ -209,8 +216,12 @@ fn verify_ofd_file(
 ) -> Result<i32, Unreadable> {
     let file = File::open(&args.file)
         .map_err(|e| Unreadable(format!("cannot open {}: {e}", args.file.display())))?;
-    let report = verify_ofd(std::io::BufReader::new(file), options.trust)
-        .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
+    let report = verify_ofd_with(
+        std::io::BufReader::new(file),
+        options.trust,
+        options.tsa_trust,
+    )
+    .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
     let mut text = format!("{}: {}", args.file.display(), report.to_text());
     if !matches!(options.document, Document::None) {
         text.push_str("note: --data/--digest are ignored for OFD files; each signature covers its Signature.xml and its References\n");

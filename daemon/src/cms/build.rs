@@ -38,6 +38,12 @@ impl Profile {
     }
 }
 
+/// id-aa-signatureTimeStampToken (RFC 3161 appendix A).
+pub const SIGNATURE_TIME_STAMP_TOKEN: &str = "1.2.840.113549.1.9.16.2.14";
+
+/// `[1] IMPLICIT` (constructed): SignerInfo.unsignedAttrs.
+const UNSIGNED_ATTRS: u8 = 0xa1;
+
 /// Worst-case DER ECDSA / SM2 signature length: SEQUENCE { INTEGER(33), INTEGER(33) }.
 const MAX_DER_SIGNATURE: usize = 72;
 
@@ -89,20 +95,38 @@ fn assemble(
     chain: &[Vec<u8>],
     attrs: &[Vec<u8>],
     signature: &[u8],
+    time_stamp: Option<&[u8]>,
 ) -> Result<Vec<u8>, BuildError> {
     let (signed_data, data, digest, sig_alg) = profile.oids();
     let (issuer, serial) = cert_issuer_serial(cert)
         .ok_or_else(|| BuildError::Field("the signer certificate's issuer and serial".into()))?;
     let digest_alg = write::seq(&[&o(digest)]);
     let attr_refs: Vec<&[u8]> = attrs.iter().map(Vec::as_slice).collect();
-    let signer_info = write::seq(&[
-        &write::int(1),
-        &write::seq(&[issuer, serial]),
+    let signed_attrs = write::constructed(tag::CONTEXT_0, &attr_refs);
+    let sig_alg = write::seq(&[&o(sig_alg)]);
+    let signature = write::octets(signature);
+    let issuer_serial = write::seq(&[issuer, serial]);
+    let version = write::int(1);
+    let mut parts: Vec<&[u8]> = vec![
+        &version,
+        &issuer_serial,
         &digest_alg,
-        &write::constructed(tag::CONTEXT_0, &attr_refs),
-        &write::seq(&[&o(sig_alg)]),
-        &write::octets(signature),
-    ]);
+        &signed_attrs,
+        &sig_alg,
+        &signature,
+    ];
+    // RFC 3161 appendix A: the token over the signature value, as the unsigned attribute
+    // id-aa-signatureTimeStampToken (`[1] IMPLICIT SET OF Attribute`).
+    let unsigned = time_stamp.map(|token| {
+        write::constructed(
+            UNSIGNED_ATTRS,
+            &[&attribute(SIGNATURE_TIME_STAMP_TOKEN, token)],
+        )
+    });
+    if let Some(u) = &unsigned {
+        parts.push(u);
+    }
+    let signer_info = write::seq(&parts);
     let mut certs: Vec<&[u8]> = vec![cert];
     certs.extend(chain.iter().map(Vec::as_slice));
     let body = write::seq(&[
@@ -131,8 +155,9 @@ pub fn build_detached(
     let cert = signer.signer_cert();
     let attrs = signed_attrs(profile, cert, content_digest, time)?;
     let attr_refs: Vec<&[u8]> = attrs.iter().map(Vec::as_slice).collect();
-    let signature = signer.sign_message(&set(&attr_refs))?;
-    assemble(profile, cert, chain, &attrs, &signature.to_der())
+    let signature = signer.sign_message(&set(&attr_refs))?.to_der();
+    let token = signer.time_stamp(&signature)?;
+    assemble(profile, cert, chain, &attrs, &signature, token.as_deref())
 }
 
 /// The longest [`build_detached`] can be for this signer and chain (a 72-byte signature and
@@ -144,8 +169,17 @@ pub fn max_detached_len(signer: &DocumentSigner<'_>, chain: &[Vec<u8>]) -> usize
     let late =
         OffsetDateTime::from_unix_timestamp(2_556_144_000).unwrap_or(OffsetDateTime::now_utc());
     signed_attrs(profile, cert, &[0xff; 32], late)
-        .and_then(|attrs| assemble(profile, cert, chain, &attrs, &[0xff; MAX_DER_SIGNATURE]))
-        .map(|v| v.len())
+        .and_then(|attrs| {
+            assemble(
+                profile,
+                cert,
+                chain,
+                &attrs,
+                &[0xff; MAX_DER_SIGNATURE],
+                None,
+            )
+        })
+        .map(|v| v.len() + signer.time_stamp_reserve())
         // An unreadable certificate fails in build_detached too; any size will do.
         .unwrap_or(4096 + cert.len() + chain.iter().map(Vec::len).sum::<usize>())
 }

@@ -42,6 +42,25 @@ pub struct SignerInfo<'a> {
     pub signature_algorithm: String,
     /// The signature value (DER or raw r‖s).
     pub signature: &'a [u8],
+    /// unsignedAttrs (`[1] IMPLICIT`), as found: e.g. an RFC 3161 signature-time-stamp.
+    pub unsigned_attrs: Option<Tlv<'a>>,
+}
+
+impl<'a> SignerInfo<'a> {
+    /// The RFC 3161 token of the unsigned attribute id-aa-signatureTimeStampToken, if any.
+    pub fn signature_time_stamp(&self) -> Option<&'a [u8]> {
+        let mut list = self.unsigned_attrs?.children();
+        while !list.is_empty() {
+            let a = list.next(tag::SEQUENCE, "Attribute").ok()?;
+            let mut p = a.children();
+            let id = p.next(tag::OID, "attrType").ok()?.oid().ok()?;
+            if id == super::build::SIGNATURE_TIME_STAMP_TOKEN {
+                let values = p.next(tag::SET, "attrValues").ok()?;
+                return values.children().next_any("attrValue").ok().map(|v| v.raw);
+            }
+        }
+        None
+    }
 }
 
 impl SignerInfo<'_> {
@@ -218,12 +237,14 @@ fn parse_signer_info(si: Tlv<'_>) -> Result<SignerInfo<'_>, String> {
     let signed_attrs = f.optional(tag::CONTEXT_0, "signedAttrs").map_err(der)?;
     let signature_algorithm = alg_oid(f.next(tag::SEQUENCE, "signatureAlgorithm").map_err(der)?)?;
     let signature = f.next(tag::OCTET_STRING, "signature").map_err(der)?.value;
+    let unsigned_attrs = f.optional(CONTEXT_1, "unsignedAttrs").map_err(der)?;
     Ok(SignerInfo {
         sid,
         digest_algorithm,
         signed_attrs,
         signature_algorithm,
         signature,
+        unsigned_attrs,
     })
 }
 

@@ -316,6 +316,33 @@ fn signing_certificate_check(c: &mut CmsChecks, attrs: &SignedAttrs, cert: &Cert
     }
 }
 
+/// The unsigned signature-time-stamp attribute (RFC 3161 appendix A): the token's imprint is
+/// the digest of the signature value and the TSA's signature verifies. Its TSA chain is not
+/// judged here (no TSA roots), so the certificate stays judged at the signed or claimed time.
+fn time_stamp_checks(c: &mut CmsChecks, token: &[u8], signature: &[u8]) {
+    use crate::tsa::TimeStampToken;
+    let token = match TimeStampToken::parse(token) {
+        Ok(t) => t,
+        Err(e) => return c.check(false, format!("signature-time-stamp: {e}")),
+    };
+    let imprint = token.check_imprint(signature);
+    c.check(
+        imprint.is_ok(),
+        format!("signature-time-stamp: {}", imprint.unwrap_or_else(|e| e)),
+    );
+    match token.check_signature(&[]) {
+        Ok((cert, detail)) => {
+            c.check(true, format!("signature-time-stamp: {detail}"));
+            c.na(format!(
+                "signature-time-stamp by {} at {}: its TSA chain is not checked here, so the certificate is judged at the signed or claimed time",
+                cert.facts().display_name(),
+                crate::cert::rfc3339(&token.gen_time())
+            ));
+        }
+        Err(e) => c.check(false, format!("signature-time-stamp: {e}")),
+    }
+}
+
 /// Verifies a detached SignedData over `content` (in pieces, e.g. a PDF's ByteRange).
 /// `claimed_time` (e.g. a PDF's `/M`) judges the certificate when there is no signing-time
 /// attribute. `Err` when the bytes are not a readable SignedData; zero padding after it is
@@ -410,6 +437,9 @@ pub fn verify_detached(
                 .or(claimed_time.map(|t| (t, "claimed signing time")));
             certificate_checks(&mut c, &sd, cert, at, trust);
         }
+    }
+    if let Some(token) = sd.signer.signature_time_stamp() {
+        time_stamp_checks(&mut c, token, sd.signer.signature);
     }
     Ok(CmsReport {
         valid: c.ok,

@@ -15,7 +15,9 @@ pub mod xml;
 pub use cms::{verify_cms, CmsReport};
 pub use package::{OfdError, Package, ReadError, MAX_MEMBER, MAX_TOTAL};
 pub use references::{CheckMethod, ReferenceCheck, ReferencesReport};
-pub use verify::{verify_ofd, OfdOutcome, OfdReport, OfdSignature, PageInfo, StampInfo};
+pub use verify::{
+    verify_ofd, verify_ofd_with, OfdOutcome, OfdReport, OfdSignature, PageInfo, StampInfo,
+};
 
 #[cfg(test)]
 mod tests;

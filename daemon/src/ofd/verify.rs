@@ -147,6 +147,7 @@ fn check_signed_value(
     value: &[u8],
     signature_xml: &[u8],
     trust: Option<&TrustStore>,
+    tsa_trust: Option<&TrustStore>,
 ) -> OfdOutcome {
     match detect(value) {
         ObjectKind::Cms(oid) => match verify_cms(value, signature_xml, trust) {
@@ -168,6 +169,7 @@ fn check_signed_value(
                     document: Document::Bytes(signature_xml),
                     trust,
                     at: None,
+                    tsa_trust,
                 };
                 OfdOutcome::Verified {
                     report: Box::new(verify_signature(&sig, &options)),
@@ -217,6 +219,7 @@ struct Context<'a> {
     pages: Vec<PageInfo>,
     members: Vec<String>,
     trust: Option<&'a TrustStore>,
+    tsa_trust: Option<&'a TrustStore>,
 }
 
 fn verify_one<R: Read + Seek>(
@@ -274,7 +277,7 @@ fn verify_one<R: Read + Seek>(
                 Err(e) => OfdOutcome::Unreadable {
                     reason: e.to_string(),
                 },
-                Ok(value) => check_signed_value(&value, &xml_bytes, ctx.trust),
+                Ok(value) => check_signed_value(&value, &xml_bytes, ctx.trust, ctx.tsa_trust),
             }
         }
     };
@@ -369,6 +372,16 @@ pub fn verify_ofd<R: Read + Seek>(
     reader: R,
     trust: Option<&TrustStore>,
 ) -> Result<OfdReport, OfdError> {
+    verify_ofd_with(reader, trust, None)
+}
+
+/// [`verify_ofd`] with trusted TSA certificates for the signatures' timestamps (a trusted
+/// timestamp's genTime is when validity is judged).
+pub fn verify_ofd_with<R: Read + Seek>(
+    reader: R,
+    trust: Option<&TrustStore>,
+    tsa_trust: Option<&TrustStore>,
+) -> Result<OfdReport, OfdError> {
     let mut package = Package::open(reader)?;
     let mut report = OfdReport {
         valid: false,
@@ -412,6 +425,7 @@ pub fn verify_ofd<R: Read + Seek>(
         pages: report.pages.clone(),
         members: members.clone(),
         trust,
+        tsa_trust,
     };
     match entry.signatures.as_deref().map(|s| resolve("", s)) {
         None => report

@@ -42,6 +42,9 @@ pub struct Runtime {
     pub documents: crate::store::DocumentStore,
     /// What a PDF signature's `/Contents` holds (`[pdf] form`).
     pub pdf_form: crate::pdf::seal::PdfSignatureForm,
+    /// `[tsa]`: the TSA asked at stamping (with its policy) and the TSA certificates trusted at
+    /// verification; `None` without a `[tsa]` table.
+    pub tsa: Option<crate::config::TsaSetup>,
 }
 
 impl Runtime {
@@ -58,7 +61,13 @@ impl Runtime {
             login_for: Mutex::new(HashMap::new()),
             documents,
             pdf_form: Default::default(),
+            tsa: None,
         }
+    }
+
+    /// The trusted TSA certificates (`[tsa] trusted_certs`), for verifying timestamps.
+    pub fn tsa_trust(&self) -> Option<&crate::cert::TrustStore> {
+        self.tsa.as_ref().map(|t| t.trust.as_ref())
     }
 
     /// When the token `serial` was last logged in, if it was through this daemon.

@@ -524,6 +524,7 @@ fn enrolment_makes_a_verifiable_ses_seal() {
             document: crate::ses::Document::None,
             trust: Some(&trust),
             at: Some(f.clock.now()),
+            tsa_trust: None,
         },
     );
     assert!(report.valid, "{report:?}");

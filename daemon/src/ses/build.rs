@@ -36,6 +36,10 @@ pub enum BuildError {
     /// Only v4 (GB/T 38540) objects are written.
     #[error("seald writes GB/T 38540 v4 only; {0}")]
     Unsupported(&'static str),
+    /// No timestamp could be had and the policy requires one (the message names the TSA and
+    /// what went wrong).
+    #[error("{0}")]
+    TimeStamp(String),
     /// The encoded result did not read back (a bug).
     #[error("the encoded result does not read back: {0}")]
     ReadBack(#[from] ParseError),
@@ -125,6 +129,12 @@ pub fn encode_seal_info(info: &SealInfo) -> Result<Vec<u8>, BuildError> {
     Ok(write::seq(&refs))
 }
 
+/// `SES_Signature.timeStamp` holding `token`: `[0] EXPLICIT BIT STRING`, as ofdrw writes it
+/// (GB/T 38540 v4: `timeStamp [0] BIT STRING OPTIONAL`).
+pub fn time_stamp_field(token: &[u8]) -> Vec<u8> {
+    write::constructed(tag::CONTEXT_0, &[&write::bits(token)])
+}
+
 /// Signs `message` with `signer` (digest computed here) and verifies the result.
 pub fn sign_message(
     signer: &dyn PrehashSigner,
@@ -194,6 +204,24 @@ pub fn build_signature(
     )
 }
 
+/// Gets an RFC 3161 timestamp token over a signature value (the BIT STRING contents of
+/// `SES_Signature.signature`) for `SES_Signature.timeStamp`. `Ok(None)`: sign without one
+/// (the policy allows it); `Err`: nothing may be signed, the message says why.
+pub trait TimeStamper: Sync {
+    /// A token (DER TimeStampToken) over `signature_value`, already checked.
+    fn time_stamp(&self, signature_value: &[u8]) -> Result<Option<Vec<u8>>, String>;
+
+    /// The longest token this stamper hands back: room kept for it where space is reserved
+    /// ahead (a PDF's `/Contents`).
+    fn max_token_len(&self) -> usize {
+        MAX_TIME_STAMP_TOKEN
+    }
+}
+
+/// The longest timestamp token seald takes by default (a token with a TSA chain of a few
+/// RSA or EC certificates fits).
+pub const MAX_TIME_STAMP_TOKEN: usize = 8192;
+
 /// One seal and one signing key, checked once (v4 seal, certificate of that key), for
 /// signing any number of documents: a batch parses the certificate once, not per document.
 /// `Sync`, so a batch can sign on several threads (a cipher machine's sessions).
@@ -202,6 +230,7 @@ pub struct DocumentSigner<'a> {
     signer_cert: &'a [u8],
     signer: &'a dyn PrehashSigner,
     signature_oid: Vec<u8>,
+    time_stamper: Option<&'a dyn TimeStamper>,
 }
 
 impl std::fmt::Debug for DocumentSigner<'_> {
@@ -229,7 +258,33 @@ impl<'a> DocumentSigner<'a> {
             signer_cert,
             signer,
             signature_oid: oid(signature_oid(signer.public_key().algorithm))?,
+            time_stamper: None,
         })
+    }
+
+    /// Asks `stamper` for a timestamp over every signature value this signer makes and puts
+    /// it in `SES_Signature.timeStamp` (`[0] EXPLICIT BIT STRING`, after the signature), or in
+    /// a CMS SignerInfo's unsigned `signature-time-stamp` attribute.
+    pub fn with_time_stamper(mut self, stamper: &'a dyn TimeStamper) -> Self {
+        self.time_stamper = Some(stamper);
+        self
+    }
+
+    /// A timestamp token over `signature_value` from the stamper, if this signer has one and
+    /// the policy gives one; `Err` when the policy requires one and none could be had.
+    pub fn time_stamp(&self, signature_value: &[u8]) -> Result<Option<Vec<u8>>, BuildError> {
+        match self.time_stamper {
+            Some(stamper) => stamper
+                .time_stamp(signature_value)
+                .map_err(BuildError::TimeStamp),
+            None => Ok(None),
+        }
+    }
+
+    /// Bytes to keep free for a timestamp token and its wrapping (0 without a stamper).
+    pub fn time_stamp_reserve(&self) -> usize {
+        self.time_stamper
+            .map_or(0, |s| s.max_token_len().saturating_add(32))
     }
 
     /// The seal this signer signs with (its DER goes into `Seal.esl`, its picture size sets a
@@ -277,12 +332,17 @@ impl<'a> DocumentSigner<'a> {
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         let tbs = write::seq(&refs);
         let sig = sign_message(self.signer, &tbs)?;
-        let der = write::seq(&[
-            &tbs,
-            &write::octets(self.signer_cert),
-            &self.signature_oid,
-            &write::bits(&sig.to_der()),
-        ]);
-        Ok(SesSignature::parse(&der)?)
+        let value = sig.to_der();
+        let mut parts = vec![
+            tbs,
+            write::octets(self.signer_cert),
+            self.signature_oid.clone(),
+            write::bits(&value),
+        ];
+        if let Some(token) = self.time_stamp(&value)? {
+            parts.push(time_stamp_field(&token));
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        Ok(SesSignature::parse(&write::seq(&refs))?)
     }
 }

@@ -69,6 +69,7 @@ fn built_objects_read_back_identically_and_verify() {
             document: Document::Bytes(&document),
             trust: Some(&roots),
             at: None,
+            tsa_trust: None,
         };
         let report = verify_signature(&sig, &options);
         assert!(report.valid, "{}", report.to_text());

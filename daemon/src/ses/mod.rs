@@ -7,8 +7,8 @@ mod types;
 pub mod verify;
 
 pub use build::{
-    build_seal, build_signature, encode_seal_info, sign_message, BuildError, DocumentSigner,
-    SignRequest,
+    build_seal, build_signature, encode_seal_info, sign_message, time_stamp_field, BuildError,
+    DocumentSigner, SignRequest, TimeStamper, MAX_TIME_STAMP_TOKEN,
 };
 pub use parse::{detect, ObjectKind, ParseError};
 pub use types::*;

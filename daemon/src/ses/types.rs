@@ -173,3 +173,27 @@ fn ser_hex<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
 fn ser_hex_list<S: serde::Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(v.iter().map(hex::encode))
 }
+
+impl SesSignature {
+    /// The RFC 3161 token `timeStamp` holds, if any: read from `[0] EXPLICIT BIT STRING` (as
+    /// ofdrw and seald write it), `[0] IMPLICIT BIT STRING`, or a token (or OCTET STRING)
+    /// placed directly inside `[0]`. `Err` when the field is there but holds none of these.
+    pub fn time_stamp_token(&self) -> Option<Result<Vec<u8>, String>> {
+        use super::der::{read_single, tag};
+        let v = self.time_stamp.as_deref()?;
+        let bad = |e: super::der::DerError| format!("SES_Signature.timeStamp: {e}");
+        Some(match v.first() {
+            Some(&tag::BIT_STRING) => read_single(v, tag::BIT_STRING, "timeStamp")
+                .and_then(|t| t.bits().map(<[u8]>::to_vec))
+                .map_err(bad),
+            Some(&tag::OCTET_STRING) => read_single(v, tag::OCTET_STRING, "timeStamp")
+                .map(|t| t.value.to_vec())
+                .map_err(bad),
+            Some(&tag::SEQUENCE) => read_single(v, tag::SEQUENCE, "timeStamp")
+                .map(|t| t.raw.to_vec())
+                .map_err(bad),
+            Some(0) if v.get(1) == Some(&tag::SEQUENCE) => Ok(v[1..].to_vec()),
+            _ => Err("SES_Signature.timeStamp holds neither a BIT STRING nor a token".into()),
+        })
+    }
+}

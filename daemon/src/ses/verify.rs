@@ -82,6 +82,14 @@ pub struct Report {
     /// timeInfo (signatures only).
     #[serde(with = "time::serde::rfc3339::option")]
     pub time_info: Option<OffsetDateTime>,
+    /// What the signature's timestamp token says, if it has one that could be read.
+    pub timestamp: Option<crate::tsa::TokenFacts>,
+    /// When the signer's certificate and the seal were judged (signatures only): the genTime
+    /// of a trusted timestamp, else timeInfo.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub judged_at: Option<OffsetDateTime>,
+    /// Which time that is: `timestamp` or `timeInfo` (signatures only).
+    pub judged_by: Option<&'static str>,
     /// propertyInfo (signatures only).
     pub property_info: Option<String>,
     /// dataHash, hex (signatures only).
@@ -111,8 +119,13 @@ pub struct VerifyOptions<'a> {
     pub document: Document<'a>,
     /// Trust roots for the chain checks; `None` leaves them not applicable.
     pub trust: Option<&'a TrustStore>,
-    /// For a bare seal: when to judge its validity (signatures use their timeInfo).
+    /// For a bare seal: when to judge its validity (signatures use their timeInfo, or the
+    /// genTime of a trusted timestamp).
     pub at: Option<OffsetDateTime>,
+    /// Trusted TSA certificates (roots, or TSA certificates themselves) for the chain of a
+    /// signature's timestamp; `None` leaves that check not applicable, and then the token's
+    /// time is not trusted (validity is judged at timeInfo).
+    pub tsa_trust: Option<&'a TrustStore>,
 }
 
 struct Checks(Vec<Check>);
@@ -333,12 +346,21 @@ fn chain_text(chain: &[CertFacts]) -> String {
     format!("chain: {}", names.join(" <- "))
 }
 
+/// When a signature is judged, and what its timestamp says.
+#[derive(Default)]
+struct Timing {
+    timestamp: Option<crate::tsa::TokenFacts>,
+    judged_at: Option<OffsetDateTime>,
+    judged_by: Option<&'static str>,
+}
+
 fn finish(
     object: &'static str,
     seal: SealSummary,
     signer: Option<CertFacts>,
     sig: Option<&SesSignature>,
     checks: Checks,
+    timing: Timing,
 ) -> Report {
     let valid = !checks
         .0
@@ -350,6 +372,9 @@ fn finish(
         seal,
         signer,
         time_info: sig.and_then(|s| s.tbs.time_info),
+        timestamp: timing.timestamp,
+        judged_at: timing.judged_at,
+        judged_by: timing.judged_by,
         property_info: sig.map(|s| s.tbs.property_info.clone()),
         data_hash: sig.map(|s| hex::encode(&s.tbs.data_hash)),
         checks: checks.0,
@@ -362,7 +387,14 @@ pub fn verify_seal(seal: &Seal, options: &VerifyOptions<'_>) -> Report {
     let mut checks = Checks(Vec::new());
     let at = options.at.map(|t| (t, "the given time"));
     let maker = seal_checks(seal, at, options.trust, &mut checks);
-    finish("seal", summary(seal, maker.as_ref()), None, None, checks)
+    finish(
+        "seal",
+        summary(seal, maker.as_ref()),
+        None,
+        None,
+        checks,
+        Timing::default(),
+    )
 }
 
 fn digest_for(alg: KeyAlgorithm, doc: Document<'_>) -> Result<Option<Vec<u8>>, String> {
@@ -429,13 +461,112 @@ fn in_cert_list(list: &CertList, signer_der: &[u8]) -> Result<String, String> {
     }
 }
 
+const TS_IMPRINT: &str = "timestamp token covers this signature's value";
+const TS_SIGNATURE: &str = "TSA's signature on the timestamp token";
+const TS_CHAIN: &str = "TSA's certificate chains to a TSA trust root and allows time-stamping";
+
+/// Checks the signature's timestamp token, if any (imprint over the signature value, the
+/// TSA's signature, its chain and timeStamping usage); returns the token's facts and, when
+/// every check passed against TSA trust roots, its trusted genTime and the TSA's name.
+fn timestamp_checks(
+    sig: &SesSignature,
+    tsa_trust: Option<&TrustStore>,
+    checks: &mut Checks,
+) -> (
+    Option<crate::tsa::TokenFacts>,
+    Result<(OffsetDateTime, String), String>,
+) {
+    use crate::tsa::TimeStampToken;
+    // No TSA roots at all is the same as none given: nothing to chain to.
+    let tsa_trust = tsa_trust.filter(|t| !t.is_empty());
+    let token = match sig.time_stamp_token() {
+        None => return (None, Err("the signature has no timestamp".into())),
+        Some(Err(e)) => {
+            checks.push("timestamp", "timestamp token readable", Err(e.clone()));
+            return (None, Err(e));
+        }
+        Some(Ok(bytes)) => match TimeStampToken::parse(&bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                checks.push("timestamp", "timestamp token readable", Err(e.clone()));
+                return (None, Err(e));
+            }
+        },
+    };
+    let extra = tsa_trust.map(TrustStore::roots).unwrap_or_default();
+    let mut facts = token.facts(extra);
+    let imprint = token.check_imprint(&sig.signature);
+    let imprint_ok = imprint.is_ok();
+    checks.push("timestamp-imprint", TS_IMPRINT, imprint);
+    // A TSA key seald cannot check (e.g. RSA) is not a failure of the signature: the token's
+    // time is then simply not trusted.
+    let unsupported = token
+        .signer_certificate(extra)
+        .ok()
+        .and_then(|c| match c.public_key() {
+            Err(e @ crate::cert::CertError::UnsupportedAlgorithm(_)) => Some(e),
+            _ => None,
+        });
+    if let Some(e) = unsupported {
+        let why = format!("the TSA's signature cannot be checked: {e}");
+        checks.na("timestamp-signature", TS_SIGNATURE, why.clone());
+        checks.na("timestamp-chain", TS_CHAIN, why.clone());
+        return (Some(facts), Err(why));
+    }
+    let (cert, signed) = match token.check_signature(extra) {
+        Ok((cert, detail)) => (Some(cert), Ok(detail)),
+        Err(e) => (None, Err(e)),
+    };
+    checks.push("timestamp-signature", TS_SIGNATURE, signed);
+    let name = cert
+        .as_ref()
+        .map(|c| c.facts().display_name())
+        .unwrap_or_else(|| "an unidentified TSA".into());
+    let chain = match (tsa_trust, cert.as_ref()) {
+        (None, _) => {
+            checks.na(
+                "timestamp-chain",
+                TS_CHAIN,
+                "no TSA trust roots given: the timestamp's time is not trusted",
+            );
+            Err("no TSA trust roots were given".to_string())
+        }
+        (Some(_), None) => {
+            let e = "the TSA's signature did not verify".to_string();
+            checks.push("timestamp-chain", TS_CHAIN, Err(e.clone()));
+            Err(e)
+        }
+        (Some(store), Some(cert)) => {
+            let r = token.check_tsa_chain(cert, store);
+            checks.push("timestamp-chain", TS_CHAIN, r.clone());
+            r
+        }
+    };
+    if let Some(cert) = &cert {
+        facts.tsa = Some(cert.facts().clone());
+    }
+    let trusted = match chain {
+        Ok(_) if imprint_ok => Ok((token.gen_time(), name)),
+        Ok(_) => Err("the token was made for other data".into()),
+        Err(e) => Err(e),
+    };
+    (Some(facts), trusted)
+}
+
 /// Verifies a SES_Signature in the GB/T 38540 order: the seal, the signer's signature over
-/// TBS_Sign, the signer's certificate in the seal's list, validity at timeInfo, the data hash
+/// TBS_Sign, the signer's certificate in the seal's list, a timestamp token (when present),
+/// validity at the signing time (a trusted timestamp's genTime, else timeInfo), the data hash
 /// (when a document is given) and the chains (when roots are given).
 pub fn verify_signature(sig: &SesSignature, options: &VerifyOptions<'_>) -> Report {
     let mut checks = Checks(Vec::new());
+    let mut ts_checks = Checks(Vec::new());
+    let (timestamp, trusted) = timestamp_checks(sig, options.tsa_trust, &mut ts_checks);
+    let (judged_at, judged_by, source) = match &trusted {
+        Ok((t, _)) => (Some(*t), "timestamp", "the timestamp's genTime"),
+        Err(_) => (sig.tbs.time_info, "timeInfo", "timeInfo"),
+    };
     let seal = &sig.tbs.seal;
-    let at = sig.tbs.time_info.map(|t| (t, "timeInfo"));
+    let at = judged_at.map(|t| (t, source));
     let maker = seal_checks(seal, at, options.trust, &mut checks);
     let signer = Certificate::from_der(&sig.signer_cert).map_err(|e| e.to_string());
     checks.push(
@@ -453,16 +584,61 @@ pub fn verify_signature(sig: &SesSignature, options: &VerifyOptions<'_>) -> Repo
         "signer's certificate is listed in the seal",
         in_cert_list(&seal.info.property.cert_list, &sig.signer_cert),
     );
-    match (sig.tbs.time_info, signer.as_ref()) {
+    checks.0.extend(ts_checks.0);
+    const WHEN: &str = "time at which validity is judged";
+    match (&trusted, timestamp.is_some(), sig.tbs.time_info) {
+        (Ok((t, tsa)), _, time_info) => {
+            // The token proves the signature existed at genTime: a later timeInfo can only be
+            // the signing machine's clock running ahead.
+            let note = match time_info {
+                Some(ti) if ti > *t + time::Duration::minutes(5) => format!(
+                    " (timeInfo {} is later than the timestamp: the signing machine's clock was ahead)",
+                    fmt_time(ti)
+                ),
+                _ => String::new(),
+            };
+            checks.push(
+                "signing-time",
+                WHEN,
+                Ok(format!(
+                    "timestamp by {tsa} at {}; certificate validity judged at the timestamp's time{note}",
+                    fmt_time(*t)
+                )),
+            )
+        }
+        (Err(why), true, Some(t)) => checks.push(
+            "signing-time",
+            WHEN,
+            Ok(format!(
+                "the timestamp is not trusted ({why}): validity judged at timeInfo {}, which the signing machine wrote itself",
+                fmt_time(t)
+            )),
+        ),
+        (Err(_), false, Some(t)) => checks.push(
+            "signing-time",
+            WHEN,
+            Ok(format!(
+                "no timestamp: validity judged at timeInfo {}, which the signing machine wrote itself",
+                fmt_time(t)
+            )),
+        ),
+        (Err(_), _, None) => checks.push(
+            "signing-time",
+            WHEN,
+            Err("neither a trusted timestamp nor a readable timeInfo".into()),
+        ),
+    }
+    const VALID_WHEN: &str = "signer's certificate valid when it signed";
+    match (judged_at, signer.as_ref()) {
         (Some(t), s) => checks.push(
             "signer-certificate-validity",
-            "signer's certificate valid at timeInfo",
-            cert_validity(s, t, "signer"),
+            VALID_WHEN,
+            cert_validity(s, t, "signer").map(|d| format!("{d} ({source})")),
         ),
         (None, _) => checks.push(
             "signer-certificate-validity",
-            "signer's certificate valid at timeInfo",
-            Err("timeInfo cannot be read, so validity cannot be judged".into()),
+            VALID_WHEN,
+            Err("timeInfo cannot be read and there is no trusted timestamp, so validity cannot be judged".into()),
         ),
     }
     checks.push(
@@ -506,7 +682,7 @@ pub fn verify_signature(sig: &SesSignature, options: &VerifyOptions<'_>) -> Repo
         Err(e) => checks.push("data-hash", "dataHash matches the document", Err(e)),
     }
     const CHAIN: &str = "signer's certificate chains to a trust root";
-    match (options.trust, signer.as_ref(), sig.tbs.time_info) {
+    match (options.trust, signer.as_ref(), judged_at) {
         (None, _, _) => checks.na("signer-chain", CHAIN, "no trust roots configured"),
         (Some(_), Err(e), _) => checks.push("signer-chain", CHAIN, Err(e.clone())),
         (Some(_), Ok(_), None) => {
@@ -517,7 +693,7 @@ pub fn verify_signature(sig: &SesSignature, options: &VerifyOptions<'_>) -> Repo
             CHAIN,
             store
                 .verify_signing_chain(cert, &[], t)
-                .map(|c| chain_text(&c))
+                .map(|c| format!("{}, judged at {source}", chain_text(&c)))
                 .map_err(|e| e.to_string()),
         ),
     }
@@ -528,6 +704,11 @@ pub fn verify_signature(sig: &SesSignature, options: &VerifyOptions<'_>) -> Repo
         signer_facts,
         Some(sig),
         checks,
+        Timing {
+            timestamp,
+            judged_at,
+            judged_by: Some(judged_by),
+        },
     )
 }
 
@@ -575,7 +756,23 @@ impl Report {
             );
         }
         if let Some(t) = self.time_info {
-            let _ = writeln!(out, "  signed   {}", fmt_time(t));
+            let _ = writeln!(out, "  signed   {} (timeInfo)", fmt_time(t));
+        }
+        if let Some(ts) = &self.timestamp {
+            let _ = writeln!(
+                out,
+                "  stamped  {} by {} (serial {}, {} imprint)",
+                fmt_time(ts.gen_time),
+                ts.tsa
+                    .as_ref()
+                    .map(CertFacts::display_name)
+                    .unwrap_or_else(|| "an unidentified TSA".into()),
+                ts.serial_hex,
+                ts.hash
+            );
+        }
+        if let (Some(t), Some(by)) = (self.judged_at, self.judged_by) {
+            let _ = writeln!(out, "  judged   at {} ({by})", fmt_time(t));
         }
         if let Some(p) = &self.property_info {
             let _ = writeln!(out, "  covers   {p}");

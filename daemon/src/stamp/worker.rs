@@ -13,14 +13,16 @@
 use std::time::{Duration, Instant};
 
 use super::batch::sign_documents;
-use super::documents::{discard, seal_files, SealContext};
+use super::documents::{discard, seal_files, SealContext, SealedFile};
 use crate::approval::{rules, PinMode, RequestId, SigningTicket, StampRequest};
+use crate::audit::NewRecord;
 use crate::cert::Certificate;
 use crate::device::DeviceError;
 use crate::identity::Caller;
 use crate::pdf::seal::PdfSealOptions;
 use crate::runtime::{Event, RequestParties, Runtime};
 use crate::ses::{DocumentSigner, Seal as SesSeal};
+use crate::tsa::{Stamper, TsaPolicy};
 
 /// Why a request could not be signed (becomes its failure reason).
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,10 @@ pub enum StampError {
     /// Building or checking the SES_Signature failed (the device's signature did not verify).
     #[error("the signature could not be made or did not verify: {0}")]
     Build(String),
+    /// No trusted timestamp could be had under `[tsa] policy = "required"` (the message names
+    /// the TSA and what went wrong); nothing was released.
+    #[error("{0}")]
+    TimeStamp(String),
     /// An uploaded OFD document was changed, is gone, or could not be sealed.
     #[error(transparent)]
     Document(#[from] super::documents::DocumentStampError),
@@ -202,11 +208,77 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
     let ses_seal = SesSeal::parse(ses_seal_der).map_err(|e| StampError::SealData(e.to_string()))?;
     let time_info = state.clock.now();
     let t1 = Instant::now();
-    let signer =
+    // A token over every signature value, under the seal's timestamp policy (or `[tsa]`'s).
+    let policy = ticket
+        .timestamp
+        .or(state.tsa.as_ref().map(|t| t.policy))
+        .unwrap_or_default();
+    let client = state.tsa.as_ref().and_then(|t| t.client.as_deref());
+    let stamper = match (policy, client) {
+        (TsaPolicy::Off, _) => None,
+        (policy, Some(client)) => Some(Stamper::new(client, policy)),
+        (TsaPolicy::Required, None) => return Err(StampError::TimeStamp(
+            "the seal's policy requires a trusted timestamp, but no time-stamping authority is configured ([tsa] url and trusted_certs); nothing was signed".into(),
+        )),
+        (TsaPolicy::BestEffort, None) => {
+            tracing::warn!(
+                request = id,
+                "the seal's policy asks for a timestamp (best-effort), but no [tsa] url is configured: signing without one"
+            );
+            None
+        }
+    };
+    let mut signer =
         DocumentSigner::new(&ses_seal, &seal.certificate, key.as_ref()).map_err(build_error)?;
-    let (signed, sealed) = if ticket.request.files.is_empty() {
+    if let Some(stamper) = &stamper {
+        signer = signer.with_time_stamper(stamper);
+    }
+    let made = make_signatures(state, ticket, &signer, time_info, &owner);
+    let (signed, sealed) = match made {
+        Ok(made) => made,
+        Err(e) => {
+            if let Some(stamper) = &stamper {
+                record_failed_timestamps(state, ticket, stamper);
+            }
+            return Err(e);
+        }
+    };
+    if owner.generation() != generation {
+        discard(&state.documents, &sealed);
+        return Err(StampError::Device(DeviceError::DeviceRemoved));
+    }
+    let records = stamper
+        .as_ref()
+        .map(|s| timestamp_records(ticket, s, &signed))
+        .unwrap_or_default();
+    let t2 = Instant::now();
+    let request = state
+        .services
+        .approvals
+        .mark_signed_with_records(&Caller::Daemon, id, signed, sealed.clone(), records)
+        .inspect_err(|_| discard(&state.documents, &sealed))?;
+    let steps = StepTimes {
+        checks: t1 - t0,
+        sign_verify: t2 - t1,
+        record: t2.elapsed(),
+    };
+    Ok((request, steps))
+}
+
+/// Signs the request's digests, or seals its uploaded files; the signatures (and sealed
+/// files) come back, nothing recorded yet.
+fn make_signatures(
+    state: &Runtime,
+    ticket: &SigningTicket,
+    signer: &DocumentSigner<'_>,
+    time_info: time::OffsetDateTime,
+    owner: &crate::device::TokenOwner,
+) -> Result<(Vec<crate::approval::SignedDocument>, Vec<SealedFile>), StampError> {
+    let seal = &ticket.seal;
+    let id = ticket.request.id;
+    Ok(if ticket.request.files.is_empty() {
         let signed = sign_documents(
-            &signer,
+            signer,
             id,
             &ticket.request.documents,
             time_info,
@@ -229,37 +301,84 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
             ..PdfSealOptions::default()
         };
         let context = SealContext {
-            signer: &signer,
+            signer,
             time: time_info,
             pdf: &pdf,
         };
         seal_files(&state.documents, &context, id, &rows, owner.free_sessions()).map_err(|e| {
-            match e.build_error().and_then(device_cause) {
-                Some(device) => StampError::Device(device),
-                None => StampError::Document(e),
+            match e.build_error() {
+                Some(crate::ses::BuildError::TimeStamp(m)) => StampError::TimeStamp(m.clone()),
+                other => match other.and_then(device_cause) {
+                    Some(device) => StampError::Device(device),
+                    None => StampError::Document(e),
+                },
             }
         })?
-    };
-    if owner.generation() != generation {
-        discard(&state.documents, &sealed);
-        return Err(StampError::Device(DeviceError::DeviceRemoved));
+    })
+}
+
+/// The `timestamp` usage records of a signed request: one per token obtained (TSA, serial,
+/// genTime) or per failure under `best-effort`, kept in the commit that keeps the signatures.
+fn timestamp_records(
+    ticket: &SigningTicket,
+    stamper: &Stamper<'_>,
+    signed: &[crate::approval::SignedDocument],
+) -> Vec<NewRecord> {
+    // Which document each signature value belongs to.
+    let by_value: std::collections::HashMap<[u8; 32], crate::store::model::Digest32> = signed
+        .iter()
+        .filter_map(|s| {
+            // A SES_Signature's signature value, or a PDF CMS SignerInfo's.
+            let value = match crate::ses::SesSignature::parse(&s.ses_signature) {
+                Ok(parsed) => crate::crypto::sm3(&parsed.signature),
+                Err(_) => crate::crypto::sm3(
+                    crate::cms::SignedData::parse(&s.ses_signature, true)
+                        .ok()?
+                        .signer
+                        .signature,
+                ),
+            };
+            Some((value, s.digest))
+        })
+        .collect();
+    stamper
+        .outcomes()
+        .iter()
+        .map(|o| {
+            NewRecord::timestamp(
+                ticket.seal.id,
+                ticket.request.id,
+                by_value.get(&o.signature_value_sm3).copied(),
+                stamper.client().url(),
+                stamper.policy(),
+                o,
+            )
+        })
+        .collect()
+}
+
+/// Writes the failures of a request that failed (e.g. under `required`) to the usage log.
+fn record_failed_timestamps(state: &Runtime, ticket: &SigningTicket, stamper: &Stamper<'_>) {
+    for o in stamper.outcomes().iter().filter(|o| o.result.is_err()) {
+        let record = NewRecord::timestamp(
+            ticket.seal.id,
+            ticket.request.id,
+            None,
+            stamper.client().url(),
+            stamper.policy(),
+            o,
+        );
+        if let Err(e) = state.services.audit.append(record) {
+            tracing::error!(request = ticket.request.id, error = %e, "cannot record a timestamp failure");
+        }
     }
-    let t2 = Instant::now();
-    let request = state
-        .services
-        .approvals
-        .mark_signed_with_files(&Caller::Daemon, id, signed, sealed.clone())
-        .inspect_err(|_| discard(&state.documents, &sealed))?;
-    let steps = StepTimes {
-        checks: t1 - t0,
-        sign_verify: t2 - t1,
-        record: t2.elapsed(),
-    };
-    Ok((request, steps))
 }
 
 /// A build error as the request's failure: the device's own when it came from the device.
 fn build_error(e: crate::ses::BuildError) -> StampError {
+    if let crate::ses::BuildError::TimeStamp(m) = e {
+        return StampError::TimeStamp(m);
+    }
     match device_cause(&e) {
         Some(device) => StampError::Device(device),
         None => StampError::Build(e.to_string()),

@@ -355,6 +355,11 @@ pub struct Policy {
     pub pin_mode: PinMode,
     /// How long a request stays open before it expires, in seconds.
     pub request_ttl_secs: i64,
+    /// RFC 3161 timestamps for this seal's signatures: `off`, `best-effort` or `required`;
+    /// `None` (the default, also for policies stored before it existed) follows
+    /// `[tsa] policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<crate::tsa::TsaPolicy>,
 }
 
 text_enum! {
@@ -565,6 +570,9 @@ text_enum! {
         /// Counts of the anonymous and rate-limited refusals of one window, with a few clipped
         /// sample paths. Operational.
         RefusalSummary = "refusal-summary",
+        /// An RFC 3161 timestamp was obtained for a signature (TSA, serial, genTime), or could
+        /// not be (the TSA, the reason and the policy).
+        Timestamp = "timestamp",
         /// Test and tooling records.
         Note = "note",
         /// A backup was restored over a store whose usage log it does not contain (`--force`).

@@ -75,14 +75,18 @@ async fn verify_ofd_body(
 ) -> Result<Json<Value>, ApiError> {
     let bytes = decode("ofd", "invalid_ofd_encoding", &b64)?;
     blocking(move || {
-        let report = crate::ofd::verify_ofd(std::io::Cursor::new(&bytes), Some(&state.trust))
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "unreadable_ofd",
-                    e.to_string(),
-                )
-            })?;
+        let report = crate::ofd::verify_ofd_with(
+            std::io::Cursor::new(&bytes),
+            Some(&state.trust),
+            state.runtime.tsa_trust(),
+        )
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unreadable_ofd",
+                e.to_string(),
+            )
+        })?;
         let digest = Digest32(crate::crypto::sm3(&bytes));
         recorded(&state, &who, &digest, report.valid, &report)
     })
@@ -115,7 +119,7 @@ async fn verify_pdf_body(
     summary = "Verify a SES_Signature against a digest, or a whole sealed OFD (`ofd`, base64) or PDF (`pdf`, base64): the format layer's report (any role)",
     request_body = VerifyBody,
     responses(
-        (status = 200, description = "the report: `object`, `valid`, `seal`, `signer`, `time_info`, `property_info`, `data_hash`, `checks`", body = Object),
+        (status = 200, description = "the report: `object`, `valid`, `seal`, `signer`, `time_info`, `timestamp` (a signature's RFC 3161 token: TSA, serial, genTime, hash), `judged_at` and `judged_by` (`timestamp` or `timeInfo`: when validity was judged), `property_info`, `data_hash`, `checks`", body = Object),
         (status = 422, description = "`invalid_verify_body` (neither or both forms), `invalid_signature_encoding`, `unreadable_signature`, `invalid_ofd_encoding`, `unreadable_ofd`, `invalid_pdf_encoding`, `unreadable_pdf`, `invalid_request`", body = ApiError)),
     security(("bearer" = [])))]
 pub async fn verify(
@@ -159,6 +163,7 @@ pub async fn verify(
                 document: Document::Digest(&digest.0),
                 trust: Some(&state.trust),
                 at: None,
+                tsa_trust: state.runtime.tsa_trust(),
             },
         )
         .map_err(|e| {

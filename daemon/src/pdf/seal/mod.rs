@@ -131,7 +131,11 @@ fn ses_max_len(signer: &DocumentSigner<'_>, property_info: &str) -> usize {
         + tlv_len(15)
         + tlv_len(33)
         + tlv_len(property_info.len());
-    let body = tlv_len(tbs) + tlv_len(signer.signer_cert().len()) + tlv_len(16) + tlv_len(73);
+    let body = tlv_len(tbs)
+        + tlv_len(signer.signer_cert().len())
+        + tlv_len(16)
+        + tlv_len(73)
+        + signer.time_stamp_reserve();
     tlv_len(body) + 16
 }
 

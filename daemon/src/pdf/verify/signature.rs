@@ -247,6 +247,7 @@ fn ses(
             document: Document::Digest(&digest),
             trust,
             at: None,
+            tsa_trust: None,
         },
     );
     for check in &r.checks {

@@ -1,0 +1,256 @@
+//! The HTTP client of a TSA (RFC 3161 §3.4: a POST of `application/timestamp-query`, the
+//! answer `application/timestamp-reply`), and the [`Stamper`] the signing worker hands to the
+//! SES builder: it asks for a token over each signature value and applies the policy.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{
+    HashAlgorithm, TimeStampReq, TimeStampResp, TimeStampToken, TokenFacts, TsaError, TsaPolicy,
+};
+use crate::cert::TrustStore;
+
+/// Largest answer read from a TSA.
+const MAX_RESPONSE: u64 = 256 * 1024;
+
+/// A configured TSA: where it is, which imprint to ask for, how long to wait, whom to trust.
+#[derive(Debug, Clone)]
+pub struct TsaClient {
+    url: String,
+    hash: HashAlgorithm,
+    timeout: Duration,
+    trust: TrustStore,
+}
+
+impl TsaClient {
+    /// A client of the TSA at `url` (plain `http://`: the token is signed, the request holds
+    /// only a digest); tokens must chain to `trust` (TSA roots, or the TSA's own certificate).
+    pub fn new(url: &str, hash: HashAlgorithm, timeout: Duration, trust: TrustStore) -> Self {
+        Self {
+            url: url.to_owned(),
+            hash,
+            timeout,
+            trust,
+        }
+    }
+
+    /// The TSA's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The imprint algorithm asked for.
+    pub fn hash(&self) -> HashAlgorithm {
+        self.hash
+    }
+
+    /// The trusted TSA certificates.
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// POSTs `query` and returns the answer's body.
+    fn post(&self, query: &[u8]) -> Result<Vec<u8>, TsaError> {
+        let mut config = ureq::Agent::config_builder()
+            .timeout_global(Some(self.timeout))
+            .http_status_as_error(false)
+            .max_redirects(0);
+        if is_loopback_url(&self.url) {
+            // A TSA on this machine is asked directly, whatever proxy the environment names.
+            config = config.proxy(None);
+        }
+        let agent: ureq::Agent = config.build().into();
+        let mut response = agent
+            .post(&self.url)
+            .header("Content-Type", "application/timestamp-query")
+            .header("Accept", "application/timestamp-reply")
+            .send(query)
+            .map_err(|e| TsaError::Unreachable {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(TsaError::Http {
+                url: self.url.clone(),
+                what: format!("HTTP {status}"),
+            });
+        }
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !content_type.starts_with("application/timestamp-reply")
+            && !content_type.starts_with("application/timestamp-response")
+        {
+            return Err(TsaError::Http {
+                url: self.url.clone(),
+                what: format!(
+                    "with content type {content_type:?}, not application/timestamp-reply"
+                ),
+            });
+        }
+        response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_vec()
+            .map_err(|e| TsaError::Unreachable {
+                url: self.url.clone(),
+                reason: format!("reading the answer: {e}"),
+            })
+    }
+
+    /// Asks for a token over `data` and checks it (imprint, nonce, the TSA's signature, its
+    /// certificate's chain to the trusted TSA certificates and its timeStamping usage).
+    /// Returns the token's DER and what it says.
+    pub fn timestamp(&self, data: &[u8]) -> Result<(Vec<u8>, TokenFacts), TsaError> {
+        let req = TimeStampReq::new(self.hash, data).map_err(|reason| TsaError::Unreachable {
+            url: self.url.clone(),
+            reason,
+        })?;
+        let body = self.post(&req.encode())?;
+        let malformed = |reason: String| TsaError::Malformed {
+            url: self.url.clone(),
+            reason,
+        };
+        let resp = TimeStampResp::parse(&body).map_err(malformed)?;
+        let token = resp.into_token().map_err(|(refused, status)| {
+            if refused {
+                TsaError::Refused {
+                    url: self.url.clone(),
+                    status,
+                }
+            } else {
+                TsaError::Malformed {
+                    url: self.url.clone(),
+                    reason: status,
+                }
+            }
+        })?;
+        let parsed = TimeStampToken::parse(&token).map_err(malformed)?;
+        let facts = parsed
+            .verify_fresh(data, req.nonce_value(), &self.trust, self.trust.roots())
+            .map_err(|reason| TsaError::BadToken {
+                url: self.url.clone(),
+                reason,
+            })?;
+        let skew = (facts.gen_time - time::OffsetDateTime::now_utc()).abs();
+        if skew > time::Duration::minutes(10) {
+            tracing::warn!(
+                tsa = %self.url,
+                gen_time = %crate::cert::rfc3339(&facts.gen_time),
+                skew_secs = skew.whole_seconds(),
+                "the TSA's time and this machine's clock differ by more than 10 minutes: one of them is wrong"
+            );
+        }
+        Ok((token, facts))
+    }
+}
+
+/// Whether `url` (`http://host[:port]/…`) names this machine: 127.0.0.0/8, `[::1]` or
+/// `localhost`.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// What happened when a timestamp was asked for one signature.
+#[derive(Debug, Clone)]
+pub struct TsaOutcome {
+    /// SM3 of the signature value the token was asked for.
+    pub signature_value_sm3: [u8; 32],
+    /// The token's facts, or why there is none.
+    pub result: Result<TokenFacts, TsaError>,
+}
+
+/// Asks a TSA for a token over each signature value the SES builder hands it, under a policy;
+/// remembers every outcome for the usage log.
+#[derive(Debug)]
+pub struct Stamper<'a> {
+    client: &'a TsaClient,
+    policy: TsaPolicy,
+    outcomes: Mutex<Vec<TsaOutcome>>,
+}
+
+impl<'a> Stamper<'a> {
+    /// A stamper for `client` under `policy` (`off` never asks).
+    pub fn new(client: &'a TsaClient, policy: TsaPolicy) -> Self {
+        Self {
+            client,
+            policy,
+            outcomes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The outcomes so far, in the order they came.
+    pub fn outcomes(&self) -> Vec<TsaOutcome> {
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The client.
+    pub fn client(&self) -> &TsaClient {
+        self.client
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> TsaPolicy {
+        self.policy
+    }
+}
+
+impl crate::ses::TimeStamper for Stamper<'_> {
+    fn time_stamp(&self, signature_value: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        if self.policy == TsaPolicy::Off {
+            return Ok(None);
+        }
+        let max = crate::ses::MAX_TIME_STAMP_TOKEN;
+        let result = self
+            .client
+            .timestamp(signature_value)
+            .and_then(|(token, facts)| {
+                if token.len() > max {
+                    Err(TsaError::BadToken {
+                        url: self.client.url().to_owned(),
+                        reason: format!(
+                            "the token is {} bytes, more than the {max} seald keeps room for",
+                            token.len()
+                        ),
+                    })
+                } else {
+                    Ok((token, facts))
+                }
+            });
+        let outcome = TsaOutcome {
+            signature_value_sm3: crate::crypto::sm3(signature_value),
+            result: result.clone().map(|(_, facts)| facts),
+        };
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(outcome);
+        match result {
+            Ok((token, _)) => Ok(Some(token)),
+            Err(e) if self.policy == TsaPolicy::Required => Err(format!(
+                "no trusted timestamp: {e}; the [tsa] policy is `required`, so nothing was signed"
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "no timestamp (policy best-effort): the signature is kept without one");
+                Ok(None)
+            }
+        }
+    }
+}
