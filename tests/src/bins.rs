@@ -20,7 +20,10 @@ pub fn target_dir() -> PathBuf {
 /// Whether `path` is compiled only into unit tests (`tests.rs`, `*_tests.rs`, `testdata/`):
 /// editing it does not relink the binaries, so it must not make them look stale.
 fn test_only(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     name == "tests.rs" || name.ends_with("_tests.rs") || name == "testdata"
 }
 
