@@ -30,8 +30,8 @@ use crate::ofd::package::{parent, Package};
 use crate::ses::{DocumentSigner, SesSignature};
 
 mod locate;
-mod place;
-mod text;
+pub(crate) mod place;
+pub(crate) mod text;
 mod xmlout;
 mod zipout;
 

@@ -1,4 +1,5 @@
-//! Resolving placements to stamp boxes on pages: at a position, centred on keyword hits, or
+//! Resolving placements to stamp boxes on pages, for OFD and PDF alike (a document's pages
+//! through [`PageGeometry`]): at a position, centred on keyword hits, or
 //! riding seal slices over a page range (ofdrw's `RidingStampPos` geometry: on the right edge,
 //! page i of N shows slice i, `Boundary = (W − (i+1)·w/N, y, w, h)`,
 //! `Clip = (i·w/N, 0, w/N, h)`; left, top and bottom mirrored). Every length is rounded to
@@ -59,7 +60,7 @@ impl<R: Read + Seek> Pages<'_, R> {
     }
 
     /// The size of page `index`: its own `Area`, else the document's `PageArea`.
-    fn size(&mut self, index: usize) -> Result<Option<(f64, f64)>, SealError> {
+    fn own_size(&mut self, index: usize) -> Result<Option<(f64, f64)>, SealError> {
         let own = match self.scans.get(&index) {
             Some(scan) => scan.size,
             None => {
@@ -71,6 +72,36 @@ impl<R: Read + Seek> Pages<'_, R> {
             }
         };
         Ok(own.or(self.layout.page_area))
+    }
+}
+
+/// What placing a seal needs from a document's pages (OFD or PDF).
+pub(crate) trait PageGeometry {
+    /// How many pages.
+    fn count(&self) -> usize;
+    /// Page `index`'s (0-based) object ID, the plan's `page_ref`.
+    fn page_ref(&self, index: usize) -> String;
+    /// Page `index`'s width and height in mm as displayed, if the document says.
+    fn size(&mut self, index: usize) -> Result<Option<(f64, f64)>, SealError>;
+    /// The boxes `[x, y, w, h]` (mm) of `keyword` on page `index`, in content order.
+    fn find(&mut self, index: usize, keyword: &str) -> Result<Vec<[f64; 4]>, SealError>;
+}
+
+impl<R: Read + Seek> PageGeometry for Pages<'_, R> {
+    fn count(&self) -> usize {
+        self.layout.pages.len()
+    }
+
+    fn page_ref(&self, index: usize) -> String {
+        self.layout.pages[index].id.clone()
+    }
+
+    fn size(&mut self, index: usize) -> Result<Option<(f64, f64)>, SealError> {
+        self.own_size(index)
+    }
+
+    fn find(&mut self, index: usize, keyword: &str) -> Result<Vec<[f64; 4]>, SealError> {
+        Ok(text::find(&self.scan(index)?.glyphs, keyword))
     }
 }
 
@@ -149,6 +180,20 @@ pub(super) fn resolve<R: Read + Seek>(
     placements: &[Placement],
     seal_size_mm: (f64, f64),
 ) -> Result<SealPlan, SealError> {
+    let mut pages = Pages {
+        package,
+        layout,
+        scans: BTreeMap::new(),
+    };
+    resolve_on(&mut pages, placements, seal_size_mm)
+}
+
+/// [`resolve`] on any document's pages.
+pub(crate) fn resolve_on(
+    pages: &mut impl PageGeometry,
+    placements: &[Placement],
+    seal_size_mm: (f64, f64),
+) -> Result<SealPlan, SealError> {
     if placements.is_empty() {
         return Err(err(0, "no placement given: a seal needs at least one"));
     }
@@ -160,12 +205,7 @@ pub(super) fn resolve<R: Read + Seek>(
             placements.len(),
         ));
     }
-    let n_pages = layout.pages.len();
-    let mut pages = Pages {
-        package,
-        layout,
-        scans: BTreeMap::new(),
-    };
+    let n_pages = pages.count();
     let mut stamps = Vec::new();
     for (i, p) in placements.iter().enumerate() {
         match p {
@@ -193,7 +233,9 @@ pub(super) fn resolve<R: Read + Seek>(
                         return Err(err(
                             i,
                             format!(
-                                "the box {x} {y} {w} {h} mm lies outside page {page} ({pw} x {ph} mm)"
+                                "the box {x} {y} {w} {h} mm lies outside page {page} ({} x {} mm as displayed)",
+                                round(pw),
+                                round(ph)
                             ),
                         ));
                     }
@@ -207,7 +249,7 @@ pub(super) fn resolve<R: Read + Seek>(
                 }
                 stamps.push(ResolvedStamp {
                     page: *page,
-                    page_ref: layout.pages[pi].id.clone(),
+                    page_ref: pages.page_ref(pi),
                     boundary: round_box([x, y, w, h]),
                     clip: None,
                 });
@@ -238,7 +280,7 @@ pub(super) fn resolve<R: Read + Seek>(
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut found = 0;
                 for (page, pi) in list.iter().zip(indexes) {
-                    let hits = text::find(&pages.scan(pi)?.glyphs, keyword);
+                    let hits = pages.find(pi, keyword)?;
                     let take = if *all { hits.len() } else { hits.len().min(1) };
                     if stamps.len() + take > MAX_STAMPS {
                         return Err(too_many(
@@ -254,7 +296,7 @@ pub(super) fn resolve<R: Read + Seek>(
                         let cy = hit[1] + hit[3] / 2.0;
                         stamps.push(ResolvedStamp {
                             page: *page,
-                            page_ref: layout.pages[pi].id.clone(),
+                            page_ref: pages.page_ref(pi),
                             boundary: round_box([cx - w / 2.0, cy - h / 2.0, w, h]),
                             clip: None,
                         });
@@ -353,7 +395,7 @@ pub(super) fn resolve<R: Read + Seek>(
                     }
                     stamps.push(ResolvedStamp {
                         page: pi as u32 + 1,
-                        page_ref: layout.pages[pi].id.clone(),
+                        page_ref: pages.page_ref(pi),
                         boundary: round_box(boundary),
                         clip: Some(clip),
                     });
@@ -371,7 +413,13 @@ pub(super) fn resolve<R: Read + Seek>(
 /// page whose object ID it names, boxes with finite numbers and positive sizes, at most
 /// [`MAX_STAMPS`] stamps.
 pub(super) fn check_plan(layout: &Layout, plan: &SealPlan) -> Result<(), SealError> {
-    let n = layout.pages.len();
+    let ids: Vec<String> = layout.pages.iter().map(|p| p.id.clone()).collect();
+    check_plan_on(&ids, plan)
+}
+
+/// [`check_plan`] on any document's pages, given as their object IDs in order.
+pub(crate) fn check_plan_on(page_refs: &[String], plan: &SealPlan) -> Result<(), SealError> {
+    let n = page_refs.len();
     if plan.pages as usize != n {
         return Err(SealError::Structure(format!(
             "the plan was made for {} page(s) but the document has {n}: plan it again",
@@ -386,10 +434,10 @@ pub(super) fn check_plan(layout: &Layout, plan: &SealPlan) -> Result<(), SealErr
     }
     for (i, s) in plan.stamps.iter().enumerate() {
         let pi = page_index(i, s.page, n)?;
-        if layout.pages[pi].id != s.page_ref {
+        if page_refs[pi] != s.page_ref {
             return Err(SealError::Structure(format!(
                 "stamp {i}: page {} has the object ID {:?}, not {:?}: the plan was made for another document",
-                s.page, layout.pages[pi].id, s.page_ref
+                s.page, page_refs[pi], s.page_ref
             )));
         }
         let good = |b: &[f64; 4]| b.iter().all(|v| v.is_finite()) && b[2] > 0.0 && b[3] > 0.0;

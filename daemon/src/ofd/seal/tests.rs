@@ -818,7 +818,7 @@ fn bad_input_is_refused_with_a_clear_error() {
             "off the page",
             good.clone(),
             vec![at(1, 300.0, 1.0)],
-            "lies outside page 1 (210 x 297 mm)",
+            "lies outside page 1 (210 x 297 mm as displayed)",
         ),
         (
             "riding range",

@@ -13,7 +13,7 @@ use crate::ofd::xml::{parse, parse_box};
 
 /// One character on a page, with its box in page millimetres.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Glyph {
+pub(crate) struct Glyph {
     /// The character.
     pub ch: char,
     /// `[x0, y0, x1, y1]`, top-left origin.
@@ -190,9 +190,9 @@ pub(super) fn page_size(bytes: &[u8]) -> Result<Option<(f64, f64)>, String> {
     Ok(scan(bytes)?.size)
 }
 
-/// Every occurrence of `keyword` in `glyphs` (whitespace ignored on both sides), left to
-/// right and not overlapping, as boxes `[x, y, w, h]`.
-pub(super) fn find(glyphs: &[Glyph], keyword: &str) -> Vec<[f64; 4]> {
+/// Every occurrence of `keyword` in `glyphs` (whitespace ignored on both sides), in content
+/// order and not overlapping, as boxes `[x, y, w, h]` (OFD and PDF pages alike).
+pub(crate) fn find(glyphs: &[Glyph], keyword: &str) -> Vec<[f64; 4]> {
     let want: Vec<char> = keyword.chars().filter(|c| !c.is_whitespace()).collect();
     let have: Vec<&Glyph> = glyphs.iter().filter(|g| !g.ch.is_whitespace()).collect();
     let mut hits = Vec::new();

@@ -1086,7 +1086,7 @@ fn rotate_and_boxes_are_inherited_from_the_page_tree() {
     )
     .unwrap_err();
     assert!(
-        err.to_string().contains("297.0 x 210.0 mm as displayed"),
+        err.to_string().contains("297 x 210 mm as displayed"),
         "{err}"
     );
 }

@@ -54,14 +54,7 @@ fn content_bytes(stream: &lopdf::Stream, budget: &mut usize) -> Option<Vec<u8>> 
     Some(data)
 }
 
-/// One character on a page, with its box in displayed millimetres.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Glyph {
-    /// The character.
-    pub ch: char,
-    /// `[x0, y0, x1, y1]`, top-left origin.
-    pub bbox: [f64; 4],
-}
+pub(crate) use crate::ofd::seal::text::Glyph;
 
 type Matrix = [f64; 6];
 
@@ -543,45 +536,10 @@ pub(crate) fn scan(doc: &Document, page: &PageInfo) -> Vec<Glyph> {
     scanner.glyphs
 }
 
-/// Every occurrence of `keyword` in `glyphs` (whitespace ignored on both sides), in content
-/// order and not overlapping, as boxes `[x, y, w, h]` (mm).
-pub(crate) fn find(glyphs: &[Glyph], keyword: &str) -> Vec<[f64; 4]> {
-    let want: Vec<char> = keyword.chars().filter(|c| !c.is_whitespace()).collect();
-    let have: Vec<&Glyph> = glyphs.iter().filter(|g| !g.ch.is_whitespace()).collect();
-    let mut hits = Vec::new();
-    if want.is_empty() {
-        return hits;
-    }
-    let mut i = 0;
-    while i + want.len() <= have.len() {
-        if have[i..i + want.len()]
-            .iter()
-            .zip(&want)
-            .all(|(g, c)| g.ch == *c)
-        {
-            let [x0, y0, x1, y1] = have[i..i + want.len()].iter().fold(
-                [f64::MAX, f64::MAX, f64::MIN, f64::MIN],
-                |[a, b, c, d], g| {
-                    [
-                        a.min(g.bbox[0]),
-                        b.min(g.bbox[1]),
-                        c.max(g.bbox[2]),
-                        d.max(g.bbox[3]),
-                    ]
-                },
-            );
-            hits.push([x0, y0, x1 - x0, y1 - y0]);
-            i += want.len();
-        } else {
-            i += 1;
-        }
-    }
-    hits
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ofd::seal::text::find;
     use lopdf::{dictionary, Stream};
 
     /// A one-page PDF (MediaBox 0 0 600 800) whose page draws a form XObject (translated by
