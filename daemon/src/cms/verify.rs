@@ -248,6 +248,16 @@ pub(crate) fn certificate_checks(
     at: Option<(OffsetDateTime, &str)>,
     trust: Option<&TrustStore>,
 ) {
+    // With trust roots but no signing time (none signed, none claimed), the certificate is
+    // judged now: a signature must not escape the chain check by leaving its time out.
+    let at = at.or_else(|| {
+        trust.map(|_| {
+            (
+                OffsetDateTime::now_utc(),
+                "time of verification (the signature gives no signing time)",
+            )
+        })
+    });
     match at {
         Some((t, what)) => {
             let r = cert.check_validity_at(t);
@@ -330,6 +340,11 @@ fn time_stamp_checks(c: &mut CmsChecks, token: &[u8], signature: &[u8]) {
         imprint.is_ok(),
         format!("signature-time-stamp: {}", imprint.unwrap_or_else(|e| e)),
     );
+    // A token seald cannot check (an RSA TSA, no certificate in it) does not fail the
+    // signature: its time is not used either way.
+    if let Some(why) = token.uncheckable(&[]) {
+        return c.na(format!("signature-time-stamp: {why}"));
+    }
     match token.check_signature(&[]) {
         Ok((cert, detail)) => {
             c.check(true, format!("signature-time-stamp: {detail}"));
@@ -503,6 +518,32 @@ mod tests {
             let r = verify_detached(&der, ContentDigest::Chunks(&other), None, None).unwrap();
             assert!(!r.valid, "{alg:?}");
         }
+    }
+
+    #[test]
+    fn without_a_signing_time_trust_roots_judge_the_chain_now() {
+        let der = plain(KeyAlgorithm::P256, b"data");
+        let pieces: [&[u8]; 1] = [b"data"];
+        let own = crate::cert::testing::parties(KeyAlgorithm::P256);
+        let roots = TrustStore::new(vec![Certificate::from_der(&own.root_cert).unwrap()]);
+        let r = verify_detached(&der, ContentDigest::Chunks(&pieces), Some(&roots), None).unwrap();
+        assert!(r.valid, "{:#?}", r.checks);
+        assert!(
+            r.checks.iter().any(|c| c.starts_with("ok: chain")),
+            "{:#?}",
+            r.checks
+        );
+        // Another root: the chain fails instead of being "not applicable".
+        let other = crate::cert::testing::parties(KeyAlgorithm::Sm2);
+        let foreign = TrustStore::new(vec![Certificate::from_der(&other.root_cert).unwrap()]);
+        let r =
+            verify_detached(&der, ContentDigest::Chunks(&pieces), Some(&foreign), None).unwrap();
+        assert!(!r.valid, "{:#?}", r.checks);
+        assert!(
+            r.checks.iter().any(|c| c.starts_with("FAILED: chain")),
+            "{:#?}",
+            r.checks
+        );
     }
 
     #[test]

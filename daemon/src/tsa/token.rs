@@ -352,6 +352,25 @@ impl TimeStampToken {
             })
     }
 
+    /// Why seald cannot check this token's signature at all, if so: the TSA's certificate is
+    /// neither in the token nor in `extra`, its key is of an algorithm seald does not verify
+    /// (e.g. RSA), or the digest is not SM3 or SHA-256. Such a token is not a failure of the
+    /// signature it stamps: its time is simply not trusted.
+    pub fn uncheckable(&self, extra: &[Certificate]) -> Option<String> {
+        let why = match self.signer_certificate(extra) {
+            Err(e) => e,
+            Ok(cert) => match cert.public_key() {
+                Err(e @ crate::cert::CertError::UnsupportedAlgorithm(_)) => e.to_string(),
+                _ if HashAlgorithm::from_oid(&self.digest_oid).is_none() => format!(
+                    "the token's digest algorithm {} is not SM3 or SHA-256",
+                    self.digest_oid
+                ),
+                _ => return None,
+            },
+        };
+        Some(format!("the TSA's signature cannot be checked: {why}"))
+    }
+
     /// Checks the signed attributes and the TSA's signature over them; returns the TSA's
     /// certificate.
     pub fn check_signature(&self, extra: &[Certificate]) -> Result<(Certificate, String), String> {

@@ -32,7 +32,15 @@ pub(crate) const MAX_CONTENT: usize = 64 << 20;
 fn content_bytes(stream: &lopdf::Stream, budget: &mut usize) -> Option<Vec<u8>> {
     use std::io::Read;
     let filters = stream.filters().unwrap_or_default();
-    let predictor = stream.dict.get(b"DecodeParms").is_ok();
+    // A predictor other than 1 (none) needs lopdf's decoder.
+    let predictor = stream
+        .dict
+        .get(b"DecodeParms")
+        .ok()
+        .and_then(|p| p.as_dict().ok())
+        .and_then(|p| p.get(b"Predictor").ok())
+        .and_then(|p| p.as_i64().ok())
+        .is_some_and(|p| p > 1);
     let data = match filters.as_slice() {
         [] => stream.content.clone(),
         [f] if *f == b"FlateDecode" && !predictor => {
@@ -44,7 +52,12 @@ fn content_bytes(stream: &lopdf::Stream, budget: &mut usize) -> Option<Vec<u8>> 
                 .ok()?;
             out
         }
-        _ => stream.decompressed_content().ok()?,
+        // Other filters go through lopdf, which does not cap its output: only streams that
+        // cannot inflate past the budget (zlib and LZW expand at most ~1,000-fold).
+        _ if stream.content.len().saturating_mul(1100) <= *budget => {
+            stream.decompressed_content().ok()?
+        }
+        _ => return None,
     };
     if data.len() > *budget {
         *budget = 0;
@@ -195,7 +208,7 @@ fn load_font<'a>(doc: &'a Document, dict: &'a Dictionary) -> Font<'a> {
     if let Some(Object::Array(w)) = get(doc, dict, b"Widths") {
         for (k, v) in w.iter().enumerate().take(256) {
             if let Some(v) = number(deref(doc, v)) {
-                widths.insert(first + k as u32, v);
+                widths.insert(first.saturating_add(k as u32), v);
             }
         }
     }

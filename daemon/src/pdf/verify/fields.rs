@@ -225,9 +225,18 @@ pub(super) fn pdf_date(bytes: &[u8]) -> Option<OffsetDateTime> {
         }
         Some(_) => return None,
     };
-    Some(
-        PrimitiveDateTime::new(date, time)
-            .assume_offset(offset)
-            .to_offset(UtcOffset::UTC),
-    )
+    // `checked_to_offset`: a date near year 9999 with a negative offset is past year 9999 in
+    // UTC, which `time` cannot represent.
+    PrimitiveDateTime::new(date, time)
+        .assume_offset(offset)
+        .checked_to_offset(UtcOffset::UTC)
+}
+
+#[cfg(test)]
+mod date_tests {
+    #[test]
+    fn a_date_past_year_9999_in_utc_is_no_date() {
+        assert!(super::pdf_date(b"D:99991231235959-12'00'").is_none());
+        assert!(super::pdf_date(b"D:99991231235959+12'00'").is_some());
+    }
 }
