@@ -99,13 +99,16 @@ fn seal_document<W: Write + Seek>(
                 mode: f.mode,
                 ..context.pdf.clone()
             };
-            let (bytes, sealed) = crate::pdf::seal::seal(
-                &read_pdf(input)?,
-                &f.plan,
-                &options,
-                context.signer,
-                context.time,
-            )?;
+            // The engine works on these bytes: they must be the ones approvers approved (the
+            // handle was checked, but is read again here).
+            let input = read_pdf(input)?;
+            if crate::crypto::sm3(&input) != f.sm3.0 {
+                return Err(SealError::Structure(
+                    "the upload changed while it was being sealed; nothing was signed".into(),
+                ));
+            }
+            let (bytes, sealed) =
+                crate::pdf::seal::seal(&input, &f.plan, &options, context.signer, context.time)?;
             let mut out = out;
             out.write_all(&bytes)?;
             Ok(sealed.contents)
