@@ -192,21 +192,14 @@ fn verify_pdf_file(
 ) -> Result<i32, Unreadable> {
     let report = crate::pdf::verify_pdf(bytes, options.trust)
         .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
-    let mut text = format!("{}: {}", args.file.display(), report.to_text());
-    if !matches!(options.document, Document::None) {
-        text.push_str("note: --data/--digest are ignored for PDF files; each signature covers its ByteRange\n");
-    }
-    let mut value = serde_json::to_value(&report)
-        .map_err(|e| Unreadable(format!("cannot write the report: {e}")))?;
-    if let Some(map) = value.as_object_mut() {
-        map.insert("file".into(), serde_json::json!(args.file));
-    }
-    emit(out, args.json, value, &text);
-    Ok(if report.valid {
-        EXIT_VALID
-    } else {
-        EXIT_INVALID
-    })
+    report_document(
+        args,
+        options,
+        out,
+        (report.valid, report.to_text()),
+        &report,
+        "PDF files; each signature covers its ByteRange",
+    )
 }
 
 fn verify_ofd_file(
@@ -222,19 +215,37 @@ fn verify_ofd_file(
         options.tsa_trust,
     )
     .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
-    let mut text = format!("{}: {}", args.file.display(), report.to_text());
+    report_document(
+        args,
+        options,
+        out,
+        (report.valid, report.to_text()),
+        &report,
+        "OFD files; each signature covers its Signature.xml and its References",
+    )
+}
+
+/// Prints a whole document's report (text, or JSON with the file's name) and gives the exit
+/// code; `ignored` ends the note printed when `--data`/`--digest` were given.
+fn report_document(
+    args: &VerifyArgs,
+    options: &VerifyOptions<'_>,
+    out: &mut dyn Write,
+    (valid, summary): (bool, String),
+    report: &impl serde::Serialize,
+    ignored: &str,
+) -> Result<i32, Unreadable> {
+    let mut text = format!("{}: {summary}", args.file.display());
     if !matches!(options.document, Document::None) {
-        text.push_str("note: --data/--digest are ignored for OFD files; each signature covers its Signature.xml and its References\n");
+        text.push_str(&format!(
+            "note: --data/--digest are ignored for {ignored}\n"
+        ));
     }
-    let mut value = serde_json::to_value(&report)
+    let mut value = serde_json::to_value(report)
         .map_err(|e| Unreadable(format!("cannot write the report: {e}")))?;
     if let Some(map) = value.as_object_mut() {
         map.insert("file".into(), serde_json::json!(args.file));
     }
     emit(out, args.json, value, &text);
-    Ok(if report.valid {
-        EXIT_VALID
-    } else {
-        EXIT_INVALID
-    })
+    Ok(if valid { EXIT_VALID } else { EXIT_INVALID })
 }
