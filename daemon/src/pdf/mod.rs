@@ -22,6 +22,9 @@ pub use verify::{verify_pdf, ChangesAfter, PdfReport, PdfSignatureReport, MAX_RE
 pub const MAX_PDF: usize = 256 << 20;
 /// Most objects a PDF may declare (its xref `/Size`, every revision together).
 pub const MAX_OBJECTS: u32 = 1_000_000;
+/// Most bytes the object streams and xref streams of a PDF may inflate to, all together
+/// (`lopdf` inflates them while loading, with no cap of its own).
+pub const MAX_STRUCTURE_INFLATED: u64 = 256 << 20;
 
 /// Why bytes are not a PDF seald can read. Always the input's fault.
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +58,10 @@ pub enum PdfError {
 /// objects whose xref offset is wrong are skipped (they read as missing), the trailer `/Size`
 /// is corrected from the entries found, and leading junk before `%PDF-` is allowed (offsets
 /// then count from the header, as readers do). Callers that need exact structure (the
-/// verifier) check what they use. Also note that `lopdf` inflates object streams and xref
-/// streams while loading without its own output cap: the input cap bounds the compressed
-/// size only (page content that seald reads itself is inflated with a cap).
+/// verifier) check what they use. `lopdf` inflates object streams and xref streams while
+/// loading without an output cap of its own, so they are inflated first here, together capped
+/// at [`MAX_STRUCTURE_INFLATED`] ([`PdfError::TooLarge`]); page content that seald reads
+/// itself is inflated with a cap.
 pub fn open(bytes: &[u8]) -> Result<lopdf::Document, PdfError> {
     if !is_pdf(bytes) {
         return Err(PdfError::NotPdf);
@@ -75,6 +79,7 @@ pub fn open(bytes: &[u8]) -> Result<lopdf::Document, PdfError> {
             )));
         }
     }
+    check_structure_streams(bytes)?;
     let doc = lopdf::Document::load_mem(bytes).map_err(|e| {
         PdfError::Unreadable(match e {
             lopdf::Error::Xref(x) => format!("the cross-reference data is broken ({x})"),
@@ -114,6 +119,68 @@ pub fn open(bytes: &[u8]) -> Result<lopdf::Document, PdfError> {
     Ok(doc)
 }
 
+/// Inflates every Flate stream whose dictionary says `/ObjStm` or `/XRef` (looked for in the
+/// 1 KiB before its `stream` keyword: a superset of what `lopdf` will inflate) and refuses the
+/// file when together they pass [`MAX_STRUCTURE_INFLATED`].
+fn check_structure_streams(bytes: &[u8]) -> Result<(), PdfError> {
+    check_structure_streams_within(bytes, MAX_STRUCTURE_INFLATED)
+}
+
+/// Counts what is written to it.
+struct Counter(u64);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn check_structure_streams_within(bytes: &[u8], limit: u64) -> Result<(), PdfError> {
+    use std::io::Read;
+    let mut left = limit;
+    let mut at = 0;
+    while let Some(pos) = bytes[at..].windows(6).position(|w| w == b"stream") {
+        let keyword = at + pos;
+        at = keyword + 6;
+        if keyword >= 3 && &bytes[keyword - 3..keyword] == b"end" {
+            continue;
+        }
+        let head = &bytes[keyword.saturating_sub(1024)..keyword];
+        let dict = match head.windows(2).rposition(|w| w == b"<<") {
+            Some(open) => &head[open..],
+            None => continue,
+        };
+        let structural = |what: &[u8]| dict.windows(what.len()).any(|w| w == what);
+        if !structural(b"/ObjStm") && !structural(b"/XRef") {
+            continue;
+        }
+        let mut data = at;
+        if bytes.get(data) == Some(&b'\r') {
+            data += 1;
+        }
+        if bytes.get(data) == Some(&b'\n') {
+            data += 1;
+        }
+        let mut decoder = flate2::read::ZlibDecoder::new(&bytes[data..]).take(left + 1);
+        // What inflated before an error counts too (lopdf keeps a partial stream).
+        let mut counter = Counter(0);
+        let _ = std::io::copy(&mut decoder, &mut counter);
+        let inflated = counter.0;
+        if inflated > left {
+            return Err(PdfError::TooLarge(format!(
+                "its object and cross-reference streams inflate to more than {limit} bytes"
+            )));
+        }
+        left -= inflated;
+    }
+    Ok(())
+}
+
 /// The `/Size` of the last cross-reference section (trailer or xref stream dictionary), read
 /// from the bytes near `startxref` without parsing the file; `None` when it cannot be found
 /// (`lopdf` then reports what is wrong).
@@ -148,4 +215,37 @@ fn declared_size(bytes: &[u8]) -> Option<u64> {
 pub fn is_pdf(bytes: &[u8]) -> bool {
     let head = &bytes[..bytes.len().min(1024)];
     head.windows(5).any(|w| w == b"%PDF-")
+}
+
+#[cfg(test)]
+mod structure_tests {
+    use std::io::Write;
+
+    /// `bytes` of zeros deflated, as the data of an object stream.
+    fn obj_stm(inflated: usize) -> Vec<u8> {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&vec![0u8; inflated]).unwrap();
+        let data = z.finish().unwrap();
+        let mut pdf =
+            b"%PDF-1.7\n5 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode >>\nstream\n"
+                .to_vec();
+        pdf.extend_from_slice(&data);
+        pdf.extend_from_slice(b"\nendstream\nendobj\n");
+        pdf
+    }
+
+    #[test]
+    fn object_streams_that_inflate_past_the_cap_are_refused_before_parsing() {
+        let pdf = obj_stm(64 << 10);
+        assert!(super::check_structure_streams_within(&pdf, 64 << 10).is_ok());
+        let err = super::check_structure_streams_within(&pdf, (64 << 10) - 1).unwrap_err();
+        assert!(
+            matches!(err, super::PdfError::TooLarge(ref m) if m.contains("inflate")),
+            "{err}"
+        );
+        // The cap is for all of them together.
+        let mut two = pdf.clone();
+        two.extend_from_slice(&obj_stm(64 << 10)[9..]);
+        assert!(super::check_structure_streams_within(&two, 100 << 10).is_err());
+    }
 }
