@@ -1,7 +1,7 @@
 //! Finding the signature fields of a PDF (AcroForm `/Fields`, recursively) and reading what a
 //! signature dictionary says.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use lopdf::{Dictionary, Document, Object, ObjectId};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
@@ -64,29 +64,49 @@ pub(super) fn page_numbers(doc: &Document) -> BTreeMap<ObjectId, u32> {
     doc.get_pages().into_iter().map(|(n, id)| (id, n)).collect()
 }
 
+/// The page each annotation is listed on (`/Annots`), first page first: what a viewer shows,
+/// whatever an annotation's own `/P` claims.
+fn annotation_pages(doc: &Document, pages: &BTreeMap<ObjectId, u32>) -> HashMap<ObjectId, u32> {
+    let mut by_page: Vec<(u32, ObjectId)> = pages.iter().map(|(&id, &n)| (n, id)).collect();
+    by_page.sort_unstable();
+    let mut out = HashMap::new();
+    for (n, page) in by_page {
+        let Some(list) = doc
+            .get_dictionary(page)
+            .ok()
+            .and_then(|d| d.get(b"Annots").ok())
+            .and_then(|a| deref(doc, a))
+            .and_then(|(_, a)| a.as_array().ok())
+        else {
+            continue;
+        };
+        for a in list {
+            if let Ok(id) = a.as_reference() {
+                out.entry(id).or_insert(n);
+            }
+        }
+    }
+    out
+}
+
 struct Walk<'a> {
     doc: &'a Document,
     pages: BTreeMap<ObjectId, u32>,
+    annotation_pages: HashMap<ObjectId, u32>,
     seen: HashSet<ObjectId>,
     out: Vec<SigField>,
 }
 
 impl Walk<'_> {
+    /// The page a widget is shown on: the page whose `/Annots` lists it, else its `/P`.
     fn widget_page(&self, id: Option<ObjectId>, widget: &Dictionary) -> Option<u32> {
-        if let Ok(Object::Reference(p)) = widget.get(b"P") {
-            if let Some(n) = self.pages.get(p) {
-                return Some(*n);
-            }
+        if let Some(n) = id.and_then(|id| self.annotation_pages.get(&id)) {
+            return Some(*n);
         }
-        let id = id?;
-        self.pages.iter().find_map(|(&page, &n)| {
-            let annots = self.doc.get_dictionary(page).ok()?.get(b"Annots").ok()?;
-            let (_, annots) = deref(self.doc, annots)?;
-            let list = annots.as_array().ok()?;
-            list.iter()
-                .any(|a| a.as_reference().ok() == Some(id))
-                .then_some(n)
-        })
+        match widget.get(b"P") {
+            Ok(Object::Reference(p)) => self.pages.get(p).copied(),
+            _ => None,
+        }
     }
 
     fn field(
@@ -158,9 +178,11 @@ impl Walk<'_> {
 
 /// Every signed signature field of `doc`, in `/Fields` order.
 pub(super) fn signature_fields(doc: &Document) -> Vec<SigField> {
+    let pages = page_numbers(doc);
     let mut walk = Walk {
         doc,
-        pages: page_numbers(doc),
+        annotation_pages: annotation_pages(doc, &pages),
+        pages,
         seen: HashSet::new(),
         out: Vec::new(),
     };
