@@ -251,6 +251,8 @@ fn parse_signer_info(si: Tlv<'_>) -> Result<SignerInfo<'_>, String> {
 /// An ESS signing-certificate(-v2) reference to the signer's certificate (the first one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EssCertId {
+    /// True for signing-certificate-v2 (RFC 5035), false for signing-certificate (RFC 2634).
+    pub v2: bool,
     /// The hash algorithm OID (SHA-1 for v1; SHA-256 when v2 omits it).
     pub hash_algorithm: String,
     /// The certificate's hash.
@@ -345,6 +347,7 @@ fn ess_cert_id(value: Tlv<'_>, v2: bool) -> Result<EssCertId, String> {
         }
     };
     Ok(EssCertId {
+        v2,
         hash_algorithm,
         hash: hash.to_vec(),
         serial,

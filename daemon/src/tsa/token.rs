@@ -1,5 +1,6 @@
-//! TimeStampToken (RFC 3161 §2.4.2): a CMS SignedData whose encapsulated content is a TSTInfo,
-//! read with the lenient DER reader that keeps original bytes, and its checks.
+//! TimeStampToken (RFC 3161 §2.4.2): a CMS SignedData (RFC 5652 OIDs, one SignerInfo) whose
+//! encapsulated content is a TSTInfo, read with [`crate::cms::SignedData`] and
+//! [`crate::cms::SignedAttrs`], and its checks.
 //!
 //! ```text
 //! TSTInfo ::= SEQUENCE {
@@ -19,25 +20,20 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
 use super::request::strip_zeros;
-use super::{HashAlgorithm, OID_SHA1, OID_SHA256, OID_SIGNED_DATA, OID_SM3, OID_TST_INFO};
+use super::{HashAlgorithm, OID_SHA1, OID_SHA256, OID_SM3, OID_TST_INFO};
 use crate::cert::{CertFacts, Certificate, TrustStore};
+use crate::cms::{oid, EssCertId, SignedAttrs, SignedData};
 use crate::crypto::{KeyAlgorithm, VerifyingKey};
 use crate::ses::der::{read_single, read_tlv, tag, DerError, Tlv};
 use crate::ses::verify::read_signature_value;
 
-const OID_CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
-const OID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
-const OID_SIGNING_CERT: &str = "1.2.840.113549.1.9.16.2.12";
-const OID_SIGNING_CERT_V2: &str = "1.2.840.113549.1.9.16.2.47";
-const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_SM2_SM3: &str = "1.2.156.10197.1.501";
-const OID_SM2_SIGN: &str = "1.2.156.10197.1.301.1";
-const CONTEXT_0_PRIMITIVE: u8 = 0x80;
-const CONTEXT_1: u8 = 0xa1;
-
 fn der(e: DerError) -> String {
     format!("timestamp token: {e}")
+}
+
+/// An error of the CMS reader, said of the token.
+fn cms(e: String) -> String {
+    format!("timestamp token: {}", e.strip_prefix("CMS: ").unwrap_or(&e))
 }
 
 /// How the SignerInfo names the TSA's certificate.
@@ -85,7 +81,7 @@ pub struct TimeStampToken {
     certs: Vec<Vec<u8>>,
     signer: SignerId,
     digest_oid: String,
-    /// The signed attributes as found (tag `[0]`), if any.
+    /// The signed attributes as the TSA signed them (DER SET OF Attribute), if any.
     signed_attrs: Option<Vec<u8>>,
     signature_oid: String,
     signature: Vec<u8>,
@@ -102,96 +98,36 @@ fn alg_oid(t: Tlv<'_>, element: &'static str) -> Result<String, String> {
 impl TimeStampToken {
     /// Parses a token (a CMS ContentInfo of SignedData over a TSTInfo).
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let ci = read_single(bytes, tag::SEQUENCE, "ContentInfo").map_err(der)?;
-        let mut c = ci.children();
-        let oid = c
-            .next(tag::OID, "contentType")
-            .map_err(der)?
-            .oid()
-            .map_err(der)?;
-        if oid != OID_SIGNED_DATA {
+        let sd = SignedData::parse(bytes, false).map_err(cms)?;
+        if sd.content_type != oid::SIGNED_DATA {
             return Err(format!(
-                "timestamp token: content type {oid} is not CMS SignedData"
+                "timestamp token: content type {} is not CMS SignedData",
+                sd.content_type
             ));
         }
-        let wrapper = c.next(tag::CONTEXT_0, "content").map_err(der)?;
-        c.finish().map_err(der)?;
-        let mut w = wrapper.children();
-        let sd = w.next(tag::SEQUENCE, "SignedData").map_err(der)?;
-        let mut s = sd.children();
-        s.next(tag::INTEGER, "version").map_err(der)?;
-        s.next(tag::SET, "digestAlgorithms").map_err(der)?;
-        let eci = s.next(tag::SEQUENCE, "encapContentInfo").map_err(der)?;
-        let mut e = eci.children();
-        let ctype = e
-            .next(tag::OID, "eContentType")
-            .map_err(der)?
-            .oid()
-            .map_err(der)?;
-        if ctype != OID_TST_INFO {
+        if sd.encap_content_type != OID_TST_INFO {
             return Err(format!(
-                "timestamp token: encapsulated content type {ctype} is not id-ct-TSTInfo"
+                "timestamp token: encapsulated content type {} is not id-ct-TSTInfo",
+                sd.encap_content_type
             ));
         }
-        let econtent = e.next(tag::CONTEXT_0, "eContent").map_err(der)?;
-        let tst_info = econtent
-            .children()
-            .next(tag::OCTET_STRING, "eContent")
-            .map_err(der)?
-            .value
+        let tst_info = sd
+            .content
+            .ok_or("timestamp token: the TSTInfo is missing (no eContent)")?
             .to_vec();
-        let mut certs = Vec::new();
-        if let Some(set) = s.optional(tag::CONTEXT_0, "certificates").map_err(der)? {
-            let mut list = set.children();
-            while !list.is_empty() {
-                let cert = list.next_any("certificate").map_err(der)?;
-                if cert.tag == tag::SEQUENCE {
-                    certs.push(cert.raw.to_vec());
-                }
+        let certs = sd
+            .certs
+            .iter()
+            .filter(|c| c.first() == Some(&tag::SEQUENCE))
+            .map(|c| c.to_vec())
+            .collect();
+        let si = &sd.signer;
+        let signer = match si.sid {
+            crate::cms::SignerId::IssuerSerial { issuer, serial } => {
+                SignerId::IssuerSerial(issuer.to_vec(), serial.to_vec())
             }
-        }
-        s.optional(CONTEXT_1, "crls").map_err(der)?;
-        let infos = s.next(tag::SET, "signerInfos").map_err(der)?;
-        s.finish().map_err(der)?;
-        let mut infos = infos.children();
-        let si = infos.next(tag::SEQUENCE, "SignerInfo").map_err(der)?;
-        if !infos.is_empty() {
-            return Err("timestamp token: more than one SignerInfo".into());
-        }
-        let mut f = si.children();
-        f.next(tag::INTEGER, "version").map_err(der)?;
-        let sid = f.next_any("sid").map_err(der)?;
-        let signer = match sid.tag {
-            tag::SEQUENCE => {
-                let mut i = sid.children();
-                let issuer = i.next(tag::SEQUENCE, "issuer").map_err(der)?;
-                let serial = i.next(tag::INTEGER, "serialNumber").map_err(der)?;
-                SignerId::IssuerSerial(issuer.raw.to_vec(), strip_zeros(serial.value).to_vec())
-            }
-            CONTEXT_0_PRIMITIVE => SignerId::KeyId(sid.value.to_vec()),
-            other => {
-                return Err(format!(
-                    "timestamp token: SignerInfo sid has unexpected tag 0x{other:02x}"
-                ))
-            }
+            crate::cms::SignerId::KeyId(id) => SignerId::KeyId(id.to_vec()),
         };
-        let digest_oid = alg_oid(
-            f.next(tag::SEQUENCE, "digestAlgorithm").map_err(der)?,
-            "digestAlgorithm",
-        )?;
-        let signed_attrs = f
-            .optional(tag::CONTEXT_0, "signedAttrs")
-            .map_err(der)?
-            .map(|t| t.raw.to_vec());
-        let signature_oid = alg_oid(
-            f.next(tag::SEQUENCE, "signatureAlgorithm").map_err(der)?,
-            "signatureAlgorithm",
-        )?;
-        let signature = f
-            .next(tag::OCTET_STRING, "signature")
-            .map_err(der)?
-            .value
-            .to_vec();
 
         // TSTInfo
         let info = read_single(&tst_info, tag::SEQUENCE, "TSTInfo").map_err(der)?;
@@ -245,10 +181,10 @@ impl TimeStampToken {
             tst_info,
             certs,
             signer,
-            digest_oid,
-            signed_attrs,
-            signature_oid,
-            signature,
+            digest_oid: si.digest_algorithm.clone(),
+            signed_attrs: si.signed_attrs_message(),
+            signature_oid: si.signature_algorithm.clone(),
+            signature: si.signature.to_vec(),
         })
     }
 
@@ -386,29 +322,8 @@ impl TimeStampToken {
             )
         })?;
         let (tlv, _) = read_tlv(attrs, 0, "signedAttrs").map_err(der)?;
-        let mut content_type = None;
-        let mut message_digest = None;
-        let mut ess = None;
-        let mut list = tlv.children();
-        while !list.is_empty() {
-            let a = list.next(tag::SEQUENCE, "Attribute").map_err(der)?;
-            let mut p = a.children();
-            let oid = p
-                .next(tag::OID, "attrType")
-                .map_err(der)?
-                .oid()
-                .map_err(der)?;
-            let values = p.next(tag::SET, "attrValues").map_err(der)?;
-            let first = values.children().next_any("attrValue").map_err(der)?;
-            match oid.as_str() {
-                OID_CONTENT_TYPE => content_type = Some(first.oid().map_err(der)?),
-                OID_MESSAGE_DIGEST => message_digest = Some(first.octets().map_err(der)?.to_vec()),
-                OID_SIGNING_CERT => ess = Some((false, first.raw.to_vec())),
-                OID_SIGNING_CERT_V2 => ess = Some((true, first.raw.to_vec())),
-                _ => {}
-            }
-        }
-        match content_type.as_deref() {
+        let read = SignedAttrs::read(&tlv).map_err(cms)?;
+        match read.content_type.as_deref() {
             Some(OID_TST_INFO) => {}
             Some(other) => {
                 return Err(format!(
@@ -417,17 +332,19 @@ impl TimeStampToken {
             }
             None => return Err("the signed attributes have no contentType".into()),
         }
-        let digest = message_digest.ok_or("the signed attributes have no messageDigest")?;
+        let digest = read
+            .message_digest
+            .ok_or("the signed attributes have no messageDigest")?;
         if digest[..] != digest_alg.digest(&self.tst_info)[..] {
             return Err(format!(
                 "the signed messageDigest is not the {} of the TSTInfo: the token was altered",
                 digest_alg.name()
             ));
         }
-        let ess_note = match &ess {
-            Some((v2, value)) => {
-                check_ess(*v2, value, &cert)?;
-                if *v2 {
+        let ess_note = match &read.signing_certificate {
+            Some(id) => {
+                check_ess(id, &cert)?;
+                if id.v2 {
                     "ESS signingCertificateV2 names it"
                 } else {
                     "ESS signingCertificate names it"
@@ -441,11 +358,11 @@ impl TimeStampToken {
             (
                 KeyAlgorithm::P256,
                 HashAlgorithm::Sha256,
-                OID_ECDSA_SHA256 | OID_EC_PUBLIC_KEY
+                oid::ECDSA_SHA256 | oid::EC_PUBLIC_KEY
             ) | (
                 KeyAlgorithm::Sm2,
                 HashAlgorithm::Sm3,
-                OID_SM2_SM3 | OID_SM2_SIGN | OID_EC_PUBLIC_KEY
+                oid::SM2_SM3 | oid::SM2_1 | oid::EC_PUBLIC_KEY
             )
         );
         if !consistent {
@@ -456,11 +373,9 @@ impl TimeStampToken {
                 key.algorithm
             ));
         }
-        let mut signed = attrs.to_vec();
-        signed[0] = tag::SET;
         let (sig, encoding) = read_signature_value(&self.signature)?;
         let vk = VerifyingKey::cached(key).map_err(|e| e.to_string())?;
-        vk.verify(&signed, &sig).map_err(|e| {
+        vk.verify(attrs, &sig).map_err(|e| {
             format!(
                 "the TSA's {encoding} signature does not verify with {}: {e}",
                 cert.facts().display_name()
@@ -533,27 +448,10 @@ impl TimeStampToken {
     }
 }
 
-/// Checks an ESS SigningCertificate(V2) value: its first ESSCertID's hash is the certificate's.
-fn check_ess(v2: bool, value: &[u8], cert: &Certificate) -> Result<(), String> {
-    let sc = read_single(value, tag::SEQUENCE, "SigningCertificate").map_err(der)?;
-    let ids = sc.children().next(tag::SEQUENCE, "certs").map_err(der)?;
-    let first = ids
-        .children()
-        .next(tag::SEQUENCE, "ESSCertID")
-        .map_err(der)?;
-    let mut f = first.children();
-    let alg = if v2 && f.peek_tag() == Some(tag::SEQUENCE) {
-        alg_oid(
-            f.next(tag::SEQUENCE, "hashAlgorithm").map_err(der)?,
-            "hashAlgorithm",
-        )?
-    } else if v2 {
-        OID_SHA256.to_owned()
-    } else {
-        OID_SHA1.to_owned()
-    };
-    let hash = f.next(tag::OCTET_STRING, "certHash").map_err(der)?.value;
-    let ours: Vec<u8> = match alg.as_str() {
+/// Checks an ESS SigningCertificate(V2) reference: its first ESSCertID's hash is the
+/// certificate's.
+fn check_ess(id: &EssCertId, cert: &Certificate) -> Result<(), String> {
+    let ours: Vec<u8> = match id.hash_algorithm.as_str() {
         OID_SHA256 => crate::crypto::sha256(cert.der()).to_vec(),
         OID_SM3 => crate::crypto::sm3(cert.der()).to_vec(),
         OID_SHA1 => {
@@ -566,12 +464,75 @@ fn check_ess(v2: bool, value: &[u8], cert: &Certificate) -> Result<(), String> {
             ))
         }
     };
-    if ours == hash {
+    if ours == id.hash {
         Ok(())
     } else {
         Err(format!(
             "the ESS signing-certificate attribute names another certificate than {}, the one that signed",
             cert.facts().display_name()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ses::der::write;
+    use crate::tsa::TimeStampResp;
+
+    /// `bytes` (a run of TLVs) with `insert` put at offset `at`, every enclosing length redone.
+    fn splice(bytes: &[u8], at: usize, insert: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            if pos == at {
+                out.extend_from_slice(insert);
+            }
+            let (t, _) = read_tlv(&bytes[pos..], 0, "element").unwrap();
+            let header = t.raw.len() - t.value.len();
+            if pos + header <= at && at < pos + t.raw.len() {
+                out.extend(write::tlv(
+                    t.tag,
+                    &splice(t.value, at - pos - header, insert),
+                ));
+            } else {
+                out.extend_from_slice(t.raw);
+            }
+            pos += t.raw.len();
+        }
+        out
+    }
+
+    #[test]
+    fn two_message_digest_attributes_are_refused() {
+        let resp = TimeStampResp::parse(include_bytes!("testdata/granted-sm3.tsr")).unwrap();
+        let token = resp.into_token().unwrap();
+        TimeStampToken::parse(&token)
+            .unwrap()
+            .check_signature(&[])
+            .expect("the OpenSSL token verifies");
+        // Copy its messageDigest attribute to the front of the signed attributes.
+        let sd = SignedData::parse(&token, false).unwrap();
+        let attrs = sd.signer.signed_attrs.unwrap();
+        let mut list = attrs.children();
+        let digest_attr = loop {
+            let a = list.next(tag::SEQUENCE, "Attribute").unwrap();
+            let id = a
+                .children()
+                .next(tag::OID, "attrType")
+                .unwrap()
+                .oid()
+                .unwrap();
+            if id == oid::MESSAGE_DIGEST {
+                break a.raw.to_vec();
+            }
+        };
+        let doubled = splice(&token, attrs.value_offset, &digest_attr);
+        assert!(doubled.len() >= token.len() + digest_attr.len());
+        let e = TimeStampToken::parse(&doubled)
+            .unwrap()
+            .check_signature(&[])
+            .unwrap_err();
+        assert!(e.contains("two message-digest attributes"), "{e}");
     }
 }
