@@ -77,9 +77,17 @@ fn next_number(pdf: &[u8]) -> u32 {
     doc.trailer.get(b"Size").unwrap().as_i64().unwrap() as u32
 }
 
-/// An update adding a text annotation to page 2 (object 6 0).
+/// An update adding a text annotation to page 2 (object 6 0), after its annotations.
 fn add_annotation(pdf: &[u8]) -> Vec<u8> {
     let n = next_number(pdf);
+    let doc = lopdf::Document::load_mem(pdf).unwrap();
+    let mut annots = String::new();
+    if let Ok(list) = doc.get_dictionary((6, 0)).unwrap().get(b"Annots") {
+        for a in list.as_array().unwrap() {
+            let (num, generation) = a.as_reference().unwrap();
+            annots.push_str(&format!("{num} {generation} R "));
+        }
+    }
     append_update(
         pdf,
         &[
@@ -88,7 +96,7 @@ fn add_annotation(pdf: &[u8]) -> Vec<u8> {
                 b"<< /Type /Annot /Subtype /Text /Rect [10 10 30 30] /Contents (note) /P 6 0 R >>"
                     .to_vec(),
             ),
-            (6, format!("{PAGE_2} /Annots [{n} 0 R] >>").into_bytes()),
+            (6, format!("{PAGE_2} /Annots [{annots}{n} 0 R] >>").into_bytes()),
         ],
     )
 }
@@ -489,7 +497,7 @@ fn an_appearance_stream_the_page_shows_too_is_content() {
     };
     let changed = append_update(&base, &[(20, stream("0 0 m 99 99 l S"))]);
     assert_eq!(signed_later(&changed), ["stream 20 0 changed"]);
-    // An appearance used by the annotation only is free to change.
+    // An annotation of the signed revision may not change its appearance either.
     let annot_only = append_update(
         &base,
         &[
@@ -501,7 +509,27 @@ fn an_appearance_stream_the_page_shows_too_is_content() {
             (22, stream("1 1 m 2 2 l S")),
         ],
     );
-    assert!(signed_later(&annot_only).is_empty());
+    assert_eq!(signed_later(&annot_only), ["annotation 21 0 changed (/AP)"]);
+    // A new annotation with its own appearance is fine.
+    let added = append_update(
+        &base,
+        &[
+            (
+                23,
+                b"<< /Type /Annot /Subtype /Stamp /Rect [0 0 10 10] /AP << /N 22 0 R >> >>"
+                    .to_vec(),
+            ),
+            (22, stream("1 1 m 2 2 l S")),
+            (
+                6,
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 7 0 R \
+                  /Resources << /Font << /F1 5 0 R >> /XObject << /X 20 0 R >> >> \
+                  /Annots [21 0 R 23 0 R] >>"
+                    .to_vec(),
+            ),
+        ],
+    );
+    assert!(signed_later(&added).is_empty(), "{:?}", signed_later(&added));
 }
 
 #[test]
