@@ -192,30 +192,60 @@ pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport,
         }
     }
     let revisions = ends.len().max(1);
-    let mut signatures: Vec<PdfSignatureReport> = fields::signature_fields(&doc)
+    let found = fields::signature_fields(&doc);
+    let mut signatures: Vec<(PdfSignatureReport, &lopdf::Dictionary)> = found
         .iter()
-        .map(|f| signature::check(bytes, &ends, f, trust))
+        .map(|f| (signature::check(bytes, &ends, f, trust), &f.sig))
         .collect();
-    signatures.sort_by_key(|s| (s.revision, s.byte_range.get(1).copied()));
+    signatures.sort_by_key(|(s, _)| (s.revision, s.byte_range.get(1).copied()));
     if signatures.is_empty() {
         problems.push("no signed signature field".into());
     }
     let first = signatures
         .iter()
-        .map(|s| s.revision)
+        .map(|(s, _)| s.revision)
         .filter(|&r| r > 0)
         .min();
     let changes = match first {
-        Some(first) if first < ends.len() => revision_changes(bytes, &ends, first),
-        _ => Vec::new(),
+        Some(first) => {
+            // Each revision from the first signed one on is read once: within a budget.
+            let cost: usize = ends[first - 1..].iter().map(|e| e.end).sum();
+            if cost > reparse_budget(bytes.len()) {
+                problems.push(format!(
+                    "too many revisions to compare: {} revisions after revision {first} would \
+                     mean reading {} MiB",
+                    ends.len() - first,
+                    cost >> 20
+                ));
+                None
+            } else {
+                Some(revision_changes(bytes, &ends, first, &doc, &mut signatures))
+            }
+        }
+        None => Some(Vec::new()),
     };
+    copies(&mut signatures);
+    let mut signatures: Vec<PdfSignatureReport> =
+        signatures.into_iter().map(|(s, _)| s).collect();
     for s in &mut signatures {
         if s.revision == 0 {
             continue;
         }
+        let count = ends.len().saturating_sub(s.revision);
+        let Some(changes) = &changes else {
+            if count > 0 {
+                let text = "not compared (too many revisions to compare)".to_string();
+                s.checks.push(format!("{LATER_CHANGES} {text}"));
+                s.valid = false;
+                s.changes_after = ChangesAfter::ContentChanged {
+                    revisions: count,
+                    changes: vec![text],
+                };
+            }
+            continue;
+        };
         let later: Vec<&(usize, Vec<String>)> =
             changes.iter().filter(|(r, _)| *r > s.revision).collect();
-        let count = ends.len().saturating_sub(s.revision);
         let list: Vec<String> = later
             .iter()
             .flat_map(|(r, list)| list.iter().map(move |c| format!("revision {r}: {c}")))
@@ -247,24 +277,147 @@ pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport,
     })
 }
 
-/// For each revision after `first` (1-based), what it changes beyond annotations.
+/// Most bytes re-read to compare revisions: 4 × the file, at least 512 MiB.
+fn reparse_budget(len: usize) -> usize {
+    len.saturating_mul(4).max(512 << 20)
+}
+
+/// For each revision after `first` (1-based), what it changes beyond annotations; checks on
+/// the way each signature's dictionary against the revision it signs.
 fn revision_changes(
     bytes: &[u8],
     ends: &[load::RevisionEnd],
     first: usize,
+    last: &lopdf::Document,
+    signatures: &mut [(PdfSignatureReport, &lopdf::Dictionary)],
 ) -> Vec<(usize, Vec<String>)> {
     let load = |r: usize| lopdf::Document::load_mem(&bytes[..ends[r - 1].end]);
     let mut out = Vec::new();
-    let mut prev = load(first).ok();
-    for r in first + 1..=ends.len() {
+    let mut prev: Option<lopdf::Document> = None;
+    for r in first..=ends.len() {
         let next = load(r).ok();
-        let list = match (&prev, &next) {
-            (Some(a), Some(b)) => changes::content_changes(a, b),
-            (None, _) => vec!["the revision before it cannot be read".into()],
-            (_, None) => vec!["it cannot be read".into()],
-        };
-        out.push((r, list));
+        for (s, sig) in signatures.iter_mut().filter(|(s, _)| s.revision == r) {
+            let a = s.byte_range.get(1).copied().unwrap_or(0);
+            let a = usize::try_from(a).unwrap_or(usize::MAX);
+            match signed_dictionary(bytes, a, next.as_ref(), last, sig) {
+                Ok(id) => s.checks.push(format!(
+                    "ok: the signature dictionary ({} {}) is defined in the signed bytes and \
+                     unchanged since",
+                    id.0, id.1
+                )),
+                Err(e) => {
+                    s.checks.push(format!("FAILED: {e}"));
+                    s.valid = false;
+                }
+            }
+        }
+        if r > first {
+            let list = match (&prev, &next) {
+                (Some(a), Some(b)) => changes::content_changes(a, b),
+                (None, _) => vec!["the revision before it cannot be read".into()],
+                (_, None) => vec!["it cannot be read".into()],
+            };
+            out.push((r, list));
+        }
         prev = next;
     }
     out
+}
+
+/// The signature dictionary `sig` (as the last revision has it) must be an indirect object
+/// whose `N G obj` lies in the first signed piece (before byte `a`), the same in the revision
+/// it signs (`signed`) and in the last one.
+fn signed_dictionary(
+    bytes: &[u8],
+    a: usize,
+    signed: Option<&lopdf::Document>,
+    last: &lopdf::Document,
+    sig: &lopdf::Dictionary,
+) -> Result<lopdf::ObjectId, String> {
+    use lopdf::xref::XrefEntry;
+    let Some(signed) = signed else {
+        return Err("the revision it signs cannot be read".into());
+    };
+    let is_sig = |o: &lopdf::Object| matches!(o, lopdf::Object::Dictionary(d) if d == sig);
+    let ids: Vec<lopdf::ObjectId> = last
+        .objects
+        .iter()
+        .filter(|(_, o)| is_sig(o))
+        .map(|(&id, _)| id)
+        .collect();
+    if ids.is_empty() {
+        return Err("the signature dictionary is not an indirect object".into());
+    }
+    // Where `id` is defined: `N G obj` at its offset, or inside an object stream whose own
+    // `N G obj` is there.
+    let defined_at = |id: lopdf::ObjectId| {
+        let (num, generation) = match signed.reference_table.get(id.0)? {
+            XrefEntry::Normal { generation, .. } if *generation == id.1 => (id.0, id.1),
+            XrefEntry::Compressed { container, .. } => (*container, 0),
+            _ => return None,
+        };
+        let XrefEntry::Normal { offset, .. } = signed.reference_table.get(num)? else {
+            return None;
+        };
+        let at = usize::try_from(*offset).ok()?;
+        let header = format!("{num} {generation} obj");
+        bytes
+            .get(at..)?
+            .starts_with(header.as_bytes())
+            .then_some(at)
+    };
+    let mut unchanged = false;
+    for &id in &ids {
+        if !signed.objects.get(&id).is_some_and(is_sig) {
+            continue;
+        }
+        unchanged = true;
+        if defined_at(id).is_some_and(|at| at < a) {
+            return Ok(id);
+        }
+    }
+    Err(if unchanged {
+        "the signature dictionary is not defined in the bytes it signs".into()
+    } else {
+        "the signature dictionary was changed after signing (it differs from the revision \
+         it signs)"
+            .into()
+    })
+}
+
+/// A signature whose `/Contents` another one (earlier, or one whose dictionary checks
+/// passed) already has is a copy: invalid, and said so.
+fn copies(signatures: &mut [(PdfSignatureReport, &lopdf::Dictionary)]) {
+    let contents = |d: &lopdf::Dictionary| match d.get(b"Contents") {
+        Ok(lopdf::Object::String(s, _)) => Some(s.clone()),
+        _ => None,
+    };
+    let defined = |s: &PdfSignatureReport| {
+        s.checks
+            .iter()
+            .any(|c| c.starts_with("ok: the signature dictionary ("))
+    };
+    let mut groups: std::collections::HashMap<Vec<u8>, Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, (_, d)) in signatures.iter().enumerate() {
+        if let Some(c) = contents(d) {
+            groups.entry(c).or_default().push(i);
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() > 1).collect();
+    groups.sort();
+    for same in groups {
+        let original = same
+            .iter()
+            .copied()
+            .find(|&j| defined(&signatures[j].0))
+            .unwrap_or(same[0]);
+        let field = signatures[original].0.field.clone();
+        for i in same.into_iter().filter(|&i| i != original) {
+            let s = &mut signatures[i].0;
+            s.checks
+                .push(format!("FAILED: it copies the signature of field {field}"));
+            s.valid = false;
+        }
+    }
 }

@@ -374,12 +374,17 @@ fn revisions_end_at_eof_after_startxref() {
     assert_eq!(ends[1].end, ONE.len());
     assert_eq!(ends[2].end, TWO.len());
     assert_eq!(ends[2].eof + 1, TWO.len());
-    // `%%EOF` not after `startxref <n>` (e.g. inside a stream) ends nothing.
-    let text = b"%PDF-1.7\nstream\n%%EOF\nendstream\nstartxref\n12\r\n%%EOF\r\n";
+    // `%%EOF` not after `startxref <n>` (e.g. inside a stream) ends nothing, nor does one
+    // whose offset is not a cross-reference section (`xref`, or an XRef stream's `N G obj`).
+    let text = b"%PDF-1.7\nxref\nstream\n%%EOF\nstartxref\n21\n%%EOF\nendstream\nstartxref\n9\r\n%%EOF\r\n";
     let ends = load::revision_ends(text);
     assert_eq!(ends.len(), 1);
     assert_eq!(ends[0].end, text.len());
     assert_eq!(ends[0].eof, text.len() - 2);
+    let text = b"%PDF-1.7\n5 0 obj\n<< /Type /XRef /W [1 2 1] >>\nstream\nendstream\nstartxref\n9\n%%EOF\n";
+    assert_eq!(load::revision_ends(text).len(), 1);
+    let text = b"%PDF-1.7\n5 0 obj\n<< /Type /XRefX >>\nstream\nendstream\nstartxref\n9\n%%EOF\n";
+    assert!(load::revision_ends(text).is_empty());
 }
 
 #[test]
