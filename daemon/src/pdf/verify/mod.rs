@@ -366,18 +366,24 @@ fn signed_dictionary(
             .starts_with(header.as_bytes())
             .then_some(at)
     };
-    let mut unchanged = false;
+    let (mut unchanged, mut changed) = (false, false);
     for &id in &ids {
-        if !signed.objects.get(&id).is_some_and(is_sig) {
-            continue;
+        match signed.objects.get(&id) {
+            Some(o) if is_sig(o) => unchanged = true,
+            Some(_) => {
+                changed = true;
+                continue;
+            }
+            None => continue,
         }
-        unchanged = true;
         if defined_at(id).is_some_and(|at| at < a) {
             return Ok(id);
         }
     }
     Err(if unchanged {
         "the signature dictionary is not defined in the bytes it signs".into()
+    } else if !changed {
+        "the signature dictionary was added after the revision it signs".into()
     } else {
         "the signature dictionary was changed after signing (it differs from the revision \
          it signs)"

@@ -552,3 +552,4 @@ fn sha384_with_a_p256_key() {
         .iter()
         .any(|c| c.contains("ECDSA P-256 with SHA-384")));
 }
+
