@@ -44,7 +44,11 @@ fn after_startxref(before: &[u8]) -> Option<usize> {
 
 /// Skips ASCII digits from `i`; `None` when there are none.
 fn digits(bytes: &[u8], i: usize) -> Option<usize> {
-    let n = bytes.get(i..)?.iter().take_while(|b| b.is_ascii_digit()).count();
+    let n = bytes
+        .get(i..)?
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     (n > 0).then_some(i + n)
 }
 

@@ -225,8 +225,7 @@ pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport,
         None => Some(Vec::new()),
     };
     copies(&mut signatures);
-    let mut signatures: Vec<PdfSignatureReport> =
-        signatures.into_iter().map(|(s, _)| s).collect();
+    let mut signatures: Vec<PdfSignatureReport> = signatures.into_iter().map(|(s, _)| s).collect();
     for s in &mut signatures {
         if s.revision == 0 {
             continue;

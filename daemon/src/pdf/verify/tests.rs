@@ -34,6 +34,7 @@ fn append_update(base: &[u8], objects: &[(u32, Vec<u8>)]) -> Vec<u8> {
             .parse::<usize>()
             .unwrap()
     };
+    let (root, root_gen) = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
     let mut out = base.to_vec();
     if !out.ends_with(b"\n") {
         out.push(b'\n');
@@ -58,7 +59,8 @@ fn append_update(base: &[u8], objects: &[(u32, Vec<u8>)]) -> Vec<u8> {
         .max(size);
     out.extend_from_slice(
         format!(
-            "trailer\n<< /Size {new_size} /Root 1 0 R /Prev {prev} >>\nstartxref\n{xref}\n%%EOF\n"
+            "trailer\n<< /Size {new_size} /Root {root} {root_gen} R /Prev {prev} >>\nstartxref\n\
+             {xref}\n%%EOF\n"
         )
         .as_bytes(),
     );
@@ -96,7 +98,10 @@ fn add_annotation(pdf: &[u8]) -> Vec<u8> {
                 b"<< /Type /Annot /Subtype /Text /Rect [10 10 30 30] /Contents (note) /P 6 0 R >>"
                     .to_vec(),
             ),
-            (6, format!("{PAGE_2} /Annots [{annots}{n} 0 R] >>").into_bytes()),
+            (
+                6,
+                format!("{PAGE_2} /Annots [{annots}{n} 0 R] >>").into_bytes(),
+            ),
         ],
     )
 }
@@ -534,7 +539,11 @@ fn an_appearance_stream_the_page_shows_too_is_content() {
             ),
         ],
     );
-    assert!(signed_later(&added).is_empty(), "{:?}", signed_later(&added));
+    assert!(
+        signed_later(&added).is_empty(),
+        "{:?}",
+        signed_later(&added)
+    );
 }
 
 #[test]
@@ -553,3 +562,199 @@ fn sha384_with_a_p256_key() {
         .any(|c| c.contains("ECDSA P-256 with SHA-384")));
 }
 
+/// A two-page sample sealed once by seald's engine with a P-256 key (PAdES, like
+/// `sealctl seal`), the trust root, and the objects an attacker aims at.
+struct Sealed {
+    pdf: Vec<u8>,
+    trust: TrustStore,
+    page1: (u32, u16),
+    content1: (u32, u16),
+    pages_root: (u32, u16),
+    widget: (u32, u16),
+    appearance: (u32, u16),
+    sig: (u32, u16),
+    acro_form: (u32, u16),
+}
+
+fn sealed_p256(input: &[u8]) -> Sealed {
+    use crate::ofd::seal::{seal_size_mm, Placement, SealMode};
+    use crate::pdf::seal::{plan, seal, PdfSealOptions};
+    let p = parties(KeyAlgorithm::P256);
+    let seal_obj = build_seal(&seal_info(&p), &p.maker_cert, &p.maker).unwrap();
+    let signer = DocumentSigner::new(&seal_obj, &p.signer_cert, &p.signer).unwrap();
+    let trust = TrustStore::new(vec![Certificate::from_der(&p.root_cert).unwrap()]);
+    let at = Placement::At {
+        page: 1,
+        x: 50.0,
+        y: 60.0,
+        width: None,
+        height: None,
+    };
+    let plan = plan(input, &[at], seal_size_mm(&seal_obj), SealMode::Continue).unwrap();
+    let (pdf, _) = seal(input, &plan, &PdfSealOptions::default(), &signer, WHEN).unwrap();
+    let doc = lopdf::Document::load_mem(&pdf).unwrap();
+    let page1 = doc.get_pages()[&1];
+    let page = doc.get_dictionary(page1).unwrap();
+    let r = |o: &lopdf::Object| o.as_reference().unwrap();
+    let content1 = r(page.get(b"Contents").unwrap());
+    let widget = r(&page.get(b"Annots").unwrap().as_array().unwrap()[0]);
+    let w = doc.get_dictionary(widget).unwrap();
+    let appearance = r(w.get(b"AP").unwrap().as_dict().unwrap().get(b"N").unwrap());
+    let sig = r(w.get(b"V").unwrap());
+    let catalog = doc.catalog().unwrap();
+    let acro_form = r(catalog.get(b"AcroForm").unwrap());
+    let pages_root = r(catalog.get(b"Pages").unwrap());
+    Sealed {
+        pdf,
+        trust,
+        page1,
+        content1,
+        pages_root,
+        widget,
+        appearance,
+        sig,
+        acro_form,
+    }
+}
+
+fn sample_sealed() -> Sealed {
+    sealed_p256(&crate::pdf::sample::Sample::new(2).build())
+}
+
+/// The body of object `id` as the last revision of `pdf` writes it (between `obj` and
+/// `endobj`).
+fn body_of(pdf: &[u8], id: (u32, u16)) -> String {
+    let doc = lopdf::Document::load_mem(pdf).unwrap();
+    let lopdf::xref::XrefEntry::Normal { offset, .. } = doc.reference_table.get(id.0).unwrap()
+    else {
+        panic!()
+    };
+    let at = *offset as usize + format!("{} {} obj", id.0, id.1).len();
+    let end = at + pdf[at..].windows(6).position(|w| w == b"endobj").unwrap();
+    String::from_utf8_lossy(&pdf[at..end]).trim().to_string()
+}
+
+/// The report's content changes of the first signature, asserting that it is INVALID.
+fn content_changed(pdf: &[u8], trust: &TrustStore) -> Vec<String> {
+    let r = verify_pdf(pdf, Some(trust)).unwrap();
+    assert!(!r.valid, "{}", r.to_text());
+    let s = &r.signatures[0];
+    assert!(!s.valid, "{}", r.to_text());
+    match &s.changes_after {
+        ChangesAfter::ContentChanged { changes, .. } => changes.clone(),
+        other => panic!("{other:?}\n{}", r.to_text()),
+    }
+}
+
+fn forged_stream(dict: &str) -> Vec<u8> {
+    let text = "BT /F1 48 Tf 72 600 Td (FORGED: PAY 1,000,000) Tj ET";
+    format!(
+        "<< {dict} /Length {} >>\nstream\n{text}\nendstream",
+        text.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn f1_a_content_stream_calling_itself_an_xref_or_object_stream_is_content() {
+    let s = sample_sealed();
+    let r = verify_pdf(&s.pdf, Some(&s.trust)).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    let c = s.content1;
+    for dict in ["/Type /XRef", "/Type /ObjStm /N 0 /First 0"] {
+        let forged = append_update(&s.pdf, &[(c.0, forged_stream(dict))]);
+        assert_eq!(
+            content_changed(&forged, &s.trust),
+            [format!(
+                "revision 3: page 1 content stream {} 0 replaced",
+                c.0
+            )],
+            "{dict}"
+        );
+    }
+}
+
+#[test]
+fn f2_what_the_pages_show_is_content_whatever_it_says_it_is() {
+    let s = sample_sealed();
+    let c = s.content1;
+    // A content stream dressed as metadata, a signature, a field, a signature value.
+    for dict in [
+        "/Type /Metadata",
+        "/Type /Sig",
+        "/FT /Sig",
+        "/ByteRange [0 1 2 3]",
+        "/Type /Annot /Subtype /Widget /Rect [0 0 1 1]",
+    ] {
+        let forged = append_update(&s.pdf, &[(c.0, forged_stream(dict))]);
+        assert_eq!(
+            content_changed(&forged, &s.trust),
+            [format!(
+                "revision 3: page 1 content stream {} 0 replaced",
+                c.0
+            )],
+            "{dict}"
+        );
+    }
+    // A page tree node with a stray /FT.
+    let doc = lopdf::Document::load_mem(&s.pdf).unwrap();
+    let kids: Vec<String> = doc
+        .get_dictionary(s.pages_root)
+        .unwrap()
+        .get(b"Kids")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            let (n, g) = k.as_reference().unwrap();
+            format!("{n} {g} R")
+        })
+        .collect();
+    let node = format!("<< /Type /Pages /FT /Sig /Kids [{}] /Count 1 >>", kids[0]);
+    let changed = content_changed(
+        &append_update(&s.pdf, &[(s.pages_root.0, node.into_bytes())]),
+        &s.trust,
+    );
+    assert!(
+        changed[0].starts_with(&format!(
+            "revision 3: page tree node {} 0: ",
+            s.pages_root.0
+        )),
+        "{changed:?}"
+    );
+
+    // A page that draws a form XObject the file lacks: filling it in later, even with an
+    // annotation-looking dictionary, changes the page.
+    let input = crate::pdf::sample::Sample::new(2).build();
+    let missing = next_number(&input) + 50;
+    let doc = lopdf::Document::load_mem(&input).unwrap();
+    let page1 = doc.get_pages()[&1];
+    let res = doc
+        .get_dictionary(page1)
+        .unwrap()
+        .get(b"Resources")
+        .unwrap()
+        .as_reference()
+        .unwrap();
+    let res_text =
+        body_of(&input, res).replacen("<<", &format!("<< /XObject << /X {missing} 0 R >> "), 1);
+    let input = append_update(&input, &[(res.0, res_text.into_bytes())]);
+    let s = sealed_p256(&input);
+    assert!(verify_pdf(&s.pdf, Some(&s.trust)).unwrap().valid);
+    let filled = append_update(
+        &s.pdf,
+        &[(
+            missing,
+            forged_stream(
+                "/Type /XObject /Subtype /Form /BBox [0 0 595 842] /FT /Sig /T (X) /Parent 1 0 R",
+            ),
+        )],
+    );
+    assert_eq!(
+        content_changed(&filled, &s.trust),
+        [format!(
+            "revision 4: object {missing} 0 added where the earlier revision referred to a missing one"
+        )]
+    );
+}
