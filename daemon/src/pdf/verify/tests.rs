@@ -278,10 +278,20 @@ fn unsigned_broken_and_encrypted_files() {
 /// `plain.pdf` signed by seald in field `Seal1` on page 1: `contents` makes the `/Contents`
 /// from the ByteRange pieces.
 fn seald_signed(sub_filter: &str, contents: impl Fn(&[&[u8]]) -> Vec<u8>) -> Vec<u8> {
+    signed_with(sub_filter, "", "", contents)
+}
+
+/// Like [`seald_signed`], with more entries in the signature dictionary and the catalog.
+fn signed_with(
+    sub_filter: &str,
+    sig_extra: &str,
+    catalog_extra: &str,
+    contents: impl Fn(&[&[u8]]) -> Vec<u8>,
+) -> Vec<u8> {
     const HEX_LEN: usize = 16384;
     let sig_dict = format!(
         "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /{sub_filter} /ByteRange [0 0 0 0]{} \
-         /Contents <{}> /M (D:20250601080000Z) >>",
+         /Contents <{}> /M (D:20250601080000Z) {sig_extra} >>",
         " ".repeat(32),
         "0".repeat(HEX_LEN)
     );
@@ -294,7 +304,11 @@ fn seald_signed(sub_filter: &str, contents: impl Fn(&[&[u8]]) -> Vec<u8>) -> Vec
                 b"<< /Type /Annot /Subtype /Widget /FT /Sig /T (Seal1) /V 8 0 R /Rect [0 0 0 0] /F 132 /P 3 0 R >>".to_vec(),
             ),
             (10, b"<< /Fields [9 0 R] /SigFlags 3 >>".to_vec()),
-            (1, b"<< /Type /Catalog /Pages 2 0 R /AcroForm 10 0 R >>".to_vec()),
+            (
+                1,
+                format!("<< /Type /Catalog /Pages 2 0 R /AcroForm 10 0 R {catalog_extra} >>")
+                    .into_bytes(),
+            ),
             (
                 3,
                 b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> /Annots [9 0 R] >>".to_vec(),
@@ -756,5 +770,126 @@ fn f2_what_the_pages_show_is_content_whatever_it_says_it_is() {
         [format!(
             "revision 4: object {missing} 0 added where the earlier revision referred to a missing one"
         )]
+    );
+}
+
+#[test]
+fn f3_annotations_of_the_signed_revision_may_not_change() {
+    let s = sample_sealed();
+    let (w, ap) = (s.widget, s.appearance);
+    let widget = body_of(&s.pdf, w);
+    // The seal's own appearance replaced.
+    let other = stream("0 0 1 rg 0 0 113 113 re f BT /Helv 12 Tf 5 50 Td (OTHER SEAL) Tj ET");
+    let other = String::from_utf8(other).unwrap().replacen(
+        "<<",
+        "<< /Type /XObject /Subtype /Form /BBox [0 0 113 113]",
+        1,
+    );
+    assert_eq!(
+        content_changed(
+            &append_update(&s.pdf, &[(ap.0, other.into_bytes())]),
+            &s.trust
+        ),
+        [format!(
+            "revision 3: the appearance of annotation {} 0 changed",
+            w.0
+        )]
+    );
+    // The seal moved away, hidden.
+    let rect_at = widget.find("/Rect").unwrap();
+    let rect_end = rect_at + widget[rect_at..].find(']').unwrap() + 1;
+    let moved = format!(
+        "{}/Rect [0 0 1 1]{}",
+        &widget[..rect_at],
+        &widget[rect_end..]
+    );
+    assert_eq!(
+        content_changed(
+            &append_update(&s.pdf, &[(w.0, moved.into_bytes())]),
+            &s.trust
+        ),
+        [format!("revision 3: annotation {} 0 changed (/Rect)", w.0)]
+    );
+    let hidden = widget
+        .replacen("<<", "<< /F 2", 1)
+        .replacen("/F 4", "", 1)
+        .replacen("/F 132", "", 1);
+    let changed = content_changed(
+        &append_update(&s.pdf, &[(w.0, hidden.into_bytes())]),
+        &s.trust,
+    );
+    assert_eq!(
+        changed,
+        [format!("revision 3: annotation {} 0 changed (/F)", w.0)]
+    );
+    // The form asks the reader to draw appearances, or gains XFA.
+    let acro = body_of(&s.pdf, s.acro_form);
+    for (extra, key) in [
+        ("/NeedAppearances true", "NeedAppearances"),
+        ("/XFA 5 0 R", "XFA"),
+    ] {
+        let forged = acro.replacen("<<", &format!("<< {extra} "), 1);
+        assert_eq!(
+            content_changed(
+                &append_update(&s.pdf, &[(s.acro_form.0, forged.into_bytes())]),
+                &s.trust
+            ),
+            [format!("revision 3: /AcroForm /{key} changed")]
+        );
+    }
+    // The seal's widget taken off the page.
+    let page = body_of(&s.pdf, s.page1);
+    let bare = page.replace(&format!("{} 0 R", w.0), "");
+    assert_eq!(
+        content_changed(
+            &append_update(&s.pdf, &[(s.page1.0, bare.into_bytes())]),
+            &s.trust
+        ),
+        [format!(
+            "revision 3: annotation {} 0 removed from page 1",
+            w.0
+        )]
+    );
+    // A second seal by seald adds a field, a widget, extends /Annots and /Fields: fine.
+    let again = sealed_p256(&s.pdf);
+    let r = verify_pdf(&again.pdf, Some(&s.trust)).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    assert_eq!(
+        r.signatures[0].changes_after,
+        ChangesAfter::AnnotationsOnly { revisions: 1 }
+    );
+    // So is a new annotation.
+    let n = next_number(&s.pdf);
+    let note = format!("<< /Type /Annot /Subtype /Text /Rect [10 10 30 30] /Contents (note) >>");
+    let page = page.replace(&format!("{} 0 R", w.0), &format!("{} 0 R {n} 0 R", w.0));
+    let noted = append_update(
+        &s.pdf,
+        &[(n, note.into_bytes()), (s.page1.0, page.into_bytes())],
+    );
+    let r = verify_pdf(&noted, Some(&s.trust)).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+}
+
+#[test]
+fn f3_a_certification_allowing_no_change_makes_any_update_a_change() {
+    let p = parties(KeyAlgorithm::P256);
+    let seal = build_seal(&seal_info(&p), &p.maker_cert, &p.maker).unwrap();
+    let signer = DocumentSigner::new(&seal, &p.signer_cert, &p.signer).unwrap();
+    let trust = TrustStore::new(vec![Certificate::from_der(&p.root_cert).unwrap()]);
+    let pdf = signed_with(
+        crate::pdf::cms::sub_filter(KeyAlgorithm::P256),
+        "/Reference [<< /Type /SigRef /TransformMethod /DocMDP \
+         /TransformParams << /Type /TransformParams /P 1 /V /1.2 >> >>]",
+        "/Perms << /DocMDP 8 0 R >>",
+        |pieces| {
+            let digest = data_digest(KeyAlgorithm::P256, &pieces.concat());
+            crate::pdf::cms::signed_data(&signer, &[], &digest, WHEN).unwrap()
+        },
+    );
+    let r = verify_pdf(&pdf, Some(&trust)).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    assert_eq!(
+        content_changed(&add_annotation(&pdf), &trust),
+        ["revision 3: the document was certified allowing no changes (DocMDP /P 1)"]
     );
 }
