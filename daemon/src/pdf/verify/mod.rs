@@ -167,6 +167,15 @@ impl PdfReport {
 
 /// Verifies every signature of the PDF `bytes`; certificates chain to `trust` when given.
 pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport, PdfError> {
+    verify_within(bytes, trust, reparse_budget(bytes.len()))
+}
+
+/// [`verify_pdf`], re-reading at most `budget` bytes to compare revisions.
+fn verify_within(
+    bytes: &[u8],
+    trust: Option<&TrustStore>,
+    budget: usize,
+) -> Result<PdfReport, PdfError> {
     let doc = crate::pdf::open(bytes)?;
     let ends = load::revision_ends(bytes);
     if ends.len() > MAX_REVISIONS {
@@ -210,12 +219,11 @@ pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport,
         Some(first) => {
             // Each revision from the first signed one on is read once: within a budget.
             let cost: usize = ends[first - 1..].iter().map(|e| e.end).sum();
-            if cost > reparse_budget(bytes.len()) {
+            if cost > budget {
                 problems.push(format!(
-                    "too many revisions to compare: {} revisions after revision {first} would \
-                     mean reading {} MiB",
+                    "too many revisions to compare: the {} revision(s) after revision {first} \
+                     would mean re-reading {cost} bytes (at most {budget})",
                     ends.len() - first,
-                    cost >> 20
                 ));
                 None
             } else {

@@ -893,3 +893,142 @@ fn f3_a_certification_allowing_no_change_makes_any_update_a_change() {
         ["revision 3: the document was certified allowing no changes (DocMDP /P 1)"]
     );
 }
+
+#[test]
+fn f4_a_copied_signature_counts_once() {
+    let s = sample_sealed();
+    let doc = lopdf::Document::load_mem(&s.pdf).unwrap();
+    let page2 = doc.get_pages()[&2];
+    let page2_text = body_of(&s.pdf, page2);
+    let acro = body_of(&s.pdf, s.acro_form);
+    let w = s.widget;
+    let n = next_number(&s.pdf);
+    let (field, copy) = (n, n + 1);
+    // A new field on page 2 whose value is a copy of Seal1's dictionary (exact, or with
+    // another /Location), or Seal1's itself.
+    let exact = body_of(&s.pdf, s.sig);
+    let renamed = exact.replacen("<<", "<< /Location (CEO office) ", 1);
+    for (value, body) in [(copy, &exact), (copy, &renamed), (s.sig.0, &exact)] {
+        let forged = append_update(
+            &s.pdf,
+            &[
+                (copy, body.clone().into_bytes()),
+                (
+                    field,
+                    format!(
+                        "<< /Type /Annot /Subtype /Widget /FT /Sig /T (CEO-Approval) \
+                         /V {value} 0 R /Rect [0 0 0 0] /F 132 /P {} 0 R >>",
+                        page2.0
+                    )
+                    .into_bytes(),
+                ),
+                (
+                    page2.0,
+                    page2_text
+                        .replacen("<<", &format!("<< /Annots [{field} 0 R] "), 1)
+                        .into_bytes(),
+                ),
+                (
+                    s.acro_form.0,
+                    acro.replace(&format!("{} 0 R", w.0), &format!("{} 0 R {field} 0 R", w.0))
+                        .into_bytes(),
+                ),
+            ],
+        );
+        let r = verify_pdf(&forged, Some(&s.trust)).unwrap();
+        assert!(!r.valid, "{}", r.to_text());
+        let [first, second] = &r.signatures[..] else {
+            panic!("{}", r.to_text())
+        };
+        assert!(first.valid && first.field == "Seal1", "{}", r.to_text());
+        assert!(!second.valid, "{}", r.to_text());
+        assert!(
+            second
+                .checks
+                .contains(&"FAILED: it copies the signature of field Seal1".to_string()),
+            "{:#?}",
+            second.checks
+        );
+        if body == &renamed {
+            assert!(
+                second.checks.contains(
+                    &"FAILED: the signature dictionary was added after the revision it signs"
+                        .to_string()
+                ),
+                "{:#?}",
+                second.checks
+            );
+        }
+    }
+}
+
+#[test]
+fn f4_the_signature_dictionary_is_read_from_the_revision_it_signs() {
+    let s = sample_sealed();
+    let sig = body_of(&s.pdf, s.sig);
+    assert!(sig.contains("D:20250601080000"), "{sig}");
+    // /M moved after signing (to judge the certificate at another time), or removed.
+    for forged in [
+        sig.replace("D:20250601080000", "D:20990101000000"),
+        sig.replace("D:20250601080000", "D:99991231235959-12'00'"),
+        sig.replace("/M", "/Mx"),
+    ] {
+        let pdf = append_update(&s.pdf, &[(s.sig.0, forged.into_bytes())]);
+        let r = verify_pdf(&pdf, Some(&s.trust)).unwrap();
+        assert!(!r.valid, "{}", r.to_text());
+        let checks = &r.signatures[0].checks;
+        assert!(
+            checks.contains(
+                &"FAILED: the signature dictionary was changed after signing (it differs from \
+                  the revision it signs)"
+                    .to_string()
+            ),
+            "{checks:#?}"
+        );
+        let changed = content_changed(&pdf, &s.trust);
+        assert!(
+            changed[0].starts_with(&format!(
+                "revision 3: signature dictionary {} 0 changed (/M",
+                s.sig.0
+            )),
+            "{changed:?}"
+        );
+    }
+    // Unchanged, the dictionary is found where it was signed.
+    let r = verify_pdf(&s.pdf, Some(&s.trust)).unwrap();
+    assert!(r.signatures[0]
+        .checks
+        .iter()
+        .any(|c| c.starts_with(&format!(
+            "ok: the signature dictionary ({} 0) is defined in the signed bytes",
+            s.sig.0
+        ))));
+}
+
+#[test]
+fn f9_re_reading_revisions_has_a_budget() {
+    let s = sample_sealed();
+    let mut pdf = s.pdf.clone();
+    for _ in 0..3 {
+        let n = next_number(&pdf);
+        pdf = append_update(&pdf, &[(n, b"<< /Producer (x) >>".to_vec())]);
+    }
+    let r = verify_within(&pdf, Some(&s.trust), 4 * pdf.len()).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+    let r = verify_within(&pdf, Some(&s.trust), 2 * pdf.len()).unwrap();
+    assert!(!r.valid);
+    assert!(
+        r.problems[0].starts_with("too many revisions to compare"),
+        "{:?}",
+        r.problems
+    );
+    assert!(!r.signatures[0].valid);
+    // `startxref … %%EOF` inside a stream, pointing at no xref section, ends no revision.
+    let n = next_number(&pdf);
+    let fake = append_update(
+        &pdf,
+        &[(n, stream("startxref\n12\n%%EOF\nstartxref\n1\n%%EOF"))],
+    );
+    assert_eq!(load::revision_ends(&fake).len(), 6);
+    assert!(verify_pdf(&fake, Some(&s.trust)).unwrap().valid);
+}
