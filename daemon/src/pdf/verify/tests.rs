@@ -860,7 +860,7 @@ fn f3_annotations_of_the_signed_revision_may_not_change() {
     );
     // So is a new annotation.
     let n = next_number(&s.pdf);
-    let note = format!("<< /Type /Annot /Subtype /Text /Rect [10 10 30 30] /Contents (note) >>");
+    let note = "<< /Type /Annot /Subtype /Text /Rect [10 10 30 30] /Contents (note) >>".to_string();
     let page = page.replace(&format!("{} 0 R", w.0), &format!("{} 0 R {n} 0 R", w.0));
     let noted = append_update(
         &s.pdf,
