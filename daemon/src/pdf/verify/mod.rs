@@ -12,6 +12,8 @@ mod signature;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
+
 use crate::cert::{CertFacts, TrustStore};
 
 use super::PdfError;
@@ -299,6 +301,15 @@ fn revision_changes(
     signatures: &mut [(PdfSignatureReport, &lopdf::Dictionary)],
 ) -> Vec<(usize, Vec<String>)> {
     let load = |r: usize| lopdf::Document::load_mem(&bytes[..ends[r - 1].end]);
+    // The last revision's dictionaries by `/Contents`, to find each signature's.
+    let mut by_contents: HashMap<&[u8], Vec<lopdf::ObjectId>> = HashMap::new();
+    for (&id, o) in &last.objects {
+        if let lopdf::Object::Dictionary(d) = o {
+            if let Ok(lopdf::Object::String(c, _)) = d.get(b"Contents") {
+                by_contents.entry(c.as_slice()).or_default().push(id);
+            }
+        }
+    }
     let mut out = Vec::new();
     let mut prev: Option<lopdf::Document> = None;
     for r in first..=ends.len() {
@@ -306,7 +317,12 @@ fn revision_changes(
         for (s, sig) in signatures.iter_mut().filter(|(s, _)| s.revision == r) {
             let a = s.byte_range.get(1).copied().unwrap_or(0);
             let a = usize::try_from(a).unwrap_or(usize::MAX);
-            match signed_dictionary(bytes, a, next.as_ref(), last, sig) {
+            let candidates = match sig.get(b"Contents") {
+                Ok(lopdf::Object::String(c, _)) => by_contents.get(c.as_slice()),
+                _ => None,
+            };
+            let candidates = candidates.map_or(&[][..], Vec::as_slice);
+            match signed_dictionary(bytes, a, next.as_ref(), last, candidates, sig) {
                 Ok(id) => s.checks.push(format!(
                     "ok: the signature dictionary ({} {}) is defined in the signed bytes and \
                      unchanged since",
@@ -339,6 +355,7 @@ fn signed_dictionary(
     a: usize,
     signed: Option<&lopdf::Document>,
     last: &lopdf::Document,
+    candidates: &[lopdf::ObjectId],
     sig: &lopdf::Dictionary,
 ) -> Result<lopdf::ObjectId, String> {
     use lopdf::xref::XrefEntry;
@@ -346,11 +363,10 @@ fn signed_dictionary(
         return Err("the revision it signs cannot be read".into());
     };
     let is_sig = |o: &lopdf::Object| matches!(o, lopdf::Object::Dictionary(d) if d == sig);
-    let ids: Vec<lopdf::ObjectId> = last
-        .objects
+    let ids: Vec<lopdf::ObjectId> = candidates
         .iter()
-        .filter(|(_, o)| is_sig(o))
-        .map(|(&id, _)| id)
+        .copied()
+        .filter(|id| last.objects.get(id).is_some_and(is_sig))
         .collect();
     if ids.is_empty() {
         return Err("the signature dictionary is not an indirect object".into());
