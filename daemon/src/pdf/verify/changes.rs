@@ -1,6 +1,14 @@
 //! What an incremental update changes: the objects that differ between two revisions,
-//! classified as annotation-level (annotations, form fields, signatures, their appearances,
-//! AcroForm, DSS, metadata, document info) or as changes to what a signer saw.
+//! classified as annotation-level or as changes to what a signer saw.
+//!
+//! Roles come from how the signed revision reaches an object, never from what the object
+//! says it is: pages, page tree nodes, page contents and everything their entries and
+//! `/Resources` reach ("shown") are content; then the annotations, form fields and signature
+//! dictionaries of the signed revision and what they reach (appearance streams first) may
+//! not change either. Only then are added annotations, fields and signatures, the `/Annots`
+//! and `/Fields` arrays, AcroForm (but `/XFA`, `/NeedAppearances`), DSS, metadata and
+//! document info free. Cross-reference and object streams are skipped only when nothing
+//! refers to them. A signed revision certified with DocMDP `/P 1` allows no update.
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -1032,3 +1032,15 @@ fn f9_re_reading_revisions_has_a_budget() {
     assert_eq!(load::revision_ends(&fake).len(), 6);
     assert!(verify_pdf(&fake, Some(&s.trust)).unwrap().valid);
 }
+
+#[test]
+fn with_trust_roots_an_unjudged_chain_fails() {
+    let pdf = include_bytes!("../testdata/forged-self-signed.pdf");
+    let root = include_bytes!("../testdata/forged-p256-root.der");
+    let trust = TrustStore::from_pem_or_der(root).unwrap();
+    let r = verify_pdf(pdf, Some(&trust)).unwrap();
+    assert!(!r.valid, "{}", r.to_text());
+    assert!(r.signatures[0].checks.contains(
+        &"FAILED: the signer's certificate was not found to chain to a trusted root".to_string()
+    ));
+}
