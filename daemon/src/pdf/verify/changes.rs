@@ -108,12 +108,17 @@ fn refs_in(obj: &Object, out: &mut Vec<ObjectId>, depth: usize) {
 
 /// The objects reachable from `stack` (missing ones included), not expanding through
 /// `stop`.
-fn closure(
+fn closure(doc: &Document, stack: Vec<ObjectId>, stop: &dyn Fn(ObjectId) -> bool) -> Vec<ObjectId> {
+    closure_from(doc, stack, stop, &mut HashSet::new())
+}
+
+/// [`closure`], skipping (and adding to) `seen`.
+fn closure_from(
     doc: &Document,
     mut stack: Vec<ObjectId>,
     stop: &dyn Fn(ObjectId) -> bool,
+    seen: &mut HashSet<ObjectId>,
 ) -> Vec<ObjectId> {
-    let mut seen = HashSet::new();
     let mut out = Vec::new();
     while let Some(id) = stack.pop() {
         if !seen.insert(id) {
@@ -328,6 +333,7 @@ fn signed_annotations(
     let seed_set: HashSet<ObjectId> = seeds.iter().copied().collect();
     seeds.sort_unstable();
     seeds.dedup();
+    let mut visited: HashSet<ObjectId> = seed_set.clone();
     for &seed in &seeds {
         if stop(seed) {
             continue;
@@ -354,7 +360,8 @@ fn signed_annotations(
             };
             let mut start = Vec::new();
             refs_in(v, &mut start, 0);
-            for id in closure(doc, start, &stop) {
+            // Each object is visited once, from the first annotation that reaches it.
+            for id in closure_from(doc, start, &stop, &mut visited) {
                 if !stop(id) && !seed_set.contains(&id) {
                     out.entry(id).or_insert_with(|| role.clone());
                 }
