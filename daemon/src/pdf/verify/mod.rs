@@ -1,6 +1,8 @@
 //! Verifying every signature of a PDF: its `/ByteRange` covers the whole revision it signs but
 //! `/Contents`, the digest matches, the CMS (or SES_Signature) verifies, the certificate chain
-//! and validity at signing time, and what later incremental updates change.
+//! and validity at signing time, that the signature dictionary is an indirect object defined
+//! in the bytes it signs and unchanged since (a copy of another signature counts once), and
+//! what later incremental updates change (re-reading revisions within a byte budget).
 //!
 //! Modules: `load` (caps, lopdf, revision boundaries), `fields` (signature fields, PDF dates),
 //! `changes` (what an update changes), `signature` (one signature's checks).
