@@ -1,4 +1,5 @@
-//! Finding a PDF's revisions (each ends at a `%%EOF` after `startxref`).
+//! Finding a PDF's revisions (each ends at a `%%EOF` after `startxref <offset>`, the offset
+//! of a cross-reference section).
 
 /// Where one revision ends: `%%EOF` after `startxref <offset>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,9 +14,9 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\0')
 }
 
-/// Whether `before` (the bytes before a `%%EOF`) ends with `startxref <digits>` and white
-/// space.
-fn after_startxref(before: &[u8]) -> bool {
+/// The offset of `startxref <offset>` when `before` (the bytes before a `%%EOF`) ends with
+/// it and white space.
+fn after_startxref(before: &[u8]) -> Option<usize> {
     let mut i = before.len();
     while i > 0 && is_space(before[i - 1]) {
         i -= 1;
@@ -25,13 +26,69 @@ fn after_startxref(before: &[u8]) -> bool {
         i -= 1;
     }
     if i == digits_end {
-        return false;
+        return None;
     }
     let digits_start = i;
     while i > 0 && is_space(before[i - 1]) {
         i -= 1;
     }
-    i < digits_start && before[..i].ends_with(b"startxref")
+    if i < digits_start && before[..i].ends_with(b"startxref") {
+        std::str::from_utf8(&before[digits_start..digits_end])
+            .ok()?
+            .parse()
+            .ok()
+    } else {
+        None
+    }
+}
+
+/// Skips ASCII digits from `i`; `None` when there are none.
+fn digits(bytes: &[u8], i: usize) -> Option<usize> {
+    let n = bytes
+        .get(i..)?
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    (n > 0).then_some(i + n)
+}
+
+fn spaces(bytes: &[u8], mut i: usize) -> usize {
+    while bytes.get(i).is_some_and(|&b| is_space(b)) {
+        i += 1;
+    }
+    i
+}
+
+/// Whether a cross-reference section starts at `offset`: the `xref` keyword, or
+/// `N G obj` of an XRef stream.
+fn xref_at(bytes: &[u8], offset: usize) -> bool {
+    let Some(rest) = bytes.get(offset..) else {
+        return false;
+    };
+    if rest.starts_with(b"xref") {
+        return true;
+    }
+    let header = || {
+        let i = digits(bytes, offset)?;
+        let j = spaces(bytes, i);
+        let i = digits(bytes, j).filter(|_| j > i)?;
+        let j = spaces(bytes, i);
+        (j > i && bytes.get(j..)?.starts_with(b"obj")).then_some(j + 3)
+    };
+    let Some(body) = header() else {
+        return false;
+    };
+    // The stream's dictionary says `/Type /XRef`, before `stream`.
+    let dict = &bytes[body..bytes.len().min(body + 4096)];
+    let dict = &dict[..find(dict, b"stream").unwrap_or(dict.len())];
+    let mut from = 0;
+    while let Some(at) = find(&dict[from..], b"/XRef").map(|p| p + from) {
+        from = at + 5;
+        if !dict.get(from).is_some_and(u8::is_ascii_alphanumeric) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Every revision's end, in file order: the original file and each incremental update end
@@ -41,8 +98,11 @@ pub(super) fn revision_ends(bytes: &[u8]) -> Vec<RevisionEnd> {
     let mut from = 0;
     while let Some(pos) = find(&bytes[from..], b"%%EOF").map(|p| p + from) {
         from = pos + 5;
-        if !after_startxref(&bytes[pos.saturating_sub(64)..pos]) {
-            continue;
+        // `startxref` must point at a cross-reference section before it: `%%EOF` in a
+        // stream ends nothing.
+        match after_startxref(&bytes[pos.saturating_sub(64)..pos]) {
+            Some(offset) if offset < pos && xref_at(bytes, offset) => {}
+            _ => continue,
         }
         let eof = pos + 5;
         let end = match bytes.get(eof..eof + 2) {

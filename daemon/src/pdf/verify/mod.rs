@@ -1,6 +1,8 @@
 //! Verifying every signature of a PDF: its `/ByteRange` covers the whole revision it signs but
 //! `/Contents`, the digest matches, the CMS (or SES_Signature) verifies, the certificate chain
-//! and validity at signing time, and what later incremental updates change.
+//! and validity at signing time, that the signature dictionary is an indirect object defined
+//! in the bytes it signs and unchanged since (a copy of another signature counts once), and
+//! what later incremental updates change (re-reading revisions within a byte budget).
 //!
 //! Modules: `load` (caps, lopdf, revision boundaries), `fields` (signature fields, PDF dates),
 //! `changes` (what an update changes), `signature` (one signature's checks).
@@ -11,6 +13,8 @@ mod load;
 mod signature;
 #[cfg(test)]
 mod tests;
+
+use std::collections::HashMap;
 
 use crate::cert::{CertFacts, TrustStore};
 
@@ -167,6 +171,15 @@ impl PdfReport {
 
 /// Verifies every signature of the PDF `bytes`; certificates chain to `trust` when given.
 pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport, PdfError> {
+    verify_within(bytes, trust, reparse_budget(bytes.len()))
+}
+
+/// [`verify_pdf`], re-reading at most `budget` bytes to compare revisions.
+fn verify_within(
+    bytes: &[u8],
+    trust: Option<&TrustStore>,
+    budget: usize,
+) -> Result<PdfReport, PdfError> {
     let doc = crate::pdf::open(bytes)?;
     let ends = load::revision_ends(bytes);
     if ends.len() > MAX_REVISIONS {
@@ -192,30 +205,58 @@ pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport,
         }
     }
     let revisions = ends.len().max(1);
-    let mut signatures: Vec<PdfSignatureReport> = fields::signature_fields(&doc)
+    let found = fields::signature_fields(&doc);
+    let mut signatures: Vec<(PdfSignatureReport, &lopdf::Dictionary)> = found
         .iter()
-        .map(|f| signature::check(bytes, &ends, f, trust))
+        .map(|f| (signature::check(bytes, &ends, f, trust), &f.sig))
         .collect();
-    signatures.sort_by_key(|s| (s.revision, s.byte_range.get(1).copied()));
+    signatures.sort_by_key(|(s, _)| (s.revision, s.byte_range.get(1).copied()));
     if signatures.is_empty() {
         problems.push("no signed signature field".into());
     }
     let first = signatures
         .iter()
-        .map(|s| s.revision)
+        .map(|(s, _)| s.revision)
         .filter(|&r| r > 0)
         .min();
     let changes = match first {
-        Some(first) if first < ends.len() => revision_changes(bytes, &ends, first),
-        _ => Vec::new(),
+        Some(first) => {
+            // Each revision from the first signed one on is read once: within a budget.
+            let cost: usize = ends[first - 1..].iter().map(|e| e.end).sum();
+            if cost > budget {
+                problems.push(format!(
+                    "too many revisions to compare: the {} revision(s) after revision {first} \
+                     would mean re-reading {cost} bytes (at most {budget})",
+                    ends.len() - first,
+                ));
+                None
+            } else {
+                Some(revision_changes(bytes, &ends, first, &doc, &mut signatures))
+            }
+        }
+        None => Some(Vec::new()),
     };
+    copies(&mut signatures);
+    let mut signatures: Vec<PdfSignatureReport> = signatures.into_iter().map(|(s, _)| s).collect();
     for s in &mut signatures {
         if s.revision == 0 {
             continue;
         }
+        let count = ends.len().saturating_sub(s.revision);
+        let Some(changes) = &changes else {
+            if count > 0 {
+                let text = "not compared (too many revisions to compare)".to_string();
+                s.checks.push(format!("{LATER_CHANGES} {text}"));
+                s.valid = false;
+                s.changes_after = ChangesAfter::ContentChanged {
+                    revisions: count,
+                    changes: vec![text],
+                };
+            }
+            continue;
+        };
         let later: Vec<&(usize, Vec<String>)> =
             changes.iter().filter(|(r, _)| *r > s.revision).collect();
-        let count = ends.len().saturating_sub(s.revision);
         let list: Vec<String> = later
             .iter()
             .flat_map(|(r, list)| list.iter().map(move |c| format!("revision {r}: {c}")))
@@ -247,24 +288,167 @@ pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport,
     })
 }
 
-/// For each revision after `first` (1-based), what it changes beyond annotations.
+/// Most bytes re-read to compare revisions: 4 × the file, at least 512 MiB.
+fn reparse_budget(len: usize) -> usize {
+    len.saturating_mul(4).max(512 << 20)
+}
+
+/// For each revision after `first` (1-based), what it changes beyond annotations; checks on
+/// the way each signature's dictionary against the revision it signs.
 fn revision_changes(
     bytes: &[u8],
     ends: &[load::RevisionEnd],
     first: usize,
+    last: &lopdf::Document,
+    signatures: &mut [(PdfSignatureReport, &lopdf::Dictionary)],
 ) -> Vec<(usize, Vec<String>)> {
     let load = |r: usize| lopdf::Document::load_mem(&bytes[..ends[r - 1].end]);
+    // The last revision's dictionaries by `/Contents`, to find each signature's.
+    let mut by_contents: HashMap<&[u8], Vec<lopdf::ObjectId>> = HashMap::new();
+    for (&id, o) in &last.objects {
+        if let lopdf::Object::Dictionary(d) = o {
+            if let Ok(lopdf::Object::String(c, _)) = d.get(b"Contents") {
+                by_contents.entry(c.as_slice()).or_default().push(id);
+            }
+        }
+    }
     let mut out = Vec::new();
-    let mut prev = load(first).ok();
-    for r in first + 1..=ends.len() {
+    let mut prev: Option<lopdf::Document> = None;
+    for r in first..=ends.len() {
         let next = load(r).ok();
-        let list = match (&prev, &next) {
-            (Some(a), Some(b)) => changes::content_changes(a, b),
-            (None, _) => vec!["the revision before it cannot be read".into()],
-            (_, None) => vec!["it cannot be read".into()],
-        };
-        out.push((r, list));
+        for (s, sig) in signatures.iter_mut().filter(|(s, _)| s.revision == r) {
+            let a = s.byte_range.get(1).copied().unwrap_or(0);
+            let a = usize::try_from(a).unwrap_or(usize::MAX);
+            let candidates = match sig.get(b"Contents") {
+                Ok(lopdf::Object::String(c, _)) => by_contents.get(c.as_slice()),
+                _ => None,
+            };
+            let candidates = candidates.map_or(&[][..], Vec::as_slice);
+            match signed_dictionary(bytes, a, next.as_ref(), last, candidates, sig) {
+                Ok(id) => s.checks.push(format!(
+                    "ok: the signature dictionary ({} {}) is defined in the signed bytes and \
+                     unchanged since",
+                    id.0, id.1
+                )),
+                Err(e) => {
+                    s.checks.push(format!("FAILED: {e}"));
+                    s.valid = false;
+                }
+            }
+        }
+        if r > first {
+            let list = match (&prev, &next) {
+                (Some(a), Some(b)) => changes::content_changes(a, b),
+                (None, _) => vec!["the revision before it cannot be read".into()],
+                (_, None) => vec!["it cannot be read".into()],
+            };
+            out.push((r, list));
+        }
         prev = next;
     }
     out
+}
+
+/// The signature dictionary `sig` (as the last revision has it) must be an indirect object
+/// whose `N G obj` lies in the first signed piece (before byte `a`), the same in the revision
+/// it signs (`signed`) and in the last one.
+fn signed_dictionary(
+    bytes: &[u8],
+    a: usize,
+    signed: Option<&lopdf::Document>,
+    last: &lopdf::Document,
+    candidates: &[lopdf::ObjectId],
+    sig: &lopdf::Dictionary,
+) -> Result<lopdf::ObjectId, String> {
+    use lopdf::xref::XrefEntry;
+    let Some(signed) = signed else {
+        return Err("the revision it signs cannot be read".into());
+    };
+    let is_sig = |o: &lopdf::Object| matches!(o, lopdf::Object::Dictionary(d) if d == sig);
+    let ids: Vec<lopdf::ObjectId> = candidates
+        .iter()
+        .copied()
+        .filter(|id| last.objects.get(id).is_some_and(is_sig))
+        .collect();
+    if ids.is_empty() {
+        return Err("the signature dictionary is not an indirect object".into());
+    }
+    // Where `id` is defined: `N G obj` at its offset, or inside an object stream whose own
+    // `N G obj` is there.
+    let defined_at = |id: lopdf::ObjectId| {
+        let (num, generation) = match signed.reference_table.get(id.0)? {
+            XrefEntry::Normal { generation, .. } if *generation == id.1 => (id.0, id.1),
+            XrefEntry::Compressed { container, .. } => (*container, 0),
+            _ => return None,
+        };
+        let XrefEntry::Normal { offset, .. } = signed.reference_table.get(num)? else {
+            return None;
+        };
+        let at = usize::try_from(*offset).ok()?;
+        let header = format!("{num} {generation} obj");
+        bytes
+            .get(at..)?
+            .starts_with(header.as_bytes())
+            .then_some(at)
+    };
+    let (mut unchanged, mut changed) = (false, false);
+    for &id in &ids {
+        match signed.objects.get(&id) {
+            Some(o) if is_sig(o) => unchanged = true,
+            Some(_) => {
+                changed = true;
+                continue;
+            }
+            None => continue,
+        }
+        if defined_at(id).is_some_and(|at| at < a) {
+            return Ok(id);
+        }
+    }
+    Err(if unchanged {
+        "the signature dictionary is not defined in the bytes it signs".into()
+    } else if !changed {
+        "the signature dictionary was added after the revision it signs".into()
+    } else {
+        "the signature dictionary was changed after signing (it differs from the revision \
+         it signs)"
+            .into()
+    })
+}
+
+/// A signature whose `/Contents` another one (earlier, or one whose dictionary checks
+/// passed) already has is a copy: invalid, and said so.
+fn copies(signatures: &mut [(PdfSignatureReport, &lopdf::Dictionary)]) {
+    let contents = |d: &lopdf::Dictionary| match d.get(b"Contents") {
+        Ok(lopdf::Object::String(s, _)) => Some(s.clone()),
+        _ => None,
+    };
+    let defined = |s: &PdfSignatureReport| {
+        s.checks
+            .iter()
+            .any(|c| c.starts_with("ok: the signature dictionary ("))
+    };
+    let mut groups: std::collections::HashMap<Vec<u8>, Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, (_, d)) in signatures.iter().enumerate() {
+        if let Some(c) = contents(d) {
+            groups.entry(c).or_default().push(i);
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() > 1).collect();
+    groups.sort();
+    for same in groups {
+        let original = same
+            .iter()
+            .copied()
+            .find(|&j| defined(&signatures[j].0))
+            .unwrap_or(same[0]);
+        let field = signatures[original].0.field.clone();
+        for i in same.into_iter().filter(|&i| i != original) {
+            let s = &mut signatures[i].0;
+            s.checks
+                .push(format!("FAILED: it copies the signature of field {field}"));
+            s.valid = false;
+        }
+    }
 }
