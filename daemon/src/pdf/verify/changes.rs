@@ -464,6 +464,9 @@ fn describe(id: ObjectId, old: &Object, new: &Object, roles: &Roles) -> Option<S
         return Some(format!("{} {} changed", kind(old), id_text(id)));
     }
     if let Some(role) = roles.signed_annots.get(&id) {
+        if o.zip(n).is_some_and(|(o, n)| signs_an_empty_field(o, n)) {
+            return None;
+        }
         let keys = match (o, n) {
             (Some(o), Some(n)) if !matches!(old, Object::Stream(_)) => {
                 format!(" ({})", differing_keys(o, n, &[]).join(", "))
@@ -489,6 +492,16 @@ fn describe(id: ObjectId, old: &Object, new: &Object, roles: &Roles) -> Option<S
         _ => kind(old),
     };
     Some(format!("{what} {} changed", id_text(id)))
+}
+
+/// An unsigned signature field (`/FT /Sig`, no `/V`) that a later signer signed: it gains
+/// `/V` and may change its appearance (`/AP`, `/AS`), nothing else. ISO 32000 allows this
+/// after a signature (DocMDP `P` 2 and 3 list "signing"), and multi-party documents are made so.
+fn signs_an_empty_field(old: &Dictionary, new: &Dictionary) -> bool {
+    name(old, b"FT") == Some(b"Sig".as_slice())
+        && !old.has(b"V")
+        && new.has(b"V")
+        && differing_keys(old, new, &[b"V", b"AP", b"AS"]).is_empty()
 }
 
 /// `/P` of the DocMDP transform of the catalog's `/Perms /DocMDP` signature (2 if absent).

@@ -1051,3 +1051,66 @@ fn with_trust_roots_a_signature_without_signing_time_is_judged_now() {
         r.to_text()
     );
 }
+
+#[test]
+fn signing_an_empty_signature_field_after_a_seal_is_allowed() {
+    // PLAIN with an empty signature field on page 2, waiting for a second party.
+    let field = next_number(PLAIN);
+    let waiting = append_update(
+        PLAIN,
+        &[
+            (
+                field,
+                b"<< /Type /Annot /Subtype /Widget /FT /Sig /T (Party B) /Rect [300 100 400 150] /P 6 0 R /F 4 >>".to_vec(),
+            ),
+            (6, format!("{PAGE_2} /Annots [{field} 0 R] >>").into_bytes()),
+            (
+                1,
+                format!("<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [{field} 0 R] >> >>")
+                    .into_bytes(),
+            ),
+        ],
+    );
+    let s = sealed_p256(&waiting);
+    assert!(verify_pdf(&s.pdf, Some(&s.trust)).unwrap().valid);
+    // Party B signs the waiting field (its signature here is a placeholder: only what the
+    // update changes is judged for the seal before it).
+    let sig = next_number(&s.pdf);
+    let signed = append_update(
+        &s.pdf,
+        &[
+            (
+                sig,
+                b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /adbe.pkcs7.detached /ByteRange [0 0 0 0] /Contents <00> >>".to_vec(),
+            ),
+            (
+                field,
+                format!("<< /Type /Annot /Subtype /Widget /FT /Sig /T (Party B) /Rect [300 100 400 150] /P 6 0 R /F 4 /V {sig} 0 R >>").into_bytes(),
+            ),
+        ],
+    );
+    let r = verify_pdf(&signed, Some(&s.trust)).unwrap();
+    let seal = r.signatures.iter().find(|x| x.field != "Party B").unwrap();
+    assert_eq!(
+        seal.changes_after,
+        ChangesAfter::AnnotationsOnly { revisions: 1 },
+        "{}",
+        r.to_text()
+    );
+    assert!(seal.valid, "{}", r.to_text());
+    // Moving the waiting field while signing it is a change.
+    let moved = append_update(
+        &s.pdf,
+        &[(
+            field,
+            format!("<< /Type /Annot /Subtype /Widget /FT /Sig /T (Party B) /Rect [10 10 20 20] /P 6 0 R /F 4 /V {sig} 0 R >>").into_bytes(),
+        )],
+    );
+    let r = verify_pdf(&moved, Some(&s.trust)).unwrap();
+    let seal = r.signatures.iter().find(|x| x.field != "Party B").unwrap();
+    assert!(
+        matches!(seal.changes_after, ChangesAfter::ContentChanged { .. }),
+        "{}",
+        r.to_text()
+    );
+}
