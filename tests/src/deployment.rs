@@ -344,6 +344,27 @@ impl Deployment {
         r.json()["id"].as_i64().expect("id")
     }
 
+    /// Waits (up to 60 s) for a request to be pending for the first approver (e.g. one a
+    /// `sealctl stamp` running beside the test makes), then has both approve it; its id.
+    pub fn approve_when_pending(&self) -> i64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let id = loop {
+            let r = self.call(
+                "GET",
+                "/v1/stamp-requests?state=pending",
+                Some(Who::Approver1),
+                None,
+            );
+            if let Some(id) = r.json()["requests"][0]["id"].as_i64() {
+                break id;
+            }
+            assert!(Instant::now() < deadline, "no request came");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        self.approve_both(id);
+        id
+    }
+
     /// Both approvers approve request `id`.
     pub fn approve_both(&self, id: i64) {
         for who in [Who::Approver1, Who::Approver2] {

@@ -475,21 +475,7 @@ fn sealctl_stamp_seals_pdf_and_ofd_together() {
             )
         });
         // The approvers find the request and approve it while sealctl waits.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let id = loop {
-            let r = d.call(
-                "GET",
-                "/v1/stamp-requests?state=pending",
-                Some(Who::Approver1),
-                None,
-            );
-            if let Some(id) = r.json()["requests"][0]["id"].as_i64() {
-                break id;
-            }
-            assert!(std::time::Instant::now() < deadline, "no request came");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        };
-        d.approve_both(id);
+        d.approve_when_pending();
         run.join().unwrap()
     });
     assert!(output.status.success(), "{output:?}");
