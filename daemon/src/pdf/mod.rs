@@ -146,11 +146,15 @@ fn check_structure_streams_within(bytes: &[u8], limit: u64) -> Result<(), PdfErr
     let mut at = 0;
     while let Some(pos) = bytes[at..].windows(6).position(|w| w == b"stream") {
         let keyword = at + pos;
+        // The dictionary is looked for only after the previous keyword: every byte is looked
+        // at a bounded number of times, however many `stream` words a file holds.
+        let since_last = at;
         at = keyword + 6;
-        if keyword >= 3 && &bytes[keyword - 3..keyword] == b"end" {
-            continue;
+        let before = bytes[..keyword].trim_ascii_end();
+        if !before.ends_with(b">>") {
+            continue; // `endstream`, or the word inside data: not a stream's start
         }
-        let head = &bytes[keyword.saturating_sub(1024)..keyword];
+        let head = &bytes[keyword.saturating_sub(1024).max(since_last)..keyword];
         let dict = match head.windows(2).rposition(|w| w == b"<<") {
             Some(open) => &head[open..],
             None => continue,
@@ -238,6 +242,12 @@ mod structure_tests {
     fn object_streams_that_inflate_past_the_cap_are_refused_before_parsing() {
         let pdf = obj_stm(64 << 10);
         assert!(super::check_structure_streams_within(&pdf, 64 << 10).is_ok());
+        // Without `>>` before it, `stream` starts nothing.
+        let mut loose = pdf.clone();
+        let at = loose.windows(9).position(|w| w == b">>\nstream").unwrap();
+        loose[at] = b' ';
+        loose[at + 1] = b' ';
+        assert!(super::check_structure_streams_within(&loose, 1).is_ok());
         let err = super::check_structure_streams_within(&pdf, (64 << 10) - 1).unwrap_err();
         assert!(
             matches!(err, super::PdfError::TooLarge(ref m) if m.contains("inflate")),
