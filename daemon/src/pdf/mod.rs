@@ -63,6 +63,12 @@ pub enum PdfError {
 /// at [`MAX_STRUCTURE_INFLATED`] ([`PdfError::TooLarge`]); page content that seald reads
 /// itself is inflated with a cap.
 pub fn open(bytes: &[u8]) -> Result<lopdf::Document, PdfError> {
+    open_measured(bytes).map(|(doc, _)| doc)
+}
+
+/// [`open`], also giving how many bytes the object and xref streams inflate to (what every
+/// further `lopdf` load of the same bytes, or of a prefix, inflates again at most).
+pub(crate) fn open_measured(bytes: &[u8]) -> Result<(lopdf::Document, u64), PdfError> {
     if !is_pdf(bytes) {
         return Err(PdfError::NotPdf);
     }
@@ -79,7 +85,7 @@ pub fn open(bytes: &[u8]) -> Result<lopdf::Document, PdfError> {
             )));
         }
     }
-    check_structure_streams(bytes)?;
+    let inflated = check_structure_streams(bytes)?;
     let doc = lopdf::Document::load_mem(bytes).map_err(|e| {
         PdfError::Unreadable(match e {
             lopdf::Error::Xref(x) => format!("the cross-reference data is broken ({x})"),
@@ -116,15 +122,19 @@ pub fn open(bytes: &[u8]) -> Result<lopdf::Document, PdfError> {
             "the page tree has no readable page".into(),
         ));
     }
-    Ok(doc)
+    Ok((doc, inflated))
 }
 
 /// Inflates every Flate stream whose dictionary says `/ObjStm` or `/XRef` (looked for in the
 /// 1 KiB before its `stream` keyword: a superset of what `lopdf` will inflate) and refuses the
 /// file when together they pass [`MAX_STRUCTURE_INFLATED`].
-fn check_structure_streams(bytes: &[u8]) -> Result<(), PdfError> {
+fn check_structure_streams(bytes: &[u8]) -> Result<u64, PdfError> {
     check_structure_streams_within(bytes, MAX_STRUCTURE_INFLATED)
 }
+
+/// Most object or xref stream candidates [`check_structure_streams`] inflates (a real PDF with
+/// a million objects has a few thousand object streams).
+const MAX_STRUCTURE_STREAMS: usize = 20_000;
 
 /// Counts what is written to it.
 struct Counter(u64);
@@ -140,9 +150,10 @@ impl std::io::Write for Counter {
     }
 }
 
-fn check_structure_streams_within(bytes: &[u8], limit: u64) -> Result<(), PdfError> {
+fn check_structure_streams_within(bytes: &[u8], limit: u64) -> Result<u64, PdfError> {
     use std::io::Read;
     let mut left = limit;
+    let mut candidates = 0;
     let mut at = 0;
     while let Some(pos) = bytes[at..].windows(6).position(|w| w == b"stream") {
         let keyword = at + pos;
@@ -163,6 +174,12 @@ fn check_structure_streams_within(bytes: &[u8], limit: u64) -> Result<(), PdfErr
         if !structural(b"/ObjStm") && !structural(b"/XRef") {
             continue;
         }
+        candidates += 1;
+        if candidates > MAX_STRUCTURE_STREAMS {
+            return Err(PdfError::TooLarge(format!(
+                "more than {MAX_STRUCTURE_STREAMS} object or cross-reference streams"
+            )));
+        }
         let mut data = at;
         if bytes.get(data) == Some(&b'\r') {
             data += 1;
@@ -182,7 +199,7 @@ fn check_structure_streams_within(bytes: &[u8], limit: u64) -> Result<(), PdfErr
         }
         left -= inflated;
     }
-    Ok(())
+    Ok(limit - left)
 }
 
 /// The `/Size` of the last cross-reference section (trailer or xref stream dictionary), read

@@ -186,7 +186,8 @@ fn shown(doc: &Document, pages: &BTreeMap<ObjectId, u32>) -> HashSet<ObjectId> {
     closure(doc, stack, &|_| false).into_iter().collect()
 }
 
-/// The page tree's inner nodes, from the catalog's `/Pages`.
+/// The page tree's inner nodes, from the catalog's `/Pages`, and their `/Kids` arrays when
+/// those are objects of their own.
 fn tree_nodes(doc: &Document) -> HashSet<ObjectId> {
     let mut out = HashSet::new();
     let mut stack: Vec<(ObjectId, usize)> = doc
@@ -208,6 +209,9 @@ fn tree_nodes(doc: &Document) -> HashSet<ObjectId> {
         };
         if depth > 64 || !out.insert(id) {
             continue;
+        }
+        if let Object::Reference(array) = kids {
+            out.insert(*array);
         }
         stack.extend(array_refs(doc, kids).into_iter().map(|k| (k, depth + 1)));
     }
@@ -268,8 +272,14 @@ impl Roles {
         }
         let signed_annots = signed_annotations(doc, &pages, &tree, catalog_id, &annots, &fields);
         let shown = shown(doc, &pages);
-        // What pages show is never free, even when an annotation uses it too.
-        for id in &shown {
+        // What pages show, the pages and the page tree are never free, even when an annotation
+        // or the AcroForm refers to the same object.
+        for id in shown
+            .iter()
+            .chain(pages.keys())
+            .chain(&tree)
+            .chain(contents.keys())
+        {
             free.remove(id);
         }
         Self {
@@ -464,8 +474,10 @@ fn describe(id: ObjectId, old: &Object, new: &Object, roles: &Roles) -> Option<S
         return Some(format!("{} {} changed", kind(old), id_text(id)));
     }
     if let Some(role) = roles.signed_annots.get(&id) {
-        if o.zip(n).is_some_and(|(o, n)| signs_an_empty_field(o, n)) {
-            return None;
+        if let (Object::Dictionary(o), Object::Dictionary(n)) = (old, new) {
+            if signs_an_empty_field(o, n) {
+                return None;
+            }
         }
         let keys = match (o, n) {
             (Some(o), Some(n)) if !matches!(old, Object::Stream(_)) => {
@@ -497,10 +509,12 @@ fn describe(id: ObjectId, old: &Object, new: &Object, roles: &Roles) -> Option<S
 /// An unsigned signature field (`/FT /Sig`, no `/V`) that a later signer signed: it gains
 /// `/V` and may change its appearance (`/AP`, `/AS`), nothing else. ISO 32000 allows this
 /// after a signature (DocMDP `P` 2 and 3 list "signing"), and multi-party documents are made so.
+/// The new `/V` must be a reference (to the signature dictionary the verifier then checks as
+/// a signature of its own).
 fn signs_an_empty_field(old: &Dictionary, new: &Dictionary) -> bool {
     name(old, b"FT") == Some(b"Sig".as_slice())
         && !old.has(b"V")
-        && new.has(b"V")
+        && matches!(new.get(b"V"), Ok(Object::Reference(_)))
         && differing_keys(old, new, &[b"V", b"AP", b"AS"]).is_empty()
 }
 

@@ -180,7 +180,7 @@ fn verify_within(
     trust: Option<&TrustStore>,
     budget: usize,
 ) -> Result<PdfReport, PdfError> {
-    let doc = crate::pdf::open(bytes)?;
+    let (doc, inflated) = crate::pdf::open_measured(bytes)?;
     let ends = load::revision_ends(bytes);
     if ends.len() > MAX_REVISIONS {
         return Err(PdfError::TooLarge(format!(
@@ -221,8 +221,13 @@ fn verify_within(
         .min();
     let changes = match first {
         Some(first) => {
-            // Each revision from the first signed one on is read once: within a budget.
-            let cost: usize = ends[first - 1..].iter().map(|e| e.end).sum();
+            // Each revision from the first signed one on is read once: within a budget, each
+            // read counting its bytes and what its object streams may inflate to.
+            let inflated = usize::try_from(inflated).unwrap_or(usize::MAX);
+            let cost: usize = ends[first - 1..]
+                .iter()
+                .map(|e| e.end.saturating_add(inflated))
+                .fold(0, usize::saturating_add);
             if cost > budget {
                 problems.push(format!(
                     "too many revisions to compare: the {} revision(s) after revision {first} \

@@ -1114,3 +1114,33 @@ fn signing_an_empty_signature_field_after_a_seal_is_allowed() {
         r.to_text()
     );
 }
+
+#[test]
+fn a_page_tree_kids_array_of_its_own_is_part_of_the_tree() {
+    // PLAIN with the page list as an object of its own (never free, whatever else names it).
+    let kids = next_number(PLAIN);
+    let base = append_update(
+        PLAIN,
+        &[
+            (kids, b"[3 0 R 6 0 R]".to_vec()),
+            (
+                2,
+                format!("<< /Type /Pages /Kids {kids} 0 R /Count 2 >>").into_bytes(),
+            ),
+        ],
+    );
+    let s = sealed_p256(&base);
+    assert!(verify_pdf(&s.pdf, Some(&s.trust)).unwrap().valid);
+    // The pages swapped through the array alone.
+    let swapped = append_update(&s.pdf, &[(kids, b"[6 0 R 3 0 R]".to_vec())]);
+    let r = verify_pdf(&swapped, Some(&s.trust)).unwrap();
+    assert!(!r.valid, "{}", r.to_text());
+    assert!(
+        matches!(
+            r.signatures[0].changes_after,
+            ChangesAfter::ContentChanged { .. }
+        ),
+        "{}",
+        r.to_text()
+    );
+}
