@@ -16,7 +16,7 @@ fn is_space(b: u8) -> bool {
 
 /// The offset of `startxref <offset>` when `before` (the bytes before a `%%EOF`) ends with
 /// it and white space.
-fn after_startxref(before: &[u8]) -> Option<usize> {
+pub(super) fn after_startxref(before: &[u8]) -> Option<usize> {
     let mut i = before.len();
     while i > 0 && is_space(before[i - 1]) {
         i -= 1;

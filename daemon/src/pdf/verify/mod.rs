@@ -7,6 +7,7 @@
 //! Modules: `load` (caps, lopdf, revision boundaries), `fields` (signature fields, PDF dates),
 //! `changes` (what an update changes), `signature` (one signature's checks).
 
+mod bodies;
 mod changes;
 mod fields;
 mod load;
@@ -342,11 +343,16 @@ fn revision_changes(
             }
         }
         if r > first {
-            let list = match (&prev, &next) {
+            let mut list = match (&prev, &next) {
                 (Some(a), Some(b)) => changes::content_changes(a, b),
                 (None, _) => vec!["the revision before it cannot be read".into()],
                 (_, None) => vec!["it cannot be read".into()],
             };
+            if let Some(doc) = &next {
+                let (start, eof) = (ends[r - 2].end, ends[r - 1].eof);
+                let startxref = load::after_startxref(&bytes[eof.saturating_sub(5 + 64)..eof - 5]);
+                list.extend(bodies::unlisted(bytes, start, eof, startxref, doc));
+            }
             out.push((r, list));
         }
         prev = next;

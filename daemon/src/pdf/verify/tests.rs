@@ -1144,3 +1144,65 @@ fn a_page_tree_kids_array_of_its_own_is_part_of_the_tree() {
         r.to_text()
     );
 }
+
+#[test]
+fn a_body_the_cross_reference_section_does_not_list_is_a_change() {
+    let s = sample_sealed();
+    // An update that lists a harmless new object but also holds, unlisted, a new body for
+    // page 1's content stream: lopdf (and this verifier's object comparison) reads the listed
+    // one, a viewer rebuilding the xref the hidden one.
+    let n = next_number(&s.pdf);
+    let mut shadowed = append_update(&s.pdf, &[(n, b"<< /Note (harmless) >>".to_vec())]);
+    let hidden = format!(
+        "{} {} obj\n{}\nendobj\n",
+        s.content1.0,
+        s.content1.1,
+        String::from_utf8(stream("BT /F1 24 Tf 72 720 Td (FORGED) Tj ET")).unwrap()
+    );
+    // Put the hidden body before the listed one: inside the update, after the last %%EOF of
+    // the sealed file.
+    let at = s.pdf.len();
+    shadowed.splice(at..at, hidden.bytes());
+    // The offsets of the listed object and the xref moved: rewrite them.
+    let shadowed = fix_offsets_after(&shadowed, at, hidden.len());
+    let r = verify_pdf(&shadowed, Some(&s.trust)).unwrap();
+    assert!(!r.valid, "{}", r.to_text());
+    match &r.signatures[0].changes_after {
+        ChangesAfter::ContentChanged { changes, .. } => assert!(
+            changes
+                .iter()
+                .any(|c| c.contains("not in its revision's cross-reference")),
+            "{changes:?}"
+        ),
+        other => panic!("{other:?}\n{}", r.to_text()),
+    }
+    // The same update without the hidden body is annotations only (the check itself is quiet).
+    let clean = append_update(&s.pdf, &[(n, b"<< /Note (harmless) >>".to_vec())]);
+    let r = verify_pdf(&clean, Some(&s.trust)).unwrap();
+    assert!(r.valid, "{}", r.to_text());
+}
+
+/// `pdf` with `moved` bytes inserted at `at`: every xref entry and `startxref` after `at`
+/// shifted by `moved` (a classic table of one-entry subsections, as `append_update` writes).
+fn fix_offsets_after(pdf: &[u8], at: usize, moved: usize) -> Vec<u8> {
+    let text = String::from_utf8_lossy(&pdf[at..]).into_owned();
+    let mut out = pdf[..at].to_vec();
+    let mut lines = text.split_inclusive('\n').peekable();
+    let mut after_startxref = false;
+    while let Some(line) = lines.next() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if after_startxref {
+            let v: usize = fields[0].parse().unwrap();
+            out.extend_from_slice(format!("{}\n", v + moved).as_bytes());
+            after_startxref = false;
+        } else if fields.len() == 3 && fields[2] == "n" && fields[0].len() == 10 {
+            let v: usize = fields[0].parse().unwrap();
+            let v = if v >= at { v + moved } else { v };
+            out.extend_from_slice(format!("{v:010} {} n \n", fields[1]).as_bytes());
+        } else {
+            after_startxref = line.trim() == "startxref";
+            out.extend_from_slice(line.as_bytes());
+        }
+    }
+    out
+}
