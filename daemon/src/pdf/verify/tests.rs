@@ -1187,9 +1187,8 @@ fn a_body_the_cross_reference_section_does_not_list_is_a_change() {
 fn fix_offsets_after(pdf: &[u8], at: usize, moved: usize) -> Vec<u8> {
     let text = String::from_utf8_lossy(&pdf[at..]).into_owned();
     let mut out = pdf[..at].to_vec();
-    let mut lines = text.split_inclusive('\n').peekable();
     let mut after_startxref = false;
-    while let Some(line) = lines.next() {
+    for line in text.split_inclusive('\n') {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if after_startxref {
             let v: usize = fields[0].parse().unwrap();
