@@ -91,18 +91,30 @@ fn xref_at(bytes: &[u8], offset: usize) -> bool {
     false
 }
 
+/// Most `startxref … %%EOF` candidates looked at (each costs a look at the section it
+/// points to): a file with more is read as far as that, and what follows belongs to no
+/// revision (the verdict is then INVALID).
+const MAX_CANDIDATES: usize = 4 * super::MAX_REVISIONS;
+
 /// Every revision's end, in file order: the original file and each incremental update end
 /// with `startxref <offset> %%EOF`.
 pub(super) fn revision_ends(bytes: &[u8]) -> Vec<RevisionEnd> {
     let mut ends = Vec::new();
     let mut from = 0;
+    let mut candidates = 0;
     while let Some(pos) = find(&bytes[from..], b"%%EOF").map(|p| p + from) {
         from = pos + 5;
         // `startxref` must point at a cross-reference section before it: `%%EOF` in a
         // stream ends nothing.
-        match after_startxref(&bytes[pos.saturating_sub(64)..pos]) {
-            Some(offset) if offset < pos && xref_at(bytes, offset) => {}
-            _ => continue,
+        let Some(offset) = after_startxref(&bytes[pos.saturating_sub(64)..pos]) else {
+            continue;
+        };
+        candidates += 1;
+        if candidates > MAX_CANDIDATES {
+            break;
+        }
+        if offset >= pos || !xref_at(bytes, offset) {
+            continue;
         }
         let eof = pos + 5;
         let end = match bytes.get(eof..eof + 2) {

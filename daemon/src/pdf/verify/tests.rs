@@ -1205,3 +1205,15 @@ fn fix_offsets_after(pdf: &[u8], at: usize, moved: usize) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn endless_startxref_candidates_are_looked_at_a_bounded_number_of_times() {
+    let s = sample_sealed();
+    let mut pdf = s.pdf.clone();
+    for _ in 0..50_000 {
+        pdf.extend_from_slice(b"startxref\n10\n%%EOF\n");
+    }
+    assert!(load::revision_ends(&pdf).len() <= MAX_REVISIONS);
+    // lopdf follows the last `startxref` (a bogus one): unreadable, or at least not valid.
+    assert!(verify_pdf(&pdf, Some(&s.trust)).map_or(true, |r| !r.valid));
+}
