@@ -260,8 +260,9 @@ pub fn plan<R: Read + Seek>(
     place::resolve(&mut package, &layout, placements, seal_size_mm)
 }
 
-/// `SignatureDateTime` as the vendors' schema-order files write it: `YYYYMMDDhhmmssZ`, UTC.
-fn signature_date_time(t: OffsetDateTime) -> String {
+/// `SignatureDateTime` as the vendors' schema-order files write it: `YYYYMMDDhhmmssZ`, UTC
+/// (a PDF `/M` is the same after `D:`).
+pub(crate) fn signature_date_time(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}{:02}{:02}{:02}{:02}{:02}Z",

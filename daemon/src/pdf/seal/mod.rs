@@ -98,16 +98,7 @@ pub fn plan(
 
 /// `/M`: `D:YYYYMMDDHHmmSSZ`, UTC.
 fn pdf_date(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "D:{:04}{:02}{:02}{:02}{:02}{:02}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("D:{}", crate::ofd::seal::signature_date_time(t))
 }
 
 /// The length of a DER TLV holding `n` bytes.

@@ -8,9 +8,7 @@
 use lopdf::xref::XrefEntry;
 use lopdf::Document;
 
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\0')
-}
+use super::load::is_space;
 
 fn is_delimiter(b: u8) -> bool {
     is_space(b) || b"()<>[]{}/%".contains(&b)

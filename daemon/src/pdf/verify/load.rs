@@ -10,7 +10,8 @@ pub(super) struct RevisionEnd {
     pub end: usize,
 }
 
-fn is_space(b: u8) -> bool {
+/// PDF white space (ISO 32000 §7.2.3).
+pub(super) fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\0')
 }
 
