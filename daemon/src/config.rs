@@ -60,6 +60,73 @@ pub struct Config {
     /// RFC 3161 timestamps at stamping and the TSAs trusted at verification (`[tsa]`).
     #[serde(default)]
     pub tsa: Option<TsaConfig>,
+    /// Certificate status from OCSP and CRLs, at stamping and at verification
+    /// (`[revocation]`); absent: status is not checked, and reports say so.
+    #[serde(default)]
+    pub revocation: Option<RevocationConfig>,
+}
+
+/// The `[revocation]` table: where certificate status is found (OCSP responders, CRLs) and
+/// what stamping does when it cannot be.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// CRL files (PEM or DER) from the CAs, read again whenever they change: how a
+    /// deployment without network keeps status. Relative paths are relative to the config
+    /// file.
+    #[serde(default)]
+    pub crl_files: Vec<PathBuf>,
+    /// An OCSP responder (`http://…`) asked for every certificate, before any a certificate
+    /// names.
+    #[serde(default)]
+    pub ocsp_url: Option<String>,
+    /// Follow the OCSP responders and CRL distribution points written in certificates issued
+    /// by a trust root (default true; set false where there is no network).
+    #[serde(default = "default_true")]
+    pub fetch: bool,
+    /// Seconds one OCSP or CRL exchange may take (1 to 300).
+    #[serde(default = "default_tsa_timeout_secs")]
+    pub timeout_secs: u64,
+    /// At stamping, when no source can give a certificate's status: `refuse` (default:
+    /// nothing is signed) or `allow` (sign, and say so in the usage log).
+    #[serde(default)]
+    pub on_unknown: crate::revocation::OnUnknown,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl RevocationConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("revocation.{key}"),
+            message,
+        };
+        if let Some(url) = &self.ocsp_url {
+            crate::fetch::check_http_url(url).map_err(|why| {
+                invalid(
+                    "ocsp_url",
+                    format!("{why} (OCSP is asked over plain HTTP, RFC 6960 appendix A: the answer is signed)"),
+                )
+            })?;
+        }
+        if self.timeout_secs == 0 || self.timeout_secs > 300 {
+            return Err(invalid("timeout_secs", "must be between 1 and 300".into()));
+        }
+        Ok(())
+    }
+
+    /// The checker these settings make.
+    pub fn checker(&self) -> crate::revocation::Checker {
+        crate::revocation::Checker::new(crate::revocation::Settings {
+            crl_files: self.crl_files.clone(),
+            ocsp_url: self.ocsp_url.clone(),
+            fetch: self.fetch,
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            on_unknown: self.on_unknown,
+        })
+    }
 }
 
 /// The `[tsa]` table: a time-stamping authority (RFC 3161) asked for a token over every
@@ -101,19 +168,12 @@ impl TsaConfig {
             message,
         };
         if let Some(url) = &self.url {
-            let rest = url.strip_prefix("http://").ok_or_else(|| {
+            crate::fetch::check_http_url(url).map_err(|why| {
                 invalid(
                     "url",
-                    format!("`{url}` is not an http:// URL (seald asks TSAs over plain HTTP, as RFC 3161 §3.4 does: the request holds only a digest and the answer is signed)"),
+                    format!("{why} (seald asks TSAs over plain HTTP, as RFC 3161 §3.4 does: the request holds only a digest and the answer is signed)"),
                 )
             })?;
-            let host = rest.split(['/', '?']).next().unwrap_or_default();
-            if host.is_empty() || host.contains('@') || url.chars().any(char::is_whitespace) {
-                return Err(invalid(
-                    "url",
-                    format!("`{url}` does not name a host (write http://host[:port]/path)"),
-                ));
-            }
         }
         if self.timeout_secs == 0 || self.timeout_secs > 300 {
             return Err(invalid("timeout_secs", "must be between 1 and 300".into()));
@@ -469,6 +529,11 @@ impl Config {
                 *cert = base.join(&*cert);
             }
         }
+        if let Some(revocation) = &mut config.revocation {
+            for file in &mut revocation.crl_files {
+                *file = base.join(&*file);
+            }
+        }
         Ok(config)
     }
 
@@ -574,6 +639,9 @@ impl Config {
                     message: "must be 1 or more".into(),
                 });
             }
+        }
+        if let Some(revocation) = &self.revocation {
+            revocation.validate()?;
         }
         if let Some(tsa) = &self.tsa {
             tsa.validate()?;
@@ -766,6 +834,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             pdf: PdfConfig::default(),
             tsa: None,
+            revocation: None,
         }
     }
 }

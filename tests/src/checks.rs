@@ -25,6 +25,7 @@ pub fn format_layer_accepts(der: &[u8], digest: &[u8; 32], root_pem: &Path) -> S
             trust: Some(&trust),
             at: None,
             tsa_trust: None,
+            revocation: None,
         },
     )
     .expect("parse SES_Signature");

@@ -54,6 +54,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
         runtime: Arc::new(Runtime {
             pdf_form: config.pdf.form,
             tsa,
+            revocation: config.revocation.as_ref().map(|r| Arc::new(r.checker())),
             ..Runtime::new(services, Arc::new(devices), clock)
         }),
         policy: Arc::new(policy),

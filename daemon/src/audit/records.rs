@@ -108,6 +108,38 @@ impl NewRecord {
         Self::new(AuditKind::Timestamp, "seald", Some(seal_id), detail)
     }
 
+    /// The status of a seal's certificate (`status.certificate`: `seal` or `maker`) was asked
+    /// before request `request_id` was signed; `refused` when it stopped the request.
+    pub fn revocation(
+        seal_id: SealId,
+        request_id: i64,
+        status: &crate::revocation::CertStatus,
+        refused: bool,
+    ) -> Self {
+        let consequence = match (status.status, refused) {
+            (_, true) => "the request failed; nothing was signed",
+            ("unknown", false) => "signed anyway: [revocation] on_unknown = \"allow\"",
+            _ => "signing went on",
+        };
+        Self::new(
+            AuditKind::Revocation,
+            "seald",
+            Some(seal_id),
+            json!({
+                "request_id": request_id,
+                "certificate": status.certificate,
+                "subject": status.subject,
+                "serial": status.serial,
+                "status": status.status,
+                "revoked_at": status.revoked_at.map(|t| crate::cert::rfc3339(&t)),
+                "reason": status.reason,
+                "source": status.source,
+                "detail": status.detail,
+                "consequence": consequence,
+            }),
+        )
+    }
+
     /// A custodian logged a token in (`ok`) or the token refused the PIN (`!ok`).
     /// `tries_left` is what the device reported, when it does.
     pub fn pin_login(

@@ -57,12 +57,20 @@ impl TrustStore {
     /// The roots that issued `leaf` (DER), to ship with a signature so that verifiers can
     /// build its chain.
     pub fn issuers_of(&self, leaf: &Certificate) -> Vec<Vec<u8>> {
-        self.roots
-            .iter()
-            .filter(|r| r.subject_raw() == leaf.issuer_raw() && r.der() != leaf.der())
-            .filter(|r| leaf.verify_signed_by(r).is_ok())
+        self.issuer_of(leaf)
             .map(|r| r.der().to_vec())
+            .into_iter()
             .collect()
+    }
+
+    /// The root that issued `cert` (its name and its signature), if one did: whose CRLs and
+    /// OCSP answers speak for `cert`.
+    pub fn issuer_of(&self, cert: &Certificate) -> Option<&Certificate> {
+        self.roots.iter().find(|r| {
+            r.subject_raw() == cert.issuer_raw()
+                && r.der() != cert.der()
+                && cert.verify_signed_by(r).is_ok()
+        })
     }
 
     /// Checks `leaf` for signing at `at` and builds its chain to a root through

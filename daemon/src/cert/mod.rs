@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::crypto::{KeyAlgorithm, PublicKey};
 
 pub use chain::TrustStore;
-pub use parse::Certificate;
+pub use parse::{Certificate, StatusUrls};
 
 /// OID of SM2-with-SM3 signatures.
 pub const OID_SM2_SM3: &str = "1.2.156.10197.1.501";

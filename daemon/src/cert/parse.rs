@@ -222,21 +222,103 @@ impl Certificate {
 
     /// Verifies this certificate's signature with `issuer`'s key, over the TBS bytes as found.
     pub fn verify_signed_by(&self, issuer: &Certificate) -> Result<(), CertError> {
-        let alg = signature_algorithm(&self.signature_oid).ok_or_else(|| {
-            CertError::UnsupportedAlgorithm(format!("signature {}", self.signature_oid))
-        })?;
-        let key = issuer.public_key()?;
-        if key.algorithm != alg {
-            return Err(CertError::BadSignature {
+        let tbs = self
+            .der
+            .get(self.tbs.clone())
+            .ok_or_else(|| CertError::BadSignature {
                 subject: self.facts.display_name(),
-            });
-        }
+            })?;
+        issuer
+            .verify_data(&self.signature_oid, tbs, &self.signature)
+            .map_err(|e| match e {
+                CertError::BadSignature { .. } => CertError::BadSignature {
+                    subject: self.facts.display_name(),
+                },
+                other => other,
+            })
+    }
+
+    /// Verifies `signature` (DER or raw r‖s) under `alg_oid` over `message` with this
+    /// certificate's key: how CRLs, OCSP answers and certificates it issued are checked.
+    pub fn verify_data(
+        &self,
+        alg_oid: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), CertError> {
+        let alg = signature_algorithm(alg_oid)
+            .ok_or_else(|| CertError::UnsupportedAlgorithm(format!("signature {alg_oid}")))?;
         let bad = || CertError::BadSignature {
             subject: self.facts.display_name(),
         };
-        let sig = RawSignature::from_any(&self.signature).map_err(|_| bad())?;
+        let key = self.public_key()?;
+        if key.algorithm != alg {
+            return Err(bad());
+        }
+        let sig = RawSignature::from_any(signature).map_err(|_| bad())?;
         let vk = VerifyingKey::cached(key).map_err(|_| bad())?;
-        let tbs = self.der.get(self.tbs.clone()).ok_or_else(bad)?;
-        vk.verify(tbs, &sig).map_err(|_| bad())
+        vk.verify(message, &sig).map_err(|_| bad())
     }
+
+    /// Whether the extended key usage names id-kp-OCSPSigning (RFC 6960 §4.2.2.2: what a
+    /// responder delegated by a CA must carry).
+    pub fn allows_ocsp_signing(&self) -> bool {
+        X509Certificate::from_der(&self.der)
+            .ok()
+            .and_then(|(_, c)| {
+                c.extended_key_usage()
+                    .ok()
+                    .flatten()
+                    .map(|e| e.value.ocsp_signing)
+            })
+            .unwrap_or(false)
+    }
+
+    /// The `http://` URLs of its OCSP responders (AuthorityInfoAccess, id-ad-ocsp) and of its
+    /// CRLs (CRLDistributionPoints, full names), in the order written.
+    pub fn status_urls(&self) -> StatusUrls {
+        use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+        let mut urls = StatusUrls::default();
+        let Ok((_, cert)) = X509Certificate::from_der(&self.der) else {
+            return urls;
+        };
+        let uri = |name: &GeneralName<'_>| match name {
+            GeneralName::URI(u) if u.starts_with("http://") => Some(u.to_string()),
+            _ => None,
+        };
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::AuthorityInfoAccess(aia) => {
+                    for desc in &aia.accessdescs {
+                        if desc.access_method.to_id_string() == OID_AD_OCSP {
+                            urls.ocsp.extend(uri(&desc.access_location));
+                        }
+                    }
+                }
+                ParsedExtension::CRLDistributionPoints(points) => {
+                    for point in points.iter() {
+                        if let Some(DistributionPointName::FullName(names)) =
+                            &point.distribution_point
+                        {
+                            urls.crl.extend(names.iter().filter_map(uri));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        urls
+    }
+}
+
+/// id-ad-ocsp.
+const OID_AD_OCSP: &str = "1.3.6.1.5.5.7.48.1";
+
+/// Where a certificate says its status is published.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusUrls {
+    /// OCSP responders (AuthorityInfoAccess).
+    pub ocsp: Vec<String>,
+    /// CRLs (CRLDistributionPoints).
+    pub crl: Vec<String>,
 }

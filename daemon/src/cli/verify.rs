@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::cert::TrustStore;
 use crate::ofd::verify_ofd_with;
+use crate::revocation::{Checker, Settings};
 use crate::ses::{
     detect, verify_seal, verify_signature, Document, ObjectKind, Seal, SesSignature, VerifyOptions,
 };
@@ -47,6 +48,17 @@ pub struct VerifyArgs {
     /// May be repeated.
     #[arg(long = "tsa-trust")]
     pub tsa_trust: Vec<PathBuf>,
+    /// CRL files (PEM or DER) for the certificates' status; may be repeated. With `--crl`,
+    /// `--ocsp-url` or `--online` the signer's and maker's certificates are checked for
+    /// revocation (certificates issued by a `--trust` root only).
+    #[arg(long = "crl")]
+    pub crl: Vec<PathBuf>,
+    /// An OCSP responder (`http://…`) to ask for the certificates' status.
+    #[arg(long = "ocsp-url")]
+    pub ocsp_url: Option<String>,
+    /// Follow the OCSP responders and CRL distribution points the certificates name.
+    #[arg(long)]
+    pub online: bool,
     /// For a bare seal: the time (RFC 3339) at which to judge its validity.
     #[arg(long)]
     pub at: Option<String>,
@@ -115,6 +127,28 @@ fn emit(out: &mut dyn Write, json: bool, value: serde_json::Value, text: &str) {
     };
 }
 
+/// The status checker `--crl`, `--ocsp-url` and `--online` ask for, if any.
+fn status_checker(args: &VerifyArgs) -> Result<Option<Checker>, Unreadable> {
+    if args.crl.is_empty() && args.ocsp_url.is_none() && !args.online {
+        return Ok(None);
+    }
+    if let Some(url) = &args.ocsp_url {
+        crate::fetch::check_http_url(url)
+            .map_err(|why| Unreadable(format!("--ocsp-url: {why}")))?;
+    }
+    for path in &args.crl {
+        std::fs::metadata(path)
+            .map_err(|e| Unreadable(format!("cannot read --crl {}: {e}", path.display())))?;
+    }
+    Ok(Some(Checker::new(Settings {
+        crl_files: args.crl.clone(),
+        ocsp_url: args.ocsp_url.clone(),
+        fetch: args.online,
+        timeout: std::time::Duration::from_secs(10),
+        on_unknown: Default::default(),
+    })))
+}
+
 fn verify_file(args: &VerifyArgs, out: &mut dyn Write) -> Result<i32, Unreadable> {
     let trust = load_trust(&args.trust)?;
     let tsa_trust = load_trust(&args.tsa_trust)?;
@@ -140,11 +174,13 @@ fn verify_file(args: &VerifyArgs, out: &mut dyn Write) -> Result<i32, Unreadable
         }
         (None, None) => Document::None,
     };
+    let checker = status_checker(args)?;
     let options = VerifyOptions {
         document,
         trust: trust.as_ref(),
         at,
         tsa_trust: tsa_trust.as_ref(),
+        revocation: checker.as_ref(),
     };
     let mut head = Vec::with_capacity(1024);
     let _ = File::open(&args.file).and_then(|f| f.take(1024).read_to_end(&mut head));
@@ -190,7 +226,7 @@ fn verify_pdf_file(
     bytes: &[u8],
     out: &mut dyn Write,
 ) -> Result<i32, Unreadable> {
-    let report = crate::pdf::verify_pdf(bytes, options.trust)
+    let report = crate::pdf::verify_pdf_with(bytes, options.trust, options.revocation)
         .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
     report_document(
         args,
@@ -213,6 +249,7 @@ fn verify_ofd_file(
         std::io::BufReader::new(file),
         options.trust,
         options.tsa_trust,
+        options.revocation,
     )
     .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
     report_document(

@@ -9,6 +9,7 @@ use super::oid;
 use super::parse::{cert_issuer_serial, strip_zeros, SignedAttrs, SignedData, SignerId};
 use crate::cert::{rfc3339, CertFacts, Certificate, TrustStore};
 use crate::crypto::{KeyAlgorithm, VerifyingKey};
+use crate::revocation::{judge_signature, Checker, Judgement};
 use crate::ses::der::{read_single, tag};
 use crate::ses::verify::read_signature_value;
 
@@ -247,6 +248,7 @@ pub(crate) fn certificate_checks(
     cert: &Certificate,
     at: Option<(OffsetDateTime, &str)>,
     trust: Option<&TrustStore>,
+    revocation: Option<&Checker>,
 ) {
     // With trust roots but no signing time (none signed, none claimed), the certificate is
     // judged now: a signature must not escape the chain check by leaving its time out.
@@ -290,6 +292,30 @@ pub(crate) fn certificate_checks(
                 },
             );
         }
+    }
+    revocation_check(c, cert, trust, revocation);
+}
+
+/// The signer's certificate status, when a checker is given and a trust root issued it. A
+/// CMS signature's time is never trusted here (its timestamp's TSA chain is not judged), so a
+/// revoked certificate fails the signature whatever its time.
+fn revocation_check(
+    c: &mut CmsChecks,
+    cert: &Certificate,
+    trust: Option<&TrustStore>,
+    revocation: Option<&Checker>,
+) {
+    let Some(checker) = revocation else {
+        return c.na("certificate status was not checked: no [revocation] sources were given");
+    };
+    let Some(issuer) = trust.and_then(|t| t.issuer_of(cert)) else {
+        return c.na("certificate status was not checked: its issuer is not a trust root");
+    };
+    let status = checker.status("signer", cert, issuer, OffsetDateTime::now_utc());
+    match judge_signature(&status, None) {
+        Judgement::Stands(d) => c.check(true, d),
+        Judgement::Fails(d) => c.check(false, d),
+        Judgement::Unknown(d) => c.na(d),
     }
 }
 
@@ -366,6 +392,7 @@ pub fn verify_detached(
     der: &[u8],
     content: ContentDigest<'_>,
     trust: Option<&TrustStore>,
+    revocation: Option<&Checker>,
     claimed_time: Option<OffsetDateTime>,
 ) -> Result<CmsReport, String> {
     let ContentDigest::Chunks(chunks) = content;
@@ -450,7 +477,7 @@ pub fn verify_detached(
             let at = signing_time
                 .map(|t| (t, "signing-time"))
                 .or(claimed_time.map(|t| (t, "claimed signing time")));
-            certificate_checks(&mut c, &sd, cert, at, trust);
+            certificate_checks(&mut c, &sd, cert, at, trust, revocation);
         }
     }
     if let Some(token) = sd.signer.signature_time_stamp() {
@@ -508,14 +535,15 @@ mod tests {
         for alg in [KeyAlgorithm::P256, KeyAlgorithm::Sm2] {
             let der = plain(alg, b"first part, second part");
             let pieces: [&[u8]; 2] = [b"first part", b", second part"];
-            let r = verify_detached(&der, ContentDigest::Chunks(&pieces), None, None).unwrap();
+            let r =
+                verify_detached(&der, ContentDigest::Chunks(&pieces), None, None, None).unwrap();
             assert!(r.valid, "{alg:?} {:#?}", r.checks);
             assert_eq!(r.form, "plain");
             assert!(r
                 .checks
                 .contains(&"n/a: certificate validity: no signing time to judge it at".into()));
             let other: [&[u8]; 2] = [b"first part", b", changed"];
-            let r = verify_detached(&der, ContentDigest::Chunks(&other), None, None).unwrap();
+            let r = verify_detached(&der, ContentDigest::Chunks(&other), None, None, None).unwrap();
             assert!(!r.valid, "{alg:?}");
         }
     }
@@ -526,7 +554,14 @@ mod tests {
         let pieces: [&[u8]; 1] = [b"data"];
         let own = crate::cert::testing::parties(KeyAlgorithm::P256);
         let roots = TrustStore::new(vec![Certificate::from_der(&own.root_cert).unwrap()]);
-        let r = verify_detached(&der, ContentDigest::Chunks(&pieces), Some(&roots), None).unwrap();
+        let r = verify_detached(
+            &der,
+            ContentDigest::Chunks(&pieces),
+            Some(&roots),
+            None,
+            None,
+        )
+        .unwrap();
         assert!(r.valid, "{:#?}", r.checks);
         assert!(
             r.checks.iter().any(|c| c.starts_with("ok: chain")),
@@ -536,8 +571,14 @@ mod tests {
         // Another root: the chain fails instead of being "not applicable".
         let other = crate::cert::testing::parties(KeyAlgorithm::Sm2);
         let foreign = TrustStore::new(vec![Certificate::from_der(&other.root_cert).unwrap()]);
-        let r =
-            verify_detached(&der, ContentDigest::Chunks(&pieces), Some(&foreign), None).unwrap();
+        let r = verify_detached(
+            &der,
+            ContentDigest::Chunks(&pieces),
+            Some(&foreign),
+            None,
+            None,
+        )
+        .unwrap();
         assert!(!r.valid, "{:#?}", r.checks);
         assert!(
             r.checks.iter().any(|c| c.starts_with("FAILED: chain")),

@@ -37,6 +37,7 @@ pub fn verify_cms(
     der_bytes: &[u8],
     signature_xml: &[u8],
     trust: Option<&TrustStore>,
+    revocation: Option<&crate::revocation::Checker>,
 ) -> Result<CmsReport, String> {
     let p = SignedData::parse(der_bytes, false)?;
     let xml_digest = sm3(signature_xml);
@@ -84,7 +85,7 @@ pub fn verify_cms(
                 },
             );
             let at = signing_time.map(|t| (t, "signingTime"));
-            certificate_checks(&mut c, &p, cert, at, trust);
+            certificate_checks(&mut c, &p, cert, at, trust, revocation);
         }
     }
     Ok(CmsReport {
@@ -186,7 +187,7 @@ mod tests {
         let xml = b"<ofd:Signature>signed</ofd:Signature>";
         for (attrs, der_sig) in [(false, true), (true, false), (true, true)] {
             let cms = build(xml, attrs, der_sig);
-            let r = verify_cms(&cms, xml, None).unwrap();
+            let r = verify_cms(&cms, xml, None, None).unwrap();
             assert!(r.valid, "{attrs} {:?}", r.checks);
             assert_eq!(
                 r.form,
@@ -201,18 +202,22 @@ mod tests {
                 r.signer.as_ref().unwrap().subject_cn.as_deref(),
                 Some("cms signer")
             );
-            let r = verify_cms(&cms, b"<ofd:Signature>changed</ofd:Signature>", None).unwrap();
+            let r =
+                verify_cms(&cms, b"<ofd:Signature>changed</ofd:Signature>", None, None).unwrap();
             assert!(!r.valid, "{attrs}");
             assert!(r.checks.iter().any(|c| c.starts_with("FAILED")));
             // A flipped bit in the signature value fails.
             let mut bad = cms.clone();
             let last = bad.len() - 1;
             bad[last] ^= 1;
-            if let Ok(r) = verify_cms(&bad, xml, None) {
+            if let Ok(r) = verify_cms(&bad, xml, None, None) {
                 assert!(!r.valid);
             }
             for cut in 0..cms.len() {
-                assert!(verify_cms(&cms[..cut], xml, None).is_err(), "cut at {cut}");
+                assert!(
+                    verify_cms(&cms[..cut], xml, None, None).is_err(),
+                    "cut at {cut}"
+                );
             }
         }
     }

@@ -8,6 +8,7 @@
 //! `Document.xml` (the page list) and every page's content are covered by at least one valid,
 //! verified signature.
 
+use crate::revocation::Checker;
 use std::collections::BTreeSet;
 use std::io::{Read, Seek};
 
@@ -148,9 +149,10 @@ fn check_signed_value(
     signature_xml: &[u8],
     trust: Option<&TrustStore>,
     tsa_trust: Option<&TrustStore>,
+    revocation: Option<&Checker>,
 ) -> OfdOutcome {
     match detect(value) {
-        ObjectKind::Cms(oid) => match verify_cms(value, signature_xml, trust) {
+        ObjectKind::Cms(oid) => match verify_cms(value, signature_xml, trust, revocation) {
             Ok(report) => OfdOutcome::Cms {
                 report: Box::new(report),
             },
@@ -170,6 +172,7 @@ fn check_signed_value(
                     trust,
                     at: None,
                     tsa_trust,
+                    revocation,
                 };
                 OfdOutcome::Verified {
                     report: Box::new(verify_signature(&sig, &options)),
@@ -220,6 +223,7 @@ struct Context<'a> {
     members: Vec<String>,
     trust: Option<&'a TrustStore>,
     tsa_trust: Option<&'a TrustStore>,
+    revocation: Option<&'a Checker>,
 }
 
 fn verify_one<R: Read + Seek>(
@@ -277,7 +281,9 @@ fn verify_one<R: Read + Seek>(
                 Err(e) => OfdOutcome::Unreadable {
                     reason: e.to_string(),
                 },
-                Ok(value) => check_signed_value(&value, &xml_bytes, ctx.trust, ctx.tsa_trust),
+                Ok(value) => {
+                    check_signed_value(&value, &xml_bytes, ctx.trust, ctx.tsa_trust, ctx.revocation)
+                }
             }
         }
     };
@@ -372,15 +378,16 @@ pub fn verify_ofd<R: Read + Seek>(
     reader: R,
     trust: Option<&TrustStore>,
 ) -> Result<OfdReport, OfdError> {
-    verify_ofd_with(reader, trust, None)
+    verify_ofd_with(reader, trust, None, None)
 }
 
 /// [`verify_ofd`] with trusted TSA certificates for the signatures' timestamps (a trusted
-/// timestamp's genTime is when validity is judged).
+/// timestamp's genTime is when validity is judged) and a certificate status checker.
 pub fn verify_ofd_with<R: Read + Seek>(
     reader: R,
     trust: Option<&TrustStore>,
     tsa_trust: Option<&TrustStore>,
+    revocation: Option<&Checker>,
 ) -> Result<OfdReport, OfdError> {
     let mut package = Package::open(reader)?;
     let mut report = OfdReport {
@@ -426,6 +433,7 @@ pub fn verify_ofd_with<R: Read + Seek>(
         members: members.clone(),
         trust,
         tsa_trust,
+        revocation,
     };
     match entry.signatures.as_deref().map(|s| resolve("", s)) {
         None => report

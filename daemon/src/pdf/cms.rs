@@ -53,9 +53,16 @@ pub fn verify_contents(
     contents: &[u8],
     signed: &[&[u8]],
     trust: Option<&TrustStore>,
+    revocation: Option<&crate::revocation::Checker>,
     claimed_time: Option<OffsetDateTime>,
 ) -> Result<CmsReport, String> {
-    verify_detached(contents, ContentDigest::Chunks(signed), trust, claimed_time)
+    verify_detached(
+        contents,
+        ContentDigest::Chunks(signed),
+        trust,
+        revocation,
+        claimed_time,
+    )
 }
 
 #[cfg(test)]

@@ -16,7 +16,9 @@ pub mod sample;
 pub mod seal;
 mod verify;
 
-pub use verify::{verify_pdf, ChangesAfter, PdfReport, PdfSignatureReport, MAX_REVISIONS};
+pub use verify::{
+    verify_pdf, verify_pdf_with, ChangesAfter, PdfReport, PdfSignatureReport, MAX_REVISIONS,
+};
 
 /// Largest PDF seald reads (bytes).
 pub const MAX_PDF: usize = 256 << 20;

@@ -45,6 +45,9 @@ pub struct Runtime {
     /// `[tsa]`: the TSA asked at stamping (with its policy) and the TSA certificates trusted at
     /// verification; `None` without a `[tsa]` table.
     pub tsa: Option<crate::config::TsaSetup>,
+    /// `[revocation]`: where certificate status is found, at stamping and at verification;
+    /// `None` without a `[revocation]` table.
+    pub revocation: Option<Arc<crate::revocation::Checker>>,
 }
 
 impl Runtime {
@@ -62,6 +65,7 @@ impl Runtime {
             documents,
             pdf_form: Default::default(),
             tsa: None,
+            revocation: None,
         }
     }
 

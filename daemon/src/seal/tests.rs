@@ -525,6 +525,7 @@ fn enrolment_makes_a_verifiable_ses_seal() {
             trust: Some(&trust),
             at: Some(f.clock.now()),
             tsa_trust: None,
+            revocation: None,
         },
     );
     assert!(report.valid, "{report:?}");

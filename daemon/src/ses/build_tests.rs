@@ -70,6 +70,7 @@ fn built_objects_read_back_identically_and_verify() {
             trust: Some(&roots),
             at: None,
             tsa_trust: None,
+            revocation: None,
         };
         let report = verify_signature(&sig, &options);
         assert!(report.valid, "{}", report.to_text());

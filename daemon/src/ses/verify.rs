@@ -13,6 +13,7 @@ use crate::cert::{signature_algorithm, CertFacts, Certificate, TrustStore};
 use crate::crypto::{
     data_digest, data_digest_reader, sha256, sm3, KeyAlgorithm, RawSignature, VerifyingKey,
 };
+use crate::revocation::{judge_signature, CertStatus, Checker, Judgement};
 
 /// Outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -90,6 +91,8 @@ pub struct Report {
     pub judged_at: Option<OffsetDateTime>,
     /// Which time that is: `timestamp` or `timeInfo` (signatures only).
     pub judged_by: Option<&'static str>,
+    /// What the CAs say of the signer's and the maker's certificates (when checked).
+    pub revocation: Vec<CertStatus>,
     /// propertyInfo (signatures only).
     pub property_info: Option<String>,
     /// dataHash, hex (signatures only).
@@ -126,6 +129,9 @@ pub struct VerifyOptions<'a> {
     /// signature's timestamp; `None` leaves that check not applicable, and then the token's
     /// time is not trusted (validity is judged at timeInfo).
     pub tsa_trust: Option<&'a TrustStore>,
+    /// Where certificate status is found (OCSP, CRLs); `None` leaves the revocation checks
+    /// not applicable. Asked only for certificates whose issuer is one of `trust`'s roots.
+    pub revocation: Option<&'a Checker>,
 }
 
 struct Checks(Vec<Check>);
@@ -352,6 +358,7 @@ struct Timing {
     timestamp: Option<crate::tsa::TokenFacts>,
     judged_at: Option<OffsetDateTime>,
     judged_by: Option<&'static str>,
+    revocation: Vec<CertStatus>,
 }
 
 fn finish(
@@ -375,6 +382,7 @@ fn finish(
         timestamp: timing.timestamp,
         judged_at: timing.judged_at,
         judged_by: timing.judged_by,
+        revocation: timing.revocation,
         property_info: sig.map(|s| s.tbs.property_info.clone()),
         data_hash: sig.map(|s| hex::encode(&s.tbs.data_hash)),
         checks: checks.0,
@@ -387,13 +395,23 @@ pub fn verify_seal(seal: &Seal, options: &VerifyOptions<'_>) -> Report {
     let mut checks = Checks(Vec::new());
     let at = options.at.map(|t| (t, "the given time"));
     let maker = seal_checks(seal, at, options.trust, &mut checks);
+    let revocation = revocation_check(
+        &mut checks,
+        ("maker-revocation", MAKER_REVOKED),
+        ("maker", maker.as_ref()),
+        options,
+        None,
+    );
     finish(
         "seal",
         summary(seal, maker.as_ref()),
         None,
         None,
         checks,
-        Timing::default(),
+        Timing {
+            revocation: revocation.into_iter().collect(),
+            ..Timing::default()
+        },
     )
 }
 
@@ -689,6 +707,23 @@ pub fn verify_signature(sig: &SesSignature, options: &VerifyOptions<'_>) -> Repo
                 .map_err(|e| e.to_string()),
         ),
     }
+    let trusted_time = trusted.as_ref().ok().map(|(t, _)| *t);
+    let revocation = [
+        revocation_check(
+            &mut checks,
+            ("signer-revocation", SIGNER_REVOKED),
+            ("signer", signer.as_ref().ok()),
+            options,
+            trusted_time,
+        ),
+        revocation_check(
+            &mut checks,
+            ("maker-revocation", MAKER_REVOKED),
+            ("maker", maker.as_ref()),
+            options,
+            trusted_time,
+        ),
+    ];
     let signer_facts = signer.ok().map(|c| c.facts().clone());
     finish(
         "signature",
@@ -700,8 +735,50 @@ pub fn verify_signature(sig: &SesSignature, options: &VerifyOptions<'_>) -> Repo
             timestamp,
             judged_at,
             judged_by: Some(judged_by),
+            revocation: revocation.into_iter().flatten().collect(),
         },
     )
+}
+
+const SIGNER_REVOKED: &str = "signer's certificate not revoked before it signed";
+const MAKER_REVOKED: &str = "seal maker's certificate not revoked before the signature";
+
+/// Asks for `cert`'s status (when a checker is given and a trust root issued `cert`) and
+/// judges it against the signature's trusted time (see [`judge_signature`]).
+fn revocation_check(
+    checks: &mut Checks,
+    (id, title): (&'static str, &'static str),
+    (which, cert): (&'static str, Option<&Certificate>),
+    options: &VerifyOptions<'_>,
+    trusted_time: Option<OffsetDateTime>,
+) -> Option<CertStatus> {
+    let Some(checker) = options.revocation else {
+        checks.na(
+            id,
+            title,
+            "certificate status was not checked: no [revocation] sources were given",
+        );
+        return None;
+    };
+    let Some(cert) = cert else {
+        checks.na(id, title, "the certificate cannot be read");
+        return None;
+    };
+    let Some(issuer) = options.trust.and_then(|t| t.issuer_of(cert)) else {
+        checks.na(
+            id,
+            title,
+            "certificate status was not checked: its issuer is not a trust root, so seald does not ask the sources it names",
+        );
+        return None;
+    };
+    let status = checker.status(which, cert, issuer, OffsetDateTime::now_utc());
+    match judge_signature(&status, trusted_time) {
+        Judgement::Stands(d) => checks.push(id, title, Ok(d)),
+        Judgement::Fails(d) => checks.push(id, title, Err(d)),
+        Judgement::Unknown(d) => checks.na(id, title, d),
+    }
+    Some(status)
 }
 
 impl Report {

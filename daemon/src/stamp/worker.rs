@@ -20,6 +20,7 @@ use crate::cert::Certificate;
 use crate::device::DeviceError;
 use crate::identity::Caller;
 use crate::pdf::seal::PdfSealOptions;
+use crate::revocation::CertStatus;
 use crate::runtime::{Event, RequestParties, Runtime};
 use crate::ses::{DocumentSigner, Seal as SesSeal};
 use crate::tsa::{Stamper, TsaPolicy};
@@ -62,6 +63,10 @@ pub enum StampError {
     /// the TSA and what went wrong); nothing was released.
     #[error("{0}")]
     TimeStamp(String),
+    /// A CA says the seal's (or its maker's) certificate is revoked, or its status could not
+    /// be had under `[revocation] on_unknown = "refuse"`; nothing was signed.
+    #[error("{0}")]
+    CertificateStatus(String),
     /// An uploaded OFD document was changed, is gone, or could not be sealed.
     #[error(transparent)]
     Document(#[from] super::documents::DocumentStampError),
@@ -206,6 +211,7 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
         .as_deref()
         .ok_or_else(|| StampError::SealData("the seal has no SES_Seal".into()))?;
     let ses_seal = SesSeal::parse(ses_seal_der).map_err(|e| StampError::SealData(e.to_string()))?;
+    let statuses = check_certificates(state, ticket, &ses_seal)?;
     let time_info = state.clock.now();
     let t1 = Instant::now();
     // A token over every signature value, under the seal's timestamp policy (or `[tsa]`'s).
@@ -247,10 +253,16 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
         discard(&state.documents, &sealed);
         return Err(StampError::Device(DeviceError::DeviceRemoved));
     }
-    let records = stamper
-        .as_ref()
-        .map(|s| timestamp_records(ticket, s, &signed))
-        .unwrap_or_default();
+    let mut records: Vec<NewRecord> = statuses
+        .iter()
+        .map(|s| NewRecord::revocation(seal.id, id, s, false))
+        .collect();
+    records.extend(
+        stamper
+            .as_ref()
+            .map(|s| timestamp_records(ticket, s, &signed))
+            .unwrap_or_default(),
+    );
     let t2 = Instant::now();
     let request = state
         .services
@@ -263,6 +275,41 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
         record: t2.elapsed(),
     };
     Ok((request, steps))
+}
+
+/// Asks the CAs (under `[revocation]`) whether the seal's certificate and its maker's are
+/// revoked. A revoked one, or an unknown one under `on_unknown = "refuse"`, fails the request
+/// with a usage record saying why; otherwise the statuses come back for the usage log.
+fn check_certificates(
+    state: &Runtime,
+    ticket: &SigningTicket,
+    ses_seal: &SesSeal,
+) -> Result<Vec<CertStatus>, StampError> {
+    let Some(checker) = &state.revocation else {
+        return Ok(Vec::new());
+    };
+    let trust = state.services.registry.trust();
+    let now = state.clock.now();
+    let mut statuses = Vec::new();
+    for (which, der) in [
+        ("seal", &ticket.seal.certificate),
+        ("maker", &ses_seal.maker_cert),
+    ] {
+        let cert = Certificate::from_der(der)
+            .map_err(|e| StampError::SealData(format!("the {which} certificate: {e}")))?;
+        match checker.check_for_signing(which, &cert, trust.issuer_of(&cert), now) {
+            Ok(status) => statuses.push(status),
+            Err((status, why)) => {
+                let record =
+                    NewRecord::revocation(ticket.seal.id, ticket.request.id, &status, true);
+                if let Err(e) = state.services.audit.append(record) {
+                    tracing::error!(request = ticket.request.id, error = %e, "cannot record a refused certificate status");
+                }
+                return Err(StampError::CertificateStatus(why));
+            }
+        }
+    }
+    Ok(statuses)
 }
 
 /// Signs the request's digests, or seals its uploaded files; the signatures (and sealed

@@ -573,6 +573,9 @@ text_enum! {
         /// An RFC 3161 timestamp was obtained for a signature (TSA, serial, genTime), or could
         /// not be (the TSA, the reason and the policy).
         Timestamp = "timestamp",
+        /// A certificate's status was asked of its CA (OCSP, CRL) before stamping: good,
+        /// revoked (the request refused) or unknown (refused or allowed by policy).
+        Revocation = "revocation",
         /// Test and tooling records.
         Note = "note",
         /// A backup was restored over a store whose usage log it does not contain (`--force`).

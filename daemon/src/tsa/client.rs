@@ -51,56 +51,26 @@ impl TsaClient {
 
     /// POSTs `query` and returns the answer's body.
     fn post(&self, query: &[u8]) -> Result<Vec<u8>, TsaError> {
-        let mut config = ureq::Agent::config_builder()
-            .timeout_global(Some(self.timeout))
-            .http_status_as_error(false)
-            .max_redirects(0);
-        if is_loopback_url(&self.url) {
-            // A TSA on this machine is asked directly, whatever proxy the environment names.
-            config = config.proxy(None);
-        }
-        let agent: ureq::Agent = config.build().into();
-        let mut response = agent
-            .post(&self.url)
-            .header("Content-Type", "application/timestamp-query")
-            .header("Accept", "application/timestamp-reply")
-            .send(query)
-            .map_err(|e| TsaError::Unreachable {
+        let exchange = crate::fetch::Exchange {
+            url: &self.url,
+            post: Some(("application/timestamp-query", query)),
+            accept: &[
+                "application/timestamp-reply",
+                "application/timestamp-response",
+            ],
+            timeout: self.timeout,
+            limit: MAX_RESPONSE,
+        };
+        exchange.run().map_err(|e| match e {
+            crate::fetch::FetchError::Unreachable(reason) => TsaError::Unreachable {
                 url: self.url.clone(),
-                reason: e.to_string(),
-            })?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(TsaError::Http {
+                reason,
+            },
+            crate::fetch::FetchError::Http(what) => TsaError::Http {
                 url: self.url.clone(),
-                what: format!("HTTP {status}"),
-            });
-        }
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if !content_type.starts_with("application/timestamp-reply")
-            && !content_type.starts_with("application/timestamp-response")
-        {
-            return Err(TsaError::Http {
-                url: self.url.clone(),
-                what: format!(
-                    "with content type {content_type:?}, not application/timestamp-reply"
-                ),
-            });
-        }
-        response
-            .body_mut()
-            .with_config()
-            .limit(MAX_RESPONSE)
-            .read_to_vec()
-            .map_err(|e| TsaError::Unreachable {
-                url: self.url.clone(),
-                reason: format!("reading the answer: {e}"),
-            })
+                what,
+            },
+        })
     }
 
     /// Asks for a token over `data` and checks it (imprint, nonce, the TSA's signature, its
@@ -148,21 +118,6 @@ impl TsaClient {
         }
         Ok((token, facts))
     }
-}
-
-/// Whether `url` (`http://host[:port]/…`) names this machine: 127.0.0.0/8, `[::1]` or
-/// `localhost`.
-pub fn is_loopback_url(url: &str) -> bool {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// What happened when a timestamp was asked for one signature.

@@ -438,7 +438,7 @@ fn the_policy_decides_what_an_unreachable_tsa_means() {
 
 #[test]
 fn loopback_urls_are_recognised() {
-    use super::client::is_loopback_url;
+    use crate::fetch::is_loopback_url;
     for url in [
         "http://127.0.0.1:3180/tsa",
         "http://127.8.0.1/",
@@ -497,8 +497,14 @@ fn a_cms_signature_carries_the_token_as_an_unsigned_attribute() {
             .signer
             .signature_time_stamp()
             .expect("the unsigned attribute");
-        let report =
-            verify_detached(&der, ContentDigest::Chunks(&[content]), None, Some(at)).unwrap();
+        let report = verify_detached(
+            &der,
+            ContentDigest::Chunks(&[content]),
+            None,
+            None,
+            Some(at),
+        )
+        .unwrap();
         let lines = report.checks.join("\n");
         if other {
             assert!(!report.valid, "{lines}");

@@ -79,6 +79,7 @@ async fn verify_ofd_body(
             std::io::Cursor::new(&bytes),
             Some(&state.trust),
             state.runtime.tsa_trust(),
+            state.runtime.revocation.as_deref(),
         )
         .map_err(|e| {
             ApiError::new(
@@ -101,7 +102,12 @@ async fn verify_pdf_body(
 ) -> Result<Json<Value>, ApiError> {
     let bytes = decode("pdf", "invalid_pdf_encoding", &b64)?;
     blocking(move || {
-        let report = crate::pdf::verify_pdf(&bytes, Some(&state.trust)).map_err(|e| {
+        let report = crate::pdf::verify_pdf_with(
+            &bytes,
+            Some(&state.trust),
+            state.runtime.revocation.as_deref(),
+        )
+        .map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unreadable_pdf",
@@ -164,6 +170,7 @@ pub async fn verify(
                 trust: Some(&state.trust),
                 at: None,
                 tsa_trust: state.runtime.tsa_trust(),
+                revocation: state.runtime.revocation.as_deref(),
             },
         )
         .map_err(|e| {

@@ -59,7 +59,7 @@ fn built_signed_data_verifies_and_catches_changes() {
         let max = max_signed_data_len(&keys.signer(), std::slice::from_ref(&keys.p.root_cert));
         assert!(cms.len() <= max && max - cms.len() <= 8, "{alg:?}");
         let trust = keys.trust();
-        let r = verify_contents(&cms, &PARTS, Some(&trust), Some(WHEN)).unwrap();
+        let r = verify_contents(&cms, &PARTS, Some(&trust), None, Some(WHEN)).unwrap();
         assert!(r.valid, "{alg:?} {:#?}", r.checks);
         assert_eq!(r.form, "authenticated-attributes");
         assert!(r.checks.iter().any(|c| c.starts_with("ok: chain of 2")));
@@ -67,11 +67,15 @@ fn built_signed_data_verifies_and_catches_changes() {
         // Zero padding (the /Contents placeholder) is allowed; anything else is not.
         let mut padded = cms.clone();
         padded.resize(max + 100, 0);
-        assert!(verify_contents(&padded, &PARTS, None, None).unwrap().valid);
+        assert!(
+            verify_contents(&padded, &PARTS, None, None, None)
+                .unwrap()
+                .valid
+        );
         padded.push(1);
-        assert!(verify_contents(&padded, &PARTS, None, None).is_err());
+        assert!(verify_contents(&padded, &PARTS, None, None, None).is_err());
         // Another byte range, another signature value: both fail.
-        let r = verify_contents(&cms, &[PARTS[0], b"changed"], None, Some(WHEN)).unwrap();
+        let r = verify_contents(&cms, &[PARTS[0], b"changed"], None, None, Some(WHEN)).unwrap();
         assert!(!r.valid);
         assert!(r
             .checks
@@ -81,16 +85,26 @@ fn built_signed_data_verifies_and_catches_changes() {
         let sig_at = cms.len() - sd.signer.signature.len() + 10;
         let mut bad = cms.clone();
         bad[sig_at] ^= 1;
-        assert!(!verify_contents(&bad, &PARTS, None, None).unwrap().valid);
+        assert!(
+            !verify_contents(&bad, &PARTS, None, None, None)
+                .unwrap()
+                .valid
+        );
         // Judged at a time outside the certificate's validity: invalid.
-        let r = verify_contents(&cms, &PARTS, None, Some(datetime!(2040-01-01 0:00 UTC)));
+        let r = verify_contents(
+            &cms,
+            &PARTS,
+            None,
+            None,
+            Some(datetime!(2040-01-01 0:00 UTC)),
+        );
         assert_eq!(
             r.unwrap().valid,
             alg == KeyAlgorithm::Sm2,
             "SM2 has signing-time"
         );
         for cut in 0..cms.len() {
-            assert!(verify_contents(&cms[..cut], &PARTS, None, None).is_err());
+            assert!(verify_contents(&cms[..cut], &PARTS, None, None, None).is_err());
         }
     }
 }

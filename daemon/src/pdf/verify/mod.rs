@@ -172,15 +172,26 @@ impl PdfReport {
 
 /// Verifies every signature of the PDF `bytes`; certificates chain to `trust` when given.
 pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport, PdfError> {
-    verify_within(bytes, trust, reparse_budget(bytes.len()))
+    verify_pdf_with(bytes, trust, None)
 }
 
-/// [`verify_pdf`], re-reading at most `budget` bytes to compare revisions.
-fn verify_within(
+/// [`verify_pdf`] with a certificate status checker for the signers' certificates.
+pub fn verify_pdf_with(
     bytes: &[u8],
     trust: Option<&TrustStore>,
-    budget: usize,
+    revocation: Option<&crate::revocation::Checker>,
 ) -> Result<PdfReport, PdfError> {
+    verify_within(bytes, (trust, revocation), reparse_budget(bytes.len()))
+}
+
+/// Trust roots and a status checker, as the signature checks take them.
+type Anchors<'a> = (
+    Option<&'a TrustStore>,
+    Option<&'a crate::revocation::Checker>,
+);
+
+/// [`verify_pdf`], re-reading at most `budget` bytes to compare revisions.
+fn verify_within(bytes: &[u8], trust: Anchors<'_>, budget: usize) -> Result<PdfReport, PdfError> {
     let (doc, inflated) = crate::pdf::open_measured(bytes)?;
     let ends = load::revision_ends(bytes);
     if ends.len() > MAX_REVISIONS {

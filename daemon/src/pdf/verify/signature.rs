@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::fields::{pdf_date, pdf_text, SigField};
 use super::load::RevisionEnd;
 use super::{ChangesAfter, PdfSignatureReport};
-use crate::cert::{rfc3339, signature_algorithm, TrustStore};
+use crate::cert::{rfc3339, signature_algorithm};
 use crate::cms::{oid, CmsChecks, DigestAlgorithm};
 use crate::crypto::KeyAlgorithm;
 use crate::pdf::cms::verify_contents;
@@ -83,7 +83,7 @@ pub(super) fn check(
     bytes: &[u8],
     ends: &[RevisionEnd],
     field: &SigField,
-    trust: Option<&TrustStore>,
+    (trust, revocation): super::Anchors<'_>,
 ) -> PdfSignatureReport {
     let sig = &field.sig;
     let sub_filter = name_or_text(sig, b"SubFilter").unwrap_or_default();
@@ -131,9 +131,16 @@ pub(super) fn check(
                 _ => "pkcs7",
             }
             .into();
-            cms(&range, &sub_filter, claimed, trust, &mut c, &mut report);
+            cms(
+                &range,
+                &sub_filter,
+                claimed,
+                (trust, revocation),
+                &mut c,
+                &mut report,
+            );
         }
-        ObjectKind::Signature => ses(&range, trust, &mut c, &mut report),
+        ObjectKind::Signature => ses(&range, (trust, revocation), &mut c, &mut report),
         ObjectKind::Seal | ObjectKind::Unknown => c.check(
             false,
             "/Contents holds neither a CMS SignedData nor a SES_Signature",
@@ -198,7 +205,7 @@ fn cms(
     range: &Range<'_>,
     sub_filter: &str,
     claimed: Option<OffsetDateTime>,
-    trust: Option<&TrustStore>,
+    (trust, revocation): super::Anchors<'_>,
     c: &mut CmsChecks,
     report: &mut PdfSignatureReport,
 ) {
@@ -208,7 +215,7 @@ fn cms(
             format!("/SubFilter /{sub_filter} is not a detached CMS signature seald reads"),
         );
     }
-    match verify_contents(&range.contents, &range.pieces, trust, claimed) {
+    match verify_contents(&range.contents, &range.pieces, trust, revocation, claimed) {
         Err(e) => c.check(false, e),
         Ok(r) => {
             c.ok &= r.valid;
@@ -223,7 +230,7 @@ fn cms(
 
 fn ses(
     range: &Range<'_>,
-    trust: Option<&TrustStore>,
+    (trust, revocation): super::Anchors<'_>,
     c: &mut CmsChecks,
     report: &mut PdfSignatureReport,
 ) {
@@ -248,6 +255,7 @@ fn ses(
             trust,
             at: None,
             tsa_trust: None,
+            revocation,
         },
     );
     for check in &r.checks {
