@@ -854,6 +854,42 @@ mod tests {
     }
 
     #[test]
+    fn the_revocation_table_parses_and_is_checked() {
+        let c = Config::parse("").unwrap();
+        assert!(c.revocation.is_none(), "no status checks unless asked for");
+        let c = Config::parse("[revocation]\n").unwrap();
+        let r = c.revocation.as_ref().unwrap();
+        assert!(r.fetch, "certificates' URLs followed by default");
+        assert_eq!(r.on_unknown, crate::revocation::OnUnknown::Refuse);
+        assert_eq!(r.timeout_secs, 10);
+        let c = Config::parse(
+            "[revocation]\ncrl_files = [\"ca.crl\"]\nocsp_url = \"http://127.0.0.1:8/ocsp\"\n\
+             fetch = false\non_unknown = \"allow\"\n",
+        )
+        .unwrap();
+        let r = c.revocation.as_ref().unwrap();
+        assert!(!r.fetch);
+        assert_eq!(r.on_unknown, crate::revocation::OnUnknown::Allow);
+        for (bad, key) in [
+            ("[revocation]\nocsp_url = \"ldap://ca/\"\n", "revocation.ocsp_url"),
+            ("[revocation]\ntimeout_secs = 301\n", "revocation.timeout_secs"),
+        ] {
+            let err = Config::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{bad}: {err}");
+        }
+        assert!(Config::parse("[revocation]\non_unknown = \"maybe\"\n").is_err());
+        // CRL files are relative to the config file.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seald.toml");
+        std::fs::write(&path, "[revocation]\ncrl_files = [\"ca.crl\"]\n").unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(
+            c.revocation.unwrap().crl_files,
+            vec![dir.path().join("ca.crl")]
+        );
+    }
+
+    #[test]
     fn the_tsa_table_parses_and_is_checked() {
         let c = Config::parse(
             "[tsa]\nurl = \"http://127.0.0.1:3180/tsa\"\ntrusted_certs = [\"tsa-root.pem\"]\n\

@@ -78,10 +78,15 @@ fn built_objects_read_back_identically_and_verify() {
             report
                 .checks
                 .iter()
+                .filter(|c| !c.id.ends_with("-revocation"))
                 .all(|c| c.status == CheckStatus::Passed),
             "{}",
             report.to_text()
         );
+        // No status sources given: the revocation checks say so.
+        let status = report.check("signer-revocation").unwrap();
+        assert_eq!(status.status, CheckStatus::NotApplicable);
+        assert!(status.detail.contains("not checked"), "{}", status.detail);
         // Another document: the data hash check fails and the signature is invalid.
         let other = VerifyOptions {
             document: Document::Bytes(b"other bytes"),

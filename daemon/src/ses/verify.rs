@@ -843,6 +843,19 @@ impl Report {
         if let (Some(t), Some(by)) = (self.judged_at, self.judged_by) {
             let _ = writeln!(out, "  judged   at {} ({by})", fmt_time(t));
         }
+        for r in &self.revocation {
+            let when = r
+                .revoked_at
+                .map(|t| format!(" on {}", fmt_time(t)))
+                .unwrap_or_default();
+            let why = r.reason.map(|r| format!(" ({r})")).unwrap_or_default();
+            let from = r.source.as_deref().unwrap_or("no source answered");
+            let _ = writeln!(
+                out,
+                "  status   {} certificate {}{when}{why}, per {from}",
+                r.certificate, r.status
+            );
+        }
         if let Some(p) = &self.property_info {
             let _ = writeln!(out, "  covers   {p}");
         }

@@ -125,7 +125,7 @@ async fn verify_pdf_body(
     summary = "Verify a SES_Signature against a digest, or a whole sealed OFD (`ofd`, base64) or PDF (`pdf`, base64): the format layer's report (any role)",
     request_body = VerifyBody,
     responses(
-        (status = 200, description = "the report: `object`, `valid`, `seal`, `signer`, `time_info`, `timestamp` (a signature's RFC 3161 token: TSA, serial, genTime, hash), `judged_at` and `judged_by` (`timestamp` or `timeInfo`: when validity was judged), `property_info`, `data_hash`, `checks`", body = Object),
+        (status = 200, description = "the report: `object`, `valid`, `seal`, `signer`, `time_info`, `timestamp` (a signature's RFC 3161 token: TSA, serial, genTime, hash), `judged_at` and `judged_by` (`timestamp` or `timeInfo`: when validity was judged), `revocation` (the signer's and maker's certificate status under `[revocation]`: good, revoked with date and reason, or unknown), `property_info`, `data_hash`, `checks`", body = Object),
         (status = 422, description = "`invalid_verify_body` (neither or both forms), `invalid_signature_encoding`, `unreadable_signature`, `invalid_ofd_encoding`, `unreadable_ofd`, `invalid_pdf_encoding`, `unreadable_pdf`, `invalid_request`", body = ApiError)),
     security(("bearer" = [])))]
 pub async fn verify(
