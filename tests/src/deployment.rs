@@ -481,6 +481,8 @@ impl Deployment {
             not_after: now + time::Duration::days(365),
             key_usage: Some(ku),
             ca,
+            ocsp_url: None,
+            crl_url: None,
         };
         let root_cert = issue(
             &spec("测试根CA", "Test Root", true, 0x06, 7),
