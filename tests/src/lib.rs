@@ -14,6 +14,7 @@ pub mod openssl;
 pub mod pcsc;
 pub mod pdf;
 pub mod pty;
+pub mod revocation;
 pub mod sealctl;
 pub mod softhsm;
 pub mod sse;

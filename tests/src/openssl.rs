@@ -25,3 +25,23 @@ pub fn openssl<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Vec<u8> {
         panic!("openssl {args:?}: {e}")
     })
 }
+
+/// Writes the DER certificate `der` as `dir/name` in PEM (`openssl x509`); its path.
+pub fn cert_pem(dir: &Path, name: &str, der: &[u8]) -> std::path::PathBuf {
+    let der_file = dir.join(format!("{name}.der"));
+    std::fs::write(&der_file, der).expect("write the DER certificate");
+    let pem = dir.join(name);
+    openssl(
+        dir,
+        &[
+            OsStr::new("x509"),
+            OsStr::new("-inform"),
+            OsStr::new("DER"),
+            OsStr::new("-in"),
+            der_file.as_os_str(),
+            OsStr::new("-out"),
+            pem.as_os_str(),
+        ],
+    );
+    pem
+}
