@@ -144,3 +144,32 @@ fn openssl_checks_the_seal_certificate_against_the_test_ca() {
     let err = std::net::TcpStream::connect(authority).expect_err("the responder is down");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
 }
+
+#[test]
+fn the_revocable_deployment_hands_its_root_and_serials_to_the_ca() {
+    use seald::approval::PinMode;
+    use seald_tests::deployment::{Deployment, MAKER_CERT_SERIAL, SEAL_CERT_SERIAL};
+    let ca = TestCa::start();
+    let d = Deployment::softhsm_p256_revocable("", PinMode::EachStamp, "", &ca);
+    let work = tempfile::tempdir().expect("temp dir");
+    let w = work.path();
+    let seal = std::fs::read(d.seal_certificate()).expect("seal certificate");
+    let maker = std::fs::read(d.maker_certificate()).expect("maker certificate");
+    assert_eq!(
+        std::fs::read(d.trust_root()).expect("root"),
+        std::fs::read(ca.dir().join("root.der")).expect("the CA's root")
+    );
+    for (name, der) in [("seal.pem", &seal), ("maker.pem", &maker)] {
+        let pem = cert_pem(w, name, der);
+        let answer = ocsp_query(&ca, w, &pem);
+        assert!(answer.contains(&format!("{name}: good")), "{answer}");
+    }
+    ca.revoke(SEAL_CERT_SERIAL, OffsetDateTime::now_utc(), "superseded");
+    let answer = ocsp_query(&ca, w, &w.join("seal.pem"));
+    assert!(answer.contains("seal.pem: revoked"), "{answer}");
+    assert!(answer.contains("Reason: superseded"), "{answer}");
+    let text = crl_text(w, &ca.crl_der());
+    assert!(text.contains("Serial Number: 09"), "{text}");
+    assert!(!text.contains("Serial Number: 08"), "{text}");
+    assert_eq!(MAKER_CERT_SERIAL, 8);
+}
