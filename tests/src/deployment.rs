@@ -4,7 +4,8 @@
 //!
 //! [`Deployment::softhsm_p256`] builds the same shape by hand for a P-256 seal key on SoftHSM
 //! (which `seald demo` does not provision): the daemon runs with the shared store's
-//! `SOFTHSM2_CONF`.
+//! `SOFTHSM2_CONF`; [`Deployment::softhsm_p256_revocable`] does the same with certificates
+//! a [`TestCa`] answers OCSP and CRL requests for.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -516,7 +517,6 @@ impl Deployment {
         let maker = SoftSigner::from_seed(KeyAlgorithm::Sm2, 41);
         let root_name = name("测试根CA", "Test Root");
         let not_after = now + time::Duration::days(365);
-        let url = |f: fn(&TestCa) -> String| ca.map(f);
         let spec = |o: &str, cn: &str, is_ca: bool, ku: u8, serial: u64| CertSpec {
             cn: cn.into(),
             o: o.into(),
@@ -529,8 +529,8 @@ impl Deployment {
             crl_url: None,
         };
         let revocable = |spec: CertSpec| CertSpec {
-            ocsp_url: url(TestCa::ocsp_url),
-            crl_url: url(TestCa::crl_url),
+            ocsp_url: ca.map(TestCa::ocsp_url),
+            crl_url: ca.map(TestCa::crl_url),
             ..spec
         };
         let root_cert = issue(
