@@ -4,7 +4,8 @@
 //!
 //! [`Deployment::softhsm_p256`] builds the same shape by hand for a P-256 seal key on SoftHSM
 //! (which `seald demo` does not provision): the daemon runs with the shared store's
-//! `SOFTHSM2_CONF`.
+//! `SOFTHSM2_CONF`; [`Deployment::softhsm_p256_revocable`] does the same with certificates
+//! a [`TestCa`] answers OCSP and CRL requests for.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -31,11 +32,27 @@ use serde_json::Value;
 
 use crate::bins::bin;
 use crate::daemon::{Daemon, RawResponse};
+use crate::revocation::TestCa;
 use crate::softhsm::{Curve, SoftHsm, LIBRARY, USER_PIN};
 use crate::sse::Events;
 
 /// The demo token's serial.
 pub const SERIAL: &str = "DEMOUKEY00000001";
+
+/// The serial of the SoftHSM deployment's maker certificate.
+pub const MAKER_CERT_SERIAL: u64 = 8;
+
+/// The serial of the SoftHSM deployment's seal certificate.
+pub const SEAL_CERT_SERIAL: u64 = 9;
+
+/// The secret scalar of the SoftHSM deployment's P-256 root: the key
+/// `SoftSigner::from_seed(KeyAlgorithm::P256, 40)` makes (see its derivation).
+const ROOT_SECRET: [u8; 32] = {
+    let mut secret = [0x11u8; 32];
+    secret[0] = 0x01;
+    secret[31] = 40;
+    secret
+};
 
 /// The device model line `seald demo` writes in both hsm-sim's config and the daemon's.
 const DEMO_MODEL: &str = "model = \"ukey\"";
@@ -443,7 +460,7 @@ impl Deployment {
 
 impl Deployment {
     /// A P-256 seal whose key lives on a new token of the shared SoftHSM store
-    /// ([`SoftHsm::shared`]), set up by hand as `seald demo` would: a software test CA (SM2)
+    /// ([`SoftHsm::shared`]), set up by hand as `seald demo` would: a software test CA (P-256)
     /// certifying the maker (SM2) and the token's P-256 seal key (CKA_ID 02), identities
     /// `app` (client), `alice` and `bob` (approvers), `carol` (custodian), `audrey` (auditor),
     /// the seal enrolled with a policy of two approvals by alice and bob in `pin_mode`, then the
@@ -451,6 +468,28 @@ impl Deployment {
     /// `[[module]]` (e.g. `model = "cipher-machine"\nmax_sessions = 2`; empty: a UKey), `extra`
     /// TOML to its config. The custodian is not logged in ([`Deployment::login_custodian`]).
     pub fn softhsm_p256(module: &str, pin_mode: PinMode, extra: &str) -> Self {
+        Self::softhsm_p256_built(module, pin_mode, extra, None)
+    }
+
+    /// Like [`Deployment::softhsm_p256`], with the maker's and the seal's certificates
+    /// (serials [`MAKER_CERT_SERIAL`], [`SEAL_CERT_SERIAL`]) naming `ca`'s OCSP and CRL URLs:
+    /// `ca` is given the deployment's root (certificate and key) and records both serials as
+    /// valid in its index.
+    pub fn softhsm_p256_revocable(
+        module: &str,
+        pin_mode: PinMode,
+        extra: &str,
+        ca: &TestCa,
+    ) -> Self {
+        Self::softhsm_p256_built(module, pin_mode, extra, Some(ca))
+    }
+
+    fn softhsm_p256_built(
+        module: &str,
+        pin_mode: PinMode,
+        extra: &str,
+        ca: Option<&TestCa>,
+    ) -> Self {
         static TOKENS: AtomicUsize = AtomicUsize::new(0);
         const ORG: &str = "北京示例科技有限公司";
         let dir = tempfile::tempdir().expect("temp dir");
@@ -470,17 +509,29 @@ impl Deployment {
         // check the chain) certifying the maker (SM2) and the device's P-256 seal key; each
         // certificate has its own serial, as a real CA's do.
         let now = SystemClock.now();
-        let root = SoftSigner::from_seed(KeyAlgorithm::P256, 40);
+        let root = SoftSigner::p256_from_secret(&ROOT_SECRET).expect("root key");
+        assert_eq!(
+            root.public_key(),
+            SoftSigner::from_seed(KeyAlgorithm::P256, 40).public_key()
+        );
         let maker = SoftSigner::from_seed(KeyAlgorithm::Sm2, 41);
         let root_name = name("测试根CA", "Test Root");
-        let spec = |o: &str, cn: &str, ca: bool, ku: u8, serial: u64| CertSpec {
+        let not_after = now + time::Duration::days(365);
+        let spec = |o: &str, cn: &str, is_ca: bool, ku: u8, serial: u64| CertSpec {
             cn: cn.into(),
             o: o.into(),
             serial,
             not_before: now - time::Duration::days(1),
-            not_after: now + time::Duration::days(365),
+            not_after,
             key_usage: Some(ku),
-            ca,
+            ca: is_ca,
+            ocsp_url: None,
+            crl_url: None,
+        };
+        let revocable = |spec: CertSpec| CertSpec {
+            ocsp_url: ca.map(TestCa::ocsp_url),
+            crl_url: ca.map(TestCa::crl_url),
+            ..spec
         };
         let root_cert = issue(
             &spec("测试根CA", "Test Root", true, 0x06, 7),
@@ -489,19 +540,40 @@ impl Deployment {
             &root,
         );
         let maker_cert = issue(
-            &spec("测试根CA", "Seal maker", false, 0x80, 8),
+            &revocable(spec(
+                "测试根CA",
+                "Seal maker",
+                false,
+                0x80,
+                MAKER_CERT_SERIAL,
+            )),
             maker.public_key(),
             &root_name,
             &root,
         );
         let seal_cert = issue(
-            &spec(ORG, ORG, false, 0xc0, 9),
+            &revocable(spec(ORG, ORG, false, 0xc0, SEAL_CERT_SERIAL)),
             key.public_key(),
             &root_name,
             &root,
         );
         let root_path = home.join("root.der");
         std::fs::write(&root_path, &root_cert).expect("root");
+        std::fs::write(home.join("maker.der"), &maker_cert).expect("maker certificate");
+        std::fs::write(home.join("seal.der"), &seal_cert).expect("seal certificate");
+        if let Some(ca) = ca {
+            ca.adopt_root(&root_cert, &ROOT_SECRET);
+            ca.record(
+                MAKER_CERT_SERIAL,
+                "/C=CN/O=测试根CA/CN=Seal maker",
+                not_after,
+            );
+            ca.record(
+                SEAL_CERT_SERIAL,
+                &format!("/C=CN/O={ORG}/CN={ORG}"),
+                not_after,
+            );
+        }
 
         let store = home.join("seald.db");
         let trust = TrustStore::new(vec![Certificate::from_der(&root_cert).expect("root")]);
@@ -597,6 +669,16 @@ impl Deployment {
     /// The trust root the deployment's certificates chain to (the SoftHSM deployment's DER file).
     pub fn trust_root(&self) -> PathBuf {
         self.home.join("root.der")
+    }
+
+    /// The SoftHSM deployment's seal certificate (DER file; serial [`SEAL_CERT_SERIAL`]).
+    pub fn seal_certificate(&self) -> PathBuf {
+        self.home.join("seal.der")
+    }
+
+    /// The SoftHSM deployment's maker certificate (DER file; serial [`MAKER_CERT_SERIAL`]).
+    pub fn maker_certificate(&self) -> PathBuf {
+        self.home.join("maker.der")
     }
 
     /// Writes `who`'s bearer token to a 0600 file (for `sealctl … --token-file`).

@@ -1,17 +1,15 @@
 //! A real time-stamping authority on loopback for the timestamp tests: OpenSSL's
-//! `openssl ts -reply` behind a minimal HTTP responder (one thread, a `TcpListener` on
-//! 127.0.0.1:0). Each POSTed `application/timestamp-query` is written to a file, answered by
+//! `openssl ts -reply` behind a minimal HTTP responder ([`Server`], on
+//! 127.0.0.1). Each POSTed `application/timestamp-query` is written to a file, answered by
 //! `openssl ts -reply` with a TSA key and certificate made here (ECDSA P-256, extended key
 //! usage timeStamping, critical, under a test root), and sent back as
 //! `application/timestamp-reply`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+
+use crate::loopback_http::Server;
+use crate::openssl::{openssl, try_openssl};
 
 /// The OpenSSL extensions of the test root and the TSA certificate.
 const CA_CONF: &str = "\
@@ -35,25 +33,10 @@ authorityKeyIdentifier = keyid
 /// A running test TSA. Stops when dropped.
 #[derive(Debug)]
 pub struct TestTsa {
+    /// First, so that it stops before its directory goes.
+    server: Server,
     dir: tempfile::TempDir,
     url: String,
-    stop: Arc<AtomicBool>,
-    answered: Arc<AtomicUsize>,
-    addr: std::net::SocketAddr,
-    thread: Option<JoinHandle<()>>,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl TestTsa {
@@ -149,33 +132,19 @@ impl TestTsa {
         );
         std::fs::write(d.join("ts.cnf"), ts_conf).expect("ts.cnf");
 
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the TSA");
-        let addr = listener.local_addr().expect("address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let answered = Arc::new(AtomicUsize::new(0));
         let work = d.to_path_buf();
-        let thread = {
-            let stop = stop.clone();
-            let answered = answered.clone();
-            std::thread::spawn(move || {
-                for (n, conn) in listener.incoming().enumerate() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    if answer(conn, &work, n).is_ok() {
-                        answered.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            })
-        };
+        let mut n = 0usize;
+        let server = Server::start(move |method, _path, body| {
+            n += 1;
+            match reply(&work, n, method, body) {
+                Ok(token) => (200, "application/timestamp-reply", token),
+                Err(msg) => (500, "text/plain", msg.into_bytes()),
+            }
+        });
         Self {
-            url: format!("http://{addr}/tsa"),
+            url: format!("{}/tsa", server.base_url()),
             dir,
-            stop,
-            answered,
-            addr,
-            thread: Some(thread),
+            server,
         }
     }
 
@@ -196,7 +165,7 @@ impl TestTsa {
 
     /// How many queries were answered with a token.
     pub fn answered(&self) -> usize {
-        self.answered.load(Ordering::SeqCst)
+        self.server.answered()
     }
 
     /// The `[tsa]` config table for this TSA under `policy` with imprint `hash`.
@@ -223,70 +192,29 @@ pub fn closed_url() -> String {
     format!("http://127.0.0.1:{port}/tsa")
 }
 
-impl Drop for TestTsa {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+/// Answers one query (a POST) with `openssl ts -reply`; the token, or why there is none.
+fn reply(dir: &Path, n: usize, method: &str, query: &[u8]) -> Result<Vec<u8>, String> {
+    if method != "POST" {
+        return Err(format!("{method} is not POST"));
     }
-}
-
-/// Reads one POST, answers it with `openssl ts -reply`.
-fn answer(conn: TcpStream, dir: &Path, n: usize) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut length = 0usize;
-    let mut first = String::new();
-    reader.read_line(&mut first)?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0u8; length.min(64 * 1024)];
-    reader.read_exact(&mut body)?;
-    let query = dir.join(format!("q{n}.tsq"));
-    let reply = dir.join(format!("r{n}.tsr"));
-    std::fs::write(&query, &body)?;
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .arg("ts")
-        .arg("-reply")
-        .arg("-queryfile")
-        .arg(&query)
-        .args([
-            "-config", "ts.cnf", "-inkey", "tsa.key", "-signer", "tsa.pem", "-out",
-        ])
-        .arg(&reply)
-        .output()?;
-    let mut conn = conn;
-    if !first.starts_with("POST ") || !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stderr).into_owned();
-        write!(
-            conn,
-            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}",
-            msg.len()
-        )?;
-        return Err(std::io::Error::other(msg));
-    }
-    let bytes = std::fs::read(&reply)?;
-    write!(
-        conn,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/timestamp-reply\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        bytes.len()
+    let (q, r) = (format!("q{n}.tsq"), format!("r{n}.tsr"));
+    std::fs::write(dir.join(&q), query).map_err(|e| e.to_string())?;
+    try_openssl(
+        dir,
+        &[
+            "ts",
+            "-reply",
+            "-queryfile",
+            &q,
+            "-config",
+            "ts.cnf",
+            "-inkey",
+            "tsa.key",
+            "-signer",
+            "tsa.pem",
+            "-out",
+            &r,
+        ],
     )?;
-    conn.write_all(&bytes)?;
-    conn.flush()
+    std::fs::read(dir.join(&r)).map_err(|e| e.to_string())
 }

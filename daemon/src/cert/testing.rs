@@ -24,6 +24,10 @@ pub struct CertSpec {
     pub key_usage: Option<u8>,
     /// basicConstraints cA.
     pub ca: bool,
+    /// An OCSP responder URL: writes a non-critical AuthorityInfoAccess (id-ad-ocsp).
+    pub ocsp_url: Option<String>,
+    /// A CRL URL: writes a non-critical CRLDistributionPoints with one full-name URI.
+    pub crl_url: Option<String>,
 }
 
 fn oid(s: &str) -> Vec<u8> {
@@ -84,6 +88,23 @@ pub fn issue(
             &write::octets(&ku),
         ]));
     }
+    // GeneralName uniformResourceIdentifier: [6] IMPLICIT IA5String.
+    let uri = |u: &str| write::tlv(0x86, u.as_bytes());
+    if let Some(url) = &spec.ocsp_url {
+        // AuthorityInfoAccessSyntax ::= SEQUENCE OF AccessDescription { id-ad-ocsp, uri }
+        let aia = write::seq(&[&write::seq(&[&oid("1.3.6.1.5.5.7.48.1"), &uri(url)])]);
+        exts.push(write::seq(&[
+            &oid("1.3.6.1.5.5.7.1.1"),
+            &write::octets(&aia),
+        ]));
+    }
+    if let Some(url) = &spec.crl_url {
+        // SEQUENCE OF DistributionPoint { distributionPoint [0] { fullName [0] { uri } } }
+        let full_name = write::constructed(0xa0, &[&uri(url)]);
+        let point = write::constructed(0xa0, &[&full_name]);
+        let cdp = write::seq(&[&write::seq(&[&point])]);
+        exts.push(write::seq(&[&oid("2.5.29.31"), &write::octets(&cdp)]));
+    }
     let ext_refs: Vec<&[u8]> = exts.iter().map(Vec::as_slice).collect();
     let mut parts: Vec<Vec<u8>> = vec![
         write::constructed(0xa0, &[&write::int(2)]),
@@ -140,6 +161,8 @@ pub fn parties(algorithm: KeyAlgorithm) -> Parties {
             not_after: OffsetDateTime::from_unix_timestamp(2_019_686_400).expect("2034-01-01"),
             key_usage: Some(key_usage),
             ca,
+            ocsp_url: None,
+            crl_url: None,
         };
         issue(&spec, key.public_key(), &root_name, &root)
     };

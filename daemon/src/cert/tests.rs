@@ -22,6 +22,8 @@ fn spec(cn: &str, ca: bool, ku: Option<u8>) -> CertSpec {
         not_after: datetime!(2030-01-01 0:00 UTC),
         key_usage: ku,
         ca,
+        ocsp_url: None,
+        crl_url: None,
     }
 }
 
@@ -190,4 +192,55 @@ fn garbage_is_malformed_not_a_panic() {
         Certificate::from_der(b"hello"),
         Err(CertError::Malformed(_))
     ));
+}
+
+#[test]
+fn ocsp_and_crl_urls_are_written_as_extensions() {
+    use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let key = SoftSigner::from_seed(KeyAlgorithm::P256, 1);
+    let der = issue(
+        &CertSpec {
+            ocsp_url: Some("http://127.0.0.1:1/ocsp".into()),
+            crl_url: Some("http://127.0.0.1:1/crl".into()),
+            ..spec("Seal", false, Some(0xc0))
+        },
+        key.public_key(),
+        &name("测试单位", "Root CA"),
+        &key,
+    );
+    Certificate::from_der(&der).unwrap();
+    let (_, c) = X509Certificate::from_der(&der).unwrap();
+    let (mut ocsp, mut crl) = (None, None);
+    for e in c.extensions() {
+        match e.parsed_extension() {
+            ParsedExtension::AuthorityInfoAccess(aia) => {
+                assert!(!e.critical);
+                let [d] = aia.accessdescs.as_slice() else {
+                    panic!("one access description")
+                };
+                assert_eq!(d.access_method.to_id_string(), "1.3.6.1.5.5.7.48.1");
+                if let GeneralName::URI(u) = d.access_location {
+                    ocsp = Some(u.to_owned());
+                }
+            }
+            ParsedExtension::CRLDistributionPoints(cdp) => {
+                assert!(!e.critical);
+                let [p] = cdp.points.as_slice() else {
+                    panic!("one distribution point")
+                };
+                if let Some(DistributionPointName::FullName(names)) = &p.distribution_point {
+                    if let [GeneralName::URI(u)] = names.as_slice() {
+                        crl = Some((*u).to_owned());
+                    }
+                }
+            }
+            ParsedExtension::UnsupportedExtension { .. } | ParsedExtension::ParseError { .. } => {
+                panic!("{:?} did not parse", e.oid)
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(ocsp.as_deref(), Some("http://127.0.0.1:1/ocsp"));
+    assert_eq!(crl.as_deref(), Some("http://127.0.0.1:1/crl"));
 }

@@ -129,6 +129,8 @@ mod tests {
             not_after: datetime!(2030-01-01 0:00 UTC),
             key_usage: Some(0x80),
             ca: false,
+            ocsp_url: None,
+            crl_url: None,
         };
         let cert = issue(&spec, key.public_key(), &n, &key);
         let md = sm3(xml);

@@ -36,6 +36,8 @@ impl Pki {
             not_after: ts(now + 3650 * DAY),
             key_usage: Some(ku),
             ca,
+            ocsp_url: None,
+            crl_url: None,
         };
         let root_cert = issue(
             &spec("Test Root", true, 0x06),
@@ -86,6 +88,8 @@ impl Pki {
             not_after: ts(not_after),
             key_usage: Some(key_usage),
             ca: false,
+            ocsp_url: None,
+            crl_url: None,
         };
         issue(
             &spec,

@@ -196,6 +196,8 @@ fn v1_signature_reads_and_verifies_over_its_tbs() {
         not_after: datetime!(2022-01-01 0:00 UTC),
         key_usage: Some(0x80),
         ca: false,
+        ocsp_url: None,
+        crl_url: None,
     };
     let cert = issue(&spec, key.public_key(), &n, &key);
     let document = b"v1 protected bytes";
