@@ -70,6 +70,7 @@ fn bench_ses(c: &mut Criterion) {
             trust: Some(&roots),
             at: None,
             tsa_trust: None,
+            revocation: None,
         };
         b.iter(|| {
             let report = verify_der(&built.der, &options).unwrap();

@@ -871,8 +871,14 @@ mod tests {
         assert!(!r.fetch);
         assert_eq!(r.on_unknown, crate::revocation::OnUnknown::Allow);
         for (bad, key) in [
-            ("[revocation]\nocsp_url = \"ldap://ca/\"\n", "revocation.ocsp_url"),
-            ("[revocation]\ntimeout_secs = 301\n", "revocation.timeout_secs"),
+            (
+                "[revocation]\nocsp_url = \"ldap://ca/\"\n",
+                "revocation.ocsp_url",
+            ),
+            (
+                "[revocation]\ntimeout_secs = 301\n",
+                "revocation.timeout_secs",
+            ),
         ] {
             let err = Config::parse(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("`{key}`")), "{bad}: {err}");

@@ -370,14 +370,15 @@ impl Checker {
     }
 
     /// For stamping: the status of `cert` (issued by `issuer`, when a trust root issued it),
-    /// or why it may not sign (revoked; unknown under `on_unknown = "refuse"`).
+    /// and why it may not sign, if it may not (revoked; unknown under
+    /// `on_unknown = "refuse"`).
     pub fn check_for_signing(
         &self,
         which: &'static str,
         cert: &Certificate,
         issuer: Option<&Certificate>,
         now: OffsetDateTime,
-    ) -> Result<CertStatus, (CertStatus, String)> {
+    ) -> (CertStatus, Option<String>) {
         let status = match issuer {
             Some(issuer) => self.status(which, cert, issuer, now),
             None => {
@@ -385,24 +386,19 @@ impl Checker {
                 CertStatus::new(which, cert, Status::Unknown(why.clone()), None, why)
             }
         };
-        match status.status() {
-            Status::Good => Ok(status),
-            Status::Unknown(_) if self.settings.on_unknown == OnUnknown::Allow => Ok(status),
-            Status::Revoked { .. } => {
-                let why = format!(
-                    "{}; a revoked certificate cannot seal, so nothing was signed",
-                    status.sentence()
-                );
-                Err((status, why))
-            }
-            Status::Unknown(_) => {
-                let why = format!(
-                    "{}; [revocation] on_unknown = \"refuse\", so nothing was signed",
-                    status.sentence()
-                );
-                Err((status, why))
-            }
-        }
+        let refusal = match status.status() {
+            Status::Good => None,
+            Status::Unknown(_) if self.settings.on_unknown == OnUnknown::Allow => None,
+            Status::Revoked { .. } => Some(format!(
+                "{}; a revoked certificate cannot seal, so nothing was signed",
+                status.sentence()
+            )),
+            Status::Unknown(_) => Some(format!(
+                "{}; [revocation] on_unknown = \"refuse\", so nothing was signed",
+                status.sentence()
+            )),
+        };
+        (status, refusal)
     }
 }
 

@@ -297,17 +297,16 @@ fn check_certificates(
     ] {
         let cert = Certificate::from_der(der)
             .map_err(|e| StampError::SealData(format!("the {which} certificate: {e}")))?;
-        match checker.check_for_signing(which, &cert, trust.issuer_of(&cert), now) {
-            Ok(status) => statuses.push(status),
-            Err((status, why)) => {
-                let record =
-                    NewRecord::revocation(ticket.seal.id, ticket.request.id, &status, true);
-                if let Err(e) = state.services.audit.append(record) {
-                    tracing::error!(request = ticket.request.id, error = %e, "cannot record a refused certificate status");
-                }
-                return Err(StampError::CertificateStatus(why));
+        let (status, refusal) =
+            checker.check_for_signing(which, &cert, trust.issuer_of(&cert), now);
+        if let Some(why) = refusal {
+            let record = NewRecord::revocation(ticket.seal.id, ticket.request.id, &status, true);
+            if let Err(e) = state.services.audit.append(record) {
+                tracing::error!(request = ticket.request.id, error = %e, "cannot record a refused certificate status");
             }
+            return Err(StampError::CertificateStatus(why));
         }
+        statuses.push(status);
     }
     Ok(statuses)
 }
