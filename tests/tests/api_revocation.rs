@@ -4,9 +4,9 @@
 //!
 //! - Online: the seal's and maker's certificates name the CA's OCSP responder and CRL; seald
 //!   follows them. Good: the request is signed, with `revocation` usage records; the verifier
-//!   reports the status. Revoked after a timestamped signature: that signature stands, and
-//!   without the TSA's trust it falls (`sealctl verify`); a PDF's CMS signature (no trusted
-//!   time) falls; new requests are refused with the date and reason.
+//!   reports the status. Revoked after timestamped signatures (a SES_Signature, a PDF's CMS
+//!   with its signature-time-stamp): they stand, and without the TSA's trust they fall
+//!   (`sealctl verify`); new requests are refused with the date and reason.
 //! - Offline: CRL files only. An expired CRL leaves the status unknown (refused by default), a
 //!   fresh one lets the seal sign, a new one revoking it stops it; the CA down with nothing
 //!   else to ask refuses, or signs under `on_unknown = "allow"`.
@@ -129,7 +129,10 @@ fn online_status_at_stamping_and_verification_with_trusted_time() {
     let extra = format!("{}\n[revocation]\n", tsa.config("required", "sha256"));
     let d = deployment(&ca, &extra);
 
-    // Good: signed, both certificates asked of the CA's OCSP responder.
+    // Good: signed, both certificates asked of the CA's OCSP responder. The PDF first, so that
+    // the digest's timestamp is the later one.
+    let pdf = seal_pdf(&d);
+    assert_eq!(verify_pdf(&d, &pdf)["valid"], true);
     let want = digest(1, 1);
     let (id, v) = stamp(&d, &[want]);
     assert_eq!(v["state"], "signed", "{v}");
@@ -153,10 +156,8 @@ fn online_status_at_stamping_and_verification_with_trusted_time() {
     assert_eq!(report["revocation"][0]["certificate"], "signer");
     assert_eq!(report["revocation"][0]["status"], "good");
     assert_eq!(report["revocation"][1]["certificate"], "maker");
-    let pdf = seal_pdf(&d);
-    assert_eq!(verify_pdf(&d, &pdf)["valid"], true);
 
-    // Revoked a second after the timestamp (the index keeps whole seconds).
+    // Revoked a second after the last timestamp (the index keeps whole seconds).
     let gen_time = SesSignature::parse(&der)
         .unwrap()
         .time_stamp_token()
@@ -213,11 +214,27 @@ fn online_status_at_stamping_and_verification_with_trusted_time() {
         "{text}"
     );
 
-    // The PDF's CMS signature has no trusted time here: it falls.
+    // The same for the PDF's CMS signature and its signature-time-stamp.
     let report = verify_pdf(&d, &pdf);
-    assert_eq!(report["valid"], false, "{report:#}");
+    assert_eq!(report["valid"], true, "{report:#}");
     let text = report.to_string();
+    assert!(text.contains("signature-time-stamp TSA chain"), "{text}");
+    assert!(text.contains("before the revocation and stands"), "{text}");
+    let pdf_file = dir.path().join("sealed.pdf");
+    std::fs::write(&pdf_file, &pdf).unwrap();
+    let pdf_args = [
+        pdf_file.to_str().unwrap(),
+        "--trust",
+        root.to_str().unwrap(),
+        "--online",
+    ];
+    let (code, text) = sealctl_verify(&pdf_args);
+    assert_eq!(code, 1, "{text}");
     assert!(text.contains("FAILED: the signer certificate"), "{text}");
+    assert!(text.contains("no trusted timestamp proving"), "{text}");
+    let trusted = [&pdf_args[..], &["--tsa-trust", tsa_root.to_str().unwrap()]].concat();
+    let (code, text) = sealctl_verify(&trusted);
+    assert_eq!(code, 0, "{text}");
 
     // The seal cannot stamp any more; the refusal is in the usage log.
     let (id, v) = stamp(&d, &[digest(1, 2)]);

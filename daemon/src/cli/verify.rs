@@ -226,8 +226,15 @@ fn verify_pdf_file(
     bytes: &[u8],
     out: &mut dyn Write,
 ) -> Result<i32, Unreadable> {
-    let report = crate::pdf::verify_pdf_with(bytes, options.trust, options.revocation)
-        .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
+    let report = crate::pdf::verify_pdf_with(
+        bytes,
+        crate::cms::Anchors {
+            roots: options.trust,
+            tsa: options.tsa_trust,
+            revocation: options.revocation,
+        },
+    )
+    .map_err(|e| Unreadable(format!("{}: {e}", args.file.display())))?;
     report_document(
         args,
         options,

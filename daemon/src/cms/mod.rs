@@ -12,7 +12,7 @@ pub(crate) mod verify;
 
 pub use build::{build_detached, max_detached_len, Profile};
 pub use parse::{cert_issuer_serial, EssCertId, SignedAttrs, SignedData, SignerId, SignerInfo};
-pub use verify::{verify_detached, CmsChecks, CmsReport, ContentDigest, DigestAlgorithm};
+pub use verify::{verify_detached, Anchors, CmsChecks, CmsReport, ContentDigest, DigestAlgorithm};
 
 /// Object identifiers used in SignedData.
 pub mod oid {

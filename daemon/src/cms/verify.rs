@@ -247,9 +247,10 @@ pub(crate) fn certificate_checks(
     sd: &SignedData<'_>,
     cert: &Certificate,
     at: Option<(OffsetDateTime, &str)>,
-    trust: Option<&TrustStore>,
-    revocation: Option<&Checker>,
+    anchors: Anchors<'_>,
+    trusted_time: Option<OffsetDateTime>,
 ) {
+    let trust = anchors.roots;
     // With trust roots but no signing time (none signed, none claimed), the certificate is
     // judged now: a signature must not escape the chain check by leaving its time out.
     let at = at.or_else(|| {
@@ -293,17 +294,18 @@ pub(crate) fn certificate_checks(
             );
         }
     }
-    revocation_check(c, cert, trust, revocation);
+    revocation_check(c, cert, trust, anchors.revocation, trusted_time);
 }
 
-/// The signer's certificate status, when a checker is given and a trust root issued it. A
-/// CMS signature's time is never trusted here (its timestamp's TSA chain is not judged), so a
-/// revoked certificate fails the signature whatever its time.
+/// The signer's certificate status, when a checker is given and a trust root issued it,
+/// judged against the signature's trusted time (a signature-time-stamp that chains to a TSA
+/// root), if any.
 fn revocation_check(
     c: &mut CmsChecks,
     cert: &Certificate,
     trust: Option<&TrustStore>,
     revocation: Option<&Checker>,
+    trusted_time: Option<OffsetDateTime>,
 ) {
     let Some(checker) = revocation else {
         return c.na("certificate status was not checked: no [revocation] sources were given");
@@ -312,7 +314,7 @@ fn revocation_check(
         return c.na("certificate status was not checked: its issuer is not a trust root");
     };
     let status = checker.status("signer", cert, issuer, OffsetDateTime::now_utc());
-    match judge_signature(&status, None) {
+    match judge_signature(&status, trusted_time) {
         Judgement::Stands(d) => c.check(true, d),
         Judgement::Fails(d) => c.check(false, d),
         Judgement::Unknown(d) => c.na(d),
@@ -352,35 +354,86 @@ fn signing_certificate_check(c: &mut CmsChecks, attrs: &SignedAttrs, cert: &Cert
     }
 }
 
+/// What a CMS (or PDF) verifier trusts and asks beside the document.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Anchors<'a> {
+    /// Trust roots for the signer's chain; `None`: chains not checked.
+    pub roots: Option<&'a TrustStore>,
+    /// Trusted TSA certificates for a signature-time-stamp; `None`: its time is not trusted.
+    pub tsa: Option<&'a TrustStore>,
+    /// Where certificate status is found; `None`: not checked.
+    pub revocation: Option<&'a Checker>,
+}
+
+impl<'a> Anchors<'a> {
+    /// Trust roots only.
+    pub fn roots(roots: Option<&'a TrustStore>) -> Self {
+        Self {
+            roots,
+            ..Self::default()
+        }
+    }
+}
+
 /// The unsigned signature-time-stamp attribute (RFC 3161 appendix A): the token's imprint is
-/// the digest of the signature value and the TSA's signature verifies. Its TSA chain is not
-/// judged here (no TSA roots), so the certificate stays judged at the signed or claimed time.
-fn time_stamp_checks(c: &mut CmsChecks, token: &[u8], signature: &[u8]) {
+/// the digest of the signature value and the TSA's signature verifies; with TSA trust roots,
+/// its chain and timeStamping usage too, and then its genTime is returned: the trusted time at
+/// which the signer's certificate is judged.
+fn time_stamp_checks(
+    c: &mut CmsChecks,
+    token: &[u8],
+    signature: &[u8],
+    tsa: Option<&TrustStore>,
+) -> Option<OffsetDateTime> {
     use crate::tsa::TimeStampToken;
     let token = match TimeStampToken::parse(token) {
         Ok(t) => t,
-        Err(e) => return c.check(false, format!("signature-time-stamp: {e}")),
+        Err(e) => {
+            c.check(false, format!("signature-time-stamp: {e}"));
+            return None;
+        }
     };
+    let tsa = tsa.filter(|t| !t.is_empty());
+    let extra = tsa.map(TrustStore::roots).unwrap_or_default();
     let imprint = token.check_imprint(signature);
     c.check(
         imprint.is_ok(),
         format!("signature-time-stamp: {}", imprint.unwrap_or_else(|e| e)),
     );
+    let imprint_ok = c.ok;
     // A token seald cannot check (an RSA TSA, no certificate in it) does not fail the
     // signature: its time is not used either way.
-    if let Some(why) = token.uncheckable(&[]) {
-        return c.na(format!("signature-time-stamp: {why}"));
+    if let Some(why) = token.uncheckable(extra) {
+        c.na(format!("signature-time-stamp: {why}"));
+        return None;
     }
-    match token.check_signature(&[]) {
+    let cert = match token.check_signature(extra) {
         Ok((cert, detail)) => {
             c.check(true, format!("signature-time-stamp: {detail}"));
-            c.na(format!(
-                "signature-time-stamp by {} at {}: its TSA chain is not checked here, so the certificate is judged at the signed or claimed time",
-                cert.facts().display_name(),
-                crate::cert::rfc3339(&token.gen_time())
-            ));
+            cert
         }
-        Err(e) => c.check(false, format!("signature-time-stamp: {e}")),
+        Err(e) => {
+            c.check(false, format!("signature-time-stamp: {e}"));
+            return None;
+        }
+    };
+    let at = crate::cert::rfc3339(&token.gen_time());
+    let name = cert.facts().display_name();
+    let Some(store) = tsa else {
+        c.na(format!(
+            "signature-time-stamp by {name} at {at}: no TSA trust roots given, so its time is not trusted and the certificate is judged at the signed or claimed time"
+        ));
+        return None;
+    };
+    match token.check_tsa_chain(&cert, store) {
+        Ok(chain) => {
+            c.check(true, format!("signature-time-stamp TSA {chain}"));
+            imprint_ok.then(|| token.gen_time())
+        }
+        Err(e) => {
+            c.check(false, format!("signature-time-stamp TSA chain: {e}"));
+            None
+        }
     }
 }
 
@@ -391,13 +444,18 @@ fn time_stamp_checks(c: &mut CmsChecks, token: &[u8], signature: &[u8]) {
 pub fn verify_detached(
     der: &[u8],
     content: ContentDigest<'_>,
-    trust: Option<&TrustStore>,
-    revocation: Option<&Checker>,
+    anchors: Anchors<'_>,
     claimed_time: Option<OffsetDateTime>,
 ) -> Result<CmsReport, String> {
     let ContentDigest::Chunks(chunks) = content;
     let sd = SignedData::parse(der, true)?;
     let mut c = CmsChecks::default();
+    // The timestamp first (its lines go last): a trusted one sets when the certificate is
+    // judged.
+    let mut stamp_lines = CmsChecks::default();
+    let trusted = sd.signer.signature_time_stamp().and_then(|token| {
+        time_stamp_checks(&mut stamp_lines, token, sd.signer.signature, anchors.tsa)
+    });
     let digest = DigestAlgorithm::from_oid(&sd.signer.digest_algorithm);
     match digest {
         Some(d) => c.check(true, format!("digest algorithm {}", d.name())),
@@ -474,15 +532,15 @@ pub fn verify_detached(
                     Err(e) => e.to_string(),
                 },
             );
-            let at = signing_time
-                .map(|t| (t, "signing-time"))
+            let at = trusted
+                .map(|t| (t, "trusted timestamp's genTime"))
+                .or(signing_time.map(|t| (t, "signing-time")))
                 .or(claimed_time.map(|t| (t, "claimed signing time")));
-            certificate_checks(&mut c, &sd, cert, at, trust, revocation);
+            certificate_checks(&mut c, &sd, cert, at, anchors, trusted);
         }
     }
-    if let Some(token) = sd.signer.signature_time_stamp() {
-        time_stamp_checks(&mut c, token, sd.signer.signature);
-    }
+    c.ok &= stamp_lines.ok;
+    c.lines.extend(stamp_lines.lines);
     Ok(CmsReport {
         valid: c.ok,
         form,
@@ -535,15 +593,26 @@ mod tests {
         for alg in [KeyAlgorithm::P256, KeyAlgorithm::Sm2] {
             let der = plain(alg, b"first part, second part");
             let pieces: [&[u8]; 2] = [b"first part", b", second part"];
-            let r =
-                verify_detached(&der, ContentDigest::Chunks(&pieces), None, None, None).unwrap();
+            let r = verify_detached(
+                &der,
+                ContentDigest::Chunks(&pieces),
+                Anchors::roots(None),
+                None,
+            )
+            .unwrap();
             assert!(r.valid, "{alg:?} {:#?}", r.checks);
             assert_eq!(r.form, "plain");
             assert!(r
                 .checks
                 .contains(&"n/a: certificate validity: no signing time to judge it at".into()));
             let other: [&[u8]; 2] = [b"first part", b", changed"];
-            let r = verify_detached(&der, ContentDigest::Chunks(&other), None, None, None).unwrap();
+            let r = verify_detached(
+                &der,
+                ContentDigest::Chunks(&other),
+                Anchors::roots(None),
+                None,
+            )
+            .unwrap();
             assert!(!r.valid, "{alg:?}");
         }
     }
@@ -557,8 +626,7 @@ mod tests {
         let r = verify_detached(
             &der,
             ContentDigest::Chunks(&pieces),
-            Some(&roots),
-            None,
+            Anchors::roots(Some(&roots)),
             None,
         )
         .unwrap();
@@ -574,8 +642,7 @@ mod tests {
         let r = verify_detached(
             &der,
             ContentDigest::Chunks(&pieces),
-            Some(&foreign),
-            None,
+            Anchors::roots(Some(&foreign)),
             None,
         )
         .unwrap();

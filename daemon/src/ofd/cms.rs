@@ -85,7 +85,12 @@ pub fn verify_cms(
                 },
             );
             let at = signing_time.map(|t| (t, "signingTime"));
-            certificate_checks(&mut c, &p, cert, at, trust, revocation);
+            let anchors = crate::cms::Anchors {
+                roots: trust,
+                tsa: None,
+                revocation,
+            };
+            certificate_checks(&mut c, &p, cert, at, anchors, None);
         }
     }
     Ok(CmsReport {

@@ -12,7 +12,6 @@
 
 use time::OffsetDateTime;
 
-use crate::cert::TrustStore;
 use crate::cms::{verify_detached, ContentDigest};
 use crate::crypto::KeyAlgorithm;
 use crate::ses::{BuildError, DocumentSigner};
@@ -52,15 +51,13 @@ pub fn max_signed_data_len(signer: &DocumentSigner<'_>, chain: &[Vec<u8>]) -> us
 pub fn verify_contents(
     contents: &[u8],
     signed: &[&[u8]],
-    trust: Option<&TrustStore>,
-    revocation: Option<&crate::revocation::Checker>,
+    anchors: crate::cms::Anchors<'_>,
     claimed_time: Option<OffsetDateTime>,
 ) -> Result<CmsReport, String> {
     verify_detached(
         contents,
         ContentDigest::Chunks(signed),
-        trust,
-        revocation,
+        anchors,
         claimed_time,
     )
 }

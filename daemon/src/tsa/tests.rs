@@ -478,7 +478,7 @@ fn an_sm2_tsa_token_verifies_with_sm3() {
 #[test]
 fn a_cms_signature_carries_the_token_as_an_unsigned_attribute() {
     use crate::cms::{
-        build_detached, max_detached_len, verify_detached, ContentDigest, SignedData,
+        build_detached, max_detached_len, verify_detached, Anchors, ContentDigest, SignedData,
     };
     let p = parties(KeyAlgorithm::P256);
     let seal = build_seal(&seal_info(&p), &p.maker_cert, &p.maker).unwrap();
@@ -500,8 +500,7 @@ fn a_cms_signature_carries_the_token_as_an_unsigned_attribute() {
         let report = verify_detached(
             &der,
             ContentDigest::Chunks(&[content]),
-            None,
-            None,
+            Anchors::roots(None),
             Some(at),
         )
         .unwrap();

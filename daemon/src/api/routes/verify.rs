@@ -104,8 +104,11 @@ async fn verify_pdf_body(
     blocking(move || {
         let report = crate::pdf::verify_pdf_with(
             &bytes,
-            Some(&state.trust),
-            state.runtime.revocation.as_deref(),
+            crate::cms::Anchors {
+                roots: Some(&state.trust),
+                tsa: state.runtime.tsa_trust(),
+                revocation: state.runtime.revocation.as_deref(),
+            },
         )
         .map_err(|e| {
             ApiError::new(

@@ -6,8 +6,8 @@ use time::macros::datetime;
 
 use super::*;
 use crate::cert::testing::{parties, Parties};
-use crate::cert::Certificate;
-use crate::cms::{oid, SignedAttrs, SignedData};
+use crate::cert::{Certificate, TrustStore};
+use crate::cms::{oid, Anchors, SignedAttrs, SignedData};
 use crate::crypto::data_digest;
 use crate::ses::build_tests::{openssl_verifies, seal_info};
 use crate::ses::{build_seal, Seal};
@@ -59,7 +59,7 @@ fn built_signed_data_verifies_and_catches_changes() {
         let max = max_signed_data_len(&keys.signer(), std::slice::from_ref(&keys.p.root_cert));
         assert!(cms.len() <= max && max - cms.len() <= 8, "{alg:?}");
         let trust = keys.trust();
-        let r = verify_contents(&cms, &PARTS, Some(&trust), None, Some(WHEN)).unwrap();
+        let r = verify_contents(&cms, &PARTS, Anchors::roots(Some(&trust)), Some(WHEN)).unwrap();
         assert!(r.valid, "{alg:?} {:#?}", r.checks);
         assert_eq!(r.form, "authenticated-attributes");
         assert!(r.checks.iter().any(|c| c.starts_with("ok: chain of 2")));
@@ -68,14 +68,20 @@ fn built_signed_data_verifies_and_catches_changes() {
         let mut padded = cms.clone();
         padded.resize(max + 100, 0);
         assert!(
-            verify_contents(&padded, &PARTS, None, None, None)
+            verify_contents(&padded, &PARTS, Anchors::roots(None), None)
                 .unwrap()
                 .valid
         );
         padded.push(1);
-        assert!(verify_contents(&padded, &PARTS, None, None, None).is_err());
+        assert!(verify_contents(&padded, &PARTS, Anchors::roots(None), None).is_err());
         // Another byte range, another signature value: both fail.
-        let r = verify_contents(&cms, &[PARTS[0], b"changed"], None, None, Some(WHEN)).unwrap();
+        let r = verify_contents(
+            &cms,
+            &[PARTS[0], b"changed"],
+            Anchors::roots(None),
+            Some(WHEN),
+        )
+        .unwrap();
         assert!(!r.valid);
         assert!(r
             .checks
@@ -86,7 +92,7 @@ fn built_signed_data_verifies_and_catches_changes() {
         let mut bad = cms.clone();
         bad[sig_at] ^= 1;
         assert!(
-            !verify_contents(&bad, &PARTS, None, None, None)
+            !verify_contents(&bad, &PARTS, Anchors::roots(None), None)
                 .unwrap()
                 .valid
         );
@@ -94,8 +100,7 @@ fn built_signed_data_verifies_and_catches_changes() {
         let r = verify_contents(
             &cms,
             &PARTS,
-            None,
-            None,
+            Anchors::roots(None),
             Some(datetime!(2040-01-01 0:00 UTC)),
         );
         assert_eq!(
@@ -104,7 +109,7 @@ fn built_signed_data_verifies_and_catches_changes() {
             "SM2 has signing-time"
         );
         for cut in 0..cms.len() {
-            assert!(verify_contents(&cms[..cut], &PARTS, None, None, None).is_err());
+            assert!(verify_contents(&cms[..cut], &PARTS, Anchors::roots(None), None).is_err());
         }
     }
 }

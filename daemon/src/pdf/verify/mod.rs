@@ -15,6 +15,7 @@ mod signature;
 #[cfg(test)]
 mod tests;
 
+use crate::cms::Anchors;
 use std::collections::HashMap;
 
 use crate::cert::{CertFacts, TrustStore};
@@ -172,26 +173,17 @@ impl PdfReport {
 
 /// Verifies every signature of the PDF `bytes`; certificates chain to `trust` when given.
 pub fn verify_pdf(bytes: &[u8], trust: Option<&TrustStore>) -> Result<PdfReport, PdfError> {
-    verify_pdf_with(bytes, trust, None)
+    verify_pdf_with(bytes, Anchors::roots(trust))
 }
 
-/// [`verify_pdf`] with a certificate status checker for the signers' certificates.
-pub fn verify_pdf_with(
-    bytes: &[u8],
-    trust: Option<&TrustStore>,
-    revocation: Option<&crate::revocation::Checker>,
-) -> Result<PdfReport, PdfError> {
-    verify_within(bytes, (trust, revocation), reparse_budget(bytes.len()))
+/// [`verify_pdf`] with TSA trust roots (a signature's trusted timestamp judges its
+/// certificate) and a certificate status checker.
+pub fn verify_pdf_with(bytes: &[u8], anchors: Anchors<'_>) -> Result<PdfReport, PdfError> {
+    verify_within(bytes, anchors, reparse_budget(bytes.len()))
 }
-
-/// Trust roots and a status checker, as the signature checks take them.
-type Anchors<'a> = (
-    Option<&'a TrustStore>,
-    Option<&'a crate::revocation::Checker>,
-);
 
 /// [`verify_pdf`], re-reading at most `budget` bytes to compare revisions.
-fn verify_within(bytes: &[u8], trust: Anchors<'_>, budget: usize) -> Result<PdfReport, PdfError> {
+fn verify_within(bytes: &[u8], anchors: Anchors<'_>, budget: usize) -> Result<PdfReport, PdfError> {
     let (doc, inflated) = crate::pdf::open_measured(bytes)?;
     let ends = load::revision_ends(bytes);
     if ends.len() > MAX_REVISIONS {
@@ -220,7 +212,7 @@ fn verify_within(bytes: &[u8], trust: Anchors<'_>, budget: usize) -> Result<PdfR
     let found = fields::signature_fields(&doc);
     let mut signatures: Vec<(PdfSignatureReport, &lopdf::Dictionary)> = found
         .iter()
-        .map(|f| (signature::check(bytes, &ends, f, trust), &f.sig))
+        .map(|f| (signature::check(bytes, &ends, f, anchors), &f.sig))
         .collect();
     signatures.sort_by_key(|(s, _)| (s.revision, s.byte_range.get(1).copied()));
     if signatures.is_empty() {

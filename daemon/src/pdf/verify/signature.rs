@@ -1,6 +1,7 @@
 //! One signature's checks: the ByteRange, then `/Contents` as CMS SignedData or as a
 //! GB/T 38540 SES_Signature over the ByteRange bytes.
 
+use crate::cms::Anchors;
 use lopdf::{Dictionary, Object};
 use time::OffsetDateTime;
 
@@ -83,7 +84,7 @@ pub(super) fn check(
     bytes: &[u8],
     ends: &[RevisionEnd],
     field: &SigField,
-    (trust, revocation): super::Anchors<'_>,
+    anchors: Anchors<'_>,
 ) -> PdfSignatureReport {
     let sig = &field.sig;
     let sub_filter = name_or_text(sig, b"SubFilter").unwrap_or_default();
@@ -131,16 +132,9 @@ pub(super) fn check(
                 _ => "pkcs7",
             }
             .into();
-            cms(
-                &range,
-                &sub_filter,
-                claimed,
-                (trust, revocation),
-                &mut c,
-                &mut report,
-            );
+            cms(&range, &sub_filter, claimed, anchors, &mut c, &mut report);
         }
-        ObjectKind::Signature => ses(&range, (trust, revocation), &mut c, &mut report),
+        ObjectKind::Signature => ses(&range, anchors, &mut c, &mut report),
         ObjectKind::Seal | ObjectKind::Unknown => c.check(
             false,
             "/Contents holds neither a CMS SignedData nor a SES_Signature",
@@ -205,7 +199,7 @@ fn cms(
     range: &Range<'_>,
     sub_filter: &str,
     claimed: Option<OffsetDateTime>,
-    (trust, revocation): super::Anchors<'_>,
+    anchors: Anchors<'_>,
     c: &mut CmsChecks,
     report: &mut PdfSignatureReport,
 ) {
@@ -215,7 +209,7 @@ fn cms(
             format!("/SubFilter /{sub_filter} is not a detached CMS signature seald reads"),
         );
     }
-    match verify_contents(&range.contents, &range.pieces, trust, revocation, claimed) {
+    match verify_contents(&range.contents, &range.pieces, anchors, claimed) {
         Err(e) => c.check(false, e),
         Ok(r) => {
             c.ok &= r.valid;
@@ -230,7 +224,7 @@ fn cms(
 
 fn ses(
     range: &Range<'_>,
-    (trust, revocation): super::Anchors<'_>,
+    anchors: Anchors<'_>,
     c: &mut CmsChecks,
     report: &mut PdfSignatureReport,
 ) {
@@ -252,10 +246,10 @@ fn ses(
         &sig,
         &VerifyOptions {
             document: Document::Digest(&digest),
-            trust,
+            trust: anchors.roots,
             at: None,
-            tsa_trust: None,
-            revocation,
+            tsa_trust: anchors.tsa,
+            revocation: anchors.revocation,
         },
     );
     for check in &r.checks {

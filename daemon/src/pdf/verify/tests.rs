@@ -1013,9 +1013,9 @@ fn f9_re_reading_revisions_has_a_budget() {
         let n = next_number(&pdf);
         pdf = append_update(&pdf, &[(n, b"<< /Producer (x) >>".to_vec())]);
     }
-    let r = verify_within(&pdf, (Some(&s.trust), None), 4 * pdf.len()).unwrap();
+    let r = verify_within(&pdf, Anchors::roots(Some(&s.trust)), 4 * pdf.len()).unwrap();
     assert!(r.valid, "{}", r.to_text());
-    let r = verify_within(&pdf, (Some(&s.trust), None), 2 * pdf.len()).unwrap();
+    let r = verify_within(&pdf, Anchors::roots(Some(&s.trust)), 2 * pdf.len()).unwrap();
     assert!(!r.valid);
     assert!(
         r.problems[0].starts_with("too many revisions to compare"),
