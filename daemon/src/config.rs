@@ -85,7 +85,7 @@ pub struct RevocationConfig {
     #[serde(default = "default_true")]
     pub fetch: bool,
     /// Seconds one OCSP or CRL exchange may take (1 to 300).
-    #[serde(default = "default_tsa_timeout_secs")]
+    #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
     /// At stamping, when no source can give a certificate's status: `refuse` (default:
     /// nothing is signed) or `allow` (sign, and say so in the usage log).
@@ -148,7 +148,7 @@ pub struct TsaConfig {
     #[serde(default)]
     pub hash: crate::tsa::HashAlgorithm,
     /// Seconds to wait for the TSA's answer (1 to 300).
-    #[serde(default = "default_tsa_timeout_secs")]
+    #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
     /// What happens when no token can be had: `off` (default: none asked for),
     /// `best-effort` (warn, keep the signature without one) or `required` (the request fails,
@@ -157,7 +157,7 @@ pub struct TsaConfig {
     pub policy: crate::tsa::TsaPolicy,
 }
 
-fn default_tsa_timeout_secs() -> u64 {
+fn default_timeout_secs() -> u64 {
     10
 }
 

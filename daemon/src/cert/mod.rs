@@ -97,6 +97,8 @@ pub struct KeyUsageFacts {
     pub non_repudiation: bool,
     /// keyCertSign
     pub key_cert_sign: bool,
+    /// cRLSign
+    pub crl_sign: bool,
 }
 
 /// What the registry needs to know about a certificate.

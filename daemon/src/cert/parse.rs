@@ -86,6 +86,7 @@ impl Certificate {
                 digital_signature: ku.value.digital_signature(),
                 non_repudiation: ku.value.non_repudiation(),
                 key_cert_sign: ku.value.key_cert_sign(),
+                crl_sign: ku.value.crl_sign(),
             });
         let is_ca = cert
             .basic_constraints()

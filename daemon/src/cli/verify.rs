@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::cert::TrustStore;
 use crate::ofd::verify_ofd_with;
-use crate::revocation::{Checker, Settings};
+use crate::revocation::{Checker, OnUnknown, Settings};
 use crate::ses::{
     detect, verify_seal, verify_signature, Document, ObjectKind, Seal, SesSignature, VerifyOptions,
 };
@@ -59,6 +59,10 @@ pub struct VerifyArgs {
     /// Follow the OCSP responders and CRL distribution points the certificates name.
     #[arg(long)]
     pub online: bool,
+    /// Count a certificate whose status no source could give as not checked, instead of
+    /// as a failure.
+    #[arg(long)]
+    pub allow_unknown_status: bool,
     /// For a bare seal: the time (RFC 3339) at which to judge its validity.
     #[arg(long)]
     pub at: Option<String>,
@@ -145,7 +149,11 @@ fn status_checker(args: &VerifyArgs) -> Result<Option<Checker>, Unreadable> {
         ocsp_url: args.ocsp_url.clone(),
         fetch: args.online,
         timeout: std::time::Duration::from_secs(10),
-        on_unknown: Default::default(),
+        on_unknown: if args.allow_unknown_status {
+            OnUnknown::Allow
+        } else {
+            OnUnknown::Refuse
+        },
     })))
 }
 

@@ -11,6 +11,7 @@ mod parse;
 pub(crate) mod verify;
 
 pub use build::{build_detached, max_detached_len, Profile};
+pub(crate) use parse::strip_zeros;
 pub use parse::{cert_issuer_serial, EssCertId, SignedAttrs, SignedData, SignerId, SignerInfo};
 pub use verify::{verify_detached, Anchors, CmsChecks, CmsReport, ContentDigest, DigestAlgorithm};
 

@@ -9,7 +9,7 @@ use super::oid;
 use super::parse::{cert_issuer_serial, strip_zeros, SignedAttrs, SignedData, SignerId};
 use crate::cert::{rfc3339, CertFacts, Certificate, TrustStore};
 use crate::crypto::{KeyAlgorithm, VerifyingKey};
-use crate::revocation::{judge_signature, Checker, Judgement};
+use crate::revocation::{verify_status, Checker, Judgement};
 use crate::ses::der::{read_single, tag};
 use crate::ses::verify::read_signature_value;
 
@@ -297,9 +297,7 @@ pub(crate) fn certificate_checks(
     revocation_check(c, cert, trust, anchors.revocation, trusted_time);
 }
 
-/// The signer's certificate status, when a checker is given and a trust root issued it,
-/// judged against the signature's trusted time (a signature-time-stamp that chains to a TSA
-/// root), if any.
+/// The signer's certificate status (see [`verify_status`]).
 fn revocation_check(
     c: &mut CmsChecks,
     cert: &Certificate,
@@ -307,17 +305,10 @@ fn revocation_check(
     revocation: Option<&Checker>,
     trusted_time: Option<OffsetDateTime>,
 ) {
-    let Some(checker) = revocation else {
-        return c.na("certificate status was not checked: no [revocation] sources were given");
-    };
-    let Some(issuer) = trust.and_then(|t| t.issuer_of(cert)) else {
-        return c.na("certificate status was not checked: its issuer is not a trust root");
-    };
-    let status = checker.status("signer", cert, issuer, OffsetDateTime::now_utc());
-    match judge_signature(&status, trusted_time) {
+    match verify_status(revocation, "signer", cert, trust, trusted_time).0 {
         Judgement::Stands(d) => c.check(true, d),
         Judgement::Fails(d) => c.check(false, d),
-        Judgement::Unknown(d) => c.na(d),
+        Judgement::NotApplicable(d) => c.na(d),
     }
 }
 

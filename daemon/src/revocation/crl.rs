@@ -34,6 +34,14 @@ pub fn to_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
     Err("neither a DER CRL nor a PEM `X509 CRL`".into())
 }
 
+/// The nextUpdate of the CRL `der`, if it has one and can be read.
+pub fn next_update(der: &[u8]) -> Option<OffsetDateTime> {
+    CertificateRevocationList::from_der(der)
+        .ok()
+        .and_then(|(_, c)| c.next_update())
+        .and_then(|t| utc(t).ok())
+}
+
 fn utc(t: x509_parser::time::ASN1Time) -> Result<OffsetDateTime, String> {
     OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|_| "a date out of range".into())
 }
@@ -73,14 +81,10 @@ fn read(
             &crl.signature_value.data,
         )
         .map_err(|e| format!("its signature does not verify with the issuer's key ({e})"))?;
-    if let Some(ext) = crl.extensions().iter().find(|e| e.critical) {
-        // An issuing distribution point or a delta-CRL indicator narrows what the CRL covers;
-        // seald reads only complete CRLs.
-        return Err(format!(
-            "it has a critical extension seald does not read ({}): it may be partial",
-            ext.oid.to_id_string()
-        ));
+    if issuer.facts().key_usage.is_some_and(|ku| !ku.crl_sign) {
+        return Err("its issuer's key usage does not allow signing CRLs".into());
     }
+    check_scope(&crl, cert)?;
     let this_update = utc(crl.last_update())?;
     let next_update = crl.next_update().map(utc).transpose()?;
     if this_update > now + time::Duration::minutes(5) {
@@ -99,7 +103,7 @@ fn read(
         None => return Err("it has no nextUpdate, so its freshness cannot be judged".into()),
         Some(_) => {}
     }
-    let serial = hex::decode(&cert.facts().serial_hex).unwrap_or_default();
+    let serial = super::serial_of(cert)?;
     let about = format!(
         "issued {}, next update {}",
         crate::cert::rfc3339(&this_update),
@@ -108,7 +112,7 @@ fn read(
             .unwrap_or_default()
     );
     for entry in crl.iter_revoked_certificates() {
-        if entry.raw_serial() != serial.as_slice() {
+        if crate::cms::strip_zeros(entry.raw_serial()) != serial.as_slice() {
             continue;
         }
         if let Some(ext) = entry.extensions().iter().find(|e| e.critical) {
@@ -119,8 +123,9 @@ fn read(
         }
         let reason = entry.reason_code().map(|(_, r)| r.0);
         if reason == Some(8) {
-            // removeFromCRL: a delta CRL's way of saying "no longer on hold".
-            continue;
+            return Err(
+                "it lists the certificate as removeFromCRL, which only a delta CRL may".into(),
+            );
         }
         // A key compromised before it was revoked (invalidityDate) is judged from then.
         let mut at = utc(entry.revocation_date)?;
@@ -137,3 +142,49 @@ fn read(
     }
     Ok(CrlVerdict::Says(Status::Good, about))
 }
+
+/// Fails unless the CRL covers every certificate of its issuer, `cert` included: no delta-CRL
+/// indicator, no issuing distribution point that narrows it (CA certificates only, some
+/// reasons, an indirect CRL, attribute certificates; user certificates only when `cert` is a
+/// CA), no other critical extension.
+fn check_scope(crl: &CertificateRevocationList<'_>, cert: &Certificate) -> Result<(), String> {
+    use x509_parser::extensions::ParsedExtension;
+    for ext in crl.extensions() {
+        let oid = ext.oid.to_id_string();
+        match ext.parsed_extension() {
+            ParsedExtension::IssuingDistributionPoint(idp) => {
+                let narrowed = if idp.only_contains_ca_certs {
+                    Some("CA certificates only")
+                } else if idp.only_contains_user_certs && cert.facts().is_ca {
+                    Some("user certificates only")
+                } else if idp.only_some_reasons.is_some() {
+                    Some("some reasons only")
+                } else if idp.indirect_crl {
+                    Some("an indirect CRL")
+                } else if idp.only_contains_attribute_certs {
+                    Some("attribute certificates only")
+                } else {
+                    None
+                };
+                if let Some(what) = narrowed {
+                    return Err(format!("it is a partial CRL ({what})"));
+                }
+            }
+            _ if oid == OID_DELTA_CRL_INDICATOR => {
+                return Err("it is a delta CRL; seald reads complete CRLs".into())
+            }
+            _ if ext.critical && !KNOWN.contains(&oid.as_str()) => {
+                return Err(format!(
+                    "it has a critical extension seald does not read ({oid})"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// deltaCRLIndicator.
+const OID_DELTA_CRL_INDICATOR: &str = "2.5.29.27";
+/// CRL extensions that change nothing of what the CRL says: CRL number, authority key id.
+const KNOWN: [&str; 2] = ["2.5.29.20", "2.5.29.35"];

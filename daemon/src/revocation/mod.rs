@@ -21,7 +21,7 @@ mod tests;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -30,7 +30,7 @@ use crate::cert::{rfc3339, Certificate};
 use crate::fetch::{Exchange, FetchError};
 
 pub use crl::CrlVerdict;
-pub use ocsp::OcspRequest;
+pub use ocsp::{OcspAnswer, OcspRequest};
 
 /// Largest OCSP answer read.
 const MAX_OCSP_ANSWER: u64 = 64 * 1024;
@@ -148,14 +148,15 @@ impl CertStatus {
     }
 }
 
-/// What stamping does when no source can give a certificate's status.
+/// What stamping and verification do when no source can give a certificate's status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnUnknown {
-    /// Refuse to sign (the default: a seal whose status cannot be known is not used).
+    /// Refuse to sign, and count the status check as failed at verification (the default: a
+    /// seal whose status cannot be known is not relied on).
     #[default]
     Refuse,
-    /// Sign, and say so in the usage log.
+    /// Sign, and say so in the usage log; at verification the check is not applicable.
     Allow,
 }
 
@@ -163,7 +164,7 @@ pub enum OnUnknown {
 /// options).
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
-    /// CRL files (PEM or DER), read again when they change.
+    /// CRL files (PEM or DER), read at each check.
     pub crl_files: Vec<PathBuf>,
     /// An OCSP responder asked for every certificate before those a certificate names.
     pub ocsp_url: Option<String>,
@@ -171,23 +172,26 @@ pub struct Settings {
     pub fetch: bool,
     /// How long one OCSP or CRL exchange may take.
     pub timeout: Duration,
-    /// What stamping does when the status is unknown.
+    /// What stamping and verification do when the status is unknown.
     pub on_unknown: OnUnknown,
 }
 
-/// A CRL kept between checks: its DER, when it was read and (for a file) the file's stamp.
+/// How long a fetched CRL is reused at most (bounded by its nextUpdate).
+const CRL_REUSE: time::Duration = time::Duration::hours(1);
+
+/// A fetched CRL that verified with its issuer's key, kept until `until`.
 #[derive(Debug, Clone)]
 struct CachedCrl {
     der: Arc<Vec<u8>>,
-    file_stamp: Option<(SystemTime, u64)>,
-    fetched_at: OffsetDateTime,
+    until: OffsetDateTime,
 }
 
 /// Finds certificate status from OCSP and CRLs (see the module documentation).
 #[derive(Debug)]
 pub struct Checker {
     settings: Settings,
-    crls: Mutex<HashMap<String, CachedCrl>>,
+    /// Fetched CRLs by URL and issuer key.
+    crls: Mutex<HashMap<(String, String), CachedCrl>>,
 }
 
 /// Where a CRL comes from.
@@ -196,8 +200,28 @@ enum CrlSource<'a> {
     Url(String),
 }
 
+impl CrlSource<'_> {
+    fn name(&self) -> String {
+        match self {
+            CrlSource::File(p) => format!("CRL {}", p.display()),
+            CrlSource::Url(u) => format!("CRL {u}"),
+        }
+    }
+}
+
+/// The certificate's serial as an unsigned big-endian number (no leading zeros).
+pub(crate) fn serial_of(cert: &Certificate) -> Result<Vec<u8>, String> {
+    let raw = hex::decode(&cert.facts().serial_hex)
+        .map_err(|_| "the certificate's serial cannot be read".to_string())?;
+    Ok(crate::cms::strip_zeros(&raw).to_vec())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Checker {
-    /// A checker with `settings` and no CRL read yet.
+    /// A checker with `settings` and nothing fetched yet.
     pub fn new(settings: Settings) -> Self {
         Self {
             settings,
@@ -211,6 +235,8 @@ impl Checker {
     }
 
     /// The status of `cert` (called `which` in the answer), issued by `issuer`, at `now`.
+    /// A "good" for a certificate already expired proves nothing (CAs drop expired
+    /// certificates from CRLs and OCSP): it is reported unknown.
     pub fn status(
         &self,
         which: &'static str,
@@ -218,6 +244,26 @@ impl Checker {
         issuer: &Certificate,
         now: OffsetDateTime,
     ) -> CertStatus {
+        let (status, source, detail) = self.find(cert, issuer, now);
+        if status == Status::Good && cert.facts().not_after < now {
+            let why = format!(
+                "{} says it is not revoked, but it expired on {} and CAs stop listing expired certificates, so that proves nothing",
+                source.as_deref().unwrap_or("its CA"),
+                rfc3339(&cert.facts().not_after)
+            );
+            return CertStatus::new(which, cert, Status::Unknown(why.clone()), source, why);
+        }
+        CertStatus::new(which, cert, status, source, detail)
+    }
+
+    /// Asks the sources in order: OCSP (the first definite answer counts), then every CRL (a
+    /// revocation in any counts; else a current CRL that does not list it says good).
+    fn find(
+        &self,
+        cert: &Certificate,
+        issuer: &Certificate,
+        now: OffsetDateTime,
+    ) -> (Status, Option<String>, String) {
         let mut tried = Vec::new();
         let urls = cert.status_urls();
         let mut responders: Vec<String> = self.settings.ocsp_url.iter().cloned().collect();
@@ -231,15 +277,7 @@ impl Checker {
         for url in responders {
             match self.ask_ocsp(&url, cert, issuer, now) {
                 Ok((Status::Unknown(why), _)) => tried.push(format!("OCSP {url}: {why}")),
-                Ok((status, detail)) => {
-                    return CertStatus::new(
-                        which,
-                        cert,
-                        status,
-                        Some(format!("OCSP {url}")),
-                        detail,
-                    )
-                }
+                Ok((status, detail)) => return (status, Some(format!("OCSP {url}")), detail),
                 Err(why) => tried.push(format!("OCSP {url}: {why}")),
             }
         }
@@ -252,31 +290,25 @@ impl Checker {
         if self.settings.fetch {
             sources.extend(urls.crl.into_iter().map(CrlSource::Url));
         }
-        let mut crl_files_of_other_issuers = 0;
+        let mut good = None;
+        let mut other_issuers = 0;
         for source in sources {
-            let name = match &source {
-                CrlSource::File(p) => format!("CRL {}", p.display()),
-                CrlSource::Url(u) => format!("CRL {u}"),
-            };
-            let der = match self.crl(&source, now) {
-                Ok(der) => der,
-                Err(why) => {
-                    tried.push(format!("{name}: {why}"));
-                    continue;
+            let name = source.name();
+            match self.judge_crl(&source, cert, issuer, now) {
+                Err(why) => tried.push(format!("{name}: {why}")),
+                Ok(CrlVerdict::OtherIssuer) => other_issuers += 1,
+                Ok(CrlVerdict::Unusable(why)) => tried.push(format!("{name}: {why}")),
+                Ok(CrlVerdict::Says(Status::Good, detail)) => {
+                    good.get_or_insert((Some(name), detail));
                 }
-            };
-            match crl::judge(&der, cert, issuer, now) {
-                CrlVerdict::OtherIssuer => crl_files_of_other_issuers += 1,
-                CrlVerdict::Says(status, detail) => {
-                    return CertStatus::new(which, cert, status, Some(name), detail)
-                }
-                CrlVerdict::Unusable(why) => tried.push(format!("{name}: {why}")),
+                Ok(CrlVerdict::Says(status, detail)) => return (status, Some(name), detail),
             }
         }
-        if crl_files_of_other_issuers > 0 {
-            tried.push(format!(
-                "{crl_files_of_other_issuers} CRL(s) read are another issuer's"
-            ));
+        if let Some((source, detail)) = good {
+            return (Status::Good, source, detail);
+        }
+        if other_issuers > 0 {
+            tried.push(format!("{other_issuers} CRL(s) read are another issuer's"));
         }
         let why = if tried.is_empty() {
             "no OCSP responder or CRL is configured for it, and it names none seald may follow"
@@ -284,7 +316,7 @@ impl Checker {
         } else {
             tried.join("; ")
         };
-        CertStatus::new(which, cert, Status::Unknown(why.clone()), None, why)
+        (Status::Unknown(why.clone()), None, why)
     }
 
     fn ask_ocsp(
@@ -295,7 +327,7 @@ impl Checker {
         now: OffsetDateTime,
     ) -> Result<(Status, String), String> {
         let request = OcspRequest::new(cert, issuer)?;
-        let answer = Exchange {
+        let body = Exchange {
             url,
             post: Some(("application/ocsp-request", &request.encode())),
             accept: &["application/ocsp-response"],
@@ -304,69 +336,67 @@ impl Checker {
         }
         .run()
         .map_err(fetch_error)?;
-        request.check_answer(&answer, issuer, now)
+        let answer = request.check_answer(&body, issuer, now)?;
+        Ok((answer.status, answer.detail))
     }
 
-    /// The CRL of `source`: from the cache while it is current (a file: unchanged; a URL:
-    /// before its nextUpdate), else read again.
-    fn crl(&self, source: &CrlSource<'_>, now: OffsetDateTime) -> Result<Arc<Vec<u8>>, String> {
-        let (key, stamp) = match source {
+    /// Reads the CRL of `source` (a file: at each check; a URL: fetched, and kept while it is
+    /// current, once it verified with `issuer`'s key) and judges `cert` against it.
+    fn judge_crl(
+        &self,
+        source: &CrlSource<'_>,
+        cert: &Certificate,
+        issuer: &Certificate,
+        now: OffsetDateTime,
+    ) -> Result<CrlVerdict, String> {
+        let url = match source {
             CrlSource::File(path) => {
-                let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
-                let stamp = (
-                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    meta.len(),
-                );
-                (path.display().to_string(), Some(stamp))
-            }
-            CrlSource::Url(url) => (url.clone(), None),
-        };
-        let cached = self
-            .crls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some(c) = cached {
-            let fresh = match (stamp, c.file_stamp) {
-                (Some(now_stamp), Some(then)) => now_stamp == then,
-                _ => crl_current(&c.der, now) && now - c.fetched_at < time::Duration::hours(1),
-            };
-            if fresh {
-                return Ok(c.der);
-            }
-        }
-        let bytes = match source {
-            CrlSource::File(path) => {
-                if stamp.is_some_and(|(_, len)| len > MAX_CRL) {
+                let size = std::fs::metadata(path)
+                    .map_err(|e| format!("cannot read it: {e}"))?
+                    .len();
+                if size > MAX_CRL {
                     return Err(format!("it is larger than {MAX_CRL} bytes"));
                 }
-                std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?
+                let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+                return Ok(crl::judge(&crl::to_der(&bytes)?, cert, issuer, now));
             }
-            CrlSource::Url(url) => Exchange {
-                url,
-                post: None,
-                accept: &[
-                    "application/pkix-crl",
-                    "application/x-pkcs7-crl",
-                    "application/octet-stream",
-                ],
-                timeout: self.settings.timeout,
-                limit: MAX_CRL,
-            }
-            .run()
-            .map_err(fetch_error)?,
+            CrlSource::Url(url) => url,
         };
-        let der = Arc::new(crl::to_der(&bytes)?);
-        self.crls.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            key,
-            CachedCrl {
-                der: der.clone(),
-                file_stamp: stamp,
-                fetched_at: now,
-            },
-        );
-        Ok(der)
+        let key = (url.clone(), issuer.facts().sm3_fingerprint.clone());
+        let cached = lock(&self.crls)
+            .get(&key)
+            .filter(|c| c.until > now)
+            .cloned();
+        let der = match cached {
+            Some(c) => c.der,
+            None => {
+                let body = Exchange {
+                    url,
+                    post: None,
+                    accept: &[
+                        "application/pkix-crl",
+                        "application/x-pkcs7-crl",
+                        "application/octet-stream",
+                    ],
+                    timeout: self.settings.timeout,
+                    limit: MAX_CRL,
+                }
+                .run()
+                .map_err(fetch_error)?;
+                Arc::new(crl::to_der(&body)?)
+            }
+        };
+        let verdict = crl::judge(&der, cert, issuer, now);
+        match &verdict {
+            CrlVerdict::Says(..) => {
+                let until = crl::next_update(&der).map_or(now, |next| next.min(now + CRL_REUSE));
+                lock(&self.crls).insert(key, CachedCrl { der, until });
+            }
+            _ => {
+                lock(&self.crls).remove(&key);
+            }
+        }
+        Ok(verdict)
     }
 
     /// For stamping: the status of `cert` (issued by `issuer`, when a trust root issued it),
@@ -402,16 +432,6 @@ impl Checker {
     }
 }
 
-/// Whether the CRL `der` has a nextUpdate still to come.
-fn crl_current(der: &[u8], now: OffsetDateTime) -> bool {
-    use x509_parser::prelude::FromDer;
-    x509_parser::revocation_list::CertificateRevocationList::from_der(der)
-        .ok()
-        .and_then(|(_, c)| c.next_update())
-        .and_then(|t| OffsetDateTime::from_unix_timestamp(t.timestamp()).ok())
-        .is_some_and(|next| next >= now)
-}
-
 fn fetch_error(e: FetchError) -> String {
     match e {
         FetchError::Unreachable(why) => format!("could not be reached ({why})"),
@@ -424,21 +444,31 @@ fn fetch_error(e: FetchError) -> String {
 pub enum Judgement {
     /// The status does not stand against the signature (the sentence says why).
     Stands(String),
-    /// The certificate was revoked before the signature was provably made.
+    /// The certificate was revoked before the signature was provably made, or its status is
+    /// unknown under `on_unknown = "refuse"`.
     Fails(String),
-    /// The status could not be known.
-    Unknown(String),
+    /// Not checked, or unknown under `on_unknown = "allow"`.
+    NotApplicable(String),
 }
 
 /// Judges `status` for a signature whose trusted time (the genTime of a trusted RFC 3161
 /// timestamp) is `trusted_time`: a revocation after that time leaves the signature standing;
 /// without a trusted time, a self-declared signing time proves nothing, so any revocation
-/// fails the signature.
-pub fn judge_signature(status: &CertStatus, trusted_time: Option<OffsetDateTime>) -> Judgement {
+/// fails the signature. An unknown status follows `on_unknown`.
+pub fn judge_signature(
+    status: &CertStatus,
+    trusted_time: Option<OffsetDateTime>,
+    on_unknown: OnUnknown,
+) -> Judgement {
     let sentence = status.sentence();
     match (status.status(), trusted_time) {
         (Status::Good, _) => Judgement::Stands(sentence),
-        (Status::Unknown(_), _) => Judgement::Unknown(sentence),
+        (Status::Unknown(_), _) if on_unknown == OnUnknown::Allow => {
+            Judgement::NotApplicable(sentence)
+        }
+        (Status::Unknown(_), _) => Judgement::Fails(format!(
+            "{sentence}; [revocation] on_unknown = \"refuse\" does not rely on a certificate whose status is unknown"
+        )),
         (Status::Revoked { at, .. }, Some(t)) if t < *at => Judgement::Stands(format!(
             "{sentence}, after the trusted timestamp {}: the signature was made before the revocation and stands",
             rfc3339(&t)
@@ -451,4 +481,35 @@ pub fn judge_signature(status: &CertStatus, trusted_time: Option<OffsetDateTime>
             "{sentence}; the signature has no trusted timestamp proving it was made before"
         )),
     }
+}
+
+/// The verifiers' status check of `cert` (`which`: signer, maker): not applicable without a
+/// checker or when no root in `trust` issued it (seald then asks no source it names); else
+/// its status judged against the signature's trusted time.
+pub fn verify_status(
+    checker: Option<&Checker>,
+    which: &'static str,
+    cert: &Certificate,
+    trust: Option<&crate::cert::TrustStore>,
+    trusted_time: Option<OffsetDateTime>,
+) -> (Judgement, Option<CertStatus>) {
+    let Some(checker) = checker else {
+        return (
+            Judgement::NotApplicable(
+                "certificate status was not checked: no [revocation] sources were given".into(),
+            ),
+            None,
+        );
+    };
+    let Some(issuer) = trust.and_then(|t| t.issuer_of(cert)) else {
+        return (
+            Judgement::NotApplicable(
+                "certificate status was not checked: its issuer is not a trust root, so seald does not ask the sources it names".into(),
+            ),
+            None,
+        );
+    };
+    let status = checker.status(which, cert, issuer, OffsetDateTime::now_utc());
+    let judgement = judge_signature(&status, trusted_time, checker.settings.on_unknown);
+    (judgement, Some(status))
 }

@@ -17,6 +17,8 @@ const OID_OCSP_BASIC: &str = "1.3.6.1.5.5.7.48.1.1";
 const OID_OCSP_NONCE: &str = "1.3.6.1.5.5.7.48.1.2";
 /// SHA-1, the CertID hash every responder knows.
 const OID_SHA1: &str = "1.3.14.3.2.26";
+/// invalidityDate (a CRL entry and SingleResponse extension).
+const OID_INVALIDITY_DATE: &str = "2.5.29.24";
 /// How far in the future a thisUpdate may be (clocks differ).
 const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
 
@@ -63,14 +65,13 @@ impl OcspRequest {
         write::seq(&[&tbs])
     }
 
-    /// Checks `answer` (a DER OCSPResponse) against this request, `issuer` and `now`; returns
-    /// the status and a sentence on where it comes from.
+    /// Checks `answer` (a DER OCSPResponse) against this request, `issuer` and `now`.
     pub fn check_answer(
         &self,
         answer: &[u8],
         issuer: &Certificate,
         now: OffsetDateTime,
-    ) -> Result<(Status, String), String> {
+    ) -> Result<OcspAnswer, String> {
         let basic = basic_response(answer)?;
         let responder = basic.responder(issuer, now)?;
         if let Some(nonce) = &basic.nonce {
@@ -89,27 +90,47 @@ impl OcspRequest {
                 crate::cert::rfc3339(&single.this_update)
             ));
         }
-        if let Some(next) = single.next_update {
-            if next < now {
+        match single.next_update {
+            Some(next) if next < now => {
                 return Err(format!(
                     "the answer is stale: its nextUpdate {} has passed",
                     crate::cert::rfc3339(&next)
-                ));
+                ))
             }
+            // Without our nonce and without a nextUpdate, nothing bounds a replay but its age.
+            None if basic.nonce.is_none() && single.this_update < now - CLOCK_SKEW => {
+                return Err(format!(
+                    "the answer carries neither our nonce nor a nextUpdate, and its thisUpdate {} is not recent: it may be replayed",
+                    crate::cert::rfc3339(&single.this_update)
+                ))
+            }
+            _ => {}
         }
         let nonce_note = if basic.nonce.is_some() {
             "nonce echoed"
         } else {
             "the responder did not echo the nonce"
         };
-        Ok((
-            single.status.clone(),
-            format!(
+        Ok(OcspAnswer {
+            status: single.status.clone(),
+            detail: format!(
                 "signed by {responder}, thisUpdate {}, {nonce_note}",
                 crate::cert::rfc3339(&single.this_update)
             ),
-        ))
+            next_update: single.next_update,
+        })
     }
+}
+
+/// What a checked OCSP answer says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcspAnswer {
+    /// The certificate's status.
+    pub status: Status,
+    /// Who signed it, its thisUpdate, the nonce.
+    pub detail: String,
+    /// Until when it holds, if it says.
+    pub next_update: Option<OffsetDateTime>,
 }
 
 /// One SingleResponse.
@@ -220,19 +241,32 @@ fn response_data(tbs: &Tlv<'_>) -> Result<(Vec<SingleResponse>, Option<Vec<u8>>)
         let mut list = seq.children();
         while !list.is_empty() {
             let ext = list.next(tag::SEQUENCE, "Extension").map_err(der)?;
-            let mut e = ext.children();
-            let id = e
-                .next(tag::OID, "extnID")
-                .and_then(|o| o.oid())
-                .map_err(der)?;
-            e.optional(tag::BOOLEAN, "critical").map_err(der)?;
-            let value = e.next(tag::OCTET_STRING, "extnValue").map_err(der)?;
+            let (id, critical, value) = extension(&ext)?;
             if id == OID_OCSP_NONCE {
-                nonce = Some(value.value.to_vec());
+                nonce = Some(value.to_vec());
+            } else if critical {
+                return Err(format!(
+                    "the answer has a critical extension seald does not read ({id})"
+                ));
             }
         }
     }
     Ok((responses, nonce))
+}
+
+/// An Extension's id, criticality and value.
+fn extension<'a>(ext: &Tlv<'a>) -> Result<(String, bool, &'a [u8]), String> {
+    let mut e = ext.children();
+    let id = e
+        .next(tag::OID, "extnID")
+        .and_then(|o| o.oid())
+        .map_err(der)?;
+    let critical = match e.optional(tag::BOOLEAN, "critical").map_err(der)? {
+        Some(b) => b.boolean().map_err(der)?,
+        None => false,
+    };
+    let value = e.next(tag::OCTET_STRING, "extnValue").map_err(der)?;
+    Ok((id, critical, value.value))
 }
 
 fn single_response(single: &Tlv<'_>) -> Result<SingleResponse, String> {
@@ -272,6 +306,28 @@ fn single_response(single: &Tlv<'_>) -> Result<SingleResponse, String> {
         ),
         None => None,
     };
+    let mut status = status;
+    if let Some(exts) = s.optional(0xa1, "singleExtensions").map_err(der)? {
+        let seq = read_single(exts.value, tag::SEQUENCE, "Extensions").map_err(der)?;
+        let mut list = seq.children();
+        while !list.is_empty() {
+            let ext = list.next(tag::SEQUENCE, "Extension").map_err(der)?;
+            let (id, critical, value) = extension(&ext)?;
+            if id == OID_INVALIDITY_DATE {
+                // A key compromised before it was revoked is judged from then.
+                let since = read_single(value, tag::GENERALIZED_TIME, "invalidityDate")
+                    .and_then(|t| t.time())
+                    .map_err(der)?;
+                if let Status::Revoked { at, .. } = &mut status {
+                    *at = (*at).min(since);
+                }
+            } else if critical {
+                return Err(format!(
+                    "the answer has a critical extension seald does not read ({id})"
+                ));
+            }
+        }
+    }
     Ok(SingleResponse {
         cert_id: cert_id.raw.to_vec(),
         status,

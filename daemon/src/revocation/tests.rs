@@ -77,6 +77,11 @@ fn an_expired_or_forged_crl_says_nothing() {
         crl::judge(&forged, &cert("good"), &root, NOW),
         CrlVerdict::Unusable(_)
     ));
+    // Same issuer name, another key: not the issuer's CRL.
+    match crl::judge(&data("twin-crl.der"), &cert("revoked"), &root, NOW) {
+        CrlVerdict::Unusable(why) => assert!(why.contains("does not verify"), "{why}"),
+        other => panic!("{other:?}"),
+    }
     // Another CA's certificate: not this CRL's business.
     assert_eq!(
         crl::judge(&data("crl.der"), &cert("other"), &cert("other"), NOW),
@@ -95,6 +100,13 @@ fn the_checker_reads_crl_files_and_says_what_it_tried() {
     assert!(revoked
         .sentence()
         .contains("revoked on 2026-11-01T12:00:00Z"));
+
+    // A revocation in any current CRL counts, whatever the order.
+    let twice = crl_checker(&["crl.der", "crl.der"]);
+    assert_eq!(
+        twice.status("signer", &cert("revoked"), &root, NOW).status,
+        "revoked"
+    );
 
     let only_expired = crl_checker(&["expired-crl.pem"]);
     let unknown = only_expired.status("signer", &cert("good"), &root, NOW);
@@ -141,21 +153,60 @@ fn a_signature_stands_only_if_trusted_time_precedes_the_revocation() {
     let status = crl_checker(&["crl.der"]).status("signer", &cert("revoked"), &root, NOW);
     let before = datetime!(2026-10-01 00:00 UTC);
     let after = datetime!(2026-11-15 00:00 UTC);
-    assert!(matches!(
-        judge_signature(&status, Some(before)),
-        Judgement::Stands(_)
-    ));
-    assert!(matches!(
-        judge_signature(&status, Some(after)),
-        Judgement::Fails(_)
-    ));
-    match judge_signature(&status, None) {
+    let judge = |t| judge_signature(&status, t, OnUnknown::Refuse);
+    assert!(matches!(judge(Some(before)), Judgement::Stands(_)));
+    assert!(matches!(judge(Some(after)), Judgement::Fails(_)));
+    match judge(None) {
         Judgement::Fails(why) => assert!(why.contains("no trusted timestamp"), "{why}"),
         other => panic!("{other:?}"),
     }
+    // Unknown: a failure unless the deployment allows it.
+    let unknown = crl_checker(&["expired-crl.pem"]).status("signer", &cert("good"), &root, NOW);
+    assert!(matches!(
+        judge_signature(&unknown, Some(before), OnUnknown::Refuse),
+        Judgement::Fails(_)
+    ));
+    assert!(matches!(
+        judge_signature(&unknown, Some(before), OnUnknown::Allow),
+        Judgement::NotApplicable(_)
+    ));
 }
 
-fn ocsp_answer(file: &str, about: &str, at: OffsetDateTime) -> Result<(Status, String), String> {
+#[test]
+fn a_compromised_key_counts_from_its_invalidity_date() {
+    let root = cert("root");
+    let compromised = Status::Revoked {
+        at: datetime!(2026-10-15 00:00 UTC),
+        reason: Some("keyCompromise"),
+    };
+    match crl::judge(&data("crl.der"), &cert("compromised"), &root, NOW) {
+        CrlVerdict::Says(status, _) => assert_eq!(status, compromised),
+        other => panic!("{other:?}"),
+    }
+    let answer = ocsp_answer("ocsp-compromised.der", "compromised", NOW).unwrap();
+    assert_eq!(answer.status, compromised);
+}
+
+#[test]
+fn an_expired_certificate_said_good_is_unknown() {
+    // The CA may have dropped it from its CRL once it expired.
+    let after_expiry = cert("good").facts().not_after + time::Duration::days(1);
+    let crl = std::fs::read(path("crl.der")).unwrap();
+    assert!(matches!(
+        crl::judge(&crl, &cert("good"), &cert("root"), after_expiry),
+        CrlVerdict::Says(Status::Good, _)
+    ));
+    let status =
+        crl_checker(&["crl.der"]).status("signer", &cert("good"), &cert("root"), after_expiry);
+    assert_eq!(status.status, "unknown");
+    assert!(
+        status.detail.contains("proves nothing"),
+        "{}",
+        status.detail
+    );
+}
+
+fn ocsp_answer(file: &str, about: &str, at: OffsetDateTime) -> Result<OcspAnswer, String> {
     let root = cert("root");
     let request = OcspRequest::new(&cert(about), &root).unwrap();
     request.check_answer(&data(file), &root, at)
@@ -163,47 +214,77 @@ fn ocsp_answer(file: &str, about: &str, at: OffsetDateTime) -> Result<(Status, S
 
 #[test]
 fn ocsp_answers_from_the_issuer_or_its_delegate_are_believed() {
-    let (status, detail) = ocsp_answer("ocsp-good.der", "good", NOW).unwrap();
-    assert_eq!(status, Status::Good);
+    let answer = ocsp_answer("ocsp-good.der", "good", NOW).unwrap();
+    assert_eq!(answer.status, Status::Good);
     assert!(
-        detail.contains("the issuer Revocation Test Root"),
-        "{detail}"
+        answer.detail.contains("the issuer Revocation Test Root"),
+        "{}",
+        answer.detail
     );
-    assert!(detail.contains("did not echo the nonce"), "{detail}");
-    let (status, _) = ocsp_answer("ocsp-revoked.der", "revoked", NOW).unwrap();
+    assert!(
+        answer.detail.contains("did not echo the nonce"),
+        "{}",
+        answer.detail
+    );
+    assert!(answer.next_update.is_some());
+    let answer = ocsp_answer("ocsp-revoked.der", "revoked", NOW).unwrap();
     assert_eq!(
-        status,
+        answer.status,
         Status::Revoked {
             at: datetime!(2026-11-01 12:00 UTC),
             reason: Some("keyCompromise")
         }
     );
-    let (_, detail) = ocsp_answer("ocsp-delegated.der", "good", NOW).unwrap();
-    assert!(detail.contains("a responder delegated by"), "{detail}");
+    let answer = ocsp_answer("ocsp-delegated.der", "good", NOW).unwrap();
+    assert!(
+        answer.detail.contains("a responder delegated by"),
+        "{}",
+        answer.detail
+    );
 }
 
 #[test]
 fn ocsp_answers_that_do_not_fit_are_refused() {
+    let refused = |file: &str, about: &str, at: OffsetDateTime, why: &str| {
+        let err = ocsp_answer(file, about, at).unwrap_err();
+        assert!(err.contains(why), "{file}: {err}");
+    };
     // Signed by a certificate of the CA that may not sign OCSP answers.
-    let why = ocsp_answer("ocsp-impostor.der", "good", NOW).unwrap_err();
-    assert!(why.contains("does not allow OCSP signing"), "{why}");
+    refused(
+        "ocsp-impostor.der",
+        "good",
+        NOW,
+        "does not allow OCSP signing",
+    );
+    // Signed by a responder with the right usage, but certified by another CA.
+    refused("ocsp-foreign.der", "good", NOW, "did not certify");
     // About another certificate.
-    let why = ocsp_answer("ocsp-good.der", "revoked", NOW).unwrap_err();
-    assert!(why.contains("does not speak of the certificate"), "{why}");
+    refused(
+        "ocsp-good.der",
+        "revoked",
+        NOW,
+        "does not speak of the certificate",
+    );
     // Its nonce is another request's.
-    let why = ocsp_answer("ocsp-nonce.der", "good", NOW).unwrap_err();
-    assert!(why.contains("nonce"), "{why}");
+    refused("ocsp-nonce.der", "good", NOW, "nonce is not the request's");
     // Past its nextUpdate.
-    let why = ocsp_answer("ocsp-good.der", "good", datetime!(2037-01-01 00:00 UTC)).unwrap_err();
-    assert!(why.contains("stale"), "{why}");
-    // Checked against another CA.
+    refused(
+        "ocsp-good.der",
+        "good",
+        datetime!(2037-01-01 00:00 UTC),
+        "stale",
+    );
+    // Neither our nonce nor a nextUpdate: only a fresh one is believed.
+    refused("ocsp-no-next-update.der", "good", NOW, "may be replayed");
+    // Checked against another CA: its key does not verify the answer.
     let other = cert("other");
     let request = OcspRequest::new(&cert("good"), &other).unwrap();
-    assert!(request
+    let err = request
         .check_answer(&data("ocsp-good.der"), &other, NOW)
-        .is_err());
+        .unwrap_err();
+    assert!(err.contains("which Other Root did not certify"), "{err}");
     // Not an OCSP answer at all.
-    assert!(ocsp_answer("crl.der", "good", NOW).is_err());
+    refused("crl.der", "good", NOW, "malformed OCSP answer");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::cert::{signature_algorithm, CertFacts, Certificate, TrustStore};
 use crate::crypto::{
     data_digest, data_digest_reader, sha256, sm3, KeyAlgorithm, RawSignature, VerifyingKey,
 };
-use crate::revocation::{judge_signature, CertStatus, Checker, Judgement};
+use crate::revocation::{verify_status, CertStatus, Checker, Judgement};
 
 /// Outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -743,8 +743,7 @@ pub fn verify_signature(sig: &SesSignature, options: &VerifyOptions<'_>) -> Repo
 const SIGNER_REVOKED: &str = "signer's certificate not revoked before it signed";
 const MAKER_REVOKED: &str = "seal maker's certificate not revoked before the signature";
 
-/// Asks for `cert`'s status (when a checker is given and a trust root issued `cert`) and
-/// judges it against the signature's trusted time (see [`judge_signature`]).
+/// The status check of `cert` (see [`verify_status`]).
 fn revocation_check(
     checks: &mut Checks,
     (id, title): (&'static str, &'static str),
@@ -752,33 +751,18 @@ fn revocation_check(
     options: &VerifyOptions<'_>,
     trusted_time: Option<OffsetDateTime>,
 ) -> Option<CertStatus> {
-    let Some(checker) = options.revocation else {
-        checks.na(
-            id,
-            title,
-            "certificate status was not checked: no [revocation] sources were given",
-        );
-        return None;
-    };
     let Some(cert) = cert else {
         checks.na(id, title, "the certificate cannot be read");
         return None;
     };
-    let Some(issuer) = options.trust.and_then(|t| t.issuer_of(cert)) else {
-        checks.na(
-            id,
-            title,
-            "certificate status was not checked: its issuer is not a trust root, so seald does not ask the sources it names",
-        );
-        return None;
-    };
-    let status = checker.status(which, cert, issuer, OffsetDateTime::now_utc());
-    match judge_signature(&status, trusted_time) {
+    let (judgement, status) =
+        verify_status(options.revocation, which, cert, options.trust, trusted_time);
+    match judgement {
         Judgement::Stands(d) => checks.push(id, title, Ok(d)),
         Judgement::Fails(d) => checks.push(id, title, Err(d)),
-        Judgement::Unknown(d) => checks.na(id, title, d),
+        Judgement::NotApplicable(d) => checks.na(id, title, d),
     }
-    Some(status)
+    status
 }
 
 impl Report {

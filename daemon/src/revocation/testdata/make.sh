@@ -45,12 +45,26 @@ issue responder 18 v3_responder
 cp "$work/responder.key" responder.key
 issue impostor 19 v3_plain
 cp "$work/impostor.key" impostor.key
+issue compromised 20 v3_leaf
+# A responder with the right extended key usage, certified by another CA.
+key foreign.key
+openssl req -new -key foreign.key -subj "/CN=foreign responder" -out "$work/foreign.csr"
+openssl x509 -req -in "$work/foreign.csr" -CA other.pem -CAkey other.key -set_serial 21 -days 3650 \
+  -extfile "$work/ext.cnf" -extensions v3_responder -out foreign.pem
+# A root with the same name as root.pem and another key.
+key twin.key
+openssl req -new -x509 -key twin.key -subj "/CN=Revocation Test Root" -days 3650 \
+  -config "$work/ext.cnf" -extensions v3_ca -out "$work/twin.pem"
 printf 'V\t361231235959Z\t\t10\tunknown\t/CN=good\n' > "$work/index.txt"
 printf 'R\t361231235959Z\t261101120000Z,keyCompromise\t11\tunknown\t/CN=revoked\n' >> "$work/index.txt"
+printf 'R\t361231235959Z\t261101120000Z,keyTime,20261015000000Z\t14\tunknown\t/CN=compromised\n' >> "$work/index.txt"
 crl() { openssl ca -config "$work/ext.cnf" -gencrl -keyfile root.key -cert root.pem "$@"; }
 crl -crl_lastupdate 20261129000000Z -crl_nextupdate 20361129000000Z -out "$work/crl.pem"
 openssl crl -in "$work/crl.pem" -outform DER -out crl.der
 crl -crl_lastupdate 20261101000000Z -crl_nextupdate 20261102000000Z -out expired-crl.pem
+openssl ca -config "$work/ext.cnf" -gencrl -keyfile twin.key -cert "$work/twin.pem" \
+  -crl_lastupdate 20261129000000Z -crl_nextupdate 20361129000000Z -out "$work/twin.pem.crl"
+openssl crl -in "$work/twin.pem.crl" -outform DER -out twin-crl.der
 ocsp() { # cert out signer key [extra]
   openssl ocsp -issuer root.pem -cert "$1.pem" -no_nonce -reqout "$work/req.der"
   openssl ocsp -index "$work/index.txt" -CA root.pem -rsigner "$3" -rkey "$4" \
@@ -60,7 +74,13 @@ ocsp good ocsp-good.der root.pem root.key
 ocsp revoked ocsp-revoked.der root.pem root.key
 ocsp good ocsp-delegated.der responder.pem responder.key
 ocsp good ocsp-impostor.der impostor.pem impostor.key
+ocsp good ocsp-foreign.der foreign.pem foreign.key
+ocsp compromised ocsp-compromised.der root.pem root.key
+# No nonce and no nextUpdate: nothing bounds a replay.
+openssl ocsp -issuer root.pem -cert good.pem -no_nonce -reqout "$work/req.der"
+openssl ocsp -index "$work/index.txt" -CA root.pem -rsigner root.pem -rkey root.key \
+  -reqin "$work/req.der" -respout ocsp-no-next-update.der
 openssl ocsp -issuer root.pem -cert good.pem -reqout "$work/req.der"
 openssl ocsp -index "$work/index.txt" -CA root.pem -rsigner root.pem -rkey root.key \
   -reqin "$work/req.der" -respout ocsp-nonce.der -ndays 3650
-rm -f root.key other.key responder.key impostor.key
+rm -f root.key other.key responder.key impostor.key foreign.key twin.key
