@@ -12,6 +12,7 @@ mod owner;
 pub mod pcsc;
 mod pin;
 mod profile;
+pub mod skf;
 mod token;
 
 use std::collections::HashMap;
