@@ -70,6 +70,8 @@ impl HsmSim {
                 profile: Some(profile),
                 model,
                 max_sessions,
+                api: Default::default(),
+                skf: Default::default(),
             };
             let devices = Arc::new(Devices::open(&[module]).expect("load hsm-sim"));
             HsmSim {

@@ -99,6 +99,8 @@ impl SoftHsm {
             profile: Some(ProfileSetting::Named("sansec".into())),
             model: DeviceModel::CipherMachine,
             max_sessions: 2,
+            api: Default::default(),
+            skf: Default::default(),
         }
     }
 

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-pub use config::ModuleConfig;
+pub use config::{DeviceApi, ModuleConfig, SkfSettings};
 pub use error::{DeviceError, DeviceResult, TriesLeft};
 pub use key::{certificate_der, KeySelector, TokenKey};
 pub use keygen::{generate_key_pair, store_certificate, NewKeyPair};
@@ -57,6 +57,8 @@ pub struct ModuleReport {
     pub name: String,
     /// Library path.
     pub path: String,
+    /// Its interface (`pkcs11`, `skf`).
+    pub api: DeviceApi,
     /// Device model.
     pub model: DeviceModel,
     /// SM2 profile name, if any is known yet.
@@ -95,14 +97,23 @@ impl Devices {
                     Err(e) => (Vec::new(), Some(e.to_string())),
                 };
                 // `auto` profiles are probed on the first present token.
-                let profile = found
+                let mut profile = found
                     .first()
                     .and_then(|(slot, _)| module.profile(*slot).ok())
                     .map(|p| p.name);
-                let tokens = found.into_iter().map(|(_, info)| info).collect();
+                let mut tokens: Vec<TokenInfo> = found.into_iter().map(|(_, info)| info).collect();
+                let mut error = error;
+                if module.skf().is_some() {
+                    profile = Some("skf".into());
+                    match module.token_infos() {
+                        Ok(found) => tokens = found,
+                        Err(e) => error = Some(e.to_string()),
+                    }
+                }
                 ModuleReport {
                     name: module.name().to_owned(),
                     path: module.path().display().to_string(),
+                    api: module.api(),
                     model: module.model(),
                     profile,
                     tokens,
@@ -126,7 +137,7 @@ impl Devices {
             if owner.module().name() != module {
                 continue;
             }
-            if serials.contains(serial) || owner.module().find_slot(serial).is_err() {
+            if serials.contains(serial) || !owner.module().holds(serial) {
                 owner.reset();
                 reset.push(serial.clone());
             }
@@ -141,7 +152,7 @@ impl Devices {
             return Ok(owner.clone());
         }
         for module in &self.modules {
-            if module.find_slot(serial).is_ok() {
+            if module.holds(serial) {
                 let owner = Arc::new(TokenOwner::new(module.clone(), serial));
                 owners.insert(serial.to_owned(), owner.clone());
                 return Ok(owner);

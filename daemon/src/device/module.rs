@@ -1,4 +1,5 @@
-//! A loaded PKCS#11 module: its context, profile and tokens.
+//! A loaded device library: a PKCS#11 module (its context, profile and tokens) or an SKF
+//! library (its devices).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -9,9 +10,9 @@ use cryptoki::slot::Slot;
 
 use super::error::{DeviceError, DeviceResult};
 use super::profile::{MechanismProfile, ProfileSetting};
+use super::skf::{SkfLibrary, SkfModule, SkfOwner};
 use super::token::TokenInfo;
-use super::DeviceModel;
-use super::ModuleConfig;
+use super::{DeviceApi, DeviceModel, ModuleConfig};
 
 /// A PKCS#11 module, initialised once and finalised on drop.
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub struct Module {
     profile: Mutex<Option<MechanismProfile>>,
     model: DeviceModel,
     max_sessions: usize,
+    /// Set for an SKF library (then `context` is `None`).
+    skf: Option<SkfModule>,
 }
 
 impl Module {
@@ -32,6 +35,31 @@ impl Module {
             path: config.path.display().to_string(),
             reason,
         };
+        match config.api {
+            DeviceApi::Pkcs11 => {}
+            DeviceApi::Skf => {
+                let library = SkfLibrary::open(&config.path, config.skf.abi())
+                    .map_err(|e| load_error(e.to_string()))?;
+                return Ok(Self {
+                    name: config.name.clone(),
+                    path: config.path.clone(),
+                    context: None,
+                    profile_setting: None,
+                    profile: Mutex::new(None),
+                    model: config.model,
+                    max_sessions: config.max_sessions,
+                    skf: Some(SkfModule {
+                        library,
+                        application: config.skf.application.clone(),
+                    }),
+                });
+            }
+            DeviceApi::Sdf => {
+                return Err(load_error(
+                    "GM/T 0018 SDF libraries are not driven yet; use the cipher machine's PKCS#11 module".into(),
+                ))
+            }
+        }
         let context = Pkcs11::new(&config.path).map_err(|e| load_error(e.to_string()))?;
         context
             .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
@@ -44,6 +72,7 @@ impl Module {
             profile: Mutex::new(None),
             model: config.model,
             max_sessions: config.max_sessions,
+            skf: None,
         };
         if let Some(setting) = &module.profile_setting {
             // Named and custom profiles are known now; `auto` waits for a token to probe.
@@ -78,9 +107,58 @@ impl Module {
         }
     }
 
-    /// The cryptoki context, for provisioning tools and tests.
+    /// The cryptoki context, for provisioning tools and tests (PKCS#11 modules only: see
+    /// [`Module::skf`]).
     pub fn context(&self) -> &Pkcs11 {
-        self.context.as_ref().expect("context lives until drop")
+        self.context
+            .as_ref()
+            .expect("a PKCS#11 module's context lives until drop")
+    }
+
+    /// The SKF library, for an SKF module.
+    pub fn skf(&self) -> Option<&SkfModule> {
+        self.skf.as_ref()
+    }
+
+    /// The module's interface.
+    pub fn api(&self) -> DeviceApi {
+        if self.skf.is_some() {
+            DeviceApi::Skf
+        } else {
+            DeviceApi::Pkcs11
+        }
+    }
+
+    /// What every present token (or SKF device) says about itself.
+    pub fn token_infos(&self) -> DeviceResult<Vec<TokenInfo>> {
+        match &self.skf {
+            None => Ok(self.tokens()?.into_iter().map(|(_, info)| info).collect()),
+            Some(skf) => {
+                let devices = skf.library.devices().map_err(DeviceError::from)?;
+                Ok(devices
+                    .iter()
+                    .map(|d| {
+                        let owner = SkfOwner::new(skf.clone(), &d.serial);
+                        owner.info().unwrap_or_else(|_| TokenInfo {
+                            label: d.label.clone(),
+                            serial: d.serial.clone(),
+                            manufacturer: d.manufacturer.clone(),
+                            model: "SKF".into(),
+                            pin: super::PinState::unknown(),
+                            pin_length: (0, 0),
+                        })
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Whether the token (or SKF device) with this serial is present now.
+    pub fn holds(&self, serial: &str) -> bool {
+        match &self.skf {
+            None => self.find_slot(serial).is_ok(),
+            Some(skf) => skf.library.connect_serial(serial).is_ok(),
+        }
     }
 
     /// The SM2 profile, probing the module's mechanism list for `auto`.
@@ -114,7 +192,9 @@ impl Module {
 
     /// Every present token with its slot (slots are looked up afresh each time).
     pub fn tokens(&self) -> DeviceResult<Vec<(Slot, TokenInfo)>> {
-        let context = self.context();
+        let Some(context) = self.context.as_ref() else {
+            return Ok(Vec::new()); // an SKF library: see `token_infos`
+        };
         let slots = context
             .get_slots_with_token()
             .map_err(|e| DeviceError::from_cryptoki(e, ""))?;

@@ -13,6 +13,7 @@ use cryptoki::slot::Slot;
 use super::error::{DeviceError, DeviceResult, TriesLeft};
 use super::module::Module;
 use super::pin::Pin;
+use super::skf::SkfOwner;
 use super::token::TokenInfo;
 
 /// Sessions and login state of one token.
@@ -27,6 +28,9 @@ pub struct TokenOwner {
     /// the device's answer: two concurrent attempts cannot both pass the check and spend the
     /// last try between them.
     pin_ops: Mutex<()>,
+    /// Set when the token is an SKF device: every operation goes through it instead of the
+    /// PKCS#11 session pool.
+    skf: Option<SkfOwner>,
 }
 
 #[derive(Debug, Default)]
@@ -90,14 +94,19 @@ impl FinalTry {
 impl TokenOwner {
     /// An owner for the token with this serial on `module`; sessions open on first use.
     pub fn new(module: Arc<Module>, serial: impl Into<String>) -> Self {
-        let capacity = module.sessions_per_token();
+        let serial = serial.into();
+        let (capacity, skf) = match module.skf() {
+            Some(skf) => (1, Some(SkfOwner::new(skf.clone(), &serial))),
+            None => (module.sessions_per_token(), None),
+        };
         Self {
             module,
-            serial: serial.into(),
+            serial,
             capacity,
             pool: Mutex::new(Pool::default()),
             returned: Condvar::new(),
             pin_ops: Mutex::new(()),
+            skf,
         }
     }
 
@@ -118,7 +127,15 @@ impl TokenOwner {
 
     /// Counts resets: changes whenever the token's sessions were dropped after a removal.
     pub fn generation(&self) -> u64 {
-        self.lock().generation
+        match &self.skf {
+            Some(skf) => skf.generation(),
+            None => self.lock().generation,
+        }
+    }
+
+    /// The SKF side, when the token is an SKF device.
+    pub fn skf(&self) -> Option<&SkfOwner> {
+        self.skf.as_ref()
     }
 
     /// Sessions not lent out now (idle, or not yet opened): how many more signatures the token
@@ -145,6 +162,9 @@ impl TokenOwner {
 
     /// Drops every session and with them the login: after a removal, or to log out at once.
     pub fn reset(&self) {
+        if let Some(skf) = &self.skf {
+            skf.reset();
+        }
         let mut pool = self.lock();
         let idle = std::mem::take(&mut pool.idle);
         pool.open = 0;
@@ -166,6 +186,12 @@ impl TokenOwner {
 
     /// Borrows a session, opening one if the pool has room, else waiting for one.
     pub(crate) fn checkout(&self) -> DeviceResult<Lease<'_>> {
+        if self.skf.is_some() {
+            return Err(DeviceError::Other(format!(
+                "token {} is an SKF device: this operation needs a PKCS#11 module",
+                self.serial
+            )));
+        }
         let mut pool = self.lock();
         loop {
             let slot = self.slot(&mut pool)?;
@@ -225,6 +251,9 @@ impl TokenOwner {
 
     /// The token's current information and PIN flags.
     pub fn info(&self) -> DeviceResult<TokenInfo> {
+        if let Some(skf) = &self.skf {
+            return skf.info();
+        }
         let slot = {
             let mut pool = self.lock();
             self.slot(&mut pool)?
@@ -243,6 +272,9 @@ impl TokenOwner {
 
     /// True when the token's sessions are logged in as the user.
     pub fn logged_in(&self) -> DeviceResult<bool> {
+        if let Some(skf) = &self.skf {
+            return skf.logged_in();
+        }
         self.run(|lease| super::key::is_user_session(self, lease.session()))
     }
 
@@ -302,12 +334,15 @@ impl TokenOwner {
             return Err(DeviceError::FinalTryNotConfirmed);
         }
         Self::check_pin_length(&info, pin)?;
-        let result = self.run(|lease| {
-            lease
-                .session()
-                .login(UserType::User, Some(pin.auth()))
-                .map_err(|e| self.error(e))
-        });
+        let result = match &self.skf {
+            Some(skf) => skf.login(pin),
+            None => self.run(|lease| {
+                lease
+                    .session()
+                    .login(UserType::User, Some(pin.auth()))
+                    .map_err(|e| self.error(e))
+            }),
+        };
         match result {
             Ok(()) => {
                 tracing::info!(token = %self.serial, "user login accepted");
@@ -322,6 +357,9 @@ impl TokenOwner {
 
     /// Logs the user out (all sessions of this token). Logging out twice is not an error.
     pub fn logout(&self) -> DeviceResult<()> {
+        if let Some(skf) = &self.skf {
+            return skf.logout();
+        }
         let result = self.run(|lease| lease.session().logout().map_err(|e| self.error(e)));
         match result {
             Ok(()) | Err(DeviceError::UserNotLoggedIn) => Ok(()),
@@ -353,12 +391,15 @@ impl TokenOwner {
             return Err(DeviceError::FinalTryNotConfirmed);
         }
         Self::check_pin_length(&info, new)?;
-        let result = self.run(|lease| {
-            lease
-                .session()
-                .set_pin(old.auth(), new.auth())
-                .map_err(|e| self.error(e))
-        });
+        let result = match &self.skf {
+            Some(skf) => skf.change_pin(old, new),
+            None => self.run(|lease| {
+                lease
+                    .session()
+                    .set_pin(old.auth(), new.auth())
+                    .map_err(|e| self.error(e))
+            }),
+        };
         match result {
             Ok(()) => {
                 tracing::info!(token = %self.serial, "user PIN changed");
@@ -389,6 +430,11 @@ impl TokenOwner {
             return Err(DeviceError::SoFinalTryNotConfirmed);
         }
         Self::check_pin_length(&info, new_user_pin)?;
+        if let Some(skf) = &self.skf {
+            skf.unblock(so_pin, new_user_pin)?;
+            tracing::info!(token = %self.serial, "user PIN re-set with the administrator PIN");
+            return Ok(());
+        }
         self.reset();
         let slot = {
             let mut pool = self.lock();

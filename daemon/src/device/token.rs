@@ -46,6 +46,21 @@ pub struct PinState {
 }
 
 impl PinState {
+    /// No flag known (a device that could not be asked).
+    pub fn unknown() -> Self {
+        Self {
+            login_required: true,
+            user_pin_initialized: true,
+            count_low: false,
+            final_try: false,
+            locked: false,
+            to_be_changed: false,
+            so_locked: false,
+            so_count_low: false,
+            so_final_try: false,
+        }
+    }
+
     /// What the flags say about tries left.
     pub fn tries_left(&self) -> TriesLeft {
         if self.final_try {

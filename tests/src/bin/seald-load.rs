@@ -374,6 +374,8 @@ fn provision(scenario: &Scenario) -> (&'static Devices, String, &'static str) {
                 profile: None,
                 model: DeviceModel::CipherMachine,
                 max_sessions: scenario.sessions,
+                api: Default::default(),
+                skf: Default::default(),
             });
             let token = hsm.new_token("load");
             hsm.generate_key(&token, &id, Curve::P256);

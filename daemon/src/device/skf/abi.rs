@@ -2,13 +2,10 @@
 //! `BOOL` are and how wide the coordinate fields of its ECC blobs are, and the blobs and
 //! structs read and written with that layout. See `firmware-notes/skf.md`.
 
-use serde::Deserialize;
-
 use crate::crypto::{KeyAlgorithm, PublicKey, RawSignature};
 
 /// A vendor library's ABI, from the module's config (`[module.skf]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SkfAbi {
     /// Bytes of a `ULONG` in structs and behind `ULONG*`: 4 (`uint32_t`, GmSSL's header) or 8
     /// (`unsigned long` on 64-bit Linux, in some vendors' headers).
@@ -87,8 +84,8 @@ impl SkfAbi {
         2 * self.ecc_field
     }
 
-    /// The label and serial number of a DEVINFO.
-    pub fn dev_info_names(&self, raw: &[u8]) -> Result<(String, String), String> {
+    /// The manufacturer, label and serial number of a DEVINFO.
+    pub fn dev_info_names(&self, raw: &[u8]) -> Result<(String, String, String), String> {
         if raw.len() < self.dev_info_len() {
             return Err(format!(
                 "DEVINFO is {} bytes, {} expected",
@@ -101,6 +98,7 @@ impl SkfAbi {
             String::from_utf8_lossy(&field[..end]).trim().to_string()
         };
         Ok((
+            text(&raw[2..2 + 64]),
             text(&raw[LABEL_AT..LABEL_AT + 32]),
             text(&raw[SERIAL_AT..SERIAL_AT + 32]),
         ))

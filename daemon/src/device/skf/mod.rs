@@ -9,6 +9,7 @@
 
 mod abi;
 mod library;
+mod owner;
 
 use std::ffi::CString;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use zeroize::Zeroizing;
 
 pub use abi::SkfAbi;
 use library::{Handle, Symbols};
+pub use owner::{SkfModule, SkfOwner};
 
 use super::pin::Pin;
 use crate::crypto::{PublicKey, RawSignature};
@@ -158,6 +160,8 @@ pub struct SkfLibrary {
 pub struct SkfDeviceInfo {
     /// The name the library lists it by.
     pub name: String,
+    /// DEVINFO Manufacturer.
+    pub manufacturer: String,
     /// DEVINFO Label.
     pub label: String,
     /// DEVINFO SerialNumber: how seald knows the device.
@@ -233,17 +237,16 @@ impl SkfLibrary {
     }
 
     /// Connects to the device listed as `name`.
-    pub fn connect(self: &Arc<Self>, name: &str) -> Result<SkfDevice, SkfError> {
+    pub fn connect(self: &Arc<Self>, name: &str) -> Result<Arc<SkfDevice>, SkfError> {
         let f = self.symbols.connect_dev()?;
         let c_name = c_string("SKF_ConnectDev", name)?;
         let mut handle: Handle = std::ptr::null_mut();
         check("SKF_ConnectDev", unsafe { f(c_name.as_ptr(), &mut handle) })?;
-        let device = SkfDevice {
+        Ok(Arc::new(SkfDevice {
             library: self.clone(),
             handle,
             name: name.to_owned(),
-        };
-        Ok(device)
+        }))
     }
 
     /// Every present device and what it says about itself.
@@ -261,7 +264,7 @@ impl SkfLibrary {
     }
 
     /// Connects to the present device whose serial number is `serial`.
-    pub fn connect_serial(self: &Arc<Self>, serial: &str) -> Result<SkfDevice, SkfError> {
+    pub fn connect_serial(self: &Arc<Self>, serial: &str) -> Result<Arc<SkfDevice>, SkfError> {
         for name in self.device_names()? {
             let device = match self.connect(&name) {
                 Ok(d) => d,
@@ -307,14 +310,15 @@ impl SkfDevice {
         check("SKF_GetDevInfo", unsafe {
             f(self.handle, raw.as_mut_ptr())
         })?;
-        let (label, serial) = abi
-            .dev_info_names(&raw)
-            .map_err(|reason| SkfError::Garbled {
-                function: "SKF_GetDevInfo",
-                reason,
-            })?;
+        let (manufacturer, label, serial) =
+            abi.dev_info_names(&raw)
+                .map_err(|reason| SkfError::Garbled {
+                    function: "SKF_GetDevInfo",
+                    reason,
+                })?;
         Ok(SkfDeviceInfo {
             name: self.name.clone(),
+            manufacturer,
             label,
             serial,
         })
@@ -330,7 +334,7 @@ impl SkfDevice {
     }
 
     /// Opens the application `name`.
-    pub fn open_application(&self, name: &str) -> Result<SkfApplication<'_>, SkfError> {
+    pub fn open_application(self: &Arc<Self>, name: &str) -> Result<SkfApplication, SkfError> {
         let f = self.library.symbols.open_application()?;
         let c_name = c_string("SKF_OpenApplication", name)?;
         let mut handle: Handle = std::ptr::null_mut();
@@ -338,7 +342,7 @@ impl SkfDevice {
             f(self.handle, c_name.as_ptr(), &mut handle)
         })?;
         Ok(SkfApplication {
-            device: self,
+            device: self.clone(),
             handle,
         })
     }
@@ -346,12 +350,16 @@ impl SkfDevice {
 
 /// An open application (its PINs and containers); closed when dropped.
 #[derive(Debug)]
-pub struct SkfApplication<'a> {
-    device: &'a SkfDevice,
+pub struct SkfApplication {
+    device: Arc<SkfDevice>,
     handle: Handle,
 }
 
-impl Drop for SkfApplication<'_> {
+// As for the device: an opaque handle, used behind the owner's lock.
+unsafe impl Send for SkfApplication {}
+unsafe impl Sync for SkfApplication {}
+
+impl Drop for SkfApplication {
     fn drop(&mut self) {
         if let Ok(f) = self.device.library.symbols.close_application() {
             unsafe { f(self.handle) };
@@ -359,7 +367,7 @@ impl Drop for SkfApplication<'_> {
     }
 }
 
-impl SkfApplication<'_> {
+impl SkfApplication {
     fn library(&self) -> &SkfLibrary {
         &self.device.library
     }
@@ -475,7 +483,7 @@ impl SkfApplication<'_> {
 /// An open container: one sign key pair and its certificate; closed when dropped.
 #[derive(Debug)]
 pub struct SkfContainer<'a> {
-    app: &'a SkfApplication<'a>,
+    app: &'a SkfApplication,
     handle: Handle,
 }
 
