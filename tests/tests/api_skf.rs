@@ -1,0 +1,135 @@
+//! Seals on a UKey driven through its GM/T 0016 SKF library, end to end through the API: the
+//! demo's hsm-sim token, reached through hsm-sim's `SKF_*` entry points instead of PKCS#11
+//! (`[[module]] api = "skf"`; containers named by key id), in GmSSL's ABI and in a wide one
+//! (8-byte ULONG and BOOL, 32-byte ECC fields). Login with tries left, the full stamp flow
+//! with OpenSSL checking the signatures, a batch, PIN change, lock and unblock.
+
+use std::io::Write;
+use std::path::Path;
+
+use seald_tests::deployment::{Deployment, Who, SERIAL};
+use seald_tests::stamping::{check_signed, digest, full_stamp_and_batch};
+use serde_json::{json, Value};
+
+/// Appends `text` to the file at `path`.
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(text.as_bytes()).expect("append");
+}
+
+/// The demo deployment with its token driven through SKF, both sides in the ABI `abi`
+/// (`[skf]` keys of hsm-sim and `[module.skf]` keys of seald).
+fn skf_deployment(abi: &str) -> Deployment {
+    Deployment::hsm_sim_prepared(
+        "sansec",
+        "",
+        |demo| {
+            append(
+                &demo.join("hsm-sim.toml"),
+                &format!("\n[skf]\ncontainer_names = \"id\"\n{abi}"),
+            );
+            // `[[module]]` is the demo config's last table.
+            append(
+                &demo.join("seald.toml"),
+                &format!("api = \"skf\"\n[module.skf]\n{abi}"),
+            );
+        },
+        &[],
+    )
+}
+
+fn device(d: &Deployment) -> (Value, Value) {
+    let v = d.call("GET", "/v1/devices", Some(Who::Client), None).json();
+    let module = v["modules"][0].clone();
+    let token = module["tokens"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["serial"] == SERIAL)
+        .cloned()
+        .unwrap_or_else(|| panic!("the demo token is listed: {v:#}"));
+    (module, token)
+}
+
+fn login(d: &Deployment, pin: &str) -> seald_tests::daemon::RawResponse {
+    d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/login"),
+        Some(Who::Custodian),
+        Some(&json!({ "pin": pin })),
+    )
+}
+
+#[test]
+fn a_seal_on_an_skf_ukey_stamps_like_a_pkcs11_one() {
+    let d = skf_deployment("");
+    let (module, token) = device(&d);
+    assert_eq!(module["api"], "skf", "{module:#}");
+    assert_eq!(token["label"], "seald demo");
+
+    // A wrong PIN: refused, with the device's count of tries.
+    let r = login(&d, "Wr0ngPin55");
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["code"], "pin_incorrect", "{}", r.body);
+    let (_, token) = device(&d);
+    assert_eq!(token["pin"]["count_low"], true, "one try spent: {token:#}");
+
+    // Login, one stamp checked by OpenSSL and /v1/verify, then a batch of 100.
+    full_stamp_and_batch(&d);
+}
+
+#[test]
+fn a_wide_vendor_abi_and_the_pin_lifecycle() {
+    let d = skf_deployment("ulong = 8\nbool = 8\necc_field = 32\n");
+    d.login_custodian();
+    let id = d.request(1, &[digest(7, 1)]);
+    d.approve_both(id);
+    check_signed(&d, &d.wait_final(id), &[digest(7, 1)], 1);
+
+    // Logging out through SKF (ClearSecureState) stops stamping until the next login.
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/logout"),
+        Some(Who::Custodian),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = d.request(1, &[digest(7, 2)]);
+    d.approve_both(id);
+    let v = d.wait_final(id);
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(
+        v["failure"].as_str().unwrap().contains("not logged in"),
+        "{v}"
+    );
+
+    // PIN change (SKF_ChangePIN), then unblock with the administrator PIN (SKF_UnblockPIN).
+    let old = std::fs::read_to_string(d.demo_dir().join("login.json")).unwrap();
+    let old: Value = serde_json::from_str(&old).unwrap();
+    let old = old["pin"].as_str().unwrap().to_owned();
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/pin"),
+        Some(Who::Custodian),
+        Some(&json!({ "old_pin": old, "new_pin": "Qv7tR2mX9k" })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(login(&d, &old).status, 403, "the old PIN no longer opens it");
+    assert_eq!(login(&d, "Qv7tR2mX9k").status, 200);
+    let so = std::fs::read_to_string(d.demo_dir().join("so.pin")).unwrap();
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/pin-unblock"),
+        Some(Who::Custodian),
+        Some(&json!({ "so_pin": so.trim(), "new_pin": "Hk4pW8zN2c" })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = login(&d, "Hk4pW8zN2c");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = d.request(1, &[digest(7, 3)]);
+    d.approve_both(id);
+    check_signed(&d, &d.wait_final(id), &[digest(7, 3)], 0);
+}
