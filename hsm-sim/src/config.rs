@@ -342,6 +342,13 @@ mod tests {
     }
 
     #[test]
+    fn example_config_parses() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hsm-sim.toml");
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.skf, SkfSettings::default());
+    }
+
+    #[test]
     fn skf_table() {
         let c = parse("store = \"t\"\n").unwrap();
         assert_eq!(c.skf, SkfSettings::default());

@@ -57,7 +57,8 @@ pub const EVENT_INSERTED: u32 = 1;
 /// SKF_WaitForDevEvent: a device was removed.
 pub const EVENT_REMOVED: u32 = 2;
 
-/// `SGD_SM2` | `SGD_SM2_1` (GM/T 0006): asymmetric capability of the device.
+/// Asymmetric capability: SM2 signature under both numberings seen for `SGD_SM2_1`
+/// (0x00020100 in GM/T 0016-style headers, 0x00020200 in GM/T 0006).
 pub const ALG_ASYM_CAP: u32 = 0x0002_0100 | 0x0002_0200;
 /// `SGD_SM3`: hash capability.
 pub const ALG_HASH_CAP: u32 = 0x0000_0001;
