@@ -186,8 +186,12 @@ impl Skf {
     }
 
     fn enum_dev(&self) -> Vec<String> {
+        self.enum_dev_all(true)
+    }
+
+    fn enum_dev_all(&self, present: bool) -> Vec<String> {
         // SAFETY: pointers from `sized`.
-        self.names(|b, l| unsafe { (self.enum_dev)(self.barg(true), b as *mut c_char, l) })
+        self.names(|b, l| unsafe { (self.enum_dev)(self.barg(present), b as *mut c_char, l) })
     }
 
     fn connect(&self, name: &str) -> Result<H, u32> {
@@ -513,6 +517,18 @@ fn full_run(ulong: usize, boolw: usize, field: usize, events: bool) {
     assert_eq!(skf.pin_info(app, ADMIN_TYPE), (6, 6, false));
     assert_eq!(skf.verify(app, USER_TYPE, "24682468").0, SAR_OK);
     assert!(sm2_verify_e(&pt, &e, &skf.sign(con, &e).unwrap()));
+    // A wrong old PIN counts like a wrong VerifyPIN.
+    // SAFETY: strings and cell.
+    let rvw = unsafe {
+        (skf.change_pin)(
+            app,
+            skf.arg(USER_TYPE),
+            cs("99999999").as_ptr(),
+            cs(USER_PIN).as_ptr(),
+            r.as_mut_ptr(),
+        )
+    };
+    assert_eq!((sar(rvw), skf.get(&r)), (SAR_PIN_INCORRECT, 2));
     // Change it back through SKF; PKCS#11 logs in with it.
     // SAFETY: strings and cell.
     let rv3 = unsafe {
@@ -551,6 +567,11 @@ fn full_run(ulong: usize, boolw: usize, field: usize, events: bool) {
     assert_eq!(skf.sign(con, &e), Err(SAR_DEVICE_REMOVED));
     assert_eq!(skf.verify(app, USER_TYPE, USER_PIN).0, SAR_DEVICE_REMOVED);
     assert_eq!(skf.enum_dev(), vec![format!("skf-ukey ({SERIAL1})")]);
+    assert_eq!(
+        skf.enum_dev_all(false).len(),
+        2,
+        "bPresent FALSE lists ejected ones too"
+    );
     assert_eq!(skf.connect("skf-ukey"), Err(SAR_DEVICE_REMOVED));
     assert!(skf.dev_info(dev1).is_ok(), "the other device is unaffected");
     let waiter = events.then(|| {
