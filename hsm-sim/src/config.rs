@@ -72,10 +72,71 @@ struct TokenOverride {
 struct File {
     store: PathBuf,
     slots: Option<u64>,
+    #[serde(default)]
+    skf: SkfKnobs,
     #[serde(flatten)]
     knobs: Knobs,
     #[serde(default)]
     token: Vec<TokenOverride>,
+}
+
+/// Raw `[skf]` table.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct SkfKnobs {
+    ulong: Option<usize>,
+    bool: Option<usize>,
+    ecc_field: Option<usize>,
+    application: Option<String>,
+}
+
+/// ABI and naming of the GM/T 0016 SKF entry points (`[skf]` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkfSettings {
+    /// Byte width of `ULONG` in structs and `ULONG*` outputs (4 or 8; default 4).
+    pub ulong: usize,
+    /// Byte width of `BOOL*` outputs (4 or 8; default 4).
+    pub bool: usize,
+    /// Width of the X/Y and r/s fields of the ECC blobs (64 per GM/T 0016, or 32; default 64).
+    pub ecc_field: usize,
+    /// Name of the one application on every device (default `SEALD`).
+    pub application: String,
+}
+
+impl Default for SkfSettings {
+    fn default() -> Self {
+        SkfSettings {
+            ulong: 4,
+            bool: 4,
+            ecc_field: 64,
+            application: "SEALD".into(),
+        }
+    }
+}
+
+impl SkfKnobs {
+    fn resolve(&self) -> Result<SkfSettings, String> {
+        let d = SkfSettings::default();
+        let s = SkfSettings {
+            ulong: self.ulong.unwrap_or(d.ulong),
+            bool: self.bool.unwrap_or(d.bool),
+            ecc_field: self.ecc_field.unwrap_or(d.ecc_field),
+            application: self.application.clone().unwrap_or(d.application),
+        };
+        if !matches!(s.ulong, 4 | 8) {
+            return Err(format!("[skf] ulong = {} (4, 8)", s.ulong));
+        }
+        if !matches!(s.bool, 4 | 8) {
+            return Err(format!("[skf] bool = {} (4, 8)", s.bool));
+        }
+        if !matches!(s.ecc_field, 32 | 64) {
+            return Err(format!("[skf] ecc_field = {} (32, 64)", s.ecc_field));
+        }
+        if s.application.is_empty() || s.application.len() > 32 || s.application.contains('\0') {
+            return Err("[skf] application: 1 to 32 bytes, no NUL".into());
+        }
+        Ok(s)
+    }
 }
 
 /// Parsed configuration.
@@ -85,6 +146,8 @@ pub struct Config {
     pub store: PathBuf,
     /// Number of slots.
     pub slots: u64,
+    /// SKF entry points' ABI and names.
+    pub skf: SkfSettings,
     defaults: Knobs,
     overrides: Vec<TokenOverride>,
 }
@@ -108,9 +171,14 @@ impl Config {
         } else {
             file.store
         };
+        let skf = file
+            .skf
+            .resolve()
+            .map_err(|e| format!("bad hsm-sim config {}: {e}", path.display()))?;
         let cfg = Config {
             store,
             slots: file.slots.unwrap_or(4).clamp(1, 64),
+            skf,
             defaults: file.knobs,
             overrides: file.token,
         };
@@ -268,5 +336,34 @@ mod tests {
         assert!(parse("store = \"t\"\nsignature_encoding = \"ber\"\n").is_err());
         assert!(parse("store = \"t\"\nmodle = \"ukey\"\n").is_err());
         assert!(parse("store = \"t\"\nmin_pin_len = 8\nmax_pin_len = 6\n").is_err());
+        assert!(parse("store = \"t\"\n[skf]\nulong = 2\n").is_err());
+        assert!(parse("store = \"t\"\n[skf]\necc_field = 48\n").is_err());
+        assert!(parse("store = \"t\"\n[skf]\nulongg = 4\n").is_err());
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hsm-sim.toml");
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.skf, SkfSettings::default());
+    }
+
+    #[test]
+    fn skf_table() {
+        let c = parse("store = \"t\"\n").unwrap();
+        assert_eq!(c.skf, SkfSettings::default());
+        let c = parse(
+            "store = \"t\"\nprofile = \"tass\"\n[skf]\nulong = 8\nbool = 8\necc_field = 32\napplication = \"APP\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.skf.ulong,
+                c.skf.bool,
+                c.skf.ecc_field,
+                c.skf.application.as_str()
+            ),
+            (8, 8, 32, "APP")
+        );
     }
 }
