@@ -88,6 +88,7 @@ struct SkfKnobs {
     bool: Option<usize>,
     ecc_field: Option<usize>,
     application: Option<String>,
+    container_names: Option<String>,
 }
 
 /// ABI and naming of the GM/T 0016 SKF entry points (`[skf]` table).
@@ -101,6 +102,9 @@ pub struct SkfSettings {
     pub ecc_field: usize,
     /// Name of the one application on every device (default `SEALD`).
     pub application: String,
+    /// Containers named by CKA_ID in hex instead of by CKA_LABEL (`container_names = "id"`;
+    /// default `"label"`), as tokens provisioned for PKCS#11 key ids need.
+    pub containers_by_id: bool,
 }
 
 impl Default for SkfSettings {
@@ -110,6 +114,7 @@ impl Default for SkfSettings {
             bool: 4,
             ecc_field: 64,
             application: "SEALD".into(),
+            containers_by_id: false,
         }
     }
 }
@@ -122,6 +127,15 @@ impl SkfKnobs {
             bool: self.bool.unwrap_or(d.bool),
             ecc_field: self.ecc_field.unwrap_or(d.ecc_field),
             application: self.application.clone().unwrap_or(d.application),
+            containers_by_id: match self.container_names.as_deref() {
+                None | Some("label") => false,
+                Some("id") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "[skf] container_names = {other:?} (\"label\", \"id\")"
+                    ))
+                }
+            },
         };
         if !matches!(s.ulong, 4 | 8) {
             return Err(format!("[skf] ulong = {} (4, 8)", s.ulong));

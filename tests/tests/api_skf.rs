@@ -117,7 +117,11 @@ fn a_wide_vendor_abi_and_the_pin_lifecycle() {
         Some(&json!({ "old_pin": old, "new_pin": "Qv7tR2mX9k" })),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(login(&d, &old).status, 403, "the old PIN no longer opens it");
+    assert_eq!(
+        login(&d, &old).status,
+        403,
+        "the old PIN no longer opens it"
+    );
     assert_eq!(login(&d, "Qv7tR2mX9k").status, 200);
     let so = std::fs::read_to_string(d.demo_dir().join("so.pin")).unwrap();
     let r = d.call(
@@ -127,8 +131,17 @@ fn a_wide_vendor_abi_and_the_pin_lifecycle() {
         Some(&json!({ "so_pin": so.trim(), "new_pin": "Hk4pW8zN2c" })),
     );
     assert_eq!(r.status, 200, "{}", r.body);
+    // The SO knows the re-set PIN: seald has the custodian change it before the next stamp.
     let r = login(&d, "Hk4pW8zN2c");
     assert_eq!(r.status, 200, "{}", r.body);
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/pin"),
+        Some(Who::Custodian),
+        Some(&json!({ "old_pin": "Hk4pW8zN2c", "new_pin": "Zt5yB3nQ8w" })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(login(&d, "Zt5yB3nQ8w").status, 200);
     let id = d.request(1, &[digest(7, 3)]);
     d.approve_both(id);
     check_signed(&d, &d.wait_final(id), &[digest(7, 3)], 0);

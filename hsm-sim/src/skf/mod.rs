@@ -171,9 +171,10 @@ fn trim(s: &str) -> String {
     s.trim_end_matches([' ', '\0']).to_string()
 }
 
-/// Containers of a token: one per SM2 private key, named by CKA_LABEL, else hex CKA_ID,
-/// else `key-<handle>`; a name already taken gets ` (<hex id or handle>)` appended.
-pub fn containers(st: &SlotState, key_type: CK_KEY_TYPE) -> Vec<ConEntry> {
+/// Containers of a token: one per SM2 private key, named by CKA_LABEL (or, `by_id`, not),
+/// else hex CKA_ID, else `key-<handle>`; a name already taken gets ` (<hex id or handle>)`
+/// appended.
+pub fn containers(st: &SlotState, key_type: CK_KEY_TYPE, by_id: bool) -> Vec<ConEntry> {
     let mut out: Vec<ConEntry> = Vec::new();
     let Some(t) = &st.token else { return out };
     for o in &t.objects {
@@ -197,7 +198,11 @@ pub fn containers(st: &SlotState, key_type: CK_KEY_TYPE) -> Vec<ConEntry> {
         } else {
             hex::encode(&id)
         };
-        let mut name = if label.is_empty() { tag.clone() } else { label };
+        let mut name = if label.is_empty() || by_id {
+            tag.clone()
+        } else {
+            label
+        };
         if out.iter().any(|c| c.name == name) {
             name = format!("{name} ({tag})");
         }
@@ -568,17 +573,19 @@ impl Skf {
     pub fn enum_con(&self, h: usize) -> Sar<Vec<String>> {
         self.is_app(h)?;
         let (d, st) = self.dev_of(h)?;
-        Ok(containers(&st, self.key_type(&d, &st))
-            .into_iter()
-            .map(|c| c.name)
-            .collect())
+        Ok(
+            containers(&st, self.key_type(&d, &st), self.cfg.skf.containers_by_id)
+                .into_iter()
+                .map(|c| c.name)
+                .collect(),
+        )
     }
 
     /// SKF_OpenContainer: unknown name → SAR_FILE_NOT_EXIST.
     pub fn open_con(&mut self, h: usize, name: &str) -> Sar<usize> {
         self.is_app(h)?;
         let (d, st) = self.dev_of(h)?;
-        let c = containers(&st, self.key_type(&d, &st))
+        let c = containers(&st, self.key_type(&d, &st), self.cfg.skf.containers_by_id)
             .into_iter()
             .find(|c| c.name == name)
             .ok_or(SAR_FILE_NOT_EXIST)?;
@@ -592,7 +599,7 @@ impl Skf {
     fn con_entry(&self, h: usize) -> Sar<(ConEntry, Dev, SlotState)> {
         let (key, _) = self.con(h)?;
         let (d, st) = self.dev_of(h)?;
-        let c = containers(&st, self.key_type(&d, &st))
+        let c = containers(&st, self.key_type(&d, &st), self.cfg.skf.containers_by_id)
             .into_iter()
             .find(|c| c.key == key)
             .ok_or(SAR_KEYNOTFOUNTERR)?;

@@ -57,6 +57,8 @@ pub struct ModuleView {
     pub name: String,
     /// Device model.
     pub model: crate::device::DeviceModel,
+    /// The library's interface: `pkcs11` or `skf`.
+    pub api: crate::device::DeviceApi,
     /// SM2 profile in use, if known.
     pub profile: Option<String>,
     /// Tokens present now.
@@ -102,6 +104,7 @@ pub async fn list(
                 tokens,
                 name: m.name,
                 model: m.model,
+                api: m.api,
                 profile: m.profile,
                 error: m.error,
             });
