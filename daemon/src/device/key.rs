@@ -12,7 +12,6 @@ use super::error::{DeviceError, DeviceResult};
 use super::keys::{curve_from_params, public_key};
 use super::owner::TokenOwner;
 use super::profile::{MechanismProfile, SignatureEncoding};
-use super::skf::SkfOwner;
 use crate::crypto::{KeyAlgorithm, PrehashSigner, PublicKey, RawSignature, SignerError};
 
 /// How a key or certificate is found on a token: by CKA_ID or by CKA_LABEL.
@@ -110,27 +109,8 @@ pub struct TokenKey {
     public_key: PublicKey,
     mechanism: (u64, SignatureEncoding),
     handle: Mutex<Option<(u64, ObjectHandle)>>,
-    /// On an SKF device: the container holding the key.
-    container: Option<String>,
-}
-
-/// The SKF container a selector names: by label, the container of that name; by id, the
-/// container whose name is those bytes, or their hex (how a seal's `key_id` names it).
-fn container_name(skf: &SkfOwner, selector: &KeySelector, serial: &str) -> DeviceResult<String> {
-    let names = skf.containers()?;
-    names
-        .into_iter()
-        .find(|name| match selector {
-            KeySelector::Label(label) => name == label,
-            KeySelector::Id(id) => {
-                name.as_bytes() == id.as_slice() || name.eq_ignore_ascii_case(&hex::encode(id))
-            }
-        })
-        .ok_or_else(|| DeviceError::ObjectNotFound {
-            what: "key container",
-            selector: selector.to_string(),
-            serial: serial.to_owned(),
-        })
+    /// On a device not driven through PKCS#11: the device's name for the key.
+    backend_key: Option<String>,
 }
 
 impl TokenKey {
@@ -138,16 +118,16 @@ impl TokenKey {
     /// or P-256 from its attributes. The private key is found at the first signature, when the
     /// token is logged in and its private objects are visible.
     pub fn open(owner: Arc<TokenOwner>, selector: KeySelector) -> DeviceResult<Self> {
-        if let Some(skf) = owner.skf() {
-            let name = container_name(skf, &selector, owner.serial())?;
-            let public_key = skf.public_key(&name)?;
+        if let Some(backend) = owner.backend() {
+            let name = backend.key_name(&selector)?;
+            let public_key = backend.public_key(&name)?;
             return Ok(Self {
                 owner,
                 selector,
                 public_key,
                 mechanism: (0, SignatureEncoding::Raw),
                 handle: Mutex::new(None),
-                container: Some(name),
+                backend_key: Some(name),
             });
         }
         let (public_key, mechanism) = owner.run(|lease| {
@@ -208,7 +188,7 @@ impl TokenKey {
             public_key,
             mechanism,
             handle: Mutex::new(None),
-            container: None,
+            backend_key: None,
         })
     }
 
@@ -225,11 +205,8 @@ impl TokenKey {
     /// Whether the private half is on the token; `None` while the token is not logged in
     /// (private objects are invisible then). Nothing is signed to find out.
     pub fn private_key_present(&self) -> DeviceResult<Option<bool>> {
-        if let (Some(skf), Some(name)) = (self.owner.skf(), &self.container) {
-            if !skf.logged_in()? {
-                return Ok(None);
-            }
-            return skf.has_container(name).map(Some);
+        if let (Some(backend), Some(name)) = (self.owner.backend(), &self.backend_key) {
+            return backend.key_present(name);
         }
         self.owner.run(|lease| {
             let session = lease.session();
@@ -252,8 +229,8 @@ impl TokenKey {
 
     /// Signs a 32-byte digest on the device and returns `r‖s`.
     pub fn sign(&self, digest: &[u8; 32]) -> DeviceResult<RawSignature> {
-        if let (Some(skf), Some(name)) = (self.owner.skf(), &self.container) {
-            return skf.sign(name, digest);
+        if let (Some(backend), Some(name)) = (self.owner.backend(), &self.backend_key) {
+            return backend.sign(name, digest);
         }
         let (code, encoding) = self.mechanism;
         let mechanism = match self.public_key.algorithm {
@@ -347,9 +324,9 @@ impl PrehashSigner for TokenKey {
 
 /// Reads the DER of the certificate stored with `selector` (CKO_CERTIFICATE, CKA_VALUE).
 pub fn certificate_der(owner: &TokenOwner, selector: &KeySelector) -> DeviceResult<Vec<u8>> {
-    if let Some(skf) = owner.skf() {
-        let name = container_name(skf, selector, owner.serial())?;
-        return skf.certificate(&name);
+    if let Some(backend) = owner.backend() {
+        let name = backend.key_name(selector)?;
+        return backend.certificate(&name);
     }
     owner.run(|lease| {
         let session = lease.session();

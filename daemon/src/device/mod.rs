@@ -2,6 +2,7 @@
 //!
 //! [`Devices`] loads the configured modules and hands out one [`TokenOwner`] per token serial.
 
+mod backend;
 mod config;
 mod error;
 mod key;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+pub use backend::DeviceBackend;
 pub use config::{DeviceApi, ModuleConfig, SkfSettings};
 pub use error::{DeviceError, DeviceResult, TriesLeft};
 pub use key::{certificate_der, KeySelector, TokenKey};

@@ -8,6 +8,7 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::MechanismType;
 use cryptoki::slot::Slot;
 
+use super::backend::DeviceBackend;
 use super::error::{DeviceError, DeviceResult};
 use super::profile::{MechanismProfile, ProfileSetting};
 use super::skf::{SkfLibrary, SkfModule, SkfOwner};
@@ -151,6 +152,13 @@ impl Module {
                     .collect())
             }
         }
+    }
+
+    /// The backend that drives the token `serial` when this is not a PKCS#11 module.
+    pub(crate) fn backend_for(&self, serial: &str) -> Option<Box<dyn DeviceBackend>> {
+        self.skf
+            .as_ref()
+            .map(|skf| Box::new(SkfOwner::new(skf.clone(), serial)) as Box<dyn DeviceBackend>)
     }
 
     /// Whether the token (or SKF device) with this serial is present now.

@@ -10,10 +10,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 
+use super::backend::DeviceBackend;
 use super::error::{DeviceError, DeviceResult, TriesLeft};
 use super::module::Module;
 use super::pin::Pin;
-use super::skf::SkfOwner;
 use super::token::TokenInfo;
 
 /// Sessions and login state of one token.
@@ -28,9 +28,9 @@ pub struct TokenOwner {
     /// the device's answer: two concurrent attempts cannot both pass the check and spend the
     /// last try between them.
     pin_ops: Mutex<()>,
-    /// Set when the token is an SKF device: every operation goes through it instead of the
-    /// PKCS#11 session pool.
-    skf: Option<SkfOwner>,
+    /// Set when the device speaks another interface than PKCS#11 (SKF, SDF): every operation
+    /// goes through it instead of the PKCS#11 session pool.
+    backend: Option<Box<dyn DeviceBackend>>,
 }
 
 #[derive(Debug, Default)]
@@ -95,10 +95,8 @@ impl TokenOwner {
     /// An owner for the token with this serial on `module`; sessions open on first use.
     pub fn new(module: Arc<Module>, serial: impl Into<String>) -> Self {
         let serial = serial.into();
-        let (capacity, skf) = match module.skf() {
-            Some(skf) => (1, Some(SkfOwner::new(skf.clone(), &serial))),
-            None => (module.sessions_per_token(), None),
-        };
+        let backend = module.backend_for(&serial);
+        let capacity = module.sessions_per_token();
         Self {
             module,
             serial,
@@ -106,7 +104,7 @@ impl TokenOwner {
             pool: Mutex::new(Pool::default()),
             returned: Condvar::new(),
             pin_ops: Mutex::new(()),
-            skf,
+            backend,
         }
     }
 
@@ -127,15 +125,15 @@ impl TokenOwner {
 
     /// Counts resets: changes whenever the token's sessions were dropped after a removal.
     pub fn generation(&self) -> u64 {
-        match &self.skf {
-            Some(skf) => skf.generation(),
+        match &self.backend {
+            Some(backend) => backend.generation(),
             None => self.lock().generation,
         }
     }
 
-    /// The SKF side, when the token is an SKF device.
-    pub fn skf(&self) -> Option<&SkfOwner> {
-        self.skf.as_ref()
+    /// The interface other than PKCS#11 the device is driven through, if any.
+    pub(crate) fn backend(&self) -> Option<&dyn DeviceBackend> {
+        self.backend.as_deref()
     }
 
     /// Sessions not lent out now (idle, or not yet opened): how many more signatures the token
@@ -162,8 +160,8 @@ impl TokenOwner {
 
     /// Drops every session and with them the login: after a removal, or to log out at once.
     pub fn reset(&self) {
-        if let Some(skf) = &self.skf {
-            skf.reset();
+        if let Some(backend) = &self.backend {
+            backend.reset();
         }
         let mut pool = self.lock();
         let idle = std::mem::take(&mut pool.idle);
@@ -186,9 +184,9 @@ impl TokenOwner {
 
     /// Borrows a session, opening one if the pool has room, else waiting for one.
     pub(crate) fn checkout(&self) -> DeviceResult<Lease<'_>> {
-        if self.skf.is_some() {
+        if self.backend.is_some() {
             return Err(DeviceError::Other(format!(
-                "token {} is an SKF device: this operation needs a PKCS#11 module",
+                "token {} is not driven through PKCS#11: this operation needs a PKCS#11 module",
                 self.serial
             )));
         }
@@ -251,8 +249,8 @@ impl TokenOwner {
 
     /// The token's current information and PIN flags.
     pub fn info(&self) -> DeviceResult<TokenInfo> {
-        if let Some(skf) = &self.skf {
-            return skf.info();
+        if let Some(backend) = &self.backend {
+            return backend.info();
         }
         let slot = {
             let mut pool = self.lock();
@@ -272,8 +270,8 @@ impl TokenOwner {
 
     /// True when the token's sessions are logged in as the user.
     pub fn logged_in(&self) -> DeviceResult<bool> {
-        if let Some(skf) = &self.skf {
-            return skf.logged_in();
+        if let Some(backend) = &self.backend {
+            return backend.logged_in();
         }
         self.run(|lease| super::key::is_user_session(self, lease.session()))
     }
@@ -334,8 +332,8 @@ impl TokenOwner {
             return Err(DeviceError::FinalTryNotConfirmed);
         }
         Self::check_pin_length(&info, pin)?;
-        let result = match &self.skf {
-            Some(skf) => skf.login(pin),
+        let result = match &self.backend {
+            Some(backend) => backend.login(pin),
             None => self.run(|lease| {
                 lease
                     .session()
@@ -357,8 +355,8 @@ impl TokenOwner {
 
     /// Logs the user out (all sessions of this token). Logging out twice is not an error.
     pub fn logout(&self) -> DeviceResult<()> {
-        if let Some(skf) = &self.skf {
-            return skf.logout();
+        if let Some(backend) = &self.backend {
+            return backend.logout();
         }
         let result = self.run(|lease| lease.session().logout().map_err(|e| self.error(e)));
         match result {
@@ -391,8 +389,8 @@ impl TokenOwner {
             return Err(DeviceError::FinalTryNotConfirmed);
         }
         Self::check_pin_length(&info, new)?;
-        let result = match &self.skf {
-            Some(skf) => skf.change_pin(old, new),
+        let result = match &self.backend {
+            Some(backend) => backend.change_pin(old, new),
             None => self.run(|lease| {
                 lease
                     .session()
@@ -430,8 +428,8 @@ impl TokenOwner {
             return Err(DeviceError::SoFinalTryNotConfirmed);
         }
         Self::check_pin_length(&info, new_user_pin)?;
-        if let Some(skf) = &self.skf {
-            skf.unblock(so_pin, new_user_pin)?;
+        if let Some(backend) = &self.backend {
+            backend.unblock(so_pin, new_user_pin)?;
             tracing::info!(token = %self.serial, "user PIN re-set with the administrator PIN");
             return Ok(());
         }

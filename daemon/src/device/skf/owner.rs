@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{SkfApplication, SkfError, SkfLibrary, SkfPinInfo, ADMIN_PIN, USER_PIN};
 use crate::crypto::{PublicKey, RawSignature};
+use crate::device::backend::DeviceBackend;
 use crate::device::error::{DeviceError, DeviceResult, TriesLeft};
+use crate::device::key::KeySelector;
 use crate::device::pin::Pin;
 use crate::device::token::{PinState, TokenInfo};
 
@@ -72,19 +74,6 @@ impl SkfOwner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts resets (removals, logouts by reset).
-    pub fn generation(&self) -> u64 {
-        self.lock().generation
-    }
-
-    /// Closes the application and forgets the login.
-    pub fn reset(&self) {
-        let mut state = self.lock();
-        state.app = None;
-        state.logged_in = false;
-        state.generation += 1;
-    }
-
     /// The open application, connecting and opening it if needed.
     fn app(&self) -> DeviceResult<Arc<SkfApplication>> {
         let mut state = self.lock();
@@ -126,8 +115,37 @@ impl SkfOwner {
         }
     }
 
+    /// A device error, or "no such container" for the open that failed on `name`.
+    fn not_found(&self, e: DeviceError, name: &str) -> DeviceError {
+        match e {
+            DeviceError::Other(text) if text.starts_with("SKF_OpenContainer failed") => {
+                DeviceError::ObjectNotFound {
+                    what: "key container",
+                    selector: name.to_owned(),
+                    serial: self.serial.clone(),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl DeviceBackend for SkfOwner {
+    /// Counts resets (removals, logouts by reset).
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Closes the application and forgets the login.
+    fn reset(&self) {
+        let mut state = self.lock();
+        state.app = None;
+        state.logged_in = false;
+        state.generation += 1;
+    }
+
     /// Label, serial and PIN state (from `SKF_GetDevInfo` and `SKF_GetPINInfo`).
-    pub fn info(&self) -> DeviceResult<TokenInfo> {
+    fn info(&self) -> DeviceResult<TokenInfo> {
         let app = self.app()?;
         let device = self
             .module
@@ -146,20 +164,20 @@ impl SkfOwner {
     }
 
     /// Whether this owner's login still holds.
-    pub fn logged_in(&self) -> DeviceResult<bool> {
+    fn logged_in(&self) -> DeviceResult<bool> {
         self.app()?;
         Ok(self.lock().logged_in)
     }
 
     /// Logs the user in (`SKF_VerifyPIN`).
-    pub fn login(&self, pin: &Pin) -> DeviceResult<()> {
+    fn login(&self, pin: &Pin) -> DeviceResult<()> {
         let result = self.run(|app| app.verify_pin(USER_PIN, pin));
         self.lock().logged_in = result.is_ok();
         result
     }
 
     /// Logs out (`SKF_ClearSecureState`); logging out twice is not an error.
-    pub fn logout(&self) -> DeviceResult<()> {
+    fn logout(&self) -> DeviceResult<()> {
         let result = self.run(|app| app.log_out());
         self.lock().logged_in = false;
         match result {
@@ -169,13 +187,13 @@ impl SkfOwner {
     }
 
     /// Changes the user PIN.
-    pub fn change_pin(&self, old: &Pin, new: &Pin) -> DeviceResult<()> {
+    fn change_pin(&self, old: &Pin, new: &Pin) -> DeviceResult<()> {
         self.run(|app| app.change_pin(USER_PIN, old, new))
     }
 
     /// Unblocks the user PIN with the administrator PIN; a wrong administrator PIN is told as
     /// the security officer's.
-    pub fn unblock(&self, admin: &Pin, new_user: &Pin) -> DeviceResult<()> {
+    fn unblock(&self, admin: &Pin, new_user: &Pin) -> DeviceResult<()> {
         self.reset();
         self.run(|app| app.unblock_pin(admin, new_user))
             .map_err(|e| match e {
@@ -186,24 +204,13 @@ impl SkfOwner {
     }
 
     /// The public key of container `name`.
-    pub fn public_key(&self, name: &str) -> DeviceResult<PublicKey> {
+    fn public_key(&self, name: &str) -> DeviceResult<PublicKey> {
         self.run(|app| app.open_container(name)?.public_key())
             .map_err(|e| self.not_found(e, name))
     }
 
-    /// Whether container `name` exists.
-    pub fn has_container(&self, name: &str) -> DeviceResult<bool> {
-        self.run(|app| app.containers())
-            .map(|names| names.iter().any(|n| n == name))
-    }
-
-    /// The names of the containers.
-    pub fn containers(&self) -> DeviceResult<Vec<String>> {
-        self.run(|app| app.containers())
-    }
-
     /// The sign certificate of container `name`.
-    pub fn certificate(&self, name: &str) -> DeviceResult<Vec<u8>> {
+    fn certificate(&self, name: &str) -> DeviceResult<Vec<u8>> {
         match self.run(|app| app.open_container(name)?.certificate()) {
             Ok(Some(der)) => Ok(der),
             Ok(None) => Err(DeviceError::ObjectNotFound {
@@ -216,7 +223,7 @@ impl SkfOwner {
     }
 
     /// Signs e with the sign key of container `name`.
-    pub fn sign(&self, name: &str, e: &[u8; 32]) -> DeviceResult<RawSignature> {
+    fn sign(&self, name: &str, e: &[u8; 32]) -> DeviceResult<RawSignature> {
         if !self.lock().logged_in {
             return Err(DeviceError::UserNotLoggedIn);
         }
@@ -224,18 +231,29 @@ impl SkfOwner {
             .map_err(|e| self.not_found(e, name))
     }
 
-    /// A device error, or "no such container" for the open that failed on `name`.
-    fn not_found(&self, e: DeviceError, name: &str) -> DeviceError {
-        match e {
-            DeviceError::Other(text) if text.starts_with("SKF_OpenContainer failed") => {
-                DeviceError::ObjectNotFound {
-                    what: "key container",
-                    selector: name.to_owned(),
-                    serial: self.serial.clone(),
+    fn key_name(&self, selector: &KeySelector) -> DeviceResult<String> {
+        let names = self.run(|app| app.containers())?;
+        names
+            .into_iter()
+            .find(|name| match selector {
+                KeySelector::Label(label) => name == label,
+                KeySelector::Id(id) => {
+                    name.as_bytes() == id.as_slice() || name.eq_ignore_ascii_case(&hex::encode(id))
                 }
-            }
-            other => other,
+            })
+            .ok_or_else(|| DeviceError::ObjectNotFound {
+                what: "key container",
+                selector: selector.to_string(),
+                serial: self.serial.clone(),
+            })
+    }
+
+    fn key_present(&self, name: &str) -> DeviceResult<Option<bool>> {
+        if !self.lock().logged_in {
+            return Ok(None);
         }
+        self.run(|app| app.containers())
+            .map(|names| Some(names.iter().any(|n| n == name)))
     }
 }
 
