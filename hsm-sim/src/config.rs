@@ -74,6 +74,8 @@ struct File {
     slots: Option<u64>,
     #[serde(default)]
     skf: SkfKnobs,
+    #[serde(default)]
+    sdf: SdfKnobs,
     #[serde(flatten)]
     knobs: Knobs,
     #[serde(default)]
@@ -153,6 +155,51 @@ impl SkfKnobs {
     }
 }
 
+/// Raw `[sdf]` table.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct SdfKnobs {
+    ecc_max_len: Option<usize>,
+    slot: Option<u64>,
+}
+
+/// ABI and device choice of the GM/T 0018 SDF entry points (`[sdf]` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdfSettings {
+    /// `ECCref_MAX_LEN`: bytes of x/y in ECCrefPublicKey and r/s in ECCSignature (64 per
+    /// GmSSL's `ECCref_MAX_BITS 512`, or 32 as with `SGD_MAX_ECC_BITS_256`; default 64).
+    pub ecc_max_len: usize,
+    /// Slot of the token that is "the cipher machine" (default: the first initialized token).
+    pub slot: Option<u64>,
+}
+
+impl Default for SdfSettings {
+    fn default() -> Self {
+        SdfSettings {
+            ecc_max_len: 64,
+            slot: None,
+        }
+    }
+}
+
+impl SdfKnobs {
+    fn resolve(&self, slots: u64) -> Result<SdfSettings, String> {
+        let s = SdfSettings {
+            ecc_max_len: self.ecc_max_len.unwrap_or(64),
+            slot: self.slot,
+        };
+        if !matches!(s.ecc_max_len, 32 | 64) {
+            return Err(format!("[sdf] ecc_max_len = {} (32, 64)", s.ecc_max_len));
+        }
+        if let Some(n) = s.slot {
+            if n >= slots {
+                return Err(format!("[sdf] slot = {n}: only slots 0..{slots}"));
+            }
+        }
+        Ok(s)
+    }
+}
+
 /// Parsed configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -162,6 +209,8 @@ pub struct Config {
     pub slots: u64,
     /// SKF entry points' ABI and names.
     pub skf: SkfSettings,
+    /// SDF entry points' ABI and device.
+    pub sdf: SdfSettings,
     defaults: Knobs,
     overrides: Vec<TokenOverride>,
 }
@@ -189,10 +238,16 @@ impl Config {
             .skf
             .resolve()
             .map_err(|e| format!("bad hsm-sim config {}: {e}", path.display()))?;
+        let slots = file.slots.unwrap_or(4).clamp(1, 64);
+        let sdf = file
+            .sdf
+            .resolve(slots)
+            .map_err(|e| format!("bad hsm-sim config {}: {e}", path.display()))?;
         let cfg = Config {
             store,
-            slots: file.slots.unwrap_or(4).clamp(1, 64),
+            slots,
             skf,
+            sdf,
             defaults: file.knobs,
             overrides: file.token,
         };
@@ -360,6 +415,18 @@ mod tests {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hsm-sim.toml");
         let c = Config::load(&p).unwrap();
         assert_eq!(c.skf, SkfSettings::default());
+        assert_eq!(c.sdf, SdfSettings::default());
+    }
+
+    #[test]
+    fn sdf_table() {
+        let c = parse("store = \"t\"\n").unwrap();
+        assert_eq!(c.sdf, SdfSettings::default());
+        let c = parse("store = \"t\"\n[sdf]\necc_max_len = 32\nslot = 3\n").unwrap();
+        assert_eq!((c.sdf.ecc_max_len, c.sdf.slot), (32, Some(3)));
+        assert!(parse("store = \"t\"\n[sdf]\necc_max_len = 48\n").is_err());
+        assert!(parse("store = \"t\"\n[sdf]\nslot = 4\n").is_err());
+        assert!(parse("store = \"t\"\n[sdf]\nslots = 1\n").is_err());
     }
 
     #[test]

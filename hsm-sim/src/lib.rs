@@ -1,7 +1,8 @@
 //! hsm-sim: a stand-in for SM2 crypto hardware (UKeys, cipher machines) made by someone else.
 //!
 //! The cdylib is a PKCS#11 v2.40 module (`libhsm_sim.so`) with vendor SM2 mechanisms, and
-//! also exports GM/T 0016 SKF functions (`SKF_*`, see `skf`) over the same tokens;
+//! also exports GM/T 0016 SKF functions (`SKF_*`, see `skf`) and GM/T 0018 SDF functions
+//! (`SDF_*`, see `sdf`) over the same tokens;
 //! the `hsm-sim` binary provisions tokens and runs a test CA. It shares no code with the daemon.
 
 pub mod ca;
@@ -14,6 +15,7 @@ pub use ffi::C_GetFunctionList;
 mod ffi_stubs;
 pub mod module;
 pub mod profile;
+pub mod sdf;
 pub mod skf;
 pub mod store;
 pub mod token;

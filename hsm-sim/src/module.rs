@@ -72,14 +72,21 @@ pub struct Engines {
 }
 
 impl Engines {
-    fn acquire(&self) {
+    /// `n` engines, all free.
+    pub(crate) fn new(n: usize) -> Engines {
+        Engines {
+            free: Mutex::new(n),
+            cv: Condvar::new(),
+        }
+    }
+    pub(crate) fn acquire(&self) {
         let mut n = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while *n == 0 {
             n = self.cv.wait(n).unwrap_or_else(|e| e.into_inner());
         }
         *n -= 1;
     }
-    fn release(&self) {
+    pub(crate) fn release(&self) {
         *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.cv.notify_one();
     }
