@@ -255,6 +255,7 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
         max_sessions: 1,
         api: Default::default(),
         skf: Default::default(),
+        sdf: Default::default(),
     };
     let devices = Devices::open(std::slice::from_ref(&module_config)).map_err(|e| e.to_string())?;
     let owner = devices.token(SERIAL).map_err(|e| e.to_string())?;

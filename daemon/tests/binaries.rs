@@ -48,7 +48,7 @@ fn sealctl_reports_an_unloadable_module() {
     let output = run_with_config(env!("CARGO_BIN_EXE_sealctl"), &["devices"], config);
     let stderr = failure_text(&output);
     assert!(
-        stderr.contains("cannot load PKCS#11 module /nowhere/libghost.so"),
+        stderr.contains("cannot load device library /nowhere/libghost.so"),
         "{stderr}"
     );
 }

@@ -72,6 +72,7 @@ impl HsmSim {
                 max_sessions,
                 api: Default::default(),
                 skf: Default::default(),
+                sdf: Default::default(),
             };
             let devices = Arc::new(Devices::open(&[module]).expect("load hsm-sim"));
             HsmSim {

@@ -101,6 +101,7 @@ impl SoftHsm {
             max_sessions: 2,
             api: Default::default(),
             skf: Default::default(),
+            sdf: Default::default(),
         }
     }
 

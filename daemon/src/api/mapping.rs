@@ -147,6 +147,7 @@ impl From<DeviceError> for ApiError {
             DeviceError::DeviceRemoved | DeviceError::TokenNotPresent { .. } => {
                 (StatusCode::NOT_FOUND, "device_not_present")
             }
+            DeviceError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "device_unsupported"),
             _ => (StatusCode::BAD_GATEWAY, "device_error"),
         };
         ApiError::new(status, code, message)

@@ -24,13 +24,35 @@ pub struct ModuleConfig {
     /// Sessions per token for a cipher machine (a UKey always gets one).
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
-    /// The library's interface: `pkcs11` (default), `skf` (GM/T 0016) or `sdf` (GM/T 0018,
-    /// not driven yet).
+    /// The library's interface: `pkcs11` (default), `skf` (GM/T 0016) or `sdf` (GM/T 0018).
     #[serde(default)]
     pub api: DeviceApi,
     /// For `api = "skf"`: the vendor's ABI and the application seals live in.
     #[serde(default)]
     pub skf: SkfSettings,
+    /// For `api = "sdf"`: the vendor's ECC field width and the key indexes a login opens.
+    #[serde(default)]
+    pub sdf: SdfSettings,
+}
+
+/// `[module.sdf]`: how to drive an SDF library.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SdfSettings {
+    /// `ECCref_MAX_LEN` of the vendor's header: 64 (GmSSL, `ECCref_MAX_BITS` 512) or 32.
+    pub ecc_max_len: usize,
+    /// The key indexes (1, 2, …) whose private-key access rights a custodian's login gets:
+    /// the seal keys (and maker key) on this cipher machine.
+    pub keys: Vec<u32>,
+}
+
+impl Default for SdfSettings {
+    fn default() -> Self {
+        Self {
+            ecc_max_len: 64,
+            keys: vec![1],
+        }
+    }
 }
 
 /// The interface a device library offers.

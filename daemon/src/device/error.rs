@@ -103,7 +103,7 @@ pub enum DeviceError {
     #[error("the device returned a signature seald cannot read: {0}")]
     BadSignature(String),
     /// The module could not be loaded.
-    #[error("cannot load PKCS#11 module {path}: {reason}")]
+    #[error("cannot load device library {path}: {reason}")]
     ModuleLoad {
         /// The library path.
         path: String,
@@ -113,7 +113,10 @@ pub enum DeviceError {
     /// The device reported a hardware or memory failure.
     #[error("the device reported a hardware failure ({0}); try again, and replace the device if it persists")]
     DeviceFailure(RvError),
-    /// Any other PKCS#11 failure, with the function that returned it.
+    /// The device's interface has no such operation (the message says what to use instead).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Any other failure, with the function that returned it.
     #[error("the device refused the operation: {0}")]
     Other(String),
 }

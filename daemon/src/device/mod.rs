@@ -13,6 +13,7 @@ mod owner;
 pub mod pcsc;
 mod pin;
 mod profile;
+pub mod sdf;
 pub mod skf;
 mod token;
 
@@ -22,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 pub use backend::DeviceBackend;
-pub use config::{DeviceApi, ModuleConfig, SkfSettings};
+pub use config::{DeviceApi, ModuleConfig, SdfSettings, SkfSettings};
 pub use error::{DeviceError, DeviceResult, TriesLeft};
 pub use key::{certificate_der, KeySelector, TokenKey};
 pub use keygen::{generate_key_pair, store_certificate, NewKeyPair};
@@ -105,8 +106,8 @@ impl Devices {
                     .map(|p| p.name);
                 let mut tokens: Vec<TokenInfo> = found.into_iter().map(|(_, info)| info).collect();
                 let mut error = error;
-                if module.skf().is_some() {
-                    profile = Some("skf".into());
+                if module.api() != DeviceApi::Pkcs11 {
+                    profile = None;
                     match module.token_infos() {
                         Ok(found) => tokens = found,
                         Err(e) => error = Some(e.to_string()),

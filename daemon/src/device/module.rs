@@ -2,7 +2,7 @@
 //! library (its devices).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::MechanismType;
@@ -11,6 +11,7 @@ use cryptoki::slot::Slot;
 use super::backend::DeviceBackend;
 use super::error::{DeviceError, DeviceResult};
 use super::profile::{MechanismProfile, ProfileSetting};
+use super::sdf::{SdfModule, SdfOwner};
 use super::skf::{SkfLibrary, SkfModule, SkfOwner};
 use super::token::TokenInfo;
 use super::{DeviceApi, DeviceModel, ModuleConfig};
@@ -27,6 +28,8 @@ pub struct Module {
     max_sessions: usize,
     /// Set for an SKF library (then `context` is `None`).
     skf: Option<SkfModule>,
+    /// Set for an SDF library (then `context` is `None`).
+    sdf: Option<Arc<SdfModule>>,
 }
 
 impl Module {
@@ -53,12 +56,27 @@ impl Module {
                         library,
                         application: config.skf.application.clone(),
                     }),
+                    sdf: None,
                 });
             }
             DeviceApi::Sdf => {
-                return Err(load_error(
-                    "GM/T 0018 SDF libraries are not driven yet; use the cipher machine's PKCS#11 module".into(),
-                ))
+                let sdf = SdfModule::open(
+                    &config.path,
+                    config.sdf.ecc_max_len,
+                    config.sdf.keys.clone(),
+                )
+                .map_err(load_error)?;
+                return Ok(Self {
+                    name: config.name.clone(),
+                    path: config.path.clone(),
+                    context: None,
+                    profile_setting: None,
+                    profile: Mutex::new(None),
+                    model: config.model,
+                    max_sessions: config.max_sessions,
+                    skf: None,
+                    sdf: Some(sdf),
+                });
             }
         }
         let context = Pkcs11::new(&config.path).map_err(|e| load_error(e.to_string()))?;
@@ -74,6 +92,7 @@ impl Module {
             model: config.model,
             max_sessions: config.max_sessions,
             skf: None,
+            sdf: None,
         };
         if let Some(setting) = &module.profile_setting {
             // Named and custom profiles are known now; `auto` waits for a token to probe.
@@ -123,15 +142,21 @@ impl Module {
 
     /// The module's interface.
     pub fn api(&self) -> DeviceApi {
-        if self.skf.is_some() {
-            DeviceApi::Skf
-        } else {
-            DeviceApi::Pkcs11
+        match (&self.skf, &self.sdf) {
+            (Some(_), _) => DeviceApi::Skf,
+            (_, Some(_)) => DeviceApi::Sdf,
+            _ => DeviceApi::Pkcs11,
         }
     }
 
     /// What every present token (or SKF device) says about itself.
     pub fn token_infos(&self) -> DeviceResult<Vec<TokenInfo>> {
+        if let Some(sdf) = &self.sdf {
+            return Ok(match sdf.serial() {
+                Ok(serial) => vec![SdfOwner::new(sdf.clone(), &serial, 1).info()?],
+                Err(_) => Vec::new(), // the cipher machine cannot be reached
+            });
+        }
         match &self.skf {
             None => Ok(self.tokens()?.into_iter().map(|(_, info)| info).collect()),
             Some(skf) => {
@@ -156,6 +181,10 @@ impl Module {
 
     /// The backend that drives the token `serial` when this is not a PKCS#11 module.
     pub(crate) fn backend_for(&self, serial: &str) -> Option<Box<dyn DeviceBackend>> {
+        if let Some(sdf) = &self.sdf {
+            let owner = SdfOwner::new(sdf.clone(), serial, self.sessions_per_token());
+            return Some(Box::new(owner));
+        }
         self.skf
             .as_ref()
             .map(|skf| Box::new(SkfOwner::new(skf.clone(), serial)) as Box<dyn DeviceBackend>)
@@ -163,6 +192,9 @@ impl Module {
 
     /// Whether the token (or SKF device) with this serial is present now.
     pub fn holds(&self, serial: &str) -> bool {
+        if let Some(sdf) = &self.sdf {
+            return sdf.serial().is_ok_and(|s| s == serial);
+        }
         match &self.skf {
             None => self.find_slot(serial).is_ok(),
             Some(skf) => skf.library.connect_serial(serial).is_ok(),

@@ -185,8 +185,8 @@ impl TokenOwner {
     /// Borrows a session, opening one if the pool has room, else waiting for one.
     pub(crate) fn checkout(&self) -> DeviceResult<Lease<'_>> {
         if self.backend.is_some() {
-            return Err(DeviceError::Other(format!(
-                "token {} is not driven through PKCS#11: this operation needs a PKCS#11 module",
+            return Err(DeviceError::Unsupported(format!(
+                "token {} is not driven through PKCS#11: this operation needs a PKCS#11 module (use the vendor's tool)",
                 self.serial
             )));
         }

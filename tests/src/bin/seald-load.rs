@@ -376,6 +376,7 @@ fn provision(scenario: &Scenario) -> (&'static Devices, String, &'static str) {
                 max_sessions: scenario.sessions,
                 api: Default::default(),
                 skf: Default::default(),
+                sdf: Default::default(),
             });
             let token = hsm.new_token("load");
             hsm.generate_key(&token, &id, Curve::P256);
