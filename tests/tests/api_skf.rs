@@ -2,7 +2,8 @@
 //! demo's hsm-sim token, reached through hsm-sim's `SKF_*` entry points instead of PKCS#11
 //! (`[[module]] api = "skf"`; containers named by key id), in GmSSL's ABI and in a wide one
 //! (8-byte ULONG and BOOL, 32-byte ECC fields). Login with tries left, the full stamp flow
-//! with OpenSSL checking the signatures, a batch, PIN change, lock and unblock.
+//! with OpenSSL checking the signatures, a batch, removal and insertion seen through
+//! `SKF_WaitForDevEvent`, logout, PIN change and unblock.
 
 use std::io::Write;
 use std::path::Path;
@@ -79,6 +80,45 @@ fn a_seal_on_an_skf_ukey_stamps_like_a_pkcs11_one() {
 
     // Login, one stamp checked by OpenSSL and /v1/verify, then a batch of 100.
     full_stamp_and_batch(&d);
+
+    // Pulled out: SKF_WaitForDevEvent tells seald at once; the login is gone with it.
+    let events = d.subscribe(Who::Auditor);
+    hsm_sim(&d, &["eject", SERIAL]);
+    events.expect("device-removed", &[SERIAL]);
+    let v = d.call("GET", "/v1/devices", Some(Who::Client), None).json();
+    assert!(
+        v["modules"][0]["tokens"].as_array().unwrap().is_empty(),
+        "{v:#}"
+    );
+    hsm_sim(&d, &["insert", SERIAL]);
+    events.expect("device-inserted", &[SERIAL]);
+    let (_, token) = device(&d);
+    assert_eq!(token["logged_in"], false, "{token:#}");
+    let removals = d.audit("device");
+    assert!(
+        removals.iter().any(|r| r["detail"]["event"] == "removed"),
+        "{removals:?}"
+    );
+    // Back in and logged in again, it stamps.
+    d.login_custodian();
+    let id = d.request(1, &[digest(9, 1)]);
+    d.approve_both(id);
+    check_signed(&d, &d.wait_final(id), &[digest(9, 1)], 0);
+}
+
+/// Runs the hsm-sim CLI on the deployment's simulator config.
+fn hsm_sim(d: &Deployment, args: &[&str]) {
+    let out = std::process::Command::new(seald_tests::bins::hsm_sim_cli())
+        .arg("--config")
+        .arg(d.hsm_sim_conf())
+        .args(args)
+        .output()
+        .expect("run hsm-sim");
+    assert!(
+        out.status.success(),
+        "hsm-sim {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! ([`hotplug`]).
 
 pub mod hotplug;
+pub mod skf_events;
 
 use std::collections::HashMap;
 use std::sync::Arc;

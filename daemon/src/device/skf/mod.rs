@@ -35,6 +35,8 @@ pub mod sar {
     pub const OK: u32 = 0;
     /// The buffer is too small.
     pub const BUFFER_TOO_SMALL: u32 = 0x0A00_0020;
+    /// No event (a cancelled `SKF_WaitForDevEvent`).
+    pub const NOT_EVENT: u32 = 0x0A00_0022;
     /// The device was removed.
     pub const DEVICE_REMOVED: u32 = 0x0A00_0023;
     /// Wrong PIN.
@@ -261,6 +263,43 @@ impl SkfLibrary {
             }
         }
         Ok(out)
+    }
+
+    /// Blocks until a device is inserted or removed (`SKF_WaitForDevEvent`); returns its name
+    /// and whether it arrived. `Ok(None)` when the wait was cancelled or reported no event.
+    pub fn wait_for_event(&self) -> Result<Option<(String, bool)>, SkfError> {
+        let f = self.symbols.wait_for_dev_event()?;
+        let mut name = vec![0u8; 512];
+        let mut len = self.abi.write_ulong(name.len() as u64);
+        let mut event = [0u8; 8];
+        let code = unsafe {
+            f(
+                name.as_mut_ptr().cast(),
+                len.as_mut_ptr(),
+                event.as_mut_ptr(),
+            )
+        };
+        if code == sar::NOT_EVENT {
+            return Ok(None);
+        }
+        check("SKF_WaitForDevEvent", code)?;
+        let got = (self.abi.read_ulong(&len) as usize).min(name.len());
+        let name = name_list(&[&name[..got], b"\0\0"].concat())
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        Ok(match self.abi.read_ulong(&event) {
+            1 => Some((name, true)),
+            2 => Some((name, false)),
+            _ => None,
+        })
+    }
+
+    /// Makes a blocked [`SkfLibrary::wait_for_event`] return.
+    pub fn cancel_wait(&self) {
+        if let Ok(f) = self.symbols.cancel_wait_for_dev_event() {
+            unsafe { f() };
+        }
     }
 
     /// Connects to the present device whose serial number is `serial`.
