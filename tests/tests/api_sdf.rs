@@ -94,4 +94,38 @@ fn narrow_ecc_fields_logout_and_what_sdf_cannot_do() {
         v["failure"].as_str().unwrap().contains("not logged in"),
         "{v}"
     );
+
+    // The link to the cipher machine drops (hsm-sim eject: SDR_COMMFAIL on every session):
+    // the request fails saying so, and after it is back a new login opens a fresh pool.
+    d.login_custodian();
+    hsm_sim(&d, &["eject", SERIAL]);
+    let id = d.request(1, &[digest(8, 3)]);
+    d.approve_both(id);
+    let v = d.wait_final(id);
+    assert_eq!(v["state"], "failed", "{v}");
+    let failure = v["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("removed") || failure.contains("not present"),
+        "{failure}"
+    );
+    hsm_sim(&d, &["insert", SERIAL]);
+    d.login_custodian();
+    let id = d.request(1, &[digest(8, 4)]);
+    d.approve_both(id);
+    seald_tests::stamping::check_signed(&d, &d.wait_final(id), &[digest(8, 4)], 0);
+}
+
+/// Runs the hsm-sim CLI on the deployment's simulator config.
+fn hsm_sim(d: &Deployment, args: &[&str]) {
+    let out = std::process::Command::new(seald_tests::bins::hsm_sim_cli())
+        .arg("--config")
+        .arg(d.hsm_sim_conf())
+        .args(args)
+        .output()
+        .expect("run hsm-sim");
+    assert!(
+        out.status.success(),
+        "hsm-sim {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
