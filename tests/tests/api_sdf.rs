@@ -55,10 +55,22 @@ fn a_seal_on_an_sdf_cipher_machine_stamps_over_its_session_pool() {
     assert_eq!(v["modules"][0]["api"], "sdf", "{v:#}");
     assert_eq!(v["modules"][0]["tokens"][0]["serial"], SERIAL, "{v:#}");
 
+    // A wrong password spends one try, not one per session and key (4 × 2 here).
     let r = login(&d, "Wr0ngPin55");
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.json()["code"], "pin_incorrect", "{}", r.body);
+    assert!(
+        hsm_sim(&d, &["list"]).contains("user_fails 1 "),
+        "one try spent"
+    );
     full_stamp_and_batch(&d);
+
+    // A wrong password while logged in leaves the pool signing.
+    let r = login(&d, "Wr0ngPin55");
+    assert_eq!(r.status, 403, "{}", r.body);
+    let id = d.request(1, &[digest(8, 9)]);
+    d.approve_both(id);
+    seald_tests::stamping::check_signed(&d, &d.wait_final(id), &[digest(8, 9)], 0);
 }
 
 #[test]
@@ -98,7 +110,7 @@ fn narrow_ecc_fields_logout_and_what_sdf_cannot_do() {
     // The link to the cipher machine drops (hsm-sim eject: SDR_COMMFAIL on every session):
     // the request fails saying so, and after it is back a new login opens a fresh pool.
     d.login_custodian();
-    hsm_sim(&d, &["eject", SERIAL]);
+    let _ = hsm_sim(&d, &["eject", SERIAL]);
     let id = d.request(1, &[digest(8, 3)]);
     d.approve_both(id);
     let v = d.wait_final(id);
@@ -108,15 +120,15 @@ fn narrow_ecc_fields_logout_and_what_sdf_cannot_do() {
         failure.contains("removed") || failure.contains("not present"),
         "{failure}"
     );
-    hsm_sim(&d, &["insert", SERIAL]);
+    let _ = hsm_sim(&d, &["insert", SERIAL]);
     d.login_custodian();
     let id = d.request(1, &[digest(8, 4)]);
     d.approve_both(id);
     seald_tests::stamping::check_signed(&d, &d.wait_final(id), &[digest(8, 4)], 0);
 }
 
-/// Runs the hsm-sim CLI on the deployment's simulator config.
-fn hsm_sim(d: &Deployment, args: &[&str]) {
+/// Runs the hsm-sim CLI on the deployment's simulator config; its output.
+fn hsm_sim(d: &Deployment, args: &[&str]) -> String {
     let out = std::process::Command::new(seald_tests::bins::hsm_sim_cli())
         .arg("--config")
         .arg(d.hsm_sim_conf())
@@ -128,4 +140,5 @@ fn hsm_sim(d: &Deployment, args: &[&str]) {
         "hsm-sim {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

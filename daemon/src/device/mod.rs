@@ -108,10 +108,7 @@ impl Devices {
                 let mut error = error;
                 if module.api() != DeviceApi::Pkcs11 {
                     profile = None;
-                    match module.token_infos() {
-                        Ok(found) => tokens = found,
-                        Err(e) => error = Some(e.to_string()),
-                    }
+                    (tokens, error) = self.backend_tokens(module);
                 }
                 ModuleReport {
                     name: module.name().to_owned(),
@@ -124,6 +121,41 @@ impl Devices {
                 }
             })
             .collect()
+    }
+
+    /// The devices of a module driven through another interface than PKCS#11: what an existing
+    /// owner says (it holds the device's sessions), else what the module reads.
+    fn backend_tokens(&self, module: &Arc<Module>) -> (Vec<TokenInfo>, Option<String>) {
+        let owned: Vec<Arc<TokenOwner>> = self
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|o| Arc::ptr_eq(o.module(), module))
+            .cloned()
+            .collect();
+        // A cipher machine with a pool: ask through the pool's device, open no second handle.
+        if module.api() == DeviceApi::Sdf && !owned.is_empty() {
+            return match owned.iter().map(|o| o.info()).collect() {
+                Ok(tokens) => (tokens, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            };
+        }
+        let listed = match module.token_infos() {
+            Ok(listed) => listed,
+            Err(e) => return (Vec::new(), Some(e.to_string())),
+        };
+        let tokens = listed
+            .into_iter()
+            .map(|info| {
+                owned
+                    .iter()
+                    .find(|o| o.serial() == info.serial)
+                    .and_then(|o| o.info().ok())
+                    .unwrap_or(info)
+            })
+            .collect();
+        (tokens, None)
     }
 
     /// The loaded module with this configured name.

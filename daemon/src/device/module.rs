@@ -12,7 +12,7 @@ use super::backend::DeviceBackend;
 use super::error::{DeviceError, DeviceResult};
 use super::profile::{MechanismProfile, ProfileSetting};
 use super::sdf::{SdfModule, SdfOwner};
-use super::skf::{SkfLibrary, SkfModule, SkfOwner};
+use super::skf::{SkfError, SkfLibrary, SkfModule, SkfOwner};
 use super::token::TokenInfo;
 use super::{DeviceApi, DeviceModel, ModuleConfig};
 
@@ -42,8 +42,16 @@ impl Module {
         match config.api {
             DeviceApi::Pkcs11 => {}
             DeviceApi::Skf => {
-                let library = SkfLibrary::open(&config.path, config.skf.abi())
-                    .map_err(|e| load_error(e.to_string()))?;
+                config
+                    .skf
+                    .abi()
+                    .validate()
+                    .map_err(|why| load_error(format!("[module.skf] {why}")))?;
+                let library =
+                    SkfLibrary::open(&config.path, config.skf.abi()).map_err(|e| match e {
+                        SkfError::Load { reason, .. } => load_error(reason),
+                        other => load_error(other.to_string()),
+                    })?;
                 return Ok(Self {
                     name: config.name.clone(),
                     path: config.path.clone(),
@@ -152,30 +160,27 @@ impl Module {
     /// What every present token (or SKF device) says about itself.
     pub fn token_infos(&self) -> DeviceResult<Vec<TokenInfo>> {
         if let Some(sdf) = &self.sdf {
-            return Ok(match sdf.serial() {
-                Ok(serial) => vec![SdfOwner::new(sdf.clone(), &serial, 1).info()?],
-                Err(_) => Vec::new(), // the cipher machine cannot be reached
-            });
+            // A cipher machine that cannot be reached lists nothing.
+            return Ok(sdf.describe().ok().into_iter().collect());
         }
         match &self.skf {
             None => Ok(self.tokens()?.into_iter().map(|(_, info)| info).collect()),
-            Some(skf) => {
-                let devices = skf.library.devices().map_err(DeviceError::from)?;
-                Ok(devices
-                    .iter()
-                    .map(|d| {
-                        let owner = SkfOwner::new(skf.clone(), &d.serial);
-                        owner.info().unwrap_or_else(|_| TokenInfo {
-                            label: d.label.clone(),
-                            serial: d.serial.clone(),
-                            manufacturer: d.manufacturer.clone(),
-                            model: "SKF".into(),
-                            pin: super::PinState::unknown(),
-                            pin_length: (0, 0),
-                        })
-                    })
-                    .collect())
-            }
+            // DEVINFO only: an application is opened by the device's owner, never here (closing
+            // a second one could log the owner's out).
+            Some(skf) => Ok(skf
+                .library
+                .devices()
+                .map_err(DeviceError::from)?
+                .iter()
+                .map(|d| TokenInfo {
+                    label: d.label.clone(),
+                    serial: d.serial.clone(),
+                    manufacturer: d.manufacturer.clone(),
+                    model: "SKF".into(),
+                    pin: super::PinState::unknown(),
+                    pin_length: (0, 0),
+                })
+                .collect()),
         }
     }
 
@@ -243,11 +248,11 @@ impl Module {
             match context.get_token_info(slot) {
                 Ok(info) if info.token_initialized() => tokens.push((slot, TokenInfo::from(&info))),
                 Ok(_) => {}
-                Err(e) => match DeviceError::from_cryptoki(e, "") {
-                    // A token pulled between the two calls is simply absent.
-                    error if error.is_removal() => {}
-                    error => return Err(error),
-                },
+                // A token pulled between the two calls is simply absent, and one that cannot
+                // be read (being created by another process, broken) must not hide the others.
+                Err(e) => {
+                    tracing::debug!(module = %self.name, error = %e, "a slot's token could not be read; skipped")
+                }
             }
         }
         Ok(tokens)
@@ -273,5 +278,62 @@ impl Drop for Module {
                 tracing::warn!(module = %self.name, error = %e, "C_Finalize failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(
+        api: DeviceApi,
+        skf: super::super::SkfSettings,
+        sdf: super::super::SdfSettings,
+    ) -> ModuleConfig {
+        ModuleConfig {
+            name: "vendor".into(),
+            path: "/nonexistent/libvendor.so".into(),
+            profile: None,
+            model: DeviceModel::Ukey,
+            max_sessions: 1,
+            api,
+            skf,
+            sdf,
+        }
+    }
+
+    #[test]
+    fn a_bad_vendor_abi_is_refused_naming_the_setting() {
+        let skf = super::super::SkfSettings {
+            ulong: 6,
+            ..Default::default()
+        };
+        let err = Module::open(&config(DeviceApi::Skf, skf, Default::default())).unwrap_err();
+        assert!(err.to_string().contains("[module.skf] ulong is 6"), "{err}");
+        let sdf = super::super::SdfSettings {
+            ecc_max_len: 48,
+            ..Default::default()
+        };
+        let err = Module::open(&config(DeviceApi::Sdf, Default::default(), sdf)).unwrap_err();
+        assert!(
+            err.to_string().contains("[module.sdf] ecc_max_len is 48"),
+            "{err}"
+        );
+        let sdf = super::super::SdfSettings {
+            keys: vec![0],
+            ..Default::default()
+        };
+        let err = Module::open(&config(DeviceApi::Sdf, Default::default(), sdf)).unwrap_err();
+        assert!(err.to_string().contains("[module.sdf] keys"), "{err}");
+        // A library that is not there: the loader's own words, after one "cannot load".
+        let err = Module::open(&config(
+            DeviceApi::Skf,
+            Default::default(),
+            Default::default(),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("cannot load device library /nonexistent/libvendor.so: "));
+        assert_eq!(err.matches("cannot load").count(), 1, "{err}");
     }
 }

@@ -27,6 +27,8 @@ pub const SDR_OPENDEVICE: u32 = SDR_BASE + 5;
 pub const SDR_KEYNOTEXIST: u32 = SDR_BASE + 8;
 /// Wrong password, or no access right to the private key.
 pub const SDR_PRKRERR: u32 = SDR_BASE + 0x18;
+/// A bad input argument.
+pub const SDR_INARGERR: u32 = SDR_BASE + 0x1D;
 
 /// Why an SDF call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +167,10 @@ impl Symbols {
         let f = self
             .get_access_right
             .ok_or(SdfFailure::Missing("SDF_GetPrivateKeyAccessRight"))?;
-        let len = u32::try_from(password.len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(password.len())
+            .map_err(|_| SdfFailure::Code("SDF_GetPrivateKeyAccessRight", SDR_INARGERR))?;
+        // `password` is followed by a NUL in the caller's buffer, for libraries that read it
+        // as a C string.
         check("SDF_GetPrivateKeyAccessRight", unsafe {
             f(session, index, password.as_ptr(), len)
         })

@@ -2,18 +2,19 @@
 //!
 //! The library opens "the" device; its serial number (DEVICEINFO) identifies it. A key is
 //! named by its index. Private-key access rights belong to one session and one key index, so
-//! a custodian's login opens the whole session pool and gets the right for every configured
-//! key index on each session — checking the password on the first session before fanning out,
-//! so a wrong password spends one try, not one per session — and the password is then
-//! dropped: seald keeps no PIN. A session lost afterwards cannot get its rights back without
-//! a new login. GM/T 0018 has no PIN change, unblock or certificate storage: those are the
-//! cipher machine's management tool's.
+//! a custodian's login checks the password once on a new session and, only if it is right,
+//! opens the whole session pool and gets the right for every configured key index on each
+//! session; the password is then dropped: seald keeps no PIN. A session lost afterwards
+//! cannot get its rights back without a new login. The device handle is shared by its
+//! sessions and closed only after the last of them. GM/T 0018 has no PIN change, unblock or
+//! certificate storage: those are the cipher machine's management tool's.
 
 mod library;
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
 
 use library::{Handle, SdfFailure, Symbols};
 
@@ -34,8 +35,10 @@ pub struct SdfModule {
     symbols: Symbols,
     /// `ECCref_MAX_LEN`: 64 (GmSSL) or 32 (`SGD_MAX_ECC_BITS_256`).
     ecc_field: usize,
-    /// Key indexes whose access rights a login gets.
+    /// Key indexes whose access rights a login gets (no duplicates).
     keys: Vec<u32>,
+    /// The device's serial, once read.
+    serial: Mutex<Option<String>>,
 }
 
 impl SdfModule {
@@ -43,51 +46,142 @@ impl SdfModule {
     pub fn open(
         path: &std::path::Path,
         ecc_field: usize,
-        keys: Vec<u32>,
+        mut keys: Vec<u32>,
     ) -> Result<Arc<Self>, String> {
         if !matches!(ecc_field, 32 | 64) {
-            return Err(format!("ecc_max_len is {ecc_field}: it must be 64 or 32"));
+            return Err(format!(
+                "[module.sdf] ecc_max_len is {ecc_field}: it must be 64 or 32"
+            ));
         }
+        keys.sort_unstable();
+        keys.dedup();
         if keys.is_empty() || keys.contains(&0) {
-            return Err("keys must list the key indexes (1, 2, …) a login opens".into());
+            return Err(
+                "[module.sdf] keys must list the key indexes (1, 2, …) a login opens".into(),
+            );
         }
         Ok(Arc::new(Self {
             symbols: Symbols::load(path)?,
             ecc_field,
             keys,
+            serial: Mutex::new(None),
         }))
     }
 
-    /// The serial number of the device, if it can be opened now.
-    pub fn serial(&self) -> Result<String, SdfFailure> {
-        let device = self.symbols.open_device()?;
-        let result = self.symbols.open_session(device).and_then(|session| {
-            let info = self.symbols.device_info(session);
-            self.symbols.close_session(session);
-            info
-        });
-        self.symbols.close_device(device);
-        result.map(|(_, _, serial)| serial)
+    /// The device's serial number: read once (opening the device and a session), then
+    /// remembered, so that listing devices never opens a second handle beside a pool.
+    pub fn serial(self: &Arc<Self>) -> DeviceResult<String> {
+        if let Some(serial) = self
+            .serial
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(serial);
+        }
+        let device = Device::open(self)?;
+        let (_, _, serial) = Session::open(&device)?.info()?;
+        *self.serial.lock().unwrap_or_else(|e| e.into_inner()) = Some(serial.clone());
+        Ok(serial)
+    }
+
+    /// What the device says about itself, on a device handle of its own (only when no owner
+    /// holds a pool).
+    pub fn describe(self: &Arc<Self>) -> DeviceResult<TokenInfo> {
+        let device = Device::open(self)?;
+        let info = Session::open(&device)?.info()?;
+        Ok(token_info(info))
     }
 }
 
-/// A pooled session holding the access rights a login got.
+fn failure(f: SdfFailure) -> DeviceError {
+    match f {
+        SdfFailure::Missing(_) => DeviceError::Unsupported(f.to_string()),
+        SdfFailure::Code(_, library::SDR_COMMFAIL | library::SDR_OPENDEVICE) => {
+            DeviceError::DeviceRemoved
+        }
+        SdfFailure::Code(_, LOCKED) => DeviceError::PinLocked,
+        other => DeviceError::Other(other.to_string()),
+    }
+}
+
+/// An open device, closed when its last session and owner let go of it.
+#[derive(Debug)]
+struct Device {
+    module: Arc<SdfModule>,
+    handle: Handle,
+}
+
+// The handle is an opaque token of the library; GM/T 0018 devices are shared by sessions.
+unsafe impl Send for Device {}
+unsafe impl Sync for Device {}
+
+impl Device {
+    fn open(module: &Arc<SdfModule>) -> DeviceResult<Arc<Self>> {
+        let handle = module.symbols.open_device().map_err(failure)?;
+        Ok(Arc::new(Self {
+            module: module.clone(),
+            handle,
+        }))
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        self.module.symbols.close_device(self.handle);
+    }
+}
+
+/// A session (and the access rights it holds), closed when dropped, before its device.
 #[derive(Debug)]
 struct Session {
+    device: Arc<Device>,
     handle: Handle,
+}
+
+unsafe impl Send for Session {}
+
+impl Session {
+    fn open(device: &Arc<Device>) -> DeviceResult<Self> {
+        let handle = device
+            .module
+            .symbols
+            .open_session(device.handle)
+            .map_err(failure)?;
+        Ok(Self {
+            device: device.clone(),
+            handle,
+        })
+    }
+
+    fn symbols(&self) -> &Symbols {
+        &self.device.module.symbols
+    }
+
+    fn info(&self) -> DeviceResult<(String, String, String)> {
+        self.symbols().device_info(self.handle).map_err(failure)
+    }
+
+    /// Gets the access right to key `index` with `password` (NUL-terminated copy).
+    fn grant(&self, index: u32, password: &[u8]) -> Result<(), SdfFailure> {
+        self.symbols()
+            .get_access_right(self.handle, index, password)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.device.module.symbols.close_session(self.handle);
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
-    device: Option<Handle>,
+    device: Option<Arc<Device>>,
     idle: Vec<Session>,
-    open: usize,
     logged_in: bool,
     generation: u64,
 }
-
-// Handles are opaque tokens of the library, used behind the owner's lock.
-unsafe impl Send for State {}
 
 /// The cipher machine with one serial number: its session pool and login.
 #[derive(Debug)]
@@ -97,16 +191,6 @@ pub struct SdfOwner {
     capacity: usize,
     state: Mutex<State>,
     returned: Condvar,
-}
-
-fn device_error(failure: SdfFailure) -> DeviceError {
-    match failure {
-        SdfFailure::Code(_, library::SDR_COMMFAIL | library::SDR_OPENDEVICE) => {
-            DeviceError::DeviceRemoved
-        }
-        SdfFailure::Code(_, LOCKED) => DeviceError::PinLocked,
-        other => DeviceError::Other(other.to_string()),
-    }
 }
 
 impl SdfOwner {
@@ -125,69 +209,68 @@ impl SdfOwner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn symbols(&self) -> &Symbols {
-        &self.module.symbols
-    }
-
     /// The open device, opening it (and checking it is ours) if needed.
-    fn device(&self, state: &mut State) -> DeviceResult<Handle> {
-        if let Some(device) = state.device {
-            return Ok(device);
+    fn device(&self) -> DeviceResult<Arc<Device>> {
+        if let Some(device) = &self.lock().device {
+            return Ok(device.clone());
         }
-        let device = self
-            .symbols()
-            .open_device()
-            .map_err(|_| DeviceError::TokenNotPresent {
+        let device = Device::open(&self.module).map_err(|e| match e {
+            DeviceError::DeviceRemoved => DeviceError::TokenNotPresent {
                 serial: self.serial.clone(),
-            })?;
-        let serial = self
-            .symbols()
-            .open_session(device)
-            .and_then(|session| {
-                let info = self.symbols().device_info(session);
-                self.symbols().close_session(session);
-                info
-            })
-            .map(|(_, _, serial)| serial);
-        match serial {
-            Ok(serial) if serial == self.serial => {
-                state.device = Some(device);
-                Ok(device)
+            },
+            other => other,
+        })?;
+        let (_, _, serial) = Session::open(&device)?.info()?;
+        if serial != self.serial {
+            return Err(DeviceError::Other(format!(
+                "the SDF library's device has serial {serial}, not {}",
+                self.serial
+            )));
+        }
+        self.lock().device = Some(device.clone());
+        Ok(device)
+    }
+
+    /// A new session of its own; a device handle gone stale (the link dropped since) is
+    /// closed and the device opened again, once.
+    fn session(&self) -> DeviceResult<Session> {
+        let device = self.device()?;
+        match Session::open(&device) {
+            Err(DeviceError::DeviceRemoved) => {
+                drop(device);
+                self.close_all();
+                Session::open(&self.device()?)
             }
-            _ => {
-                self.symbols().close_device(device);
-                Err(DeviceError::TokenNotPresent {
-                    serial: self.serial.clone(),
-                })
-            }
+            other => other,
         }
     }
 
-    /// Runs `op` on a fresh session of its own (for what needs no access right).
-    fn with_session<T>(
-        &self,
-        op: impl FnOnce(&Symbols, Handle) -> Result<T, SdfFailure>,
-    ) -> DeviceResult<T> {
-        let device = {
-            let mut state = self.lock();
-            self.device(&mut state)?
-        };
-        let session = self
-            .symbols()
-            .open_session(device)
-            .map_err(|e| self.failed(e))?;
-        let result = op(self.symbols(), session);
-        self.symbols().close_session(session);
-        result.map_err(|e| self.failed(e))
+    /// Drops the pool (sessions close now, or when returned) and the login.
+    fn close_all(&self) {
+        let mut state = self.lock();
+        state.idle.clear();
+        state.device = None;
+        state.logged_in = false;
+        state.generation += 1;
+        drop(state);
+        self.returned.notify_all();
     }
 
-    /// Maps a failure; a lost device resets the owner.
-    fn failed(&self, failure: SdfFailure) -> DeviceError {
-        let error = device_error(failure);
-        if matches!(error, DeviceError::DeviceRemoved) {
-            self.reset();
+    /// Maps a failure of a pooled operation: a lost link or a lost right ends the login.
+    fn failed(&self, f: SdfFailure) -> DeviceError {
+        match f {
+            SdfFailure::Code(_, library::SDR_PRKRERR) => {
+                self.close_all();
+                DeviceError::UserNotLoggedIn
+            }
+            f => {
+                let error = failure(f);
+                if matches!(error, DeviceError::DeviceRemoved) {
+                    self.close_all();
+                }
+                error
+            }
         }
-        error
     }
 
     /// Signs on an idle logged-in session, waiting for one when all are busy.
@@ -204,29 +287,21 @@ impl SdfOwner {
                 state = self.returned.wait(state).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let result = self
-            .symbols()
-            .internal_sign(session.handle, index, e, self.module.ecc_field);
-        let mut state = self.lock();
-        if state.generation == generation {
-            state.idle.push(session);
-        } else {
-            self.symbols().close_session(session.handle);
+        let result =
+            session
+                .symbols()
+                .internal_sign(session.handle, index, e, self.module.ecc_field);
+        {
+            let mut state = self.lock();
+            if state.generation == generation {
+                state.idle.push(session);
+            } // else dropped here: closed, and its device with the last session
         }
-        drop(state);
         self.returned.notify_one();
         match result {
             Ok(Ok(sig)) => Ok(sig),
             Ok(Err(garbled)) => Err(DeviceError::BadSignature(garbled)),
-            Err(SdfFailure::Code(_, library::SDR_PRKRERR)) => Err(DeviceError::UserNotLoggedIn),
-            Err(SdfFailure::Code(_, library::SDR_KEYNOTEXIST)) => {
-                Err(DeviceError::ObjectNotFound {
-                    what: "key",
-                    selector: format!("index {index}"),
-                    serial: self.serial.clone(),
-                })
-            }
-            Err(e) => Err(self.failed(e)),
+            Err(f) => Err(self.failed(f)),
         }
     }
 
@@ -235,17 +310,34 @@ impl SdfOwner {
             .map_err(|_| DeviceError::BadKey(format!("`{name}` is not an SDF key index")))
     }
 
-    /// Closes every session (their rights go with them) and the device.
-    fn close_all(&self, state: &mut State) {
-        for session in state.idle.drain(..) {
-            self.symbols().close_session(session.handle);
+    /// `capacity` sessions on `device` with the right to every configured key, the first
+    /// being `first` (already granted its first key).
+    fn open_pool(
+        &self,
+        device: &Arc<Device>,
+        first: Session,
+        password: &[u8],
+    ) -> DeviceResult<Vec<Session>> {
+        let mut sessions = vec![first];
+        while sessions.len() < self.capacity {
+            sessions.push(Session::open(device)?);
         }
-        if let Some(device) = state.device.take() {
-            self.symbols().close_device(device);
+        for (n, session) in sessions.iter().enumerate() {
+            for &index in &self.module.keys {
+                if n == 0 && index == self.module.keys[0] {
+                    continue; // granted while checking the password
+                }
+                session.grant(index, password).map_err(|f| match f {
+                    SdfFailure::Code(_, library::SDR_KEYNOTEXIST) => DeviceError::ObjectNotFound {
+                        what: "key",
+                        selector: format!("index {index} ([module.sdf] keys)"),
+                        serial: self.serial.clone(),
+                    },
+                    other => failure(other),
+                })?;
+            }
         }
-        state.open = 0;
-        state.logged_in = false;
-        state.generation += 1;
+        Ok(sessions)
     }
 }
 
@@ -255,27 +347,11 @@ impl DeviceBackend for SdfOwner {
     }
 
     fn reset(&self) {
-        let mut state = self.lock();
-        self.close_all(&mut state);
-        drop(state);
-        self.returned.notify_all();
+        self.close_all();
     }
 
     fn info(&self) -> DeviceResult<TokenInfo> {
-        let (issuer, name, serial) =
-            self.with_session(|symbols, session| symbols.device_info(session))?;
-        let logged_in = self.lock().logged_in;
-        Ok(TokenInfo {
-            label: name,
-            serial,
-            manufacturer: issuer,
-            model: "SDF".into(),
-            pin: PinState {
-                login_required: !logged_in,
-                ..PinState::unknown()
-            },
-            pin_length: (0, 0),
-        })
+        Ok(token_info(self.session()?.info()?))
     }
 
     fn logged_in(&self) -> DeviceResult<bool> {
@@ -283,67 +359,49 @@ impl DeviceBackend for SdfOwner {
     }
 
     fn login(&self, pin: &Pin) -> DeviceResult<()> {
+        let mut password = Zeroizing::new(pin.auth().expose_secret().as_bytes().to_vec());
+        // Some libraries read the password as a C string whatever its length says.
+        password.push(0);
+        let password = &password[..password.len() - 1];
+        // One check of the password, on a session of its own: a wrong one spends one try and
+        // leaves the current pool (and whoever is signing on it) alone.
+        let first = self.session()?;
+        let device = first.device.clone();
+        first
+            .grant(self.module.keys[0], password)
+            .map_err(|f| match f {
+                SdfFailure::Code(_, library::SDR_PRKRERR) => DeviceError::PinIncorrect {
+                    tries: TriesLeft::NotReported,
+                },
+                SdfFailure::Code(_, library::SDR_KEYNOTEXIST) => DeviceError::ObjectNotFound {
+                    what: "key",
+                    selector: format!("index {} ([module.sdf] keys)", self.module.keys[0]),
+                    serial: self.serial.clone(),
+                },
+                other => failure(other),
+            })?;
+        let sessions = self.open_pool(&device, first, password)?;
         let mut state = self.lock();
-        self.close_all(&mut state);
-        let device = self.device(&mut state)?;
-        let password = pin.auth().expose_secret().as_bytes();
-        let mut sessions = Vec::with_capacity(self.capacity);
-        let mut outcome = Ok(());
-        'open: for n in 0..self.capacity {
-            let session = match self.symbols().open_session(device) {
-                Ok(s) => s,
-                Err(e) => {
-                    outcome = Err(device_error(e));
-                    break;
-                }
-            };
-            sessions.push(Session { handle: session });
-            for &index in &self.module.keys {
-                if let Err(e) = self.symbols().get_access_right(session, index, password) {
-                    outcome = Err(match e {
-                        // The first check is the password's; a refusal later is the device's.
-                        SdfFailure::Code(_, library::SDR_PRKRERR) if n == 0 => {
-                            DeviceError::PinIncorrect {
-                                tries: TriesLeft::NotReported,
-                            }
-                        }
-                        SdfFailure::Code(_, library::SDR_KEYNOTEXIST) => {
-                            DeviceError::ObjectNotFound {
-                                what: "key",
-                                selector: format!("index {index} ([module.sdf] keys)"),
-                                serial: self.serial.clone(),
-                            }
-                        }
-                        other => device_error(other),
-                    });
-                    break 'open;
-                }
-            }
-        }
-        if let Err(e) = outcome {
-            for s in sessions {
-                self.symbols().close_session(s.handle);
-            }
-            return Err(e);
-        }
-        state.open = sessions.len();
         state.idle = sessions;
         state.logged_in = true;
+        state.generation += 1;
         drop(state);
         self.returned.notify_all();
         Ok(())
     }
 
     fn logout(&self) -> DeviceResult<()> {
-        let mut state = self.lock();
-        for session in &state.idle {
-            for &index in &self.module.keys {
-                self.symbols().release_access_right(session.handle, index);
+        {
+            let state = self.lock();
+            for session in &state.idle {
+                for &index in &self.module.keys {
+                    session
+                        .symbols()
+                        .release_access_right(session.handle, index);
+                }
             }
         }
-        self.close_all(&mut state);
-        drop(state);
-        self.returned.notify_all();
+        self.close_all();
         Ok(())
     }
 
@@ -361,13 +419,14 @@ impl DeviceBackend for SdfOwner {
 
     fn key_name(&self, selector: &KeySelector) -> DeviceResult<String> {
         let index = match selector {
-            KeySelector::Id(id) if id.len() == 1 && id[0] > 0 => u32::from(id[0]),
+            KeySelector::Id(id) if id.len() == 1 => u32::from(id[0]),
             KeySelector::Label(label) => label.parse().unwrap_or(0),
             KeySelector::Id(_) => 0,
         };
-        if index == 0 {
+        if !self.module.keys.contains(&index) {
             return Err(DeviceError::BadKey(format!(
-                "{selector} does not name an SDF key index (an id of one byte, 1 to 255)"
+                "{selector} is not one of the key indexes a login opens ([module.sdf] keys = {:?})",
+                self.module.keys
             )));
         }
         Ok(index.to_string())
@@ -375,20 +434,21 @@ impl DeviceBackend for SdfOwner {
 
     fn public_key(&self, name: &str) -> DeviceResult<PublicKey> {
         let index = self.index(name)?;
-        let field = self.module.ecc_field;
-        match self.with_session(|symbols, session| symbols.sign_public_key(session, index, field)) {
+        let session = self.session()?;
+        match session
+            .symbols()
+            .sign_public_key(session.handle, index, self.module.ecc_field)
+        {
             Ok(Ok(key)) => Ok(key),
             Ok(Err(garbled)) => Err(DeviceError::BadKey(garbled)),
-            Err(DeviceError::Other(text))
-                if text.contains(&format!("{:#010x}", library::SDR_KEYNOTEXIST)) =>
-            {
+            Err(SdfFailure::Code(_, library::SDR_KEYNOTEXIST)) => {
                 Err(DeviceError::ObjectNotFound {
                     what: "key",
                     selector: format!("index {index}"),
                     serial: self.serial.clone(),
                 })
             }
-            Err(e) => Err(e),
+            Err(f) => Err(self.failed(f)),
         }
     }
 
@@ -414,9 +474,14 @@ impl DeviceBackend for SdfOwner {
     }
 }
 
-impl Drop for SdfOwner {
-    fn drop(&mut self) {
-        let mut state = self.lock();
-        self.close_all(&mut state);
+/// What the PKCS#11 side would say: GM/T 0018 reports no PIN state (no tries, no lock).
+fn token_info((issuer, name, serial): (String, String, String)) -> TokenInfo {
+    TokenInfo {
+        label: name,
+        serial,
+        manufacturer: issuer,
+        model: "SDF".into(),
+        pin: PinState::unknown(),
+        pin_length: (0, 0),
     }
 }

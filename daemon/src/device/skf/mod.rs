@@ -51,6 +51,10 @@ pub mod sar {
     pub const USER_NOT_LOGGED_IN: u32 = 0x0A00_002D;
     /// No such application.
     pub const APPLICATION_NOT_EXISTS: u32 = 0x0A00_002E;
+    /// No such file (GM/T 0016 has no container-specific code).
+    pub const FILE_NOT_EXIST: u32 = 0x0A00_0031;
+    /// A handle the library does not know (often: a device replugged since).
+    pub const INVALID_HANDLE: u32 = 0x0A00_0005;
     /// No certificate.
     pub const CERT_NOT_FOUND: u32 = 0x0A00_001C;
 }
@@ -208,6 +212,9 @@ impl SkfLibrary {
             let mut size = self.abi.write_ulong(0);
             check(function, call(std::ptr::null_mut(), &mut size))?;
             let len = self.abi.read_ulong(&size);
+            if len <= 2 {
+                return Ok(Vec::new()); // nothing listed (some libraries say 0, others 2)
+            }
             if len > 1 << 20 {
                 return Err(SkfError::Garbled {
                     function,
@@ -411,6 +418,11 @@ impl SkfApplication {
         &self.device.library
     }
 
+    /// The device the application is on.
+    pub fn device(&self) -> &Arc<SkfDevice> {
+        &self.device
+    }
+
     /// Maps a PIN call's SAR code, reading the tries left on a wrong PIN.
     fn pin_result(
         &self,
@@ -559,7 +571,11 @@ impl SkfContainer<'_> {
         let abi = self.library().abi;
         let mut size = abi.write_ulong(0);
         check(function, call(std::ptr::null_mut(), size.as_mut_ptr()))?;
-        let len = (abi.read_ulong(&size) as usize).max(at_least);
+        let said = abi.read_ulong(&size) as usize;
+        if said == 0 && at_least == 0 {
+            return Ok(Vec::new());
+        }
+        let len = said.max(at_least);
         if len > 1 << 20 {
             return Err(SkfError::Garbled {
                 function,

@@ -1,11 +1,13 @@
 //! The SKF side of a token owner: one device (found by serial), its application kept open so
 //! that a login lasts, and what the PKCS#11 owner offers (info, PIN operations, signing) in
-//! SKF calls. GM/T 0016 cannot be asked whether the application is logged in: the owner
-//! remembers its own successful login until a logout, a removal or a failure says otherwise.
+//! SKF calls. GM/T 0016 promises no thread safety, so every call into the library for this
+//! device holds the owner's I/O lock. GM/T 0016 cannot be asked whether the application is
+//! logged in: the owner remembers its own successful login until a logout, a removal or a
+//! failure says otherwise.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{SkfApplication, SkfError, SkfLibrary, SkfPinInfo, ADMIN_PIN, USER_PIN};
+use super::{sar, SkfApplication, SkfError, SkfLibrary, SkfPinInfo, ADMIN_PIN, USER_PIN};
 use crate::crypto::{PublicKey, RawSignature};
 use crate::device::backend::DeviceBackend;
 use crate::device::error::{DeviceError, DeviceResult, TriesLeft};
@@ -35,6 +37,8 @@ pub struct SkfOwner {
     module: SkfModule,
     serial: String,
     state: Mutex<State>,
+    /// Held across every library call for this device.
+    io: Mutex<()>,
 }
 
 impl From<SkfError> for DeviceError {
@@ -46,6 +50,7 @@ impl From<SkfError> for DeviceError {
                 tries: tries(tries_left),
             },
             SkfError::NotLoggedIn => DeviceError::UserNotLoggedIn,
+            SkfError::Missing { .. } => DeviceError::Unsupported(e.to_string()),
             other => DeviceError::Other(other.to_string()),
         }
     }
@@ -60,6 +65,19 @@ fn tries(left: u64) -> TriesLeft {
     }
 }
 
+/// Whether an error means the handles are stale: the device was pulled, or replugged and
+/// the library no longer knows the old handle.
+fn is_stale(e: &SkfError) -> bool {
+    matches!(
+        e,
+        SkfError::Removed
+            | SkfError::Code {
+                code: sar::INVALID_HANDLE,
+                ..
+            }
+    )
+}
+
 impl SkfOwner {
     /// The owner of the device with `serial` in `module`; connected at first use.
     pub fn new(module: SkfModule, serial: &str) -> Self {
@@ -67,6 +85,7 @@ impl SkfOwner {
             module,
             serial: serial.to_owned(),
             state: Mutex::new(State::default()),
+            io: Mutex::new(()),
         }
     }
 
@@ -74,36 +93,50 @@ impl SkfOwner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The open application, connecting and opening it if needed.
+    /// The open application, connecting and opening it if needed (under the I/O lock).
     fn app(&self) -> DeviceResult<Arc<SkfApplication>> {
         let mut state = self.lock();
         if let Some(app) = &state.app {
             return Ok(app.clone());
         }
-        let opened = self
-            .module
-            .library
-            .connect_serial(&self.serial)
-            .and_then(|device| device.open_application(&self.module.application));
-        match opened {
-            Ok(app) => {
-                let app = Arc::new(app);
-                state.app = Some(app.clone());
-                Ok(app)
-            }
-            Err(SkfError::NoSuchDevice(_)) => Err(DeviceError::TokenNotPresent {
+        let library = &self.module.library;
+        let device = library.connect_serial(&self.serial).map_err(|e| match e {
+            SkfError::NoSuchDevice(_) => DeviceError::TokenNotPresent {
                 serial: self.serial.clone(),
-            }),
-            Err(e) => Err(e.into()),
-        }
+            },
+            other => other.into(),
+        })?;
+        let app = device
+            .open_application(&self.module.application)
+            .map_err(|e| match e {
+                SkfError::Code {
+                    code: sar::APPLICATION_NOT_EXISTS,
+                    ..
+                } => DeviceError::Other(format!(
+                    "the SKF device {} has no application `{}` ([module.skf] application); it has: {}",
+                    self.serial,
+                    self.module.application,
+                    device.applications().unwrap_or_default().join(", ")
+                )),
+                other => other.into(),
+            })?;
+        let app = Arc::new(app);
+        state.app = Some(app.clone());
+        Ok(app)
     }
 
-    /// Runs `op` on the application; a removal resets the owner.
-    fn run<T>(&self, op: impl FnOnce(&SkfApplication) -> Result<T, SkfError>) -> DeviceResult<T> {
+    /// Runs `op` on the application under the I/O lock; stale handles reset the owner, and
+    /// `map` may name an error more precisely before it becomes a device error.
+    fn run_with<T>(
+        &self,
+        op: impl FnOnce(&SkfApplication) -> Result<T, SkfError>,
+        map: impl FnOnce(SkfError) -> Result<DeviceError, SkfError>,
+    ) -> DeviceResult<T> {
+        let _io = self.io.lock().unwrap_or_else(|e| e.into_inner());
         let app = self.app()?;
         match op(&app) {
             Ok(v) => Ok(v),
-            Err(SkfError::Removed) => {
+            Err(e) if is_stale(&e) => {
                 self.reset();
                 Err(DeviceError::DeviceRemoved)
             }
@@ -111,32 +144,45 @@ impl SkfOwner {
                 self.lock().logged_in = false;
                 Err(DeviceError::UserNotLoggedIn)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(match map(e) {
+                Ok(named) => named,
+                Err(e) => e.into(),
+            }),
         }
     }
 
-    /// A device error, or "no such container" for the open that failed on `name`.
-    fn not_found(&self, e: DeviceError, name: &str) -> DeviceError {
-        match e {
-            DeviceError::Other(text) if text.starts_with("SKF_OpenContainer failed") => {
-                DeviceError::ObjectNotFound {
+    fn run<T>(&self, op: impl FnOnce(&SkfApplication) -> Result<T, SkfError>) -> DeviceResult<T> {
+        self.run_with(op, Err)
+    }
+
+    /// Runs `op` on container `name`; "no such file" from the open names the container.
+    fn in_container<T>(
+        &self,
+        name: &str,
+        op: impl FnOnce(&super::SkfContainer<'_>) -> Result<T, SkfError>,
+    ) -> DeviceResult<T> {
+        self.run_with(
+            |app| op(&app.open_container(name)?),
+            |e| match e {
+                SkfError::Code {
+                    function: "SKF_OpenContainer",
+                    code: sar::FILE_NOT_EXIST,
+                } => Ok(DeviceError::ObjectNotFound {
                     what: "key container",
                     selector: name.to_owned(),
                     serial: self.serial.clone(),
-                }
-            }
-            other => other,
-        }
+                }),
+                other => Err(other),
+            },
+        )
     }
 }
 
 impl DeviceBackend for SkfOwner {
-    /// Counts resets (removals, logouts by reset).
     fn generation(&self) -> u64 {
         self.lock().generation
     }
 
-    /// Closes the application and forgets the login.
     fn reset(&self) {
         let mut state = self.lock();
         state.app = None;
@@ -144,39 +190,33 @@ impl DeviceBackend for SkfOwner {
         state.generation += 1;
     }
 
-    /// Label, serial and PIN state (from `SKF_GetDevInfo` and `SKF_GetPINInfo`).
     fn info(&self) -> DeviceResult<TokenInfo> {
-        let app = self.app()?;
-        let device = self
-            .module
-            .library
-            .connect_serial(&self.serial)
-            .map_err(|e| match e {
-                SkfError::NoSuchDevice(_) => DeviceError::TokenNotPresent {
-                    serial: self.serial.clone(),
-                },
-                other => other.into(),
-            })?
-            .info()?;
-        let user = app.pin_info(USER_PIN)?;
-        let admin = app.pin_info(ADMIN_PIN)?;
+        let (device, user, admin) = self.run(|app| {
+            let device = app.device().info()?;
+            // A library without SKF_GetPINInfo still logs in: its PIN state is unknown.
+            let pin = |kind| match app.pin_info(kind) {
+                Err(SkfError::Missing { .. }) => Ok(None),
+                other => other.map(Some),
+            };
+            Ok((device, pin(USER_PIN)?, pin(ADMIN_PIN)?))
+        })?;
         Ok(token_info(&device, user, admin))
     }
 
-    /// Whether this owner's login still holds.
     fn logged_in(&self) -> DeviceResult<bool> {
         self.app()?;
         Ok(self.lock().logged_in)
     }
 
-    /// Logs the user in (`SKF_VerifyPIN`).
     fn login(&self, pin: &Pin) -> DeviceResult<()> {
+        let generation = self.generation();
         let result = self.run(|app| app.verify_pin(USER_PIN, pin));
-        self.lock().logged_in = result.is_ok();
+        let mut state = self.lock();
+        // A reset while the PIN was checked leaves the new application logged out.
+        state.logged_in = result.is_ok() && state.generation == generation;
         result
     }
 
-    /// Logs out (`SKF_ClearSecureState`); logging out twice is not an error.
     fn logout(&self) -> DeviceResult<()> {
         let result = self.run(|app| app.log_out());
         self.lock().logged_in = false;
@@ -186,13 +226,10 @@ impl DeviceBackend for SkfOwner {
         }
     }
 
-    /// Changes the user PIN.
     fn change_pin(&self, old: &Pin, new: &Pin) -> DeviceResult<()> {
         self.run(|app| app.change_pin(USER_PIN, old, new))
     }
 
-    /// Unblocks the user PIN with the administrator PIN; a wrong administrator PIN is told as
-    /// the security officer's.
     fn unblock(&self, admin: &Pin, new_user: &Pin) -> DeviceResult<()> {
         self.reset();
         self.run(|app| app.unblock_pin(admin, new_user))
@@ -203,49 +240,33 @@ impl DeviceBackend for SkfOwner {
             })
     }
 
-    /// The public key of container `name`.
-    fn public_key(&self, name: &str) -> DeviceResult<PublicKey> {
-        self.run(|app| app.open_container(name)?.public_key())
-            .map_err(|e| self.not_found(e, name))
-    }
-
-    /// The sign certificate of container `name`.
-    fn certificate(&self, name: &str) -> DeviceResult<Vec<u8>> {
-        match self.run(|app| app.open_container(name)?.certificate()) {
-            Ok(Some(der)) => Ok(der),
-            Ok(None) => Err(DeviceError::ObjectNotFound {
-                what: "certificate",
-                selector: format!("container {name}"),
-                serial: self.serial.clone(),
-            }),
-            Err(e) => Err(self.not_found(e, name)),
-        }
-    }
-
-    /// Signs e with the sign key of container `name`.
-    fn sign(&self, name: &str, e: &[u8; 32]) -> DeviceResult<RawSignature> {
-        if !self.lock().logged_in {
-            return Err(DeviceError::UserNotLoggedIn);
-        }
-        self.run(|app| app.open_container(name)?.sign_e(e))
-            .map_err(|e| self.not_found(e, name))
-    }
-
     fn key_name(&self, selector: &KeySelector) -> DeviceResult<String> {
         let names = self.run(|app| app.containers())?;
-        names
+        let matches: Vec<String> = names
             .into_iter()
-            .find(|name| match selector {
+            .filter(|name| match selector {
                 KeySelector::Label(label) => name == label,
                 KeySelector::Id(id) => {
                     name.as_bytes() == id.as_slice() || name.eq_ignore_ascii_case(&hex::encode(id))
                 }
             })
-            .ok_or_else(|| DeviceError::ObjectNotFound {
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(DeviceError::ObjectNotFound {
                 what: "key container",
                 selector: selector.to_string(),
                 serial: self.serial.clone(),
-            })
+            }),
+            several => Err(DeviceError::BadKey(format!(
+                "containers {} all match {selector}; name the container exactly",
+                several.join(", ")
+            ))),
+        }
+    }
+
+    fn public_key(&self, name: &str) -> DeviceResult<PublicKey> {
+        self.in_container(name, |c| c.public_key())
     }
 
     fn key_present(&self, name: &str) -> DeviceResult<Option<bool>> {
@@ -255,28 +276,50 @@ impl DeviceBackend for SkfOwner {
         self.run(|app| app.containers())
             .map(|names| Some(names.iter().any(|n| n == name)))
     }
+
+    fn certificate(&self, name: &str) -> DeviceResult<Vec<u8>> {
+        self.in_container(name, |c| c.certificate())?
+            .ok_or_else(|| DeviceError::ObjectNotFound {
+                what: "certificate",
+                selector: format!("container {name}"),
+                serial: self.serial.clone(),
+            })
+    }
+
+    fn sign(&self, name: &str, e: &[u8; 32]) -> DeviceResult<RawSignature> {
+        if !self.lock().logged_in {
+            return Err(DeviceError::UserNotLoggedIn);
+        }
+        self.in_container(name, |c| c.sign_e(e))
+    }
 }
 
-/// What the PKCS#11 side would say, from GM/T 0016's answers. SKF has no PIN length limits to
-/// ask: (0, 0) means "the device decides".
-fn token_info(device: &super::SkfDeviceInfo, user: SkfPinInfo, admin: SkfPinInfo) -> TokenInfo {
+/// What the PKCS#11 side would say, from GM/T 0016's answers (`None`: the library cannot
+/// tell). SKF has no PIN length limits to ask: (0, 0) means "the device decides".
+fn token_info(
+    device: &super::SkfDeviceInfo,
+    user: Option<SkfPinInfo>,
+    admin: Option<SkfPinInfo>,
+) -> TokenInfo {
     let low = |p: &SkfPinInfo| p.tries_left > 0 && p.tries_left < p.max_tries;
+    let mut pin = PinState::unknown();
+    if let Some(user) = user {
+        pin.count_low = low(&user);
+        pin.final_try = user.tries_left == 1;
+        pin.locked = user.tries_left == 0;
+        pin.to_be_changed = user.is_default;
+    }
+    if let Some(admin) = admin {
+        pin.so_locked = admin.tries_left == 0;
+        pin.so_count_low = low(&admin);
+        pin.so_final_try = admin.tries_left == 1;
+    }
     TokenInfo {
         label: device.label.clone(),
         serial: device.serial.clone(),
         manufacturer: device.manufacturer.clone(),
         model: "SKF".into(),
-        pin: PinState {
-            login_required: true,
-            user_pin_initialized: true,
-            count_low: low(&user),
-            final_try: user.tries_left == 1,
-            locked: user.tries_left == 0,
-            to_be_changed: user.is_default,
-            so_locked: admin.tries_left == 0,
-            so_count_low: low(&admin),
-            so_final_try: admin.tries_left == 1,
-        },
+        pin,
         pin_length: (0, 0),
     }
 }
