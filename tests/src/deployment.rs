@@ -666,6 +666,23 @@ impl Deployment {
         }
     }
 
+    /// Runs the hsm-sim CLI on the deployment's simulator config (eject, insert, list, …);
+    /// returns its standard output.
+    pub fn hsm_sim_run(&self, args: &[&str]) -> String {
+        let out = Command::new(crate::bins::hsm_sim_cli())
+            .arg("--config")
+            .arg(self.hsm_sim_conf())
+            .args(args)
+            .output()
+            .expect("run hsm-sim");
+        assert!(
+            out.status.success(),
+            "hsm-sim {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The trust root the deployment's certificates chain to (the SoftHSM deployment's DER file).
     pub fn trust_root(&self) -> PathBuf {
         self.home.join("root.der")

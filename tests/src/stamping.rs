@@ -98,3 +98,26 @@ pub fn full_stamp_and_batch(d: &Deployment) {
         .count();
     assert_eq!(logged, 100);
 }
+
+/// The custodian logs the seal's token out; an approved request then fails saying the device
+/// is not logged in.
+pub fn logged_out_request_fails(d: &Deployment, digest: [u8; 32]) {
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{}/logout", d.serial),
+        Some(Who::Custodian),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = d.request(1, &[digest]);
+    d.approve_both(id);
+    let v = d.wait_final(id);
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(
+        v["failure"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not logged in"),
+        "{v}"
+    );
+}

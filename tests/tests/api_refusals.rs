@@ -192,21 +192,7 @@ fn refusals_have_codes_sign_nothing_and_are_logged() {
     expect(expired, 409, "seal_not_usable", "seal 4");
 
     // A device not logged in: the approved request fails with a clear reason.
-    let r = d.call(
-        "POST",
-        &format!("/v1/devices/{SERIAL}/logout"),
-        Some(Who::Custodian),
-        None,
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let unlogged = d.request(1, &[digest(7, 5)]);
-    d.approve_both(unlogged);
-    let v = d.wait_final(unlogged);
-    assert_eq!(v["state"], "failed", "{v}");
-    assert!(
-        v["failure"].as_str().unwrap().contains("not logged in"),
-        "{v}"
-    );
+    seald_tests::stamping::logged_out_request_fails(&d, digest(7, 5));
 
     // Guards: Host, Origin, preflight, size, JSON, content type.
     let auth = format!("Bearer {}", d.token(Who::Client));

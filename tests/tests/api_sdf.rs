@@ -60,7 +60,7 @@ fn a_seal_on_an_sdf_cipher_machine_stamps_over_its_session_pool() {
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.json()["code"], "pin_incorrect", "{}", r.body);
     assert!(
-        hsm_sim(&d, &["list"]).contains("user_fails 1 "),
+        d.hsm_sim_run(&["list"]).contains("user_fails 1 "),
         "one try spent"
     );
     full_stamp_and_batch(&d);
@@ -91,26 +91,12 @@ fn narrow_ecc_fields_logout_and_what_sdf_cannot_do() {
     assert_eq!(r.json()["code"], "device_unsupported");
     assert!(r.body.contains("management tool"), "{}", r.body);
 
-    let r = d.call(
-        "POST",
-        &format!("/v1/devices/{SERIAL}/logout"),
-        Some(Who::Custodian),
-        None,
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let id = d.request(1, &[digest(8, 2)]);
-    d.approve_both(id);
-    let v = d.wait_final(id);
-    assert_eq!(v["state"], "failed", "{v}");
-    assert!(
-        v["failure"].as_str().unwrap().contains("not logged in"),
-        "{v}"
-    );
+    seald_tests::stamping::logged_out_request_fails(&d, digest(8, 2));
 
     // The link to the cipher machine drops (hsm-sim eject: SDR_COMMFAIL on every session):
     // the request fails saying so, and after it is back a new login opens a fresh pool.
     d.login_custodian();
-    let _ = hsm_sim(&d, &["eject", SERIAL]);
+    d.hsm_sim_run(&["eject", SERIAL]);
     let id = d.request(1, &[digest(8, 3)]);
     d.approve_both(id);
     let v = d.wait_final(id);
@@ -120,25 +106,9 @@ fn narrow_ecc_fields_logout_and_what_sdf_cannot_do() {
         failure.contains("removed") || failure.contains("not present"),
         "{failure}"
     );
-    let _ = hsm_sim(&d, &["insert", SERIAL]);
+    d.hsm_sim_run(&["insert", SERIAL]);
     d.login_custodian();
     let id = d.request(1, &[digest(8, 4)]);
     d.approve_both(id);
     seald_tests::stamping::check_signed(&d, &d.wait_final(id), &[digest(8, 4)], 0);
-}
-
-/// Runs the hsm-sim CLI on the deployment's simulator config; its output.
-fn hsm_sim(d: &Deployment, args: &[&str]) -> String {
-    let out = std::process::Command::new(seald_tests::bins::hsm_sim_cli())
-        .arg("--config")
-        .arg(d.hsm_sim_conf())
-        .args(args)
-        .output()
-        .expect("run hsm-sim");
-    assert!(
-        out.status.success(),
-        "hsm-sim {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

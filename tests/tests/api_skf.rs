@@ -83,14 +83,14 @@ fn a_seal_on_an_skf_ukey_stamps_like_a_pkcs11_one() {
 
     // Pulled out: SKF_WaitForDevEvent tells seald at once; the login is gone with it.
     let events = d.subscribe(Who::Auditor);
-    hsm_sim(&d, &["eject", SERIAL]);
+    d.hsm_sim_run(&["eject", SERIAL]);
     events.expect("device-removed", &[SERIAL]);
     let v = d.call("GET", "/v1/devices", Some(Who::Client), None).json();
     assert!(
         v["modules"][0]["tokens"].as_array().unwrap().is_empty(),
         "{v:#}"
     );
-    hsm_sim(&d, &["insert", SERIAL]);
+    d.hsm_sim_run(&["insert", SERIAL]);
     events.expect("device-inserted", &[SERIAL]);
     let (_, token) = device(&d);
     assert_eq!(token["logged_in"], false, "{token:#}");
@@ -106,21 +106,6 @@ fn a_seal_on_an_skf_ukey_stamps_like_a_pkcs11_one() {
     check_signed(&d, &d.wait_final(id), &[digest(9, 1)], 0);
 }
 
-/// Runs the hsm-sim CLI on the deployment's simulator config.
-fn hsm_sim(d: &Deployment, args: &[&str]) {
-    let out = std::process::Command::new(seald_tests::bins::hsm_sim_cli())
-        .arg("--config")
-        .arg(d.hsm_sim_conf())
-        .args(args)
-        .output()
-        .expect("run hsm-sim");
-    assert!(
-        out.status.success(),
-        "hsm-sim {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn a_wide_vendor_abi_and_the_pin_lifecycle() {
     let d = skf_deployment("ulong = 8\nbool = 8\necc_field = 32\n");
@@ -130,21 +115,7 @@ fn a_wide_vendor_abi_and_the_pin_lifecycle() {
     check_signed(&d, &d.wait_final(id), &[digest(7, 1)], 1);
 
     // Logging out through SKF (ClearSecureState) stops stamping until the next login.
-    let r = d.call(
-        "POST",
-        &format!("/v1/devices/{SERIAL}/logout"),
-        Some(Who::Custodian),
-        None,
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let id = d.request(1, &[digest(7, 2)]);
-    d.approve_both(id);
-    let v = d.wait_final(id);
-    assert_eq!(v["state"], "failed", "{v}");
-    assert!(
-        v["failure"].as_str().unwrap().contains("not logged in"),
-        "{v}"
-    );
+    seald_tests::stamping::logged_out_request_fails(&d, digest(7, 2));
 
     // PIN change (SKF_ChangePIN), then unblock with the administrator PIN (SKF_UnblockPIN).
     let old = std::fs::read_to_string(d.demo_dir().join("login.json")).unwrap();

@@ -39,8 +39,8 @@ impl Module {
             path: config.path.display().to_string(),
             reason,
         };
-        match config.api {
-            DeviceApi::Pkcs11 => {}
+        let (skf, sdf) = match config.api {
+            DeviceApi::Pkcs11 => (None, None),
             DeviceApi::Skf => {
                 config
                     .skf
@@ -52,40 +52,34 @@ impl Module {
                         SkfError::Load { reason, .. } => load_error(reason),
                         other => load_error(other.to_string()),
                     })?;
-                return Ok(Self {
-                    name: config.name.clone(),
-                    path: config.path.clone(),
-                    context: None,
-                    profile_setting: None,
-                    profile: Mutex::new(None),
-                    model: config.model,
-                    max_sessions: config.max_sessions,
-                    skf: Some(SkfModule {
+                let application = config.skf.application.clone();
+                (
+                    Some(SkfModule {
                         library,
-                        application: config.skf.application.clone(),
+                        application,
                     }),
-                    sdf: None,
-                });
+                    None,
+                )
             }
             DeviceApi::Sdf => {
-                let sdf = SdfModule::open(
-                    &config.path,
-                    config.sdf.ecc_max_len,
-                    config.sdf.keys.clone(),
-                )
-                .map_err(load_error)?;
-                return Ok(Self {
-                    name: config.name.clone(),
-                    path: config.path.clone(),
-                    context: None,
-                    profile_setting: None,
-                    profile: Mutex::new(None),
-                    model: config.model,
-                    max_sessions: config.max_sessions,
-                    skf: None,
-                    sdf: Some(sdf),
-                });
+                let keys = config.sdf.keys.clone();
+                let sdf = SdfModule::open(&config.path, config.sdf.ecc_max_len, keys)
+                    .map_err(load_error)?;
+                (None, Some(sdf))
             }
+        };
+        if skf.is_some() || sdf.is_some() {
+            return Ok(Self {
+                name: config.name.clone(),
+                path: config.path.clone(),
+                context: None,
+                profile_setting: None,
+                profile: Mutex::new(None),
+                model: config.model,
+                max_sessions: config.max_sessions,
+                skf,
+                sdf,
+            });
         }
         let context = Pkcs11::new(&config.path).map_err(|e| load_error(e.to_string()))?;
         context

@@ -4,6 +4,7 @@
 use std::ffi::c_void;
 
 use crate::crypto::{KeyAlgorithm, PublicKey, RawSignature};
+use crate::device::skf::right_aligned;
 
 /// A device or session handle.
 pub(super) type Handle = *mut c_void;
@@ -225,19 +226,8 @@ impl Symbols {
 
 /// Two right-aligned 32-byte values in consecutive `field`-byte fields from `at`.
 fn read_pair(raw: &[u8], at: usize, field: usize) -> Result<(&[u8], &[u8]), String> {
-    let value = |start: usize| {
-        let f = &raw[start..start + field];
-        let (pad, v) = f.split_at(field - 32);
-        if pad.iter().any(|b| *b != 0) {
-            Err(format!(
-                "a {field}-byte field whose first {} bytes are not zero: check ecc_max_len",
-                pad.len()
-            ))
-        } else {
-            Ok(v)
-        }
-    };
-    Ok((value(at)?, value(at + field)?))
+    let value = |start: usize, name| right_aligned(&raw[start..start + field], name, "ecc_max_len");
+    Ok((value(at, "first")?, value(at + field, "second")?))
 }
 
 fn read_public_key(raw: &[u8], field: usize) -> Result<PublicKey, String> {

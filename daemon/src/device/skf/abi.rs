@@ -153,15 +153,25 @@ impl SkfAbi {
 
     /// The 32 value bytes of a right-aligned field; the bytes before them must be zero.
     fn coordinate<'a>(&self, field: &'a [u8], name: &str) -> Result<&'a [u8], String> {
-        let (pad, value) = field.split_at(field.len() - 32);
-        if pad.iter().any(|b| *b != 0) {
-            return Err(format!(
-                "the {name} field is not a right-aligned 256-bit value (its first {} bytes are not zero): check ecc_field",
-                pad.len()
-            ));
-        }
-        Ok(value)
+        right_aligned(field, name, "ecc_field")
     }
+}
+
+/// The 32 value bytes of a right-aligned ECC field (SKF blobs, SDF `ECCref` structs); the
+/// bytes before them must be zero, else the configured width (`setting`) is wrong.
+pub(crate) fn right_aligned<'a>(
+    field: &'a [u8],
+    name: &str,
+    setting: &str,
+) -> Result<&'a [u8], String> {
+    let (pad, value) = field.split_at(field.len() - 32);
+    if pad.iter().any(|b| *b != 0) {
+        return Err(format!(
+            "the {name} field is not a right-aligned 256-bit value (its first {} bytes are not zero): check {setting}",
+            pad.len()
+        ));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

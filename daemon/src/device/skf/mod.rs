@@ -17,6 +17,7 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
+pub(crate) use abi::right_aligned;
 pub use abi::SkfAbi;
 use library::{Handle, Symbols};
 pub use owner::{SkfModule, SkfOwner};
