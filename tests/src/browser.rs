@@ -397,14 +397,23 @@ impl Browser {
     pub fn downloaded(&self, suffix: &str) -> Vec<u8> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let found = std::fs::read_dir(&self.downloads)
+            let files: Vec<PathBuf> = std::fs::read_dir(&self.downloads)
                 .into_iter()
                 .flatten()
                 .flatten()
                 .map(|e| e.path())
-                .find(|p| p.to_string_lossy().ends_with(suffix));
-            if let Some(path) = found {
-                return std::fs::read(path).expect("read download");
+                .collect();
+            // Chromium may put the final name down empty before the bytes arrive (through a
+            // `.crdownload` file): only a finished, non-empty file counts.
+            let writing = files
+                .iter()
+                .any(|p| p.to_string_lossy().ends_with(".crdownload"));
+            let found = files.iter().find(|p| p.to_string_lossy().ends_with(suffix));
+            if let (false, Some(path)) = (writing, found) {
+                let bytes = std::fs::read(path).expect("read download");
+                if !bytes.is_empty() {
+                    return bytes;
+                }
             }
             assert!(Instant::now() < deadline, "no download ending {suffix}");
             std::thread::sleep(Duration::from_millis(50));

@@ -405,12 +405,16 @@ fn auditors_read_the_log_but_cannot_approve_and_other_origins_get_nothing() {
     }
     let first = seqs(&b);
     b.click(&b.wait("#audit-next"));
+    // The table is emptied and refilled: wait for the new rows themselves.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while seqs(&b).first() == first.first() {
+    let second = loop {
+        let shown = seqs(&b);
+        if !shown.is_empty() && shown.first() != first.first() {
+            break shown;
+        }
         assert!(Instant::now() < deadline, "the next page never came");
         std::thread::sleep(Duration::from_millis(50));
-    }
-    let second = seqs(&b);
+    };
     assert!(
         second.iter().all(|s| *s > first[1]),
         "{first:?} then {second:?}"
