@@ -3,7 +3,8 @@
 //! (`[[module]] api = "skf"`; containers named by key id), in GmSSL's ABI and in a wide one
 //! (8-byte ULONG and BOOL, 32-byte ECC fields). Login with tries left, the full stamp flow
 //! with OpenSSL checking the signatures, a batch, removal and insertion seen through
-//! `SKF_WaitForDevEvent`, logout, PIN change and unblock.
+//! `SKF_WaitForDevEvent`, logout, PIN change and unblock; wrong PINs down to the final-try
+//! guard and the lock, then the administrator's unblock.
 
 use std::io::Write;
 use std::path::Path;
@@ -156,4 +157,48 @@ fn a_wide_vendor_abi_and_the_pin_lifecycle() {
     let id = d.request(1, &[digest(7, 3)]);
     d.approve_both(id);
     check_signed(&d, &d.wait_final(id), &[digest(7, 3)], 0);
+}
+
+#[test]
+fn wrong_pins_through_skf_lock_the_ukey_and_the_administrator_unblocks_it() {
+    let d = skf_deployment("");
+    // hsm-sim gives 6 tries; the device's count (SKF_GetPINInfo) drives seald's warnings.
+    for _ in 0..5 {
+        let r = login(&d, "Wr0ngPin55");
+        assert_eq!(r.status, 403, "{}", r.body);
+    }
+    let (_, token) = device(&d);
+    assert_eq!(token["pin"]["final_try"], true, "{token:#}");
+    // The last try is not spent unless a person confirms it.
+    let r = login(&d, "Wr0ngPin55");
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.json()["code"], "pin_final_try", "{}", r.body);
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/login"),
+        Some(Who::Custodian),
+        Some(&json!({ "pin": "Wr0ngPin55", "confirm_final_try": true })),
+    );
+    assert_eq!(r.status, 423, "{}", r.body);
+    assert_eq!(r.json()["code"], "pin_locked", "{}", r.body);
+    // Locked: even the right PIN is refused, and the listing says so.
+    let pin: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.demo_dir().join("login.json")).unwrap())
+            .unwrap();
+    let r = login(&d, pin["pin"].as_str().unwrap());
+    assert_eq!(r.status, 423, "{}", r.body);
+    let (_, token) = device(&d);
+    assert_eq!(token["pin"]["locked"], true, "{token:#}");
+    // The administrator PIN re-sets it (SKF_UnblockPIN); the new PIN opens the UKey.
+    let so = std::fs::read_to_string(d.demo_dir().join("so.pin")).unwrap();
+    let r = d.call(
+        "POST",
+        &format!("/v1/devices/{SERIAL}/pin-unblock"),
+        Some(Who::Custodian),
+        Some(&json!({ "so_pin": so.trim(), "new_pin": "Hk4pW8zN2c" })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(login(&d, "Hk4pW8zN2c").status, 200);
+    let (_, token) = device(&d);
+    assert_eq!(token["pin"]["locked"], false, "{token:#}");
 }
