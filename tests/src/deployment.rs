@@ -327,14 +327,19 @@ impl Deployment {
         Events::new(rx)
     }
 
-    /// Logs the custodian in with `pin` (or finds the token already logged in).
-    pub fn login_custodian_with(&self, pin: &str) {
-        let r = self.call(
+    /// The custodian tries to log the seal's token in with `pin`; the raw answer.
+    pub fn login_attempt(&self, pin: &str) -> RawResponse {
+        self.call(
             "POST",
             &format!("/v1/devices/{}/login", self.serial),
             Some(Who::Custodian),
             Some(&serde_json::json!({ "pin": pin })),
-        );
+        )
+    }
+
+    /// Logs the custodian in with `pin` (or finds the token already logged in).
+    pub fn login_custodian_with(&self, pin: &str) {
+        let r = self.login_attempt(pin);
         assert!(
             r.status == 200 || r.json()["code"] == "already_logged_in",
             "login: {} {}",

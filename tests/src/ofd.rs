@@ -68,6 +68,26 @@ impl Deployment {
         )
     }
 
+    /// Uploads a one-page sample PDF for the deployment's seal (stamp at 100, 200 mm on page
+    /// 1, `purpose`), has both approvers approve it and returns the sealed PDF.
+    pub fn sealed_pdf(&self, purpose: &str) -> Vec<u8> {
+        let pdf = seald::pdf::sample::Sample::new(1).build();
+        let request = serde_json::json!({
+            "seal_id": self.seal_id,
+            "purpose": purpose,
+            "placements": [{ "kind": "at", "page": 1, "x": 100, "y": 200 }],
+        });
+        let r = self.upload(Who::Client, &request, &[("contract.pdf", &pdf)]);
+        assert_eq!(r.status, 202, "{}", r.body);
+        let id = r.json()["id"].as_i64().expect("request id");
+        self.approve_both(id);
+        let v = self.wait_final(id);
+        assert_eq!(v["state"], "signed", "{v}");
+        let sealed = self.download(Who::Client, id, 1);
+        assert_eq!(sealed.status, 200);
+        sealed.body
+    }
+
     /// `who` fetches sealed document `n` of request `id`.
     pub fn download(&self, who: Who, id: i64, n: u32) -> BinaryResponse {
         use std::io::{Read, Write};

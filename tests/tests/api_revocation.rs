@@ -34,12 +34,7 @@ fn deployment(ca: &TestCa, extra: &str) -> Deployment {
 
 /// The custodian logs the seal's token in.
 fn login(d: &Deployment) {
-    let r = d.call(
-        "POST",
-        &format!("/v1/devices/{}/login", d.serial),
-        Some(Who::Custodian),
-        Some(&json!({ "pin": USER_PIN })),
-    );
+    let r = d.login_attempt(USER_PIN);
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -91,24 +86,6 @@ fn verify_pdf(d: &Deployment, pdf: &[u8]) -> Value {
     r.json()
 }
 
-/// Seals a one-page PDF (a PAdES CMS signature with this P-256 deployment).
-fn seal_pdf(d: &Deployment) -> Vec<u8> {
-    let pdf = seald::pdf::sample::Sample::new(1).build();
-    let request = json!({
-        "seal_id": d.seal_id,
-        "purpose": "contract",
-        "placements": [{ "kind": "at", "page": 1, "x": 100, "y": 200 }],
-    });
-    let r = d.upload(Who::Client, &request, &[("contract.pdf", &pdf)]);
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.json()["id"].as_i64().unwrap();
-    d.approve_both(id);
-    assert_eq!(d.wait_final(id)["state"], "signed");
-    let sealed = d.download(Who::Client, id, 1);
-    assert_eq!(sealed.status, 200);
-    sealed.body
-}
-
 /// `sealctl verify` of a SES_Signature file; its exit code and report.
 fn sealctl_verify(args: &[&str]) -> (i32, String) {
     let out = Command::new(bin("sealctl"))
@@ -131,7 +108,7 @@ fn online_status_at_stamping_and_verification_with_trusted_time() {
 
     // Good: signed, both certificates asked of the CA's OCSP responder. The PDF first, so that
     // the digest's timestamp is the later one.
-    let pdf = seal_pdf(&d);
+    let pdf = d.sealed_pdf("contract");
     assert_eq!(verify_pdf(&d, &pdf)["valid"], true);
     let want = digest(1, 1);
     let (id, v) = stamp(&d, &[want]);

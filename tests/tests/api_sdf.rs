@@ -39,15 +39,6 @@ fn sdf_deployment(ecc_max_len: usize) -> Deployment {
     )
 }
 
-fn login(d: &Deployment, pin: &str) -> seald_tests::daemon::RawResponse {
-    d.call(
-        "POST",
-        &format!("/v1/devices/{SERIAL}/login"),
-        Some(Who::Custodian),
-        Some(&json!({ "pin": pin })),
-    )
-}
-
 #[test]
 fn a_seal_on_an_sdf_cipher_machine_stamps_over_its_session_pool() {
     let d = sdf_deployment(64);
@@ -56,7 +47,7 @@ fn a_seal_on_an_sdf_cipher_machine_stamps_over_its_session_pool() {
     assert_eq!(v["modules"][0]["tokens"][0]["serial"], SERIAL, "{v:#}");
 
     // A wrong password spends one try, not one per session and key (4 × 2 here).
-    let r = login(&d, "Wr0ngPin55");
+    let r = d.login_attempt("Wr0ngPin55");
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.json()["code"], "pin_incorrect", "{}", r.body);
     assert!(
@@ -66,7 +57,7 @@ fn a_seal_on_an_sdf_cipher_machine_stamps_over_its_session_pool() {
     full_stamp_and_batch(&d);
 
     // A wrong password while logged in leaves the pool signing.
-    let r = login(&d, "Wr0ngPin55");
+    let r = d.login_attempt("Wr0ngPin55");
     assert_eq!(r.status, 403, "{}", r.body);
     let id = d.request(1, &[digest(8, 9)]);
     d.approve_both(id);

@@ -56,15 +56,6 @@ fn device(d: &Deployment) -> (Value, Value) {
     (module, token)
 }
 
-fn login(d: &Deployment, pin: &str) -> seald_tests::daemon::RawResponse {
-    d.call(
-        "POST",
-        &format!("/v1/devices/{SERIAL}/login"),
-        Some(Who::Custodian),
-        Some(&json!({ "pin": pin })),
-    )
-}
-
 #[test]
 fn a_seal_on_an_skf_ukey_stamps_like_a_pkcs11_one() {
     let d = skf_deployment("");
@@ -73,7 +64,7 @@ fn a_seal_on_an_skf_ukey_stamps_like_a_pkcs11_one() {
     assert_eq!(token["label"], "seald demo");
 
     // A wrong PIN: refused, with the device's count of tries.
-    let r = login(&d, "Wr0ngPin55");
+    let r = d.login_attempt("Wr0ngPin55");
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.json()["code"], "pin_incorrect", "{}", r.body);
     let (_, token) = device(&d);
@@ -130,11 +121,11 @@ fn a_wide_vendor_abi_and_the_pin_lifecycle() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
-        login(&d, &old).status,
+        d.login_attempt(&old).status,
         403,
         "the old PIN no longer opens it"
     );
-    assert_eq!(login(&d, "Qv7tR2mX9k").status, 200);
+    assert_eq!(d.login_attempt("Qv7tR2mX9k").status, 200);
     let so = std::fs::read_to_string(d.demo_dir().join("so.pin")).unwrap();
     let r = d.call(
         "POST",
@@ -144,7 +135,7 @@ fn a_wide_vendor_abi_and_the_pin_lifecycle() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     // The SO knows the re-set PIN: seald has the custodian change it before the next stamp.
-    let r = login(&d, "Hk4pW8zN2c");
+    let r = d.login_attempt("Hk4pW8zN2c");
     assert_eq!(r.status, 200, "{}", r.body);
     let r = d.call(
         "POST",
@@ -153,7 +144,7 @@ fn a_wide_vendor_abi_and_the_pin_lifecycle() {
         Some(&json!({ "old_pin": "Hk4pW8zN2c", "new_pin": "Zt5yB3nQ8w" })),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(login(&d, "Zt5yB3nQ8w").status, 200);
+    assert_eq!(d.login_attempt("Zt5yB3nQ8w").status, 200);
     let id = d.request(1, &[digest(7, 3)]);
     d.approve_both(id);
     check_signed(&d, &d.wait_final(id), &[digest(7, 3)], 0);
@@ -164,13 +155,13 @@ fn wrong_pins_through_skf_lock_the_ukey_and_the_administrator_unblocks_it() {
     let d = skf_deployment("");
     // hsm-sim gives 6 tries; the device's count (SKF_GetPINInfo) drives seald's warnings.
     for _ in 0..5 {
-        let r = login(&d, "Wr0ngPin55");
+        let r = d.login_attempt("Wr0ngPin55");
         assert_eq!(r.status, 403, "{}", r.body);
     }
     let (_, token) = device(&d);
     assert_eq!(token["pin"]["final_try"], true, "{token:#}");
     // The last try is not spent unless a person confirms it.
-    let r = login(&d, "Wr0ngPin55");
+    let r = d.login_attempt("Wr0ngPin55");
     assert_eq!(r.status, 409, "{}", r.body);
     assert_eq!(r.json()["code"], "pin_final_try", "{}", r.body);
     let r = d.call(
@@ -185,7 +176,7 @@ fn wrong_pins_through_skf_lock_the_ukey_and_the_administrator_unblocks_it() {
     let pin: Value =
         serde_json::from_str(&std::fs::read_to_string(d.demo_dir().join("login.json")).unwrap())
             .unwrap();
-    let r = login(&d, pin["pin"].as_str().unwrap());
+    let r = d.login_attempt(pin["pin"].as_str().unwrap());
     assert_eq!(r.status, 423, "{}", r.body);
     let (_, token) = device(&d);
     assert_eq!(token["pin"]["locked"], true, "{token:#}");
@@ -198,7 +189,7 @@ fn wrong_pins_through_skf_lock_the_ukey_and_the_administrator_unblocks_it() {
         Some(&json!({ "so_pin": so.trim(), "new_pin": "Hk4pW8zN2c" })),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(login(&d, "Hk4pW8zN2c").status, 200);
+    assert_eq!(d.login_attempt("Hk4pW8zN2c").status, 200);
     let (_, token) = device(&d);
     assert_eq!(token["pin"]["locked"], false, "{token:#}");
 }

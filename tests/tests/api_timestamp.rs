@@ -455,21 +455,8 @@ fn a_pades_signature_with_a_timestamp_validates_in_pyhanko() {
         Some(&json!({ "pin": USER_PIN })),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let pdf = seald::pdf::sample::Sample::new(1).build();
-    let request = json!({
-        "seal_id": d.seal_id,
-        "purpose": "timestamped PAdES",
-        "placements": [{ "kind": "at", "page": 1, "x": 100, "y": 200 }],
-    });
-    let r = d.upload(Who::Client, &request, &[("contract.pdf", &pdf)]);
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.json()["id"].as_i64().unwrap();
-    d.approve_both(id);
-    let v = d.wait_final(id);
-    assert_eq!(v["state"], "signed", "{v}");
-    let sealed = d.download(Who::Client, id, 1);
-    assert_eq!(sealed.status, 200);
-    let path = keep("p256-timestamped.pdf", &sealed.body);
+    let sealed = d.sealed_pdf("timestamped PAdES");
+    let path = keep("p256-timestamped.pdf", &sealed);
     let out = Command::new(pyhanko())
         .args([
             "--verbose",
