@@ -116,7 +116,7 @@ impl NewRecord {
         status: &crate::revocation::CertStatus,
         refused: bool,
     ) -> Self {
-        let consequence = match (status.status, refused) {
+        let consequence = match (status.kind(), refused) {
             (_, true) => "the request failed; nothing was signed",
             ("unknown", false) => "signed anyway: [revocation] on_unknown = \"allow\"",
             _ => "signing went on",
@@ -130,9 +130,9 @@ impl NewRecord {
                 "certificate": status.certificate,
                 "subject": status.subject,
                 "serial": status.serial,
-                "status": status.status,
-                "revoked_at": status.revoked_at.map(|t| crate::cert::rfc3339(&t)),
-                "reason": status.reason,
+                "status": status.kind(),
+                "revoked_at": status.revoked_at().map(|t| crate::cert::rfc3339(&t)),
+                "reason": status.reason(),
                 "source": status.source,
                 "detail": status.detail,
                 "consequence": consequence,

@@ -14,8 +14,9 @@ use crate::cert::Certificate;
 pub enum CrlVerdict {
     /// The CRL is another issuer's: it says nothing of the certificate.
     OtherIssuer,
-    /// The CRL speaks for the certificate: its status and a sentence on the CRL.
-    Says(Status, String),
+    /// The CRL speaks for the certificate: its status, a sentence on the CRL, and the CRL's
+    /// nextUpdate (until when it holds).
+    Says(Status, String, OffsetDateTime),
     /// The CRL is the issuer's but cannot be used (expired, bad signature, …): why.
     Unusable(String),
 }
@@ -32,14 +33,6 @@ pub fn to_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
         }
     }
     Err("neither a DER CRL nor a PEM `X509 CRL`".into())
-}
-
-/// The nextUpdate of the CRL `der`, if it has one and can be read.
-pub fn next_update(der: &[u8]) -> Option<OffsetDateTime> {
-    CertificateRevocationList::from_der(der)
-        .ok()
-        .and_then(|(_, c)| c.next_update())
-        .and_then(|t| utc(t).ok())
 }
 
 fn utc(t: x509_parser::time::ASN1Time) -> Result<OffsetDateTime, String> {
@@ -86,14 +79,13 @@ fn read(
     }
     check_scope(&crl, cert)?;
     let this_update = utc(crl.last_update())?;
-    let next_update = crl.next_update().map(utc).transpose()?;
     if this_update > now + time::Duration::minutes(5) {
         return Err(format!(
             "its thisUpdate {} is in the future",
             crate::cert::rfc3339(&this_update)
         ));
     }
-    match next_update {
+    let next_update = match crl.next_update().map(utc).transpose()? {
         Some(next) if next < now => {
             return Err(format!(
                 "it expired on {} (its nextUpdate): a newer CRL is needed",
@@ -101,15 +93,13 @@ fn read(
             ))
         }
         None => return Err("it has no nextUpdate, so its freshness cannot be judged".into()),
-        Some(_) => {}
-    }
+        Some(next) => next,
+    };
     let serial = super::serial_of(cert)?;
     let about = format!(
         "issued {}, next update {}",
         crate::cert::rfc3339(&this_update),
-        next_update
-            .map(|t| crate::cert::rfc3339(&t))
-            .unwrap_or_default()
+        crate::cert::rfc3339(&next_update)
     );
     for entry in crl.iter_revoked_certificates() {
         if crate::cms::strip_zeros(entry.raw_serial()) != serial.as_slice() {
@@ -138,9 +128,10 @@ fn read(
                 reason: reason.map(super::reason_name),
             },
             about,
+            next_update,
         ));
     }
-    Ok(CrlVerdict::Says(Status::Good, about))
+    Ok(CrlVerdict::Says(Status::Good, about, next_update))
 }
 
 /// Fails unless the CRL covers every certificate of its issuer, `cert` included: no delta-CRL

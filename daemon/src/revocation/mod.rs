@@ -70,8 +70,9 @@ pub fn reason_name(code: u8) -> &'static str {
     }
 }
 
-/// A certificate's status as reports and usage records show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A certificate's status as reports and usage records show it: serialised with `status`
+/// (`good`, `revoked`, `unknown`), `revoked_at` and `reason` read from the [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertStatus {
     /// Which certificate: `signer`, `maker`, `seal`.
     pub certificate: &'static str,
@@ -79,49 +80,74 @@ pub struct CertStatus {
     pub subject: String,
     /// Its serial, hex.
     pub serial: String,
-    /// `good`, `revoked` or `unknown`.
-    pub status: &'static str,
-    /// When it was revoked.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<OffsetDateTime>,
-    /// Why (CRLReason).
-    pub reason: Option<&'static str>,
     /// Where the answer came from (`OCSP <url>`, `CRL <file or url>`), if one came.
     pub source: Option<String>,
     /// A sentence: the answer's particulars, or what was tried and why it failed.
     pub detail: String,
-    #[serde(skip)]
-    raw: Status,
+    status: Status,
+}
+
+impl Serialize for CertStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("CertStatus", 8)?;
+        st.serialize_field("certificate", self.certificate)?;
+        st.serialize_field("subject", &self.subject)?;
+        st.serialize_field("serial", &self.serial)?;
+        st.serialize_field("status", self.kind())?;
+        st.serialize_field("revoked_at", &self.revoked_at().map(|t| rfc3339(&t)))?;
+        st.serialize_field("reason", &self.reason())?;
+        st.serialize_field("source", &self.source)?;
+        st.serialize_field("detail", &self.detail)?;
+        st.end()
+    }
 }
 
 impl CertStatus {
     /// The status.
     pub fn status(&self) -> &Status {
-        &self.raw
+        &self.status
+    }
+
+    /// `good`, `revoked` or `unknown`.
+    pub fn kind(&self) -> &'static str {
+        match self.status {
+            Status::Good => "good",
+            Status::Revoked { .. } => "revoked",
+            Status::Unknown(_) => "unknown",
+        }
+    }
+
+    /// When it was revoked.
+    pub fn revoked_at(&self) -> Option<OffsetDateTime> {
+        match self.status {
+            Status::Revoked { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+
+    /// Why it was revoked (CRLReason), when the CA said.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self.status {
+            Status::Revoked { reason, .. } => reason,
+            _ => None,
+        }
     }
 
     fn new(
         certificate: &'static str,
         cert: &Certificate,
-        raw: Status,
+        status: Status,
         source: Option<String>,
         detail: String,
     ) -> Self {
-        let (status, revoked_at, reason) = match &raw {
-            Status::Good => ("good", None, None),
-            Status::Revoked { at, reason } => ("revoked", Some(*at), *reason),
-            Status::Unknown(_) => ("unknown", None, None),
-        };
         Self {
             certificate,
             subject: cert.facts().display_name(),
             serial: cert.facts().serial_hex.clone(),
-            status,
-            revoked_at,
-            reason,
             source,
             detail,
-            raw,
+            status,
         }
     }
 
@@ -136,7 +162,7 @@ impl CertStatus {
             .as_deref()
             .map(|s| format!(", per {s}"))
             .unwrap_or_default();
-        match &self.raw {
+        match &self.status {
             Status::Good => format!("{who} is not revoked{from} ({})", self.detail),
             Status::Revoked { at, reason } => format!(
                 "{who} was revoked on {}{}{from}",
@@ -229,11 +255,6 @@ impl Checker {
         }
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     /// The status of `cert` (called `which` in the answer), issued by `issuer`, at `now`.
     /// A "good" for a certificate already expired proves nothing (CAs drop expired
     /// certificates from CRLs and OCSP): it is reported unknown.
@@ -298,10 +319,10 @@ impl Checker {
                 Err(why) => tried.push(format!("{name}: {why}")),
                 Ok(CrlVerdict::OtherIssuer) => other_issuers += 1,
                 Ok(CrlVerdict::Unusable(why)) => tried.push(format!("{name}: {why}")),
-                Ok(CrlVerdict::Says(Status::Good, detail)) => {
+                Ok(CrlVerdict::Says(Status::Good, detail, _)) => {
                     good.get_or_insert((Some(name), detail));
                 }
-                Ok(CrlVerdict::Says(status, detail)) => return (status, Some(name), detail),
+                Ok(CrlVerdict::Says(status, detail, _)) => return (status, Some(name), detail),
             }
         }
         if let Some((source, detail)) = good {
@@ -388,8 +409,8 @@ impl Checker {
         };
         let verdict = crl::judge(&der, cert, issuer, now);
         match &verdict {
-            CrlVerdict::Says(..) => {
-                let until = crl::next_update(&der).map_or(now, |next| next.min(now + CRL_REUSE));
+            CrlVerdict::Says(_, _, next_update) => {
+                let until = (*next_update).min(now + CRL_REUSE);
                 lock(&self.crls).insert(key, CachedCrl { der, until });
             }
             _ => {

@@ -46,7 +46,10 @@ fn crl_checker(files: &[&str]) -> Checker {
 fn a_crl_says_good_or_revoked_with_date_and_reason() {
     let (root, crl) = (cert("root"), data("crl.der"));
     match crl::judge(&crl, &cert("good"), &root, NOW) {
-        CrlVerdict::Says(Status::Good, detail) => assert!(detail.contains("next update 2036")),
+        CrlVerdict::Says(Status::Good, detail, next) => {
+            assert!(detail.contains("next update 2036"));
+            assert_eq!(next, datetime!(2036-11-29 00:00 UTC));
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(
@@ -56,7 +59,8 @@ fn a_crl_says_good_or_revoked_with_date_and_reason() {
                 at: datetime!(2026-11-01 12:00 UTC),
                 reason: Some("keyCompromise")
             },
-            "issued 2026-11-29T00:00:00Z, next update 2036-11-29T00:00:00Z".into()
+            "issued 2026-11-29T00:00:00Z, next update 2036-11-29T00:00:00Z".into(),
+            datetime!(2036-11-29 00:00 UTC)
         )
     );
 }
@@ -94,8 +98,8 @@ fn the_checker_reads_crl_files_and_says_what_it_tried() {
     let root = cert("root");
     let checker = crl_checker(&["expired-crl.pem", "crl.der"]);
     let revoked = checker.status("signer", &cert("revoked"), &root, NOW);
-    assert_eq!(revoked.status, "revoked");
-    assert_eq!(revoked.reason, Some("keyCompromise"));
+    assert_eq!(revoked.kind(), "revoked");
+    assert_eq!(revoked.reason(), Some("keyCompromise"));
     assert!(revoked.source.as_deref().unwrap().ends_with("crl.der"));
     assert!(revoked
         .sentence()
@@ -104,13 +108,13 @@ fn the_checker_reads_crl_files_and_says_what_it_tried() {
     // A revocation in any current CRL counts, whatever the order.
     let twice = crl_checker(&["crl.der", "crl.der"]);
     assert_eq!(
-        twice.status("signer", &cert("revoked"), &root, NOW).status,
+        twice.status("signer", &cert("revoked"), &root, NOW).kind(),
         "revoked"
     );
 
     let only_expired = crl_checker(&["expired-crl.pem"]);
     let unknown = only_expired.status("signer", &cert("good"), &root, NOW);
-    assert_eq!(unknown.status, "unknown");
+    assert_eq!(unknown.kind(), "unknown");
     assert!(unknown.detail.contains("expired"), "{}", unknown.detail);
 
     let missing = crl_checker(&["no-such.crl"]);
@@ -134,7 +138,7 @@ fn stamping_refuses_revoked_and_by_policy_unknown() {
     );
     assert!(why.contains("nothing was signed"));
     let (status, why) = checker.check_for_signing("seal", &cert("good"), Some(&root), NOW);
-    assert_eq!((status.status, why), ("good", None));
+    assert_eq!((status.kind(), why), ("good", None));
     // No root issued it: its status cannot be known; refused by default, allowed by choice.
     let (_, why) = checker.check_for_signing("seal", &cert("good"), None, NOW);
     let why = why.unwrap();
@@ -144,7 +148,7 @@ fn stamping_refuses_revoked_and_by_policy_unknown() {
         ..Settings::default()
     });
     let (status, why) = lenient.check_for_signing("seal", &cert("good"), Some(&root), NOW);
-    assert_eq!((status.status, why), ("unknown", None));
+    assert_eq!((status.kind(), why), ("unknown", None));
 }
 
 #[test]
@@ -180,7 +184,7 @@ fn a_compromised_key_counts_from_its_invalidity_date() {
         reason: Some("keyCompromise"),
     };
     match crl::judge(&data("crl.der"), &cert("compromised"), &root, NOW) {
-        CrlVerdict::Says(status, _) => assert_eq!(status, compromised),
+        CrlVerdict::Says(status, _, _) => assert_eq!(status, compromised),
         other => panic!("{other:?}"),
     }
     let answer = ocsp_answer("ocsp-compromised.der", "compromised", NOW).unwrap();
@@ -194,11 +198,11 @@ fn an_expired_certificate_said_good_is_unknown() {
     let crl = std::fs::read(path("crl.der")).unwrap();
     assert!(matches!(
         crl::judge(&crl, &cert("good"), &cert("root"), after_expiry),
-        CrlVerdict::Says(Status::Good, _)
+        CrlVerdict::Says(Status::Good, _, _)
     ));
     let status =
         crl_checker(&["crl.der"]).status("signer", &cert("good"), &cert("root"), after_expiry);
-    assert_eq!(status.status, "unknown");
+    assert_eq!(status.kind(), "unknown");
     assert!(
         status.detail.contains("proves nothing"),
         "{}",
@@ -330,7 +334,7 @@ fn urls_are_followed_only_when_fetch_is_on() {
         ..Settings::default()
     });
     let status = online.status("signer", &cert("good"), &root, NOW);
-    assert_eq!(status.status, "unknown");
+    assert_eq!(status.kind(), "unknown");
     assert!(
         status
             .detail

@@ -829,15 +829,16 @@ impl Report {
         }
         for r in &self.revocation {
             let when = r
-                .revoked_at
+                .revoked_at()
                 .map(|t| format!(" on {}", fmt_time(t)))
                 .unwrap_or_default();
-            let why = r.reason.map(|r| format!(" ({r})")).unwrap_or_default();
+            let why = r.reason().map(|r| format!(" ({r})")).unwrap_or_default();
             let from = r.source.as_deref().unwrap_or("no source answered");
             let _ = writeln!(
                 out,
                 "  status   {} certificate {}{when}{why}, per {from}",
-                r.certificate, r.status
+                r.certificate,
+                r.kind()
             );
         }
         if let Some(p) = &self.property_info {
