@@ -204,6 +204,8 @@ impl DeviceBackend for SkfOwner {
     }
 
     fn logged_in(&self) -> DeviceResult<bool> {
+        // Opening the application is a library call like any other: under the I/O lock.
+        let _io = self.io.lock().unwrap_or_else(|e| e.into_inner());
         self.app()?;
         Ok(self.lock().logged_in)
     }
