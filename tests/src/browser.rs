@@ -289,6 +289,20 @@ impl Browser {
         self.post(&format!("/session/element/{}/click", e.0), &json!({}));
     }
 
+    /// Waits for an element matching `css` and clicks it; when the page re-renders it
+    /// between the two (a table redrawn by a live event), finds it again.
+    pub fn click_css(&self, css: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let e = self.wait(css);
+            match self.try_post(&format!("/session/element/{}/click", e.0), &json!({})) {
+                Ok(_) => return,
+                Err(why) if why.contains("stale element") && Instant::now() < deadline => {}
+                Err(why) => panic!("clicking {css:?}: {why}"),
+            }
+        }
+    }
+
     /// Types `text` into `e` (WebDriver key codes such as `\u{E007}` Enter allowed).
     pub fn type_into(&self, e: &Element, text: &str) {
         self.post(

@@ -87,7 +87,7 @@ fn approvers_decide_in_the_console_and_the_requester_gets_the_signature() {
     b.screenshot("02-approver-pending");
 
     // The request page: requester, purpose, seal with image and validity, the document.
-    b.click(&b.wait(&format!("tr[data-request=\"{id}\"] a")));
+    b.click_css(&format!("tr[data-request=\"{id}\"] a"));
     b.wait("#decide");
     assert_eq!(b.text("#request-requester"), "demo-client");
     assert_eq!(b.text("#request-purpose"), "test");
@@ -253,7 +253,7 @@ fn a_custodian_logs_the_token_in_and_changes_the_pin_without_leaking_it() {
     b.goto(&format!("{}/#/devices", d.daemon.url));
     let pin_input = b.wait(&format!("#pin-login-{SERIAL}"));
     b.type_into(&pin_input, &pin);
-    b.click(&b.wait(&format!("{card} .login-form button[type=submit]")));
+    b.click_css(&format!("{card} .login-form button[type=submit]"));
     b.wait_text(&format!("{card} .login-form"), "one try left");
     assert_eq!(
         b.run(
@@ -264,16 +264,16 @@ fn a_custodian_logs_the_token_in_and_changes_the_pin_without_leaking_it() {
         "the PIN input is cleared after submit"
     );
     b.screenshot("08-custodian-final-try");
-    b.click(&b.wait(&format!("#final-login-{SERIAL}")));
+    b.click_css(&format!("#final-login-{SERIAL}"));
     b.type_into(&b.wait(&format!("#pin-login-{SERIAL}")), &pin);
-    b.click(&b.wait(&format!("{card} .login-form button[type=submit]")));
+    b.click_css(&format!("{card} .login-form button[type=submit]"));
     b.wait_text(&format!("{card} .logged-in"), "yes");
 
     // Change the PIN: old, new twice.
     b.type_into(&b.wait(&format!("#pin-old-{SERIAL}")), &pin);
     b.type_into(&b.wait(&format!("#pin-new-{SERIAL}")), NEW_PIN);
     b.type_into(&b.wait(&format!("#pin-new2-{SERIAL}")), NEW_PIN);
-    b.click(&b.wait(&format!("{card} .pin-form button[type=submit]")));
+    b.click_css(&format!("{card} .pin-form button[type=submit]"));
     b.wait_text(&format!("{card} .pin-form"), "The PIN was changed");
     b.screenshot("09-custodian-pin-changed");
 
@@ -541,7 +541,7 @@ fn an_admin_suspends_and_resumes_a_seal_with_a_reason() {
     sign_in(&b, &d, Who::Admin);
     b.goto(&format!("{}/#/seals", d.daemon.url));
     b.wait("#seals-table");
-    b.click(&b.wait("tr[data-seal=\"2\"] button.manage"));
+    b.click_css("tr[data-seal=\"2\"] button.manage");
     b.run(
         "document.getElementById('seal-verb').value = 'suspend'",
         &[],
@@ -556,7 +556,7 @@ fn an_admin_suspends_and_resumes_a_seal_with_a_reason() {
     let r = d.call("GET", "/v1/seals/2", Some(Who::Admin), None);
     assert_eq!(r.json()["seal"]["state"], "suspended");
     b.screenshot("15-admin-seals");
-    b.click(&b.wait("tr[data-seal=\"2\"] button.manage"));
+    b.click_css("tr[data-seal=\"2\"] button.manage");
     b.run("document.getElementById('seal-verb').value = 'resume'", &[]);
     b.type_into(&b.wait("#seal-reason"), "back at work");
     b.click(&b.wait("#seal-actions button[type=submit]"));
