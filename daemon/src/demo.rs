@@ -256,6 +256,8 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
         api: Default::default(),
         skf: Default::default(),
         sdf: Default::default(),
+        isolation: None,
+        call_timeout_secs: 30,
     };
     let devices = Devices::open(std::slice::from_ref(&module_config)).map_err(|e| e.to_string())?;
     let owner = devices.token(SERIAL).map_err(|e| e.to_string())?;

@@ -39,6 +39,9 @@ pub struct TokenSettings {
     pub min_pin_len: usize,
     /// Longest PIN accepted.
     pub max_pin_len: usize,
+    /// A file whose first word, when it exists at signing time, makes the signature fail the
+    /// way a broken vendor library does (see [`crate::fault`]).
+    pub sign_fault_file: Option<PathBuf>,
 }
 
 /// Raw file format; every key optional except `store`.
@@ -54,6 +57,7 @@ struct Knobs {
     so_pin_max_tries: Option<u32>,
     min_pin_len: Option<usize>,
     max_pin_len: Option<usize>,
+    sign_fault_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +330,15 @@ impl Config {
         if s.max_pin_len < s.min_pin_len {
             return Err("max_pin_len is below min_pin_len".into());
         }
+        if let Some(path) = &k2.sign_fault_file {
+            if path.is_relative() {
+                return Err(format!(
+                    "sign_fault_file = {}: give an absolute path",
+                    path.display()
+                ));
+            }
+            s.sign_fault_file = Some(path.clone());
+        }
         Ok(s)
     }
 }
@@ -343,7 +356,8 @@ fn merge(into: &mut Knobs, from: &Knobs) {
         user_pin_max_tries,
         so_pin_max_tries,
         min_pin_len,
-        max_pin_len
+        max_pin_len,
+        sign_fault_file
     );
 }
 
@@ -359,6 +373,7 @@ fn default_settings() -> TokenSettings {
         so_pin_max_tries: 6,
         min_pin_len: 4,
         max_pin_len: 16,
+        sign_fault_file: None,
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod ca;
 pub mod config;
 pub mod crypto;
+pub mod fault;
 #[allow(non_snake_case)]
 mod ffi;
 pub use ffi::C_GetFunctionList;

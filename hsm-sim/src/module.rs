@@ -118,6 +118,7 @@ pub struct SignJob {
 impl SignJob {
     /// Runs the signature on the simulated device (latency, serialization), returns the encoded signature.
     pub fn run(self) -> Rv<Vec<u8>> {
+        crate::fault::before_sign(self.settings.sign_fault_file.as_deref());
         let latency = Duration::from_millis(self.settings.sign_latency_ms);
         let rs = match self.settings.model {
             Model::Ukey => {

@@ -73,6 +73,8 @@ impl HsmSim {
                 api: Default::default(),
                 skf: Default::default(),
                 sdf: Default::default(),
+                isolation: None,
+                call_timeout_secs: 30,
             };
             let devices = Arc::new(Devices::open(&[module]).expect("load hsm-sim"));
             HsmSim {

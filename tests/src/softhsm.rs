@@ -102,6 +102,8 @@ impl SoftHsm {
             api: Default::default(),
             skf: Default::default(),
             sdf: Default::default(),
+            isolation: None,
+            call_timeout_secs: 30,
         }
     }
 
@@ -118,7 +120,7 @@ impl SoftHsm {
     /// Initialises a fresh token with [`SO_PIN`] and [`USER_PIN`].
     pub fn new_token(&self, label: &str) -> TestToken {
         let _guard = self.init_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let context = self.module().context();
+        let context = self.module().context().expect("PKCS#11 context");
         let empty = context
             .get_all_slots()
             .expect("slots")
@@ -204,6 +206,7 @@ impl SoftHsm {
         let session = self
             .module()
             .context()
+            .expect("PKCS#11 context")
             .open_rw_session(slot)
             .expect("session");
         session

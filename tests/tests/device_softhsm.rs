@@ -238,6 +238,7 @@ fn two_sessions_sign_at_once() {
     let info = SoftHsm::shared()
         .module()
         .context()
+        .expect("PKCS#11 context")
         .get_token_info(
             SoftHsm::shared()
                 .module()

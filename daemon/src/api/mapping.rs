@@ -148,6 +148,9 @@ impl From<DeviceError> for ApiError {
                 (StatusCode::NOT_FOUND, "device_not_present")
             }
             DeviceError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "device_unsupported"),
+            DeviceError::LibraryDown { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "device_library_down")
+            }
             _ => (StatusCode::BAD_GATEWAY, "device_error"),
         };
         ApiError::new(status, code, message)

@@ -3,8 +3,8 @@
 //! retention, and carrying the PC/SC watcher's changes into events and usage records
 //! ([`hotplug`]).
 
+pub mod device_events;
 pub mod hotplug;
-pub mod skf_events;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -171,7 +171,7 @@ async fn run(config: PathBuf, init: bool) -> Result<(), Box<dyn std::error::Erro
     // Before serving: tidy unfinished files and list approved requests while nothing runs.
     let approved = seald::background::recover(&state.runtime);
     seald::background::spawn(state.runtime.clone(), approved);
-    seald::background::skf_events::spawn(state.runtime.clone());
+    seald::background::device_events::spawn(state.runtime.clone());
     // UKey hot-plug: a thread of its own, off the runtime; removals reset token owners at once.
     let watcher = if config.pcsc.enabled {
         let (watcher, changes) = seald::device::pcsc::Watcher::start_subscribed(

@@ -41,3 +41,12 @@ pub trait DeviceBackend: std::fmt::Debug + Send + Sync {
     /// Signs e = SM3(Z‖M) with key `name`.
     fn sign(&self, name: &str, e: &[u8; 32]) -> DeviceResult<RawSignature>;
 }
+
+/// A device insertion or removal, as a device library reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeviceEvent {
+    /// The inserted device's serial, when it could be read.
+    pub serial: Option<String>,
+    /// True for an insertion.
+    pub inserted: bool,
+}

@@ -1,4 +1,5 @@
-//! The `[[module]]` section of the config file: one device library (PKCS#11 or SKF) to load.
+//! The `[[module]]` section of the config file: one device library (PKCS#11, SKF or SDF) to
+//! load.
 
 use std::path::PathBuf;
 
@@ -33,10 +34,39 @@ pub struct ModuleConfig {
     /// For `api = "sdf"`: the vendor's ECC field width and the key indexes a login opens.
     #[serde(default)]
     pub sdf: SdfSettings,
+    /// Where the vendor library runs: `process` (a helper process seald restarts when the
+    /// library crashes or hangs) or `none` (inside seald). Default: `process` for SKF and SDF
+    /// libraries, `none` for PKCS#11 modules.
+    #[serde(default)]
+    pub isolation: Option<Isolation>,
+    /// With `isolation = "process"`: a call the library has not answered after this many
+    /// seconds counts as a hang, and the helper is killed and restarted.
+    #[serde(default = "default_call_timeout_secs")]
+    pub call_timeout_secs: u64,
+}
+
+/// Where a vendor library runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Inside seald: a crash in the library is a crash of seald.
+    None,
+    /// In a helper process (`seald-device-host`).
+    Process,
+}
+
+impl ModuleConfig {
+    /// The isolation this module gets (its setting, else the default for its interface).
+    pub fn isolation(&self) -> Isolation {
+        self.isolation.unwrap_or(match self.api {
+            DeviceApi::Pkcs11 => Isolation::None,
+            DeviceApi::Skf | DeviceApi::Sdf => Isolation::Process,
+        })
+    }
 }
 
 /// `[module.sdf]`: how to drive an SDF library.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SdfSettings {
     /// `ECCref_MAX_LEN` of the vendor's header: 64 (GmSSL, `ECCref_MAX_BITS` 512) or 32.
@@ -71,7 +101,7 @@ pub enum DeviceApi {
 }
 
 /// `[module.skf]`: how to drive an SKF library.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SkfSettings {
     /// Width of the vendor's `ULONG` (4 or 8 bytes).
@@ -109,4 +139,8 @@ impl SkfSettings {
 
 fn default_max_sessions() -> usize {
     4
+}
+
+fn default_call_timeout_secs() -> u64 {
+    30
 }

@@ -110,6 +110,17 @@ pub enum DeviceError {
         /// Why.
         reason: String,
     },
+    /// The module's library runs in a helper process, and that process crashed or stopped
+    /// answering: its devices are not present until the helper is back.
+    #[error("the device library of module `{module}` {reason}; its devices are not present until seald has restarted it{}, then the custodian must log in again", .retry.map(|s| format!(" (next attempt in {s} s)")).unwrap_or_default())]
+    LibraryDown {
+        /// The module's configured name.
+        module: String,
+        /// What happened ("crashed (signal 6, SIGABRT)", "stopped answering …").
+        reason: String,
+        /// Seconds until the next restart attempt, when known.
+        retry: Option<u64>,
+    },
     /// The device reported a hardware or memory failure.
     #[error("the device reported a hardware failure ({0}); try again, and replace the device if it persists")]
     DeviceFailure(RvError),
@@ -122,7 +133,9 @@ pub enum DeviceError {
 }
 
 /// What a token says about the PIN tries left, from its token-info flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TriesLeft {
     /// The token gives no warning.
@@ -151,6 +164,7 @@ impl DeviceError {
             DeviceError::DeviceRemoved
                 | DeviceError::TokenNotPresent { .. }
                 | DeviceError::SessionHandleInvalid
+                | DeviceError::LibraryDown { .. }
         )
     }
 

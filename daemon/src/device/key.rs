@@ -248,6 +248,7 @@ impl TokenKey {
         };
         let output = self.owner.run(|lease| {
             let handle = self.handle(lease.session(), lease.generation)?;
+            let _watch = self.owner.module().watch("sign");
             lease
                 .session()
                 .sign(&mechanism, handle, digest)

@@ -5,6 +5,7 @@
 mod backend;
 mod config;
 mod error;
+pub mod host;
 mod key;
 mod keygen;
 mod keys;
@@ -22,8 +23,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-pub use backend::DeviceBackend;
-pub use config::{DeviceApi, ModuleConfig, SdfSettings, SkfSettings};
+pub use backend::{DeviceBackend, DeviceEvent};
+pub use config::{DeviceApi, Isolation, ModuleConfig, SdfSettings, SkfSettings};
 pub use error::{DeviceError, DeviceResult, TriesLeft};
 pub use key::{certificate_der, KeySelector, TokenKey};
 pub use keygen::{generate_key_pair, store_certificate, NewKeyPair};

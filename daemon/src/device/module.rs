@@ -2,7 +2,8 @@
 //! library (its devices).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::MechanismType;
@@ -10,18 +11,25 @@ use cryptoki::slot::Slot;
 
 use super::backend::DeviceBackend;
 use super::error::{DeviceError, DeviceResult};
+use super::host::{CallGuard, DeviceHost, P11KitRemote, RemoteBackend, Setup};
 use super::profile::{MechanismProfile, ProfileSetting};
 use super::sdf::{SdfModule, SdfOwner};
 use super::skf::{SkfError, SkfLibrary, SkfModule, SkfOwner};
 use super::token::TokenInfo;
-use super::{DeviceApi, DeviceModel, ModuleConfig};
+use super::{DeviceApi, DeviceModel, Isolation, ModuleConfig};
 
 /// A PKCS#11 module, initialised once and finalised on drop.
 #[derive(Debug)]
 pub struct Module {
     name: String,
     path: PathBuf,
-    context: Option<Pkcs11>,
+    /// The PKCS#11 context (`None` for SKF and SDF libraries); replaced when an isolated
+    /// module is reconnected.
+    context: RwLock<Option<Pkcs11>>,
+    /// Set for a PKCS#11 module isolated through p11-kit's remoting.
+    p11_kit: Option<Arc<P11KitRemote>>,
+    /// One reconnection at a time.
+    reconnecting: Mutex<()>,
     profile_setting: Option<ProfileSetting>,
     profile: Mutex<Option<MechanismProfile>>,
     model: DeviceModel,
@@ -30,6 +38,10 @@ pub struct Module {
     skf: Option<SkfModule>,
     /// Set for an SDF library (then `context` is `None`).
     sdf: Option<Arc<SdfModule>>,
+    /// Set for an SKF or SDF library running in a helper process (then the others are `None`).
+    host: Option<Arc<DeviceHost>>,
+    /// The library's interface.
+    api: DeviceApi,
 }
 
 impl Module {
@@ -39,14 +51,13 @@ impl Module {
             path: config.path.display().to_string(),
             reason,
         };
+        if config.api != DeviceApi::Pkcs11 && config.isolation() == Isolation::Process {
+            return Self::open_isolated(config);
+        }
         let (skf, sdf) = match config.api {
             DeviceApi::Pkcs11 => (None, None),
             DeviceApi::Skf => {
-                config
-                    .skf
-                    .abi()
-                    .validate()
-                    .map_err(|why| load_error(format!("[module.skf] {why}")))?;
+                Self::validate(config)?;
                 let library =
                     SkfLibrary::open(&config.path, config.skf.abi()).map_err(|e| match e {
                         SkfError::Load { reason, .. } => load_error(reason),
@@ -62,6 +73,7 @@ impl Module {
                 )
             }
             DeviceApi::Sdf => {
+                Self::validate(config)?;
                 let keys = config.sdf.keys.clone();
                 let sdf = SdfModule::open(&config.path, config.sdf.ecc_max_len, keys)
                     .map_err(load_error)?;
@@ -72,29 +84,49 @@ impl Module {
             return Ok(Self {
                 name: config.name.clone(),
                 path: config.path.clone(),
-                context: None,
+                context: RwLock::new(None),
+                p11_kit: None,
+                reconnecting: Mutex::new(()),
                 profile_setting: None,
                 profile: Mutex::new(None),
                 model: config.model,
                 max_sessions: config.max_sessions,
                 skf,
                 sdf,
+                host: None,
+                api: config.api,
             });
         }
-        let context = Pkcs11::new(&config.path).map_err(|e| load_error(e.to_string()))?;
-        context
-            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(|e| load_error(e.to_string()))?;
+        let p11_kit = match config.isolation() {
+            Isolation::None => None,
+            Isolation::Process if config.profile.is_some() => {
+                return Err(load_error(
+                    "isolation = \"process\" runs a PKCS#11 module behind p11-kit, whose remoting carries only the standard mechanisms it knows: the vendor-defined SM2 mechanisms of this module's profile cannot cross it (see firmware-notes/p11-kit.md); set isolation = \"none\" for it".into(),
+                ));
+            }
+            Isolation::Process => Some(
+                P11KitRemote::start(&config.name, &config.path, Self::call_timeout(config))
+                    .map_err(load_error)?,
+            ),
+        };
+        let library = p11_kit
+            .as_ref()
+            .map_or(config.path.as_path(), |remote| remote.client());
+        let context = Self::load(library).map_err(load_error)?;
         let module = Self {
             name: config.name.clone(),
             path: config.path.clone(),
-            context: Some(context),
+            context: RwLock::new(Some(context)),
+            p11_kit,
+            reconnecting: Mutex::new(()),
             profile_setting: config.profile.clone(),
             profile: Mutex::new(None),
             model: config.model,
             max_sessions: config.max_sessions,
             skf: None,
             sdf: None,
+            host: None,
+            api: DeviceApi::Pkcs11,
         };
         if let Some(setting) = &module.profile_setting {
             // Named and custom profiles are known now; `auto` waits for a token to probe.
@@ -104,6 +136,66 @@ impl Module {
             *module.profile.lock().expect("profile lock") = resolved;
         }
         Ok(module)
+    }
+
+    /// Checks an SKF or SDF module's ABI settings before anything is loaded.
+    fn validate(config: &ModuleConfig) -> DeviceResult<()> {
+        let why = match config.api {
+            DeviceApi::Pkcs11 => return Ok(()),
+            DeviceApi::Skf => config
+                .skf
+                .abi()
+                .validate()
+                .map_err(|why| format!("[module.skf] {why}")),
+            DeviceApi::Sdf => SdfModule::validate(config.sdf.ecc_max_len, &config.sdf.keys),
+        };
+        why.map_err(|reason| DeviceError::ModuleLoad {
+            path: config.path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// Starts an SKF or SDF library in its helper process.
+    fn open_isolated(config: &ModuleConfig) -> DeviceResult<Self> {
+        Self::validate(config)?;
+        let setup = Setup {
+            name: config.name.clone(),
+            path: config.path.clone(),
+            api: config.api,
+            model: config.model,
+            max_sessions: config.max_sessions,
+            skf: config.skf.clone(),
+            sdf: config.sdf.clone(),
+        };
+        let host = DeviceHost::start(setup, Self::call_timeout(config))?;
+        Ok(Self {
+            name: config.name.clone(),
+            path: config.path.clone(),
+            context: RwLock::new(None),
+            p11_kit: None,
+            reconnecting: Mutex::new(()),
+            profile_setting: None,
+            profile: Mutex::new(None),
+            model: config.model,
+            max_sessions: config.max_sessions,
+            skf: None,
+            sdf: None,
+            host: Some(Arc::new(host)),
+            api: config.api,
+        })
+    }
+
+    fn call_timeout(config: &ModuleConfig) -> Duration {
+        Duration::from_secs(config.call_timeout_secs.max(1))
+    }
+
+    /// Loads and initialises a PKCS#11 library.
+    fn load(path: &std::path::Path) -> Result<Pkcs11, String> {
+        let context = Pkcs11::new(path).map_err(|e| e.to_string())?;
+        context
+            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .map_err(|e| e.to_string())?;
+        Ok(context)
     }
 
     /// The configured name.
@@ -129,12 +221,91 @@ impl Module {
         }
     }
 
-    /// The cryptoki context, for provisioning tools and tests (PKCS#11 modules only: see
-    /// [`Module::skf`]).
-    pub fn context(&self) -> &Pkcs11 {
-        self.context
+    /// The cryptoki context (PKCS#11 modules only: see [`Module::skf`]). For a module isolated
+    /// through p11-kit that was lost, this reconnects once its backoff has run, or says why
+    /// it cannot yet.
+    pub fn context(&self) -> DeviceResult<Pkcs11> {
+        if let Some(remote) = &self.p11_kit {
+            if remote.may_reconnect()? {
+                self.reconnect(remote)?;
+            }
+        }
+        Ok(self
+            .context
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .expect("a PKCS#11 module's context lives until drop")
+            .clone())
+    }
+
+    /// Replaces a lost p11-kit client by a fresh one (restarting the server if it is gone).
+    fn reconnect(&self, remote: &Arc<P11KitRemote>) -> DeviceResult<()> {
+        let _one = self.reconnecting.lock().unwrap_or_else(|e| e.into_inner());
+        if !remote.may_reconnect()? {
+            return Ok(()); // another thread just did it
+        }
+        let mut context = self.context.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = context.take() {
+            let _ = old.finalize();
+        }
+        let fresh = remote
+            .ensure_server()
+            .and_then(|()| Self::load(remote.client()));
+        match fresh {
+            Ok(fresh) => {
+                *context = Some(fresh);
+                remote.reconnected();
+                tracing::info!(module = %self.name, "the PKCS#11 module was reconnected through a new p11-kit remote");
+                Ok(())
+            }
+            Err(why) => {
+                // Keep a context to answer with: the old client, re-initialised, says
+                // "device error" until the next attempt.
+                *context = Self::load(remote.client()).ok();
+                if context.is_none() {
+                    return Err(DeviceError::ModuleLoad {
+                        path: remote.client().display().to_string(),
+                        reason: why,
+                    });
+                }
+                Err(remote.reconnect_failed(why))
+            }
+        }
+    }
+
+    /// Maps a cryptoki error of this module; for an isolated module, an error that may mean
+    /// its p11-kit remote died is checked (the client answers CKR_DEVICE_ERROR to everything
+    /// then) and reported as [`DeviceError::LibraryDown`].
+    pub(crate) fn error(&self, e: cryptoki::error::Error, serial: &str) -> DeviceError {
+        let error = DeviceError::from_cryptoki(e, serial);
+        let Some(remote) = &self.p11_kit else {
+            return error;
+        };
+        if !matches!(
+            error,
+            DeviceError::DeviceFailure(_)
+                | DeviceError::DeviceRemoved
+                | DeviceError::SessionHandleInvalid
+        ) {
+            return error;
+        }
+        let alive = self
+            .context
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|c| c.get_library_info().is_ok());
+        if alive {
+            return error;
+        }
+        remote.mark_lost("crashed (its p11-kit remote process ended)".into());
+        remote.lost_error()
+    }
+
+    /// Watches a call that could hang, for a module isolated through p11-kit.
+    pub(crate) fn watch(&self, what: &'static str) -> Option<CallGuard> {
+        self.p11_kit.as_ref().map(|remote| remote.watch(what))
     }
 
     /// The SKF library, for an SKF module.
@@ -144,15 +315,19 @@ impl Module {
 
     /// The module's interface.
     pub fn api(&self) -> DeviceApi {
-        match (&self.skf, &self.sdf) {
-            (Some(_), _) => DeviceApi::Skf,
-            (_, Some(_)) => DeviceApi::Sdf,
-            _ => DeviceApi::Pkcs11,
-        }
+        self.api
+    }
+
+    /// The helper process running this module's library, when it is isolated.
+    pub fn host(&self) -> Option<&Arc<DeviceHost>> {
+        self.host.as_ref()
     }
 
     /// What every present token (or SKF device) says about itself.
     pub fn token_infos(&self) -> DeviceResult<Vec<TokenInfo>> {
+        if let Some(host) = &self.host {
+            return host.devices();
+        }
         if let Some(sdf) = &self.sdf {
             // A cipher machine that cannot be reached lists nothing.
             return Ok(sdf.describe().ok().into_iter().collect());
@@ -180,6 +355,9 @@ impl Module {
 
     /// The backend that drives the token `serial` when this is not a PKCS#11 module.
     pub(crate) fn backend_for(&self, serial: &str) -> Option<Box<dyn DeviceBackend>> {
+        if let Some(host) = &self.host {
+            return Some(Box::new(RemoteBackend::new(host.clone(), serial)));
+        }
         if let Some(sdf) = &self.sdf {
             let owner = SdfOwner::new(sdf.clone(), serial, self.sessions_per_token());
             return Some(Box::new(owner));
@@ -191,6 +369,9 @@ impl Module {
 
     /// Whether the token (or SKF device) with this serial is present now.
     pub fn holds(&self, serial: &str) -> bool {
+        if let Some(host) = &self.host {
+            return host.holds(serial);
+        }
         if let Some(sdf) = &self.sdf {
             return sdf.serial().is_ok_and(|s| s == serial);
         }
@@ -226,17 +407,22 @@ impl Module {
             c if c >= 0x8000_0000 => MechanismType::new_vendor_defined(c),
             c => MechanismType::try_from(c),
         };
-        kind.is_ok_and(|kind| self.context().get_mechanism_info(slot, kind).is_ok())
+        let Ok(context) = self.context() else {
+            return false;
+        };
+        kind.is_ok_and(|kind| context.get_mechanism_info(slot, kind).is_ok())
     }
 
     /// Every present token with its slot (slots are looked up afresh each time).
     pub fn tokens(&self) -> DeviceResult<Vec<(Slot, TokenInfo)>> {
-        let Some(context) = self.context.as_ref() else {
-            return Ok(Vec::new()); // an SKF library: see `token_infos`
-        };
+        if self.api != DeviceApi::Pkcs11 {
+            return Ok(Vec::new()); // an SKF or SDF library: see `token_infos`
+        }
+        let context = self.context()?;
+        let _watch = self.watch("list slots");
         let slots = context
             .get_slots_with_token()
-            .map_err(|e| DeviceError::from_cryptoki(e, ""))?;
+            .map_err(|e| self.error(e, ""))?;
         let mut tokens = Vec::with_capacity(slots.len());
         for slot in slots {
             match context.get_token_info(slot) {
@@ -267,7 +453,8 @@ impl Module {
 impl Drop for Module {
     fn drop(&mut self) {
         // cryptoki ≥ 0.11 does not finalize on drop: do it here.
-        if let Some(context) = self.context.take() {
+        let context = self.context.get_mut().map(|c| c.take()).unwrap_or_default();
+        if let Some(context) = context {
             if let Err(e) = context.finalize() {
                 tracing::warn!(module = %self.name, error = %e, "C_Finalize failed");
             }
@@ -293,6 +480,8 @@ mod tests {
             api,
             skf,
             sdf,
+            isolation: Some(Isolation::None),
+            call_timeout_secs: 30,
         }
     }
 
@@ -329,5 +518,15 @@ mod tests {
         .to_string();
         assert!(err.starts_with("cannot load device library /nonexistent/libvendor.so: "));
         assert_eq!(err.matches("cannot load").count(), 1, "{err}");
+    }
+
+    #[test]
+    fn an_sm2_pkcs11_module_is_not_put_behind_p11_kit() {
+        let mut config = config(DeviceApi::Pkcs11, Default::default(), Default::default());
+        config.isolation = Some(Isolation::Process);
+        config.profile = Some(ProfileSetting::Named("sansec".into()));
+        let err = Module::open(&config).unwrap_err().to_string();
+        assert!(err.contains("vendor-defined SM2 mechanisms"), "{err}");
+        assert!(err.contains("isolation = \"none\""), "{err}");
     }
 }

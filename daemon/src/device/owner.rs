@@ -155,7 +155,7 @@ impl TokenOwner {
 
     /// Maps a cryptoki error for this token.
     pub(crate) fn error(&self, e: cryptoki::error::Error) -> DeviceError {
-        DeviceError::from_cryptoki(e, &self.serial)
+        self.module.error(e, &self.serial)
     }
 
     /// Drops every session and with them the login: after a removal, or to log out at once.
@@ -205,21 +205,25 @@ impl TokenOwner {
                 pool.open += 1;
                 let generation = pool.generation;
                 drop(pool);
-                return match self.module.context().open_rw_session(slot) {
+                let _watch = self.module.watch("open session");
+                let opened = self
+                    .module
+                    .context()
+                    .and_then(|c| c.open_rw_session(slot).map_err(|e| self.error(e)));
+                return match opened {
                     Ok(session) => Ok(Lease {
                         owner: self,
                         session: Some(session),
                         generation,
                         slot,
                     }),
-                    Err(e) => {
+                    Err(error) => {
                         let mut pool = self.lock();
                         if pool.generation == generation {
                             pool.open -= 1;
                         }
                         drop(pool);
                         self.returned.notify_one();
-                        let error = self.error(e);
                         if error.is_removal() {
                             self.reset();
                         }
@@ -234,7 +238,9 @@ impl TokenOwner {
     /// Runs `op` on a pooled session; a removal drops all sessions so the next call starts afresh.
     pub(crate) fn run<T>(&self, op: impl FnOnce(&Lease<'_>) -> DeviceResult<T>) -> DeviceResult<T> {
         let lease = self.checkout()?;
+        let watch = self.module.watch("a call on the token");
         let result = op(&lease);
+        drop(watch);
         if let Err(error) = &result {
             if error.is_removal() {
                 let generation = lease.generation;
@@ -256,10 +262,14 @@ impl TokenOwner {
             let mut pool = self.lock();
             self.slot(&mut pool)?
         };
-        match self.module.context().get_token_info(slot) {
+        let _watch = self.module.watch("read token info");
+        let info = self
+            .module
+            .context()
+            .and_then(|c| c.get_token_info(slot).map_err(|e| self.error(e)));
+        match info {
             Ok(info) => Ok(TokenInfo::from(&info)),
-            Err(e) => {
-                let error = self.error(e);
+            Err(error) => {
                 if error.is_removal() {
                     self.reset();
                 }
@@ -335,6 +345,7 @@ impl TokenOwner {
         let result = match &self.backend {
             Some(backend) => backend.login(pin),
             None => self.run(|lease| {
+                let _watch = self.module.watch("login");
                 lease
                     .session()
                     .login(UserType::User, Some(pin.auth()))
@@ -440,7 +451,7 @@ impl TokenOwner {
         };
         let session = self
             .module
-            .context()
+            .context()?
             .open_rw_session(slot)
             .map_err(|e| self.error(e))?;
         session

@@ -13,6 +13,11 @@ impl Pin {
         Self(SecretString::from(pin.into()))
     }
 
+    /// Wraps a PIN that is already secret (from the device helper's wire).
+    pub(crate) fn from_secret(pin: SecretString) -> Self {
+        Self(pin)
+    }
+
     /// Length in characters, for policy checks.
     pub fn len(&self) -> usize {
         self.0.expose_secret().chars().count()

@@ -1,11 +1,11 @@
 //! Typed token information: identity and PIN state.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::TriesLeft;
 
 /// What a token says about itself. Identity is the serial number, never the slot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     /// Token label.
     pub label: String,
@@ -23,7 +23,7 @@ pub struct TokenInfo {
 }
 
 /// The PIN flags of CK_TOKEN_INFO.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PinState {
     /// CKF_LOGIN_REQUIRED.
     pub login_required: bool,

@@ -79,6 +79,7 @@ pub struct SignJob {
 impl SignJob {
     /// Signs e; returns r‖s.
     pub fn run(self) -> Sdr<[u8; 64]> {
+        crate::fault::before_sign(self.settings.sign_fault_file.as_deref());
         let latency = Duration::from_millis(self.settings.sign_latency_ms);
         let rs = match self.settings.model {
             Model::Ukey => {

@@ -103,6 +103,7 @@ pub struct SignJob {
 impl SignJob {
     /// Signs e; returns r‖s.
     pub fn run(self) -> Sar<[u8; 64]> {
+        crate::fault::before_sign(self.settings.sign_fault_file.as_deref());
         let latency = Duration::from_millis(self.settings.sign_latency_ms);
         let _dev = match self.settings.model {
             Model::Ukey => Some(self.store.device(self.slot).map_err(|_| SAR_FAIL)?),

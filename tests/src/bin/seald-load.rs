@@ -377,6 +377,8 @@ fn provision(scenario: &Scenario) -> (&'static Devices, String, &'static str) {
                 api: Default::default(),
                 skf: Default::default(),
                 sdf: Default::default(),
+                isolation: None,
+                call_timeout_secs: 30,
             });
             let token = hsm.new_token("load");
             hsm.generate_key(&token, &id, Curve::P256);
@@ -410,7 +412,15 @@ fn run_scenario(scenario: &Scenario, secs: f64) -> (Vec<Figures>, Vec<String>) {
     let module = owner.module();
     let slot = module.find_slot(&serial).expect("slot");
     let sessions: Vec<Mutex<Session>> = (0..scenario.sessions)
-        .map(|_| Mutex::new(module.context().open_rw_session(slot).expect("session")))
+        .map(|_| {
+            Mutex::new(
+                module
+                    .context()
+                    .expect("context")
+                    .open_rw_session(slot)
+                    .expect("session"),
+            )
+        })
         .collect();
     let first = sessions[0].lock().expect("session lock");
     match first.login(UserType::User, Some(&SecretString::from(pin.to_owned()))) {

@@ -42,24 +42,30 @@ pub struct SdfModule {
 }
 
 impl SdfModule {
+    /// Checks the `[module.sdf]` settings.
+    pub fn validate(ecc_field: usize, keys: &[u32]) -> Result<(), String> {
+        if !matches!(ecc_field, 32 | 64) {
+            return Err(format!(
+                "[module.sdf] ecc_max_len is {ecc_field}: it must be 64 or 32"
+            ));
+        }
+        if keys.is_empty() || keys.contains(&0) {
+            return Err(
+                "[module.sdf] keys must list the key indexes (1, 2, …) a login opens".into(),
+            );
+        }
+        Ok(())
+    }
+
     /// Loads the library at `path`.
     pub fn open(
         path: &std::path::Path,
         ecc_field: usize,
         mut keys: Vec<u32>,
     ) -> Result<Arc<Self>, String> {
-        if !matches!(ecc_field, 32 | 64) {
-            return Err(format!(
-                "[module.sdf] ecc_max_len is {ecc_field}: it must be 64 or 32"
-            ));
-        }
+        Self::validate(ecc_field, &keys)?;
         keys.sort_unstable();
         keys.dedup();
-        if keys.is_empty() || keys.contains(&0) {
-            return Err(
-                "[module.sdf] keys must list the key indexes (1, 2, …) a login opens".into(),
-            );
-        }
         Ok(Arc::new(Self {
             symbols: Symbols::load(path)?,
             ecc_field,

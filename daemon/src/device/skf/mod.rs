@@ -22,6 +22,7 @@ pub use abi::SkfAbi;
 use library::{Handle, Symbols};
 pub use owner::{SkfModule, SkfOwner};
 
+use super::backend::DeviceEvent;
 use super::pin::Pin;
 use crate::crypto::{PublicKey, RawSignature};
 
@@ -271,6 +272,19 @@ impl SkfLibrary {
             }
         }
         Ok(out)
+    }
+
+    /// Blocks until a device is inserted or removed, and reads an inserted device's serial.
+    pub fn next_event(self: &Arc<Self>) -> Result<Option<DeviceEvent>, SkfError> {
+        Ok(self
+            .wait_for_event()?
+            .map(|(device, inserted)| DeviceEvent {
+                serial: inserted
+                    .then(|| self.connect(&device).and_then(|d| d.info()).ok())
+                    .flatten()
+                    .map(|info| info.serial),
+                inserted,
+            }))
     }
 
     /// Blocks until a device is inserted or removed (`SKF_WaitForDevEvent`); returns its name

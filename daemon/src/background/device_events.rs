@@ -1,0 +1,138 @@
+//! Device events of SKF and isolated modules: a thread per module blocked in a wait.
+//!
+//! - SKF hot-plug: `SKF_WaitForDevEvent` (in seald, or in the module's helper process when the
+//!   library is isolated). A removal logs the module's vanished devices out at once (their
+//!   owners reset, the daemon forgets the login), tells subscribers and writes a usage record;
+//!   an insertion is told and recorded. A library without the function leaves removals to be
+//!   seen at the next operation.
+//! - Isolated libraries (SKF or SDF): the wait also watches the helper. When it crashes or is
+//!   killed, the wait fails, every device of the module counts as removed at once (once per
+//!   helper), and the thread's next wait, after the helper's backoff, restarts it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::NewRecord;
+use crate::device::host::DeviceHost;
+use crate::device::skf::{SkfError, SkfLibrary};
+use crate::device::{DeviceError, DeviceEvent};
+use crate::runtime::{Event, Runtime};
+
+/// Where a module's device events come from.
+enum Source {
+    /// The SKF library loaded in seald.
+    Local(Arc<SkfLibrary>),
+    /// The module's helper process.
+    Isolated(Arc<DeviceHost>),
+}
+
+/// What one wait gave.
+enum Wait {
+    Event(Option<DeviceEvent>),
+    /// The library cannot report events: stop watching.
+    Unsupported(String),
+    /// The wait failed; `gone` when the helper itself went away.
+    Failed {
+        error: String,
+        gone: bool,
+    },
+}
+
+impl Source {
+    fn wait(&self) -> Wait {
+        match self {
+            Source::Local(library) => match library.next_event() {
+                Ok(event) => Wait::Event(event),
+                Err(SkfError::Missing { .. }) => {
+                    Wait::Unsupported("the SKF library has no SKF_WaitForDevEvent".into())
+                }
+                Err(e) => Wait::Failed {
+                    error: e.to_string(),
+                    gone: false,
+                },
+            },
+            Source::Isolated(host) => match host.wait_event() {
+                Ok(event) => Wait::Event(event),
+                Err(DeviceError::Unsupported(why)) => Wait::Unsupported(why),
+                Err(e) => Wait::Failed {
+                    gone: matches!(e, DeviceError::LibraryDown { .. }),
+                    error: e.to_string(),
+                },
+            },
+        }
+    }
+}
+
+/// Starts one watcher thread per SKF or isolated module.
+pub fn spawn(runtime: Arc<Runtime>) {
+    for module in runtime.devices.modules() {
+        let source = match (module.host(), module.skf()) {
+            (Some(host), _) => Source::Isolated(host.clone()),
+            (None, Some(skf)) => Source::Local(skf.library.clone()),
+            _ => continue,
+        };
+        let name = module.name().to_owned();
+        let rt = runtime.clone();
+        // The helper whose loss was last reported, so a helper that stays down for a while is
+        // reported once, not at every retry.
+        let mut reported_loss = None;
+        let started = std::thread::Builder::new()
+            .name(format!("device-events-{name}"))
+            .spawn(move || loop {
+                match source.wait() {
+                    Wait::Event(Some(DeviceEvent {
+                        inserted: false, ..
+                    })) => removed(&rt, &name, "SKF device event"),
+                    Wait::Event(Some(DeviceEvent {
+                        serial: Some(serial),
+                        inserted: true,
+                    })) => {
+                        rt.events.publish(Event::DeviceInserted {
+                            serial: serial.clone(),
+                        });
+                        record(&rt, &serial, "inserted", "SKF device event");
+                    }
+                    Wait::Event(_) => {}
+                    Wait::Unsupported(why) => {
+                        tracing::info!(module = %name, "{why}: a removed UKey is noticed at its next use");
+                        break;
+                    }
+                    Wait::Failed { error, gone } => {
+                        if let (true, Source::Isolated(host)) = (gone, &source) {
+                            if reported_loss != Some(host.starts()) {
+                                reported_loss = Some(host.starts());
+                                removed(&rt, &name, &error);
+                            }
+                        }
+                        tracing::warn!(module = %name, %error, "waiting for device events failed; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            });
+        if let Err(e) = started {
+            tracing::error!(module = %module.name(), error = %e, "cannot start the SKF event thread");
+        }
+    }
+}
+
+/// Logs out, announces and records every device of `module` that is no longer present;
+/// `detail` says how it was noticed.
+fn removed(rt: &Runtime, module: &str, detail: &str) {
+    for serial in rt.devices.reset_removed(module, &[]) {
+        rt.set_login(&serial, None);
+        rt.events.publish(Event::DeviceRemoved {
+            serial: serial.clone(),
+        });
+        record(rt, &serial, "removed", detail);
+    }
+}
+
+fn record(rt: &Runtime, serial: &str, what: &str, why: &str) {
+    if let Err(e) = rt
+        .services
+        .audit
+        .append(NewRecord::device(serial, what, why))
+    {
+        tracing::error!(token = %serial, error = %e, "could not write the usage record of a device {what} event");
+    }
+}

@@ -1,0 +1,26 @@
+//! `seald-device-host`: runs one SKF or SDF vendor library for seald, so that the library's
+//! crashes and hangs end this process and not the daemon. seald starts it and speaks to it
+//! over stdin and stdout (see `seald::device::host`); it is not meant to be run by hand.
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SEALD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // It holds PINs on their way to the device: no core dumps, like seald.
+    seald::hardening::forbid_core_dumps();
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!("seald-device-host is started by seald for an isolated device library; it is not run by hand");
+        return std::process::ExitCode::FAILURE;
+    }
+    match seald::device::host::serve(std::io::stdin().lock(), std::io::stdout()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("seald-device-host: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
