@@ -18,7 +18,7 @@ use seald_tests::stamping::{check_signed, digest};
 use serde_json::Value;
 
 /// The demo with its token driven through `api` (`skf` or `sdf`) in a helper process whose
-/// calls time out after 2 s, and hsm-sim signing only while the fault file says nothing.
+/// calls time out after 3 s, and hsm-sim signing only while the fault file says nothing.
 fn isolated(api: &str) -> (Deployment, PathBuf) {
     let fault = tempfile::NamedTempFile::new()
         .expect("fault file")
@@ -45,7 +45,7 @@ fn isolated(api: &str) -> (Deployment, PathBuf) {
             // `[[module]]` is the demo config's last table.
             let seald = demo.join("seald.toml");
             let mut text = std::fs::read_to_string(&seald).expect("seald config");
-            text += &format!("api = \"{api}\"\ncall_timeout_secs = 2\n");
+            text += &format!("api = \"{api}\"\ncall_timeout_secs = 3\n");
             if api == "sdf" {
                 text += "[module.sdf]\nkeys = [1, 2]\n";
             }
@@ -123,8 +123,6 @@ fn wait_until_back(d: &Deployment) {
 /// What goes on while the device is gone: requests are taken and approved (they fail, as for a
 /// removed device), the usage log records it all and its chain verifies.
 fn daemon_keeps_working(d: &Deployment, fault: &Path) {
-    let m = module(d);
-    assert!(!token_listed(d, &m), "the device is not present: {m:#}");
     let id = d.request(d.seal_id, &[digest(99, 1)]);
     d.approve_both(id);
     assert_eq!(d.wait_final(id)["state"], "failed");
@@ -167,17 +165,9 @@ fn a_hanging_sdf_library_is_killed_after_its_call_timeout() {
 
     std::fs::write(&fault, "hang\n").unwrap();
     let started = Instant::now();
-    let v = stamp_fails(&d, 5, &["stopped answering", "sign", "2 s"]);
-    // Killed after the 2 s limit, not left hanging for the request's lifetime.
+    let v = stamp_fails(&d, 5, &["stopped answering", "sign", "3 s"]);
+    // Killed after the 3 s limit, not left hanging for the request's lifetime.
     assert!(started.elapsed() < Duration::from_secs(20), "{v:#}");
-    let m = module(&d);
-    assert!(
-        m["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("stopped answering"))
-            || !token_listed(&d, &m),
-        "{m:#}"
-    );
     daemon_keeps_working(&d, &fault);
 
     wait_until_back(&d);
@@ -185,7 +175,7 @@ fn a_hanging_sdf_library_is_killed_after_its_call_timeout() {
     stamp_ok(&d, 6);
 }
 
-/// The processes below `root` whose command line starts with `program`.
+/// The processes below `root` whose program (argv[0], without its directory) is `program`.
 fn descendants_named(root: u32, program: &str) -> Vec<i32> {
     let parent_of = |pid: i32| -> Option<i32> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -207,7 +197,8 @@ fn descendants_named(root: u32, program: &str) -> Vec<i32> {
             continue;
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if !cmdline.starts_with(program.as_bytes()) {
+        let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        if argv0.rsplit(|b| *b == b'/').next() != Some(program.as_bytes()) {
             continue;
         }
         let mut up = parent_of(pid);
@@ -224,7 +215,15 @@ fn descendants_named(root: u32, program: &str) -> Vec<i32> {
 
 /// Sends `signal` to the p11-kit remote process that runs the vendor module for `d`.
 fn signal_remote(d: &Deployment, signal: &str) {
-    let remotes = descendants_named(d.daemon.pid(), "p11-kit-remote");
+    // The remote is forked when seald's client connects: it runs from the login on.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let remotes = loop {
+        let remotes = descendants_named(d.daemon.pid(), "p11-kit-remote");
+        if remotes.len() == 1 || Instant::now() > deadline {
+            break remotes;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(remotes.len(), 1, "one remote runs the module: {remotes:?}");
     let status = std::process::Command::new("kill")
         .arg(format!("-{signal}"))
@@ -237,26 +236,27 @@ fn signal_remote(d: &Deployment, signal: &str) {
 #[test]
 fn a_pkcs11_module_behind_p11_kit_survives_its_crash_and_its_hang() {
     let d = Deployment::softhsm_p256(
-        "model = \"ukey\"\nisolation = \"process\"\ncall_timeout_secs = 2",
+        "model = \"ukey\"\nisolation = \"process\"\ncall_timeout_secs = 3",
         PinMode::Window { minutes: 60 },
         "",
     );
     d.login_custodian();
     stamp_ok(&d, 7);
 
-    // The vendor code crashes (SIGSEGV in the remote that p11-kit forked for seald).
+    // The vendor code crashes (SIGSEGV in the remote that p11-kit forked for seald): told at
+    // once as a removal.
+    let events = d.subscribe(Who::Auditor);
     signal_remote(&d, "SEGV");
     stamp_fails(&d, 8, &["crashed", "p11-kit", "log in again"]);
-    let m = module(&d);
-    assert!(!token_listed(&d, &m), "{m:#}");
+    events.expect("device-removed", &[d.serial.as_str()]);
     wait_until_back(&d);
     d.login_custodian();
     stamp_ok(&d, 9);
 
-    // The vendor code hangs (the remote is stopped): the watchdog kills it after 2 s.
+    // The vendor code hangs (the remote is stopped): the watchdog kills it after 3 s.
     signal_remote(&d, "STOP");
     let started = Instant::now();
-    stamp_fails(&d, 10, &["stopped answering", "2 s"]);
+    stamp_fails(&d, 10, &["stopped answering", "3 s"]);
     assert!(started.elapsed() < Duration::from_secs(20));
     wait_until_back(&d);
     d.login_custodian();

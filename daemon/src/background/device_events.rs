@@ -5,15 +5,16 @@
 //!   owners reset, the daemon forgets the login), tells subscribers and writes a usage record;
 //!   an insertion is told and recorded. A library without the function leaves removals to be
 //!   seen at the next operation.
-//! - Isolated libraries (SKF or SDF): the wait also watches the helper. When it crashes or is
-//!   killed, the wait fails, every device of the module counts as removed at once (once per
-//!   helper), and the thread's next wait, after the helper's backoff, restarts it.
+//! - Isolated libraries: the wait also watches the helper (SKF or SDF) or the p11-kit server
+//!   (PKCS#11). When the library crashes or is killed, every device of the module counts as
+//!   removed at once (once per loss); for a helper, the thread's next wait, after the backoff,
+//!   restarts it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audit::NewRecord;
-use crate::device::host::DeviceHost;
+use crate::device::host::{DeviceHost, P11KitRemote};
 use crate::device::skf::{SkfError, SkfLibrary};
 use crate::device::{DeviceError, DeviceEvent};
 use crate::runtime::{Event, Runtime};
@@ -24,6 +25,8 @@ enum Source {
     Local(Arc<SkfLibrary>),
     /// The module's helper process.
     Isolated(Arc<DeviceHost>),
+    /// The p11-kit server of a PKCS#11 module: only its losses.
+    P11Kit(Arc<P11KitRemote>),
 }
 
 /// What one wait gave.
@@ -31,34 +34,38 @@ enum Wait {
     Event(Option<DeviceEvent>),
     /// The library cannot report events: stop watching.
     Unsupported(String),
-    /// The wait failed; `gone` when the helper itself went away.
-    Failed {
-        error: String,
-        gone: bool,
+    /// The library was lost: `which` tells one loss from the next (reported once each).
+    Lost {
+        which: u64,
+        reason: String,
     },
+    /// The wait failed.
+    Failed(String),
 }
 
 impl Source {
-    fn wait(&self) -> Wait {
+    fn wait(&self, reported: u64) -> Wait {
         match self {
             Source::Local(library) => match library.next_event() {
                 Ok(event) => Wait::Event(event),
                 Err(SkfError::Missing { .. }) => {
                     Wait::Unsupported("the SKF library has no SKF_WaitForDevEvent".into())
                 }
-                Err(e) => Wait::Failed {
-                    error: e.to_string(),
-                    gone: false,
-                },
+                Err(e) => Wait::Failed(e.to_string()),
             },
             Source::Isolated(host) => match host.wait_event() {
                 Ok(event) => Wait::Event(event),
                 Err(DeviceError::Unsupported(why)) => Wait::Unsupported(why),
-                Err(e) => Wait::Failed {
-                    gone: matches!(e, DeviceError::LibraryDown { .. }),
-                    error: e.to_string(),
+                Err(e @ DeviceError::LibraryDown { .. }) => Wait::Lost {
+                    which: host.starts(),
+                    reason: e.to_string(),
                 },
+                Err(e) => Wait::Failed(e.to_string()),
             },
+            Source::P11Kit(remote) => {
+                let (which, reason) = remote.wait_for_loss(reported);
+                Wait::Lost { which, reason }
+            }
         }
     }
 }
@@ -66,20 +73,21 @@ impl Source {
 /// Starts one watcher thread per SKF or isolated module.
 pub fn spawn(runtime: Arc<Runtime>) {
     for module in runtime.devices.modules() {
-        let source = match (module.host(), module.skf()) {
-            (Some(host), _) => Source::Isolated(host.clone()),
-            (None, Some(skf)) => Source::Local(skf.library.clone()),
+        let source = match (module.host(), module.skf(), module.p11_kit()) {
+            (Some(host), _, _) => Source::Isolated(host.clone()),
+            (None, Some(skf), _) => Source::Local(skf.library.clone()),
+            (None, None, Some(remote)) => Source::P11Kit(remote.clone()),
             _ => continue,
         };
         let name = module.name().to_owned();
         let rt = runtime.clone();
-        // The helper whose loss was last reported, so a helper that stays down for a while is
-        // reported once, not at every retry.
-        let mut reported_loss = None;
+        // The last loss reported, so a library that stays down for a while is reported once,
+        // not at every retry.
+        let mut reported = 0;
         let started = std::thread::Builder::new()
             .name(format!("device-events-{name}"))
             .spawn(move || loop {
-                match source.wait() {
+                match source.wait(reported) {
                     Wait::Event(Some(DeviceEvent {
                         inserted: false, ..
                     })) => removed(&rt, &name, "SKF device event"),
@@ -97,13 +105,17 @@ pub fn spawn(runtime: Arc<Runtime>) {
                         tracing::info!(module = %name, "{why}: a removed UKey is noticed at its next use");
                         break;
                     }
-                    Wait::Failed { error, gone } => {
-                        if let (true, Source::Isolated(host)) = (gone, &source) {
-                            if reported_loss != Some(host.starts()) {
-                                reported_loss = Some(host.starts());
-                                removed(&rt, &name, &error);
-                            }
+                    Wait::Lost { which, reason } => {
+                        if which != reported {
+                            reported = which;
+                            removed(&rt, &name, &reason);
                         }
+                        if !matches!(source, Source::P11Kit(_)) {
+                            // The next wait restarts the helper once its backoff has run.
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                    Wait::Failed(error) => {
                         tracing::warn!(module = %name, %error, "waiting for device events failed; retrying");
                         std::thread::sleep(Duration::from_secs(1));
                     }

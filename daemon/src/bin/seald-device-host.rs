@@ -16,7 +16,10 @@ fn main() -> std::process::ExitCode {
         eprintln!("seald-device-host is started by seald for an isolated device library; it is not run by hand");
         return std::process::ExitCode::FAILURE;
     }
-    match seald::device::host::serve(std::io::stdin().lock(), std::io::stdout()) {
+    // Read without std's buffer, which would keep whole login frames (PINs) in memory.
+    // SAFETY: fd 0 is this process's stdin, open for its whole life and owned by nothing else.
+    let input = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(0) };
+    match seald::device::host::serve(input, std::io::stdout()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("seald-device-host: {e}");

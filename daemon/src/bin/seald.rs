@@ -63,11 +63,13 @@ fn main() -> std::process::ExitCode {
             extra_seals,
             setup_only,
         }) => demo(dir, profile, listen, extra_seals, setup_only),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.into())
-            .and_then(|rt| rt.block_on(run(args.config, args.init))),
+        None => prepare_isolation(&args.config).and_then(|()| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.into())
+                .and_then(|rt| rt.block_on(run(args.config, args.init)))
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -158,6 +160,23 @@ fn demo(
     } else {
         Err(format!("the daemon exited: {status}").into())
     }
+}
+
+/// Points p11-kit's client at seald's own server while seald has one thread: setting the
+/// environment later would race with threads reading it. Only for a config that isolates a
+/// PKCS#11 module (errors in the config are reported by `run`).
+fn prepare_isolation(config: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(config) = Config::load(config) else {
+        return Ok(());
+    };
+    let behind_p11_kit = config.modules.iter().any(|m| {
+        m.api == seald::device::DeviceApi::Pkcs11
+            && m.isolation() == seald::device::Isolation::Process
+    });
+    if behind_p11_kit {
+        seald::device::host::prepare_p11_kit_address()?;
+    }
+    Ok(())
 }
 
 async fn run(config: PathBuf, init: bool) -> Result<(), Box<dyn std::error::Error>> {

@@ -112,7 +112,7 @@ pub enum DeviceError {
     },
     /// The module's library runs in a helper process, and that process crashed or stopped
     /// answering: its devices are not present until the helper is back.
-    #[error("the device library of module `{module}` {reason}; its devices are not present until seald has restarted it{}, then the custodian must log in again", .retry.map(|s| format!(" (next attempt in {s} s)")).unwrap_or_default())]
+    #[error("the device library of module `{module}` {reason}; its devices are not present until seald has restarted it{}, then the custodian must log in again", .retry.map(retry_phrase).unwrap_or_default())]
     LibraryDown {
         /// The module's configured name.
         module: String,
@@ -130,6 +130,14 @@ pub enum DeviceError {
     /// Any other failure, with the function that returned it.
     #[error("the device refused the operation: {0}")]
     Other(String),
+}
+
+/// " (next attempt in 4 s)", or for an attempt due now " (it is started again at its next use)".
+fn retry_phrase(seconds: u64) -> String {
+    match seconds {
+        0 => " (it is started again at its next use)".into(),
+        s => format!(" (next attempt in {s} s)"),
+    }
 }
 
 /// What a token says about the PIN tries left, from its token-info flags.

@@ -167,15 +167,20 @@ impl Devices {
     /// After a card left: resets (logs out, drops the sessions of) the owners of `serials`, and
     /// of every token of `module` that is no longer present. Returns the serials reset.
     pub fn reset_removed(&self, module: &str, serials: &[String]) -> Vec<String> {
-        let owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        // Asking a module whether it holds a token may wait on its library: not under the lock.
+        let owners: Vec<(String, Arc<TokenOwner>)> = self
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, owner)| owner.module().name() == module)
+            .map(|(serial, owner)| (serial.clone(), owner.clone()))
+            .collect();
         let mut reset = Vec::new();
-        for (serial, owner) in owners.iter() {
-            if owner.module().name() != module {
-                continue;
-            }
-            if serials.contains(serial) || !owner.module().holds(serial) {
+        for (serial, owner) in owners {
+            if serials.contains(&serial) || !owner.module().holds(&serial) {
                 owner.reset();
-                reset.push(serial.clone());
+                reset.push(serial);
             }
         }
         reset
@@ -183,19 +188,26 @@ impl Devices {
 
     /// The owner of the token with this serial, in whichever module holds it now.
     pub fn token(&self, serial: &str) -> DeviceResult<Arc<TokenOwner>> {
-        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(owner) = owners.get(serial) {
+        if let Some(owner) = self
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(serial)
+        {
             return Ok(owner.clone());
         }
-        for module in &self.modules {
-            if module.holds(serial) {
-                let owner = Arc::new(TokenOwner::new(module.clone(), serial));
-                owners.insert(serial.to_owned(), owner.clone());
-                return Ok(owner);
-            }
-        }
-        Err(DeviceError::TokenNotPresent {
-            serial: serial.to_owned(),
-        })
+        // Asking the modules may wait on a library: not under the lock.
+        let module = self
+            .modules
+            .iter()
+            .find(|m| m.holds(serial))
+            .ok_or_else(|| DeviceError::TokenNotPresent {
+                serial: serial.to_owned(),
+            })?;
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        let owner = owners
+            .entry(serial.to_owned())
+            .or_insert_with(|| Arc::new(TokenOwner::new(module.clone(), serial)));
+        Ok(owner.clone())
     }
 }

@@ -240,38 +240,39 @@ impl Module {
     }
 
     /// Replaces a lost p11-kit client by a fresh one (restarting the server if it is gone).
+    /// The old client is not finalised: its sessions, still held by token owners, fail until
+    /// the owners drop them (see [`Module::losses`]).
     fn reconnect(&self, remote: &Arc<P11KitRemote>) -> DeviceResult<()> {
         let _one = self.reconnecting.lock().unwrap_or_else(|e| e.into_inner());
         if !remote.may_reconnect()? {
             return Ok(()); // another thread just did it
         }
-        let mut context = self.context.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = context.take() {
-            let _ = old.finalize();
-        }
-        let fresh = remote
-            .ensure_server()
-            .and_then(|()| Self::load(remote.client()));
+        let fresh = {
+            let _watch = remote.watch("start the module");
+            remote
+                .ensure_server()
+                .and_then(|()| Self::load(remote.client()))
+        };
         match fresh {
             Ok(fresh) => {
-                *context = Some(fresh);
+                *self.context.write().unwrap_or_else(|e| e.into_inner()) = Some(fresh);
                 remote.reconnected();
                 tracing::info!(module = %self.name, "the PKCS#11 module was reconnected through a new p11-kit remote");
                 Ok(())
             }
-            Err(why) => {
-                // Keep a context to answer with: the old client, re-initialised, says
-                // "device error" until the next attempt.
-                *context = Self::load(remote.client()).ok();
-                if context.is_none() {
-                    return Err(DeviceError::ModuleLoad {
-                        path: remote.client().display().to_string(),
-                        reason: why,
-                    });
-                }
-                Err(remote.reconnect_failed(why))
-            }
+            Err(why) => Err(remote.reconnect_failed(why)),
         }
+    }
+
+    /// How many times this module's library was lost (always 0 unless isolated): sessions
+    /// opened before a loss are dead.
+    pub(crate) fn losses(&self) -> u64 {
+        self.p11_kit.as_ref().map_or(0, |remote| remote.losses())
+    }
+
+    /// The p11-kit server of a PKCS#11 module isolated through p11-kit.
+    pub fn p11_kit(&self) -> Option<&Arc<P11KitRemote>> {
+        self.p11_kit.as_ref()
     }
 
     /// Maps a cryptoki error of this module; for an isolated module, an error that may mean

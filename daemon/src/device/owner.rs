@@ -39,6 +39,8 @@ struct Pool {
     idle: Vec<Session>,
     open: usize,
     generation: u64,
+    /// The module's loss count when these sessions were opened (see [`Module::losses`]).
+    losses: u64,
 }
 
 /// A session borrowed from the pool; returned on drop unless the token went away meanwhile.
@@ -123,11 +125,15 @@ impl TokenOwner {
         self.capacity
     }
 
-    /// Counts resets: changes whenever the token's sessions were dropped after a removal.
+    /// Counts resets: changes whenever the token's sessions were dropped after a removal, or
+    /// its module's library was lost.
     pub fn generation(&self) -> u64 {
         match &self.backend {
             Some(backend) => backend.generation(),
-            None => self.lock().generation,
+            None => self
+                .lock()
+                .generation
+                .wrapping_add(self.module.losses() << 32),
         }
     }
 
@@ -191,6 +197,17 @@ impl TokenOwner {
             )));
         }
         let mut pool = self.lock();
+        let losses = self.module.losses();
+        if pool.losses != losses {
+            // The library was lost: these sessions belong to a client that is gone.
+            let dead = std::mem::take(&mut pool.idle);
+            pool.open = 0;
+            pool.slot = None;
+            pool.generation += 1;
+            pool.losses = losses;
+            drop(dead);
+            self.returned.notify_all();
+        }
         loop {
             let slot = self.slot(&mut pool)?;
             if let Some(session) = pool.idle.pop() {
@@ -205,11 +222,10 @@ impl TokenOwner {
                 pool.open += 1;
                 let generation = pool.generation;
                 drop(pool);
-                let _watch = self.module.watch("open session");
-                let opened = self
-                    .module
-                    .context()
-                    .and_then(|c| c.open_rw_session(slot).map_err(|e| self.error(e)));
+                let opened = self.module.context().and_then(|c| {
+                    let _watch = self.module.watch("open session");
+                    c.open_rw_session(slot).map_err(|e| self.error(e))
+                });
                 return match opened {
                     Ok(session) => Ok(Lease {
                         owner: self,
@@ -262,11 +278,10 @@ impl TokenOwner {
             let mut pool = self.lock();
             self.slot(&mut pool)?
         };
-        let _watch = self.module.watch("read token info");
-        let info = self
-            .module
-            .context()
-            .and_then(|c| c.get_token_info(slot).map_err(|e| self.error(e)));
+        let info = self.module.context().and_then(|c| {
+            let _watch = self.module.watch("read token info");
+            c.get_token_info(slot).map_err(|e| self.error(e))
+        });
         match info {
             Ok(info) => Ok(TokenInfo::from(&info)),
             Err(error) => {

@@ -6,15 +6,17 @@
 //! outlives the module's `call_timeout_secs`. Either way every call in flight and every call
 //! until the restart fail with [`DeviceError::LibraryDown`] (a removal: the devices count as
 //! not present, their logins are forgotten), and the daemon, its other devices, its approvals
-//! and its usage log go on. The next call after the backoff (1 s, doubling to 60 s, back to
-//! 1 s after a call succeeds) starts a fresh helper.
+//! and its usage log go on. The next call after the backoff (see [`backoff`]) starts a fresh
+//! helper.
 
+mod backoff;
 mod p11kit;
 mod remote;
 mod serve;
 mod wire;
 
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +24,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use p11kit::{CallGuard, P11KitRemote};
+pub use p11kit::{prepare_address as prepare_p11_kit_address, CallGuard, P11KitRemote};
 pub use remote::RemoteBackend;
 pub use serve::serve;
 pub use wire::Setup;
@@ -30,14 +32,11 @@ pub use wire::Setup;
 use super::backend::DeviceEvent;
 use super::error::{DeviceError, DeviceResult};
 use super::token::TokenInfo;
+use backoff::Backoff;
 use wire::{Answer, Call, Reply, Request};
 
 /// The helper program's file name; it is looked for beside the running executable.
 pub const HELPER_PROGRAM: &str = "seald-device-host";
-
-/// The first restart waits this long; each failure in a row doubles it up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A vendor library running in a helper process.
 #[derive(Debug)]
@@ -45,24 +44,17 @@ pub struct DeviceHost {
     setup: Setup,
     program: PathBuf,
     timeout: Duration,
-    state: Mutex<State>,
+    state: Mutex<HostState>,
     /// Helpers started so far: part of every device's reset counter, so a login made in an
     /// earlier helper is never taken for a live one.
     starts: AtomicU64,
 }
 
-#[derive(Debug)]
-enum State {
-    /// A helper runs; `failures` counts the helpers before it that failed in a row.
-    Up {
-        connection: Arc<Connection>,
-        failures: u32,
-    },
-    Down {
-        reason: String,
-        retry_at: Instant,
-        failures: u32,
-    },
+#[derive(Debug, Default)]
+struct HostState {
+    /// The helper answering calls, until it fails.
+    connection: Option<Arc<Connection>>,
+    backoff: Backoff,
 }
 
 impl DeviceHost {
@@ -73,22 +65,18 @@ impl DeviceHost {
             path: setup.path.display().to_string(),
             reason,
         })?;
-        let mut host = Self {
+        let host = Self {
             setup,
             program,
             timeout,
-            state: Mutex::new(State::Down {
-                reason: "has not started".into(),
-                retry_at: Instant::now(),
-                failures: 0,
-            }),
+            state: Mutex::default(),
             starts: AtomicU64::new(0),
         };
         let connection = host.spawn()?;
-        *host.state.get_mut().expect("fresh lock") = State::Up {
-            connection,
-            failures: 0,
-        };
+        let mut state = host.lock();
+        state.connection = Some(connection);
+        state.backoff.up();
+        drop(state);
         Ok(host)
     }
 
@@ -97,96 +85,65 @@ impl DeviceHost {
         &self.setup.name
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HostState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The running helper, starting a new one when the backoff allows.
+    /// The running helper, starting a new one when the backoff allows (the start is bounded
+    /// by the call time limit).
     fn connection(&self) -> DeviceResult<Arc<Connection>> {
         let mut state = self.lock();
-        if let State::Up { connection, .. } = &*state {
-            if connection.failure().is_none() {
-                return Ok(connection.clone());
+        if let Some(connection) = &state.connection {
+            match connection.failure() {
+                None => return Ok(connection.clone()),
+                Some(reason) => self.lost(&mut state, reason),
             }
-            let connection = connection.clone();
-            Self::mark_down(&mut state, &connection, &self.setup.name);
         }
-        let State::Down {
-            reason,
-            retry_at,
-            failures,
-        } = &*state
-        else {
-            unreachable!("a live helper returned above");
-        };
-        let now = Instant::now();
-        if now < *retry_at {
-            return Err(self.down(reason.clone(), *retry_at - now));
+        if let Some((reason, wait)) = state.backoff.down() {
+            if !wait.is_zero() {
+                return Err(self.down(reason, wait));
+            }
         }
-        let failures = *failures;
         match self.spawn() {
             Ok(connection) => {
                 tracing::info!(module = %self.setup.name, "the device library's helper was restarted");
-                *state = State::Up {
-                    connection: connection.clone(),
-                    failures,
-                };
+                state.connection = Some(connection.clone());
+                state.backoff.up();
                 Ok(connection)
             }
             Err(e) => {
-                let reason = format!("could not be restarted ({e})");
-                let wait = backoff(failures + 1);
-                *state = State::Down {
-                    reason: reason.clone(),
-                    retry_at: now + wait,
-                    failures: failures + 1,
-                };
+                state
+                    .backoff
+                    .retry_failed(format!("could not be restarted ({e})"));
+                let (reason, wait) = state.backoff.down().expect("just failed");
                 Err(self.down(reason, wait))
             }
         }
     }
 
-    /// Moves from the failed `connection` to Down, with the backoff its run of failures earns
-    /// (a helper that ran for a minute ends the run).
-    fn mark_down(state: &mut State, connection: &Arc<Connection>, module: &str) {
-        let State::Up {
-            connection: current,
-            failures,
-        } = &*state
-        else {
-            return;
-        };
-        if !Arc::ptr_eq(current, connection) {
-            return;
-        }
-        let reason = connection
-            .failure()
-            .unwrap_or_else(|| "closed its connection".into());
-        let failures = if connection.started.elapsed() >= MAX_BACKOFF {
-            1
-        } else {
-            failures + 1
-        };
-        tracing::error!(module = %module, %reason, "the device library's helper is gone; its devices count as not present until it is restarted");
-        *state = State::Down {
-            reason,
-            retry_at: Instant::now() + backoff(failures),
-            failures,
-        };
+    /// Forgets the failed helper and starts the backoff.
+    fn lost(&self, state: &mut HostState, reason: String) {
+        tracing::error!(module = %self.setup.name, %reason, "the device library's helper is gone; its devices count as not present until it is restarted");
+        state.connection = None;
+        state.backoff.fail(reason);
     }
 
-    /// The error for calls while the helper is down, after `connection` failed.
+    /// The error for a call that `connection` failed.
     fn failed(&self, connection: &Arc<Connection>) -> DeviceError {
         let mut state = self.lock();
-        Self::mark_down(&mut state, connection, &self.setup.name);
-        match &*state {
-            State::Down {
-                reason, retry_at, ..
-            } => self.down(
-                reason.clone(),
-                retry_at.saturating_duration_since(Instant::now()),
-            ),
-            State::Up { .. } => self.down("was restarted during the call".into(), Duration::ZERO),
+        if state
+            .connection
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, connection))
+        {
+            let reason = connection
+                .failure()
+                .unwrap_or_else(|| "closed its connection".into());
+            self.lost(&mut state, reason);
+        }
+        match state.backoff.down() {
+            Some((reason, wait)) => self.down(reason, wait),
+            None => self.down("was restarted during the call".into(), Duration::ZERO),
         }
     }
 
@@ -198,7 +155,8 @@ impl DeviceHost {
         }
     }
 
-    /// Starts a helper and waits for it to open the library.
+    /// Starts a helper in its own process group and waits, at most the call time limit, for
+    /// it to open the library.
     fn spawn(&self) -> DeviceResult<Arc<Connection>> {
         let load_error = |reason: String| DeviceError::ModuleLoad {
             path: self.setup.path.display().to_string(),
@@ -208,49 +166,66 @@ impl DeviceHost {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            .process_group(0)
             .spawn()
             .map_err(|e| load_error(format!("cannot start {}: {e}", self.program.display())))?;
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        self.starts.fetch_add(1, Ordering::SeqCst);
-        let opened = wire::write_frame(&mut stdin, &self.setup)
-            .and_then(|()| wire::read_frame(&mut stdout))
-            .and_then(|frame| match frame {
-                Some(frame) => wire::decode::<Reply>(&frame),
-                None => Err(std::io::ErrorKind::UnexpectedEof.into()),
-            });
-        match opened {
-            Ok(Reply { result: Ok(_), .. }) => {}
-            Ok(Reply { result: Err(e), .. }) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e.into());
-            }
-            Err(e) => {
-                let _ = child.kill();
-                let status = child.wait().map(describe_exit).unwrap_or_default();
-                return Err(load_error(format!(
-                    "the helper failed at start ({e}){status}"
-                )));
-            }
-        }
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let number = self.starts.load(Ordering::SeqCst) + 1;
         let connection = Arc::new(Connection {
-            started: Instant::now(),
+            number,
             child: Mutex::new(child),
             stdin: Mutex::new(stdin),
             pending: Mutex::new(Pending::default()),
             next_id: AtomicU64::new(1),
         });
         let reader = connection.clone();
-        std::thread::Builder::new()
+        if let Err(e) = std::thread::Builder::new()
             .name(format!("device-host-{}", self.setup.name))
             .spawn(move || reader.read_replies(stdout))
-            .map_err(|e| load_error(format!("cannot start the reader thread: {e}")))?;
-        Ok(connection)
+        {
+            connection.kill("was stopped: no reader thread".into());
+            return Err(load_error(format!("cannot start the reader thread: {e}")));
+        }
+        // The set-up is answered as call 0.
+        let (tx, opened) = mpsc::channel();
+        connection.pending().waiting.insert(0, tx);
+        let sent = {
+            let mut stdin = connection.stdin.lock().unwrap_or_else(|e| e.into_inner());
+            wire::write_frame(&mut *stdin, &self.setup)
+        };
+        let result = match sent {
+            Ok(()) => opened.recv_timeout(self.timeout),
+            Err(_) => Err(mpsc::RecvTimeoutError::Disconnected),
+        };
+        match result {
+            Ok(Ok(_)) => {
+                self.starts.store(number, Ordering::SeqCst);
+                Ok(connection)
+            }
+            Ok(Err(e)) => {
+                connection.kill("could not open the library".into());
+                Err(e.into())
+            }
+            Err(e) => {
+                if e == mpsc::RecvTimeoutError::Timeout {
+                    connection.kill(format!(
+                        "did not open the library within {} s and was killed",
+                        self.timeout.as_secs()
+                    ));
+                }
+                connection.await_failure("ended at start".into());
+                Err(load_error(format!(
+                    "the helper {}",
+                    connection.failure().unwrap_or_default()
+                )))
+            }
+        }
     }
 
-    /// Sends `call` and waits for its answer (without a time limit when `timeout` is `None`).
-    fn call_with(&self, call: Call, timeout: Option<Duration>) -> DeviceResult<Answer> {
+    /// Sends `call` and waits for its answer (without a time limit when `timeout` is `None`);
+    /// returns the answer with the number of the helper that gave it.
+    fn call_with(&self, call: Call, timeout: Option<Duration>) -> DeviceResult<(Answer, u64)> {
         let connection = self.connection()?;
         let what = call.name();
         let Some((id, answer)) = connection.send(call) else {
@@ -269,12 +244,19 @@ impl DeviceHost {
         };
         connection.forget(id);
         match reply {
-            Ok(result) => result.map_err(DeviceError::from),
+            Ok(result) => result
+                .map(|answer| (answer, connection.number))
+                .map_err(DeviceError::from),
             Err(()) => Err(self.failed(&connection)),
         }
     }
 
     fn call(&self, call: Call) -> DeviceResult<Answer> {
+        self.call_numbered(call).map(|(answer, _)| answer)
+    }
+
+    /// A call with the time limit, answered with the number of the helper that made it.
+    fn call_numbered(&self, call: Call) -> DeviceResult<(Answer, u64)> {
         self.call_with(call, Some(self.timeout))
     }
 
@@ -296,15 +278,15 @@ impl DeviceHost {
         )
     }
 
-    /// Waits, without a time limit, for the next device event.
+    /// Waits, without a time limit, for the next device event (or the helper's end).
     pub fn wait_event(&self) -> DeviceResult<Option<DeviceEvent>> {
         match self.call_with(Call::WaitEvent, None)? {
-            Answer::Event(event) => Ok(event),
-            other => Err(unexpected(other)),
+            (Answer::Event(event), _) => Ok(event),
+            (other, _) => Err(unexpected(other)),
         }
     }
 
-    /// How many helpers have been started (the current one's number).
+    /// How many helpers have started so far (the running one's number).
     pub(crate) fn starts(&self) -> u64 {
         self.starts.load(Ordering::SeqCst)
     }
@@ -312,7 +294,7 @@ impl DeviceHost {
 
 impl Drop for DeviceHost {
     fn drop(&mut self) {
-        if let State::Up { connection, .. } = &*self.lock() {
+        if let Some(connection) = &self.lock().connection {
             connection.kill("was stopped with its module".into());
         }
     }
@@ -322,13 +304,6 @@ fn unexpected(answer: Answer) -> DeviceError {
     DeviceError::Other(format!(
         "the device helper gave an answer of the wrong kind: {answer:?}"
     ))
-}
-
-/// 1 s, 2 s, 4 s … up to a minute, for the `failures`-th failure in a row.
-fn backoff(failures: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(1 << failures.saturating_sub(1).min(6))
-        .min(MAX_BACKOFF)
 }
 
 /// The helper beside the running program (or one directory up, for cargo's test binaries in
@@ -352,13 +327,15 @@ fn helper_program() -> Result<PathBuf, String> {
         })
 }
 
-/// " (killed by signal 6, SIGABRT)", " (exit status 3)".
+/// "crashed (killed by signal 6, SIGABRT)", "ended (exit status 3)".
 fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
-        (Some(code), _) => format!(" (exit status {code})"),
-        (None, Some(signal)) => format!(" (killed by signal {signal}{})", signal_name(signal)),
-        _ => String::new(),
+        (Some(code), _) => format!("ended (exit status {code})"),
+        (None, Some(signal)) => {
+            format!("crashed (killed by signal {signal}{})", signal_name(signal))
+        }
+        _ => "ended".into(),
     }
 }
 
@@ -374,10 +351,23 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
+/// Kills the process group `child` leads (started with `process_group(0)`), unless the child
+/// has already been reaped (its pid could then belong to someone else), and reaps it.
+fn kill_group(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        // SAFETY: kill(2) on the group of a child of ours that has not been reaped.
+        unsafe {
+            libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+        }
+    }
+    let _ = child.wait();
+}
+
 /// One running helper.
 #[derive(Debug)]
 struct Connection {
-    started: Instant,
+    /// Which start of the helper this is.
+    number: u64,
     child: Mutex<Child>,
     stdin: Mutex<ChildStdin>,
     pending: Mutex<Pending>,
@@ -419,7 +409,6 @@ impl Connection {
             drop(stdin);
             self.pending().waiting.remove(&id);
             // Most likely the helper has just died: let the reader record how.
-            let _ = self.child.lock().unwrap_or_else(|e| e.into_inner()).kill();
             self.await_failure(format!("cannot be written to ({e})"));
             return None;
         }
@@ -430,21 +419,27 @@ impl Connection {
         self.pending().waiting.remove(&id);
     }
 
-    /// Waits (briefly) for the reader thread to record why the helper ended, else records
-    /// `fallback`.
+    /// Waits (briefly) for the reader thread to record why the helper ended, else kills it
+    /// with `fallback` as the reason.
     fn await_failure(&self, fallback: String) {
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.failure().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        self.pending().failure.get_or_insert(fallback);
+        if self.failure().is_none() {
+            self.kill(fallback);
+        }
     }
 
-    /// Kills the helper (a hang); the reader thread then fails every call in flight.
+    /// Kills the helper's process group (a hang) and fails every call in flight.
     fn kill(&self, reason: String) {
-        self.pending().failure.get_or_insert(reason);
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = child.kill();
+        {
+            let mut pending = self.pending();
+            pending.failure.get_or_insert(reason);
+            // Dropping the senders wakes every caller still waiting.
+            pending.waiting.clear();
+        }
+        kill_group(&mut self.child.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// Hands each reply to its caller until the helper's stdout closes, then records why.
@@ -457,23 +452,22 @@ impl Connection {
                             let _ = tx.send(reply.result);
                         }
                     }
-                    Err(e) => break format!("sent a reply seald cannot read ({e})"),
+                    Err(e) => break Some(format!("sent a reply seald cannot read ({e})")),
                 },
-                Ok(None) => break "crashed".to_owned(),
-                Err(e) => break format!("broke its connection ({e})"),
+                Ok(None) => break None,
+                Err(e) => break Some(format!("broke its connection ({e})")),
             }
         };
         let status = {
             let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = child.kill();
-            child.wait().map(describe_exit).unwrap_or_default()
+            // Its stdout is closed: whatever of its group still runs goes too.
+            kill_group(&mut child);
+            child
+                .wait()
+                .map(describe_exit)
+                .unwrap_or_else(|_| "ended".into())
         };
-        let mut pending = self.pending();
-        if pending.failure.is_none() {
-            pending.failure = Some(format!("{ended}{status}"));
-        }
-        // Dropping the senders wakes every caller still waiting.
-        pending.waiting.clear();
+        self.kill(ended.unwrap_or(status));
     }
 }
 
@@ -482,17 +476,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_from_one_second_to_a_minute() {
-        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-    }
-
-    #[test]
     fn exits_are_described_for_people() {
         use std::os::unix::process::ExitStatusExt;
         let abort = std::process::ExitStatus::from_raw(libc::SIGABRT);
-        assert_eq!(describe_exit(abort), " (killed by signal 6, SIGABRT)");
+        assert_eq!(
+            describe_exit(abort),
+            "crashed (killed by signal 6, SIGABRT)"
+        );
         let code = std::process::ExitStatus::from_raw(3 << 8);
-        assert_eq!(describe_exit(code), " (exit status 3)");
+        assert_eq!(describe_exit(code), "ended (exit status 3)");
     }
 }

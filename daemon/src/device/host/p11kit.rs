@@ -4,23 +4,25 @@
 //! connection, so the vendor code runs there: when it crashes, every call through the client
 //! answers CKR_DEVICE_ERROR and the server stays up; when it hangs, the watchdog kills the
 //! server's process group after `call_timeout_secs`. Either way the module counts as lost (its
-//! tokens not present, their logins gone) and [`super::super::Module`] reconnects a fresh
-//! client after a backoff, restarting the server if it is gone.
+//! tokens not present, their sessions and logins gone) and [`super::super::Module`] loads a
+//! fresh client after the backoff, restarting the server if it is gone.
 //!
 //! p11-kit's client reads the server's address from the `P11_KIT_SERVER_ADDRESS` environment
 //! variable when it is loaded, one value per process: one PKCS#11 module per seald can be
-//! isolated this way (SKF and SDF libraries have their own helper and no such limit).
+//! isolated this way (SKF and SDF libraries have their own helper and no such limit). `seald`
+//! sets the variable before it starts any thread ([`prepare_address`]).
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use super::super::error::{DeviceError, DeviceResult};
-use super::{backoff, describe_exit, MAX_BACKOFF};
+use super::super::error::DeviceError;
+use super::backoff::Backoff;
+use super::{describe_exit, kill_group};
 
 /// Where Debian (and others) install p11-kit's client module.
 const CLIENT_MODULES: [&str; 4] = [
@@ -33,79 +35,99 @@ const CLIENT_MODULES: [&str; 4] = [
 /// The environment variable p11-kit's client reads its server's address from.
 const ADDRESS_VARIABLE: &str = "P11_KIT_SERVER_ADDRESS";
 
+/// The process's one p11-kit socket (its private directory, its path).
+static ADDRESS: OnceLock<Result<(tempfile::TempDir, PathBuf), String>> = OnceLock::new();
+/// The module that uses it.
+static CLAIMED: Mutex<Option<String>> = Mutex::new(None);
+
+/// Makes the process's private p11-kit socket directory and points `P11_KIT_SERVER_ADDRESS`
+/// at it. Call it before any thread starts (setting the environment races with threads
+/// reading it); a later call returns the same path.
+pub fn prepare_address() -> Result<PathBuf, String> {
+    let prepared = ADDRESS.get_or_init(|| {
+        // SAFETY: getauxval reads the process's auxiliary vector.
+        if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
+            return Err("seald runs with raised privileges (setuid or file capabilities): p11-kit's client then ignores P11_KIT_SERVER_ADDRESS, so a PKCS#11 module cannot be isolated; set isolation = \"none\"".into());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("seald-p11-kit-")
+            .tempdir()
+            .map_err(|e| format!("cannot make the p11-kit socket's directory: {e}"))?;
+        let socket = dir.path().join("pkcs11");
+        std::env::set_var(ADDRESS_VARIABLE, format!("unix:path={}", socket.display()));
+        Ok((dir, socket))
+    });
+    prepared
+        .as_ref()
+        .map(|(_, socket)| socket.clone())
+        .map_err(Clone::clone)
+}
+
 /// A vendor PKCS#11 module served by a `p11-kit server` that seald runs.
 #[derive(Debug)]
 pub struct P11KitRemote {
     module: String,
-    provider: PathBuf,
     client: PathBuf,
     socket: PathBuf,
-    /// Holds the socket; removed with seald's run.
-    _dir: tempfile::TempDir,
+    timeout: Duration,
     server: Mutex<Option<Child>>,
     /// Starts servers from one long-lived thread (see [`spawner`]).
-    spawn: Mutex<mpsc::Sender<mpsc::Sender<std::io::Result<Child>>>>,
-    lost: Mutex<Option<Lost>>,
-    /// Failures in a row, for the backoff.
-    failures: AtomicU64,
+    spawn: mpsc::Sender<mpsc::Sender<std::io::Result<Child>>>,
+    state: Mutex<Loss>,
+    /// Signalled at each loss, for [`P11KitRemote::wait_for_loss`].
+    lost: Condvar,
     calls: Mutex<HashMap<u64, (Instant, &'static str)>>,
     next_call: AtomicU64,
-    timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
-struct Lost {
-    reason: String,
-    retry_at: Instant,
+#[derive(Debug, Default)]
+struct Loss {
+    backoff: Backoff,
+    /// Losses so far: part of every token's reset counter.
+    count: u64,
+    /// Whether the module is lost now.
+    lost: bool,
 }
 
 impl P11KitRemote {
-    /// Starts the server for `provider` and points p11-kit's client at it; returns the client
-    /// module's path for seald to load. A watchdog thread kills the server when a call
-    /// outlives `timeout`.
+    /// Starts the server for `provider` (on the process's socket, see [`prepare_address`]);
+    /// a watchdog thread kills it when a watched call outlives `timeout`.
     pub fn start(module: &str, provider: &Path, timeout: Duration) -> Result<Arc<Self>, String> {
         let client = CLIENT_MODULES
             .iter()
             .map(PathBuf::from)
             .find(|p| p.is_file())
             .ok_or("p11-kit's client module (p11-kit-client.so, Debian package p11-kit-modules) is not installed")?;
-        let dir = tempfile::Builder::new()
-            .prefix("seald-p11-kit-")
-            .tempdir()
-            .map_err(|e| format!("cannot make the p11-kit socket's directory: {e}"))?;
-        let socket = dir.path().join("pkcs11");
-        let address = format!("unix:path={}", socket.display());
-        match std::env::var(ADDRESS_VARIABLE) {
-            Ok(other) if other != address => {
+        let socket = prepare_address()?;
+        {
+            let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(other) = claimed.as_ref() {
                 return Err(format!(
-                    "another PKCS#11 module already runs isolated through p11-kit ({ADDRESS_VARIABLE} is set): one per seald; set isolation = \"none\" for this one"
-                ))
+                    "module `{other}` already runs behind p11-kit, whose client takes one server per process: set isolation = \"none\" for `{module}`"
+                ));
             }
-            // Read by p11-kit-client.so when it is loaded, just after this. Set once per
-            // process, while seald starts its devices.
-            _ => std::env::set_var(ADDRESS_VARIABLE, &address),
+            *claimed = Some(module.to_owned());
         }
         let command = server_command(provider, &socket);
         let (spawn, requests) = mpsc::channel();
-        std::thread::Builder::new()
+        let started = std::thread::Builder::new()
             .name(format!("p11-kit-spawner-{module}"))
-            .spawn(move || spawner(command, requests))
-            .map_err(|e| format!("cannot start the p11-kit spawner: {e}"))?;
+            .spawn(move || spawner(command, requests));
         let remote = Arc::new(Self {
             module: module.to_owned(),
-            provider: provider.to_owned(),
             client,
             socket,
-            _dir: dir,
+            timeout,
             server: Mutex::new(None),
-            spawn: Mutex::new(spawn),
-            lost: Mutex::new(None),
-            failures: AtomicU64::new(0),
+            spawn,
+            state: Mutex::default(),
+            lost: Condvar::new(),
             calls: Mutex::default(),
             next_call: AtomicU64::new(1),
-            timeout,
         });
+        started.map_err(|e| format!("cannot start the p11-kit spawner: {e}"))?;
         remote.ensure_server()?;
+        remote.lock_state().backoff.up();
         let watched = Arc::downgrade(&remote);
         std::thread::Builder::new()
             .name(format!("p11-kit-watchdog-{module}"))
@@ -119,41 +141,51 @@ impl P11KitRemote {
         &self.client
     }
 
-    /// Starts the server unless it runs; waits for its socket.
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, Loss> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the server unless it runs; waits (at most 10 s) for its socket.
     pub fn ensure_server(&self) -> Result<(), String> {
-        let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(child) = server.as_mut() {
-            if matches!(child.try_wait(), Ok(None)) {
-                return Ok(());
+        {
+            let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(child) = server.as_mut() {
+                if matches!(child.try_wait(), Ok(None)) {
+                    return Ok(());
+                }
+                *server = None; // reaped: its pid is no longer ours to signal
             }
         }
         let _ = std::fs::remove_file(&self.socket);
         let (reply, spawned) = mpsc::channel();
-        self.spawn
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(reply)
-            .map_err(|_| "the p11-kit spawner thread has ended".to_owned())?;
-        let mut child = spawned
+        let ended = || "the p11-kit spawner thread has ended".to_owned();
+        self.spawn.send(reply).map_err(|_| ended())?;
+        let child = spawned
             .recv()
-            .map_err(|_| "the p11-kit spawner thread has ended".to_owned())?
+            .map_err(|_| ended())?
             .map_err(|e| format!("cannot start `p11-kit server` (Debian package p11-kit): {e}"))?;
+        *self.server.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.socket.exists() {
+            let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(child) = server.as_mut() else {
+                return Err("`p11-kit server` was stopped while it started".into());
+            };
             if let Ok(Some(status)) = child.try_wait() {
+                *server = None;
                 return Err(format!(
-                    "`p11-kit server` for {} ended at start{}",
-                    self.provider.display(),
+                    "`p11-kit server` {} at start",
                     describe_exit(status)
                 ));
             }
             if Instant::now() > deadline {
-                kill_group(&mut child);
+                kill_group(child);
+                *server = None;
                 return Err("`p11-kit server` made no socket within 10 s".into());
             }
+            drop(server);
             std::thread::sleep(Duration::from_millis(20));
         }
-        *server = Some(child);
         Ok(())
     }
 
@@ -174,82 +206,79 @@ impl P11KitRemote {
 
     /// Records that the vendor module is gone (the first reason wins until it is back).
     pub fn mark_lost(&self, reason: String) {
-        let mut lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
-        if lost.is_none() {
-            let failures = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
-            tracing::error!(module = %self.module, %reason, "the PKCS#11 module's p11-kit remote is gone; its tokens count as not present until it is reconnected");
-            *lost = Some(Lost {
-                reason,
-                retry_at: Instant::now() + backoff(failures as u32),
-            });
+        let mut state = self.lock_state();
+        if state.lost {
+            return;
         }
+        tracing::error!(module = %self.module, %reason, "the PKCS#11 module's p11-kit remote is gone; its tokens count as not present until it is reconnected");
+        state.lost = true;
+        state.count += 1;
+        state.backoff.fail(reason);
+        self.lost.notify_all();
     }
 
-    /// `Ok(true)` when a lost module may be reconnected now, `Ok(false)` when it is not lost,
-    /// the error to report while its backoff runs.
-    pub fn may_reconnect(&self) -> DeviceResult<bool> {
-        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(lost) = lost.as_ref() else {
+    /// Losses so far (a token's sessions from before a loss are dead).
+    pub fn losses(&self) -> u64 {
+        self.lock_state().count
+    }
+
+    /// Blocks until the loss after the `seen`-th, and returns its count and reason.
+    pub fn wait_for_loss(&self, seen: u64) -> (u64, String) {
+        let mut state = self.lock_state();
+        while state.count <= seen {
+            state = self.lost.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        let reason = state
+            .backoff
+            .down()
+            .map(|(reason, _)| reason)
+            .unwrap_or_default();
+        (state.count, reason)
+    }
+
+    /// `Ok(true)` when the module is lost and may be reconnected now, `Ok(false)` when it is
+    /// not lost, the error to report while its backoff runs.
+    pub fn may_reconnect(&self) -> Result<bool, DeviceError> {
+        let state = self.lock_state();
+        if !state.lost {
             return Ok(false);
-        };
-        let now = Instant::now();
-        if now < lost.retry_at {
-            return Err(self.down(lost.reason.clone(), Some(lost.retry_at - now)));
         }
-        Ok(true)
+        match state.backoff.down() {
+            Some((reason, wait)) if !wait.is_zero() => Err(self.down(reason, wait)),
+            _ => Ok(true),
+        }
     }
 
-    /// After a reconnection: the module is back. A module that stays up for a minute ends
-    /// the run of failures.
-    pub fn reconnected(self: &Arc<Self>) {
-        *self.lost.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        let remote = Arc::downgrade(self);
-        let _ = std::thread::Builder::new()
-            .name("p11-kit-backoff".into())
-            .spawn(move || {
-                std::thread::sleep(MAX_BACKOFF);
-                if let Some(remote) = remote.upgrade() {
-                    if remote
-                        .lost
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .is_none()
-                    {
-                        remote.failures.store(0, Ordering::SeqCst);
-                    }
-                }
-            });
+    /// After a reconnection: the module is back.
+    pub fn reconnected(&self) {
+        let mut state = self.lock_state();
+        state.lost = false;
+        state.backoff.up();
     }
 
     /// A failed reconnection: waits longer before the next.
     pub fn reconnect_failed(&self, why: String) -> DeviceError {
-        let failures = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
-        let wait = backoff(failures as u32);
-        let reason = format!("could not be reconnected ({why})");
-        *self.lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(Lost {
-            reason: reason.clone(),
-            retry_at: Instant::now() + wait,
-        });
-        self.down(reason, Some(wait))
+        let mut state = self.lock_state();
+        state
+            .backoff
+            .retry_failed(format!("could not be reconnected ({why})"));
+        let (reason, wait) = state.backoff.down().expect("just failed");
+        self.down(reason, wait)
     }
 
     /// The error for calls while the module is lost.
     pub fn lost_error(&self) -> DeviceError {
-        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match lost {
-            Some(lost) => self.down(
-                lost.reason,
-                Some(lost.retry_at.saturating_duration_since(Instant::now())),
-            ),
-            None => self.down("was reconnected during the call".into(), None),
+        match self.lock_state().backoff.down() {
+            Some((reason, wait)) => self.down(reason, wait),
+            None => self.down("was reconnected during the call".into(), Duration::ZERO),
         }
     }
 
-    fn down(&self, reason: String, retry: Option<Duration>) -> DeviceError {
+    fn down(&self, reason: String, retry: Duration) -> DeviceError {
         DeviceError::LibraryDown {
             module: self.module.clone(),
             reason,
-            retry: retry.map(|d| d.as_secs_f64().ceil() as u64),
+            retry: Some(retry.as_secs_f64().ceil() as u64),
         }
     }
 
@@ -264,8 +293,10 @@ impl P11KitRemote {
 
 impl Drop for P11KitRemote {
     fn drop(&mut self) {
-        if let Some(child) = self.server.get_mut().ok().and_then(|s| s.as_mut()) {
-            kill_group(child);
+        self.kill_server();
+        let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+        if claimed.as_deref() == Some(self.module.as_str()) {
+            *claimed = None;
         }
     }
 }
@@ -317,14 +348,6 @@ fn spawner(mut command: Command, requests: mpsc::Receiver<mpsc::Sender<std::io::
     for reply in requests {
         let _ = reply.send(command.spawn());
     }
-}
-
-fn kill_group(child: &mut Child) {
-    // SAFETY: kill(2) on the group this child leads (process_group(0) made its pgid its pid).
-    unsafe {
-        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-    }
-    let _ = child.wait();
 }
 
 /// Every 100 ms: a call older than the limit means the vendor module hangs; the server's

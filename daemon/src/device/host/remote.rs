@@ -51,15 +51,15 @@ fn wire(pin: &Pin) -> WirePin {
 }
 
 impl DeviceBackend for RemoteBackend {
-    /// The helper's own counter under the number of helpers started: a restart always changes
-    /// it, and so does a helper that cannot be reached.
+    /// The helper's own counter under the number of the helper that answered: a restart
+    /// always changes it, and so does a helper that cannot be reached.
     fn generation(&self) -> u64 {
-        let starts = self.host.starts() << 32;
-        match self.host.call(Call::Generation {
+        let call = Call::Generation {
             serial: self.serial(),
-        }) {
-            Ok(Answer::Number(n)) => starts | (n & 0xFFFF_FFFF),
-            _ => starts | 0xFFFF_FFFF,
+        };
+        match self.host.call_numbered(call) {
+            Ok((Answer::Number(n), helper)) => (helper << 32) | (n & 0xFFFF_FFFF),
+            _ => ((self.host.starts() + 1) << 32) | 0xFFFF_FFFF,
         }
     }
 

@@ -358,12 +358,20 @@ pub fn read_frame(input: &mut impl Read) -> io::Result<Option<Zeroizing<Vec<u8>>
     Ok(Some(body))
 }
 
-/// Writes `value` as one frame and flushes.
+/// Writes `value` as one frame and flushes. The frame is built in one zeroized buffer large
+/// enough for any frame that carries a PIN, so no copy of one is left behind by a reallocation.
 pub fn write_frame(output: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
-    let body = Zeroizing::new(serde_json::to_vec(value).map_err(io::Error::other)?);
-    let mut frame = Zeroizing::new(Vec::with_capacity(body.len() + 4));
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
+    let mut frame = Zeroizing::new(Vec::with_capacity(4096));
+    frame.extend_from_slice(&[0; 4]);
+    serde_json::to_writer(&mut *frame, value).map_err(io::Error::other)?;
+    let len = frame.len() - 4;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a frame of {len} bytes is over the {MAX_FRAME}-byte limit"),
+        ));
+    }
+    frame[..4].copy_from_slice(&(len as u32).to_be_bytes());
     output.write_all(&frame)?;
     output.flush()
 }
