@@ -58,6 +58,9 @@ struct Skf {
     export_cert: unsafe extern "C" fn(H, u64, P, P) -> u64,
     export_pub: unsafe extern "C" fn(H, u64, P, P) -> u64,
     sign: unsafe extern "C" fn(H, *const u8, u64, P) -> u64,
+    digest_init: unsafe extern "C" fn(H, u64, *const u8, *const u8, u64, *mut H) -> u64,
+    digest: unsafe extern "C" fn(H, *const u8, u64, P, P) -> u64,
+    close_handle: unsafe extern "C" fn(H) -> u64,
     wait: unsafe extern "C" fn(*mut c_char, P, P) -> u64,
     cancel: unsafe extern "C" fn() -> u64,
 }
@@ -105,6 +108,9 @@ impl Skf {
             export_cert: sym!(lib, "SKF_ExportCertificate"),
             export_pub: sym!(lib, "SKF_ExportPublicKey"),
             sign: sym!(lib, "SKF_ECCSignData"),
+            digest_init: sym!(lib, "SKF_DigestInit"),
+            digest: sym!(lib, "SKF_Digest"),
+            close_handle: sym!(lib, "SKF_CloseHandle"),
             wait: sym!(lib, "SKF_WaitForDevEvent"),
             cancel: sym!(lib, "SKF_CancelWaitForDevEvent"),
             _lib: lib,
@@ -291,6 +297,34 @@ impl Skf {
         Ok(rs)
     }
 
+    /// SKF_DigestInit (SGD_SM3; with `key`, Z of that ECCPUBLICKEYBLOB and the default ID),
+    /// SKF_Digest of `msg`, SKF_CloseHandle.
+    fn digest_of(&self, dev: H, key: Option<&[u8]>, msg: &[u8]) -> Result<Vec<u8>, u32> {
+        let id = b"1234567812345678";
+        let mut h: H = std::ptr::null_mut();
+        // SAFETY: blob and id readable, out pointer writable.
+        let rv = sar(unsafe {
+            (self.digest_init)(
+                dev,
+                self.arg(1),
+                key.map_or(std::ptr::null(), |k| k.as_ptr()),
+                id.as_ptr(),
+                self.arg(id.len() as u64),
+                &mut h,
+            )
+        });
+        if rv != SAR_OK {
+            return Err(rv);
+        }
+        // SAFETY: pointers from `sized`, msg readable.
+        let out = self.sized(|b, l| unsafe {
+            (self.digest)(h, msg.as_ptr(), self.arg(msg.len() as u64), b, l)
+        });
+        // SAFETY: a handle from SKF_DigestInit.
+        assert_eq!(sar(unsafe { (self.close_handle)(h) }), SAR_OK);
+        out
+    }
+
     /// WaitForDevEvent: (code, name, event).
     fn wait(&self) -> (u32, String, u64) {
         let mut name = vec![0u8; 128];
@@ -459,6 +493,32 @@ fn full_run(ulong: usize, boolw: usize, field: usize, events: bool) {
     assert_eq!(
         skf.sized(|b, l| unsafe { (skf.export_cert)(con, skf.barg(false), b, l) }),
         Err(SAR_CERTNOTFOUNTERR)
+    );
+
+    // The device's SM3: plain, and with Z of the exported key (what the sm2 crate then
+    // verifies a signature of, over the message).
+    let msg = b"skf device digest";
+    let plain = skf.digest_of(dev, None, msg).unwrap();
+    assert_eq!(plain, <sm3::Sm3 as sm3::Digest>::digest(msg).to_vec());
+    let e_dev = skf.digest_of(dev, Some(&blob), msg).unwrap();
+    assert_eq!(e_dev.len(), 32);
+    let rs = skf.sign(con, &e_dev).unwrap();
+    assert!(sm2_verify_msg(&blob_pt, msg, &rs), "device e = SM3(Z||M)");
+    let mut h: H = std::ptr::null_mut();
+    // SAFETY: an out pointer; a container handle is not a device's.
+    let code = sar(unsafe {
+        (skf.digest_init)(
+            con,
+            skf.arg(1),
+            std::ptr::null(),
+            std::ptr::null(),
+            0,
+            &mut h,
+        )
+    });
+    assert_eq!(
+        code, SAR_INVALIDHANDLEERR,
+        "DigestInit takes a device handle"
     );
 
     // Signing a 32-byte e.

@@ -25,6 +25,11 @@ fn append(path: &Path, text: &str) {
 /// The demo deployment with its token driven through SKF, both sides in the ABI `abi`
 /// (`[skf]` keys of hsm-sim and `[module.skf]` keys of seald).
 fn skf_deployment(abi: &str) -> Deployment {
+    skf_deployment_with(abi, "")
+}
+
+/// Like [`skf_deployment`], with `seald_only` added to seald's `[module.skf]`.
+fn skf_deployment_with(abi: &str, seald_only: &str) -> Deployment {
     Deployment::hsm_sim_prepared(
         "sansec",
         "",
@@ -36,7 +41,7 @@ fn skf_deployment(abi: &str) -> Deployment {
             // `[[module]]` is the demo config's last table.
             append(
                 &demo.join("seald.toml"),
-                &format!("api = \"skf\"\n[module.skf]\n{abi}"),
+                &format!("api = \"skf\"\n[module.skf]\n{abi}{seald_only}"),
             );
         },
         &[],
@@ -100,7 +105,11 @@ fn a_seal_on_an_skf_ukey_stamps_like_a_pkcs11_one() {
 
 #[test]
 fn a_wide_vendor_abi_and_the_pin_lifecycle() {
-    let d = skf_deployment("ulong = 8\nbool = 8\necc_field = 32\n");
+    // And the device computes SM3(Z‖M) (SKF_DigestInit with the key, SKF_Digest).
+    let d = skf_deployment_with(
+        "ulong = 8\nbool = 8\necc_field = 32\n",
+        "digest = \"device\"\n",
+    );
     d.login_custodian();
     let id = d.request(1, &[digest(7, 1)]);
     d.approve_both(id);

@@ -47,4 +47,10 @@ pub trait PrehashSigner: Send + Sync {
 
     /// Signs a 32-byte digest: e = SM3(Z ‖ M) for SM2, SHA-256(M) for P-256.
     fn sign_prehash(&self, digest: &[u8; 32]) -> Result<RawSignature, SignerError>;
+
+    /// The digest of `message` computed by the signer's device, for a device set to make it
+    /// itself (`None`: the caller computes it).
+    fn device_digest(&self, _message: &[u8]) -> Option<Result<[u8; 32], SignerError>> {
+        None
+    }
 }

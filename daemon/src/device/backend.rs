@@ -38,6 +38,11 @@ pub trait DeviceBackend: std::fmt::Debug + Send + Sync {
     fn key_present(&self, name: &str) -> DeviceResult<Option<bool>>;
     /// The certificate stored with key `name`.
     fn certificate(&self, name: &str) -> DeviceResult<Vec<u8>>;
+    /// e = SM3(Z‖`message`) for key `name` computed by the device, when it is set to
+    /// (`None`: seald computes it).
+    fn digest(&self, _name: &str, _message: &[u8]) -> DeviceResult<Option<[u8; 32]>> {
+        Ok(None)
+    }
     /// Signs e = SM3(Z‖M) with key `name`.
     fn sign(&self, name: &str, e: &[u8; 32]) -> DeviceResult<RawSignature>;
 }

@@ -112,6 +112,20 @@ pub struct SkfSettings {
     pub ecc_field: usize,
     /// The application holding the seal containers.
     pub application: String,
+    /// Who computes e = SM3(Z‖M) before `SKF_ECCSignData`: seald (`software`, the default) or
+    /// the device (`device`: `SKF_DigestInit` with the public key and ID, then `SKF_Digest`).
+    pub digest: SkfDigest,
+}
+
+/// Where the SM3(Z‖M) an SKF device signs is computed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SkfDigest {
+    /// By seald, in software.
+    #[default]
+    Software,
+    /// By the device (`SKF_DigestInit`/`SKF_Digest`); seald checks it against its own.
+    Device,
 }
 
 impl Default for SkfSettings {
@@ -122,6 +136,7 @@ impl Default for SkfSettings {
             bool: abi.bool,
             ecc_field: abi.ecc_field,
             application: "SEALD".into(),
+            digest: SkfDigest::Software,
         }
     }
 }

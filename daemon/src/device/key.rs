@@ -321,6 +321,17 @@ impl PrehashSigner for TokenKey {
     fn sign_prehash(&self, digest: &[u8; 32]) -> Result<RawSignature, SignerError> {
         Ok(self.sign(digest)?)
     }
+
+    fn device_digest(&self, message: &[u8]) -> Option<Result<[u8; 32], SignerError>> {
+        let (Some(backend), Some(name)) = (self.owner.backend(), &self.backend_key) else {
+            return None;
+        };
+        match backend.digest(name, message) {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e.into())),
+        }
+    }
 }
 
 /// Reads the DER of the certificate stored with `selector` (CKO_CERTIFICATE, CKA_VALUE).

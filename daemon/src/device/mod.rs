@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 pub use backend::{DeviceBackend, DeviceEvent};
-pub use config::{DeviceApi, Isolation, ModuleConfig, SdfSettings, SkfSettings};
+pub use config::{DeviceApi, Isolation, ModuleConfig, SdfSettings, SkfDigest, SkfSettings};
 pub use error::{DeviceError, DeviceResult, TriesLeft};
 pub use key::{certificate_der, KeySelector, TokenKey};
 pub use keygen::{generate_key_pair, store_certificate, NewKeyPair};

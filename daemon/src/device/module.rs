@@ -68,6 +68,7 @@ impl Module {
                     Some(SkfModule {
                         library,
                         application,
+                        digest: config.skf.digest,
                     }),
                     None,
                 )

@@ -24,6 +24,9 @@ pub enum BuildError {
     /// The signer's public key cannot be used.
     #[error("the signer's public key is unusable: {0}")]
     BadKey(VerifyError),
+    /// The device computed SM3(Z‖M) and got another value than seald.
+    #[error("the device's SM3(Z‖M) differs from seald's; nothing was signed (check the module's [module.skf] digest setting, or set it to \"software\")")]
+    DeviceDigestMismatch,
     /// The certificate given is unreadable.
     #[error("the certificate is unusable: {0}")]
     Cert(#[from] CertError),
@@ -135,13 +138,20 @@ pub fn time_stamp_field(token: &[u8]) -> Vec<u8> {
     write::constructed(tag::CONTEXT_0, &[&write::bits(token)])
 }
 
-/// Signs `message` with `signer` (digest computed here) and verifies the result.
+/// Signs `message` with `signer` (digest computed here, and by the device too when it is set
+/// to make it) and verifies the result.
 pub fn sign_message(
     signer: &dyn PrehashSigner,
     message: &[u8],
 ) -> Result<RawSignature, BuildError> {
     let vk = VerifyingKey::cached(signer.public_key()).map_err(BuildError::BadKey)?;
     let digest = vk.message_digest(message);
+    // A device that makes the digest itself must agree with seald's before it signs it.
+    if let Some(device) = signer.device_digest(message) {
+        if device.map_err(BuildError::Signer)? != digest {
+            return Err(BuildError::DeviceDigestMismatch);
+        }
+    }
     let sig = signer.sign_prehash(&digest).map_err(BuildError::Signer)?;
     vk.verify_digest(&digest, &sig)
         .map_err(BuildError::BadDeviceSignature)?;

@@ -216,6 +216,51 @@ fn refuses_a_certificate_of_another_key_and_a_lying_device() {
     ));
 }
 
+#[test]
+fn a_device_digest_is_checked_before_anything_is_signed() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// Computes SM3(Z‖M) "on the device" (right, or off by one bit) and counts signatures.
+    struct DeviceDigest {
+        key: SoftSigner,
+        wrong: bool,
+        signed: AtomicUsize,
+    }
+    impl PrehashSigner for DeviceDigest {
+        fn public_key(&self) -> &crate::crypto::PublicKey {
+            self.key.public_key()
+        }
+        fn sign_prehash(
+            &self,
+            digest: &[u8; 32],
+        ) -> Result<crate::crypto::RawSignature, crate::crypto::SignerError> {
+            self.signed.fetch_add(1, Ordering::SeqCst);
+            self.key.sign_prehash(digest)
+        }
+        fn device_digest(
+            &self,
+            message: &[u8],
+        ) -> Option<Result<[u8; 32], crate::crypto::SignerError>> {
+            let vk = crate::crypto::VerifyingKey::cached(self.key.public_key()).unwrap();
+            let mut e = vk.message_digest(message);
+            e[31] ^= self.wrong as u8;
+            Some(Ok(e))
+        }
+    }
+    for wrong in [false, true] {
+        let signer = DeviceDigest {
+            key: SoftSigner::from_seed(KeyAlgorithm::Sm2, 43),
+            wrong,
+            signed: AtomicUsize::new(0),
+        };
+        let result = sign_message(&signer, b"to be signed");
+        assert_eq!(result.is_ok(), !wrong);
+        if wrong {
+            assert!(matches!(result, Err(BuildError::DeviceDigestMismatch)));
+            assert_eq!(signer.signed.load(Ordering::SeqCst), 0, "nothing signed");
+        }
+    }
+}
+
 fn openssl(args: &[&str]) -> std::process::Output {
     Command::new("openssl")
         .args(args)

@@ -7,6 +7,8 @@ use crate::config::SkfSettings;
 
 /// Success.
 pub const SAR_OK: u32 = 0;
+/// SGD_SM3, the algorithm id of SKF_DigestInit for SM3 (GM/T 0006).
+pub const SGD_SM3: u64 = 0x0000_0001;
 /// Generic failure.
 pub const SAR_FAIL: u32 = 0x0A00_0001;
 /// Function not supported.
@@ -163,6 +165,20 @@ impl Abi {
         self.field(&mut v, &point[1..33]);
         self.field(&mut v, &point[33..]);
         Some(v)
+    }
+
+    /// 04‖x‖y from an ECCPUBLICKEYBLOB (BitLen 256; X and Y right-aligned, zeros before).
+    pub fn point_from_blob(&self, blob: &[u8]) -> Option<Vec<u8>> {
+        if blob.len() < self.pubkey_len() || self.ulong_from(&blob[..self.ulong]) != 256 {
+            return None;
+        }
+        let pad = self.ecc_field - 32;
+        let x = &blob[self.ulong..self.ulong + self.ecc_field];
+        let y = &blob[self.ulong + self.ecc_field..self.ulong + 2 * self.ecc_field];
+        if x[..pad].iter().chain(&y[..pad]).any(|b| *b != 0) {
+            return None;
+        }
+        Some([&[4u8][..], &x[pad..], &y[pad..]].concat())
     }
 
     /// ECCSIGNATUREBLOB { BYTE r[f]; BYTE s[f]; } from r‖s.

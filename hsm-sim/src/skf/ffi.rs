@@ -486,6 +486,83 @@ pub unsafe extern "C" fn SKF_ECCSignData(
     })
 }
 
+/// SKF_DigestInit(DEVHANDLE hDev, ULONG ulAlgID, ECCPUBLICKEYBLOB *pPubKey, BYTE *pucID,
+/// ULONG ulIDLen, HANDLE *phHash): SGD_SM3 only; with a public key, the hash starts with Z
+/// of that key and ID.
+///
+/// # Safety
+/// GM/T 0016 contract: `pubkey` null or sizeof(ECCPUBLICKEYBLOB), `id` `id_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn SKF_DigestInit(
+    hdev: *mut c_void,
+    alg: u64,
+    pubkey: *const c_void,
+    id: *const u8,
+    id_len: u64,
+    ph: *mut *mut c_void,
+) -> Rv {
+    guard(|| {
+        let handle = with(|s| {
+            let blob = (!pubkey.is_null()).then(|| {
+                // SAFETY: caller contract.
+                unsafe { std::slice::from_raw_parts(pubkey as *const u8, s.abi.pubkey_len()) }
+            });
+            let n = s.abi.arg(id_len) as usize;
+            let id = match (blob, id.is_null(), n) {
+                (None, _, _) => &[][..],
+                (Some(_), false, 1..=128) => {
+                    // SAFETY: caller contract.
+                    unsafe { std::slice::from_raw_parts(id, n) }
+                }
+                _ => return Err(SAR_INVALIDPARAMERR),
+            };
+            s.digest_init(h(hdev), s.abi.arg(alg), blob, id)
+        })?;
+        // SAFETY: caller contract.
+        unsafe { put_handle(ph, handle) }
+    })
+}
+
+/// SKF_Digest(HANDLE hHash, BYTE *pbData, ULONG ulDataLen, BYTE *pbHashData,
+/// ULONG *pulHashLen): the whole message at once; size query as for exports.
+///
+/// # Safety
+/// GM/T 0016 contract for the pointers.
+#[no_mangle]
+pub unsafe extern "C" fn SKF_Digest(
+    hhash: *mut c_void,
+    data: *const u8,
+    len: u64,
+    out: *mut u8,
+    out_len: *mut c_void,
+) -> Rv {
+    guard(|| {
+        let (abi, digest) = with(|s| {
+            let n = s.abi.arg(len) as usize;
+            let data = match (data.is_null(), n) {
+                (_, 0) => &[][..],
+                (false, n) => {
+                    // SAFETY: caller contract.
+                    unsafe { std::slice::from_raw_parts(data, n) }
+                }
+                (true, _) => return Err(SAR_INVALIDPARAMERR),
+            };
+            Ok((s.abi, s.digest(h(hhash), data)?))
+        })?;
+        // SAFETY: caller contract.
+        unsafe { put_sized(abi, out, out_len, &digest) }
+    })
+}
+
+/// SKF_CloseHandle(HANDLE hHandle): ends a hash.
+///
+/// # Safety
+/// None beyond a handle value.
+#[no_mangle]
+pub unsafe extern "C" fn SKF_CloseHandle(handle: *mut c_void) -> Rv {
+    guard(|| with(|s| s.close_hash(h(handle))))
+}
+
 /// SKF_WaitForDevEvent(LPSTR szDevName, ULONG *pulDevNameLen, ULONG *pulEvent): blocks until
 /// a device is inserted (1) or removed (2); the name and its length with the NUL are written.
 /// A buffer too small gets the length and SAR_BUFFER_TOO_SMALL, and the event is kept.

@@ -51,8 +51,19 @@ struct Dev {
 #[derive(Debug)]
 enum Handle {
     Dev(Dev),
-    App { dev: usize },
-    Con { app: usize, key: u64, id: Vec<u8> },
+    App {
+        dev: usize,
+    },
+    Con {
+        app: usize,
+        key: u64,
+        id: Vec<u8>,
+    },
+    /// An SM3 hash (SKF_DigestInit), with Z when a public key was given.
+    Hash {
+        dev: usize,
+        z: Option<[u8; 32]>,
+    },
 }
 
 #[derive(Debug)]
@@ -319,6 +330,7 @@ impl Skf {
             Some(Handle::Dev(d)) => d.clone(),
             Some(Handle::App { dev }) => return self.dev_of(*dev),
             Some(Handle::Con { app, .. }) => return self.dev_of(*app),
+            Some(Handle::Hash { dev, .. }) => return self.dev_of(*dev),
             None => return Err(SAR_INVALIDHANDLEERR),
         };
         let st = io(self.store.read(d.slot))?;
@@ -358,7 +370,7 @@ impl Skf {
             .handles
             .iter()
             .filter(|(_, x)| match x {
-                Handle::App { dev } => *dev == h,
+                Handle::App { dev } | Handle::Hash { dev, .. } => *dev == h,
                 Handle::Con { app, .. } => *app == h,
                 Handle::Dev(_) => false,
             })
@@ -382,7 +394,7 @@ impl Skf {
     fn dev_slot(&self, h: usize) -> Option<u64> {
         match self.handles.get(&h)? {
             Handle::Dev(d) => Some(d.slot),
-            Handle::App { dev } => self.dev_slot(*dev),
+            Handle::App { dev } | Handle::Hash { dev, .. } => self.dev_slot(*dev),
             Handle::Con { app, .. } => self.dev_slot(*app),
         }
     }
@@ -409,6 +421,54 @@ impl Skf {
     /// SKF_CloseContainer.
     pub fn close_con(&mut self, h: usize) -> Sar<()> {
         self.close_checked(h, |s, h| s.con(h).map(|_| ()))
+    }
+
+    /// SKF_DigestInit with SGD_SM3 on a device; a public key blob (and ID) makes the hash
+    /// start with Z, as GM/T 0016 has it for SM2 signing.
+    pub fn digest_init(
+        &mut self,
+        h: usize,
+        alg: u64,
+        blob: Option<&[u8]>,
+        id: &[u8],
+    ) -> Sar<usize> {
+        self.is_dev(h)?;
+        self.dev_of(h)?;
+        if alg != SGD_SM3 {
+            return Err(SAR_NOTSUPPORTYETERR);
+        }
+        let z = match blob {
+            None => None,
+            Some(blob) => {
+                let point = self.abi.point_from_blob(blob).ok_or(SAR_INVALIDPARAMERR)?;
+                Some(crypto::z_value(id, &point).ok_or(SAR_INVALIDPARAMERR)?)
+            }
+        };
+        Ok(self.new_handle(Handle::Hash { dev: h, z }))
+    }
+
+    /// SKF_Digest: SM3(Z ‖ data) (or SM3(data)) on a hash handle.
+    pub fn digest(&self, h: usize, data: &[u8]) -> Sar<[u8; 32]> {
+        let Some(Handle::Hash { z, .. }) = self.handles.get(&h) else {
+            return Err(SAR_INVALIDHANDLEERR);
+        };
+        self.dev_of(h)?;
+        Ok(match z {
+            Some(z) => crypto::sm3(&[z.as_slice(), data].concat()),
+            None => crypto::sm3(data),
+        })
+    }
+
+    /// SKF_CloseHandle on a hash handle.
+    pub fn close_hash(&mut self, h: usize) -> Sar<()> {
+        match self.handles.remove(&h) {
+            Some(Handle::Hash { .. }) => Ok(()),
+            Some(other) => {
+                self.handles.insert(h, other);
+                Err(SAR_INVALIDHANDLEERR)
+            }
+            None => Err(SAR_INVALIDHANDLEERR),
+        }
     }
 
     /// SKF_GetDevInfo: the packed DEVINFO bytes.

@@ -161,6 +161,17 @@ impl DeviceBackend for RemoteBackend {
         }
     }
 
+    fn digest(&self, name: &str, message: &[u8]) -> DeviceResult<Option<[u8; 32]>> {
+        match self.host.call(Call::Digest {
+            serial: self.serial(),
+            name: name.to_owned(),
+            message: message.to_vec(),
+        })? {
+            Answer::Digest(e) => Ok(e),
+            other => Err(unexpected(other)),
+        }
+    }
+
     fn sign(&self, name: &str, e: &[u8; 32]) -> DeviceResult<RawSignature> {
         match self.host.call(Call::Sign {
             serial: self.serial(),

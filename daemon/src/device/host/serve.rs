@@ -142,6 +142,11 @@ impl Host {
             Call::Certificate { serial, name } => {
                 Answer::Bytes(self.backend(&serial)?.certificate(&name)?)
             }
+            Call::Digest {
+                serial,
+                name,
+                message,
+            } => Answer::Digest(self.backend(&serial)?.digest(&name, &message)?),
             Call::Sign { serial, name, e } => {
                 Answer::signature(self.backend(&serial)?.sign(&name, &e)?)
             }

@@ -91,6 +91,12 @@ pub enum Call {
     KeyPresent { serial: String, name: String },
     /// The certificate stored with a key.
     Certificate { serial: String, name: String },
+    /// SM3(Z‖M) by the device, when it is set to.
+    Digest {
+        serial: String,
+        name: String,
+        message: Vec<u8>,
+    },
     /// Signs e.
     Sign {
         serial: String,
@@ -118,6 +124,7 @@ impl Call {
             Call::PublicKey { .. } => "read public key",
             Call::KeyPresent { .. } => "look for private key",
             Call::Certificate { .. } => "read certificate",
+            Call::Digest { .. } => "digest",
             Call::Sign { .. } => "sign",
         }
     }
@@ -180,6 +187,8 @@ pub enum Answer {
     },
     /// r ‖ s.
     Signature(Vec<u8>),
+    /// A digest made by the device, or `None` when seald makes it.
+    Digest(Option<[u8; 32]>),
     /// A device came (with its serial, when it could be read) or went; `None` when the wait
     /// ended without one.
     Event(Option<DeviceEvent>),

@@ -134,6 +134,18 @@ impl SkfAbi {
         })
     }
 
+    /// The ECCPUBLICKEYBLOB of an SM2 point (BitLen 256; X and Y right-aligned).
+    pub fn public_key_blob(&self, point: &[u8; 65]) -> Vec<u8> {
+        let mut blob = vec![0u8; self.public_key_blob_len()];
+        blob[..self.ulong].copy_from_slice(&self.write_ulong(256)[..self.ulong]);
+        let pad = self.ecc_field - 32;
+        let x_at = self.ulong + pad;
+        let y_at = self.ulong + self.ecc_field + pad;
+        blob[x_at..x_at + 32].copy_from_slice(&point[1..33]);
+        blob[y_at..y_at + 32].copy_from_slice(&point[33..]);
+        blob
+    }
+
     /// r‖s of an ECCSIGNATUREBLOB.
     pub fn read_signature(&self, blob: &[u8]) -> Result<RawSignature, String> {
         if blob.len() < self.signature_blob_len() {
@@ -177,6 +189,25 @@ pub(crate) fn right_aligned<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_key_blob_reads_back_in_both_field_widths() {
+        let mut point = [0u8; 65];
+        point[0] = 4;
+        for (i, b) in point[1..].iter_mut().enumerate() {
+            *b = i as u8 + 1;
+        }
+        for (ulong, ecc_field) in [(4, 64), (8, 32), (8, 64)] {
+            let abi = SkfAbi {
+                ulong,
+                bool: 4,
+                ecc_field,
+            };
+            let blob = abi.public_key_blob(&point);
+            assert_eq!(blob.len(), abi.public_key_blob_len());
+            assert_eq!(abi.read_public_key(&blob).unwrap().point, point);
+        }
+    }
 
     fn blob(abi: &SkfAbi, bits: u64, x: &[u8; 32], y: &[u8; 32]) -> Vec<u8> {
         let mut out = abi.write_ulong(bits)[..abi.ulong].to_vec();

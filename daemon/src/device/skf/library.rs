@@ -25,6 +25,8 @@ type UnblockPin = unsafe extern "C" fn(Handle, *const c_char, *const c_char, *mu
 type GetContainerType = unsafe extern "C" fn(Handle, *mut u8) -> u32;
 type Export = unsafe extern "C" fn(Handle, u64, *mut u8, *mut u8) -> u32;
 type EccSignData = unsafe extern "C" fn(Handle, *const u8, u64, *mut u8) -> u32;
+type DigestInit = unsafe extern "C" fn(Handle, u64, *const u8, *const u8, u64, *mut Handle) -> u32;
+type Digest = unsafe extern "C" fn(Handle, *const u8, u64, *mut u8, *mut u8) -> u32;
 type WaitForDevEvent = unsafe extern "C" fn(*mut c_char, *mut u8, *mut u8) -> u32;
 type CancelWait = unsafe extern "C" fn() -> u32;
 
@@ -100,6 +102,9 @@ symbols! {
     export_certificate: Export = "SKF_ExportCertificate";
     export_public_key: Export = "SKF_ExportPublicKey";
     ecc_sign_data: EccSignData = "SKF_ECCSignData";
+    digest_init: DigestInit = "SKF_DigestInit";
+    digest: Digest = "SKF_Digest";
+    close_handle: Close = "SKF_CloseHandle";
     wait_for_dev_event: WaitForDevEvent = "SKF_WaitForDevEvent";
     cancel_wait_for_dev_event: CancelWait = "SKF_CancelWaitForDevEvent";
 }

@@ -361,6 +361,49 @@ impl Drop for SkfDevice {
 }
 
 impl SkfDevice {
+    /// e = SM3(Z ‖ `message`) computed by the device (`SKF_DigestInit` with SGD_SM3, the
+    /// signer's public key and the default user ID, then `SKF_Digest`).
+    pub fn sm3_with_z(&self, public_key: &PublicKey, message: &[u8]) -> Result<[u8; 32], SkfError> {
+        const SGD_SM3: u64 = 0x0000_0001;
+        let init = self.library.symbols.digest_init()?;
+        let digest = self.library.symbols.digest()?;
+        let close = self.library.symbols.close_handle()?;
+        let abi = self.library.abi;
+        let blob = abi.public_key_blob(&public_key.point);
+        let id = crate::crypto::DEFAULT_USER_ID;
+        let mut hash: Handle = std::ptr::null_mut();
+        check("SKF_DigestInit", unsafe {
+            init(
+                self.handle,
+                SGD_SM3,
+                blob.as_ptr(),
+                id.as_ptr(),
+                id.len() as u64,
+                &mut hash,
+            )
+        })?;
+        let mut e = [0u8; 32];
+        let mut len = abi.write_ulong(32);
+        let done = check("SKF_Digest", unsafe {
+            digest(
+                hash,
+                message.as_ptr(),
+                message.len() as u64,
+                e.as_mut_ptr(),
+                len.as_mut_ptr(),
+            )
+        });
+        unsafe { close(hash) };
+        done?;
+        match abi.read_ulong(&len) {
+            32 => Ok(e),
+            n => Err(SkfError::Garbled {
+                function: "SKF_Digest",
+                reason: format!("an SM3 digest of {n} bytes"),
+            }),
+        }
+    }
+
     /// Label and serial number (`SKF_GetDevInfo`).
     pub fn info(&self) -> Result<SkfDeviceInfo, SkfError> {
         let f = self.library.symbols.get_dev_info()?;
@@ -564,6 +607,11 @@ impl Drop for SkfContainer<'_> {
 impl SkfContainer<'_> {
     fn library(&self) -> &SkfLibrary {
         self.app.library()
+    }
+
+    /// The device the container is on.
+    pub fn device(&self) -> &Arc<SkfDevice> {
+        self.app.device()
     }
 
     /// `SKF_GetContainerType`: 1 RSA, 2 ECC (SM2), 0 empty.

@@ -22,6 +22,8 @@ pub struct SkfModule {
     pub library: Arc<SkfLibrary>,
     /// The application name (`[module.skf] application`).
     pub application: String,
+    /// Who computes SM3(Z‖M) (`[module.skf] digest`).
+    pub digest: crate::device::SkfDigest,
 }
 
 #[derive(Debug, Default)]
@@ -286,6 +288,17 @@ impl DeviceBackend for SkfOwner {
                 selector: format!("container {name}"),
                 serial: self.serial.clone(),
             })
+    }
+
+    fn digest(&self, name: &str, message: &[u8]) -> DeviceResult<Option<[u8; 32]>> {
+        if self.module.digest != crate::device::SkfDigest::Device {
+            return Ok(None);
+        }
+        self.in_container(name, |c| {
+            let key = c.public_key()?;
+            c.device().sm3_with_z(&key, message)
+        })
+        .map(Some)
     }
 
     fn sign(&self, name: &str, e: &[u8; 32]) -> DeviceResult<RawSignature> {
