@@ -60,6 +60,8 @@ struct Skf {
     sign: unsafe extern "C" fn(H, *const u8, u64, P) -> u64,
     digest_init: unsafe extern "C" fn(H, u64, *const u8, *const u8, u64, *mut H) -> u64,
     digest: unsafe extern "C" fn(H, *const u8, u64, P, P) -> u64,
+    digest_update: unsafe extern "C" fn(H, *const u8, u64) -> u64,
+    digest_final: unsafe extern "C" fn(H, P, P) -> u64,
     close_handle: unsafe extern "C" fn(H) -> u64,
     wait: unsafe extern "C" fn(*mut c_char, P, P) -> u64,
     cancel: unsafe extern "C" fn() -> u64,
@@ -110,6 +112,8 @@ impl Skf {
             sign: sym!(lib, "SKF_ECCSignData"),
             digest_init: sym!(lib, "SKF_DigestInit"),
             digest: sym!(lib, "SKF_Digest"),
+            digest_update: sym!(lib, "SKF_DigestUpdate"),
+            digest_final: sym!(lib, "SKF_DigestFinal"),
             close_handle: sym!(lib, "SKF_CloseHandle"),
             wait: sym!(lib, "SKF_WaitForDevEvent"),
             cancel: sym!(lib, "SKF_CancelWaitForDevEvent"),
@@ -316,10 +320,23 @@ impl Skf {
         if rv != SAR_OK {
             return Err(rv);
         }
-        // SAFETY: pointers from `sized`, msg readable.
-        let out = self.sized(|b, l| unsafe {
-            (self.digest)(h, msg.as_ptr(), self.arg(msg.len() as u64), b, l)
-        });
+        // One call for short messages, pieces for long ones (both must agree).
+        let out = if msg.len() <= 64 {
+            // SAFETY: pointers from `sized`, msg readable.
+            self.sized(|b, l| unsafe {
+                (self.digest)(h, msg.as_ptr(), self.arg(msg.len() as u64), b, l)
+            })
+        } else {
+            for piece in msg.chunks(1000) {
+                // SAFETY: piece readable.
+                let rv = sar(unsafe {
+                    (self.digest_update)(h, piece.as_ptr(), self.arg(piece.len() as u64))
+                });
+                assert_eq!(rv, SAR_OK);
+            }
+            // SAFETY: pointers from `sized`.
+            self.sized(|b, l| unsafe { (self.digest_final)(h, b, l) })
+        };
         // SAFETY: a handle from SKF_DigestInit.
         assert_eq!(sar(unsafe { (self.close_handle)(h) }), SAR_OK);
         out
@@ -504,6 +521,10 @@ fn full_run(ulong: usize, boolw: usize, field: usize, events: bool) {
     assert_eq!(e_dev.len(), 32);
     let rs = skf.sign(con, &e_dev).unwrap();
     assert!(sm2_verify_msg(&blob_pt, msg, &rs), "device e = SM3(Z||M)");
+    let long = vec![0x5Au8; 5000];
+    let e_long = skf.digest_of(dev, Some(&blob), &long).unwrap();
+    let rs = skf.sign(con, &e_long).unwrap();
+    assert!(sm2_verify_msg(&blob_pt, &long, &rs), "in pieces too");
     let mut h: H = std::ptr::null_mut();
     // SAFETY: an out pointer; a container handle is not a device's.
     let code = sar(unsafe {

@@ -2,8 +2,8 @@
 //! API: the demo's hsm-sim token as "the cipher machine" (hsm-sim's `SDF_*` entry points,
 //! `[[module]] api = "sdf"`, a pool of 4 sessions, key indexes 1 and 2 = the demo's key ids),
 //! in GmSSL's layout and with 32-byte ECC fields. A wrong password, the full stamp flow with
-//! OpenSSL checking the signatures and a batch of 100 over the pool, logout, and the PIN
-//! operations SDF does not have refused with a reason.
+//! OpenSSL checking the signatures and a batch of 100 over the pool, logout, the PIN
+//! operations SDF does not have refused with a reason, and wrong passwords until the lock.
 
 use std::path::Path;
 
@@ -102,4 +102,26 @@ fn narrow_ecc_fields_logout_and_what_sdf_cannot_do() {
     let id = d.request(1, &[digest(8, 4)]);
     d.approve_both(id);
     seald_tests::stamping::check_signed(&d, &d.wait_final(id), &[digest(8, 4)], 0);
+
+    // Wrong passwords until the cipher machine locks the key: 423 with what to do, and then
+    // the right password is refused too (SDF has no unblock: the management tool's job).
+    let mut refusals = 0;
+    let locked = loop {
+        let r = d.login_attempt("Wr0ngPin55");
+        if r.status != 403 {
+            break r;
+        }
+        refusals += 1;
+        assert!(refusals < 10, "never locked: {}", r.body);
+    };
+    assert_eq!(locked.status, 423, "{}", locked.body);
+    assert_eq!(locked.json()["code"], "pin_locked", "{}", locked.body);
+    let pin = std::fs::read_to_string(d.demo_dir().join("login.json")).unwrap();
+    let pin: serde_json::Value = serde_json::from_str(&pin).unwrap();
+    let r = d.login_attempt(pin["pin"].as_str().unwrap());
+    assert_eq!(
+        r.status, 423,
+        "the right password no longer opens it: {}",
+        r.body
+    );
 }

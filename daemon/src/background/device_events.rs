@@ -108,7 +108,7 @@ pub fn spawn(runtime: Arc<Runtime>) {
                     Wait::Lost { which, reason } => {
                         if which != reported {
                             reported = which;
-                            removed(&rt, &name, &reason);
+                            announce(&rt, rt.devices.reset_module(&name), &reason);
                         }
                         if !matches!(source, Source::P11Kit(_)) {
                             // The next wait restarts the helper once its backoff has run.
@@ -130,7 +130,13 @@ pub fn spawn(runtime: Arc<Runtime>) {
 /// Logs out, announces and records every device of `module` that is no longer present;
 /// `detail` says how it was noticed.
 fn removed(rt: &Runtime, module: &str, detail: &str) {
-    for serial in rt.devices.reset_removed(module, &[]) {
+    announce(rt, rt.devices.reset_removed(module, &[]), detail);
+}
+
+/// Forgets the logins of the devices `serials` (already reset), tells subscribers and writes
+/// a usage record for each.
+fn announce(rt: &Runtime, serials: Vec<String>, detail: &str) {
+    for serial in serials {
         rt.set_login(&serial, None);
         rt.events.publish(Event::DeviceRemoved {
             serial: serial.clone(),

@@ -18,8 +18,11 @@ fn main() -> std::process::ExitCode {
     }
     // Read without std's buffer, which would keep whole login frames (PINs) in memory.
     // SAFETY: fd 0 is this process's stdin, open for its whole life and owned by nothing else.
-    let input = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(0) };
-    match seald::device::host::serve(input, std::io::stdout()) {
+    // ManuallyDrop: fd 0 stays open (and stdin's) after serving.
+    let input = std::mem::ManuallyDrop::new(unsafe {
+        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(0)
+    });
+    match seald::device::host::serve(&*input, std::io::stdout()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("seald-device-host: {e}");

@@ -186,6 +186,23 @@ impl Devices {
         reset
     }
 
+    /// After the module's library was lost (crashed, killed): resets (logs out, drops the
+    /// sessions of) every owner of `module`. Returns the serials reset.
+    pub fn reset_module(&self, module: &str) -> Vec<String> {
+        let owners: Vec<(String, Arc<TokenOwner>)> = self
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, owner)| owner.module().name() == module)
+            .map(|(serial, owner)| (serial.clone(), owner.clone()))
+            .collect();
+        for (_, owner) in &owners {
+            owner.reset();
+        }
+        owners.into_iter().map(|(serial, _)| serial).collect()
+    }
+
     /// The owner of the token with this serial, in whichever module holds it now.
     pub fn token(&self, serial: &str) -> DeviceResult<Arc<TokenOwner>> {
         if let Some(owner) = self

@@ -292,12 +292,15 @@ impl Module {
         ) {
             return error;
         }
-        let alive = self
+        let context = self
             .context
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|c| c.get_library_info().is_ok());
+            .clone();
+        let alive = context.is_some_and(|c| {
+            let _watch = remote.watch("check the module");
+            c.get_library_info().is_ok()
+        });
         if alive {
             return error;
         }

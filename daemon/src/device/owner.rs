@@ -99,11 +99,15 @@ impl TokenOwner {
         let serial = serial.into();
         let backend = module.backend_for(&serial);
         let capacity = module.sessions_per_token();
+        let losses = module.losses();
         Self {
             module,
             serial,
             capacity,
-            pool: Mutex::new(Pool::default()),
+            pool: Mutex::new(Pool {
+                losses,
+                ..Pool::default()
+            }),
             returned: Condvar::new(),
             pin_ops: Mutex::new(()),
             backend,
@@ -130,11 +134,31 @@ impl TokenOwner {
     pub fn generation(&self) -> u64 {
         match &self.backend {
             Some(backend) => backend.generation(),
-            None => self
-                .lock()
-                .generation
-                .wrapping_add(self.module.losses() << 32),
+            None => {
+                let mut pool = self.lock();
+                let dead = self.forget_lost_sessions(&mut pool);
+                let generation = pool.generation;
+                drop(pool);
+                drop(dead);
+                generation
+            }
         }
+    }
+
+    /// After the module's library was lost, its sessions belong to a client that is gone:
+    /// takes them out of the pool (returned, to be dropped after the pool lock) and counts a
+    /// reset, once per loss.
+    fn forget_lost_sessions(&self, pool: &mut Pool) -> Vec<Session> {
+        let losses = self.module.losses();
+        if pool.losses == losses {
+            return Vec::new();
+        }
+        pool.losses = losses;
+        pool.open = 0;
+        pool.slot = None;
+        pool.generation += 1;
+        self.returned.notify_all();
+        std::mem::take(&mut pool.idle)
     }
 
     /// The interface other than PKCS#11 the device is driven through, if any.
@@ -197,16 +221,11 @@ impl TokenOwner {
             )));
         }
         let mut pool = self.lock();
-        let losses = self.module.losses();
-        if pool.losses != losses {
-            // The library was lost: these sessions belong to a client that is gone.
-            let dead = std::mem::take(&mut pool.idle);
-            pool.open = 0;
-            pool.slot = None;
-            pool.generation += 1;
-            pool.losses = losses;
+        let dead = self.forget_lost_sessions(&mut pool);
+        if !dead.is_empty() {
+            drop(pool);
             drop(dead);
-            self.returned.notify_all();
+            pool = self.lock();
         }
         loop {
             let slot = self.slot(&mut pool)?;
@@ -274,10 +293,13 @@ impl TokenOwner {
         if let Some(backend) = &self.backend {
             return backend.info();
         }
-        let slot = {
+        let (slot, dead) = {
             let mut pool = self.lock();
-            self.slot(&mut pool)?
+            let dead = self.forget_lost_sessions(&mut pool);
+            (self.slot(&mut pool), dead)
         };
+        drop(dead);
+        let slot = slot?;
         let info = self.module.context().and_then(|c| {
             let _watch = self.module.watch("read token info");
             c.get_token_info(slot).map_err(|e| self.error(e))

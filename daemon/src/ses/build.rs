@@ -25,7 +25,7 @@ pub enum BuildError {
     #[error("the signer's public key is unusable: {0}")]
     BadKey(VerifyError),
     /// The device computed SM3(Z‖M) and got another value than seald.
-    #[error("the device's SM3(Z‖M) differs from seald's; nothing was signed (check the module's [module.skf] digest setting, or set it to \"software\")")]
+    #[error("the device's SM3(Z‖M) differs from seald's; nothing was signed (the container's key may not be the certificate's, or the device computes Z differently: check the seal's key, or set [module.skf] digest = \"software\")")]
     DeviceDigestMismatch,
     /// The certificate given is unreadable.
     #[error("the certificate is unusable: {0}")]

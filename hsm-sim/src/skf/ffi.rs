@@ -554,6 +554,46 @@ pub unsafe extern "C" fn SKF_Digest(
     })
 }
 
+/// SKF_DigestUpdate(HANDLE hHash, BYTE *pbData, ULONG ulDataLen).
+///
+/// # Safety
+/// GM/T 0016 contract: `data` holds `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn SKF_DigestUpdate(hhash: *mut c_void, data: *const u8, len: u64) -> Rv {
+    guard(|| {
+        with(|s| {
+            let n = s.abi.arg(len) as usize;
+            let more = match (data.is_null(), n) {
+                (_, 0) => &[][..],
+                (false, n) => {
+                    // SAFETY: caller contract.
+                    unsafe { std::slice::from_raw_parts(data, n) }
+                }
+                (true, _) => return Err(SAR_INVALIDPARAMERR),
+            };
+            s.digest_update(h(hhash), more)
+        })
+    })
+}
+
+/// SKF_DigestFinal(HANDLE hHash, BYTE *pHashData, ULONG *pulHashLen); size query as for
+/// exports.
+///
+/// # Safety
+/// GM/T 0016 contract for the pointers.
+#[no_mangle]
+pub unsafe extern "C" fn SKF_DigestFinal(
+    hhash: *mut c_void,
+    out: *mut u8,
+    out_len: *mut c_void,
+) -> Rv {
+    guard(|| {
+        let (abi, digest) = with(|s| Ok((s.abi, s.digest_final(h(hhash))?)))?;
+        // SAFETY: caller contract.
+        unsafe { put_sized(abi, out, out_len, &digest) }
+    })
+}
+
 /// SKF_CloseHandle(HANDLE hHandle): ends a hash.
 ///
 /// # Safety

@@ -59,10 +59,12 @@ enum Handle {
         key: u64,
         id: Vec<u8>,
     },
-    /// An SM3 hash (SKF_DigestInit), with Z when a public key was given.
+    /// An SM3 hash (SKF_DigestInit), with Z when a public key was given, and the data
+    /// SKF_DigestUpdate has added.
     Hash {
         dev: usize,
         z: Option<[u8; 32]>,
+        data: Vec<u8>,
     },
 }
 
@@ -176,6 +178,14 @@ fn who(typ: u64) -> Sar<Who> {
         x if x == ADMIN_TYPE as u64 => Ok(Who::So),
         x if x == USER_TYPE as u64 => Ok(Who::User),
         _ => Err(SAR_USER_TYPE_INVALID),
+    }
+}
+
+/// SM3(Z ‖ data), or SM3(data) without Z.
+fn sm3_with(z: &Option<[u8; 32]>, data: &[u8]) -> [u8; 32] {
+    match z {
+        Some(z) => crypto::sm3(&[z.as_slice(), data].concat()),
+        None => crypto::sm3(data),
     }
 }
 
@@ -444,19 +454,41 @@ impl Skf {
                 Some(crypto::z_value(id, &point).ok_or(SAR_INVALIDPARAMERR)?)
             }
         };
-        Ok(self.new_handle(Handle::Hash { dev: h, z }))
+        Ok(self.new_handle(Handle::Hash {
+            dev: h,
+            z,
+            data: Vec::new(),
+        }))
     }
 
-    /// SKF_Digest: SM3(Z ‖ data) (or SM3(data)) on a hash handle.
+    /// SKF_Digest: SM3(Z ‖ data) (or SM3(data)) on a hash handle, in one call.
     pub fn digest(&self, h: usize, data: &[u8]) -> Sar<[u8; 32]> {
         let Some(Handle::Hash { z, .. }) = self.handles.get(&h) else {
             return Err(SAR_INVALIDHANDLEERR);
         };
         self.dev_of(h)?;
-        Ok(match z {
-            Some(z) => crypto::sm3(&[z.as_slice(), data].concat()),
-            None => crypto::sm3(data),
-        })
+        Ok(sm3_with(z, data))
+    }
+
+    /// SKF_DigestUpdate: adds `more` to the hash.
+    pub fn digest_update(&mut self, h: usize, more: &[u8]) -> Sar<()> {
+        self.dev_of(h)?;
+        match self.handles.get_mut(&h) {
+            Some(Handle::Hash { data, .. }) => {
+                data.extend_from_slice(more);
+                Ok(())
+            }
+            _ => Err(SAR_INVALIDHANDLEERR),
+        }
+    }
+
+    /// SKF_DigestFinal: SM3(Z ‖ everything added).
+    pub fn digest_final(&self, h: usize) -> Sar<[u8; 32]> {
+        let Some(Handle::Hash { z, data, .. }) = self.handles.get(&h) else {
+            return Err(SAR_INVALIDHANDLEERR);
+        };
+        self.dev_of(h)?;
+        Ok(sm3_with(z, data))
     }
 
     /// SKF_CloseHandle on a hash handle.

@@ -16,6 +16,7 @@ mod serve;
 mod wire;
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -143,7 +144,8 @@ impl DeviceHost {
         }
         match state.backoff.down() {
             Some((reason, wait)) => self.down(reason, wait),
-            None => self.down("was restarted during the call".into(), Duration::ZERO),
+            // Already restarted by another call: this call's session is simply gone.
+            None => DeviceError::SessionHandleInvalid,
         }
     }
 
@@ -174,7 +176,7 @@ impl DeviceHost {
         let number = self.starts.load(Ordering::SeqCst) + 1;
         let connection = Arc::new(Connection {
             number,
-            child: Mutex::new(child),
+            child: Mutex::new(Leader::new(child)),
             stdin: Mutex::new(stdin),
             pending: Mutex::new(Pending::default()),
             next_id: AtomicU64::new(1),
@@ -228,7 +230,12 @@ impl DeviceHost {
     fn call_with(&self, call: Call, timeout: Option<Duration>) -> DeviceResult<(Answer, u64)> {
         let connection = self.connection()?;
         let what = call.name();
-        let Some((id, answer)) = connection.send(call) else {
+        let id = connection.next_id();
+        // A request that cannot be encoded is this call's error, not the helper's failure.
+        let frame = wire::encode_frame(&Request { id, call }).map_err(|e| {
+            DeviceError::Other(format!("cannot send \"{what}\" to the device helper: {e}"))
+        })?;
+        let Some(answer) = connection.send(id, frame) else {
             return Err(self.failed(&connection));
         };
         let reply = match timeout {
@@ -351,16 +358,52 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-/// Kills the process group `child` leads (started with `process_group(0)`), unless the child
-/// has already been reaped (its pid could then belong to someone else), and reaps it.
-fn kill_group(child: &mut Child) {
-    if matches!(child.try_wait(), Ok(None)) {
-        // SAFETY: kill(2) on the group of a child of ours that has not been reaped.
-        unsafe {
-            libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+/// A child that leads its own process group (started with `process_group(0)`). Its group is
+/// signalled only before the child is reaped: until then its pid, and so the group id, cannot
+/// be given to another process.
+#[derive(Debug)]
+struct Leader {
+    child: Child,
+    status: Option<std::process::ExitStatus>,
+}
+
+impl Leader {
+    fn new(child: Child) -> Self {
+        Self {
+            child,
+            status: None,
         }
     }
-    let _ = child.wait();
+
+    /// Whether the child has exited, without reaping it.
+    fn has_exited(&self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        // SAFETY: waitid(2) with WNOWAIT only reads the state of our own child into `info`.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let found = libc::waitid(
+                libc::P_PID,
+                self.child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            found == 0 && info.si_pid() != 0
+        }
+    }
+
+    /// Kills whatever of the group still runs, reaps the child and says how it ended.
+    fn kill_group(&mut self) -> Option<std::process::ExitStatus> {
+        if self.status.is_none() {
+            // SAFETY: kill(2) on the group of our child, which has not been reaped.
+            unsafe {
+                libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+            }
+            self.status = self.child.wait().ok();
+        }
+        self.status
+    }
 }
 
 /// One running helper.
@@ -368,7 +411,7 @@ fn kill_group(child: &mut Child) {
 struct Connection {
     /// Which start of the helper this is.
     number: u64,
-    child: Mutex<Child>,
+    child: Mutex<Leader>,
     stdin: Mutex<ChildStdin>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
@@ -393,9 +436,14 @@ impl Connection {
         self.pending().failure.clone()
     }
 
-    /// Sends `call`; `None` when the helper has failed (see [`Connection::failure`]).
-    fn send(&self, call: Call) -> Option<(u64, AnswerReceiver)> {
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+    /// A fresh request id.
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Sends an encoded request; `None` when the helper has failed (see
+    /// [`Connection::failure`]).
+    fn send(&self, id: u64, frame: zeroize::Zeroizing<Vec<u8>>) -> Option<AnswerReceiver> {
         let (tx, rx) = mpsc::channel();
         {
             let mut pending = self.pending();
@@ -405,14 +453,14 @@ impl Connection {
             pending.waiting.insert(id, tx);
         }
         let mut stdin = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = wire::write_frame(&mut *stdin, &Request { id, call }) {
+        if let Err(e) = stdin.write_all(&frame).and_then(|()| stdin.flush()) {
             drop(stdin);
             self.pending().waiting.remove(&id);
             // Most likely the helper has just died: let the reader record how.
             self.await_failure(format!("cannot be written to ({e})"));
             return None;
         }
-        Some((id, rx))
+        Some(rx)
     }
 
     fn forget(&self, id: u64) {
@@ -439,7 +487,10 @@ impl Connection {
             // Dropping the senders wakes every caller still waiting.
             pending.waiting.clear();
         }
-        kill_group(&mut self.child.lock().unwrap_or_else(|e| e.into_inner()));
+        self.child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .kill_group();
     }
 
     /// Hands each reply to its caller until the helper's stdout closes, then records why.
@@ -458,15 +509,13 @@ impl Connection {
                 Err(e) => break Some(format!("broke its connection ({e})")),
             }
         };
-        let status = {
-            let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-            // Its stdout is closed: whatever of its group still runs goes too.
-            kill_group(&mut child);
-            child
-                .wait()
-                .map(describe_exit)
-                .unwrap_or_else(|_| "ended".into())
-        };
+        // Its stdout is closed: whatever of its group still runs goes too.
+        let status = self
+            .child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .kill_group()
+            .map_or_else(|| "ended".into(), describe_exit);
         self.kill(ended.unwrap_or(status));
     }
 }

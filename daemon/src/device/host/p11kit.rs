@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::super::error::DeviceError;
 use super::backoff::Backoff;
-use super::{describe_exit, kill_group};
+use super::{describe_exit, Leader};
 
 /// Where Debian (and others) install p11-kit's client module.
 const CLIENT_MODULES: [&str; 4] = [
@@ -45,6 +45,10 @@ static CLAIMED: Mutex<Option<String>> = Mutex::new(None);
 /// reading it); a later call returns the same path.
 pub fn prepare_address() -> Result<PathBuf, String> {
     let prepared = ADDRESS.get_or_init(|| {
+        let threads = std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count());
+        if threads > 1 {
+            return Err(format!("{ADDRESS_VARIABLE} must be set before seald starts threads (this program did not prepare it): run the module with isolation = \"none\" here"));
+        }
         // SAFETY: getauxval reads the process's auxiliary vector.
         if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
             return Err("seald runs with raised privileges (setuid or file capabilities): p11-kit's client then ignores P11_KIT_SERVER_ADDRESS, so a PKCS#11 module cannot be isolated; set isolation = \"none\"".into());
@@ -70,7 +74,7 @@ pub struct P11KitRemote {
     client: PathBuf,
     socket: PathBuf,
     timeout: Duration,
-    server: Mutex<Option<Child>>,
+    server: Mutex<Option<Leader>>,
     /// Starts servers from one long-lived thread (see [`spawner`]).
     spawn: mpsc::Sender<mpsc::Sender<std::io::Result<Child>>>,
     state: Mutex<Loss>,
@@ -87,6 +91,8 @@ struct Loss {
     count: u64,
     /// Whether the module is lost now.
     lost: bool,
+    /// Why it was lost last.
+    reason: String,
 }
 
 impl P11KitRemote {
@@ -149,11 +155,13 @@ impl P11KitRemote {
     pub fn ensure_server(&self) -> Result<(), String> {
         {
             let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(child) = server.as_mut() {
-                if matches!(child.try_wait(), Ok(None)) {
+            if let Some(leader) = server.as_mut() {
+                if !leader.has_exited() {
                     return Ok(());
                 }
-                *server = None; // reaped: its pid is no longer ours to signal
+                // Gone: what it forked goes too.
+                leader.kill_group();
+                *server = None;
             }
         }
         let _ = std::fs::remove_file(&self.socket);
@@ -164,22 +172,23 @@ impl P11KitRemote {
             .recv()
             .map_err(|_| ended())?
             .map_err(|e| format!("cannot start `p11-kit server` (Debian package p11-kit): {e}"))?;
-        *self.server.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        *self.server.lock().unwrap_or_else(|e| e.into_inner()) = Some(Leader::new(child));
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.socket.exists() {
             let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(child) = server.as_mut() else {
+            let Some(leader) = server.as_mut() else {
                 return Err("`p11-kit server` was stopped while it started".into());
             };
-            if let Ok(Some(status)) = child.try_wait() {
+            if leader.has_exited() {
+                let status = leader.kill_group();
                 *server = None;
                 return Err(format!(
                     "`p11-kit server` {} at start",
-                    describe_exit(status)
+                    status.map_or_else(|| "ended".into(), describe_exit)
                 ));
             }
             if Instant::now() > deadline {
-                kill_group(child);
+                leader.kill_group();
                 *server = None;
                 return Err("`p11-kit server` made no socket within 10 s".into());
             }
@@ -213,6 +222,7 @@ impl P11KitRemote {
         tracing::error!(module = %self.module, %reason, "the PKCS#11 module's p11-kit remote is gone; its tokens count as not present until it is reconnected");
         state.lost = true;
         state.count += 1;
+        state.reason = reason.clone();
         state.backoff.fail(reason);
         self.lost.notify_all();
     }
@@ -228,12 +238,7 @@ impl P11KitRemote {
         while state.count <= seen {
             state = self.lost.wait(state).unwrap_or_else(|e| e.into_inner());
         }
-        let reason = state
-            .backoff
-            .down()
-            .map(|(reason, _)| reason)
-            .unwrap_or_default();
-        (state.count, reason)
+        (state.count, state.reason.clone())
     }
 
     /// `Ok(true)` when the module is lost and may be reconnected now, `Ok(false)` when it is
@@ -266,11 +271,12 @@ impl P11KitRemote {
         self.down(reason, wait)
     }
 
-    /// The error for calls while the module is lost.
+    /// The error for calls while the module is lost (one already reconnected: the call's
+    /// session is simply gone).
     pub fn lost_error(&self) -> DeviceError {
         match self.lock_state().backoff.down() {
             Some((reason, wait)) => self.down(reason, wait),
-            None => self.down("was reconnected during the call".into(), Duration::ZERO),
+            None => DeviceError::SessionHandleInvalid,
         }
     }
 
@@ -285,8 +291,8 @@ impl P11KitRemote {
     /// Kills the server and its remotes (a hang); the next reconnection starts a new one.
     fn kill_server(&self) {
         let server = self.server.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(mut child) = server {
-            kill_group(&mut child);
+        if let Some(mut leader) = server {
+            leader.kill_group();
         }
     }
 }

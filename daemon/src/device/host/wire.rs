@@ -95,6 +95,7 @@ pub enum Call {
     Digest {
         serial: String,
         name: String,
+        #[serde(with = "base64_bytes")]
         message: Vec<u8>,
     },
     /// Signs e.
@@ -175,7 +176,7 @@ pub enum Answer {
     /// A name.
     Text(String),
     /// Bytes (a certificate).
-    Bytes(Vec<u8>),
+    Bytes(#[serde(with = "base64_bytes")] Vec<u8>),
     /// A device's description.
     Info(TokenInfo),
     /// Several devices.
@@ -183,10 +184,11 @@ pub enum Answer {
     /// A public key.
     Key {
         algorithm: KeyAlgorithm,
+        #[serde(with = "base64_bytes")]
         point: Vec<u8>,
     },
     /// r ‖ s.
-    Signature(Vec<u8>),
+    Signature(#[serde(with = "base64_bytes")] Vec<u8>),
     /// A digest made by the device, or `None` when seald makes it.
     Digest(Option<[u8; 32]>),
     /// A device came (with its serial, when it could be read) or went; `None` when the wait
@@ -367,9 +369,27 @@ pub fn read_frame(input: &mut impl Read) -> io::Result<Option<Zeroizing<Vec<u8>>
     Ok(Some(body))
 }
 
-/// Writes `value` as one frame and flushes. The frame is built in one zeroized buffer large
-/// enough for any frame that carries a PIN, so no copy of one is left behind by a reallocation.
-pub fn write_frame(output: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
+/// Bytes as base64 text in the JSON (a third larger, not four times as a list of numbers).
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <&str>::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Encodes `value` as one frame. It is built in one zeroized buffer large enough for any frame
+/// that carries a PIN, so no copy of one is left behind by a reallocation. A value over the
+/// frame limit is refused here, before anything is written.
+pub fn encode_frame(value: &impl Serialize) -> io::Result<Zeroizing<Vec<u8>>> {
     let mut frame = Zeroizing::new(Vec::with_capacity(4096));
     frame.extend_from_slice(&[0; 4]);
     serde_json::to_writer(&mut *frame, value).map_err(io::Error::other)?;
@@ -381,6 +401,12 @@ pub fn write_frame(output: &mut impl Write, value: &impl Serialize) -> io::Resul
         ));
     }
     frame[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(frame)
+}
+
+/// Writes `value` as one frame and flushes.
+pub fn write_frame(output: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
+    let frame = encode_frame(value)?;
     output.write_all(&frame)?;
     output.flush()
 }

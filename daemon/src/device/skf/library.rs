@@ -27,6 +27,8 @@ type Export = unsafe extern "C" fn(Handle, u64, *mut u8, *mut u8) -> u32;
 type EccSignData = unsafe extern "C" fn(Handle, *const u8, u64, *mut u8) -> u32;
 type DigestInit = unsafe extern "C" fn(Handle, u64, *const u8, *const u8, u64, *mut Handle) -> u32;
 type Digest = unsafe extern "C" fn(Handle, *const u8, u64, *mut u8, *mut u8) -> u32;
+type DigestUpdate = unsafe extern "C" fn(Handle, *const u8, u64) -> u32;
+type DigestFinal = unsafe extern "C" fn(Handle, *mut u8, *mut u8) -> u32;
 type WaitForDevEvent = unsafe extern "C" fn(*mut c_char, *mut u8, *mut u8) -> u32;
 type CancelWait = unsafe extern "C" fn() -> u32;
 
@@ -104,6 +106,8 @@ symbols! {
     ecc_sign_data: EccSignData = "SKF_ECCSignData";
     digest_init: DigestInit = "SKF_DigestInit";
     digest: Digest = "SKF_Digest";
+    digest_update: DigestUpdate = "SKF_DigestUpdate";
+    digest_final: DigestFinal = "SKF_DigestFinal";
     close_handle: Close = "SKF_CloseHandle";
     wait_for_dev_event: WaitForDevEvent = "SKF_WaitForDevEvent";
     cancel_wait_for_dev_event: CancelWait = "SKF_CancelWaitForDevEvent";

@@ -361,17 +361,21 @@ impl Drop for SkfDevice {
 }
 
 impl SkfDevice {
-    /// e = SM3(Z ‖ `message`) computed by the device (`SKF_DigestInit` with SGD_SM3, the
-    /// signer's public key and the default user ID, then `SKF_Digest`).
+    /// e = SM3(Z ‖ `message`) computed by the device: `SKF_DigestInit` with SGD_SM3, the
+    /// signer's public key and the default user ID, then the message in 1 KiB pieces
+    /// (`SKF_DigestUpdate`, `SKF_DigestFinal`: UKeys take little at a time), or in one
+    /// `SKF_Digest` from a library without them.
     pub fn sm3_with_z(&self, public_key: &PublicKey, message: &[u8]) -> Result<[u8; 32], SkfError> {
         const SGD_SM3: u64 = 0x0000_0001;
-        let init = self.library.symbols.digest_init()?;
-        let digest = self.library.symbols.digest()?;
-        let close = self.library.symbols.close_handle()?;
+        let symbols = &self.library.symbols;
+        let init = symbols.digest_init()?;
+        let close = symbols.close_handle()?;
         let abi = self.library.abi;
         let blob = abi.public_key_blob(&public_key.point);
         let id = crate::crypto::DEFAULT_USER_ID;
         let mut hash: Handle = std::ptr::null_mut();
+        // SAFETY: GM/T 0016 prototype; the blob is sizeof(ECCPUBLICKEYBLOB) for this ABI, the
+        // ID `id.len()` bytes, `hash` a place for the handle.
         check("SKF_DigestInit", unsafe {
             init(
                 self.handle,
@@ -384,21 +388,41 @@ impl SkfDevice {
         })?;
         let mut e = [0u8; 32];
         let mut len = abi.write_ulong(32);
-        let done = check("SKF_Digest", unsafe {
-            digest(
-                hash,
-                message.as_ptr(),
-                message.len() as u64,
-                e.as_mut_ptr(),
-                len.as_mut_ptr(),
-            )
-        });
+        let done = match (symbols.digest_update(), symbols.digest_final()) {
+            (Ok(update), Ok(finish)) => message
+                .chunks(1024)
+                .try_for_each(|piece| {
+                    // SAFETY: `piece` is readable for its length.
+                    check("SKF_DigestUpdate", unsafe {
+                        update(hash, piece.as_ptr(), piece.len() as u64)
+                    })
+                })
+                .and_then(|()| {
+                    // SAFETY: 32 writable bytes, announced in `len`.
+                    check("SKF_DigestFinal", unsafe {
+                        finish(hash, e.as_mut_ptr(), len.as_mut_ptr())
+                    })
+                }),
+            _ => symbols.digest().and_then(|digest| {
+                // SAFETY: the message is readable; 32 writable bytes, announced in `len`.
+                check("SKF_Digest", unsafe {
+                    digest(
+                        hash,
+                        message.as_ptr(),
+                        message.len() as u64,
+                        e.as_mut_ptr(),
+                        len.as_mut_ptr(),
+                    )
+                })
+            }),
+        };
+        // SAFETY: a handle SKF_DigestInit gave.
         unsafe { close(hash) };
         done?;
         match abi.read_ulong(&len) {
             32 => Ok(e),
             n => Err(SkfError::Garbled {
-                function: "SKF_Digest",
+                function: "SKF_DigestFinal",
                 reason: format!("an SM3 digest of {n} bytes"),
             }),
         }

@@ -122,6 +122,11 @@ impl SkfOwner {
                 )),
                 other => other.into(),
             })?;
+        // seald's view starts logged out: clear a login the device may still hold from an
+        // earlier process (a helper that crashed never logged out).
+        if let Err(e) = app.log_out() {
+            tracing::debug!(token = %self.serial, error = %e, "SKF_ClearSecureState on a fresh application failed");
+        }
         let app = Arc::new(app);
         state.app = Some(app.clone());
         Ok(app)
