@@ -1,6 +1,7 @@
-//! Vendor libraries that crash or hang, run out of process (`[[module]] isolation =
-//! "process"`: the default for SKF and SDF, which run in seald's own helper; a PKCS#11 module
-//! runs behind `p11-kit server`). hsm-sim's `sign_fault_file` makes its SKF or SDF signature
+//! Vendor libraries that crash or hang, run out of process: in seald's own helper
+//! (`[[module]] isolation = "process"`, the default for SKF and SDF, and SM2 PKCS#11 modules
+//! here) or behind `p11-kit server` (`isolation = "p11-kit"`, PKCS#11 with standard
+//! mechanisms). hsm-sim's `sign_fault_file` makes its SKF or SDF signature
 //! abort the process or never return, as broken vendor libraries do; SoftHSM's p11-kit remote
 //! is crashed with SIGSEGV and frozen with SIGSTOP. In seald's own process either would end or
 //! freeze the daemon; isolated, only the helper dies (or is killed after
@@ -17,8 +18,9 @@ use seald_tests::deployment::{Deployment, Who, SERIAL};
 use seald_tests::stamping::{check_signed, digest};
 use serde_json::Value;
 
-/// The demo with its token driven through `api` (`skf` or `sdf`) in a helper process whose
-/// calls time out after 3 s, and hsm-sim signing only while the fault file says nothing.
+/// The demo with its token driven through `api` (`skf`, `sdf` or `pkcs11`) in seald's helper
+/// process, calls timing out after 3 s, and hsm-sim signing only while the fault file says
+/// nothing.
 fn isolated(api: &str) -> (Deployment, PathBuf) {
     let fault = tempfile::NamedTempFile::new()
         .expect("fault file")
@@ -45,7 +47,11 @@ fn isolated(api: &str) -> (Deployment, PathBuf) {
             // `[[module]]` is the demo config's last table.
             let seald = demo.join("seald.toml");
             let mut text = std::fs::read_to_string(&seald).expect("seald config");
-            text += &format!("api = \"{api}\"\ncall_timeout_secs = 3\n");
+            text += &match api {
+                // PKCS#11 runs inside seald unless asked.
+                "pkcs11" => "isolation = \"process\"\ncall_timeout_secs = 3\n".to_owned(),
+                _ => format!("api = \"{api}\"\ncall_timeout_secs = 3\n"),
+            };
             if api == "sdf" {
                 text += "[module.sdf]\nkeys = [1, 2]\n";
             }
@@ -158,6 +164,22 @@ fn a_crashing_skf_library_takes_only_its_helper_down() {
 }
 
 #[test]
+fn an_sm2_pkcs11_module_in_the_helper_survives_its_crash() {
+    // The SM2 mechanisms are vendor-defined: p11-kit cannot carry them, seald's helper can.
+    let (d, fault) = isolated("pkcs11");
+    d.login_custodian();
+    stamp_ok(&d, 12);
+    let events = d.subscribe(Who::Auditor);
+    std::fs::write(&fault, "abort\n").unwrap();
+    stamp_fails(&d, 13, &["crashed", "SIGABRT", "log in again"]);
+    events.expect("device-removed", &[SERIAL]);
+    daemon_keeps_working(&d, &fault);
+    wait_until_back(&d);
+    d.login_custodian();
+    stamp_ok(&d, 14);
+}
+
+#[test]
 fn a_hanging_sdf_library_is_killed_after_its_call_timeout() {
     let (d, fault) = isolated("sdf");
     d.login_custodian();
@@ -236,7 +258,7 @@ fn signal_remote(d: &Deployment, signal: &str) {
 #[test]
 fn a_pkcs11_module_behind_p11_kit_survives_its_crash_and_its_hang() {
     let d = Deployment::softhsm_p256(
-        "model = \"ukey\"\nisolation = \"process\"\ncall_timeout_secs = 3",
+        "model = \"ukey\"\nisolation = \"p11-kit\"\ncall_timeout_secs = 3",
         PinMode::Window { minutes: 60 },
         "",
     );

@@ -163,16 +163,16 @@ fn demo(
 }
 
 /// Points p11-kit's client at seald's own server while seald has one thread: setting the
-/// environment later would race with threads reading it. Only for a config that isolates a
-/// PKCS#11 module (errors in the config are reported by `run`).
+/// environment later would race with threads reading it. Only for a config that puts a
+/// PKCS#11 module behind p11-kit (errors in the config are reported by `run`).
 fn prepare_isolation(config: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let Ok(config) = Config::load(config) else {
         return Ok(());
     };
-    let behind_p11_kit = config.modules.iter().any(|m| {
-        m.api == seald::device::DeviceApi::Pkcs11
-            && m.isolation() == seald::device::Isolation::Process
-    });
+    let behind_p11_kit = config
+        .modules
+        .iter()
+        .any(|m| m.isolation() == seald::device::Isolation::P11Kit);
     if behind_p11_kit {
         seald::device::host::prepare_p11_kit_address()?;
     }

@@ -11,7 +11,8 @@ use super::pin::Pin;
 use super::token::TokenInfo;
 use crate::crypto::{PublicKey, RawSignature};
 
-/// What a token owner asks of a device that is not driven through PKCS#11.
+/// What a token owner asks of a device that is not driven through PKCS#11 in seald's own
+/// process (an SKF or SDF library, or any library in seald's device helper).
 pub trait DeviceBackend: std::fmt::Debug + Send + Sync {
     /// Counts resets (removals, closed sessions): a signature that straddles one is not used.
     fn generation(&self) -> u64;

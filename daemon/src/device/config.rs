@@ -34,8 +34,9 @@ pub struct ModuleConfig {
     /// For `api = "sdf"`: the vendor's ECC field width and the key indexes a login opens.
     #[serde(default)]
     pub sdf: SdfSettings,
-    /// Where the vendor library runs: `process` (a helper process seald restarts when the
-    /// library crashes or hangs) or `none` (inside seald). Default: `process` for SKF and SDF
+    /// Where the vendor library runs: `process` (seald's helper process, restarted when the
+    /// library crashes or hangs), `p11-kit` (a PKCS#11 module behind p11-kit's remoting:
+    /// standard mechanisms only) or `none` (inside seald). Default: `process` for SKF and SDF
     /// libraries, `none` for PKCS#11 modules.
     #[serde(default)]
     pub isolation: Option<Isolation>,
@@ -47,12 +48,14 @@ pub struct ModuleConfig {
 
 /// Where a vendor library runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Isolation {
     /// Inside seald: a crash in the library is a crash of seald.
     None,
-    /// In a helper process (`seald-device-host`).
+    /// In seald's helper process (`seald-device-host`), any interface.
     Process,
+    /// A PKCS#11 module behind `p11-kit server` (standard mechanisms only: no vendor SM2).
+    P11Kit,
 }
 
 impl ModuleConfig {

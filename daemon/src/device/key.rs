@@ -109,7 +109,7 @@ pub struct TokenKey {
     public_key: PublicKey,
     mechanism: (u64, SignatureEncoding),
     handle: Mutex<Option<(u64, ObjectHandle)>>,
-    /// On a device not driven through PKCS#11: the device's name for the key.
+    /// On a device driven through a [`super::DeviceBackend`]: the device's name for the key.
     backend_key: Option<String>,
 }
 

@@ -107,7 +107,7 @@ impl Devices {
                     .map(|p| p.name);
                 let mut tokens: Vec<TokenInfo> = found.into_iter().map(|(_, info)| info).collect();
                 let mut error = error;
-                if module.api() != DeviceApi::Pkcs11 {
+                if module.api() != DeviceApi::Pkcs11 || module.host().is_some() {
                     profile = None;
                     (tokens, error) = self.backend_tokens(module);
                 }

@@ -51,8 +51,14 @@ impl Module {
             path: config.path.display().to_string(),
             reason,
         };
-        if config.api != DeviceApi::Pkcs11 && config.isolation() == Isolation::Process {
-            return Self::open_isolated(config);
+        match (config.isolation(), config.api) {
+            (Isolation::Process, _) => return Self::open_isolated(config),
+            (Isolation::P11Kit, DeviceApi::Skf | DeviceApi::Sdf) => {
+                return Err(load_error(
+                    "isolation = \"p11-kit\" is for PKCS#11 modules; an SKF or SDF library is isolated with isolation = \"process\"".into(),
+                ))
+            }
+            _ => {}
         }
         let (skf, sdf) = match config.api {
             DeviceApi::Pkcs11 => (None, None),
@@ -99,13 +105,13 @@ impl Module {
             });
         }
         let p11_kit = match config.isolation() {
-            Isolation::None => None,
-            Isolation::Process if config.profile.is_some() => {
+            Isolation::None | Isolation::Process => None,
+            Isolation::P11Kit if config.profile.is_some() => {
                 return Err(load_error(
-                    "isolation = \"process\" runs a PKCS#11 module behind p11-kit, whose remoting carries only the standard mechanisms it knows: the vendor-defined SM2 mechanisms of this module's profile cannot cross it (see firmware-notes/p11-kit.md); set isolation = \"none\" for it".into(),
+                    "p11-kit's remoting carries only the standard mechanisms it knows: the vendor-defined SM2 mechanisms of this module's profile cannot cross it (see firmware-notes/p11-kit.md); isolate it with isolation = \"process\" instead".into(),
                 ));
             }
-            Isolation::Process => Some(
+            Isolation::P11Kit => Some(
                 P11KitRemote::start(&config.name, &config.path, Self::call_timeout(config))
                     .map_err(load_error)?,
             ),
@@ -156,13 +162,14 @@ impl Module {
         })
     }
 
-    /// Starts an SKF or SDF library in its helper process.
+    /// Starts a library in its helper process.
     fn open_isolated(config: &ModuleConfig) -> DeviceResult<Self> {
         Self::validate(config)?;
         let setup = Setup {
             name: config.name.clone(),
             path: config.path.clone(),
             api: config.api,
+            profile: config.profile.clone(),
             model: config.model,
             max_sessions: config.max_sessions,
             skf: config.skf.clone(),
@@ -420,8 +427,8 @@ impl Module {
 
     /// Every present token with its slot (slots are looked up afresh each time).
     pub fn tokens(&self) -> DeviceResult<Vec<(Slot, TokenInfo)>> {
-        if self.api != DeviceApi::Pkcs11 {
-            return Ok(Vec::new()); // an SKF or SDF library: see `token_infos`
+        if self.api != DeviceApi::Pkcs11 || self.host.is_some() {
+            return Ok(Vec::new()); // SKF, SDF or in a helper: see `token_infos`
         }
         let context = self.context()?;
         let _watch = self.watch("list slots");
@@ -528,10 +535,10 @@ mod tests {
     #[test]
     fn an_sm2_pkcs11_module_is_not_put_behind_p11_kit() {
         let mut config = config(DeviceApi::Pkcs11, Default::default(), Default::default());
-        config.isolation = Some(Isolation::Process);
+        config.isolation = Some(Isolation::P11Kit);
         config.profile = Some(ProfileSetting::Named("sansec".into()));
         let err = Module::open(&config).unwrap_err().to_string();
         assert!(err.contains("vendor-defined SM2 mechanisms"), "{err}");
-        assert!(err.contains("isolation = \"none\""), "{err}");
+        assert!(err.contains("isolation = \"process\""), "{err}");
     }
 }

@@ -216,7 +216,7 @@ impl TokenOwner {
     pub(crate) fn checkout(&self) -> DeviceResult<Lease<'_>> {
         if self.backend.is_some() {
             return Err(DeviceError::Unsupported(format!(
-                "token {} is not driven through PKCS#11: this operation needs a PKCS#11 module (use the vendor's tool)",
+                "token {} is driven through an SKF or SDF library or in seald's device helper: this operation needs a PKCS#11 module loaded in seald (isolation = \"none\"), or the vendor's tool",
                 self.serial
             )));
         }

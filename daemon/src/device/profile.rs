@@ -46,7 +46,7 @@ fn custom_name() -> String {
 }
 
 /// A profile as written in config: a built-in name, `auto`, or a table of codes.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ProfileSetting {
     /// `sansec`, `tass`, `luna` or `auto`.

@@ -1,6 +1,7 @@
-//! Crash isolation for SKF and SDF libraries: the vendor's library runs in a helper process
-//! (`seald-device-host`) that seald starts, talks to over the helper's stdin and stdout, and
-//! restarts with backoff.
+//! Crash isolation for vendor libraries (`isolation = "process"`): the library (SKF, SDF or
+//! PKCS#11) runs in a helper process (`seald-device-host`) that seald starts, talks to over
+//! the helper's stdin and stdout, and restarts with backoff. ([`P11KitRemote`] is the other
+//! way, for PKCS#11 modules with standard mechanisms.)
 //!
 //! A library that crashes takes only its helper down; one that hangs is killed when a call
 //! outlives the module's `call_timeout_secs`. Either way every call in flight and every call
@@ -11,6 +12,7 @@
 
 mod backoff;
 mod p11kit;
+mod pkcs11;
 mod remote;
 mod serve;
 mod wire;

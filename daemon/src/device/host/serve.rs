@@ -1,4 +1,5 @@
-//! The helper's side: opens the vendor library in this (expendable) process and answers
+//! The helper's side: opens the vendor library (SKF, SDF or PKCS#11) in this (expendable)
+//! process and answers
 //! seald's calls, each on its own thread so a slow signature does not hold up a status read.
 
 use std::collections::HashMap;
@@ -9,8 +10,10 @@ use super::super::backend::DeviceBackend;
 use super::super::backend::DeviceEvent;
 use super::super::error::{DeviceError, DeviceResult};
 use super::super::module::Module;
+use super::super::owner::TokenOwner;
 use super::super::pin::Pin;
 use super::super::{Isolation, ModuleConfig};
+use super::pkcs11::Pkcs11Backend;
 use super::wire::{self, Answer, Call, Reply, Request, Setup, WireError};
 
 /// Serves one seald until it closes `input`: the first frame is the [`Setup`], answered with
@@ -24,7 +27,7 @@ pub fn serve(mut input: impl Read, output: impl Write + Send + 'static) -> std::
     let opened = Module::open(&ModuleConfig {
         name: setup.name,
         path: setup.path,
-        profile: None,
+        profile: setup.profile,
         model: setup.model,
         max_sessions: setup.max_sessions,
         api: setup.api,
@@ -87,11 +90,14 @@ impl Host {
         if let Some(backend) = backends.get(serial) {
             return Ok(backend.clone());
         }
-        let backend: Arc<dyn DeviceBackend> = self
-            .module
-            .backend_for(serial)
-            .ok_or_else(|| DeviceError::Other("the helper holds no SKF or SDF library".into()))?
-            .into();
+        let backend: Arc<dyn DeviceBackend> = match self.module.backend_for(serial) {
+            Some(backend) => backend.into(),
+            // A PKCS#11 module: its token owner, as seald keeps one in process.
+            None => Arc::new(Pkcs11Backend::new(Arc::new(TokenOwner::new(
+                self.module.clone(),
+                serial,
+            )))),
+        };
         backends.insert(serial.to_owned(), backend.clone());
         Ok(backend)
     }

@@ -12,7 +12,7 @@ use super::super::backend::DeviceEvent;
 use super::super::error::{DeviceError, TriesLeft};
 use super::super::key::KeySelector;
 use super::super::token::TokenInfo;
-use super::super::{DeviceApi, DeviceModel, SdfSettings, SkfSettings};
+use super::super::{DeviceApi, DeviceModel, ProfileSetting, SdfSettings, SkfSettings};
 use crate::crypto::{KeyAlgorithm, PublicKey, RawSignature};
 
 /// The longest frame either side accepts (a certificate list fits many times over).
@@ -25,8 +25,10 @@ pub struct Setup {
     pub name: String,
     /// The library path.
     pub path: std::path::PathBuf,
-    /// SKF or SDF.
+    /// PKCS#11, SKF or SDF.
     pub api: DeviceApi,
+    /// A PKCS#11 module's SM2 mechanism profile.
+    pub profile: Option<ProfileSetting>,
     /// UKey or cipher machine.
     pub model: DeviceModel,
     /// Sessions per token for a cipher machine.
