@@ -127,6 +127,9 @@ pub enum DeviceError {
     /// The device's interface has no such operation (the message says what to use instead).
     #[error("{0}")]
     Unsupported(String),
+    /// A failure relayed from seald's device helper, in the helper's words.
+    #[error("{0}")]
+    Reported(String),
     /// Any other failure, with the function that returned it.
     #[error("the device refused the operation: {0}")]
     Other(String),

@@ -168,14 +168,7 @@ impl Devices {
     /// of every token of `module` that is no longer present. Returns the serials reset.
     pub fn reset_removed(&self, module: &str, serials: &[String]) -> Vec<String> {
         // Asking a module whether it holds a token may wait on its library: not under the lock.
-        let owners: Vec<(String, Arc<TokenOwner>)> = self
-            .owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(_, owner)| owner.module().name() == module)
-            .map(|(serial, owner)| (serial.clone(), owner.clone()))
-            .collect();
+        let owners = self.owners_of(module);
         let mut reset = Vec::new();
         for (serial, owner) in owners {
             if serials.contains(&serial) || !owner.module().holds(&serial) {
@@ -186,17 +179,21 @@ impl Devices {
         reset
     }
 
-    /// After the module's library was lost (crashed, killed): resets (logs out, drops the
-    /// sessions of) every owner of `module`. Returns the serials reset.
-    pub fn reset_module(&self, module: &str) -> Vec<String> {
-        let owners: Vec<(String, Arc<TokenOwner>)> = self
-            .owners
+    /// The owners of `module`'s tokens, taken out of the lock.
+    fn owners_of(&self, module: &str) -> Vec<(String, Arc<TokenOwner>)> {
+        self.owners
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|(_, owner)| owner.module().name() == module)
             .map(|(serial, owner)| (serial.clone(), owner.clone()))
-            .collect();
+            .collect()
+    }
+
+    /// After the module's library was lost (crashed, killed): resets (logs out, drops the
+    /// sessions of) every owner of `module`. Returns the serials reset.
+    pub fn reset_module(&self, module: &str) -> Vec<String> {
+        let owners = self.owners_of(module);
         for (_, owner) in &owners {
             owner.reset();
         }

@@ -38,7 +38,7 @@ pub struct Module {
     skf: Option<SkfModule>,
     /// Set for an SDF library (then `context` is `None`).
     sdf: Option<Arc<SdfModule>>,
-    /// Set for an SKF or SDF library running in a helper process (then the others are `None`).
+    /// Set for a library running in seald's helper process (then the others are `None`).
     host: Option<Arc<DeviceHost>>,
     /// The library's interface.
     api: DeviceApi,
@@ -88,21 +88,7 @@ impl Module {
             }
         };
         if skf.is_some() || sdf.is_some() {
-            return Ok(Self {
-                name: config.name.clone(),
-                path: config.path.clone(),
-                context: RwLock::new(None),
-                p11_kit: None,
-                reconnecting: Mutex::new(()),
-                profile_setting: None,
-                profile: Mutex::new(None),
-                model: config.model,
-                max_sessions: config.max_sessions,
-                skf,
-                sdf,
-                host: None,
-                api: config.api,
-            });
+            return Ok(Self::without_context(config, skf, sdf, None));
         }
         let p11_kit = match config.isolation() {
             Isolation::None | Isolation::Process => None,
@@ -176,7 +162,22 @@ impl Module {
             sdf: config.sdf.clone(),
         };
         let host = DeviceHost::start(setup, Self::call_timeout(config))?;
-        Ok(Self {
+        Ok(Self::without_context(
+            config,
+            None,
+            None,
+            Some(Arc::new(host)),
+        ))
+    }
+
+    /// A module with no PKCS#11 context in seald: an SKF or SDF library, or a helper.
+    fn without_context(
+        config: &ModuleConfig,
+        skf: Option<SkfModule>,
+        sdf: Option<Arc<SdfModule>>,
+        host: Option<Arc<DeviceHost>>,
+    ) -> Self {
+        Self {
             name: config.name.clone(),
             path: config.path.clone(),
             context: RwLock::new(None),
@@ -186,11 +187,11 @@ impl Module {
             profile: Mutex::new(None),
             model: config.model,
             max_sessions: config.max_sessions,
-            skf: None,
-            sdf: None,
-            host: Some(Arc::new(host)),
+            skf,
+            sdf,
+            host,
             api: config.api,
-        })
+        }
     }
 
     fn call_timeout(config: &ModuleConfig) -> Duration {

@@ -18,7 +18,9 @@ use crate::crypto::{PrehashSigner, PublicKey, RawSignature};
 #[derive(Debug)]
 pub struct Pkcs11Backend {
     owner: Arc<TokenOwner>,
-    keys: Mutex<HashMap<String, Arc<TokenKey>>>,
+    /// Keys opened, with the token generation they were opened in (a replug or a reset may
+    /// bring other keys: they are opened again then).
+    keys: Mutex<HashMap<String, (u64, Arc<TokenKey>)>>,
 }
 
 impl Pkcs11Backend {
@@ -30,14 +32,25 @@ impl Pkcs11Backend {
         }
     }
 
-    /// The key a name from [`DeviceBackend::key_name`] stands for, opened once.
+    /// The key a name from [`DeviceBackend::key_name`] stands for, opened again after a reset.
     fn key(&self, name: &str) -> DeviceResult<Arc<TokenKey>> {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(key) = keys.get(name) {
-            return Ok(key.clone());
+        let generation = self.owner.generation();
+        let cached = self
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .filter(|(opened, _)| *opened == generation)
+            .map(|(_, key)| key.clone());
+        if let Some(key) = cached {
+            return Ok(key);
         }
+        // Opened outside the lock: reading a key from the token must not hold up signatures.
         let key = Arc::new(TokenKey::open(self.owner.clone(), selector_of(name)?)?);
-        keys.insert(name.to_owned(), key.clone());
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), (generation, key.clone()));
         Ok(key)
     }
 }
@@ -93,10 +106,10 @@ impl DeviceBackend for Pkcs11Backend {
         self.owner.unblock(admin, new_user)
     }
 
+    /// The selector itself: whether it names a key is found when the key is used (a
+    /// certificate is read without its key).
     fn key_name(&self, selector: &KeySelector) -> DeviceResult<String> {
-        let name = name_of(selector);
-        self.key(&name)?;
-        Ok(name)
+        Ok(name_of(selector))
     }
 
     fn public_key(&self, name: &str) -> DeviceResult<PublicKey> {

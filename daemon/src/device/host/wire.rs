@@ -261,7 +261,14 @@ pub enum WireError {
     Unsupported {
         message: String,
     },
+    NoSm2Profile {
+        module: String,
+    },
     Other {
+        message: String,
+    },
+    /// Any other error, as the helper worded it.
+    Reported {
         message: String,
     },
 }
@@ -297,7 +304,8 @@ impl From<DeviceError> for WireError {
             DeviceError::ModuleLoad { path, reason } => WireError::ModuleLoad { path, reason },
             DeviceError::Unsupported(message) => WireError::Unsupported { message },
             DeviceError::Other(message) => WireError::Other { message },
-            other => WireError::Other {
+            DeviceError::NoSm2Profile { module } => WireError::NoSm2Profile { module },
+            other => WireError::Reported {
                 message: other.to_string(),
             },
         }
@@ -335,17 +343,20 @@ impl From<WireError> for DeviceError {
             WireError::ModuleLoad { path, reason } => DeviceError::ModuleLoad { path, reason },
             WireError::Unsupported { message } => DeviceError::Unsupported(message),
             WireError::Other { message } => DeviceError::Other(message),
+            WireError::NoSm2Profile { module } => DeviceError::NoSm2Profile { module },
+            WireError::Reported { message } => DeviceError::Reported(message),
         }
     }
 }
 
 /// The backends' names for what was not found (the error keeps a `&'static str`).
 fn object_kind(what: &str) -> &'static str {
-    const KNOWN: [&str; 5] = [
+    const KNOWN: [&str; 6] = [
         "key",
         "key container",
         "certificate",
         "private key",
+        "public key",
         "certificate (GM/T 0018 keeps none: give the certificate file)",
     ];
     KNOWN.into_iter().find(|k| *k == what).unwrap_or("object")

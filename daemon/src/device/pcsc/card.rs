@@ -124,10 +124,10 @@ impl CardMapper {
             .collect();
         if let Some(module) = module {
             report.tokens = module
-                .tokens()
+                .token_infos()
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(_, info)| info.serial)
+                .map(|info| info.serial)
                 .filter(|s| !claimed.contains(&s))
                 .collect();
         }
