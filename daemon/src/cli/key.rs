@@ -101,6 +101,15 @@ pub fn run(config: &Config, args: KeyArgs) -> Result<ExitCode, Box<dyn std::erro
     };
     let actor = Caller::local_from_env().name();
     let (_devices, owner) = token::open(config, &args.token)?;
+    // Making and importing keys needs the PKCS#11 module in seald's process: say so before
+    // asking for the PIN.
+    if owner.backend().is_some() && !matches!(args.command, KeyCommand::Csr { .. }) {
+        return Err(format!(
+            "token {} is driven through an SKF or SDF library or seald's device helper: make and import its keys with the vendor's tool, or load its PKCS#11 module with isolation = \"none\"",
+            owner.serial()
+        )
+        .into());
+    }
     let id = args.id.0;
     let record =
         |event: &str, detail: serde_json::Value| -> Result<(), Box<dyn std::error::Error>> {
