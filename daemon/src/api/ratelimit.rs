@@ -49,7 +49,12 @@ impl RateLimiter {
 
     /// Takes one token for `who`; `false` when the bucket is empty.
     pub fn allow(&self, who: BucketKey) -> bool {
-        let now = Instant::now();
+        self.allow_at(who, Instant::now())
+    }
+
+    /// [`RateLimiter::allow`] at the time `now` (tests give the time, so how long they run
+    /// does not refill buckets).
+    fn allow_at(&self, who: BucketKey, now: Instant) -> bool {
         let map = match who {
             BucketKey::Identity(_) => &self.identities,
             BucketKey::Connection(_) | BucketKey::Anonymous => &self.anonymous,
@@ -91,22 +96,22 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::{BucketKey, RateLimiter, MAX_BUCKETS};
+    use std::time::Instant;
 
     #[test]
     fn a_burst_is_allowed_then_refused_per_caller() {
         let limiter = RateLimiter::new(3, 1);
+        let now = Instant::now();
+        let allow = |who| limiter.allow_at(who, now);
         let one = BucketKey::Identity(1);
-        assert!((0..3).all(|_| limiter.allow(one)));
-        assert!(!limiter.allow(one));
-        assert!(
-            limiter.allow(BucketKey::Identity(2)),
-            "buckets are per identity"
-        );
+        assert!((0..3).all(|_| allow(one)));
+        assert!(!allow(one));
+        assert!(allow(BucketKey::Identity(2)), "buckets are per identity");
         let flooding = BucketKey::Connection(7);
-        assert!((0..3).all(|_| limiter.allow(flooding)));
-        assert!(!limiter.allow(flooding));
+        assert!((0..3).all(|_| allow(flooding)));
+        assert!(!allow(flooding));
         assert!(
-            limiter.allow(BucketKey::Connection(8)),
+            allow(BucketKey::Connection(8)),
             "buckets are per connection"
         );
     }
@@ -114,20 +119,22 @@ mod tests {
     #[test]
     fn anonymous_connections_stay_bounded_and_never_push_out_an_identity() {
         let limiter = RateLimiter::new(2, 1);
+        let now = Instant::now();
+        let allow = |who| limiter.allow_at(who, now);
         let client = BucketKey::Identity(1);
-        assert!(limiter.allow(client) && limiter.allow(client));
-        assert!(!limiter.allow(client));
+        assert!(allow(client) && allow(client));
+        assert!(!allow(client));
         // A flood of fresh connections, far more than the map holds.
         for c in 0..(2 * MAX_BUCKETS as u64) {
-            assert!(limiter.allow(BucketKey::Connection(c)));
+            assert!(allow(BucketKey::Connection(c)));
         }
         assert_eq!(limiter.anonymous_buckets(), MAX_BUCKETS);
         // The identity's bucket is still there, still empty: the flood neither refilled it nor
         // took it away.
-        assert!(!limiter.allow(client));
+        assert!(!allow(client));
         // The newest connections kept their buckets; the oldest were dropped.
         let newest = BucketKey::Connection(2 * MAX_BUCKETS as u64 - 1);
-        assert!(limiter.allow(newest));
-        assert!(!limiter.allow(newest));
+        assert!(allow(newest));
+        assert!(!allow(newest));
     }
 }
