@@ -21,6 +21,7 @@ pub mod device;
 pub mod fetch;
 pub mod hardening;
 pub mod identity;
+pub mod logging;
 pub mod ofd;
 pub mod pdf;
 pub mod revocation;

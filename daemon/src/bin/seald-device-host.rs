@@ -3,13 +3,7 @@
 //! over stdin and stdout (see `seald::device::host`); it is not meant to be run by hand.
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SEALD_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    seald::logging::init();
     // It holds PINs on their way to the device: no core dumps, like seald.
     seald::hardening::forbid_core_dumps();
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
