@@ -32,7 +32,7 @@ enum Source {
 /// What one wait gave.
 enum Wait {
     Event(Option<DeviceEvent>),
-    /// The library cannot report events: stop watching.
+    /// The SKF library cannot report events: stop watching.
     Unsupported(String),
     /// The library was lost: `which` tells one loss from the next (reported once each).
     Lost {
@@ -55,7 +55,6 @@ impl Source {
             },
             Source::Isolated(host) => match host.wait_event() {
                 Ok(event) => Wait::Event(event),
-                Err(DeviceError::Unsupported(why)) => Wait::Unsupported(why),
                 Err(e @ DeviceError::LibraryDown { .. }) => Wait::Lost {
                     which: host.starts(),
                     reason: e.to_string(),
@@ -122,7 +121,7 @@ pub fn spawn(runtime: Arc<Runtime>) {
                 }
             });
         if let Err(e) = started {
-            tracing::error!(module = %module.name(), error = %e, "cannot start the SKF event thread");
+            tracing::error!(module = %module.name(), error = %e, "cannot start the device event thread");
         }
     }
 }

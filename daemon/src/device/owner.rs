@@ -154,11 +154,7 @@ impl TokenOwner {
             return Vec::new();
         }
         pool.losses = losses;
-        pool.open = 0;
-        pool.slot = None;
-        pool.generation += 1;
-        self.returned.notify_all();
-        std::mem::take(&mut pool.idle)
+        self.drop_sessions(pool)
     }
 
     /// The interface other than PKCS#11 the device is driven through, if any.
@@ -194,13 +190,19 @@ impl TokenOwner {
             backend.reset();
         }
         let mut pool = self.lock();
-        let idle = std::mem::take(&mut pool.idle);
+        let idle = self.drop_sessions(&mut pool);
+        drop(pool);
+        drop(idle);
+    }
+
+    /// Forgets the pool's sessions and counts a reset; returns the idle sessions, to be
+    /// closed after the pool lock.
+    fn drop_sessions(&self, pool: &mut Pool) -> Vec<Session> {
         pool.open = 0;
         pool.slot = None;
         pool.generation += 1;
-        drop(pool);
-        drop(idle);
         self.returned.notify_all();
+        std::mem::take(&mut pool.idle)
     }
 
     fn slot(&self, pool: &mut Pool) -> DeviceResult<Slot> {

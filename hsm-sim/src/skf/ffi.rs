@@ -34,6 +34,20 @@ unsafe fn cstr<'a>(p: *const c_char) -> Sar<&'a [u8]> {
     Ok(unsafe { CStr::from_ptr(p) }.to_bytes())
 }
 
+/// A (pointer, length) data argument: empty for a zero length, refused for a null pointer
+/// with a length.
+///
+/// # Safety
+/// `p` must be null or point to `n` readable bytes.
+unsafe fn bytes<'a>(p: *const u8, n: usize) -> Sar<&'a [u8]> {
+    match (p.is_null(), n) {
+        (_, 0) => Ok(&[]),
+        (true, _) => Err(SAR_INVALIDPARAMERR),
+        // SAFETY: caller contract.
+        (false, n) => Ok(unsafe { std::slice::from_raw_parts(p, n) }),
+    }
+}
+
 /// A string argument as text.
 ///
 /// # Safety
@@ -538,15 +552,8 @@ pub unsafe extern "C" fn SKF_Digest(
 ) -> Rv {
     guard(|| {
         let (abi, digest) = with(|s| {
-            let n = s.abi.arg(len) as usize;
-            let data = match (data.is_null(), n) {
-                (_, 0) => &[][..],
-                (false, n) => {
-                    // SAFETY: caller contract.
-                    unsafe { std::slice::from_raw_parts(data, n) }
-                }
-                (true, _) => return Err(SAR_INVALIDPARAMERR),
-            };
+            // SAFETY: caller contract.
+            let data = unsafe { bytes(data, s.abi.arg(len) as usize) }?;
             Ok((s.abi, s.digest(h(hhash), data)?))
         })?;
         // SAFETY: caller contract.
@@ -562,15 +569,8 @@ pub unsafe extern "C" fn SKF_Digest(
 pub unsafe extern "C" fn SKF_DigestUpdate(hhash: *mut c_void, data: *const u8, len: u64) -> Rv {
     guard(|| {
         with(|s| {
-            let n = s.abi.arg(len) as usize;
-            let more = match (data.is_null(), n) {
-                (_, 0) => &[][..],
-                (false, n) => {
-                    // SAFETY: caller contract.
-                    unsafe { std::slice::from_raw_parts(data, n) }
-                }
-                (true, _) => return Err(SAR_INVALIDPARAMERR),
-            };
+            // SAFETY: caller contract.
+            let more = unsafe { bytes(data, s.abi.arg(len) as usize) }?;
             s.digest_update(h(hhash), more)
         })
     })

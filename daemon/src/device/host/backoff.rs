@@ -43,6 +43,11 @@ impl Backoff {
         self.fail(reason);
     }
 
+    /// Whether the library is down (failed and not up again).
+    pub fn is_down(&self) -> bool {
+        self.down.is_some()
+    }
+
     /// Why the library is down and how long until the next attempt (zero: now).
     pub fn down(&self) -> Option<(String, Duration)> {
         self.down

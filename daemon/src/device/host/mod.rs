@@ -83,11 +83,6 @@ impl DeviceHost {
         Ok(host)
     }
 
-    /// The module's configured name.
-    pub fn name(&self) -> &str {
-        &self.setup.name
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HostState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -152,11 +147,7 @@ impl DeviceHost {
     }
 
     fn down(&self, reason: String, retry: Duration) -> DeviceError {
-        DeviceError::LibraryDown {
-            module: self.setup.name.clone(),
-            reason,
-            retry: Some(retry.as_secs_f64().ceil() as u64),
-        }
+        library_down(&self.setup.name, reason, retry)
     }
 
     /// Starts a helper in its own process group and waits, at most the call time limit, for
@@ -306,6 +297,15 @@ impl Drop for DeviceHost {
         if let Some(connection) = &self.lock().connection {
             connection.kill("was stopped with its module".into());
         }
+    }
+}
+
+/// The error for calls to `module` while its library is down, `retry` before the next try.
+fn library_down(module: &str, reason: String, retry: Duration) -> DeviceError {
+    DeviceError::LibraryDown {
+        module: module.to_owned(),
+        reason,
+        retry: Some(retry.as_secs_f64().ceil() as u64),
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::super::error::DeviceError;
 use super::backoff::Backoff;
-use super::{describe_exit, Leader};
+use super::{describe_exit, library_down, Leader};
 
 /// Where Debian (and others) install p11-kit's client module.
 const CLIENT_MODULES: [&str; 4] = [
@@ -89,8 +89,6 @@ struct Loss {
     backoff: Backoff,
     /// Losses so far: part of every token's reset counter.
     count: u64,
-    /// Whether the module is lost now.
-    lost: bool,
     /// Why it was lost last.
     reason: String,
 }
@@ -216,11 +214,10 @@ impl P11KitRemote {
     /// Records that the vendor module is gone (the first reason wins until it is back).
     pub fn mark_lost(&self, reason: String) {
         let mut state = self.lock_state();
-        if state.lost {
+        if state.backoff.is_down() {
             return;
         }
         tracing::error!(module = %self.module, %reason, "the PKCS#11 module's p11-kit remote is gone; its tokens count as not present until it is reconnected");
-        state.lost = true;
         state.count += 1;
         state.reason = reason.clone();
         state.backoff.fail(reason);
@@ -244,21 +241,16 @@ impl P11KitRemote {
     /// `Ok(true)` when the module is lost and may be reconnected now, `Ok(false)` when it is
     /// not lost, the error to report while its backoff runs.
     pub fn may_reconnect(&self) -> Result<bool, DeviceError> {
-        let state = self.lock_state();
-        if !state.lost {
-            return Ok(false);
-        }
-        match state.backoff.down() {
+        match self.lock_state().backoff.down() {
+            None => Ok(false),
             Some((reason, wait)) if !wait.is_zero() => Err(self.down(reason, wait)),
-            _ => Ok(true),
+            Some(_) => Ok(true),
         }
     }
 
     /// After a reconnection: the module is back.
     pub fn reconnected(&self) {
-        let mut state = self.lock_state();
-        state.lost = false;
-        state.backoff.up();
+        self.lock_state().backoff.up();
     }
 
     /// A failed reconnection: waits longer before the next.
@@ -281,11 +273,7 @@ impl P11KitRemote {
     }
 
     fn down(&self, reason: String, retry: Duration) -> DeviceError {
-        DeviceError::LibraryDown {
-            module: self.module.clone(),
-            reason,
-            retry: Some(retry.as_secs_f64().ceil() as u64),
-        }
+        library_down(&self.module, reason, retry)
     }
 
     /// Kills the server and its remotes (a hang); the next reconnection starts a new one.
