@@ -38,10 +38,13 @@ pub struct Config {
     /// What new PINs must look like and how old they may grow.
     #[serde(default)]
     pub pin_policy: PinPolicy,
-    /// The store (SQLite): identities, seals, requests and the usage log. Relative paths are
-    /// relative to the config file.
+    /// The store: identities, seals, requests and the usage log. A SQLite file (relative
+    /// paths are relative to the config file) or a `postgres://` URL (see `[postgres]`).
     #[serde(default = "default_store")]
     pub store: PathBuf,
+    /// A PostgreSQL store shared by several nodes (`[postgres]`).
+    #[serde(default)]
+    pub postgres: PostgresConfig,
     /// Trust roots (PEM or DER files) that seal certificates must chain to.
     #[serde(default)]
     pub trust_roots: Vec<PathBuf>,
@@ -217,6 +220,54 @@ pub struct PdfConfig {
     /// readers that expect it; SM2 seals).
     #[serde(default)]
     pub form: crate::pdf::seal::PdfSignatureForm,
+}
+
+/// The `[postgres]` table: used when `store` is a `postgres://` URL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Where this node keeps the store's files: the token key (`seald.token-key`, the same
+    /// file on every node) and uploaded documents (`seald.documents/`, on storage every node
+    /// that signs uploaded documents shares). Relative to the config file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Idle read connections kept open.
+    #[serde(default = "default_pool")]
+    pub pool: usize,
+    /// The CA (PEM) the server's certificate must chain to (needed for `sslmode=require`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// This node's name in claims and logs (default: the host name).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Seconds a node's claim on an approved request lasts without renewal; after that another
+    /// node that can reach the seal's device takes the request over (5 or more).
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            pool: default_pool(),
+            ca_file: None,
+            node: None,
+            lease_secs: default_lease_secs(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".")
+}
+
+fn default_pool() -> usize {
+    8
+}
+
+fn default_lease_secs() -> u64 {
+    30
 }
 
 /// The `[audit]` table.
@@ -489,11 +540,51 @@ pub enum ConfigError {
     },
 }
 
+impl Config {
+    /// Where the store is: the SQLite file, or the PostgreSQL database with this node's data
+    /// directory.
+    pub fn store_location(&self) -> crate::store::StoreLocation {
+        let text = self.store.to_string_lossy();
+        if crate::store::is_postgres_url(&text) {
+            let options = crate::store::PgOptions {
+                url: text.into_owned(),
+                pool: self.postgres.pool,
+                ca_file: self.postgres.ca_file.clone(),
+            };
+            crate::store::StoreLocation::postgres(options, &self.postgres.data_dir)
+        } else {
+            crate::store::StoreLocation::sqlite(&self.store)
+        }
+    }
+
+    /// The store as people read it (a PostgreSQL URL without its password).
+    pub fn store_display(&self) -> String {
+        crate::store::redacted_url(&self.store.to_string_lossy())
+    }
+
+    /// This node's name: `[postgres] node`, else the host name.
+    pub fn node_name(&self) -> String {
+        self.postgres.node.clone().unwrap_or_else(host_name)
+    }
+}
+
+/// The machine's host name (`localhost` if it cannot be read).
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
 /// Refuses a store file that does not exist unless `init` (`seald --init`, the first start): a
 /// moved, deleted or unmounted store must not become a new, empty one, with every seal and the
 /// usage log silently gone.
 pub fn require_store(store: &Path, init: bool) -> Result<(), ConfigError> {
-    if init || store.exists() {
+    if init || store.exists() || crate::store::is_postgres_url(&store.to_string_lossy()) {
         return Ok(());
     }
     Err(ConfigError::Invalid {
@@ -520,7 +611,13 @@ impl Config {
             other => other,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        config.store = base.join(&config.store);
+        if !crate::store::is_postgres_url(&config.store.to_string_lossy()) {
+            config.store = base.join(&config.store);
+        }
+        config.postgres.data_dir = base.join(&config.postgres.data_dir);
+        if let Some(ca) = &mut config.postgres.ca_file {
+            *ca = base.join(&*ca);
+        }
         for root in &mut config.trust_roots {
             *root = base.join(&*root);
         }
@@ -680,6 +777,12 @@ impl Config {
                 message: "must name the store file, e.g. \"seald.db\"".into(),
             });
         }
+        if self.postgres.lease_secs < 5 || self.postgres.pool == 0 {
+            return Err(ConfigError::Invalid {
+                key: "postgres.lease_secs / postgres.pool".into(),
+                message: "lease_secs must be 5 or more and pool 1 or more".into(),
+            });
+        }
         if let Some(maker) = &self.maker {
             if maker.device_serial.trim().is_empty() {
                 return Err(ConfigError::Invalid {
@@ -828,6 +931,7 @@ impl Default for Config {
             atrs: Vec::new(),
             pin_policy: PinPolicy::default(),
             store: default_store(),
+            postgres: PostgresConfig::default(),
             trust_roots: Vec::new(),
             maker: None,
             audit: AuditConfig::default(),

@@ -9,7 +9,7 @@ use crate::cert::TrustStore;
 use crate::clock::Clock;
 use crate::identity::{key_path_for, Identities, IdentityError, TokenKey};
 use crate::seal::Registry;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreLocation};
 
 /// Why the core services could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +45,18 @@ impl Services {
         clock: Arc<dyn Clock>,
         trust: Arc<TrustStore>,
     ) -> Result<Self, OpenError> {
-        let store = Arc::new(Store::open(path)?);
-        let key = Arc::new(TokenKey::load_or_create(&key_path_for(path))?);
+        Self::open_at(&StoreLocation::sqlite(path), clock, trust)
+    }
+
+    /// Opens the store at `location` (SQLite or PostgreSQL) and its token key beside the
+    /// store's files.
+    pub fn open_at(
+        location: &StoreLocation,
+        clock: Arc<dyn Clock>,
+        trust: Arc<TrustStore>,
+    ) -> Result<Self, OpenError> {
+        let store = Arc::new(Store::open_at(location)?);
+        let key = Arc::new(TokenKey::load_or_create(&key_path_for(store.path()))?);
         Ok(Self {
             audit: AuditLog::new(store.clone(), clock.clone()),
             identities: Identities::new(store.clone(), clock.clone(), key),

@@ -19,11 +19,11 @@ use super::state::{AppState, SharedState};
 pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, String> {
     let trust = Arc::new(config.load_trust().map_err(|e| e.to_string())?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut services =
-        Services::open(&config.store, clock.clone(), trust.clone()).map_err(|e| {
+    let mut services = Services::open_at(&config.store_location(), clock.clone(), trust.clone())
+        .map_err(|e| {
             format!(
                 "config key `store`: cannot open {}: {e}",
-                config.store.display()
+                config.store_display()
             )
         })?;
     services.audit = services
@@ -33,7 +33,8 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
     services.approvals = services
         .approvals
         .clone()
-        .with_limits(config.limits.request_limits());
+        .with_limits(config.limits.request_limits())
+        .with_claimant(&crate::approval::claimant_for(&config.node_name()));
     let tsa = config.load_tsa().map_err(|e| e.to_string())?;
     let devices =
         Devices::open(&config.modules).map_err(|e| format!("config key `module`: {e}"))?;
@@ -55,6 +56,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
             pdf_form: config.pdf.form,
             tsa,
             revocation: config.revocation.as_ref().map(|r| Arc::new(r.checker())),
+            lease: Duration::from_secs(config.postgres.lease_secs),
             ..Runtime::new(services, Arc::new(devices), clock)
         }),
         policy: Arc::new(policy),

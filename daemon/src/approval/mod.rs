@@ -43,6 +43,15 @@ pub enum ApprovalError {
     /// Only an authenticated identity can do this (not a local or daemon caller).
     #[error("this needs an authenticated identity")]
     NeedsIdentity,
+    /// Another node took the request over after this node's claim ran out: that node signs
+    /// it, and this node's signature is thrown away.
+    #[error("request {id} is being signed by node {holder} (this node's claim ran out); its signature here is not kept")]
+    ClaimedElsewhere {
+        /// The request.
+        id: RequestId,
+        /// The node holding the claim now.
+        holder: String,
+    },
     /// Only seald's signing worker records signatures and failures.
     #[error("{0} may not record signatures: only seald's signing worker does")]
     DaemonOnly(String),
@@ -226,6 +235,30 @@ pub struct Approvals {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
     limits: RequestLimits,
+    /// This process's name in claims on approved requests (see [`Approvals::claim`]).
+    claimant: Arc<str>,
+}
+
+/// Refuses to record the outcome of request `id` when another claimant holds it.
+fn require_claim(tx: &mut dyn Tx, id: RequestId, claimant: &str) -> Result<(), ApprovalError> {
+    match tx.request_claim(id)? {
+        Some((holder, _)) if holder != claimant => {
+            Err(ApprovalError::ClaimedElsewhere { id, holder })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A claimant name unique to this process: `<host>/<pid>-<random>`.
+pub fn default_claimant() -> String {
+    claimant_for("seald")
+}
+
+/// A claimant name for node `node`, unique to this process.
+pub fn claimant_for(node: &str) -> String {
+    let mut random = [0u8; 4];
+    let _ = getrandom::fill(&mut random);
+    format!("{node}/{}-{}", std::process::id(), hex::encode(random))
 }
 
 fn user(by: &Caller) -> Result<&crate::identity::Identity, ApprovalError> {
@@ -486,7 +519,56 @@ impl Approvals {
             store,
             clock,
             limits: RequestLimits::default(),
+            claimant: Arc::from(default_claimant()),
         }
+    }
+
+    /// The same service claiming approved requests as `claimant` (unique per process: a node
+    /// name with the process's own suffix).
+    pub fn with_claimant(mut self, claimant: &str) -> Self {
+        self.claimant = Arc::from(claimant);
+        self
+    }
+
+    /// This process's name in claims.
+    pub fn claimant(&self) -> &str {
+        &self.claimant
+    }
+
+    /// Claims approved request `id` for this process for `lease` (the signing worker does,
+    /// before it signs); false when another process holds it or it is no longer approved.
+    pub fn claim(&self, id: RequestId, lease: std::time::Duration) -> Result<bool, ApprovalError> {
+        let claimant = self.claimant.clone();
+        let now_ms = unix_ms(self.clock.now());
+        let until_ms = now_ms + lease.as_millis() as i64;
+        Ok(self
+            .store
+            .write(move |tx| tx.claim_request(id, &claimant, now_ms, until_ms))?)
+    }
+
+    /// Extends this process's claim on `id` by `lease` from now; false if it lost it.
+    pub fn renew_claim(
+        &self,
+        id: RequestId,
+        lease: std::time::Duration,
+    ) -> Result<bool, ApprovalError> {
+        let claimant = self.claimant.clone();
+        let until_ms = unix_ms(self.clock.now()) + lease.as_millis() as i64;
+        Ok(self
+            .store
+            .write(move |tx| tx.renew_claim(id, &claimant, until_ms))?)
+    }
+
+    /// Approved requests nobody holds now (never claimed, or the claim ran out), as
+    /// `(request, seal)`, oldest first.
+    pub fn claimable(&self, limit: usize) -> Result<Vec<(RequestId, SealId)>, ApprovalError> {
+        let now_ms = unix_ms(self.clock.now());
+        Ok(self.store.read(|tx| tx.claimable_requests(now_ms, limit))?)
+    }
+
+    /// Forgets every claim: at the start of a daemon on a store no other node uses.
+    pub fn release_claims(&self) -> Result<u64, ApprovalError> {
+        Ok(self.store.write(|tx| tx.release_claims())?)
     }
 
     /// The same service with the `[limits]` of the config.
@@ -814,9 +896,12 @@ impl Approvals {
         let actor = by.name();
         let now = self.clock.now();
         let now_ms = unix_ms(now);
+        let claimant = self.claimant.clone();
         self.store.write(move |tx| {
             let mut request = load_request(tx, id)?;
             rules::check_transition(id, request.state, RequestState::Signed)?;
+            // Another node took the request over when this one's claim ran out.
+            require_claim(tx, id, &claimant)?;
             // The seal may have been revoked, suspended or handed over (even directly in the
             // store) or have ended while the device signed: then nothing is kept.
             let seal = seal_that_may_sign(tx, request.seal_id, now.unix_timestamp())?;
@@ -918,8 +1003,10 @@ impl Approvals {
         let actor = by.name();
         let reason = reason.to_owned();
         let now_ms = unix_ms(self.clock.now());
+        let claimant = self.claimant.clone();
         self.store.write(move |tx| {
             let mut request = load_request(tx, id)?;
+            require_claim(tx, id, &claimant)?;
             transition(
                 tx,
                 &mut request,

@@ -6,23 +6,25 @@ use time::macros::datetime;
 use super::*;
 use crate::clock::ManualClock;
 use crate::store::model::Digest32;
+use crate::store::testing::{Raw, RawValue};
+use crate::store::Store;
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
+    location: crate::store::StoreLocation,
     clock: Arc<ManualClock>,
     log: AuditLog,
 }
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("seald.db");
-    let store = Arc::new(Store::open(&path).unwrap());
+    let location = crate::store::testing::location(dir.path());
+    let store = Arc::new(Store::open_at(&location).unwrap());
     let clock = Arc::new(ManualClock::new(datetime!(2026-01-05 09:00 UTC)));
     let log = AuditLog::new(store, clock.clone());
     Fixture {
         _dir: dir,
-        path,
+        location,
         clock,
         log,
     }
@@ -32,15 +34,10 @@ fn note(i: usize) -> NewRecord {
     NewRecord::new(AuditKind::Note, "tester", None, json!({ "i": i }))
 }
 
-/// A direct connection, as an attacker with the file would have: the append-only triggers
-/// dropped first.
-fn raw(path: &std::path::Path) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(
-        "DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_retention;",
-    )
-    .unwrap();
-    conn
+/// A direct connection, as an attacker with the file or the database's credentials would
+/// have: the append-only triggers out of the way.
+fn raw(f: &Fixture) -> Raw {
+    Raw::attacker(&f.location)
 }
 
 #[test]
@@ -184,10 +181,10 @@ fn edited_row_is_named() {
     for i in 0..20 {
         f.log.append(note(i)).unwrap();
     }
-    raw(&f.path)
+    raw(&f)
         .execute(
             "UPDATE audit_log SET detail = '{\"i\":99}' WHERE seq = 13",
-            [],
+            &[],
         )
         .unwrap();
     let report = f.log.verify().unwrap();
@@ -207,13 +204,13 @@ fn rehashed_row_breaks_the_next_link() {
         f.log.append(note(i)).unwrap();
     }
     // An attacker edits record 3 and recomputes its own hash: record 4 no longer links.
-    let conn = raw(&f.path);
+    let mut conn = raw(&f);
     let mut row = f.log.store.read(|tx| tx.audit_row(3)).unwrap().unwrap();
     row.actor = "mallory".into();
     let h = chain::record_hash(&row.prev_hash, &row);
     conn.execute(
         "UPDATE audit_log SET actor = 'mallory', hash = ?1 WHERE seq = 3",
-        [h.to_vec()],
+        &[RawValue::Bytes(h.to_vec())],
     )
     .unwrap();
     let report = f.log.verify().unwrap();
@@ -226,8 +223,8 @@ fn deleted_row_is_named() {
     for i in 0..5 {
         f.log.append(note(i)).unwrap();
     }
-    raw(&f.path)
-        .execute("DELETE FROM audit_log WHERE seq = 2", [])
+    raw(&f)
+        .execute("DELETE FROM audit_log WHERE seq = 2", &[])
         .unwrap();
     let broken = f.log.verify().unwrap().broken.unwrap();
     assert_eq!(broken.seq, 2);
@@ -321,8 +318,8 @@ fn prune_keeps_the_rest_verifiable() {
     );
 
     // Moving the anchor by hand is detected.
-    raw(&f.path)
-        .execute("UPDATE audit_anchor SET seq = 12", [])
+    raw(&f)
+        .execute("UPDATE audit_anchor SET seq = 12", &[])
         .unwrap();
     assert!(f.log.verify().unwrap().broken.is_some());
 }
@@ -354,23 +351,20 @@ fn forge_prune(
     at: OffsetDateTime,
     detail: impl FnOnce(i64, &[u8]) -> serde_json::Value,
 ) {
-    let conn = raw(&f.path);
-    let through = through.unwrap_or_else(|| {
-        conn.query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get(0))
-            .unwrap()
-    });
-    let hash: Vec<u8> = conn
-        .query_row(
-            "SELECT hash FROM audit_log WHERE seq = ?1",
-            [through],
-            |r| r.get(0),
-        )
-        .unwrap();
-    conn.execute("DELETE FROM audit_log WHERE seq <= ?1", [through])
-        .unwrap();
+    let mut conn = raw(f);
+    let through = through.unwrap_or_else(|| conn.int("SELECT MAX(seq) FROM audit_log", &[]));
+    let hash = conn.bytes(
+        "SELECT hash FROM audit_log WHERE seq = ?1",
+        &[RawValue::Int(through)],
+    );
+    conn.execute(
+        "DELETE FROM audit_log WHERE seq <= ?1",
+        &[RawValue::Int(through)],
+    )
+    .unwrap();
     conn.execute(
         "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?1, ?2)",
-        rusqlite::params![through, hash],
+        &[RawValue::Int(through), RawValue::Bytes(hash.clone())],
     )
     .unwrap();
     drop(conn);
@@ -548,14 +542,15 @@ fn a_legitimate_prune_records_who_when_and_what() {
         report.pruned_before_ms,
         Some(unix_ms(datetime!(2021-06-01 00:00 UTC)))
     );
-    let (actor, detail): (String, String) = rusqlite::Connection::open(&f.path)
-        .unwrap()
-        .query_row(
-            "SELECT actor, detail FROM audit_log WHERE kind = 'prune' ORDER BY seq DESC",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let row = Raw::plain(&f.location).row(
+        "SELECT actor, detail FROM audit_log WHERE kind = 'prune' ORDER BY seq DESC LIMIT 1",
+        &[],
+    );
+    let text = |v: &RawValue| match v {
+        RawValue::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
+        RawValue::Int(_) => panic!("text expected"),
+    };
+    let (actor, detail) = (text(&row[0]), text(&row[1]));
     let d: serde_json::Value = serde_json::from_str(&detail).unwrap();
     assert_eq!(actor, "auditor");
     assert_eq!(
@@ -639,8 +634,11 @@ fn store_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let f = fixture();
     f.log.append(note(1)).unwrap();
+    let crate::store::Database::Sqlite(path) = &f.location.database else {
+        return; // PostgreSQL keeps no file of the store here
+    };
     for suffix in ["", "-wal", "-shm"] {
-        let mut p = f.path.as_os_str().to_owned();
+        let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{p:?}");
@@ -676,9 +674,7 @@ fn async_appends_from_many_tasks_chain_with_blocking_ones() {
     assert_eq!(report.records, 65);
     assert!(report.broken.is_none(), "{report:?}");
     // Acknowledged means committed: a fresh connection sees every record.
-    let n: i64 = raw(&f.path)
-        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
-        .unwrap();
+    let n = Raw::plain(&f.location).int("SELECT count(*) FROM audit_log", &[]);
     assert_eq!(n, 65);
 }
 
@@ -749,9 +745,8 @@ fn operational_records_are_pruned_after_their_retention_and_the_chain_still_veri
         .prune_before(datetime!(2025-12-01 00:00 UTC), "auditor")
         .is_err());
     // And the database refuses to change an operational record.
-    let conn = rusqlite::Connection::open(&f.path).unwrap();
-    let err = conn
-        .execute("UPDATE ops_log SET actor = 'x'", [])
+    let err = Raw::plain(&f.location)
+        .execute("UPDATE ops_log SET actor = 'x'", &[])
         .unwrap_err();
     assert!(err.to_string().contains("cannot be changed"), "{err}");
 }

@@ -30,6 +30,14 @@ pub fn recover(runtime: &Runtime) -> Vec<RequestId> {
         },
         Err(e) => tracing::error!(error = %e, "cannot list the stored documents"),
     }
+    if runtime.services.store.is_shared() {
+        // Other nodes may be signing; what nobody holds is found by the takeover round.
+        return Vec::new();
+    }
+    // No other process signs on this store: claims left by a stopped daemon are void.
+    if let Err(e) = runtime.services.approvals.release_claims() {
+        tracing::error!(error = %e, "cannot release the claims of the previous run");
+    }
     match runtime
         .services
         .store
@@ -48,6 +56,8 @@ pub fn recover(runtime: &Runtime) -> Vec<RequestId> {
 /// summaries and prunes operational records. Call inside the runtime.
 pub fn spawn(runtime: Arc<Runtime>, approved: Vec<RequestId>) {
     spawn_operational_log(runtime.clone());
+    crate::stamp::claims::spawn_takeover(runtime.clone());
+    crate::runtime::relay::spawn(&runtime);
     tokio::spawn(async move {
         for id in approved {
             crate::stamp::spawn_signing(runtime.clone(), id);

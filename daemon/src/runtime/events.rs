@@ -198,11 +198,24 @@ struct Recent {
 /// The event broadcaster. Cheap to clone; publishing with no subscriber is not an error. It
 /// keeps the last `capacity` events so a client that reconnects with `Last-Event-ID` misses
 /// nothing.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Events {
     sender: broadcast::Sender<Numbered>,
     recent: Arc<Mutex<Recent>>,
     run: u64,
+    relay: Arc<std::sync::OnceLock<Relay>>,
+}
+
+/// Where this node's events also go (other nodes, on a shared store).
+type Relay = Box<dyn Fn(&Event) + Send + Sync>;
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("run", &self.run)
+            .field("relayed", &self.relay.get().is_some())
+            .finish()
+    }
 }
 
 impl Default for Events {
@@ -226,7 +239,18 @@ impl Events {
                 capacity,
             })),
             run,
+            relay: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// Also hands every event published here to `relay` (set once).
+    pub fn set_relay(&self, relay: Relay) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Publishes an event that came from another node (not relayed again).
+    pub fn publish_remote(&self, event: Event) {
+        self.publish_here(event);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
@@ -235,6 +259,13 @@ impl Events {
 
     /// Numbers an event, keeps it and sends it to every subscriber.
     pub fn publish(&self, event: Event) {
+        if let Some(relay) = self.relay.get() {
+            relay(&event);
+        }
+        self.publish_here(event);
+    }
+
+    fn publish_here(&self, event: Event) {
         let mut recent = self.lock();
         let numbered = Numbered {
             id: recent.next,

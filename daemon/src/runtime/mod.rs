@@ -8,6 +8,7 @@
 pub mod audience;
 pub mod events;
 pub mod keys;
+pub mod relay;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -48,6 +49,12 @@ pub struct Runtime {
     /// `[revocation]`: where certificate status is found, at stamping and at verification;
     /// `None` without a `[revocation]` table.
     pub revocation: Option<Arc<crate::revocation::Checker>>,
+    /// How long this process's claim on an approved request lasts unrenewed (`[postgres]
+    /// lease_secs`); renewed every third of it while the request is signed.
+    pub lease: std::time::Duration,
+    /// Woken when a request is approved on another node (shared stores): the takeover round
+    /// looks at once instead of at its next second.
+    pub approved: tokio::sync::Notify,
 }
 
 impl Runtime {
@@ -66,6 +73,8 @@ impl Runtime {
             pdf_form: Default::default(),
             tsa: None,
             revocation: None,
+            lease: std::time::Duration::from_secs(30),
+            approved: tokio::sync::Notify::new(),
         }
     }
 

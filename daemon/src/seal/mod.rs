@@ -524,13 +524,12 @@ fn insert_enrolled(
 ) -> Result<Seal, SealError> {
     require_no_other_legal_seal(tx, seal.kind, &seal.organisation, None)?;
     let es_id = seal.es_id.clone();
-    let id = tx.insert_seal(&seal).map_err(|e| match &e {
-        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, Some(msg)))
-            if f.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("es_id") =>
-        {
+    let id = tx.insert_seal(&seal).map_err(|e| {
+        if e.is_unique_violation("es_id") {
             SealError::EsIdTaken(es_id)
+        } else {
+            SealError::Store(e)
         }
-        _ => SealError::Store(e),
     })?;
     seal.id = id;
     tx.insert_seal_event(&SealEvent {

@@ -128,7 +128,7 @@ pub(crate) struct Fixture {
 
 pub(crate) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path().join("seald.db")).unwrap());
+    let store = Arc::new(crate::store::testing::open(dir.path()));
     let clock = Arc::new(ManualClock::new(datetime!(2026-01-05 09:00 UTC)));
     let pki = Pki::new(40, clock.timestamp());
     let registry = Registry::new(store.clone(), clock.clone(), pki.trust());

@@ -1,6 +1,7 @@
 //! Stamping approved requests on the device, and keeping their signatures.
 
 pub mod batch;
+pub mod claims;
 pub mod documents;
 pub mod results;
 pub mod worker;
@@ -13,8 +14,12 @@ use crate::runtime::Runtime;
 /// Starts the signing worker for an approved request, on the blocking pool.
 pub fn spawn_signing(runtime: Arc<Runtime>, id: RequestId) {
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = worker::run(&runtime, id) {
-            tracing::warn!(request = id, error = %e, "request not signed");
+        match worker::run(&runtime, id) {
+            Ok(_) => {}
+            Err(
+                e @ (worker::StampError::NotClaimed(_) | worker::StampError::LeftForAnotherNode(_)),
+            ) => tracing::debug!(request = id, reason = %e, "request not signed here"),
+            Err(e) => tracing::warn!(request = id, error = %e, "request not signed"),
         }
         remove_final_uploads(&runtime);
     });

@@ -13,8 +13,9 @@
 use std::time::{Duration, Instant};
 
 use super::batch::sign_documents;
+use super::claims::{can_sign_here, Renewal};
 use super::documents::{discard, seal_files, SealContext, SealedFile};
-use crate::approval::{rules, PinMode, RequestId, SigningTicket, StampRequest};
+use crate::approval::{rules, ApprovalError, PinMode, RequestId, SigningTicket, StampRequest};
 use crate::audit::NewRecord;
 use crate::cert::Certificate;
 use crate::device::DeviceError;
@@ -31,6 +32,13 @@ pub enum StampError {
     /// The request could not be started or recorded.
     #[error(transparent)]
     Approval(#[from] crate::approval::ApprovalError),
+    /// Another process holds the request's claim, or it is no longer approved: nothing to do.
+    #[error("request {0} is being signed by another seald process, or is no longer approved")]
+    NotClaimed(RequestId),
+    /// On a shared store, this node cannot reach the seal's token (not inserted or not logged
+    /// in here): a node that can signs it.
+    #[error("request {0} is left for a node whose token is logged in")]
+    LeftForAnotherNode(RequestId),
     /// The device refused or is missing.
     #[error("{0}")]
     Device(DeviceError),
@@ -82,10 +90,27 @@ impl From<DeviceError> for StampError {
     }
 }
 
-/// Signs request `id` (blocking). On failure, the request is marked failed with the reason.
+/// Signs request `id` (blocking) once this process has claimed it. On failure, the request is
+/// marked failed with the reason. On a shared store, a request whose token this node has not
+/// logged in is left for a node that has ([`StampError::LeftForAnotherNode`]).
 pub fn run(state: &Runtime, id: RequestId) -> Result<StampRequest, StampError> {
     let approvals = &state.services.approvals;
     let started = Instant::now();
+    if state.services.store.is_shared() {
+        let request = approvals.get(&Caller::Daemon, id)?;
+        let seal = state
+            .services
+            .registry
+            .get(request.seal_id)
+            .map_err(crate::approval::ApprovalError::from)?;
+        if !can_sign_here(state, &seal.device_serial) {
+            return Err(StampError::LeftForAnotherNode(id));
+        }
+    }
+    if !approvals.claim(id, state.lease)? {
+        return Err(StampError::NotClaimed(id));
+    }
+    let _renewal = Renewal::start(state, id);
     let ticket = match approvals.begin_signing(&Caller::Daemon, id) {
         Ok(ticket) => ticket,
         Err(e) => {
@@ -123,6 +148,14 @@ pub fn run(state: &Runtime, id: RequestId) -> Result<StampRequest, StampError> {
                 parties: RequestParties::of(&request),
             });
             Ok(request)
+        }
+        Err(StampError::Approval(ApprovalError::ClaimedElsewhere { id, holder })) => {
+            // The other node signs and reports it; nothing of this attempt is kept.
+            tracing::warn!(request = id, %holder, "request taken over by another node; not kept here");
+            Err(StampError::Approval(ApprovalError::ClaimedElsewhere {
+                id,
+                holder,
+            }))
         }
         Err(e) => {
             state.signing_keys.forget(&serial);

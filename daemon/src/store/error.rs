@@ -8,6 +8,9 @@ pub enum StoreError {
     /// The database engine reported an error.
     #[error("the store failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error, or cannot be reached.
+    #[error("the PostgreSQL store failed: {}", postgres_message(.0))]
+    Postgres(#[from] tokio_postgres::Error),
     /// A file next to the store could not be created or read.
     #[error("cannot use {path}: {source}")]
     Io {
@@ -38,7 +41,44 @@ pub enum StoreError {
     WriterStopped,
 }
 
+/// A PostgreSQL error as a person reads it: the server's message (and detail) when it sent
+/// one, otherwise what went wrong with the connection.
+fn postgres_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        },
+        None if e.is_closed() => {
+            "the connection to PostgreSQL is closed (is the server running?)".into()
+        }
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
 impl StoreError {
+    /// Whether this is a uniqueness violation on a constraint or index naming `column`.
+    pub fn is_unique_violation(&self, column: &str) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, Some(msg))) => {
+                f.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains(column)
+            }
+            StoreError::Postgres(e) => e.as_db_error().is_some_and(|db| {
+                *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+                    && db.constraint().is_some_and(|c| c.contains(column))
+            }),
+            _ => false,
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {

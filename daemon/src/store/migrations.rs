@@ -200,6 +200,12 @@ CREATE TABLE stamp_files (
     r#"
 ALTER TABLE stamp_files ADD COLUMN format TEXT NOT NULL DEFAULT 'ofd';
 "#,
+    // 10: which node signs an approved request, and until when its claim holds (a lease: on
+    // PostgreSQL another node takes the request over after it runs out).
+    r#"
+ALTER TABLE stamp_requests ADD COLUMN claimed_by TEXT;
+ALTER TABLE stamp_requests ADD COLUMN lease_until INTEGER;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -1,14 +1,10 @@
-//! SQLite backend: WAL, `synchronous=FULL` (fsync at every commit), one writer thread that
-//! group-commits concurrent writes, one read connection.
+//! SQLite backend: WAL, `synchronous=FULL` (fsync at every commit), the writer's connection,
+//! pooled read connections.
 
 use std::fs::{OpenOptions, Permissions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -18,56 +14,27 @@ use crate::clock::Timestamp;
 use super::lock::StoreLock;
 use super::model::*;
 use super::tx::{StoreResult, Tx};
+use super::writer::{BatchConn, Head};
 use super::{migrations, StoreError};
-
-/// Most writes committed in one transaction.
-const MAX_BATCH: usize = 1024;
 
 /// Every stored upload and sealed file a store names (also read from backup files).
 pub(crate) const DOCUMENT_PATHS: &str = "SELECT upload_path FROM stamp_files WHERE upload_path \
      IS NOT NULL UNION SELECT sealed_path FROM stamp_files WHERE sealed_path IS NOT NULL";
 
-/// A queued write: `run` executes inside the batch transaction and says whether it succeeded;
-/// `complete` is called once the batch has committed (or failed to), never before.
-struct Job {
-    run: RunFn,
-    complete: CompleteFn,
-}
-
-type RunFn = Box<dyn FnOnce(&mut dyn Tx) -> bool + Send>;
-type CompleteFn = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-
-/// The embedded store. Writes go through one thread that commits concurrent writes together
-/// (group commit); a write returns only after its transaction is durable on disk.
+/// The embedded store's file, its read connections and its lock; writes go through the
+/// [`Writer`] over the connection [`SqliteStore::open`] returns.
 #[derive(Debug)]
-pub struct Store {
+pub(crate) struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Option<Sender<Job>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
-    stats: Arc<Counters>,
     _lock: StoreLock,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    commits: AtomicU64,
-    writes: AtomicU64,
-}
-
-/// How much group commit saved: writes committed and the transactions they took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Write transactions committed since open.
-    pub commits: u64,
-    /// Writes (calls to [`Store::write`]) committed since open.
-    pub writes: u64,
-}
-
-impl Store {
-    /// Opens (creating if needed) the store at `path`, owner-only (0600), and migrates it.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`, owner-only (0600), and migrates it;
+    /// returns it with the writer's connection.
+    pub(crate) fn open(path: &Path) -> Result<(Self, SqliteWriter), StoreError> {
+        let path = path.to_path_buf();
         let lock = StoreLock::shared(&path)?.ok_or_else(|| {
             StoreError::Failed(format!(
                 "{} is being restored from a backup; try again when the restore has finished",
@@ -94,38 +61,23 @@ impl Store {
                     .map_err(|e| StoreError::io(&side, e))?;
             }
         }
-
+        // The writer's own statements (BEGIN, SAVEPOINT, RELEASE, ROLLBACK TO, ROLLBACK,
+        // COMMIT) stay prepared next to the ones the jobs cache.
+        conn.set_prepared_statement_cache_capacity(64);
         let reader = open_reader(&path)?;
-
-        let (tx, rx) = mpsc::channel::<Job>();
-        let stats = Arc::new(Counters::default());
-        let counters = stats.clone();
-        let thread = std::thread::Builder::new()
-            .name("seald-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, &counters))
-            .map_err(|e| StoreError::io(&path, e))?;
-        Ok(Self {
-            path,
-            writer: Mutex::new(Some(tx)),
-            thread: Mutex::new(Some(thread)),
-            readers: Mutex::new(vec![reader]),
-            stats,
-            _lock: lock,
-        })
-    }
-
-    /// Opens an existing store; refuses to create one (for commands that only read or check).
-    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref();
-        if !path.is_file() {
-            return Err(StoreError::Missing(path.to_path_buf()));
-        }
-        Self::open(path)
+        Ok((
+            Self {
+                path,
+                readers: Mutex::new(vec![reader]),
+                _lock: lock,
+            },
+            SqliteWriter(conn),
+        ))
     }
 
     /// Runs `f` on a read-only connection to a database file that is not a live store (a
     /// backup): no migration, no lock, no WAL switch. Refuses a schema newer than this build.
-    pub fn read_file<T, E, F>(path: &Path, f: F) -> Result<T, E>
+    pub(crate) fn read_file<T, E, F>(path: &Path, f: F) -> Result<T, E>
     where
         E: From<StoreError>,
         F: FnOnce(&mut dyn Tx) -> Result<T, E>,
@@ -155,91 +107,15 @@ impl Store {
     }
 
     /// The database file.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Runs `f` in a write transaction and returns once that transaction is durable.
-    ///
-    /// Concurrent calls are committed together. If `f` fails, its changes are rolled back
-    /// (and only its own). Blocking: call from `spawn_blocking` in async code, or use
-    /// [`Store::write_async`]. Never do slow work (device signing) inside `f`, and never call
-    /// the store from inside `f` (a nested write would wait for itself).
-    pub fn write<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
-    {
-        let (done, wait) = mpsc::sync_channel::<Result<T, E>>(1);
-        self.submit(f, move |outcome| {
-            let _ = done.send(outcome);
-        })?;
-        wait.recv()
-            .map_err(|_| E::from(StoreError::WriterStopped))?
-    }
-
-    /// [`Store::write`] for async callers: no thread waits for the commit, the task is woken
-    /// when its transaction is durable. `f` runs on the writer thread as with `write`.
-    pub async fn write_async<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
-    {
-        let (done, wait) = tokio::sync::oneshot::channel::<Result<T, E>>();
-        self.submit(f, move |outcome| {
-            let _ = done.send(outcome);
-        })?;
-        wait.await.map_err(|_| E::from(StoreError::WriterStopped))?
-    }
-
-    /// Queues `f` for the writer; `deliver` gets its result once the batch it ran in is
-    /// committed (or the commit's error).
-    fn submit<T, E, F>(
-        &self,
-        f: F,
-        deliver: impl FnOnce(Result<T, E>) + Send + 'static,
-    ) -> Result<(), StoreError>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
-    {
-        let slot = Arc::new(Mutex::new(None::<Result<T, E>>));
-        let filled = slot.clone();
-        let job = Job {
-            run: Box::new(move |tx: &mut dyn Tx| {
-                let result = f(tx);
-                let ok = result.is_ok();
-                *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-                ok
-            }),
-            complete: Box::new(move |commit| {
-                let result = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                deliver(match (commit, result) {
-                    (Ok(()), Some(result)) => result,
-                    (Err(e), _) => Err(E::from(e)),
-                    (Ok(()), None) => {
-                        Err(E::from(StoreError::Failed("the write did not run".into())))
-                    }
-                });
-            }),
-        };
-        let sender = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or(StoreError::WriterStopped)?;
-        sender.send(job).map_err(|_| StoreError::WriterStopped)
     }
 
     /// Runs `f` on a consistent read-only snapshot. Writes through the `Tx` fail.
     ///
     /// Reads run in parallel with each other and with the writer (WAL): a long chain check
     /// never holds up token lookups.
-    pub fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         E: From<StoreError>,
         F: FnOnce(&mut dyn Tx) -> Result<T, E>,
@@ -266,27 +142,33 @@ impl Store {
         }
         out
     }
-
-    /// Commit counters since open.
-    pub fn stats(&self) -> StoreStats {
-        StoreStats {
-            commits: self.stats.commits.load(Ordering::Relaxed),
-            writes: self.stats.writes.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Stops the writer after the writes already queued; later writes fail.
-    pub fn close(&self) {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = thread.join();
-        }
-    }
 }
 
-impl Drop for Store {
-    fn drop(&mut self) {
-        self.close();
+/// The writer's connection.
+pub(crate) struct SqliteWriter(Connection);
+
+impl BatchConn for SqliteWriter {
+    fn begin(&mut self) -> Result<Head, StoreError> {
+        self.control("BEGIN IMMEDIATE")?;
+        Ok(None)
+    }
+
+    /// Prepared once and kept in the connection's cache (parsing `SAVEPOINT`/`RELEASE` for
+    /// every job cost as much as the job's `INSERT`).
+    fn control(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.0.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    fn in_transaction(&self) -> bool {
+        !self.0.is_autocommit()
+    }
+
+    fn run(&mut self, head: &mut Head, run: Box<dyn FnOnce(&mut dyn Tx) -> bool + Send>) -> bool {
+        run(&mut SqliteTx {
+            conn: &self.0,
+            head,
+        })
     }
 }
 
@@ -318,143 +200,6 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(path, e))?;
     std::fs::set_permissions(path, Permissions::from_mode(0o600))
         .map_err(|e| StoreError::io(path, e))
-}
-
-fn writer_loop(conn: Connection, jobs: Receiver<Job>, stats: &Counters) {
-    // The writer's own statements (BEGIN, SAVEPOINT, RELEASE, ROLLBACK TO, ROLLBACK, COMMIT)
-    // stay prepared next to the ones the jobs cache.
-    conn.set_prepared_statement_cache_capacity(64);
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        run_batch(&conn, batch, stats);
-    }
-}
-
-/// Runs one of the writer's own statements, prepared once and kept in the connection's cache
-/// (parsing `SAVEPOINT`/`RELEASE` for every job cost as much as the job's `INSERT`).
-fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([])?;
-    Ok(())
-}
-
-/// Undoes the current job's changes and drops its savepoint; the batch's transaction and the
-/// jobs before it are untouched.
-fn rollback_job(conn: &Connection) -> rusqlite::Result<()> {
-    exec_cached(conn, "ROLLBACK TO job")?;
-    exec_cached(conn, "RELEASE job")
-}
-
-/// Runs a batch in one transaction, each job in its own savepoint, then acknowledges every job
-/// with the commit's outcome.
-fn run_batch(conn: &Connection, batch: Vec<Job>, stats: &Counters) {
-    let n = batch.len() as u64;
-    if let Err(e) = exec_cached(conn, "BEGIN IMMEDIATE") {
-        tracing::error!("store: cannot begin a write transaction: {e}");
-        if !conn.is_autocommit() {
-            let _ = exec_cached(conn, "ROLLBACK");
-        }
-        for job in batch {
-            (job.complete)(Err(StoreError::Failed(format!(
-                "cannot begin a transaction: {e}"
-            ))));
-        }
-        return;
-    }
-    // The chain head as of the last job that appended to the usage log, so the next append
-    // needs no SELECT. Only valid inside this transaction (another process may write between
-    // batches); forgotten whenever a job's changes are rolled back.
-    let mut head = None;
-    let mut completions = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter();
-    let mut lost = None;
-    for Job { run, complete } in jobs.by_ref() {
-        if let Err(e) = exec_cached(conn, "SAVEPOINT job") {
-            complete(Err(StoreError::Failed(format!(
-                "cannot open a savepoint: {e}"
-            ))));
-            head = None;
-            if conn.is_autocommit() {
-                lost = Some(e.to_string());
-                break;
-            }
-            continue;
-        }
-        let ran = catch_unwind(AssertUnwindSafe(|| {
-            run(&mut SqliteTx {
-                conn,
-                head: &mut head,
-            })
-        }));
-        // A job's changes that cannot be undone must not be committed with the others.
-        let mut undone = Ok(());
-        match ran {
-            Ok(true) => match exec_cached(conn, "RELEASE job") {
-                Ok(()) => completions.push((complete, None)),
-                Err(e) => {
-                    head = None;
-                    undone = rollback_job(conn);
-                    completions.push((complete, Some(StoreError::from(e))));
-                }
-            },
-            Ok(false) => {
-                head = None;
-                undone = rollback_job(conn);
-                completions.push((complete, None));
-            }
-            Err(_) => {
-                head = None;
-                undone = rollback_job(conn);
-                tracing::error!("store: a write panicked; its changes were rolled back");
-                complete(Err(StoreError::Failed("the write panicked (a bug)".into())));
-            }
-        }
-        if let Err(e) = undone {
-            lost = Some(format!("cannot roll back a failed write: {e}"));
-            break;
-        }
-        if conn.is_autocommit() {
-            // SQLite ended the transaction itself (it rolls back on some I/O and memory
-            // errors): the jobs before this one are gone, and no later job may run outside
-            // the batch's transaction.
-            lost = Some("the transaction was rolled back".to_owned());
-            break;
-        }
-    }
-    let committed = match lost {
-        Some(msg) => {
-            tracing::error!("store: {msg}; failing the whole batch");
-            if !conn.is_autocommit() {
-                let _ = exec_cached(conn, "ROLLBACK");
-            }
-            for job in jobs {
-                (job.complete)(Err(StoreError::Failed(format!("commit failed: {msg}"))));
-            }
-            Err(msg)
-        }
-        None => exec_cached(conn, "COMMIT").map_err(|e| {
-            if !conn.is_autocommit() {
-                let _ = exec_cached(conn, "ROLLBACK");
-            }
-            e.to_string()
-        }),
-    };
-    if committed.is_ok() {
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats.writes.fetch_add(n, Ordering::Relaxed);
-    }
-    for (complete, own_err) in completions {
-        match (&committed, own_err) {
-            (Ok(()), None) => complete(Ok(())),
-            (Ok(()), Some(e)) => complete(Err(e)),
-            (Err(msg), _) => complete(Err(StoreError::Failed(format!("commit failed: {msg}")))),
-        }
-    }
 }
 
 /// [`Tx`] over a SQLite connection inside a transaction or savepoint.
@@ -925,6 +670,64 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn claim_request(
+        &mut self,
+        id: RequestId,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool> {
+        let n = self.exec(
+            "UPDATE stamp_requests SET claimed_by = ?2, lease_until = ?4 WHERE id = ?1 \
+             AND state = 'approved' AND (claimed_by IS NULL OR lease_until < ?3)",
+            params![id, owner, now_ms, until_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn renew_claim(&mut self, id: RequestId, owner: &str, until_ms: i64) -> StoreResult<bool> {
+        let n = self.exec(
+            "UPDATE stamp_requests SET lease_until = ?3 WHERE id = ?1 AND claimed_by = ?2",
+            params![id, owner, until_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn request_claim(&mut self, id: RequestId) -> StoreResult<Option<(String, i64)>> {
+        Ok(self
+            .row(
+                "SELECT claimed_by, COALESCE(lease_until, 0) FROM stamp_requests \
+                 WHERE id = ?1 AND claimed_by IS NOT NULL",
+                [id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    fn claimable_requests(
+        &mut self,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(RequestId, SealId)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, seal_id FROM stamp_requests WHERE state = 'approved' \
+             AND (claimed_by IS NULL OR lease_until < ?1) ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now_ms, limit as i64], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn release_claims(&mut self) -> StoreResult<u64> {
+        let n = self.exec(
+            "UPDATE stamp_requests SET claimed_by = NULL, lease_until = NULL \
+             WHERE claimed_by IS NOT NULL",
+            [],
+        )?;
+        Ok(n as u64)
+    }
+
     fn insert_vote(&mut self, request: RequestId, v: &Vote) -> StoreResult<()> {
         self.exec(
             "INSERT INTO votes (request_id, approver, approve, comment, at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1343,134 +1146,5 @@ impl Tx for SqliteTx<'_> {
             .conn
             .execute("DELETE FROM ops_log WHERE at_ms < ?1", [before_ms])?;
         Ok(n as u64)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::mpsc;
-    use std::time::Duration;
-
-    use super::*;
-
-    /// Holds the writer inside a job until the returned sender is used, so writes queued
-    /// meanwhile run together in the next batch.
-    fn hold_writer(store: &Arc<Store>) -> (Sender<()>, std::thread::JoinHandle<()>) {
-        let (started, wait_started) = mpsc::channel();
-        let (release, wait_release) = mpsc::channel::<()>();
-        let store = store.clone();
-        let blocker = std::thread::spawn(move || {
-            store
-                .write(move |_tx| {
-                    started.send(()).unwrap();
-                    let _ = wait_release.recv();
-                    Ok::<_, StoreError>(())
-                })
-                .unwrap()
-        });
-        wait_started.recv().unwrap();
-        (release, blocker)
-    }
-
-    #[test]
-    fn a_failed_or_panicking_write_in_a_batch_rolls_back_only_its_own_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path().join("seald.db")).unwrap());
-        let before = store.stats();
-        let (release, blocker) = hold_writer(&store);
-        let mut handles = Vec::new();
-        for i in 0..12 {
-            let store = store.clone();
-            handles.push(std::thread::spawn(move || {
-                store.write(move |tx| {
-                    let name = format!("user-{i}");
-                    tx.insert_identity(&name, &[Role::Client], name.as_bytes(), 0)?;
-                    match i % 4 {
-                        1 => Err(StoreError::Failed("refused".into())),
-                        2 => {
-                            // A second change, then a failure: both must vanish.
-                            tx.insert_identity(&format!("{name}-b"), &[], b"x", 0)?;
-                            Err(StoreError::Failed("refused late".into()))
-                        }
-                        3 if i == 3 => panic!("a bug in a write"),
-                        _ => Ok(i),
-                    }
-                })
-            }));
-        }
-        // Let every writer queue its job behind the held one.
-        std::thread::sleep(Duration::from_millis(200));
-        release.send(()).unwrap();
-        blocker.join().unwrap();
-        let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        for (i, outcome) in outcomes.iter().enumerate() {
-            let ok = i % 4 == 0 || (i % 4 == 3 && i != 3);
-            assert_eq!(outcome.is_ok(), ok, "write {i}: {outcome:?}");
-        }
-        let after = store.stats();
-        assert!(
-            after.commits - before.commits <= 3,
-            "the writes did not share commits: {before:?} → {after:?}"
-        );
-        let names: Vec<String> = store
-            .read(|tx| tx.identities())
-            .unwrap()
-            .into_iter()
-            .map(|i| i.name)
-            .collect();
-        let mut expected: Vec<String> = (0..12)
-            .filter(|i| i % 4 == 0 || (i % 4 == 3 && *i != 3))
-            .map(|i| format!("user-{i}"))
-            .collect();
-        expected.sort();
-        assert_eq!(names, expected);
-        // The writer carries on after the failures.
-        store
-            .write(|tx| tx.insert_identity("later", &[], b"later", 0))
-            .unwrap();
-    }
-
-    #[test]
-    fn a_usage_log_head_read_after_a_rolled_back_append_is_the_committed_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path().join("seald.db")).unwrap());
-        let row = |seq: i64, prev: &[u8]| AuditRow {
-            seq,
-            at_ms: 0,
-            kind: "note".into(),
-            actor: "t".into(),
-            seal_id: None,
-            detail: "{}".into(),
-            prev_hash: prev.to_vec(),
-            hash: vec![seq as u8; 32],
-        };
-        store
-            .write(move |tx| {
-                assert_eq!(tx.audit_last()?, None);
-                tx.insert_audit(&row(1, &[0; 32]))
-            })
-            .unwrap();
-        let (release, blocker) = hold_writer(&store);
-        let first = {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                store.write(move |tx| {
-                    assert_eq!(tx.audit_last()?, Some((1, vec![1; 32])));
-                    tx.insert_audit(&row(2, &[1; 32]))?;
-                    assert_eq!(tx.audit_last()?, Some((2, vec![2; 32])));
-                    Err::<(), _>(StoreError::Failed("refused".into()))
-                })
-            })
-        };
-        std::thread::sleep(Duration::from_millis(100));
-        let second = {
-            let store = store.clone();
-            std::thread::spawn(move || store.write(|tx| tx.audit_last()))
-        };
-        std::thread::sleep(Duration::from_millis(100));
-        release.send(()).unwrap();
-        blocker.join().unwrap();
-        assert!(first.join().unwrap().is_err());
-        assert_eq!(second.join().unwrap().unwrap(), Some((1, vec![1; 32])));
     }
 }

@@ -74,6 +74,28 @@ pub trait Tx {
         at: Timestamp,
         failure: Option<&str>,
     ) -> StoreResult<()>;
+    /// Claims approved request `id` for signing by `owner` until `until_ms`, if nobody holds it
+    /// (never claimed, or its holder's lease ran out before `now_ms`); says whether it did.
+    fn claim_request(
+        &mut self,
+        id: RequestId,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Extends `owner`'s claim on `id` to `until_ms`; false if `owner` no longer holds it.
+    fn renew_claim(&mut self, id: RequestId, owner: &str, until_ms: i64) -> StoreResult<bool>;
+    /// Who holds the claim on request `id`, and until when (Unix ms), if anyone ever claimed it.
+    fn request_claim(&mut self, id: RequestId) -> StoreResult<Option<(String, i64)>>;
+    /// Approved requests nobody holds at `now_ms` (never claimed, or the lease ran out), as
+    /// `(request, seal)`, oldest first, at most `limit`.
+    fn claimable_requests(
+        &mut self,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(RequestId, SealId)>>;
+    /// Forgets every claim (a single-node store at start: no other node can hold one).
+    fn release_claims(&mut self) -> StoreResult<u64>;
     /// Adds a vote; a second vote by the same approver is a constraint error.
     fn insert_vote(&mut self, request: RequestId, vote: &Vote) -> StoreResult<()>;
     /// Documents of the seal's requests signed at or after `since` (what counts against a

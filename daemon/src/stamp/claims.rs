@@ -1,0 +1,124 @@
+//! Which process signs an approved request: a claim with a lease, renewed while it signs.
+//!
+//! On a store several nodes share (PostgreSQL), any node can take a request and vote, and the
+//! node that can reach the seal's device signs: a node leaves a request whose token it has not
+//! logged in, and every node looks every second for approved requests nobody holds (never
+//! claimed, or the holder's lease ran out because it died) and signs those it can. The claim
+//! is checked again in the transaction that keeps the signatures, so a request is released
+//! once even if two nodes signed it.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::approval::RequestId;
+use crate::runtime::Runtime;
+
+/// Most requests looked at per round.
+const ROUND: usize = 64;
+
+/// How often a node looks for requests nobody holds.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// Renews a claim every third of the lease until dropped.
+#[derive(Debug)]
+pub struct Renewal {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Renewal {
+    /// Starts renewing this process's claim on `id`.
+    pub fn start(runtime: &Runtime, id: RequestId) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let approvals = runtime.services.approvals.clone();
+        let lease = runtime.lease;
+        let thread = std::thread::Builder::new()
+            .name("seald-claim".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(lease / 3) {
+                    match approvals.renew_claim(id, lease) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(request = id, "the claim on this request was lost");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(request = id, error = %e, "cannot renew the claim")
+                        }
+                    }
+                }
+            })
+            .ok();
+        Self {
+            stop: Some(stop),
+            thread,
+        }
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Whether this node can sign with the token `serial` now: present and logged in here.
+pub fn can_sign_here(runtime: &Runtime, serial: &str) -> bool {
+    runtime
+        .devices
+        .token(serial)
+        .and_then(|owner| owner.logged_in())
+        .unwrap_or(false)
+}
+
+/// On a shared store: every second (or when woken), signs the approved requests nobody holds
+/// whose token this node has logged in.
+pub fn spawn_takeover(runtime: Arc<Runtime>) {
+    if !runtime.services.store.is_shared() {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            let rt = runtime.clone();
+            let due = tokio::task::spawn_blocking(move || claimable_here(&rt)).await;
+            for id in due.unwrap_or_default() {
+                super::spawn_signing(runtime.clone(), id);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(EVERY) => {}
+                _ = runtime.approved.notified() => {}
+            }
+        }
+    });
+}
+
+/// Approved requests nobody holds whose seal's token this node can sign with.
+fn claimable_here(runtime: &Runtime) -> Vec<RequestId> {
+    let claimable = match runtime.services.approvals.claimable(ROUND) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for approved requests to sign");
+            return Vec::new();
+        }
+    };
+    let mut serials = std::collections::HashMap::new();
+    claimable
+        .into_iter()
+        .filter(|(_, seal_id)| {
+            let usable = serials.entry(*seal_id).or_insert_with(|| {
+                runtime
+                    .services
+                    .registry
+                    .get(*seal_id)
+                    .ok()
+                    .is_some_and(|seal| can_sign_here(runtime, &seal.device_serial))
+            });
+            *usable
+        })
+        .map(|(id, _)| id)
+        .collect()
+}
