@@ -39,6 +39,8 @@ pub struct DemoOptions {
     pub extra_seals: bool,
     /// Address the daemon will listen on.
     pub listen: String,
+    /// A PostgreSQL URL for the store (default: `seald.db` in the directory).
+    pub store: Option<String>,
 }
 
 /// What was made.
@@ -276,8 +278,21 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
     let root = std::fs::read(ca.join("root.pem")).map_err(|e| format!("CA root: {e}"))?;
     let trust = Arc::new(TrustStore::from_pem_or_der(&root).map_err(|e| e.to_string())?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = dir.join("seald.db");
-    let services = Services::open(&store, clock.clone(), trust).map_err(|e| e.to_string())?;
+    let (location, store_lines) = match &opts.store {
+        Some(url) => (
+            crate::store::StoreLocation::postgres(crate::store::PgOptions::new(url), dir),
+            format!(
+                "store = \"{url}\"\n\n[postgres]\ndata_dir = \"{}\"\n",
+                dir.display()
+            ),
+        ),
+        None => {
+            let file = dir.join("seald.db");
+            let line = format!("store = \"{}\"\n", file.display());
+            (crate::store::StoreLocation::sqlite(file), line)
+        }
+    };
+    let services = Services::open_at(&location, clock.clone(), trust).map_err(|e| e.to_string())?;
     let admin = Caller::Local("seald-demo".into());
     let ids = &services.identities;
     let mut tokens = String::new();
@@ -384,9 +399,8 @@ pub fn provision(opts: &DemoOptions) -> Result<Provisioned, DemoError> {
     std::fs::write(
         &config,
         format!(
-            "# Made by `seald demo`.\nlisten = \"{}\"\nstore = \"{}\"\ntrust_roots = [\"{}\"]\n\n[maker]\ndevice_serial = \"{SERIAL}\"\nkey_id = \"01\"\n\n[[module]]\nname = \"hsm-sim\"\npath = \"{}\"\nprofile = \"{}\"\nmodel = \"ukey\"\n",
+            "# Made by `seald demo`.\nlisten = \"{}\"\ntrust_roots = [\"{}\"]\n{store_lines}\n[maker]\ndevice_serial = \"{SERIAL}\"\nkey_id = \"01\"\n\n[[module]]\nname = \"hsm-sim\"\npath = \"{}\"\nprofile = \"{}\"\nmodel = \"ukey\"\n",
             opts.listen,
-            store.display(),
             ca.join("root.pem").display(),
             module.display(),
             opts.profile

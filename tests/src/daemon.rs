@@ -111,6 +111,12 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon with SIGKILL (no clean-up of any kind) and reaps it.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The daemon's process id (to read its CPU time from `/proc`).
     pub fn pid(&self) -> u32 {
         self.child.id()

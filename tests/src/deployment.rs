@@ -112,9 +112,19 @@ impl Who {
 
 /// Runs `seald demo --setup-only` into `dir`; returns its stdout.
 pub fn provision(dir: &Path, profile: &str) {
-    let out = Command::new(bin("seald"))
+    provision_on(dir, profile, None)
+}
+
+/// [`provision`] with the store on the PostgreSQL database `store` when given.
+pub fn provision_on(dir: &Path, profile: &str, store: Option<&str>) {
+    let mut command = Command::new(bin("seald"));
+    if let Some(url) = store {
+        command.args(["demo", "--store", url]);
+    } else {
+        command.arg("demo");
+    }
+    let out = command
         .args([
-            "demo",
             "--setup-only",
             "--extra-seals",
             "--listen",
@@ -172,7 +182,40 @@ impl Deployment {
         Self::build(profile, extra, tune, &[], false)
     }
 
+    /// Like [`Deployment::hsm_sim_tuned`], with the store on the PostgreSQL database `store`,
+    /// `postgres` added to the config's `[postgres]` table, `extra` TOML appended, and the
+    /// daemon's log kept.
+    pub fn hsm_sim_on_postgres_with(
+        store: &str,
+        profile: &str,
+        device: &str,
+        module: &str,
+        postgres: &str,
+        extra: &str,
+    ) -> Self {
+        let tune = |demo: &Path| {
+            replace_model(&demo.join("hsm-sim.toml"), device);
+            replace_model(&demo.join("seald.toml"), module);
+            let config = demo.join("seald.toml");
+            let text = std::fs::read_to_string(&config).expect("config");
+            let text = text.replacen("[postgres]\n", &format!("[postgres]\n{postgres}"), 1);
+            std::fs::write(&config, text).expect("write config");
+        };
+        Self::build_on(Some(store), profile, extra, tune, &[], true)
+    }
+
     fn build(
+        profile: &str,
+        extra: &str,
+        prepare: impl FnOnce(&Path),
+        env: &[(&str, &Path)],
+        logged: bool,
+    ) -> Self {
+        Self::build_on(None, profile, extra, prepare, env, logged)
+    }
+
+    fn build_on(
+        store: Option<&str>,
         profile: &str,
         extra: &str,
         prepare: impl FnOnce(&Path),
@@ -181,7 +224,7 @@ impl Deployment {
     ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let demo = dir.path().join("demo");
-        provision(&demo, profile);
+        provision_on(&demo, profile, store);
         prepare(&demo);
         let config_text = std::fs::read_to_string(demo.join("seald.toml")).expect("config") + extra;
         let hsm_sim_conf = demo.join("hsm-sim.toml");
@@ -229,6 +272,23 @@ impl Deployment {
         &self.device_env.1
     }
 
+    /// Starts another daemon on the same store, token and config, with `extra` TOML appended;
+    /// its log is kept.
+    pub fn another_node(&self, extra: &str) -> Daemon {
+        let (var, path) = &self.device_env;
+        Daemon::start_logged(&format!("{}{extra}", self.config_text), &[(var, path)])
+    }
+
+    /// [`Deployment::another_node`] whose device config is `device_conf` (the same kind of
+    /// device as the deployment's, e.g. hsm-sim's config without a fault).
+    pub fn another_node_with_device(&self, extra: &str, device_conf: &Path) -> Daemon {
+        let (var, _) = &self.device_env;
+        Daemon::start_logged(
+            &format!("{}{extra}", self.config_text),
+            &[(var, device_conf)],
+        )
+    }
+
     /// Stops the daemon and starts a new one on the same store and token.
     pub fn restart(&mut self) {
         let (var, path) = &self.device_env;
@@ -256,6 +316,18 @@ impl Deployment {
         who: Option<Who>,
         body: Option<&Value>,
     ) -> RawResponse {
+        self.call_at(&self.daemon, method, path, who, body)
+    }
+
+    /// [`Deployment::call`] on `daemon` (another node of the deployment's store).
+    pub fn call_at(
+        &self,
+        daemon: &Daemon,
+        method: &str,
+        path: &str,
+        who: Option<Who>,
+        body: Option<&Value>,
+    ) -> RawResponse {
         let auth = who.map(|w| format!("Bearer {}", self.token(w)));
         let mut headers: Vec<(&str, &str)> = Vec::new();
         if let Some(auth) = &auth {
@@ -265,16 +337,22 @@ impl Deployment {
         if bytes.is_some() {
             headers.push(("Content-Type", "application/json"));
         }
-        self.daemon.raw(method, path, &headers, bytes.as_deref())
+        daemon.raw(method, path, &headers, bytes.as_deref())
     }
 
     /// Logs the custodian in with the PIN from the deployment's 0600 `login.json`.
     pub fn login_custodian(&self) {
+        self.login_custodian_at(&self.daemon)
+    }
+
+    /// [`Deployment::login_custodian`] on `daemon` (a token login is per node).
+    pub fn login_custodian_at(&self, daemon: &Daemon) {
         let body: Value = serde_json::from_slice(
             &std::fs::read(self.demo_dir().join("login.json")).expect("login.json"),
         )
         .expect("login json");
-        let r = self.call(
+        let r = self.call_at(
+            daemon,
             "POST",
             &format!("/v1/devices/{}/login", self.serial),
             Some(Who::Custodian),
@@ -295,15 +373,24 @@ impl Deployment {
 
     /// Subscribes as `who`, resuming after the SSE id `last_event_id` if given.
     pub fn subscribe_after(&self, who: Who, last_event_id: Option<&str>) -> Events {
+        self.subscribe_to(&self.daemon, who, last_event_id)
+    }
+
+    /// [`Deployment::subscribe`] to the events of `daemon` (another node of the store).
+    pub fn subscribe_at(&self, daemon: &Daemon, who: Who) -> Events {
+        self.subscribe_to(daemon, who, None)
+    }
+
+    fn subscribe_to(&self, daemon: &Daemon, who: Who, last_event_id: Option<&str>) -> Events {
         let (tx, rx) = mpsc::channel::<String>();
-        let mut stream = std::net::TcpStream::connect(self.daemon.authority()).expect("connect");
+        let mut stream = std::net::TcpStream::connect(daemon.authority()).expect("connect");
         let resume = last_event_id
             .map(|id| format!("Last-Event-ID: {id}\r\n"))
             .unwrap_or_default();
         write!(
             stream,
             "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n{resume}\r\n",
-            self.daemon.authority(),
+            daemon.authority(),
             self.token(who)
         )
         .expect("send");

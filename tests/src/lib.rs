@@ -13,6 +13,7 @@ pub mod ofd;
 pub mod openssl;
 pub mod pcsc;
 pub mod pdf;
+pub mod postgres;
 pub mod pty;
 pub mod revocation;
 pub mod sealctl;

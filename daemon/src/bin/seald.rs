@@ -41,6 +41,10 @@ enum Cmd {
         /// Set up only; do not start the daemon.
         #[arg(long)]
         setup_only: bool,
+        /// A PostgreSQL database to use as the store (`postgres://…`) instead of a SQLite
+        /// file in the directory; the directory keeps the token key and documents.
+        #[arg(long)]
+        store: Option<String>,
     },
 }
 
@@ -55,7 +59,8 @@ fn main() -> std::process::ExitCode {
             listen,
             extra_seals,
             setup_only,
-        }) => demo(dir, profile, listen, extra_seals, setup_only),
+            store,
+        }) => demo(dir, profile, listen, extra_seals, setup_only, store),
         None => prepare_isolation(&args.config).and_then(|()| {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -81,6 +86,7 @@ fn demo(
     listen: String,
     extra_seals: bool,
     setup_only: bool,
+    store: Option<String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let dir = dir.unwrap_or_else(|| {
         let stamp = std::time::SystemTime::now()
@@ -94,6 +100,7 @@ fn demo(
         profile,
         extra_seals,
         listen,
+        store,
     })?;
     println!("demo directory: {}", dir.display());
     println!("config: {}", made.config.display());
