@@ -92,8 +92,8 @@ mod tests {
         approvals: Approvals,
     }
 
-    fn open(path: &std::path::Path, clock: Arc<ManualClock>, pki: &Pki) -> Opened {
-        let s = Services::open(path, clock, pki.trust()).unwrap();
+    fn open(at: &crate::store::StoreLocation, clock: Arc<ManualClock>, pki: &Pki) -> Opened {
+        let s = Services::open_at(at, clock, pki.trust()).unwrap();
         Opened {
             log: s.audit,
             ids: s.identities,
@@ -105,7 +105,7 @@ mod tests {
     #[test]
     fn reopening_keeps_registry_identities_requests_and_log() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("seald.db");
+        let path = crate::store::testing::location(dir.path());
         let clock = Arc::new(ManualClock::new(datetime!(2026-03-02 02:00 UTC)));
         let root = Caller::Local("root".into());
         let now = clock.timestamp();

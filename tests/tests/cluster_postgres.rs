@@ -332,3 +332,109 @@ fn clean_hsm_sim_conf(d: &Deployment) -> PathBuf {
     std::fs::write(&path, clean).expect("write config");
     path
 }
+
+/// Asks for, and has both approvers approve, a stamp on `node`, retrying each step while the
+/// store is unavailable (503 `store_unavailable` or `unavailable`, never another failure);
+/// returns the request id and how many answers were 503.
+fn ask_through_outages(d: &Deployment, node: &Daemon, i: u32) -> (i64, usize) {
+    let mut unavailable = 0;
+    let mut call = |method: &str, path: &str, who: Who, body: Option<&Value>, ok: u16| loop {
+        let r = d.call_at(node, method, path, Some(who), body);
+        if r.status == ok {
+            return r;
+        }
+        // A vote whose commit's answer was lost with the connection may have been kept.
+        if unavailable > 0 && r.status == 409 && r.json()["code"] == "already_voted" {
+            return r;
+        }
+        assert_eq!(r.status, 503, "{method} {path}: {}", r.body);
+        let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            message.contains("PostgreSQL") || message.contains("store"),
+            "a 503 says what is wrong: {message}"
+        );
+        unavailable += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let body = json!({
+        "seal_id": 1,
+        "digests": [hex::encode(digest(11, i))],
+        "document_name": format!("licence-{i}.pdf"),
+        "purpose": "batch issuance",
+    });
+    let id = call("POST", "/v1/stamp-requests", Who::Client, Some(&body), 202).json()["id"]
+        .as_i64()
+        .expect("id");
+    for who in [Who::Approver1, Who::Approver2] {
+        call(
+            "POST",
+            &format!("/v1/stamp-requests/{id}/approve"),
+            who,
+            None,
+            200,
+        );
+    }
+    (id, unavailable)
+}
+
+#[test]
+fn postgres_restarted_under_load_fails_clearly_and_the_nodes_recover_by_themselves() {
+    // A server of its own: the shared one serves the other tests.
+    let Some(server) = seald_tests::postgres::PrivateServer::start() else {
+        return;
+    };
+    let url = seald::store::create_postgres_database(&server.url, "seald").expect("database");
+    let d = Deployment::hsm_sim_on_postgres_with(
+        &url,
+        "sansec",
+        DEVICE,
+        MODULE,
+        "",
+        "\n[api]\nrate_limit_per_second = 100000\nrate_limit_burst = 100000\n",
+    );
+    let b = d.another_node("");
+    d.login_custodian_at(&d.daemon);
+    d.login_custodian_at(&b);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (ids, unavailable) = std::thread::scope(|scope| {
+        let load: Vec<_> = [&d.daemon, &b]
+            .into_iter()
+            .enumerate()
+            .map(|(n, node)| {
+                let (d, stop) = (&d, &stop);
+                scope.spawn(move || {
+                    let mut ids = Vec::new();
+                    let mut unavailable = 0;
+                    let mut i = n as u32 * 10_000;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let (id, refused) = ask_through_outages(d, node, i);
+                        ids.push(id);
+                        unavailable += refused;
+                        i += 1;
+                    }
+                    (ids, unavailable)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(2));
+        server.down();
+        std::thread::sleep(Duration::from_secs(3));
+        server.up();
+        std::thread::sleep(Duration::from_secs(3));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        load.into_iter()
+            .map(|h| h.join().expect("load thread"))
+            .fold((Vec::new(), 0), |(mut ids, n), (more, m)| {
+                ids.extend(more);
+                (ids, n + m)
+            })
+    });
+    assert!(unavailable > 0, "the outage was seen by the clients");
+    // Every request acknowledged, before, during or after the outage, is signed exactly once.
+    let states = wait_all_final(&d, &b, &ids, Duration::from_secs(120));
+    assert_signed_once(&d, &d.daemon, &url, &ids, &states);
+    eprintln!(
+        "{} requests across a PostgreSQL restart; {unavailable} answers were 503 while it was down",
+        ids.len()
+    );
+}

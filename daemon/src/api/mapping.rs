@@ -24,7 +24,7 @@ impl From<SealError> for ApiError {
             SealError::NotUsable { .. } | SealError::OutsideValidity { .. } => {
                 ApiError::conflict("seal_not_usable", message)
             }
-            SealError::Store(_) => ApiError::internal(message),
+            SealError::Store(e) => store_error(&e, message),
             SealError::KeyMismatch { .. } => unprocessable("key_mismatch", message),
             SealError::Certificate(_) | SealError::CertificateWithoutOrganisation => {
                 unprocessable("certificate_refused", message)
@@ -86,8 +86,22 @@ impl From<ApprovalError> for ApiError {
             | ApprovalError::PinResetBySecurityOfficer { .. } => {
                 ApiError::conflict("pin_change_required", message)
             }
+            ApprovalError::Store(e) => store_error(&e, message),
             _ => ApiError::internal(message),
         }
+    }
+}
+
+/// 503 `store_unavailable` while the database cannot be reached (retry later), else 500.
+fn store_error(e: &crate::store::StoreError, message: String) -> ApiError {
+    if e.is_unavailable() {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        )
+    } else {
+        ApiError::internal(message)
     }
 }
 
@@ -116,7 +130,7 @@ impl From<crate::custody::CustodyError> for ApiError {
                 ApiError::forbidden("not_your_token", e.to_string())
             }
             CustodyError::NotYourSeal { .. } => ApiError::forbidden("not_your_seal", e.to_string()),
-            CustodyError::Store(_) => ApiError::internal(e.to_string()),
+            CustodyError::Store(ref s) => store_error(s, e.to_string()),
         }
     }
 }

@@ -36,6 +36,10 @@ pub enum StoreError {
     /// A write could not be committed; nothing of it was stored.
     #[error("the store could not write ({0}); nothing of this change was stored")]
     Failed(String),
+    /// The database cannot be reached now (PostgreSQL down or restarting); nothing was
+    /// written. seald connects again by itself.
+    #[error("the store cannot be reached ({0}); nothing was changed; seald reconnects by itself, so retry in a moment")]
+    Unavailable(String),
     /// The writer thread has stopped, or failed on this write; nothing of it was written.
     #[error("the write was not stored: the store's writer stopped or failed on it (see seald's log); restart seald if it persists")]
     WriterStopped,
@@ -65,6 +69,32 @@ fn postgres_message(e: &tokio_postgres::Error) -> String {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached (as opposed to refusing what was asked).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Postgres(e) => match e.as_db_error() {
+                None => true,
+                // Class 08: connection exception; 57: operator intervention (shutdown).
+                Some(db) => {
+                    let code = db.code().code();
+                    code.starts_with("08") || code.starts_with("57")
+                }
+            },
+            _ => false,
+        }
+    }
+
+    /// The same error for another waiting write: an unreachable database stays
+    /// [`StoreError::Unavailable`], anything else becomes [`StoreError::Failed`] saying `what`.
+    pub fn retold(&self, what: &str) -> StoreError {
+        if self.is_unavailable() {
+            StoreError::Unavailable(self.to_string())
+        } else {
+            StoreError::Failed(format!("{what}: {self}"))
+        }
+    }
+
     /// Whether this is a uniqueness violation on a constraint or index naming `column`.
     pub fn is_unique_violation(&self, column: &str) -> bool {
         match self {

@@ -179,24 +179,21 @@ fn run_batch(conn: &mut impl BatchConn, batch: Vec<Job>, stats: &Counters) {
             if conn.in_transaction() {
                 let _ = conn.control("ROLLBACK");
             }
-            let msg = format!("cannot begin a transaction: {e}");
             for job in batch {
-                (job.complete)(Err(StoreError::Failed(msg.clone())));
+                (job.complete)(Err(e.retold("cannot begin a transaction")));
             }
             return;
         }
     };
     let mut completions = Vec::with_capacity(batch.len());
     let mut jobs = batch.into_iter();
-    let mut lost = None;
+    let mut lost: Option<StoreError> = None;
     for Job { run, complete } in jobs.by_ref() {
         if let Err(e) = conn.control("SAVEPOINT job") {
-            complete(Err(StoreError::Failed(format!(
-                "cannot open a savepoint: {e}"
-            ))));
+            complete(Err(e.retold("cannot open a savepoint")));
             head = None;
             if !conn.in_transaction() {
-                lost = Some(e.to_string());
+                lost = Some(e);
                 break;
             }
             continue;
@@ -226,33 +223,32 @@ fn run_batch(conn: &mut impl BatchConn, batch: Vec<Job>, stats: &Counters) {
             }
         }
         if let Err(e) = undone {
-            lost = Some(format!("cannot roll back a failed write: {e}"));
+            lost = Some(e);
             break;
         }
         if !conn.in_transaction() {
             // The engine ended the transaction itself (SQLite rolls back on some I/O and
             // memory errors; a PostgreSQL connection can drop): the jobs before this one are
             // gone, and no later job may run outside the batch's transaction.
-            lost = Some("the transaction was rolled back".to_owned());
+            lost = Some(StoreError::Failed("the transaction was rolled back".into()));
             break;
         }
     }
     let committed = match lost {
-        Some(msg) => {
-            tracing::error!("store: {msg}; failing the whole batch");
+        Some(e) => {
+            tracing::error!("store: a write batch was lost ({e}); failing the whole batch");
             if conn.in_transaction() {
                 let _ = conn.control("ROLLBACK");
             }
             for job in jobs {
-                (job.complete)(Err(StoreError::Failed(format!("commit failed: {msg}"))));
+                (job.complete)(Err(e.retold("commit failed")));
             }
-            Err(msg)
+            Err(e)
         }
-        None => conn.control("COMMIT").map_err(|e| {
+        None => conn.control("COMMIT").inspect_err(|_| {
             if conn.in_transaction() {
                 let _ = conn.control("ROLLBACK");
             }
-            e.to_string()
         }),
     };
     if committed.is_ok() {
@@ -263,7 +259,7 @@ fn run_batch(conn: &mut impl BatchConn, batch: Vec<Job>, stats: &Counters) {
         match (&committed, own_err) {
             (Ok(()), None) => complete(Ok(())),
             (Ok(()), Some(e)) => complete(Err(e)),
-            (Err(msg), _) => complete(Err(StoreError::Failed(format!("commit failed: {msg}")))),
+            (Err(e), _) => complete(Err(e.retold("commit failed"))),
         }
     }
 }

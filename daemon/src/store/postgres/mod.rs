@@ -181,11 +181,13 @@ impl Connector {
         let client = block_on(task)
             .map_err(|e| StoreError::Failed(format!("PostgreSQL connect task failed: {e}")))?
             .map_err(|e| {
-                StoreError::Failed(format!(
-                    "cannot reach PostgreSQL at {}: {}",
-                    self.target,
-                    StoreError::from(e)
-                ))
+                let why = StoreError::from(e);
+                let text = format!("cannot reach PostgreSQL at {}: {why}", self.target);
+                if why.is_unavailable() {
+                    StoreError::Unavailable(text)
+                } else {
+                    StoreError::Failed(text)
+                }
             })?;
         Ok(PgConn::new(client))
     }
