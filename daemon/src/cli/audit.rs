@@ -20,7 +20,7 @@ use crate::store::Store;
 /// Check, export or prune the usage log.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// The seald store (SQLite file).
+    /// The seald store: a SQLite file, or a `postgres://` URL (with `SEALD_DATA_DIR`).
     #[arg(long, value_name = "PATH")]
     pub store: PathBuf,
     #[command(subcommand)]

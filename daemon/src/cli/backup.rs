@@ -28,8 +28,23 @@ fn head(report: &crate::audit::VerifyReport) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// Refuses a PostgreSQL store: its backups are PostgreSQL's own (docs/postgres.md).
+fn sqlite_only(store: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    if crate::store::is_postgres_url(&store.to_string_lossy()) {
+        return Err(
+            "sealctl backup and restore work on a SQLite store; back up a PostgreSQL store \
+             with pg_dump (and the data directory's seald.token-key and seald.documents/), then \
+             check the copy with `sealctl audit --store <copy> verify --expect-head <head>`; \
+             see docs/postgres.md"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// `sealctl backup`.
 pub fn run_backup(args: BackupArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    sqlite_only(&args.store)?;
     let report = backup::create(&args.store, &args.file)?;
     println!(
         "backup written to {} ({} bytes, mode 0600): {} usage-log records, chain head {}, token key {}, {} stored documents",
@@ -46,6 +61,7 @@ pub fn run_backup(args: BackupArgs) -> Result<ExitCode, Box<dyn std::error::Erro
 
 /// `sealctl restore`.
 pub fn run_restore(args: BackupArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    sqlite_only(&args.store)?;
     let report = backup::restore(&args.file, &args.store, args.force)?;
     println!(
         "restored {} from {}: {} usage-log records verified, chain head {}, {} stored documents",

@@ -18,7 +18,7 @@ use crate::store::Store;
 /// Hand a seal to another custodian.
 #[derive(Debug, Args)]
 pub struct CustodyArgs {
-    /// The seald store (SQLite file).
+    /// The seald store: a SQLite file, or a `postgres://` URL (with `SEALD_DATA_DIR`).
     #[arg(long, value_name = "PATH", global = true)]
     store: Option<PathBuf>,
     /// Go through the running daemon at this URL (e.g. http://127.0.0.1:7780).

@@ -23,7 +23,7 @@ use crate::store::Store;
 pub struct PinArgs {
     #[command(flatten)]
     token: TokenArgs,
-    /// The seald store (SQLite file) whose usage log records PIN changes.
+    /// The seald store (SQLite file or `postgres://` URL) whose usage log records PIN changes.
     #[arg(long, value_name = "PATH")]
     store: PathBuf,
     #[command(subcommand)]

@@ -25,7 +25,7 @@ use crate::store::Store;
 /// Show seals and change their state (revoked and lost are final).
 #[derive(Debug, Args)]
 pub struct SealArgs {
-    /// The seald store (SQLite file).
+    /// The seald store: a SQLite file, or a `postgres://` URL (with `SEALD_DATA_DIR`).
     #[arg(long, value_name = "PATH")]
     pub store: Option<PathBuf>,
     /// Change state through the running daemon at this URL (e.g. http://127.0.0.1:7780).

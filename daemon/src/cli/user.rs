@@ -13,7 +13,8 @@ use crate::store::Store;
 /// Manage client apps and people (admins only: needs write access to the store).
 #[derive(Debug, Args)]
 pub struct UserArgs {
-    /// The seald store (SQLite file); its token key is `<store>.token-key`.
+    /// The seald store: a SQLite file (token key `<store>.token-key`) or a `postgres://` URL
+    /// (token key `$SEALD_DATA_DIR/seald.token-key`).
     #[arg(long, value_name = "PATH")]
     pub store: PathBuf,
     #[command(subcommand)]
@@ -57,7 +58,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 /// Runs `sealctl user …`.
 pub fn run(args: UserArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let store = Arc::new(Store::open(&args.store)?);
-    let key = Arc::new(TokenKey::load_or_create(&key_path_for(&args.store))?);
+    let key = Arc::new(TokenKey::load_or_create(&key_path_for(store.path()))?);
     let ids = Identities::new(store, Arc::new(SystemClock), key);
     let me = Caller::local_from_env();
     match args.command {
