@@ -1184,4 +1184,37 @@ mod tests {
         std::fs::write(&missing, b"").unwrap();
         require_store(&missing, false).unwrap();
     }
+
+    #[test]
+    fn a_postgres_store_keeps_its_url_and_its_files_under_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seald.toml");
+        std::fs::write(
+            &path,
+            "store = \"postgres://seald:pw@db:5432/seald\"\n[postgres]\ndata_dir = \"data\"\n\
+             ca_file = \"ca.pem\"\nlease_secs = 10\nnode = \"n1\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        let location = c.store_location();
+        match &location.database {
+            crate::store::Database::Postgres(o) => {
+                assert_eq!(o.url, "postgres://seald:pw@db:5432/seald");
+                assert_eq!(
+                    o.ca_file.as_deref(),
+                    Some(dir.path().join("ca.pem").as_path())
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(location.files, dir.path().join("data").join("seald"));
+        assert_eq!(c.store_display(), "postgres://seald:***@db:5432/seald");
+        assert_eq!(c.node_name(), "n1");
+        assert_eq!(c.postgres.lease_secs, 10);
+        // A PostgreSQL store is never a missing file.
+        require_store(&c.store, false).unwrap();
+        let err =
+            Config::parse("store = \"postgres://db/s\"\n[postgres]\nlease_secs = 1\n").unwrap_err();
+        assert!(err.to_string().contains("lease_secs"), "{err}");
+    }
 }

@@ -1063,3 +1063,67 @@ fn uploaded_files_go_with_the_request_and_every_one_must_be_sealed() {
     let due = w.f.store.read(|tx| tx.final_uploads()).unwrap();
     assert_eq!(due.len(), 2);
 }
+
+#[test]
+fn a_claim_holds_until_its_lease_runs_out_and_only_its_holder_keeps_signatures() {
+    let w = world();
+    let r = approved(&w, &[1]);
+    let lease = std::time::Duration::from_secs(30);
+    let node_a = w.approvals.clone().with_claimant("a/1-00");
+    let node_b = w.approvals.clone().with_claimant("b/2-00");
+    assert_eq!(node_b.claimable(10).unwrap(), vec![(r.id, w.seal)]);
+    assert!(node_a.claim(r.id, lease).unwrap(), "nobody held it");
+    assert!(!node_b.claim(r.id, lease).unwrap(), "a holds it");
+    assert!(
+        !node_a.claim(r.id, lease).unwrap(),
+        "not twice, even by its holder"
+    );
+    assert!(node_b.claimable(10).unwrap().is_empty());
+    // a renews at 20 s; at 40 s the renewed lease (till 50 s) still holds.
+    w.f.clock.advance(time::Duration::seconds(20));
+    assert!(node_a.renew_claim(r.id, lease).unwrap());
+    w.f.clock.advance(time::Duration::seconds(20));
+    assert!(!node_b.claim(r.id, lease).unwrap());
+    // a stops renewing (it died): after the lease, b takes the request over.
+    w.f.clock.advance(time::Duration::seconds(11));
+    assert_eq!(node_b.claimable(10).unwrap(), vec![(r.id, w.seal)]);
+    assert!(node_b.claim(r.id, lease).unwrap());
+    assert!(
+        !node_a.renew_claim(r.id, lease).unwrap(),
+        "a's claim is gone"
+    );
+    // a, slow rather than dead, signed too: nothing of it is kept, nor may it fail the request.
+    let refused = node_a
+        .mark_signed(&Caller::Daemon, r.id, signed_all(&r))
+        .unwrap_err();
+    assert!(
+        matches!(&refused, ApprovalError::ClaimedElsewhere { holder, .. } if holder == "b/2-00"),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        node_a.mark_failed(&Caller::Daemon, r.id, "timed out"),
+        Err(ApprovalError::ClaimedElsewhere { .. })
+    ));
+    let signed = node_b
+        .mark_signed(&Caller::Daemon, r.id, signed_all(&r))
+        .unwrap();
+    assert_eq!(signed.state, RequestState::Signed);
+    assert!(
+        !node_a.claim(r.id, lease).unwrap(),
+        "a signed request is not claimable"
+    );
+    assert!(node_a.claimable(10).unwrap().is_empty());
+}
+
+#[test]
+fn releasing_claims_frees_what_a_stopped_process_held() {
+    let w = world();
+    let r = approved(&w, &[2]);
+    let lease = std::time::Duration::from_secs(30);
+    let before = w.approvals.clone().with_claimant("seald/1-aa");
+    assert!(before.claim(r.id, lease).unwrap());
+    let after = w.approvals.clone().with_claimant("seald/2-bb");
+    assert!(!after.claim(r.id, lease).unwrap());
+    assert_eq!(after.release_claims().unwrap(), 1);
+    assert!(after.claim(r.id, lease).unwrap());
+}

@@ -10,6 +10,8 @@
 mod conn;
 mod notify;
 pub(crate) mod schema;
+#[cfg(test)]
+mod tests;
 mod tx;
 
 use std::path::PathBuf;
