@@ -11,7 +11,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::approval::RequestId;
+use crate::approval::{ApprovalError, PinMode, RequestId};
+use crate::identity::Caller;
 use crate::runtime::Runtime;
 
 /// Most requests looked at per round.
@@ -75,6 +76,21 @@ pub fn can_sign_here(runtime: &Runtime, serial: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether this node can sign request `id` now: its seal's token is logged in here and, under
+/// `pin_mode = each-stamp`, that login was given for this request (on this node).
+pub fn signable_here(runtime: &Runtime, id: RequestId) -> Result<bool, ApprovalError> {
+    let approvals = &runtime.services.approvals;
+    let request = approvals.get(&Caller::Daemon, id)?;
+    let seal = runtime.services.registry.get(request.seal_id)?;
+    if !can_sign_here(runtime, &seal.device_serial) {
+        return Ok(false);
+    }
+    let each_stamp = approvals
+        .policy(request.seal_id)?
+        .is_some_and(|p| p.pin_mode == PinMode::EachStamp);
+    Ok(!each_stamp || runtime.login_bound_to(&seal.device_serial) == Some(id))
+}
+
 /// On a shared store: every second (or when woken), signs the approved requests nobody holds
 /// whose token this node has logged in.
 pub fn spawn_takeover(runtime: Arc<Runtime>) {
@@ -105,20 +121,9 @@ fn claimable_here(runtime: &Runtime) -> Vec<RequestId> {
             return Vec::new();
         }
     };
-    let mut serials = std::collections::HashMap::new();
     claimable
         .into_iter()
-        .filter(|(_, seal_id)| {
-            let usable = serials.entry(*seal_id).or_insert_with(|| {
-                runtime
-                    .services
-                    .registry
-                    .get(*seal_id)
-                    .ok()
-                    .is_some_and(|seal| can_sign_here(runtime, &seal.device_serial))
-            });
-            *usable
-        })
+        .filter(|(id, _)| signable_here(runtime, *id).unwrap_or(false))
         .map(|(id, _)| id)
         .collect()
 }

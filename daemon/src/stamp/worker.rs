@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use super::batch::sign_documents;
-use super::claims::{can_sign_here, Renewal};
+use super::claims::{signable_here, Renewal};
 use super::documents::{discard, seal_files, SealContext, SealedFile};
 use crate::approval::{rules, ApprovalError, PinMode, RequestId, SigningTicket, StampRequest};
 use crate::audit::NewRecord;
@@ -96,16 +96,8 @@ impl From<DeviceError> for StampError {
 pub fn run(state: &Runtime, id: RequestId) -> Result<StampRequest, StampError> {
     let approvals = &state.services.approvals;
     let started = Instant::now();
-    if state.services.store.is_shared() {
-        let request = approvals.get(&Caller::Daemon, id)?;
-        let seal = state
-            .services
-            .registry
-            .get(request.seal_id)
-            .map_err(crate::approval::ApprovalError::from)?;
-        if !can_sign_here(state, &seal.device_serial) {
-            return Err(StampError::LeftForAnotherNode(id));
-        }
+    if state.services.store.is_shared() && !signable_here(state, id)? {
+        return Err(StampError::LeftForAnotherNode(id));
     }
     if !approvals.claim(id, state.lease)? {
         return Err(StampError::NotClaimed(id));

@@ -109,3 +109,22 @@ fn sslmode_require_without_a_ca_is_refused_with_what_to_set() {
         Connector::new(&PgOptions::new("postgres://seald@db/seald?sslmode=require")).unwrap_err();
     assert!(err.to_string().contains("ca_file"), "{err}");
 }
+
+#[test]
+#[ignore = "a measurement, not a check: cargo test -p seald --release --lib round_trip -- --ignored --nocapture"]
+fn round_trip() {
+    let Some(url) = database() else { return };
+    let connector = Connector::new(&PgOptions::new(&url)).unwrap();
+    let mut conn = connector.connect().unwrap();
+    let n = 5000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        conn.query_one("SELECT 1::BIGINT", &[]).unwrap();
+    }
+    eprintln!("prepared SELECT: {:?} per round trip", t.elapsed() / n);
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        conn.batch("SELECT 1").unwrap();
+    }
+    eprintln!("simple query: {:?} per round trip", t.elapsed() / n);
+}
