@@ -280,8 +280,13 @@ fn ukey_position_keyword_riding_batch_download_verify_and_backup() {
         "{}",
         String::from_utf8_lossy(&restore.stderr)
     );
-    let restored = std::fs::read(elsewhere.join(format!("seald.db.documents/sealed/{id}-1.ofd")))
+    let sealed_dir = elsewhere.join("seald.db.documents/sealed");
+    let name = std::fs::read_dir(&sealed_dir)
+        .expect("sealed files restored")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|n| n.starts_with(&format!("{id}-1-")) && n.ends_with(".ofd"))
         .expect("the sealed file was restored");
+    let restored = std::fs::read(sealed_dir.join(name)).expect("read the restored file");
     assert_eq!(restored, sealed[0]);
 }
 

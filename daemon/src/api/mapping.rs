@@ -137,7 +137,10 @@ impl From<crate::custody::CustodyError> for ApiError {
 
 impl From<AuditError> for ApiError {
     fn from(e: AuditError) -> Self {
-        ApiError::internal(e.to_string())
+        match &e {
+            AuditError::Store(s) => store_error(s, e.to_string()),
+            _ => ApiError::internal(e.to_string()),
+        }
     }
 }
 

@@ -559,11 +559,21 @@ impl Approvals {
             .write(move |tx| tx.renew_claim(id, &claimant, until_ms))?)
     }
 
-    /// Approved requests nobody holds now (never claimed, or the claim ran out), as
-    /// `(request, seal)`, oldest first.
-    pub fn claimable(&self, limit: usize) -> Result<Vec<(RequestId, SealId)>, ApprovalError> {
+    /// Approved requests of the seals `seals` nobody holds now (never claimed, or the claim
+    /// ran out), oldest first, at most `limit` per seal.
+    pub fn claimable(
+        &self,
+        seals: &[SealId],
+        limit: usize,
+    ) -> Result<Vec<RequestId>, ApprovalError> {
         let now_ms = unix_ms(self.clock.now());
-        Ok(self.store.read(|tx| tx.claimable_requests(now_ms, limit))?)
+        Ok(self.store.read(|tx| {
+            let mut ids = Vec::new();
+            for &seal in seals {
+                ids.extend(tx.claimable_requests(seal, now_ms, limit)?);
+            }
+            Ok::<_, StoreError>(ids)
+        })?)
     }
 
     /// Forgets every claim: at the start of a daemon on a store no other node uses.

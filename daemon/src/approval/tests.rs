@@ -1071,14 +1071,14 @@ fn a_claim_holds_until_its_lease_runs_out_and_only_its_holder_keeps_signatures()
     let lease = std::time::Duration::from_secs(30);
     let node_a = w.approvals.clone().with_claimant("a/1-00");
     let node_b = w.approvals.clone().with_claimant("b/2-00");
-    assert_eq!(node_b.claimable(10).unwrap(), vec![(r.id, w.seal)]);
+    assert_eq!(node_b.claimable(&[w.seal], 10).unwrap(), vec![r.id]);
     assert!(node_a.claim(r.id, lease).unwrap(), "nobody held it");
     assert!(!node_b.claim(r.id, lease).unwrap(), "a holds it");
     assert!(
         !node_a.claim(r.id, lease).unwrap(),
         "not twice, even by its holder"
     );
-    assert!(node_b.claimable(10).unwrap().is_empty());
+    assert!(node_b.claimable(&[w.seal], 10).unwrap().is_empty());
     // a renews at 20 s; at 40 s the renewed lease (till 50 s) still holds.
     w.f.clock.advance(time::Duration::seconds(20));
     assert!(node_a.renew_claim(r.id, lease).unwrap());
@@ -1086,7 +1086,7 @@ fn a_claim_holds_until_its_lease_runs_out_and_only_its_holder_keeps_signatures()
     assert!(!node_b.claim(r.id, lease).unwrap());
     // a stops renewing (it died): after the lease, b takes the request over.
     w.f.clock.advance(time::Duration::seconds(11));
-    assert_eq!(node_b.claimable(10).unwrap(), vec![(r.id, w.seal)]);
+    assert_eq!(node_b.claimable(&[w.seal], 10).unwrap(), vec![r.id]);
     assert!(node_b.claim(r.id, lease).unwrap());
     assert!(
         !node_a.renew_claim(r.id, lease).unwrap(),
@@ -1112,7 +1112,7 @@ fn a_claim_holds_until_its_lease_runs_out_and_only_its_holder_keeps_signatures()
         !node_a.claim(r.id, lease).unwrap(),
         "a signed request is not claimable"
     );
-    assert!(node_a.claimable(10).unwrap().is_empty());
+    assert!(node_a.claimable(&[w.seal], 10).unwrap().is_empty());
 }
 
 #[test]

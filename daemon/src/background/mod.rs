@@ -22,6 +22,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// give to [`spawn`]). Nothing can be uploaded, approved or sealed meanwhile, so no file in use
 /// is removed and no request gets two workers.
 pub fn recover(runtime: &Runtime) -> Vec<RequestId> {
+    if runtime.services.store.is_shared() {
+        // Other nodes upload, seal and sign meanwhile (their files in progress are named by
+        // no row yet); what nobody holds is found by the takeover round.
+        return Vec::new();
+    }
     match runtime.services.store.read(|tx| tx.document_paths()) {
         Ok(named) => match runtime.documents.remove_strays(&named) {
             Ok(0) => {}
@@ -29,10 +34,6 @@ pub fn recover(runtime: &Runtime) -> Vec<RequestId> {
             Err(e) => tracing::error!(error = %e, "cannot tidy the documents directory"),
         },
         Err(e) => tracing::error!(error = %e, "cannot list the stored documents"),
-    }
-    if runtime.services.store.is_shared() {
-        // Other nodes may be signing; what nobody holds is found by the takeover round.
-        return Vec::new();
     }
     // No other process signs on this store: claims left by a stopped daemon are void.
     if let Err(e) = runtime.services.approvals.release_claims() {

@@ -57,6 +57,15 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 /// Runs `sealctl user …`.
 pub fn run(args: UserArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    if crate::store::is_postgres_url(&args.store.to_string_lossy())
+        && std::env::var_os("SEALD_DATA_DIR").is_none()
+    {
+        return Err(
+            "with a PostgreSQL store, set SEALD_DATA_DIR to the data directory holding \
+             the nodes' seald.token-key ([postgres] data_dir): tokens are hashed with it"
+                .into(),
+        );
+    }
     let store = Arc::new(Store::open(&args.store)?);
     let key = Arc::new(TokenKey::load_or_create(&key_path_for(store.path()))?);
     let ids = Identities::new(store, Arc::new(SystemClock), key);

@@ -52,6 +52,8 @@ pub struct Runtime {
     /// How long this process's claim on an approved request lasts unrenewed (`[postgres]
     /// lease_secs`); renewed every third of it while the request is signed.
     pub lease: std::time::Duration,
+    /// The requests this process is signing now (one worker per request).
+    pub signing: crate::stamp::claims::InFlight,
     /// Woken when a request is approved on another node (shared stores): the takeover round
     /// looks at once instead of at its next second.
     pub approved: tokio::sync::Notify,
@@ -74,6 +76,7 @@ impl Runtime {
             tsa: None,
             revocation: None,
             lease: std::time::Duration::from_secs(30),
+            signing: Default::default(),
             approved: tokio::sync::Notify::new(),
         }
     }

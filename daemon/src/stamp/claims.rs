@@ -15,11 +15,40 @@ use crate::approval::{ApprovalError, PinMode, RequestId};
 use crate::identity::Caller;
 use crate::runtime::Runtime;
 
-/// Most requests looked at per round.
+/// Most requests looked at per seal and round.
 const ROUND: usize = 64;
 
 /// How often a node looks for requests nobody holds.
 const EVERY: Duration = Duration::from_secs(1);
+
+/// The requests this process is signing now.
+#[derive(Debug, Default)]
+pub struct InFlight(std::sync::Mutex<std::collections::HashSet<RequestId>>);
+
+/// This process signs a request while it is held; dropped, the request is free again.
+#[derive(Debug)]
+pub struct Signing<'a> {
+    set: &'a InFlight,
+    id: RequestId,
+}
+
+impl InFlight {
+    /// Marks `id` as being signed here, unless it already is.
+    pub fn start(&self, id: RequestId) -> Option<Signing<'_>> {
+        let fresh = self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+        fresh.then_some(Signing { set: self, id })
+    }
+}
+
+impl Drop for Signing<'_> {
+    fn drop(&mut self) {
+        self.set
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
 
 /// Renews a claim every third of the lease until dropped.
 #[derive(Debug)]
@@ -112,18 +141,37 @@ pub fn spawn_takeover(runtime: Arc<Runtime>) {
     });
 }
 
-/// Approved requests nobody holds whose seal's token this node can sign with.
+/// Approved requests nobody holds whose seal's token this node can sign with (looked for per
+/// seal, so requests this node cannot sign never hide those it can).
 fn claimable_here(runtime: &Runtime) -> Vec<RequestId> {
-    let claimable = match runtime.services.approvals.claimable(ROUND) {
-        Ok(c) => c,
+    let seals = match runtime.services.registry.list() {
+        Ok(seals) => seals,
         Err(e) => {
             tracing::warn!(error = %e, "cannot look for approved requests to sign");
             return Vec::new();
         }
     };
-    claimable
+    let mut reachable = std::collections::HashMap::new();
+    let mine: Vec<_> = seals
         .into_iter()
-        .filter(|(id, _)| signable_here(runtime, *id).unwrap_or(false))
-        .map(|(id, _)| id)
-        .collect()
+        .filter(|seal| {
+            *reachable
+                .entry(seal.device_serial.clone())
+                .or_insert_with(|| can_sign_here(runtime, &seal.device_serial))
+        })
+        .map(|seal| seal.id)
+        .collect();
+    if mine.is_empty() {
+        return Vec::new();
+    }
+    match runtime.services.approvals.claimable(&mine, ROUND) {
+        Ok(ids) => ids
+            .into_iter()
+            .filter(|id| signable_here(runtime, *id).unwrap_or(false))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for approved requests to sign");
+            Vec::new()
+        }
+    }
 }

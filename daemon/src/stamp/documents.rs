@@ -230,6 +230,8 @@ pub fn seal_files(
     // are what the engine reads (a file replaced after the check is not the one sealed); a
     // very large batch is opened and hashed again per file instead, to bound open files.
     let keep = rows.len() <= KEEP_OPEN;
+    let attempt = attempt_name();
+    let attempt = attempt.as_str();
     let mut checked = Vec::with_capacity(if keep { rows.len() } else { 0 });
     for row in rows {
         let file = open_checked(docs, row)?;
@@ -252,7 +254,7 @@ pub fn seal_files(
             name: f.name.clone(),
             why: e.to_string(),
         };
-        let (temp, out) = docs.sealed_temp(id, f.n).map_err(write)?;
+        let (temp, out) = docs.sealed_temp(id, f.n, attempt).map_err(write)?;
         let sealed = {
             let mut writer = BufWriter::new(&out);
             let sealed = seal_document(row, input, &mut writer, context);
@@ -274,7 +276,7 @@ pub fn seal_files(
                 return Err(e);
             }
         };
-        let relative = match docs.commit_sealed(&temp, out, id, f.n) {
+        let relative = match docs.commit_sealed(&temp, out, id, f.n, attempt) {
             Ok(relative) => relative,
             Err(e) => {
                 let _ = std::fs::remove_file(&temp);
@@ -299,11 +301,18 @@ pub fn seal_files(
         Err(e) => {
             // Sealed files of this attempt that another thread finished: nothing names them.
             for row in rows {
-                let _ = docs.remove(&DocumentStore::sealed_name(id, row.file.n));
+                let _ = docs.remove(&DocumentStore::sealed_name(id, row.file.n, attempt));
             }
             Err(e)
         }
     }
+}
+
+/// A name for one signing attempt's files (random: attempts on different nodes never meet).
+fn attempt_name() -> String {
+    let mut random = [0u8; 4];
+    let _ = getrandom::fill(&mut random);
+    hex::encode(random)
 }
 
 /// Removes the sealed files `sealed` (their request was not marked signed after all).

@@ -99,6 +99,10 @@ pub fn run(state: &Runtime, id: RequestId) -> Result<StampRequest, StampError> {
     if state.services.store.is_shared() && !signable_here(state, id)? {
         return Err(StampError::LeftForAnotherNode(id));
     }
+    // One worker per request in this process, even if its own claim ran out meanwhile.
+    let Some(_signing) = state.signing.start(id) else {
+        return Err(StampError::NotClaimed(id));
+    };
     if !approvals.claim(id, state.lease)? {
         return Err(StampError::NotClaimed(id));
     }
@@ -141,25 +145,29 @@ pub fn run(state: &Runtime, id: RequestId) -> Result<StampRequest, StampError> {
             });
             Ok(request)
         }
-        Err(StampError::Approval(ApprovalError::ClaimedElsewhere { id, holder })) => {
-            // The other node signs and reports it; nothing of this attempt is kept.
-            tracing::warn!(request = id, %holder, "request taken over by another node; not kept here");
-            Err(StampError::Approval(ApprovalError::ClaimedElsewhere {
-                id,
-                holder,
-            }))
-        }
         Err(e) => {
             state.signing_keys.forget(&serial);
             // The PIN entry given for this request is spent, whatever the outcome.
             if ticket.pin_mode == PinMode::EachStamp && state.login_bound_to(&serial) == Some(id) {
                 end_each_stamp_login(state, &serial);
             }
+            if let StampError::Approval(a) = &e {
+                if matches!(a, ApprovalError::ClaimedElsewhere { .. }) || is_store_unavailable(a) {
+                    // Another node took the request over and reports it, or the store could
+                    // not say whether the signatures were kept: the request is left as the
+                    // store has it (a claim that runs out is taken over and signed again).
+                    tracing::warn!(request = id, error = %e, "stamp not recorded here");
+                    return Err(e);
+                }
+            }
             let reason = e.to_string();
             tracing::warn!(request = id, %reason, "stamp failed");
-            if let Err(mark) = approvals.mark_failed(&Caller::Daemon, id, &reason) {
-                tracing::error!(request = id, error = %mark, "cannot mark the request failed");
-            }
+            let recorded = approvals
+                .mark_failed(&Caller::Daemon, id, &reason)
+                .inspect_err(|mark| {
+                    tracing::error!(request = id, error = %mark, "cannot mark the request failed")
+                })
+                .is_ok();
             if matches!(
                 e,
                 StampError::TokenAbsent(_)
@@ -172,14 +180,22 @@ pub fn run(state: &Runtime, id: RequestId) -> Result<StampRequest, StampError> {
                     serial: serial.clone(),
                 });
             }
-            state.events.publish(Event::RequestFailed {
-                request_id: id,
-                reason,
-                parties: RequestParties::of(&ticket.request),
-            });
+            // Clients hear of a failure only once it is on record.
+            if recorded {
+                state.events.publish(Event::RequestFailed {
+                    request_id: id,
+                    reason,
+                    parties: RequestParties::of(&ticket.request),
+                });
+            }
             Err(e)
         }
     }
+}
+
+/// Whether `e` is the store being unreachable (nothing is known of the write's outcome).
+fn is_store_unavailable(e: &ApprovalError) -> bool {
+    matches!(e, ApprovalError::Store(s) if s.is_unavailable())
 }
 
 /// Logs the token out after an each-stamp request: its PIN entry was for that request only.
@@ -293,7 +309,13 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
         .services
         .approvals
         .mark_signed_with_records(&Caller::Daemon, id, signed, sealed.clone(), records)
-        .inspect_err(|_| discard(&state.documents, &sealed))?;
+        .inspect_err(|e| {
+            // Unreachable store: the commit may have landed (its answer was lost), and then
+            // these files are the sealed documents on record; keep them.
+            if !is_store_unavailable(e) {
+                discard(&state.documents, &sealed)
+            }
+        })?;
     let steps = StepTimes {
         checks: t1 - t0,
         sign_verify: t2 - t1,

@@ -100,16 +100,18 @@ impl DocumentStore {
         })
     }
 
-    /// The relative path of request `id`'s sealed document `n`.
-    pub fn sealed_name(id: RequestId, n: u32) -> String {
-        format!("{SEALED}/{id}-{n}.ofd")
+    /// The relative path of request `id`'s sealed document `n` as signing attempt `attempt`
+    /// made it. Each attempt has names of its own: on a shared documents directory a node
+    /// whose claim was taken over never touches what the node that took it over writes.
+    pub fn sealed_name(id: RequestId, n: u32, attempt: &str) -> String {
+        format!("{SEALED}/{id}-{n}-{attempt}.ofd")
     }
 
-    /// A new temporary file (0600) for sealed document `n` of request `id`, replacing an
-    /// earlier attempt's; [`DocumentStore::commit_sealed`] makes it the sealed file.
-    pub fn sealed_temp(&self, id: RequestId, n: u32) -> io::Result<(PathBuf, File)> {
+    /// A new temporary file (0600) for sealed document `n` of request `id` in `attempt`;
+    /// [`DocumentStore::commit_sealed`] makes it the sealed file.
+    pub fn sealed_temp(&self, id: RequestId, n: u32, attempt: &str) -> io::Result<(PathBuf, File)> {
         let dir = self.subdir(SEALED)?;
-        let temp = dir.join(format!("{id}-{n}.ofd.part"));
+        let temp = dir.join(format!("{id}-{n}-{attempt}.ofd.part"));
         let _ = fs::remove_file(&temp);
         let file = OpenOptions::new()
             .read(true)
@@ -120,19 +122,20 @@ impl DocumentStore {
         Ok((temp, file))
     }
 
-    /// Syncs `file` (written at `temp`) and renames it to request `id`'s sealed document `n`;
-    /// returns the relative path. The rename is durable after [`DocumentStore::sync_sealed`]
-    /// (one directory sync for a whole batch).
+    /// Syncs `file` (written at `temp`) and renames it to request `id`'s sealed document `n`
+    /// of `attempt`; returns the relative path. The rename is durable after
+    /// [`DocumentStore::sync_sealed`] (one directory sync for a whole batch).
     pub fn commit_sealed(
         &self,
         temp: &Path,
         file: File,
         id: RequestId,
         n: u32,
+        attempt: &str,
     ) -> io::Result<String> {
         file.sync_data()?;
         drop(file);
-        let relative = Self::sealed_name(id, n);
+        let relative = Self::sealed_name(id, n, attempt);
         fs::rename(temp, self.path(&relative)?)?;
         Ok(relative)
     }
@@ -390,12 +393,12 @@ mod tests {
         let docs = DocumentStore::beside(&dir.path().join("seald.db"));
         let mut committed = Vec::new();
         for n in 0..3 {
-            let (temp, mut file) = docs.sealed_temp(9, n).unwrap();
+            let (temp, mut file) = docs.sealed_temp(9, n, "a1").unwrap();
             file.write_all(b"sealed").unwrap();
-            committed.push(docs.commit_sealed(&temp, file, 9, n).unwrap());
+            committed.push(docs.commit_sealed(&temp, file, 9, n, "a1").unwrap());
         }
         // A crash before the commit that names them: only the first was recorded.
-        let (_part, _) = docs.sealed_temp(9, 3).unwrap();
+        let (_part, _) = docs.sealed_temp(9, 3, "a1").unwrap();
         assert_eq!(docs.remove_strays(&committed[..1]).unwrap(), 3);
         assert!(docs.path(&committed[0]).unwrap().exists());
         assert!(!docs.path(&committed[1]).unwrap().exists());
@@ -406,11 +409,15 @@ mod tests {
     fn sealed_files_are_committed_by_rename_and_paths_stay_inside() {
         let dir = tempfile::tempdir().unwrap();
         let docs = DocumentStore::beside(&dir.path().join("seald.db"));
-        let (temp, mut file) = docs.sealed_temp(7, 2).unwrap();
+        let (temp, mut file) = docs.sealed_temp(7, 2, "b2").unwrap();
         file.write_all(b"sealed").unwrap();
-        let relative = docs.commit_sealed(&temp, file, 7, 2).unwrap();
+        let relative = docs.commit_sealed(&temp, file, 7, 2, "b2").unwrap();
         docs.sync_sealed().unwrap();
-        assert_eq!(relative, "sealed/7-2.ofd");
+        assert_eq!(relative, "sealed/7-2-b2.ofd");
+        // Another attempt at the same document never touches this one's files.
+        let (other, _) = docs.sealed_temp(7, 2, "c3").unwrap();
+        assert_ne!(other, temp);
+        assert!(docs.path(&relative).unwrap().exists());
         assert_eq!(fs::read(docs.path(&relative).unwrap()).unwrap(), b"sealed");
         assert!(!temp.exists());
         for bad in [

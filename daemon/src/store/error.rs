@@ -68,17 +68,33 @@ fn postgres_message(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The inner text of an error: PostgreSQL's message, or the whole error.
+fn postgres_or_text(e: &StoreError) -> String {
+    match e {
+        StoreError::Postgres(pg) => postgres_message(pg),
+        other => other.to_string(),
+    }
+}
+
 impl StoreError {
     /// Whether the database could not be reached (as opposed to refusing what was asked).
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Unavailable(_) => true,
             StoreError::Postgres(e) => match e.as_db_error() {
-                None => true,
-                // Class 08: connection exception; 57: operator intervention (shutdown).
+                // Connection exceptions, operator intervention (shutdown), insufficient
+                // resources (too many connections), a lock not had in time.
                 Some(db) => {
                     let code = db.code().code();
-                    code.starts_with("08") || code.starts_with("57")
+                    ["08", "57", "53"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                        || code == "55P03"
+                }
+                None => {
+                    e.is_closed()
+                        || std::error::Error::source(e)
+                            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
                 }
             },
             _ => false,
@@ -88,13 +104,13 @@ impl StoreError {
     /// The same error for another waiting write: an unreachable database stays
     /// [`StoreError::Unavailable`], anything else becomes [`StoreError::Failed`] saying `what`.
     pub fn retold(&self, what: &str) -> StoreError {
-        if self.is_unavailable() {
-            StoreError::Unavailable(self.to_string())
-        } else {
-            StoreError::Failed(format!("{what}: {self}"))
+        match self {
+            StoreError::Unavailable(text) => StoreError::Unavailable(text.clone()),
+            e if e.is_unavailable() => StoreError::Unavailable(postgres_or_text(e)),
+            StoreError::Failed(text) => StoreError::Failed(format!("{what}: {text}")),
+            e => StoreError::Failed(format!("{what}: {e}")),
         }
     }
-
     /// Whether this is a uniqueness violation on a constraint or index naming `column`.
     pub fn is_unique_violation(&self, column: &str) -> bool {
         match self {

@@ -46,7 +46,7 @@ impl StoreLocation {
     }
 
     /// What a `--store` argument names: a PostgreSQL URL (its files under `data_dir`, by
-    /// default `$SEALD_DATA_DIR`) or a SQLite file.
+    /// default `$SEALD_DATA_DIR`, else the current directory) or a SQLite file.
     pub fn from_arg(store: &Path, data_dir: Option<&Path>) -> Result<Self, StoreError> {
         let text = store.to_string_lossy();
         if !is_postgres_url(&text) {
@@ -56,13 +56,7 @@ impl StoreLocation {
             Some(dir) => dir.to_path_buf(),
             None => std::env::var_os("SEALD_DATA_DIR")
                 .map(PathBuf::from)
-                .ok_or_else(|| {
-                    StoreError::Failed(
-                        "a PostgreSQL store needs a data directory for its token key and documents: \
-                         set [postgres] data_dir in seald.toml or SEALD_DATA_DIR for sealctl"
-                            .into(),
-                    )
-                })?,
+                .unwrap_or_else(|| PathBuf::from(".")),
         };
         Ok(Self::postgres(PgOptions::new(&text), &dir))
     }
@@ -117,11 +111,15 @@ impl Store {
                 return Err(StoreError::Missing(file.clone()));
             }
         }
-        Self::open_at(&location)
+        Self::open_with(&location, false)
     }
 
     /// Opens (creating if needed) and migrates the store at `location`.
     pub fn open_at(location: &StoreLocation) -> Result<Self, StoreError> {
+        Self::open_with(location, true)
+    }
+
+    fn open_with(location: &StoreLocation, create: bool) -> Result<Self, StoreError> {
         let (backend, writer) = match &location.database {
             Database::Sqlite(path) => {
                 let (store, conn) = SqliteStore::open(path)?;
@@ -129,7 +127,7 @@ impl Store {
                 (Backend::Sqlite(store), writer)
             }
             Database::Postgres(options) => {
-                let (store, conn) = PgStore::open(options)?;
+                let (store, conn) = PgStore::open(options, create)?;
                 let writer = Writer::start(conn)
                     .map_err(|e| StoreError::Failed(format!("cannot start the writer: {e}")))?;
                 (Backend::Postgres(store), writer)

@@ -706,16 +706,15 @@ impl Tx for SqliteTx<'_> {
 
     fn claimable_requests(
         &mut self,
+        seal_id: SealId,
         now_ms: i64,
         limit: usize,
-    ) -> StoreResult<Vec<(RequestId, SealId)>> {
+    ) -> StoreResult<Vec<RequestId>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, seal_id FROM stamp_requests WHERE state = 'approved' \
-             AND (claimed_by IS NULL OR lease_until < ?1) ORDER BY id LIMIT ?2",
+            "SELECT id FROM stamp_requests WHERE state = 'approved' AND seal_id = ?1 \
+             AND (claimed_by IS NULL OR lease_until < ?2) ORDER BY id LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![now_ms, limit as i64], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?;
+        let rows = stmt.query_map(params![seal_id, now_ms, limit as i64], |row| row.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

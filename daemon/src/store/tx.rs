@@ -87,13 +87,14 @@ pub trait Tx {
     fn renew_claim(&mut self, id: RequestId, owner: &str, until_ms: i64) -> StoreResult<bool>;
     /// Who holds the claim on request `id`, and until when (Unix ms), if anyone ever claimed it.
     fn request_claim(&mut self, id: RequestId) -> StoreResult<Option<(String, i64)>>;
-    /// Approved requests nobody holds at `now_ms` (never claimed, or the lease ran out), as
-    /// `(request, seal)`, oldest first, at most `limit`.
+    /// Approved requests of seal `seal_id` nobody holds at `now_ms` (never claimed, or the
+    /// lease ran out), oldest first, at most `limit`.
     fn claimable_requests(
         &mut self,
+        seal_id: SealId,
         now_ms: i64,
         limit: usize,
-    ) -> StoreResult<Vec<(RequestId, SealId)>>;
+    ) -> StoreResult<Vec<RequestId>>;
     /// Forgets every claim (a single-node store at start: no other node can hold one).
     fn release_claims(&mut self) -> StoreResult<u64>;
     /// Adds a vote; a second vote by the same approver is a constraint error.

@@ -190,13 +190,11 @@ fn run_batch(conn: &mut impl BatchConn, batch: Vec<Job>, stats: &Counters) {
     let mut lost: Option<StoreError> = None;
     for Job { run, complete } in jobs.by_ref() {
         if let Err(e) = conn.control("SAVEPOINT job") {
+            // The transaction is in doubt (PostgreSQL aborts it on any error, and its COMMIT
+            // would then roll back silently): nothing of the batch may be acknowledged.
             complete(Err(e.retold("cannot open a savepoint")));
-            head = None;
-            if !conn.in_transaction() {
-                lost = Some(e);
-                break;
-            }
-            continue;
+            lost = Some(e);
+            break;
         }
         let ran = catch_unwind(AssertUnwindSafe(|| conn.run(&mut head, run)));
         // A job's changes that cannot be undone must not be committed with the others.

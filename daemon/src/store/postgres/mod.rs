@@ -60,12 +60,37 @@ impl std::fmt::Debug for PgOptions {
     }
 }
 
-/// `url` with any password replaced by `***`.
+/// `url` with any password (in the authority or a `password=` parameter) replaced by `***`.
 pub fn redacted(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = redacted_authority(base);
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+fn redacted_authority(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    // The authority ends at the first `/` after its last `@` (a password may hold a `/`).
+    let at = rest.rfind('@');
+    let end = rest[at.map_or(0, |a| a + 1)..]
+        .find('/')
+        .map_or(rest.len(), |i| i + at.map_or(0, |a| a + 1));
+    let (authority, tail) = rest.split_at(end);
     match authority.rsplit_once('@') {
         Some((user, host)) => match user.split_once(':') {
             Some((name, _)) => format!("{scheme}://{name}:***@{host}{tail}"),
@@ -125,7 +150,13 @@ impl Connector {
         config.keepalives_idle(Duration::from_secs(30));
         config.application_name("seald");
         let tls = match &options.ca_file {
-            Some(path) => Some(rustls_connector(path)?),
+            Some(path) => {
+                // A CA given means TLS is wanted: never fall back to a plain connection.
+                if config.get_ssl_mode() == SslMode::Prefer {
+                    config.ssl_mode(SslMode::Require);
+                }
+                Some(rustls_connector(path)?)
+            }
             None if config.get_ssl_mode() == SslMode::Require => {
                 return Err(StoreError::Failed(
                     "sslmode=require needs [postgres] ca_file: the CA the server's certificate \
@@ -274,11 +305,21 @@ pub(crate) struct PgStore {
 impl PgStore {
     /// Connects, migrates (refusing a schema newer than this build) and returns the store with
     /// the writer's connection.
-    pub(crate) fn open(options: &PgOptions) -> Result<(Self, PgWriter), StoreError> {
+    ///
+    /// Without `create`, a database with no seald store in it is refused (a mistyped URL must
+    /// not become an empty store that "verifies").
+    pub(crate) fn open(options: &PgOptions, create: bool) -> Result<(Self, PgWriter), StoreError> {
         let connector = Arc::new(Connector::new(options)?);
         let mut conn = connector.connect()?;
+        if !create && schema::version(&conn.client)? == 0 {
+            return Err(StoreError::Failed(format!(
+                "the database {} holds no seald store; check the URL (a new store is made by \
+                 `seald --init`)",
+                connector.target
+            )));
+        }
         schema::migrate(&conn.client)?;
-        conn.batch("SET synchronous_commit = on")?;
+        writer_session(&mut conn)?;
         let writer = PgWriter {
             connector: connector.clone(),
             conn: Some(conn),
@@ -359,6 +400,18 @@ impl PgStore {
     }
 }
 
+/// Sets up the writer's session: commits durable before they are acknowledged, and bounded
+/// waits, so a node that stops mid-batch (frozen, cut off) cannot hold the chain's head row,
+/// and with it every node's writes, for long: the server ends its transaction after a minute
+/// idle, and a batch waiting more than 20 s for the head gives up (503, retry).
+fn writer_session(conn: &mut PgConn) -> Result<(), StoreError> {
+    conn.batch(
+        "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = '60s'; \
+         SET lock_timeout = '20s'",
+    )?;
+    Ok(())
+}
+
 /// The writer's connection: reconnects at the next batch after a lost connection.
 pub(crate) struct PgWriter {
     connector: Arc<Connector>,
@@ -371,7 +424,7 @@ impl PgWriter {
         if self.conn.as_ref().is_none_or(PgConn::is_closed) {
             self.open = false;
             let mut conn = self.connector.connect()?;
-            conn.batch("SET synchronous_commit = on")?;
+            writer_session(&mut conn)?;
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("connected above"))

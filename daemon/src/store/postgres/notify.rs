@@ -68,7 +68,11 @@ async fn listen_with<T: MakeTlsConnect<Socket>>(
         }
         Ok(())
     };
-    let (listened, closed) = tokio::join!(client.batch_execute(sql), drive);
-    listened?;
-    closed
+    tokio::pin!(drive);
+    // LISTEN must succeed (a hot standby refuses it, for one): else connect again.
+    tokio::select! {
+        listened = client.batch_execute(sql) => listened?,
+        closed = &mut drive => return closed,
+    }
+    drive.await
 }

@@ -213,11 +213,13 @@ pub fn latest_version() -> i64 {
 /// Any number: the advisory lock nodes take while they migrate.
 const MIGRATION_LOCK: i64 = 0x5ea1_d000;
 
-/// The schema version of the database (0: none yet).
+/// The schema version of the database (0: no seald store in it).
 pub fn version(client: &Client) -> Result<i64, StoreError> {
-    block_on(client.batch_execute(
-        "CREATE TABLE IF NOT EXISTS seald_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
-    ))?;
+    let exists: bool =
+        block_on(client.query_one("SELECT to_regclass('seald_schema') IS NOT NULL", &[]))?.get(0);
+    if !exists {
+        return Ok(0);
+    }
     let row = block_on(client.query_opt("SELECT version FROM seald_schema WHERE id = 1", &[]))?;
     Ok(row.map_or(0, |r| r.get(0)))
 }
@@ -239,7 +241,9 @@ fn migrate_locked(client: &Client) -> Result<i64, StoreError> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let next = index as i64 + 1;
         block_on(client.batch_execute(&format!(
-            "BEGIN; {sql}; INSERT INTO seald_schema (id, version) VALUES (1, {next}) \
+            "BEGIN; CREATE TABLE IF NOT EXISTS seald_schema (id INTEGER PRIMARY KEY \
+             CHECK (id = 1), version BIGINT NOT NULL); {sql}; \
+             INSERT INTO seald_schema (id, version) VALUES (1, {next}) \
              ON CONFLICT (id) DO UPDATE SET version = excluded.version; COMMIT;"
         )))
         .inspect_err(|_| {

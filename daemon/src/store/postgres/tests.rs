@@ -80,6 +80,19 @@ fn the_database_refuses_a_forked_chain_and_edited_records() {
 }
 
 #[test]
+fn a_database_without_a_store_is_not_opened_as_an_existing_one() {
+    let Some(url) = database() else { return };
+    let err = Store::open_existing(&url).map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("holds no seald store"), "{err}");
+    // Nothing was created in it.
+    let connector = Connector::new(&PgOptions::new(&url)).unwrap();
+    assert_eq!(
+        super::schema::version(&connector.connect().unwrap().client).unwrap(),
+        0
+    );
+}
+
+#[test]
 fn an_unreachable_server_is_unavailable_and_says_where() {
     // Nothing listens on port 1 of the loopback address.
     let err = open("postgres://seald@127.0.0.1:1/seald").unwrap_err();
@@ -101,6 +114,10 @@ fn passwords_are_never_shown() {
     );
     let options = PgOptions::new("postgresql://u:p%40ss@h/d");
     assert!(!format!("{options:?}").contains("p%40ss"));
+    assert_eq!(
+        redacted("postgres://u:a/b@h/d?password=x&sslmode=require"),
+        "postgres://u:***@h/d?password=***&sslmode=require"
+    );
 }
 
 #[test]

@@ -539,15 +539,16 @@ impl Tx for PgTx<'_> {
 
     fn claimable_requests(
         &mut self,
+        seal_id: SealId,
         now_ms: i64,
         limit: usize,
-    ) -> StoreResult<Vec<(RequestId, SealId)>> {
+    ) -> StoreResult<Vec<RequestId>> {
         let rows = self.conn.query(
-            "SELECT id, seal_id FROM stamp_requests WHERE state = 'approved' \
-             AND (claimed_by IS NULL OR lease_until < $1) ORDER BY id LIMIT $2",
-            &[&now_ms, &(limit as i64)],
+            "SELECT id FROM stamp_requests WHERE state = 'approved' AND seal_id = $1 \
+             AND (claimed_by IS NULL OR lease_until < $2) ORDER BY id LIMIT $3",
+            &[&seal_id, &now_ms, &(limit as i64)],
         )?;
-        all(rows, |row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        all(rows, |row| Ok(row.try_get(0)?))
     }
 
     fn release_claims(&mut self) -> StoreResult<u64> {
