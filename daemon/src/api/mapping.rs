@@ -93,7 +93,7 @@ impl From<ApprovalError> for ApiError {
 }
 
 /// 503 `store_unavailable` while the database cannot be reached (retry later), else 500.
-fn store_error(e: &crate::store::StoreError, message: String) -> ApiError {
+pub(crate) fn store_error(e: &crate::store::StoreError, message: String) -> ApiError {
     if e.is_unavailable() {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -187,5 +187,11 @@ where
         Err(_) => Err(ApiError::internal(
             "a worker thread failed; see seald's log",
         )),
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        store_error(&e, e.to_string())
     }
 }

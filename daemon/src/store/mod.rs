@@ -2,6 +2,7 @@
 //! one database; group commit through one writer per process ([`writer`]), versioned schema
 //! migrations, and the [`Tx`] interface the rules are written against.
 
+mod columns;
 pub mod documents;
 mod error;
 mod handle;
@@ -13,6 +14,7 @@ mod sqlite;
 mod tx;
 mod writer;
 
+pub(crate) use columns::DOCUMENT_PATHS;
 pub use documents::DocumentStore;
 pub use error::StoreError;
 pub use handle::{is_postgres_url, Database, Store, StoreLocation, StoreStats};
@@ -20,7 +22,6 @@ pub use lock::StoreLock;
 pub use postgres::{
     create_database as create_postgres_database, redacted as redacted_url, PgOptions,
 };
-pub(crate) use sqlite::DOCUMENT_PATHS;
 pub use tx::{StoreResult, Tx};
 
 #[cfg(test)]
@@ -96,18 +97,10 @@ pub(crate) mod testing {
         /// Runs `sql` (`?1`-style parameters); the rows changed, or the database's refusal.
         pub fn execute(&mut self, sql: &str, params: &[RawValue]) -> Result<u64, String> {
             match self {
-                Raw::Sqlite(conn) => {
-                    let values: Vec<rusqlite::types::Value> = params
-                        .iter()
-                        .map(|v| match v {
-                            RawValue::Int(i) => rusqlite::types::Value::Integer(*i),
-                            RawValue::Bytes(b) => rusqlite::types::Value::Blob(b.clone()),
-                        })
-                        .collect();
-                    conn.execute(sql, rusqlite::params_from_iter(values))
-                        .map(|n| n as u64)
-                        .map_err(|e| e.to_string())
-                }
+                Raw::Sqlite(conn) => conn
+                    .execute(sql, sqlite_params(params))
+                    .map(|n| n as u64)
+                    .map_err(|e| e.to_string()),
                 Raw::Postgres(conn) => conn.execute(sql, params),
             }
         }
@@ -131,15 +124,8 @@ pub(crate) mod testing {
         /// The one row `sql` returns.
         pub fn row(&mut self, sql: &str, params: &[RawValue]) -> Vec<RawValue> {
             match self {
-                Raw::Sqlite(conn) => {
-                    let values: Vec<rusqlite::types::Value> = params
-                        .iter()
-                        .map(|v| match v {
-                            RawValue::Int(i) => rusqlite::types::Value::Integer(*i),
-                            RawValue::Bytes(b) => rusqlite::types::Value::Blob(b.clone()),
-                        })
-                        .collect();
-                    conn.query_row(sql, rusqlite::params_from_iter(values), |row| {
+                Raw::Sqlite(conn) => conn
+                    .query_row(sql, sqlite_params(params), |row| {
                         let mut out = Vec::new();
                         for i in 0..row.as_ref().column_count() {
                             out.push(match row.get_ref(i)? {
@@ -151,11 +137,22 @@ pub(crate) mod testing {
                         }
                         Ok(out)
                     })
-                    .unwrap()
-                }
+                    .unwrap(),
                 Raw::Postgres(conn) => conn.row(sql, params),
             }
         }
+    }
+
+    fn sqlite_params(params: &[RawValue]) -> rusqlite::ParamsFromIter<Vec<rusqlite::types::Value>> {
+        rusqlite::params_from_iter(
+            params
+                .iter()
+                .map(|v| match v {
+                    RawValue::Int(i) => rusqlite::types::Value::Integer(*i),
+                    RawValue::Bytes(b) => rusqlite::types::Value::Blob(b.clone()),
+                })
+                .collect::<Vec<_>>(),
+        )
     }
 
     /// Where a new, empty store for a test whose files go in `dir` is.

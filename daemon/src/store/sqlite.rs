@@ -11,15 +11,12 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::clock::Timestamp;
 
+use super::columns::*;
 use super::lock::StoreLock;
 use super::model::*;
 use super::tx::{StoreResult, Tx};
 use super::writer::{BatchConn, Head};
 use super::{migrations, StoreError};
-
-/// Every stored upload and sealed file a store names (also read from backup files).
-pub(crate) const DOCUMENT_PATHS: &str = "SELECT upload_path FROM stamp_files WHERE upload_path \
-     IS NOT NULL UNION SELECT sealed_path FROM stamp_files WHERE sealed_path IS NOT NULL";
 
 /// The embedded store's file, its read connections and its lock; writes go through the
 /// [`Writer`] over the connection [`SqliteStore::open`] returns.
@@ -247,20 +244,6 @@ fn parse_json<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusq
     serde_json::from_str(&s).map_err(|e| corrupt("json", e))
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn roles_text(roles: &[Role]) -> String {
-    roles
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-const IDENTITY_COLS: &str = "id, name, roles, disabled, created_at";
-
 fn identity_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
     let roles: String = row.get(2)?;
     let mut parsed = Vec::new();
@@ -275,10 +258,6 @@ fn identity_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
         created_at: row.get(4)?,
     })
 }
-
-const SEAL_COLS: &str = "id, kind, organisation, name, image_format, image, width_mm, height_mm, \
-    es_id, device_serial, key_id, certificate, cert_org, cert_cn, cert_serial, cert_not_before, \
-    cert_not_after, valid_from, valid_to, state, state_changed_at, created_at, ses_seal";
 
 fn seal_row(row: &Row<'_>) -> rusqlite::Result<Seal> {
     Ok(Seal {
@@ -311,9 +290,6 @@ fn seal_row(row: &Row<'_>) -> rusqlite::Result<Seal> {
         ses_seal: row.get(22)?,
     })
 }
-
-const REQUEST_COLS: &str = "id, seal_id, requester, documents, purpose, origin, state, \
-    created_at, expires_at, updated_at, failure";
 
 fn request_row(row: &Row<'_>) -> rusqlite::Result<StampRequest> {
     Ok(StampRequest {
@@ -353,8 +329,6 @@ fn lenient_int(row: &Row<'_>, idx: usize) -> rusqlite::Result<i64> {
         _ => i64::MIN,
     })
 }
-
-const AUDIT_COLS: &str = "seq, at_ms, kind, actor, seal_id, detail, prev_hash, hash";
 
 fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
     Ok(AuditRow {

@@ -115,7 +115,7 @@ pub async fn list(
                         Some(k) => tx.audit_rows_of_kind(k.as_str(), after, BATCH),
                         None => tx.audit_rows(after, BATCH),
                     })
-                    .map_err(|e| ApiError::internal(e.to_string()))
+                    .map_err(ApiError::from)
             },
             |row| (row.seq, row.seal_id, row.actor.as_str()),
             |row| AuditRecord {
@@ -244,7 +244,7 @@ pub async fn head(
                 Some((seq, _)) => tx.audit_row(seq),
                 None => Ok(None),
             })
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(ApiError::from)?;
         let head = last.and_then(|row| {
             let noted = NotedHead {
                 seq: row.seq,

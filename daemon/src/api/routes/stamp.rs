@@ -101,11 +101,12 @@ fn add_names(state: &AppState, request: &StampRequest, names: &mut Names) -> Res
         if names.contains_key(&key) {
             continue;
         }
-        let identity = state
-            .services
-            .identities
-            .get(id)
-            .map_err(|e| ApiError::internal(format!("cannot read an identity: {e}")))?;
+        let identity = state.services.identities.get(id).map_err(|e| match e {
+            crate::identity::IdentityError::Store(s) => {
+                crate::api::mapping::store_error(&s, format!("cannot read an identity: {s}"))
+            }
+            other => ApiError::internal(format!("cannot read an identity: {other}")),
+        })?;
         if let Some(identity) = identity {
             names.insert(key, identity.name);
         }
@@ -468,7 +469,12 @@ pub async fn document(
             .services
             .store
             .read(|tx| tx.files(id))
-            .map_err(|e| ApiError::internal(format!("cannot read the request's documents: {e}")))?;
+            .map_err(|e| {
+                crate::api::mapping::store_error(
+                    &e,
+                    format!("cannot read the request's documents: {e}"),
+                )
+            })?;
         let row = rows.into_iter().find(|r| r.file.n == n).ok_or_else(not_found)?;
         let relative = row.sealed.ok_or_else(|| {
             ApiError::internal(format!("request {id} is signed but document {n} has no sealed file on record"))

@@ -4,6 +4,7 @@ use tokio_postgres::Row;
 
 use super::conn::PgConn;
 use crate::clock::Timestamp;
+use crate::store::columns::*;
 use crate::store::model::*;
 use crate::store::tx::{StoreResult, Tx};
 use crate::store::StoreError;
@@ -42,20 +43,6 @@ fn read_u32(row: &Row, idx: usize, what: &str) -> StoreResult<u32> {
     u32::try_from(n).map_err(|e| corrupt(what, e))
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn roles_text(roles: &[Role]) -> String {
-    roles
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-const IDENTITY_COLS: &str = "id, name, roles, disabled, created_at";
-
 fn identity_row(row: &Row) -> StoreResult<Identity> {
     let roles: String = row.try_get(2)?;
     let mut parsed = Vec::new();
@@ -73,10 +60,6 @@ fn identity_row(row: &Row) -> StoreResult<Identity> {
         created_at: row.try_get(4)?,
     })
 }
-
-const SEAL_COLS: &str = "id, kind, organisation, name, image_format, image, width_mm, height_mm, \
-    es_id, device_serial, key_id, certificate, cert_org, cert_cn, cert_serial, cert_not_before, \
-    cert_not_after, valid_from, valid_to, state, state_changed_at, created_at, ses_seal";
 
 fn seal_row(row: &Row) -> StoreResult<Seal> {
     Ok(Seal {
@@ -109,9 +92,6 @@ fn seal_row(row: &Row) -> StoreResult<Seal> {
         ses_seal: row.try_get(22)?,
     })
 }
-
-const REQUEST_COLS: &str = "id, seal_id, requester, documents, purpose, origin, state, \
-    created_at, expires_at, updated_at, failure";
 
 fn request_row(row: &Row) -> StoreResult<StampRequest> {
     Ok(StampRequest {
@@ -159,10 +139,6 @@ fn file_row(row: &Row) -> StoreResult<StampFileRow> {
         sealed,
     })
 }
-
-/// Columns are strictly typed here, so the records are read as they are (the SQLite backend
-/// reads them leniently); the chain check judges their content.
-const AUDIT_COLS: &str = "seq, at_ms, kind, actor, seal_id, detail, prev_hash, hash";
 
 fn audit_row(row: &Row) -> StoreResult<AuditRow> {
     Ok(AuditRow {
@@ -700,11 +676,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn document_paths(&mut self) -> StoreResult<Vec<String>> {
-        let rows = self.conn.query(
-            "SELECT upload_path FROM stamp_files WHERE upload_path IS NOT NULL \
-             UNION SELECT sealed_path FROM stamp_files WHERE sealed_path IS NOT NULL",
-            &[],
-        )?;
+        let rows = self.conn.query(DOCUMENT_PATHS, &[])?;
         all(rows, |row| Ok(row.try_get(0)?))
     }
 
