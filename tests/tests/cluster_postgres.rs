@@ -338,23 +338,32 @@ fn clean_hsm_sim_conf(d: &Deployment) -> PathBuf {
 /// returns the request id and how many answers were 503.
 fn ask_through_outages(d: &Deployment, node: &Daemon, i: u32) -> (i64, usize) {
     let mut unavailable = 0;
-    let mut call = |method: &str, path: &str, who: Who, body: Option<&Value>, ok: u16| loop {
-        let r = d.call_at(node, method, path, Some(who), body);
-        if r.status == ok {
-            return r;
+    let mut call = |method: &str, path: &str, who: Who, body: Option<&Value>, ok: u16| {
+        let mut retried = false;
+        loop {
+            let r = d.call_at(node, method, path, Some(who), body);
+            if r.status == ok {
+                return r;
+            }
+            // A vote whose commit's answer was lost with the connection may have been kept: its
+            // retry finds the vote there (or the request approved by it).
+            if retried
+                && r.status == 409
+                && ["already_voted", "invalid_state"]
+                    .contains(&r.json()["code"].as_str().unwrap_or(""))
+            {
+                return r;
+            }
+            retried = true;
+            assert_eq!(r.status, 503, "{method} {path}: {}", r.body);
+            let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+            assert!(
+                message.contains("PostgreSQL") || message.contains("store"),
+                "a 503 says what is wrong: {message}"
+            );
+            unavailable += 1;
+            std::thread::sleep(Duration::from_millis(100));
         }
-        // A vote whose commit's answer was lost with the connection may have been kept.
-        if unavailable > 0 && r.status == 409 && r.json()["code"] == "already_voted" {
-            return r;
-        }
-        assert_eq!(r.status, 503, "{method} {path}: {}", r.body);
-        let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
-        assert!(
-            message.contains("PostgreSQL") || message.contains("store"),
-            "a 503 says what is wrong: {message}"
-        );
-        unavailable += 1;
-        std::thread::sleep(Duration::from_millis(100));
     };
     let body = json!({
         "seal_id": 1,
