@@ -42,6 +42,9 @@ pub struct Config {
     /// paths are relative to the config file) or a `postgres://` URL (see `[postgres]`).
     #[serde(default = "default_store")]
     pub store: PathBuf,
+    /// The log's format and level (`[log]`).
+    #[serde(default)]
+    pub log: crate::logging::LogConfig,
     /// A PostgreSQL store shared by several nodes (`[postgres]`).
     #[serde(default)]
     pub postgres: PostgresConfig,
@@ -777,6 +780,12 @@ impl Config {
                 message: "must name the store file, e.g. \"seald.db\"".into(),
             });
         }
+        self.log
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                key: "log.level".into(),
+                message,
+            })?;
         if self.postgres.lease_secs < 5 || self.postgres.pool == 0 {
             return Err(ConfigError::Invalid {
                 key: "postgres.lease_secs / postgres.pool".into(),
@@ -932,6 +941,7 @@ impl Default for Config {
             pin_policy: PinPolicy::default(),
             store: default_store(),
             postgres: PostgresConfig::default(),
+            log: Default::default(),
             trust_roots: Vec::new(),
             maker: None,
             audit: AuditConfig::default(),
@@ -1183,6 +1193,18 @@ mod tests {
         require_store(&missing, true).unwrap();
         std::fs::write(&missing, b"").unwrap();
         require_store(&missing, false).unwrap();
+    }
+
+    #[test]
+    fn the_log_table_takes_a_format_and_a_level() {
+        let c = Config::parse("[log]\nformat = \"json\"\nlevel = \"info,seald::stamp=debug\"\n")
+            .unwrap();
+        assert_eq!(c.log.format, crate::logging::LogFormat::Json);
+        assert_eq!(c.log.level.as_deref(), Some("info,seald::stamp=debug"));
+        let err = Config::parse("[log]\nlevel = \"seald=loud\"\n").unwrap_err();
+        assert!(err.to_string().contains("log.level"), "{err}");
+        let err = Config::parse("[log]\nformat = \"xml\"\n").unwrap_err();
+        assert!(err.to_string().contains("xml"), "{err}");
     }
 
     #[test]

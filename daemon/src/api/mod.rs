@@ -9,6 +9,7 @@ pub mod json;
 pub mod mapping;
 pub mod openapi;
 pub mod ratelimit;
+pub mod request_id;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -40,6 +41,7 @@ pub fn router(policy: Arc<GuardPolicy>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(policy.max_body_bytes))
         .layer(middleware::from_fn_with_state(policy, guard::guard))
+        .layer(middleware::from_fn(request_id::request_id))
 }
 
 /// The whole API and the web console's page (see [`console`]) behind the guards; every
@@ -98,6 +100,7 @@ pub fn app(state: SharedState) -> Router {
         .layer(DefaultBodyLimit::max(policy.max_body_bytes))
         .layer(middleware::from_fn_with_state(policy, guard::guard))
         .layer(middleware::from_fn_with_state(state.clone(), log_refusals))
+        .layer(middleware::from_fn(request_id::request_id))
         .with_state(state)
 }
 

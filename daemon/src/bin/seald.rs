@@ -49,8 +49,15 @@ enum Cmd {
 }
 
 fn main() -> std::process::ExitCode {
-    seald::logging::init();
     let args = Args::parse();
+    // The daemon logs as its config says; a config that cannot be read is reported by `run`.
+    let log = match args.command {
+        None => Config::load(&args.config)
+            .map(|c| c.log)
+            .unwrap_or_default(),
+        Some(_) => Default::default(),
+    };
+    seald::logging::init_with(&log);
     seald::hardening::forbid_core_dumps();
     let result = match args.command {
         Some(Cmd::Demo {
