@@ -26,7 +26,7 @@ serve() {
   dir="$(cat "$state/dir")"
   port="$(cat "$state/port")"
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=400 -c shared_buffers=64MB" >/dev/null \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=400 -c shared_buffers=64MB -c max_wal_size=256MB" >/dev/null \
     || { cat "$dir/server.log" >&2; exit 1; }
 }
 
