@@ -164,11 +164,10 @@ fn claimable_here(runtime: &Runtime) -> Vec<RequestId> {
     if mine.is_empty() {
         return Vec::new();
     }
+    // Whether a request's each-stamp PIN entry was made here is the worker's to check
+    // (`signable_here`), as for any request it is given.
     match runtime.services.approvals.claimable(&mine, ROUND) {
-        Ok(ids) => ids
-            .into_iter()
-            .filter(|id| signable_here(runtime, *id).unwrap_or(false))
-            .collect(),
+        Ok(ids) => ids,
         Err(e) => {
             tracing::warn!(error = %e, "cannot look for approved requests to sign");
             Vec::new()

@@ -155,14 +155,6 @@ impl Store {
         &self.files
     }
 
-    /// The SQLite file, if the store is one.
-    pub fn sqlite_path(&self) -> Option<&Path> {
-        match &self.backend {
-            Backend::Sqlite(store) => Some(store.path()),
-            Backend::Postgres(_) => None,
-        }
-    }
-
     /// The PostgreSQL store, if the store is one.
     pub(crate) fn postgres(&self) -> Option<&PgStore> {
         match &self.backend {
@@ -230,11 +222,6 @@ impl Store {
             commits: self.writer.stats.commits.load(Ordering::Relaxed),
             writes: self.writer.stats.writes.load(Ordering::Relaxed),
         }
-    }
-
-    /// Writes queued for the writer and not yet begun.
-    pub fn queue_depth(&self) -> u64 {
-        self.writer.queue_depth()
     }
 
     /// Stops the writer after the writes already queued; later writes fail.

@@ -103,11 +103,6 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// The database file.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Runs `f` on a consistent read-only snapshot. Writes through the `Tx` fail.
     ///
     /// Reads run in parallel with each other and with the writer (WAL): a long chain check

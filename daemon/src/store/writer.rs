@@ -58,7 +58,6 @@ pub(crate) struct Writer {
     sender: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     pub(crate) stats: Arc<Counters>,
-    queued: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -67,22 +66,14 @@ impl Writer {
         let (sender, jobs) = mpsc::channel::<Job>();
         let stats = Arc::new(Counters::default());
         let counters = stats.clone();
-        let queued = Arc::new(AtomicU64::new(0));
-        let depth = queued.clone();
         let thread = std::thread::Builder::new()
             .name("seald-store-writer".into())
-            .spawn(move || writer_loop(conn, jobs, &counters, &depth))?;
+            .spawn(move || writer_loop(conn, jobs, &counters))?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
             stats,
-            queued,
         })
-    }
-
-    /// Writes waiting for the writer.
-    pub(crate) fn queue_depth(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed)
     }
 
     /// Queues `f`; `deliver` gets its result once the batch it ran in is committed (or the
@@ -123,11 +114,7 @@ impl Writer {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or(StoreError::WriterStopped)?;
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        sender.send(job).map_err(|_| {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            StoreError::WriterStopped
-        })
+        sender.send(job).map_err(|_| StoreError::WriterStopped)
     }
 
     /// Stops the writer after the writes already queued; later writes fail.
@@ -139,12 +126,7 @@ impl Writer {
     }
 }
 
-fn writer_loop(
-    mut conn: impl BatchConn,
-    jobs: Receiver<Job>,
-    stats: &Counters,
-    queued: &AtomicU64,
-) {
+fn writer_loop(mut conn: impl BatchConn, jobs: Receiver<Job>, stats: &Counters) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -153,7 +135,6 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
         run_batch(&mut conn, batch, stats);
     }
 }
