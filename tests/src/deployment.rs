@@ -511,6 +511,74 @@ impl Deployment {
         }
     }
 
+    /// Request `i` of a batch spread over `nodes` (daemons of one store): asked for seal 1
+    /// with digest `(tag, i)` on node `i % k`, approved by the two approvers on the next two
+    /// nodes round-robin; returns its id.
+    pub fn ask_and_approve_spread(&self, nodes: &[&Daemon], i: usize, tag: u8) -> i64 {
+        let k = nodes.len();
+        let r = self.call_at(
+            nodes[i % k],
+            "POST",
+            "/v1/stamp-requests",
+            Some(Who::Client),
+            Some(&serde_json::json!({
+                "seal_id": 1,
+                "digests": [hex::encode(crate::stamping::digest(tag, i as u32))],
+                "document_name": format!("licence-{i}.pdf"),
+                "purpose": "batch issuance",
+            })),
+        );
+        assert_eq!(r.status, 202, "ask on node {}: {}", i % k, r.body);
+        let id = r.json()["id"].as_i64().expect("id");
+        for (j, who) in [Who::Approver1, Who::Approver2].into_iter().enumerate() {
+            let r = self.call_at(
+                nodes[(i + j + 1) % k],
+                "POST",
+                &format!("/v1/stamp-requests/{id}/approve"),
+                Some(who),
+                None,
+            );
+            assert_eq!(r.status, 200, "approve {id}: {}", r.body);
+        }
+        id
+    }
+
+    /// Waits (up to `limit`) until none of `ids` is pending or approved, asking `node`;
+    /// returns their states, in order.
+    pub fn wait_all_final_at(&self, node: &Daemon, ids: &[i64], limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        let mut states = HashMap::new();
+        loop {
+            for id in ids {
+                if states.contains_key(id) {
+                    continue;
+                }
+                let r = self.call_at(
+                    node,
+                    "GET",
+                    &format!("/v1/stamp-requests/{id}"),
+                    Some(Who::Client),
+                    None,
+                );
+                assert_eq!(r.status, 200, "{}", r.body);
+                let state = r.json()["state"].as_str().unwrap_or_default().to_owned();
+                if !["pending", "approved"].contains(&state.as_str()) {
+                    states.insert(*id, state);
+                }
+            }
+            if states.len() == ids.len() {
+                return ids.iter().map(|id| states[id].clone()).collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {} requests still open after {limit:?}",
+                ids.len() - states.len(),
+                ids.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Runs `sealctl` with `args` (the store is appended as `--store`) and returns its stdout.
     pub fn sealctl(&self, group: &str, args: &[&str]) -> String {
         let out = Command::new(bin("sealctl"))

@@ -52,34 +52,7 @@ fn ask_and_approve(d: &Deployment, nodes: &[&Daemon], n: usize, tag: u8) -> Vec<
                 scope.spawn(move || {
                     let mut ids = Vec::new();
                     for i in (t * per_thread)..((t + 1) * per_thread).min(n) {
-                        let k = nodes.len();
-                        let ask = nodes[i % k];
-                        let hash = digest(tag, i as u32);
-                        let r = d.call_at(
-                            ask,
-                            "POST",
-                            "/v1/stamp-requests",
-                            Some(Who::Client),
-                            Some(&json!({
-                                "seal_id": 1,
-                                "digests": [hex::encode(hash)],
-                                "document_name": format!("licence-{i}.pdf"),
-                                "purpose": "batch issuance",
-                            })),
-                        );
-                        assert_eq!(r.status, 202, "ask on node {}: {}", i % k, r.body);
-                        let id = r.json()["id"].as_i64().expect("id");
-                        for (j, who) in [Who::Approver1, Who::Approver2].into_iter().enumerate() {
-                            let node = nodes[(i + j + 1) % k];
-                            let r = d.call_at(
-                                node,
-                                "POST",
-                                &format!("/v1/stamp-requests/{id}/approve"),
-                                Some(who),
-                                None,
-                            );
-                            assert_eq!(r.status, 200, "approve {id}: {}", r.body);
-                        }
+                        let id = d.ask_and_approve_spread(nodes, i, tag);
                         ids.push(id);
                     }
                     ids
@@ -91,41 +64,6 @@ fn ask_and_approve(d: &Deployment, nodes: &[&Daemon], n: usize, tag: u8) -> Vec<
             .flat_map(|h| h.join().expect("client thread"))
             .collect()
     })
-}
-
-/// Waits until none of `ids` is open any more (bounded); returns their states.
-fn wait_all_final(d: &Deployment, node: &Daemon, ids: &[i64], limit: Duration) -> Vec<String> {
-    let deadline = Instant::now() + limit;
-    let mut states = HashMap::new();
-    loop {
-        for id in ids {
-            if states.contains_key(id) {
-                continue;
-            }
-            let r = d.call_at(
-                node,
-                "GET",
-                &format!("/v1/stamp-requests/{id}"),
-                Some(Who::Client),
-                None,
-            );
-            assert_eq!(r.status, 200, "{}", r.body);
-            let state = r.json()["state"].as_str().unwrap_or_default().to_owned();
-            if !["pending", "approved"].contains(&state.as_str()) {
-                states.insert(*id, state);
-            }
-        }
-        if states.len() == ids.len() {
-            return ids.iter().map(|id| states[id].clone()).collect();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} requests still open after {limit:?}",
-            ids.len() - states.len(),
-            ids.len()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The request ids of the usage log's `signature` records, with how often each appears.
@@ -200,7 +138,7 @@ fn three_nodes_sign_five_hundred_requests_each_exactly_once() {
     let nodes = [&d.daemon, &b, &c];
     let started = Instant::now();
     let ids = ask_and_approve(&d, &nodes, 500, 3);
-    let states = wait_all_final(&d, &c, &ids, Duration::from_secs(240));
+    let states = d.wait_all_final_at(&c, &ids, Duration::from_secs(240));
     eprintln!(
         "500 requests asked, approved and signed on 3 nodes in {:?}",
         started.elapsed()
@@ -235,7 +173,7 @@ fn two_nodes_share_requests_votes_and_events() {
 
     let nodes = [&d.daemon, &b];
     let ids = ask_and_approve(&d, &nodes, 200, 2);
-    let states = wait_all_final(&d, &d.daemon, &ids, Duration::from_secs(120));
+    let states = d.wait_all_final_at(&d.daemon, &ids, Duration::from_secs(120));
     let mut all = ids.clone();
     all.push(id);
     let mut states = states;
@@ -312,7 +250,7 @@ fn a_node_killed_mid_batch_leaves_its_requests_to_another_after_its_lease() {
     d.login_custodian_at(&b);
     let killed_at = Instant::now();
     d.daemon.kill_hard();
-    let states = wait_all_final(&d, &b, &ids, Duration::from_secs(120));
+    let states = d.wait_all_final_at(&b, &ids, Duration::from_secs(120));
     eprintln!(
         "40 requests finished by node b {:?} after node a was killed",
         killed_at.elapsed()
@@ -440,7 +378,7 @@ fn postgres_restarted_under_load_fails_clearly_and_the_nodes_recover_by_themselv
     });
     assert!(unavailable > 0, "the outage was seen by the clients");
     // Every request acknowledged, before, during or after the outage, is signed exactly once.
-    let states = wait_all_final(&d, &b, &ids, Duration::from_secs(120));
+    let states = d.wait_all_final_at(&b, &ids, Duration::from_secs(120));
     assert_signed_once(&d, &d.daemon, &url, &ids, &states);
     eprintln!(
         "{} requests across a PostgreSQL restart; {unavailable} answers were 503 while it was down",

@@ -25,8 +25,7 @@ use seald::clock::SystemClock;
 use seald::store::model::AuditKind;
 use seald::store::{PgOptions, Store, StoreLocation};
 use seald_tests::daemon::Daemon;
-use seald_tests::deployment::{Deployment, Who};
-use seald_tests::stamping::digest;
+use seald_tests::deployment::Deployment;
 use serde_json::json;
 
 fn main() {
@@ -145,32 +144,7 @@ fn stamps(postgres: Option<&str>, nodes: usize, run: Duration) -> f64 {
                     let mut ids = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        let node = all[i % all.len()];
-                        let r = d.call_at(
-                            node,
-                            "POST",
-                            "/v1/stamp-requests",
-                            Some(Who::Client),
-                            Some(&json!({
-                                "seal_id": 1,
-                                "digests": [hex::encode(digest(5, i as u32))],
-                                "document_name": "licence.pdf",
-                                "purpose": "bench",
-                            })),
-                        );
-                        assert_eq!(r.status, 202, "{}", r.body);
-                        let id = r.json()["id"].as_i64().expect("id");
-                        for (j, who) in [Who::Approver1, Who::Approver2].into_iter().enumerate() {
-                            let voter = all[(i + j + 1) % all.len()];
-                            let r = d.call_at(
-                                voter,
-                                "POST",
-                                &format!("/v1/stamp-requests/{id}/approve"),
-                                Some(who),
-                                None,
-                            );
-                            assert_eq!(r.status, 200, "{}", r.body);
-                        }
+                        let id = d.ask_and_approve_spread(all, i, 5);
                         ids.push(id);
                     }
                     ids
@@ -184,31 +158,7 @@ fn stamps(postgres: Option<&str>, nodes: usize, run: Duration) -> f64 {
             .flat_map(|c| c.join().expect("client"))
             .collect()
     });
-    let deadline = Instant::now() + Duration::from_secs(300);
-    for id in &ids {
-        loop {
-            let state = d
-                .call_at(
-                    all[0],
-                    "GET",
-                    &format!("/v1/stamp-requests/{id}"),
-                    Some(Who::Client),
-                    None,
-                )
-                .json()["state"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            if state == "signed" {
-                break;
-            }
-            assert!(
-                ["pending", "approved"].contains(&state.as_str()),
-                "request {id} {state}"
-            );
-            assert!(Instant::now() < deadline, "request {id} not signed");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    let states = d.wait_all_final_at(all[0], &ids, Duration::from_secs(300));
+    assert!(states.iter().all(|s| s == "signed"), "not all signed");
     ids.len() as f64 / started.elapsed().as_secs_f64()
 }
