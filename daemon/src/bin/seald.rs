@@ -3,50 +3,9 @@
 use std::io::BufRead;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use seald::cli::args::{SealdArgs as Args, SealdCommand as Cmd};
 use seald::config::Config;
-
-/// The electronic seal daemon: serves the localhost API.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    /// Configuration file (TOML).
-    #[arg(long, short, default_value = "config/seald.toml")]
-    config: PathBuf,
-    /// Create the store (0600) if it does not exist yet: for the first start. Without it seald
-    /// refuses to start on a missing store rather than begin again on an empty one.
-    #[arg(long)]
-    init: bool,
-    #[command(subcommand)]
-    command: Option<Cmd>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Makes a demo store, hsm-sim token, seal and identities, starts the API and prints curl
-    /// lines that carry one stamp from request to verified signature.
-    Demo {
-        /// Directory to create (default: a new one under the temp directory).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// hsm-sim vendor profile: sansec (raw signatures) or tass (DER signatures).
-        #[arg(long, default_value = "sansec")]
-        profile: String,
-        /// Address to listen on.
-        #[arg(long, default_value = seald::config::DEFAULT_LISTEN)]
-        listen: String,
-        /// Also enrol seals 2-4 (4 valid for a few seconds), for tests.
-        #[arg(long, hide = true)]
-        extra_seals: bool,
-        /// Set up only; do not start the daemon.
-        #[arg(long)]
-        setup_only: bool,
-        /// A PostgreSQL database to use as the store (`postgres://…`) instead of a SQLite
-        /// file in the directory; the directory keeps the token key and documents.
-        #[arg(long)]
-        store: Option<String>,
-    },
-}
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();

@@ -1,5 +1,6 @@
 //! `sealctl`: custodian and administrator commands, one module per command.
 
+pub mod args;
 pub mod audit;
 pub mod backup;
 pub mod client;
