@@ -45,6 +45,9 @@ pub struct Config {
     /// The log's format and level (`[log]`).
     #[serde(default)]
     pub log: crate::logging::LogConfig,
+    /// Who may read `GET /metrics` (`[metrics]`).
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
     /// A PostgreSQL store shared by several nodes (`[postgres]`).
     #[serde(default)]
     pub postgres: PostgresConfig,
@@ -942,6 +945,7 @@ impl Default for Config {
             store: default_store(),
             postgres: PostgresConfig::default(),
             log: Default::default(),
+            metrics: Default::default(),
             trust_roots: Vec::new(),
             maker: None,
             audit: AuditConfig::default(),

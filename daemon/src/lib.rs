@@ -22,6 +22,7 @@ pub mod fetch;
 pub mod hardening;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod ofd;
 pub mod pdf;
 pub mod revocation;

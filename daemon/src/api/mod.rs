@@ -52,6 +52,7 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/openapi.json", get(openapi_json))
+        .route("/metrics", get(routes::metrics::metrics))
         .route("/v1/devices", get(devices::list))
         .route("/v1/devices/{serial}/login", post(devices::login))
         .route("/v1/devices/{serial}/logout", post(devices::logout))
@@ -119,6 +120,7 @@ async fn log_refusals(
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     if let Some(refused) = response.extensions().get::<error::Refused>() {
+        state.runtime.metrics.refused(refused.code);
         let status = response.status().as_u16();
         let who = slot.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let audit = state.services.audit.clone();

@@ -11,7 +11,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    audit, custody, devices, enrol, events, pin, seal_state, seals, stamp, verify,
+    audit, custody, devices, enrol, events, metrics, pin, seal_state, seals, stamp, verify,
 };
 use super::ApiError;
 
@@ -30,6 +30,7 @@ pub enum Body {
 pub const ROUTES: &[(&str, &str, Body)] = &[
     ("get", "/v1/health", Body::None),
     ("get", "/v1/openapi.json", Body::None),
+    ("get", "/metrics", Body::None),
     ("get", "/v1/devices", Body::None),
     ("post", "/v1/devices/{serial}/login", Body::Json),
     ("post", "/v1/devices/{serial}/logout", Body::None),
@@ -87,6 +88,7 @@ const AUTH: &[&str] = &["unauthenticated", "forbidden", "rate_limited"];
     paths(
         super::health,
         super::openapi_json,
+        metrics::metrics,
         devices::list,
         devices::login,
         devices::logout,
@@ -423,7 +425,10 @@ mod tests {
         assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
         let paths = doc["paths"].as_object().expect("paths");
         assert!(!paths.is_empty());
-        assert!(paths.keys().all(|p| p.starts_with("/v1/")));
+        // The API under /v1/, and Prometheus's conventional /metrics.
+        assert!(paths
+            .keys()
+            .all(|p| p.starts_with("/v1/") || p == "/metrics"));
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"],
             serde_json::json!({"type": "http", "scheme": "bearer"})

@@ -50,6 +50,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
     let custodians = crate::custody::Custodians::new(services.store.clone(), clock.clone());
     Ok(Arc::new(AppState {
         custodians,
+        metrics_public: config.metrics.public,
         pin_policy: config.pin_policy.clone(),
         maker: config.maker.clone(),
         runtime: Arc::new(Runtime {

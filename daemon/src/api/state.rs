@@ -38,6 +38,8 @@ pub struct AppState {
     pub streams: super::streams::Streams,
     /// The web console's sessions and one-time sign-in codes (memory only).
     pub console: super::console::sessions::ConsoleSessions,
+    /// `[metrics] public`: `GET /metrics` without a token.
+    pub metrics_public: bool,
 }
 
 impl Deref for AppState {

@@ -85,6 +85,15 @@ impl Streams {
         })
     }
 
+    /// Streams open now, in all.
+    pub fn total(&self) -> usize {
+        self.inner
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .total
+    }
+
     /// Streams open now: (of `identity`, in all).
     pub fn open(&self, identity: IdentityId) -> (usize, usize) {
         let open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());

@@ -57,6 +57,8 @@ pub struct Runtime {
     /// Woken when a request is approved on another node (shared stores): the takeover round
     /// looks at once instead of at its next second.
     pub approved: tokio::sync::Notify,
+    /// What the daemon counts as it works, for `GET /metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Runtime {
@@ -78,6 +80,7 @@ impl Runtime {
             lease: std::time::Duration::from_secs(30),
             signing: Default::default(),
             approved: tokio::sync::Notify::new(),
+            metrics: Default::default(),
         }
     }
 

@@ -127,6 +127,13 @@ pub fn run(state: &Runtime, id: RequestId) -> Result<StampRequest, StampError> {
     let begun = started.elapsed();
     match sign(state, &ticket) {
         Ok((request, steps)) => {
+            state.metrics.signed(
+                ticket.seal.id,
+                &serial,
+                steps.signatures,
+                steps.in_device,
+                started.elapsed(),
+            );
             tracing::debug!(
                 request = id,
                 documents = request.documents.len(),
@@ -215,6 +222,10 @@ struct StepTimes {
     sign_verify: Duration,
     /// `mark_signed`: the durable commit of the signatures and their usage records.
     record: Duration,
+    /// Of `sign_verify`, the time spent in the token's sign calls.
+    in_device: Duration,
+    /// Signatures made.
+    signatures: usize,
 }
 
 fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTimes), StampError> {
@@ -275,8 +286,9 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
             None
         }
     };
+    let timed = crate::metrics::TimedSigner::new(key.as_ref());
     let mut signer =
-        DocumentSigner::new(&ses_seal, &seal.certificate, key.as_ref()).map_err(build_error)?;
+        DocumentSigner::new(&ses_seal, &seal.certificate, &timed).map_err(build_error)?;
     if let Some(stamper) = &stamper {
         signer = signer.with_time_stamper(stamper);
     }
@@ -305,6 +317,7 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
             .unwrap_or_default(),
     );
     let t2 = Instant::now();
+    let signatures = signed.len();
     let request = state
         .services
         .approvals
@@ -320,6 +333,8 @@ fn sign(state: &Runtime, ticket: &SigningTicket) -> Result<(StampRequest, StepTi
         checks: t1 - t0,
         sign_verify: t2 - t1,
         record: t2.elapsed(),
+        in_device: timed.spent(),
+        signatures,
     };
     Ok((request, steps))
 }

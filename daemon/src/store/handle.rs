@@ -93,6 +93,8 @@ pub struct StoreStats {
     pub commits: u64,
     /// Writes (calls to [`Store::write`]) committed since open.
     pub writes: u64,
+    /// Writes waiting for their commit now (queued or in the running batch).
+    pub queued: u64,
 }
 
 impl Store {
@@ -221,7 +223,14 @@ impl Store {
         StoreStats {
             commits: self.writer.stats.commits.load(Ordering::Relaxed),
             writes: self.writer.stats.writes.load(Ordering::Relaxed),
+            queued: self.writer.stats.queued.load(Ordering::Relaxed),
         }
+    }
+
+    /// Seconds each write waited from submission to its durable commit (every usage-log
+    /// record is appended by such a write).
+    pub fn write_latency(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.writer.stats.latency.clone()
     }
 
     /// Stops the writer after the writes already queued; later writes fail.

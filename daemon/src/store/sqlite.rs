@@ -827,6 +827,19 @@ impl Tx for SqliteTx<'_> {
         Ok(n.max(0) as u64)
     }
 
+    fn request_counts(&mut self) -> StoreResult<Vec<(String, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, COUNT(*) FROM stamp_requests GROUP BY state")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?.max(0) as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn pending_counts(
         &mut self,
         seal_id: SealId,

@@ -102,6 +102,8 @@ pub trait Tx {
     /// Documents of the seal's requests signed at or after `since` (what counts against a
     /// daily quota: stamps made, not requests asked).
     fn documents_signed_since(&mut self, seal_id: SealId, since: Timestamp) -> StoreResult<u64>;
+    /// How many stamp requests are in each state (states with none left out), for metrics.
+    fn request_counts(&mut self) -> StoreResult<Vec<(String, u64)>>;
     /// Pending requests not yet past their time, as `(of requester, of seal)`.
     fn pending_counts(
         &mut self,

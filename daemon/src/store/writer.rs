@@ -45,11 +45,26 @@ pub(crate) trait BatchConn: Send + 'static {
     fn run(&mut self, head: &mut Head, run: RunFn) -> bool;
 }
 
-/// Commit counters.
-#[derive(Debug, Default)]
+/// Commit counters, the queue's length and how long writes wait for their commit.
+#[derive(Debug)]
 pub(crate) struct Counters {
     pub(crate) commits: AtomicU64,
     pub(crate) writes: AtomicU64,
+    /// Writes submitted and not yet acknowledged (queued or in the running batch).
+    pub(crate) queued: AtomicU64,
+    /// Seconds from a write's submission to its acknowledgement (the commit is durable).
+    pub(crate) latency: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            commits: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            latency: crate::metrics::latency_histogram(),
+        }
+    }
 }
 
 /// The writer thread of a store and the queue to it.
@@ -90,6 +105,8 @@ impl Writer {
     {
         let slot = Arc::new(Mutex::new(None::<Result<T, E>>));
         let filled = slot.clone();
+        let stats = self.stats.clone();
+        let submitted = std::time::Instant::now();
         let job = Job {
             run: Box::new(move |tx: &mut dyn Tx| {
                 let result = f(tx);
@@ -98,6 +115,8 @@ impl Writer {
                 ok
             }),
             complete: Box::new(move |commit| {
+                stats.queued.fetch_sub(1, Ordering::Relaxed);
+                stats.latency.observe(submitted.elapsed().as_secs_f64());
                 let result = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
                 deliver(match (commit, result) {
                     (Ok(()), Some(result)) => result,
@@ -114,7 +133,11 @@ impl Writer {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or(StoreError::WriterStopped)?;
-        sender.send(job).map_err(|_| StoreError::WriterStopped)
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        sender.send(job).map_err(|_| {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            StoreError::WriterStopped
+        })
     }
 
     /// Stops the writer after the writes already queued; later writes fail.

@@ -5,6 +5,7 @@ pub mod custody;
 pub mod devices;
 pub mod enrol;
 pub mod events;
+pub mod metrics;
 pub mod pin;
 pub mod seal_state;
 pub mod seals;

@@ -345,6 +345,9 @@ async fn decide(
         parties: RequestParties::of(&request),
     });
     if request.state == RequestState::Approved {
+        state
+            .metrics
+            .approved_after(request.updated_at - request.created_at);
         crate::stamp::spawn_signing(state.runtime.clone(), id);
     }
     let st = state.clone();

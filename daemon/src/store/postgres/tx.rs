@@ -554,6 +554,17 @@ impl Tx for PgTx<'_> {
         Ok(n.max(0) as u64)
     }
 
+    fn request_counts(&mut self) -> StoreResult<Vec<(String, u64)>> {
+        let rows = self.conn.query(
+            "SELECT state, COUNT(*) FROM stamp_requests GROUP BY state",
+            &[],
+        )?;
+        all(rows, |row| {
+            let count: i64 = row.try_get(1)?;
+            Ok((row.try_get(0)?, count.max(0) as u64))
+        })
+    }
+
     fn pending_counts(
         &mut self,
         seal_id: SealId,
