@@ -605,6 +605,11 @@ pub fn require_store(store: &Path, init: bool) -> Result<(), ConfigError> {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_text(path).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also giving the file's text as read (for a reload to compare).
+    pub fn load_with_text(path: &Path) -> Result<(Self, String), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -637,7 +642,7 @@ impl Config {
                 *file = base.join(&*file);
             }
         }
-        Ok(config)
+        Ok((config, text))
     }
 
     /// Reads the trust roots named by `trust_roots`; an unreadable or malformed file is an

@@ -32,4 +32,5 @@ pub mod services;
 pub mod ses;
 pub mod stamp;
 pub mod store;
+pub mod supervisor;
 pub mod tsa;

@@ -60,13 +60,58 @@ pub fn init_with(config: &LogConfig) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match config.format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
+        LogFormat::Text => {
+            let builder = builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_filter_reloading();
+            let handle = builder.reload_handle();
+            keep_level_setter(move |filter| handle.reload(filter).map_err(|e| e.to_string()));
+            builder.init()
+        }
+        LogFormat::Json => {
+            let builder = builder
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_filter_reloading();
+            let handle = builder.reload_handle();
+            keep_level_setter(move |filter| handle.reload(filter).map_err(|e| e.to_string()));
+            builder.init()
+        }
     }
+}
+
+type LevelSetter = Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// How the running subscriber's filter is replaced (set once, by [`init_with`]).
+static LEVEL_SETTER: std::sync::OnceLock<LevelSetter> = std::sync::OnceLock::new();
+
+fn keep_level_setter(
+    set: impl Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync + 'static,
+) {
+    let _ = LEVEL_SETTER.set(Box::new(set));
+}
+
+/// What a reload did to the log level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LevelChange {
+    /// The filter is now `level` (the config's, or `info` without one).
+    Set(String),
+    /// `SEALD_LOG` is set and wins over the config: nothing changed.
+    EnvironmentWins,
+}
+
+/// Applies `config.level` to the running log (a config reload), unless `SEALD_LOG` is set.
+pub fn reload_level(config: &LogConfig) -> Result<LevelChange, String> {
+    if std::env::var_os("SEALD_LOG").is_some() {
+        return Ok(LevelChange::EnvironmentWins);
+    }
+    let level = config.level.clone().unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .map_err(|e| format!("{level:?} is not a log level: {e}"))?;
+    let set = LEVEL_SETTER
+        .get()
+        .ok_or("the log was not set up by seald (no level to change)")?;
+    set(filter)?;
+    Ok(LevelChange::Set(level))
 }

@@ -54,6 +54,11 @@ impl Daemon {
         Self::spawn(config, env, true)
     }
 
+    /// The config file the daemon was started with (a test may edit it and send SIGHUP).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("seald.toml")
+    }
+
     /// What the daemon has logged so far (empty unless started with [`Daemon::start_logged`]).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("seald.log")).unwrap_or_default()

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -15,10 +15,12 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 
 /// What the guards allow.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GuardPolicy {
-    hosts: HashSet<String>,
-    origins: HashSet<String>,
+    /// The port's loopback names; [`Allowed`] adds to them.
+    port: u16,
+    /// The allow-lists of the config, replaced on reload.
+    allowed: RwLock<Allowed>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Largest upload of documents (`multipart/form-data` to [`UPLOAD_PATH`] only).
@@ -33,6 +35,29 @@ pub const UPLOAD_PATH: &str = "/v1/stamp-requests";
 const PREFLIGHT_REQUEST_METHOD: &str = "access-control-request-method";
 const PREFLIGHT_PRIVATE_NETWORK: &str = "access-control-request-private-network";
 
+/// The Host and Origin allow-lists.
+#[derive(Debug)]
+struct Allowed {
+    hosts: HashSet<String>,
+    origins: HashSet<String>,
+}
+
+impl Allowed {
+    fn new(port: u16, extra_hosts: &[String], origins: &[String]) -> Self {
+        let mut hosts: HashSet<String> = [
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ]
+        .into();
+        hosts.extend(extra_hosts.iter().map(|h| h.to_ascii_lowercase()));
+        Self {
+            hosts,
+            origins: origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
+        }
+    }
+}
+
 impl GuardPolicy {
     /// A policy for a daemon bound to `bound`: the loopback names of that port, plus `extra_hosts`
     /// (each `name:port`) and `origins` (each `scheme://host[:port]`).
@@ -44,16 +69,9 @@ impl GuardPolicy {
         request_timeout: Duration,
     ) -> Self {
         let port = bound.port();
-        let mut hosts: HashSet<String> = [
-            format!("localhost:{port}"),
-            format!("127.0.0.1:{port}"),
-            format!("[::1]:{port}"),
-        ]
-        .into();
-        hosts.extend(extra_hosts.iter().map(|h| h.to_ascii_lowercase()));
         Self {
-            hosts,
-            origins: origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
+            port,
+            allowed: RwLock::new(Allowed::new(port, extra_hosts, origins)),
             max_body_bytes,
             max_document_bytes: max_body_bytes,
             request_timeout,
@@ -66,11 +84,22 @@ impl GuardPolicy {
         self
     }
 
+    /// Replaces the allow-lists (a config reload): `extra_hosts` and `origins` as in [`Self::new`].
+    pub fn set_allowed(&self, extra_hosts: &[String], origins: &[String]) {
+        *self.allowed.write().unwrap_or_else(|e| e.into_inner()) =
+            Allowed::new(self.port, extra_hosts, origins);
+    }
+
+    fn allowed(&self) -> std::sync::RwLockReadGuard<'_, Allowed> {
+        self.allowed.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Whether the request names an allowed authority. An absolute-form target
     /// (`GET http://host:port/path`) names it in the target, which replaces `Host`
     /// (RFC 9112 §3.2.2); otherwise the one `Host` field names it.
     fn host_allowed(&self, request: &Request) -> bool {
-        request_authority(request).is_some_and(|a| self.hosts.contains(&a.to_ascii_lowercase()))
+        request_authority(request)
+            .is_some_and(|a| self.allowed().hosts.contains(&a.to_ascii_lowercase()))
     }
 
     /// Whether `origin` may call: one on the allow-list, or the daemon's own origin as this
@@ -82,7 +111,7 @@ impl GuardPolicy {
             return false;
         };
         let origin = origin.to_ascii_lowercase();
-        if self.origins.contains(&origin) {
+        if self.allowed().origins.contains(&origin) {
             return true;
         }
         request_authority(request).is_some_and(|a| {

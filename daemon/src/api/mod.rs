@@ -9,6 +9,7 @@ pub mod json;
 pub mod mapping;
 pub mod openapi;
 pub mod ratelimit;
+pub mod reload;
 pub mod request_id;
 pub mod routes;
 pub mod server;

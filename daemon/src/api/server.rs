@@ -19,8 +19,8 @@ use super::state::{AppState, SharedState};
 pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, String> {
     let trust = Arc::new(config.load_trust().map_err(|e| e.to_string())?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut services = Services::open_at(&config.store_location(), clock.clone(), trust.clone())
-        .map_err(|e| {
+    let mut services =
+        Services::open_at(&config.store_location(), clock.clone(), trust).map_err(|e| {
             format!(
                 "config key `store`: cannot open {}: {e}",
                 config.store_display()
@@ -48,9 +48,10 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
     )
     .with_document_limit(config.api.max_document_bytes);
     let custodians = crate::custody::Custodians::new(services.store.clone(), clock.clone());
+    let services_trust = services.registry.trust_roots().clone();
     Ok(Arc::new(AppState {
         custodians,
-        metrics_public: config.metrics.public,
+        metrics_public: config.metrics.public.into(),
         pin_policy: config.pin_policy.clone(),
         maker: config.maker.clone(),
         runtime: Arc::new(Runtime {
@@ -65,7 +66,7 @@ pub fn build_state(config: &Config, bound: SocketAddr) -> Result<SharedState, St
             config.api.rate_limit_burst,
             config.api.rate_limit_per_second,
         ),
-        trust,
+        trust: services_trust,
         legacy_signatures: LegacyResults::beside(&config.store),
         streams: super::streams::Streams::new(
             config.api.max_streams_per_identity,

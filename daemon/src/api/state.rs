@@ -4,7 +4,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::cert::TrustStore;
+use crate::cert::TrustRoots;
 use crate::config::MakerConfig;
 use crate::custody::{Custodians, PinPolicy};
 use crate::runtime::Runtime;
@@ -23,8 +23,8 @@ pub struct AppState {
     pub policy: Arc<GuardPolicy>,
     /// Per-identity request limits.
     pub limiter: RateLimiter,
-    /// Roots for `POST /v1/verify`.
-    pub trust: Arc<TrustStore>,
+    /// Roots for `POST /v1/verify` (the registry's: a config reload replaces both).
+    pub trust: Arc<TrustRoots>,
     /// SES_Signatures that a store from before schema 4 kept in files.
     pub legacy_signatures: LegacyResults,
     /// Custody and PIN-change records (PIN age comes from these, never from a stored PIN).
@@ -38,8 +38,8 @@ pub struct AppState {
     pub streams: super::streams::Streams,
     /// The web console's sessions and one-time sign-in codes (memory only).
     pub console: super::console::sessions::ConsoleSessions,
-    /// `[metrics] public`: `GET /metrics` without a token.
-    pub metrics_public: bool,
+    /// `[metrics] public`: `GET /metrics` without a token (a config reload may change it).
+    pub metrics_public: std::sync::atomic::AtomicBool,
 }
 
 impl Deref for AppState {

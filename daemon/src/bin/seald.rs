@@ -145,8 +145,8 @@ fn prepare_isolation(config: &std::path::Path) -> Result<(), Box<dyn std::error:
     Ok(())
 }
 
-async fn run(config: PathBuf, init: bool) -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::load(&config)?;
+async fn run(path: PathBuf, init: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let (config, text) = Config::load_with_text(&path)?;
     seald::config::require_store(&config.store, init)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -174,6 +174,12 @@ async fn run(config: PathBuf, init: bool) -> Result<(), Box<dyn std::error::Erro
     println!("seald listening on http://{address}");
     use std::io::Write;
     std::io::stdout().flush()?;
+    seald::supervisor::ready(address);
+    let _watchdog = seald::supervisor::spawn_watchdog();
+    spawn_reloads(
+        state.clone(),
+        seald::api::reload::Reloader::new(&path, text),
+    )?;
     let shutdown = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -189,6 +195,7 @@ async fn run(config: PathBuf, init: bool) -> Result<(), Box<dyn std::error::Erro
             _ = tokio::signal::ctrl_c() => {}
             _ = terminated => {}
         }
+        seald::supervisor::stopping();
     };
     seald::api::connections::serve(
         listener,
@@ -201,5 +208,41 @@ async fn run(config: PathBuf, init: bool) -> Result<(), Box<dyn std::error::Erro
     if let Some(watcher) = watcher {
         watcher.stop();
     }
+    Ok(())
+}
+
+/// Reloads the config on each SIGHUP (`systemctl reload seald`), one at a time; what could not
+/// be applied without a restart is logged.
+fn spawn_reloads(
+    state: seald::api::SharedState,
+    reloader: seald::api::reload::Reloader,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let reloader = std::sync::Arc::new(reloader);
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            seald::supervisor::reloading();
+            let (state, reloader) = (state.clone(), reloader.clone());
+            let outcome = tokio::task::spawn_blocking(move || reloader.reload(&state))
+                .await
+                .unwrap_or_else(|e| Err(format!("config not reloaded: {e}")));
+            let status = match outcome {
+                Ok(report) => {
+                    let summary = report.summary();
+                    if report.needs_restart.is_empty() {
+                        tracing::info!("{summary}");
+                    } else {
+                        tracing::warn!("{summary}");
+                    }
+                    summary
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    e
+                }
+            };
+            seald::supervisor::reloaded(&status);
+        }
+    });
     Ok(())
 }

@@ -7,6 +7,28 @@ use super::{CertError, CertFacts, Certificate};
 /// Longest chain followed (leaf included).
 const MAX_DEPTH: usize = 8;
 
+/// The trust roots of a running daemon, which a config reload may replace: readers take the
+/// set current when they start (a check in progress keeps its set).
+#[derive(Debug, Default)]
+pub struct TrustRoots(std::sync::RwLock<std::sync::Arc<TrustStore>>);
+
+impl TrustRoots {
+    /// Starts with `roots`.
+    pub fn new(roots: std::sync::Arc<TrustStore>) -> Self {
+        Self(std::sync::RwLock::new(roots))
+    }
+
+    /// The roots now.
+    pub fn current(&self) -> std::sync::Arc<TrustStore> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the roots (a config reload).
+    pub fn replace(&self, roots: std::sync::Arc<TrustStore>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = roots;
+    }
+}
+
 /// The configured trust roots.
 #[derive(Debug, Clone, Default)]
 pub struct TrustStore {

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::crypto::{KeyAlgorithm, PublicKey};
 
-pub use chain::TrustStore;
+pub use chain::{TrustRoots, TrustStore};
 pub use parse::{Certificate, StatusUrls};
 
 /// OID of SM2-with-SM3 signatures.

@@ -209,7 +209,7 @@ pub struct ExpiryWarning {
 pub struct Registry {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
-    trust: Arc<TrustStore>,
+    trust: Arc<crate::cert::TrustRoots>,
 }
 
 /// The registry's facts of a parsed certificate.
@@ -314,8 +314,13 @@ fn apply_transition(
 }
 
 impl Registry {
-    /// The roots seal certificates must chain to.
-    pub fn trust(&self) -> &TrustStore {
+    /// The roots seal certificates must chain to, now.
+    pub fn trust(&self) -> Arc<TrustStore> {
+        self.trust.current()
+    }
+
+    /// The roots, as a config reload replaces them (shared with the API's verification).
+    pub fn trust_roots(&self) -> &Arc<crate::cert::TrustRoots> {
         &self.trust
     }
 
@@ -324,7 +329,7 @@ impl Registry {
         Self {
             store,
             clock,
-            trust,
+            trust: Arc::new(crate::cert::TrustRoots::new(trust)),
         }
     }
 
@@ -386,6 +391,7 @@ impl Registry {
             });
         }
         self.trust
+            .current()
             .verify_signing_chain(&leaf, &intermediates, now)?;
         if leaf.public_key()? != &new.device_key {
             return Err(SealError::KeyMismatch {

@@ -26,7 +26,10 @@ pub async fn metrics(
     State(state): State<SharedState>,
     mut parts: Parts,
 ) -> Result<Response, ApiError> {
-    if !state.metrics_public {
+    if !state
+        .metrics_public
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
         Auth::from_request_parts(&mut parts, &state)
             .await?
             .require_any(&[Role::Auditor, Role::Admin])?;

@@ -75,9 +75,10 @@ async fn verify_ofd_body(
 ) -> Result<Json<Value>, ApiError> {
     let bytes = decode("ofd", "invalid_ofd_encoding", &b64)?;
     blocking(move || {
+        let trust = state.trust.current();
         let report = crate::ofd::verify_ofd_with(
             std::io::Cursor::new(&bytes),
-            Some(&state.trust),
+            Some(&trust),
             state.runtime.tsa_trust(),
             state.runtime.revocation.as_deref(),
         )
@@ -102,10 +103,11 @@ async fn verify_pdf_body(
 ) -> Result<Json<Value>, ApiError> {
     let bytes = decode("pdf", "invalid_pdf_encoding", &b64)?;
     blocking(move || {
+        let trust = state.trust.current();
         let report = crate::pdf::verify_pdf_with(
             &bytes,
             crate::cms::Anchors {
-                roots: Some(&state.trust),
+                roots: Some(&trust),
                 tsa: state.runtime.tsa_trust(),
                 revocation: state.runtime.revocation.as_deref(),
             },
@@ -166,11 +168,12 @@ pub async fn verify(
     };
     let der = decode("ses_signature", "invalid_signature_encoding", &sig)?;
     blocking(move || {
+        let trust = state.trust.current();
         let report = verify_der(
             &der,
             &VerifyOptions {
                 document: Document::Digest(&digest.0),
-                trust: Some(&state.trust),
+                trust: Some(&trust),
                 at: None,
                 tsa_trust: state.runtime.tsa_trust(),
                 revocation: state.runtime.revocation.as_deref(),
