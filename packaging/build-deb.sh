@@ -22,7 +22,8 @@ rm -rf "$generated"
 # build of it would compile the library a second time, with the test-keys feature.
 cargo run -q -p seald --example packaging_docs -- "$generated" >&2
 
-# cargo-deb's own output goes to stderr; it prints the .deb's path on stdout.
-deb="$("$cargo_deb" -p seald --locked)"
+# cargo-deb's own output goes to stderr; it prints the .deb's path on stdout. It warns about
+# every asset under ../target/ that is not a build product: expected here, so left out.
+deb="$("$cargo_deb" -p seald --locked 2> >(grep -vF "does not match the pattern, and will not be built" >&2))"
 echo "build-deb: built $deb" >&2
 echo "$deb"
