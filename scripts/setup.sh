@@ -8,10 +8,12 @@ set -euo pipefail
 # qpdf, poppler-utils (pdfsig, pdftoppm), python3-venv (pyHanko, below): the PDF tests' checkers;
 # gcc, libc6-dev: the independent C client of hsm-sim's SKF entry points (and Rust's linker);
 # p11-kit, p11-kit-modules: p11-kit's remoting, for PKCS#11 modules run out of process;
-# postgresql: the shared store's tests (a throwaway cluster, scripts/postgres.sh).
+# postgresql: the shared store's tests (a throwaway cluster, scripts/postgres.sh);
+# dpkg-dev (dpkg-shlibdeps), binutils (strip): cargo-deb; systemd (systemd-analyze verify),
+# man-db (verify checks the unit's man: pages), adduser: the Debian package's tests.
 packages=(softhsm2 opensc pcscd vsmartcard-vpcd libpcsclite-dev pkg-config openssl sqlite3
   chromium chromium-driver fonts-wqy-microhei qpdf poppler-utils python3 python3-venv
-  gcc libc6-dev p11-kit p11-kit-modules postgresql)
+  gcc libc6-dev p11-kit p11-kit-modules postgresql dpkg-dev binutils systemd man-db adduser)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
