@@ -725,6 +725,9 @@ fn sealctl_stamp_uploads_shows_progress_and_downloads_sealed_files() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("waiting for approval"), "{stdout}");
+    // Off a terminal no progress is drawn: plain lines only.
+    assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains('\u{1b}'));
     assert!(stdout.contains("seal on page 2"), "{stdout}");
     assert!(stdout.contains("approved: signing"), "{stdout}");
     assert!(stdout.contains("signed"), "{stdout}");
@@ -786,4 +789,50 @@ fn sealctl_stamp_uploads_shows_progress_and_downloads_sealed_files() {
         stderr.contains("invalid_document") && stderr.contains("page 7"),
         "{stderr}"
     );
+}
+
+/// On a terminal (`script` gives sealctl a pseudo-terminal) `sealctl stamp` draws a spinner
+/// while it waits and a bar while it downloads (indicatif's cursor controls), and still prints
+/// its plain lines; off a terminal (the test above) there are only the plain lines.
+#[test]
+fn sealctl_stamp_on_a_terminal_draws_progress() {
+    let d = Deployment::hsm_sim("sansec");
+    d.login_custodian();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.ofd");
+    std::fs::write(
+        &a,
+        Sample::new(1).line(1, 40.0, 100.0, 4.0, "盖章处").build(),
+    )
+    .unwrap();
+    let out = dir.path().join("sealed");
+    let token = d.token_file(Who::Client);
+    let command = format!(
+        "{} stamp --daemon http://{} --token-file '{}' --seal 1 '{}' --keyword 盖章处 --out '{}' --wait-secs 60",
+        bin("sealctl").display(),
+        d.daemon.authority(),
+        token.display(),
+        a.display(),
+        out.display()
+    );
+    let output = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            Command::new("script")
+                .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+                .env("TERM", "xterm")
+                .output()
+                .expect("run script")
+        });
+        d.approve_when_pending();
+        run.join().unwrap()
+    });
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{shown}");
+    assert!(
+        shown.contains("\u{1b}["),
+        "cursor controls of a spinner: {shown:?}"
+    );
+    assert!(shown.contains("waiting for approval"), "{shown}");
+    assert!(shown.contains("sealed: "), "{shown}");
+    assert!(out.join("a.ofd").exists());
 }

@@ -85,7 +85,9 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let log = AuditLog::new(store, Arc::new(SystemClock));
     match args.command {
         AuditCommand::Verify { expect_head } => {
+            let verifying = super::progress::Progress::spinner("verifying the usage log's chain");
             let (report, checks) = log.verify_with_heads(&expect_head)?;
+            verifying.finish();
             let mut intact = match &report.broken {
                 None => {
                     println!(

@@ -10,6 +10,7 @@ pub mod devices;
 pub mod enroll;
 pub mod key;
 pub mod pin;
+pub mod progress;
 pub mod prompt;
 pub mod remote;
 pub mod seal;

@@ -11,6 +11,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::client::{DaemonClient, Part};
+use super::progress::Progress;
 
 /// What to seal, where, and where the sealed files go.
 #[derive(Debug, Args)]
@@ -179,7 +180,9 @@ pub fn run(args: StampArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             content_type: "application/octet-stream".into(),
         });
     }
+    let uploading = Progress::spinner(format!("uploading {} documents", args.files.len()));
     let created = client.upload("/v1/stamp-requests", &parts)?;
+    uploading.finish();
     let id = created["id"]
         .as_i64()
         .ok_or("seald's answer has no request id")?;
@@ -205,6 +208,7 @@ pub fn run(args: StampArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
     let request = wait(&client, id, Duration::from_secs(args.wait_secs))?;
     let files = request["files"].as_array().cloned().unwrap_or_default();
+    let downloads = Progress::steps(files.len() as u64, "downloading sealed files");
     for f in &files {
         let n = f["n"].as_u64().unwrap_or_default();
         let dest = args.out.join(output_name(
@@ -213,8 +217,10 @@ pub fn run(args: StampArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             f["format"].as_str().unwrap_or("ofd"),
         ));
         let bytes = client.download(&format!("/v1/stamp-requests/{id}/documents/{n}"), &dest)?;
-        println!("sealed: {} ({bytes} bytes)", dest.display());
+        downloads.line(&format!("sealed: {} ({bytes} bytes)", dest.display()));
+        downloads.inc();
     }
+    downloads.finish();
     println!(
         "check them with: sealctl verify FILE --trust ROOT (each carries its seal, signature and References)"
     );
@@ -228,7 +234,9 @@ fn wait(
     id: i64,
     limit: Duration,
 ) -> Result<Value, Box<dyn std::error::Error>> {
-    let deadline = Instant::now() + limit;
+    let started = Instant::now();
+    let deadline = started + limit;
+    let progress = Progress::spinner(format!("request {id}: waiting for approval"));
     let mut votes_seen = 0;
     let mut state_seen = String::from("pending");
     loop {
@@ -242,9 +250,12 @@ fn wait(
             };
             let comment = vote["comment"].as_str().unwrap_or_default();
             if comment.is_empty() {
-                println!("  approver #{} {what}", vote["approver"]);
+                progress.line(&format!("  approver #{} {what}", vote["approver"]));
             } else {
-                println!("  approver #{} {what}: {comment}", vote["approver"]);
+                progress.line(&format!(
+                    "  approver #{} {what}: {comment}",
+                    vote["approver"]
+                ));
             }
         }
         votes_seen = votes.len();
@@ -252,13 +263,15 @@ fn wait(
         if state != state_seen {
             if state_seen == "pending" && state == "signed" {
                 // Approved and signed between two looks.
-                println!("request {id} approved: signing on the seal's device");
+                progress.line(&format!(
+                    "request {id} approved: signing on the seal's device"
+                ));
             }
-            match state.as_str() {
-                "approved" => println!("request {id} approved: signing on the seal's device"),
-                "signed" => println!("request {id} signed"),
-                other => println!("request {id} is {other}"),
-            }
+            progress.line(&match state.as_str() {
+                "approved" => format!("request {id} approved: signing on the seal's device"),
+                "signed" => format!("request {id} signed"),
+                other => format!("request {id} is {other}"),
+            });
             state_seen = state.clone();
         }
         match state.as_str() {
@@ -286,6 +299,10 @@ fn wait(
             )
             .into());
         }
+        progress.set_message(format!(
+            "request {id}: {state}, {votes_seen} votes so far ({} s)",
+            started.elapsed().as_secs()
+        ));
         std::thread::sleep(Duration::from_millis(500));
     }
 }
