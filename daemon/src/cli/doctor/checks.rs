@@ -530,21 +530,25 @@ fn trust_root(path: &Path, clock: &Clock) -> (Status, String) {
     let file = path.display();
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
-        Err(e) => return (
-            Status::Fail,
-            format!(
+        Err(e) => {
+            return (
+                Status::Fail,
+                format!(
                 "cannot read {file}: {e}; fix the path in trust_roots or the file's permissions"
             ),
-        ),
+            )
+        }
     };
     let roots = match crate::cert::TrustStore::from_pem_or_der(&bytes) {
         Ok(roots) => roots,
-        Err(e) => return (
-            Status::Fail,
-            format!(
+        Err(e) => {
+            return (
+                Status::Fail,
+                format!(
                 "{file} is not a PEM or DER certificate ({e}); put the CA's root certificate there"
             ),
-        ),
+            )
+        }
     };
     let mut worst = Status::Ok;
     let mut notes = Vec::new();
@@ -647,7 +651,7 @@ fn sqlite_store(
         if mode & 0o077 != 0 {
             status = Status::Warn;
             notes.push_str(&format!(
-                "; but it is open to other users (mode {mode:o}): run chmod 600 {file}"
+                "; but it was open to other users (mode {mode:o}): opening it set it back to 0600, as seald does at each start; find out who changed it and who could read it meanwhile"
             ));
         }
     }
