@@ -171,11 +171,18 @@ fn modules(config: &Config, checks: &mut Vec<Check>) -> Vec<ModuleReport> {
         let devices = match Devices::open(std::slice::from_ref(module)) {
             Ok(devices) => devices,
             Err(e) => {
+                let path = module.path.display().to_string();
+                let why = e.to_string();
+                // The device layer's message usually names the library already.
+                let what = if why.contains(&path) {
+                    why
+                } else {
+                    format!("cannot load {path}: {why}")
+                };
                 checks.push(Check::fail(
                     name,
                     format!(
-                        "cannot load {}: {e}; check `path` in the [[module]] named `{}` (the library must exist and be readable by the user seald runs as)",
-                        module.path.display(),
+                        "{what}; check `path` in the [[module]] named `{}` (the library must exist and be readable by the user seald runs as)",
                         module.name
                     ),
                 ));
@@ -487,7 +494,11 @@ fn seal_check(seal: &Seal, clock: &Clock) -> Check {
         Due::Soon(days) => parts.push((Status::Warn, format!("{cert} expires {} ({}, within the {} warning days): have the CA issue a new certificate and enrol a new seal before then", days_left(days), date(seal.cert.not_after), clock.warn_days))),
         Due::Later => {}
     }
+    // A seal's validity ends with its certificate unless it was enrolled to end earlier: say
+    // it once.
+    let own_end = seal.valid_to < seal.cert.not_after;
     match clock.due(seal.valid_to) {
+        _ if !own_end => {}
         Due::Ended => parts.push((Status::Fail, format!("its validity ended on {}: it cannot stamp; enrol a new seal if it is still needed (seald marks this one expired)", date(seal.valid_to)))),
         Due::Soon(days) => parts.push((Status::Warn, format!("its validity ends {} ({}, within the {} warning days): enrol a new seal before then", days_left(days), date(seal.valid_to), clock.warn_days))),
         Due::Later => {}
