@@ -35,6 +35,12 @@ fn main() -> ExitCode {
         Command::Console(args) => seald::cli::console::run(args),
         // Exit codes: 0 valid, 1 invalid, 2 could not read.
         Command::Verify(args) => return ExitCode::from(seald::cli::verify::run(&args) as u8),
+        // Exit codes: 0 no check failed, 1 a check failed, 2 the config could not be read.
+        Command::Doctor(args) => {
+            seald::cli::doctor::run(&cli.config, &args, &mut std::io::stdout())
+                .map(ExitCode::from)
+                .map_err(Into::into)
+        }
     };
     match result {
         Ok(code) => code,

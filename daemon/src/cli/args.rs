@@ -99,4 +99,8 @@ pub enum SealctlCommand {
     Console(crate::cli::console::ConsoleArgs),
     /// Verify a seal (.esl), a SES_Signature (.dat/.der) or every signature in an OFD file.
     Verify(crate::cli::verify::VerifyArgs),
+    /// Check the whole deployment: config, modules, pcscd, tokens and PINs, seal and
+    /// certificate expiries, trust roots, store, usage log, listener and HTTP guards. Prints
+    /// ok/warn/FAIL lines; exit status 0 (no failure), 1 (a check failed) or 2 (no config).
+    Doctor(crate::cli::doctor::DoctorArgs),
 }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod console;
 pub mod custody;
 pub mod devices;
+pub mod doctor;
 pub mod enroll;
 pub mod key;
 pub mod pin;

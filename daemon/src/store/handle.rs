@@ -107,13 +107,18 @@ impl Store {
     /// Opens an existing store; refuses to create a SQLite file (for commands that only read
     /// or check).
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let location = StoreLocation::from_arg(path.as_ref(), None)?;
+        Self::open_existing_at(&StoreLocation::from_arg(path.as_ref(), None)?)
+    }
+
+    /// Opens the existing store at `location`: refuses to create a SQLite file, or to set up
+    /// a PostgreSQL database that holds no seald store yet.
+    pub fn open_existing_at(location: &StoreLocation) -> Result<Self, StoreError> {
         if let Database::Sqlite(file) = &location.database {
             if !file.is_file() {
                 return Err(StoreError::Missing(file.clone()));
             }
         }
-        Self::open_with(&location, false)
+        Self::open_with(location, false)
     }
 
     /// Opens (creating if needed) and migrates the store at `location`.
