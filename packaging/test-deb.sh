@@ -100,9 +100,17 @@ check "the package recommends pcscd" bash -c "dpkg-deb -f '$deb' Recommends | gr
 # The unit: systemd-analyze verify must be silent and succeed on it (it also checks that
 # ExecStart's program and the man pages in Documentation= exist, so it runs after install),
 # and must fail on a unit with a misspelt key, so the check means something.
+# A minimal image may keep dpkg from installing man pages (a path-exclude in dpkg.cfg.d): then
+# Documentation= links are not followed (the pages are checked in the package's contents above).
+man_flag=()
+man_installed=true
+if grep -qs '^path-exclude=/usr/share/man' /etc/dpkg/dpkg.cfg.d/*; then
+  man_flag=(--man=no)
+  man_installed=false
+fi
 verify() { # verify <unit file>: true when systemd-analyze says nothing and succeeds
   local out
-  out="$(systemd-analyze verify "$1" 2>&1)" || {
+  out="$(systemd-analyze verify "${man_flag[@]}" "$1" 2>&1)" || {
     echo "$out"
     return 1
   }
@@ -132,7 +140,9 @@ else
 fi
 check "seald --version runs from /usr/bin" bash -c '/usr/bin/seald --version | grep -q "^seald "'
 check "sealctl --version runs from /usr/bin" bash -c '/usr/bin/sealctl --version | grep -q "^sealctl "'
-if command -v man >/dev/null; then
+if ! $man_installed; then
+  echo "test-deb: dpkg is set to leave out man pages here; their installation is not checked"
+elif command -v man >/dev/null; then
   check "man -w seald finds the page" bash -c 'man -w seald | grep -q "/usr/share/man/man1/seald.1.gz"'
   check "man -w sealctl-seal finds the page" bash -c "man -w sealctl-seal >/dev/null"
 else

@@ -30,9 +30,13 @@ pub fn reloading() {
     }
 }
 
-/// A config reload ended (`status`: what it did, or why it did nothing).
+/// A config reload ended (`status`: what it did, or why it did nothing). Only the first line
+/// of `status`, clipped, is shown (`systemctl status` is readable by every local user, and a
+/// parse error's later lines quote the file, which may hold a password).
 pub fn reloaded(status: &str) {
-    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+    let line = status.lines().next().unwrap_or_default();
+    let shown: String = line.chars().take(300).collect();
+    notify(&[NotifyState::Ready, NotifyState::Status(&shown)]);
 }
 
 /// Shutting down.

@@ -275,12 +275,16 @@ fn a_seal_past_its_end_fails_while_seald_is_stopped() {
     let dir = tempfile::tempdir().expect("temp dir");
     let demo = dir.path().join("demo");
     provision(&demo, "sansec");
+    let provisioned = std::time::Instant::now();
     let (config, hsm_sim_conf) = (demo.join("seald.toml"), demo.join("hsm-sim.toml"));
     // Seal 4 is valid for 6 seconds from its enrolment; seald, stopped, has not marked it.
     let doctor = Doctor::run(&config, &hsm_sim_conf, &[]);
     let line = doctor.line("seal:4");
-    assert!(line.starts_with("warn  "), "{line}");
-    assert!(line.contains("its validity ends within a day"), "{line}");
+    // Judged within its 6 seconds (unless this machine was too slow to tell): a warning.
+    if provisioned.elapsed() < Duration::from_secs(4) {
+        assert!(line.starts_with("warn  "), "{line}");
+        assert!(line.contains("its validity ends within a day"), "{line}");
+    }
     std::thread::sleep(Duration::from_secs(7));
     let doctor = Doctor::run(&config, &hsm_sim_conf, &[]);
     assert_eq!(doctor.code, 1);

@@ -80,11 +80,15 @@ impl Reloader {
             .into_iter()
             .filter(|key| !RELOADABLE.contains(&key.as_str()))
             .collect();
-        // Checked before anything is applied: a bad level leaves everything as it was.
-        config
-            .log
-            .validate()
-            .map_err(|e| format!("config not reloaded, nothing changed: log.level: {e}"))?;
+        // On record before it takes effect: no change of trust without its usage record.
+        let digest = Digest32(crate::crypto::sm3(text.as_bytes()));
+        state
+            .services
+            .audit
+            .append(NewRecord::config_reload("seald", &digest))
+            .map_err(|e| {
+                format!("config not reloaded, nothing changed: the usage log cannot record it: {e}")
+            })?;
 
         let mut applied = Vec::new();
         state
@@ -114,12 +118,6 @@ impl Reloader {
                 "for auditors and admins"
             }
         ));
-        let digest = Digest32(crate::crypto::sm3(text.as_bytes()));
-        state
-            .services
-            .audit
-            .append(NewRecord::config_reload("seald", &digest))
-            .map_err(|e| format!("config applied, but the usage log could not record it: {e}"))?;
         *running = text;
         Ok(ReloadReport {
             applied,

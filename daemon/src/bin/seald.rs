@@ -174,12 +174,13 @@ async fn run(path: PathBuf, init: bool) -> Result<(), Box<dyn std::error::Error>
     println!("seald listening on http://{address}");
     use std::io::Write;
     std::io::stdout().flush()?;
-    seald::supervisor::ready(address);
-    let _watchdog = seald::supervisor::spawn_watchdog();
+    // SIGHUP is handled before READY: a reload right after the start must not end seald.
     spawn_reloads(
         state.clone(),
         seald::api::reload::Reloader::new(&path, text),
     )?;
+    seald::supervisor::ready(address);
+    let _watchdog = seald::supervisor::spawn_watchdog();
     let shutdown = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -5,12 +5,27 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// Where the Debian package installs the config.
+pub const INSTALLED_CONFIG: &str = "/etc/seald/seald.toml";
+
+/// The config file when `--config` is not given: `config/seald.toml` in a source checkout,
+/// else the installed one (if neither exists, the local name, for the error to name).
+pub fn default_config() -> PathBuf {
+    let local = PathBuf::from("config/seald.toml");
+    if !local.exists() && std::path::Path::new(INSTALLED_CONFIG).exists() {
+        INSTALLED_CONFIG.into()
+    } else {
+        local
+    }
+}
+
 /// The electronic seal daemon: serves the localhost API.
 #[derive(Debug, Parser)]
 #[command(name = "seald", version)]
 pub struct SealdArgs {
-    /// Configuration file (TOML).
-    #[arg(long, short, default_value = "config/seald.toml")]
+    /// Configuration file (TOML). Default: `config/seald.toml` if there is one here, else
+    /// the installed `/etc/seald/seald.toml`.
+    #[arg(long, short, default_value_os_t = default_config())]
     pub config: PathBuf,
     /// Create the store (0600) if it does not exist yet: for the first start. Without it seald
     /// refuses to start on a missing store rather than begin again on an empty one.
@@ -51,8 +66,9 @@ pub enum SealdCommand {
 #[derive(Debug, Parser)]
 #[command(name = "sealctl", version)]
 pub struct SealctlArgs {
-    /// Configuration file (TOML).
-    #[arg(long, short, global = true, default_value = "config/seald.toml")]
+    /// Configuration file (TOML). Default: `config/seald.toml` if there is one here, else
+    /// the installed `/etc/seald/seald.toml`.
+    #[arg(long, short, global = true, default_value_os_t = default_config())]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: SealctlCommand,

@@ -32,9 +32,9 @@ pub fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
-/// A histogram for waits on people: 1 s to about 3 days.
+/// A histogram for waits on people: 1 s to 2^18 s (about 3 days).
 fn wait_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(1.0, 2.0, 18))
+    Histogram::new(exponential_buckets(1.0, 2.0, 19))
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -118,7 +118,7 @@ impl Metrics {
         );
         registry.register(
             "seald_signing_seconds",
-            "Time to sign one request: part=\"device\" is the token's sign calls, part=\"seald\" everything else (checks, building, verifying, the durable commit)",
+            "Time to sign one request: part=\"device\" is the token's sign calls, part=\"seald\" everything else (checks, building, verifying, a timestamp from the TSA if asked, the durable commit)",
             self.signing_seconds.clone(),
         );
         registry.register(

@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
 use crate::runtime::Runtime;
-use crate::store::model::{Seal, SealState};
+use crate::store::model::Seal;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,8 +96,8 @@ fn register_store(registry: &mut Registry, runtime: &Runtime, stored: &Stored) {
                 state: seal.state.as_str().into(),
             })
             .inc();
-        // Revoked seals are never used again: their expiry is nothing to watch.
-        if seal.state == SealState::Revoked {
+        // Revoked, lost and expired seals never stamp again: nothing to watch.
+        if !seal.state.is_live() {
             continue;
         }
         let labels = SealLabel {
@@ -112,12 +112,12 @@ fn register_store(registry: &mut Registry, runtime: &Runtime, stored: &Stored) {
     registry.register("seald_seals", "Seals in the registry, by state", seals);
     registry.register(
         "seald_seal_expiry_days",
-        "Days until each seal's validity ends (negative: ended), revoked seals left out",
+        "Days until each active or suspended seal's validity ends (negative: ended)",
         seal_days,
     );
     registry.register(
         "seald_certificate_expiry_days",
-        "Days until each seal's certificate expires (negative: expired), revoked seals left out",
+        "Days until the certificate of each active or suspended seal expires (negative: expired)",
         cert_days,
     );
     registry.register(
@@ -182,7 +182,7 @@ fn register_devices(registry: &mut Registry, runtime: &Runtime, seals: &[Seal]) 
         }
     }
     // The tokens seals live on and that are not there: present 0, so removal can be alerted on.
-    for seal in seals.iter().filter(|s| s.state != SealState::Revoked) {
+    for seal in seals.iter().filter(|s| s.state.is_live()) {
         if !seen.contains(&seal.device_serial) {
             let serial = Serial {
                 serial: seal.device_serial.clone(),

@@ -478,13 +478,16 @@ impl Registry {
     /// Marks every active or suspended seal past its end as expired; returns their ids.
     pub fn expire_due(&self) -> Result<Vec<SealId>, SealError> {
         let now_ms = unix_ms(self.clock.now());
+        let now = now_ms.div_euclid(1000);
+        // A snapshot read finds what is due; the writer is asked only when something is.
+        let due = move |seal: &Seal| seal.state.is_live() && now >= seal.valid_to;
+        if !self.store.read(|tx| tx.seals())?.iter().any(due) {
+            return Ok(Vec::new());
+        }
         self.store.write(move |tx| {
-            let now = now_ms.div_euclid(1000);
             let mut expired = Vec::new();
             for seal in tx.seals()? {
-                if matches!(seal.state, SealState::Active | SealState::Suspended)
-                    && now >= seal.valid_to
-                {
+                if due(&seal) {
                     apply_transition(
                         tx,
                         seal.id,
@@ -506,7 +509,7 @@ impl Registry {
         Ok(self
             .list()?
             .into_iter()
-            .filter(|s| matches!(s.state, SealState::Active | SealState::Suspended))
+            .filter(|s| s.state.is_live())
             .filter_map(|s| {
                 let e = rules::expiry(s.valid_from, s.valid_to, now);
                 matches!(e, Expiry::ExpiresSoon { .. } | Expiry::Expired).then(|| ExpiryWarning {

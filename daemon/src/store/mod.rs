@@ -20,7 +20,8 @@ pub use error::StoreError;
 pub use handle::{is_postgres_url, Database, Store, StoreLocation, StoreStats};
 pub use lock::StoreLock;
 pub use postgres::{
-    create_database as create_postgres_database, redacted as redacted_url, PgOptions,
+    create_database as create_postgres_database, redacted as redacted_url,
+    schema_versions as postgres_schema_versions, PgOptions,
 };
 pub use tx::{StoreResult, Tx};
 

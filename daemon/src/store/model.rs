@@ -205,6 +205,14 @@ text_enum! {
     }
 }
 
+impl SealState {
+    /// Whether a seal in this state can stamp, or could again after a resume (active or
+    /// suspended); revoked, lost and expired seals never stamp again.
+    pub fn is_live(self) -> bool {
+        matches!(self, SealState::Active | SealState::Suspended)
+    }
+}
+
 text_enum! {
     /// Seal image formats, recognised by their magic bytes.
     ImageFormat {

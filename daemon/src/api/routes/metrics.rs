@@ -5,7 +5,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::auth::Auth;
+use crate::api::auth::{Anonymous, Auth};
 use crate::api::mapping::blocking;
 use crate::api::{ApiError, SharedState};
 use crate::identity::Role;
@@ -26,10 +26,13 @@ pub async fn metrics(
     State(state): State<SharedState>,
     mut parts: Parts,
 ) -> Result<Response, ApiError> {
-    if !state
+    if state
         .metrics_public
         .load(std::sync::atomic::Ordering::Relaxed)
     {
+        // Rate-limited like every open route: each scrape asks every device.
+        Anonymous::from_request_parts(&mut parts, &state).await?;
+    } else {
         Auth::from_request_parts(&mut parts, &state)
             .await?
             .require_any(&[Role::Auditor, Role::Admin])?;

@@ -278,7 +278,7 @@ fn read_seals(store: &Store) -> Result<SealsRead, StoreError> {
 
 /// Whether a seal can still stamp (or could again after a resume).
 fn live(seal: &Seal) -> bool {
-    matches!(seal.state, SealState::Active | SealState::Suspended)
+    seal.state.is_live()
 }
 
 /// What the running daemon says about token logins.
@@ -594,28 +594,41 @@ fn store(config: &Config) -> (Check, Option<Arc<Store>>) {
     let location = config.store_location();
     match &location.database {
         Database::Sqlite(path) => sqlite_store(path, &location),
-        Database::Postgres(_) => match Store::open_existing_at(&location) {
-            Ok(store) => (
-                Check::ok(
-                    "store",
-                    format!(
-                        "PostgreSQL store {} reachable, schema current",
-                        config.store_display()
-                    ),
-                ),
-                Some(Arc::new(store)),
+        Database::Postgres(options) => postgres_store(options, &location, config),
+    }
+}
+
+/// A PostgreSQL store: reachable, holding a seald store of the schema this build writes (read
+/// first: the doctor never migrates a store other nodes use).
+fn postgres_store(
+    options: &crate::store::PgOptions,
+    location: &crate::store::StoreLocation,
+    config: &Config,
+) -> (Check, Option<Arc<Store>>) {
+    let shown = config.store_display();
+    let fail = |message: String| (Check::fail("store", message), None);
+    let (version, known) = match crate::store::postgres_schema_versions(options) {
+        Ok(found) => found,
+        Err(e) => return fail(format!("PostgreSQL store {shown}: {e}; check that the server runs and the URL, [postgres] ca_file and the password are right (docs/postgres.md)")),
+    };
+    if version == 0 {
+        return fail(format!("the database {shown} holds no seald store; check the URL (a new store is made by `seald --init`)"));
+    }
+    if version > known {
+        return fail(format!("PostgreSQL store {shown} has schema version {version}, newer than this sealctl knows ({known}): it was written by a newer seald; run that version"));
+    }
+    if version < known {
+        return (Check::warn("store", format!("PostgreSQL store {shown} has schema version {version}; this seald writes {known}: the first node started on this version migrates it (take a backup first); seals and the usage log were not checked")), None);
+    }
+    match Store::open_existing_at(location) {
+        Ok(store) => (
+            Check::ok(
+                "store",
+                format!("PostgreSQL store {shown} reachable, schema version {version} (current)"),
             ),
-            Err(e) => (
-                Check::fail(
-                    "store",
-                    format!(
-                        "PostgreSQL store {}: {e}; check that the server runs and the URL, [postgres] ca_file and the password are right (docs/postgres.md)",
-                        config.store_display()
-                    ),
-                ),
-                None,
-            ),
-        },
+            Some(Arc::new(store)),
+        ),
+        Err(e) => fail(format!("PostgreSQL store {shown}: {e}")),
     }
 }
 
@@ -665,6 +678,14 @@ fn sqlite_store(
                 "; but it was open to other users (mode {mode:o}): opening it set it back to 0600, as seald does at each start; find out who changed it and who could read it meanwhile"
             ));
         }
+    }
+    // Opened as another user (root), the store's lock and journal files would be that user's,
+    // and seald (user seald) could not start.
+    let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if owner != unsafe { libc::geteuid() } {
+        notes.push_str(&format!("; seals and the usage log were not checked: run sealctl doctor as the store's owner (uid {owner}, the user seald runs as: sudo -u seald sealctl doctor …)"));
+        return (Check::warn("store", notes), None);
     }
     match Store::open_existing_at(location) {
         Ok(store) => (Check::new("store", status, notes), Some(Arc::new(store))),

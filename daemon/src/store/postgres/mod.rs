@@ -271,6 +271,14 @@ fn rustls_connector(
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+/// The schema version of the seald store in the database `options` names (0: none) and the
+/// version this build writes, read without changing anything (for `sealctl doctor`).
+pub fn schema_versions(options: &PgOptions) -> Result<(i64, i64), StoreError> {
+    let connector = Connector::new(options)?;
+    let conn = connector.connect()?;
+    Ok((schema::version(&conn.client)?, schema::latest_version()))
+}
+
 /// Creates database `name` on the server `server_url` names (through any database of it) and
 /// returns the URL of the new database: for set-up scripts and tests.
 pub fn create_database(server_url: &str, name: &str) -> Result<String, StoreError> {
