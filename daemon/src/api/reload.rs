@@ -135,21 +135,14 @@ fn changed_keys(before: &str, after: &str) -> Result<Vec<String>, String> {
     };
     let (before, after) = (parse(before)?, parse(after)?);
     let empty = toml::Table::new();
-    let table = |v: Option<&'_ toml::Value>| -> Option<toml::Table> {
-        match v {
-            Some(toml::Value::Table(t)) => Some(t.clone()),
-            None => Some(empty.clone()),
-            Some(_) => None,
-        }
-    };
     let mut changed = Vec::new();
     for key in union(&before, &after) {
         let (a, b) = (before.get(&key), after.get(&key));
-        match (table(a), table(b)) {
+        match (as_table(a, &empty), as_table(b, &empty)) {
             // A table added or removed is all its keys changed.
             (Some(ta), Some(tb)) => {
                 changed.extend(
-                    union(&ta, &tb)
+                    union(ta, tb)
                         .into_iter()
                         .filter(|inner| ta.get(inner) != tb.get(inner))
                         .map(|inner| format!("{key}.{inner}")),
@@ -160,6 +153,15 @@ fn changed_keys(before: &str, after: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(changed)
+}
+
+/// A table value as itself, a missing value as the empty table, anything else as `None`.
+fn as_table<'a>(value: Option<&'a toml::Value>, empty: &'a toml::Table) -> Option<&'a toml::Table> {
+    match value {
+        Some(toml::Value::Table(t)) => Some(t),
+        None => Some(empty),
+        Some(_) => None,
+    }
 }
 
 fn union(a: &toml::Table, b: &toml::Table) -> std::collections::BTreeSet<String> {

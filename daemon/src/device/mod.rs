@@ -200,6 +200,14 @@ impl Devices {
         owners.into_iter().map(|(serial, _)| serial).collect()
     }
 
+    /// Whether the token `serial` is present and logged in (false when it is absent or cannot
+    /// say).
+    pub fn is_logged_in(&self, serial: &str) -> bool {
+        self.token(serial)
+            .and_then(|owner| owner.logged_in())
+            .unwrap_or(false)
+    }
+
     /// The owner of the token with this serial, in whichever module holds it now.
     pub fn token(&self, serial: &str) -> DeviceResult<Arc<TokenOwner>> {
         if let Some(owner) = self

@@ -163,11 +163,7 @@ fn register_devices(registry: &mut Registry, runtime: &Runtime, seals: &[Seal]) 
                 serial: token.serial.clone(),
             };
             present.get_or_create(&serial).set(1);
-            let logged = runtime
-                .devices
-                .token(&token.serial)
-                .and_then(|owner| owner.logged_in())
-                .unwrap_or(false);
+            let logged = runtime.devices.is_logged_in(&token.serial);
             logged_in.get_or_create(&serial).set(logged as i64);
             // PKCS#11 reports flags, not numbers: exact only when locked or at the final try.
             if token.pin.locked {

@@ -98,11 +98,7 @@ impl Drop for Renewal {
 
 /// Whether this node can sign with the token `serial` now: present and logged in here.
 pub fn can_sign_here(runtime: &Runtime, serial: &str) -> bool {
-    runtime
-        .devices
-        .token(serial)
-        .and_then(|owner| owner.logged_in())
-        .unwrap_or(false)
+    runtime.devices.is_logged_in(serial)
 }
 
 /// Whether this node can sign request `id` now: its seal's token is logged in here and, under

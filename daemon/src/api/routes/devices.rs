@@ -90,11 +90,7 @@ pub async fn list(
             let mut tokens = Vec::with_capacity(m.tokens.len());
             for info in m.tokens {
                 tokens.push(TokenView {
-                    logged_in: state
-                        .devices
-                        .token(&info.serial)
-                        .and_then(|o| o.logged_in())
-                        .unwrap_or(false),
+                    logged_in: state.devices.is_logged_in(&info.serial),
                     pin_summary: info.pin.summary(),
                     pin_warning: pin_warning(&state, &info.serial)?,
                     info,

@@ -22,11 +22,6 @@ pub(super) fn read_seals(store: &Store) -> Result<SealsRead, StoreError> {
     })
 }
 
-/// Whether a seal can still stamp (or could again after a resume).
-pub(super) fn live(seal: &Seal) -> bool {
-    seal.state.is_live()
-}
-
 /// What the running daemon says about token logins.
 pub(super) enum LoginState {
     /// Serial → logged in.
@@ -104,13 +99,13 @@ pub(super) fn tokens(
             let seals: Vec<&Seal> = read
                 .seals
                 .iter()
-                .filter(|s| live(s) && s.device_serial == token.serial)
+                .filter(|s| s.state.is_live() && s.device_serial == token.serial)
                 .collect();
             checks.push(token_check(&module.name, token, &seals, read, login, url));
         }
     }
     let mut missing: Vec<(&str, Vec<&Seal>)> = Vec::new();
-    for seal in read.seals.iter().filter(|s| live(s)) {
+    for seal in read.seals.iter().filter(|s| s.state.is_live()) {
         if present.contains(&seal.device_serial) {
             continue;
         }
@@ -227,7 +222,7 @@ pub(super) fn seal_checks(seals: &[Seal], clock: &Clock) -> Vec<Check> {
 pub(super) fn seal_check(seal: &Seal, clock: &Clock) -> Check {
     let name = format!("seal:{}", seal.id);
     let who = format!("seal {} ({})", seal.id, seal.name);
-    if !live(seal) {
+    if !seal.state.is_live() {
         return Check::ok(
             name,
             format!(
